@@ -1,0 +1,232 @@
+#!/usr/bin/env bash
+# ckpt benchmark (`make bench`): checkpoint and restart times and image sizes,
+# each next to a baseline measured in the same run, in the same directory
+# (so on the same file system) as the images. Not a test: it prints a table
+# and says PASS or MISS against the targets; it fails only if ckpt does not
+# work at all.
+#
+# Times are taken with bash's $EPOCHREALTIME (no fork), each measurement is
+# run 3 times and the median is reported. Page caches are not dropped: the
+# images and the dd files are read back warm, alike.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+REPS=${REPS:-3}
+MEMTOUCH=$ROOT/demo/bin/memtouch
+for f in ckpt restart libckpt.so hello-test "$MEMTOUCH"; do
+    [[ -e $f ]] || { echo "bench: $f is missing: run make first" >&2; exit 1; }
+done
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/ckpt-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done
+    rm -rf "$T"
+}
+trap cleanup EXIT
+mkfifo "$T/fifo"
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+# Microseconds of $EPOCHREALTIME (whatever the locale's decimal separator).
+usec() { local t=${1//[.,]/}; echo "$t"; }
+# Elapsed milliseconds between two $EPOCHREALTIME readings.
+ms_between() { awk -v a="$(usec "$1")" -v b="$(usec "$2")" 'BEGIN { printf "%.1f", (b - a) / 1000 }'; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
+verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v + 0 <= t + 0) ? "PASS" : "MISS" }'; }
+
+# The time the capture library reports on its stderr line (e.g. "12.3 ms"),
+# or the whole line if no time is recognised.
+preload_time() {
+    local line
+    line=$(tail -n 1 "$1" 2>/dev/null || true)
+    if [[ $line =~ ([0-9]+(\.[0-9]+)?)[[:space:]]*(ms|µs|us|s)([^[:alpha:]]|$) ]]; then
+        local v=${BASH_REMATCH[1]} u=${BASH_REMATCH[3]}
+        case $u in
+            s) awk -v v="$v" 'BEGIN { printf "%.1f", v * 1000 }' ;;
+            ms) printf '%s' "$v" ;;
+            *) awk -v v="$v" 'BEGIN { printf "%.3f", v / 1000 }' ;;
+        esac
+    else
+        printf '?'
+    fi
+}
+
+# checkpoint_memtouch IMAGE RESERVE TOUCH: runs memtouch under ckpt, waits for
+# "ready", checkpoints it. Sets CK_MS (kill -USR2 to the exit of the ckpt'd
+# process), PRE_MS (what the preload printed), SIZE (image bytes).
+checkpoint_memtouch() {
+    local img=$1 st=0 line t0 t1
+    rm -f "$img"
+    ./ckpt -o "$img" "$MEMTOUCH" "$2" "$3" >"$T/fifo" 2>"$T/ckpt.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    exec 3<"$T/fifo"
+    read -r -t 60 line <&3 || die "memtouch $2 $3 under ckpt did not get ready: $(cat "$T/ckpt.err")"
+    [[ $line == ready ]] || die "memtouch printed '$line' instead of ready"
+    t0=$EPOCHREALTIME
+    kill -USR2 "$pid"
+    wait "$pid" || st=$?
+    t1=$EPOCHREALTIME
+    exec 3<&-
+    [[ $st == 99 ]] || die "checkpoint of memtouch $2 $3 exited with status $st: $(cat "$T/ckpt.err")"
+    CK_MS=$(ms_between "$t0" "$t1")
+    PRE_MS=$(preload_time "$T/ckpt.err")
+    SIZE=$(stat -c %s "$img")
+}
+
+# restart_first_line IMAGE: sets RS_MS, from starting ./restart to reading the
+# restarted program's first line; then kills it.
+restart_first_line() {
+    local img=$1 line t0 t1 st=0
+    t0=$EPOCHREALTIME
+    ./restart "$img" >"$T/fifo" 2>"$T/restart.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    exec 3<"$T/fifo"
+    read -r -t 60 line <&3 || { exec 3<&-; die "restart of $img printed nothing: $(cat "$T/restart.err")"; }
+    t1=$EPOCHREALTIME
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || st=$?
+    exec 3<&-
+    [[ $line == tick* ]] || die "restart of $img printed '$line', not a tick"
+    RS_MS=$(ms_between "$t0" "$t1")
+}
+
+# dd_baseline MIB: sets DDW_MS and DDR_MS, medians of REPS runs.
+dd_baseline() {
+    local w=() r=() i t0 t1
+    for ((i = 0; i < REPS; i++)); do
+        rm -f "$T/dd.bin"
+        t0=$EPOCHREALTIME
+        dd if=/dev/zero of="$T/dd.bin" bs=1M count="$1" conv=fsync status=none
+        t1=$EPOCHREALTIME
+        w+=("$(ms_between "$t0" "$t1")")
+        t0=$EPOCHREALTIME
+        dd if="$T/dd.bin" of=/dev/null bs=1M status=none
+        t1=$EPOCHREALTIME
+        r+=("$(ms_between "$t0" "$t1")")
+    done
+    rm -f "$T/dd.bin"
+    DDW_MS=$(median "${w[@]}")
+    DDR_MS=$(median "${r[@]}")
+}
+
+# memtouch_case NAME RESERVE TOUCH: medians of REPS checkpoints and restarts.
+memtouch_case() {
+    local name=$1 ck=() pre=() rs=() size=0 i
+    for ((i = 0; i < REPS; i++)); do
+        checkpoint_memtouch "$T/$name.dat" "$2" "$3"
+        ck+=("$CK_MS")
+        pre+=("$PRE_MS")
+        size=$SIZE
+        restart_first_line "$T/$name.dat"
+        rs+=("$RS_MS")
+    done
+    M_CK=$(median "${ck[@]}")
+    M_PRE=$(median "${pre[@]}")
+    M_RS=$(median "${rs[@]}")
+    M_SIZE=$size
+    M_ALLOC=$(($(stat -c %b "$T/$name.dat") * $(stat -c %B "$T/$name.dat")))
+    rm -f "$T/$name.dat"
+}
+
+# wait_asleep PID: until the process has slept once (its first sleep(1)).
+wait_asleep() {
+    local i key val state='' vol=0
+    for ((i = 0; i < 6000; i++)); do
+        state='' vol=0
+        while read -r key val _; do
+            case $key in
+                State:) state=$val ;;
+                voluntary_ctxt_switches:) vol=$val ;;
+            esac
+        done <"/proc/$1/status" || return 1
+        [[ $state == S && $vol -ge 1 ]] && return 0
+        sleep 0.01
+    done
+    return 1
+}
+
+hello_checkpoint() {
+    local img=$T/hello.dat st=0 t0 t1
+    rm -f "$img"
+    ./ckpt -o "$img" ./hello-test >/dev/null 2>"$T/ckpt.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_asleep "$pid" || die "hello-test under ckpt did not start: $(cat "$T/ckpt.err")"
+    t0=$EPOCHREALTIME
+    kill -USR2 "$pid"
+    wait "$pid" || st=$?
+    t1=$EPOCHREALTIME
+    [[ $st == 99 ]] || die "checkpoint of hello-test exited with status $st: $(cat "$T/ckpt.err")"
+    CK_MS=$(ms_between "$t0" "$t1")
+    PRE_MS=$(preload_time "$T/ckpt.err")
+    SIZE=$(stat -c %s "$img")
+}
+
+echo "ckpt benchmark: $(nproc) CPUs, $(uname -r), images and baselines in $T ($(df -PT "$T" | awk 'NR == 2 { print $2 " on " $1 }'))"
+echo "each figure is the median of $REPS runs"
+echo
+
+# hello-test, and the restart of a small program.
+ck=() pre=() rs=()
+for ((i = 0; i < REPS; i++)); do
+    hello_checkpoint
+    ck+=("$CK_MS")
+    pre+=("$PRE_MS")
+    H_SIZE=$SIZE
+done
+H_CK=$(median "${ck[@]}")
+H_PRE=$(median "${pre[@]}")
+for ((i = 0; i < REPS; i++)); do
+    checkpoint_memtouch "$T/small.dat" 1 1
+    restart_first_line "$T/small.dat"
+    rs+=("$RS_MS")
+done
+S_RS=$(median "${rs[@]}")
+
+memtouch_case touched 1024 1024
+A_CK=$M_CK A_PRE=$M_PRE A_RS=$M_RS A_SIZE=$M_SIZE A_ALLOC=$M_ALLOC
+dd_baseline $(((A_SIZE + 1048575) / 1048576))
+A_DDW=$DDW_MS A_DDR=$DDR_MS
+
+memtouch_case sparse 1024 16
+B_CK=$M_CK B_PRE=$M_PRE B_RS=$M_RS B_SIZE=$M_SIZE B_ALLOC=$M_ALLOC
+dd_baseline $(((B_SIZE + 1048575) / 1048576))
+B_DDW=$DDW_MS B_DDR=$DDR_MS
+
+row() { printf '%-44s %12s %12s %10s %8s %6s\n' "$@"; }
+row "measure" "ckpt" "baseline" "ratio" "target" ""
+row "-------" "----" "--------" "-----" "------" ""
+row "hello-test: checkpoint (USR2 -> exit), ms" "$H_CK" "-" "-" "<10" "$(verdict "$H_CK" 10)"
+row "hello-test: checkpoint, preload's own, ms" "$H_PRE" "-" "-" "" ""
+row "hello-test: image, MiB" "$(mib "$H_SIZE")" "-" "-" "<5" "$(verdict "$(mib "$H_SIZE")" 5)"
+row "memtouch 1 1: restart to first line, ms" "$S_RS" "-" "-" "<10" "$(verdict "$S_RS" 10)"
+for c in A B; do
+    if [[ $c == A ]]; then
+        label="A: 1024 MiB touched"; ck=$A_CK pre=$A_PRE rs=$A_RS size=$A_SIZE alloc=$A_ALLOC ddw=$A_DDW ddr=$A_DDR
+    else
+        label="B: 1024 MiB reserved, 16 touched"; ck=$B_CK pre=$B_PRE rs=$B_RS size=$B_SIZE alloc=$B_ALLOC ddw=$B_DDW ddr=$B_DDR
+    fi
+    rw=$(ratio "$ck" "$ddw") rr=$(ratio "$rs" "$ddr")
+    row "$label" "" "" "" "" ""
+    row "  checkpoint vs dd write+fsync, ms" "$ck" "$ddw" "$rw" "<=1.2x" "$(verdict "$rw" 1.2)"
+    row "  checkpoint, preload's own, ms" "$pre" "" "" "" ""
+    row "  restart to first line vs dd read, ms" "$rs" "$ddr" "$rr" "<=1.5x" "$(verdict "$rr" 1.5)"
+    if [[ $c == B ]]; then
+        row "  image (allocated $(mib "$alloc")), MiB" "$(mib "$size")" "" "" "<24" "$(verdict "$(mib "$size")" 24)"
+    else
+        row "  image (allocated $(mib "$alloc")), MiB" "$(mib "$size")" "" "" "" ""
+    fi
+done
+echo
+echo "The restart time of hello-test itself is not measured: its stdout, a pipe"
+echo "or a file, is fully buffered, so it prints nothing until it exits. 'memtouch 1 1'"
+echo "(a small program printing a flushed line every ms) stands in for it."
+echo
+echo "DMTCP, for scale: hello-test checkpoint 0.42 s, restart 0.20 s, image 22.4 MiB;"
+echo "1 GiB touched: checkpoint 1.86 s, restart 1.01 s; 1 GiB reserved, 16 MiB touched: image 38.4 MiB."

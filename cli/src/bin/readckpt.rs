@@ -1,0 +1,1489 @@
+//! readckpt: shows what a ckpt image holds.
+//!
+//! It reads the header and the metadata tables only (the data too with
+//! `--verify`), validates them with the format crate, and prints them as text
+//! for a human or as JSON for a program (the schema is in docs/FORMAT.md).
+//!
+//! Every failure is one line on stderr and exit status 1 (2 for usage
+//! errors). Output goes through one buffered `write!` chain so that a closed
+//! pipe (`readckpt img | head -1`) ends the program quietly instead of
+//! aborting it (the workspace builds with panic=abort).
+
+use ckpt_image::{Extent, Header, Meta, Region, RegionKind, Thread};
+use ckpt_image::{HEADER_SIZE, NSIG, PROT_EXEC, PROT_READ, PROT_WRITE};
+use ckpt_image::{REGION_GROWSDOWN, REGION_SHARED};
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+const USAGE: &str = "\
+Usage: readckpt [--verify] [--json] IMAGE
+
+Prints what a ckpt checkpoint image holds: the process it came from, its
+threads, its signal dispositions and its memory regions. Only the header and
+the metadata are read, and validated, unless --verify is given.
+
+Options:
+  --verify    also read every stored extent and check its xxh3 checksum
+  --json      print JSON instead of text (schema: docs/FORMAT.md)
+  --help      print this help and exit
+  --version   print the version and exit
+
+Example:
+  readckpt --verify myckpt.dat
+
+Exit status: 0 when the image is valid, 1 when it is not or cannot be read
+(one line on stderr says why), 2 on a usage error.
+";
+
+/// glibc's REG_* indices into `uc_mcontext.gregs`.
+const REG_RSP: usize = 15;
+const REG_RIP: usize = 16;
+const REG_EFL: usize = 17;
+
+/// Version of the `--json` output layout (see docs/FORMAT.md).
+const JSON_SCHEMA: u32 = 1;
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let code = run(&args, &mut out, &mut io::stderr());
+    std::process::exit(code);
+}
+
+// ---------------------------------------------------------------- arguments
+
+struct Options {
+    path: OsString,
+    json: bool,
+    verify: bool,
+}
+
+enum Command {
+    Help,
+    Version,
+    Inspect(Options),
+}
+
+fn parse_args(args: &[OsString]) -> Result<Command, String> {
+    let (mut json, mut verify, mut path, mut options_done) = (false, false, None, false);
+    for arg in args {
+        match arg.to_str() {
+            Some("--help" | "-h") if !options_done => return Ok(Command::Help),
+            Some("--version" | "-V") if !options_done => return Ok(Command::Version),
+            Some("--json") if !options_done => json = true,
+            Some("--verify") if !options_done => verify = true,
+            Some("--") if !options_done => options_done = true,
+            Some(s) if !options_done && s.starts_with('-') && s != "-" => {
+                return Err(format!("unknown option '{s}' (try 'readckpt --help')"));
+            }
+            _ if path.is_some() => {
+                return Err("more than one IMAGE given (try 'readckpt --help')".into())
+            }
+            _ => path = Some(arg.clone()),
+        }
+    }
+    let path = path.ok_or("no IMAGE given (try 'readckpt --help')")?;
+    Ok(Command::Inspect(Options { path, json, verify }))
+}
+
+/// Why an inspection stopped: the image (reported as `readckpt: IMAGE: why`)
+/// or the output (a closed pipe is quiet).
+enum Failure {
+    Image(String),
+    Output(io::Error),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Self {
+        Failure::Output(e)
+    }
+}
+
+/// Runs readckpt and returns its exit status.
+fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let (name, result) = match parse_args(args) {
+        Ok(Command::Help) => (String::new(), write_flush(out, USAGE)),
+        Ok(Command::Version) => (
+            String::new(),
+            write_flush(out, &format!("readckpt {}\n", env!("CARGO_PKG_VERSION"))),
+        ),
+        Ok(Command::Inspect(opts)) => {
+            let name = opts.path.to_string_lossy().into_owned();
+            let result = inspect(&opts, &name, out);
+            (name, result)
+        }
+        Err(msg) => {
+            let _ = writeln!(err, "readckpt: {msg}");
+            return 2;
+        }
+    };
+    match result {
+        Ok(()) => 0,
+        Err(Failure::Image(msg)) => {
+            let _ = writeln!(err, "readckpt: {name}: {msg}");
+            1
+        }
+        Err(Failure::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+        Err(Failure::Output(e)) => {
+            let _ = writeln!(err, "readckpt: write error: {}", os_message(&e));
+            1
+        }
+    }
+}
+
+fn write_flush(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
+    out.write_all(text.as_bytes())?;
+    Ok(out.flush()?)
+}
+
+/// Reads, validates and prints one image; with --verify, a bad extent is
+/// reported after the output.
+fn inspect(opts: &Options, name: &str, out: &mut dyn Write) -> Result<(), Failure> {
+    let mut image = Image::open(&opts.path).map_err(Failure::Image)?;
+    let meta =
+        Meta::parse(&image.header, &image.meta).map_err(|e| Failure::Image(e.message().into()))?;
+    let verdict = match opts.verify {
+        true => Some(verify(&mut image.file, &meta).map_err(|e| Failure::Image(read_error(&e)))?),
+        false => None,
+    };
+    let report = Report {
+        name,
+        meta: &meta,
+        file_len: image.len,
+        verdict,
+    };
+    match opts.json {
+        true => write_json(out, &report)?,
+        false => write_text(out, &report)?,
+    }
+    out.flush()?;
+    match report.verdict {
+        Some(Verdict::Bad(bad)) => Err(Failure::Image(bad.message())),
+        _ => Ok(()),
+    }
+}
+
+/// The OS error text alone ("No such file or directory"), without Rust's
+/// " (os error 2)" suffix.
+fn os_message(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error ") {
+        Some(i) => s[..i].to_string(),
+        None => s,
+    }
+}
+
+// ---------------------------------------------------------------- reading
+
+/// A read error: an early end of file means the image shrank under us.
+fn read_error(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => ckpt_image::Error::Truncated.message().into(),
+        _ => os_message(e),
+    }
+}
+
+/// The open image file, its validated header and its raw metadata.
+struct Image {
+    file: File,
+    len: u64,
+    header: Header,
+    meta: Vec<u8>,
+}
+
+impl Image {
+    fn open(path: &OsString) -> Result<Image, String> {
+        // stat before open: opening a FIFO would block.
+        let st = std::fs::metadata(path).map_err(|e| os_message(&e))?;
+        if st.is_dir() {
+            return Err(os_message(&io::Error::from_raw_os_error(libc::EISDIR)));
+        }
+        if !st.is_file() {
+            return Err("not a regular file".into());
+        }
+        let mut file = File::open(path).map_err(|e| os_message(&e))?;
+        let len = file.metadata().map_err(|e| os_message(&e))?.len();
+        let mut head = Vec::with_capacity(HEADER_SIZE);
+        (&mut file)
+            .take(HEADER_SIZE as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| os_message(&e))?;
+        let header = Header::parse(&head, len).map_err(|e| e.message().to_string())?;
+        let mut meta = vec![0; header.meta_len as usize];
+        file.seek(SeekFrom::Start(header.meta_offset))
+            .and_then(|_| file.read_exact(&mut meta))
+            .map_err(|e| read_error(&e))?;
+        Ok(Image {
+            file,
+            len,
+            header,
+            meta,
+        })
+    }
+}
+
+/// Outcome of `--verify`.
+enum Verdict {
+    Good { extents: u64, bytes: u64 },
+    Bad(BadExtent),
+}
+
+struct BadExtent {
+    index: usize,
+    region: usize,
+    extent: Extent,
+    computed: u64,
+}
+
+impl BadExtent {
+    fn message(&self) -> String {
+        format!(
+            "extent {} at {:#x} (region {}) is corrupted (checksum mismatch)",
+            self.index, self.extent.addr, self.region
+        )
+    }
+}
+
+/// Reads the data area in file order (extents are stored contiguously, in
+/// table order) and checks each extent's checksum; stops at the first
+/// mismatch. One buffer of the longest extent (at most `MAX_EXTENT`).
+fn verify(file: &mut File, m: &Meta) -> io::Result<Verdict> {
+    file.seek(SeekFrom::Start(m.header.data_offset))?;
+    let mut buf = Vec::new();
+    let (mut index, mut bytes) = (0, 0);
+    for (region, r) in m.regions().enumerate() {
+        for extent in m.extents_of(&r) {
+            buf.resize(extent.len as usize, 0);
+            file.read_exact(&mut buf)?;
+            let computed = ckpt_image::checksum(&buf);
+            if computed != extent.checksum {
+                return Ok(Verdict::Bad(BadExtent {
+                    index,
+                    region,
+                    extent,
+                    computed,
+                }));
+            }
+            index += 1;
+            bytes += extent.len;
+        }
+    }
+    Ok(Verdict::Good {
+        extents: index as u64,
+        bytes,
+    })
+}
+
+// ---------------------------------------------------------------- formatting helpers
+
+struct Report<'a> {
+    name: &'a str,
+    meta: &'a Meta<'a>,
+    file_len: u64,
+    verdict: Option<Verdict>,
+}
+
+impl Report<'_> {
+    fn string(&self, s: ckpt_image::StrRef) -> &[u8] {
+        self.meta.string(s).unwrap_or_default()
+    }
+    fn argv(&self) -> Vec<&[u8]> {
+        let cmdline = self.string(self.meta.header.cmdline);
+        let cmdline = cmdline.strip_suffix(b"\0").unwrap_or(cmdline);
+        if cmdline.is_empty() {
+            return Vec::new();
+        }
+        cmdline.split(|&b| b == 0).collect()
+    }
+    fn comm(&self) -> &[u8] {
+        let comm = &self.meta.header.comm;
+        &comm[..comm.iter().position(|&b| b == 0).unwrap_or(comm.len())]
+    }
+}
+
+/// "12.0K", "1.5M": a size for a human (powers of 1024).
+fn human(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let mut v = bytes as f64;
+    for unit in ["K", "M", "G", "T"] {
+        v /= 1024.0;
+        if v < 1024.0 || unit == "T" {
+            return format!("{v:.1}{unit}");
+        }
+    }
+    unreachable!()
+}
+
+fn duration(ns: u64) -> String {
+    match ns {
+        0..=999_999 => format!("{:.1} µs", ns as f64 / 1e3),
+        1_000_000..=999_999_999 => format!("{:.3} ms", ns as f64 / 1e6),
+        _ => format!("{:.3} s", ns as f64 / 1e9),
+    }
+}
+
+/// ISO 8601 UTC time, to the millisecond, of nanoseconds since the epoch.
+fn iso8601(ns: u64) -> String {
+    let secs = (ns / 1_000_000_000) as i64;
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    let ms = ns / 1_000_000 % 1000;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        t / 3600,
+        t / 60 % 60,
+        t % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + (m <= 2) as i64, m, d)
+}
+
+/// Names of the notable XCR0 feature groups present in `xfeatures`.
+fn xfeature_names(xfeatures: u64) -> Vec<&'static str> {
+    const GROUPS: [(u64, &str); 7] = [
+        (1 << 0, "x87"),
+        (1 << 1, "SSE"),
+        (1 << 2, "AVX"),
+        (0b11 << 3, "MPX"),
+        (0b111 << 5, "AVX-512"),
+        (1 << 9, "PKRU"),
+        (0b11 << 17, "AMX"),
+    ];
+    GROUPS
+        .iter()
+        .filter(|(bits, _)| xfeatures & bits != 0)
+        .map(|&(_, name)| name)
+        .collect()
+}
+
+/// "SIGINT"; real-time signals (32 and up) by number: "SIG34".
+fn signal_name(sig: usize) -> String {
+    const NAMES: &str = "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM \
+                         STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS";
+    let name = sig
+        .checked_sub(1)
+        .and_then(|i| NAMES.split_whitespace().nth(i));
+    format!("SIG{}", name.map_or(sig.to_string(), str::to_string))
+}
+
+/// `rwxp` / `rwxs` as in /proc/PID/maps.
+fn perms(r: &Region) -> String {
+    let bit = |set: bool, c: char| if set { c } else { '-' };
+    let (p, f) = (r.prot, r.flags);
+    [
+        (p & PROT_READ, 'r'),
+        (p & PROT_WRITE, 'w'),
+        (p & PROT_EXEC, 'x'),
+    ]
+    .iter()
+    .map(|&(b, c)| bit(b != 0, c))
+    .chain([if f & REGION_SHARED != 0 { 's' } else { 'p' }])
+    .collect()
+}
+
+fn kind_name(r: &Region) -> &'static str {
+    r.kind().map_or("?", RegionKind::name)
+}
+
+/// A byte string for a terminal: UTF-8 (lossy), control characters escaped.
+fn show(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    for c in String::from_utf8_lossy(bytes).chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            c if c.is_control() => s.push_str(&format!("\\x{:02x}", c as u32)),
+            c => s.push(c),
+        }
+    }
+    s
+}
+
+/// One argument, quoted for a POSIX shell only when it needs it.
+fn shell_quote(arg: &[u8]) -> String {
+    let plain = |b: &u8| b.is_ascii_alphanumeric() || b"_@%+=:,./-".contains(b);
+    if !arg.is_empty() && arg.iter().all(plain) {
+        return String::from_utf8_lossy(arg).into_owned();
+    }
+    match std::str::from_utf8(arg) {
+        Ok(s) if !s.chars().any(char::is_control) => format!("'{}'", s.replace('\'', r"'\''")),
+        // Control characters or invalid UTF-8: bash's $'...' with escapes.
+        _ => {
+            let mut s = String::from("$'");
+            for &b in arg {
+                match b {
+                    b'\'' | b'\\' => s.extend(['\\', b as char]),
+                    0x20..=0x7e => s.push(b as char),
+                    _ => s.push_str(&format!("\\x{b:02x}")),
+                }
+            }
+            s + "'"
+        }
+    }
+}
+
+// ---------------------------------------------------------------- text
+
+fn write_text(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
+    write_process(out, rep)?;
+    write_mm(out, &rep.meta.header)?;
+    write_threads(out, rep.meta)?;
+    write_signals(out, rep.meta)?;
+    write_regions(out, rep.meta)?;
+    match &rep.verdict {
+        None => Ok(()),
+        Some(Verdict::Good { extents, bytes }) => {
+            writeln!(out, "verify: OK, all {extents} extents ({}) match their checksums", human(*bytes))
+        }
+        Some(Verdict::Bad(b)) => writeln!(
+            out,
+            "verify: FAILED: extent {} ({:#x}-{:#x}, region {}, file offset {:#x}): checksum {:#018x}, stored {:#018x}",
+            b.index,
+            b.extent.addr,
+            b.extent.addr + b.extent.len,
+            b.region,
+            b.extent.file_pos,
+            b.computed,
+            b.extent.checksum
+        ),
+    }
+}
+
+fn write_process(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
+    let h = &rep.meta.header;
+    let argv: Vec<String> = rep.argv().iter().map(|a| shell_quote(a)).collect();
+    let none = |s: String| {
+        if s.is_empty() {
+            "(none)".to_string()
+        } else {
+            s
+        }
+    };
+    writeln!(out, "image       {}", show(rep.name.as_bytes()))?;
+    writeln!(
+        out,
+        "format      version {}, x86-64, page size {}",
+        h.version, h.page_size
+    )?;
+    writeln!(out, "created     {}", iso8601(h.created_ns))?;
+    writeln!(out, "capture     {}", duration(h.capture_ns))?;
+    writeln!(out, "pid         {}", h.pid)?;
+    writeln!(out, "command     {}", none(argv.join(" ")))?;
+    writeln!(out, "cwd         {}", none(show(rep.string(h.cwd))))?;
+    writeln!(out, "exe         {}", none(show(rep.string(h.exe))))?;
+    writeln!(out, "comm        {}", none(show(rep.comm())))?;
+    writeln!(out, "umask       {:04o}", h.umask)?;
+    writeln!(
+        out,
+        "xfeatures   {:#x} ({})",
+        h.xfeatures,
+        xfeature_names(h.xfeatures).join(" ")
+    )?;
+    writeln!(out, "xsave size  {} bytes", h.xsave_size)?;
+    write!(
+        out,
+        "file        {} bytes ({})",
+        h.file_len,
+        human(h.file_len)
+    )?;
+    if rep.file_len != h.file_len {
+        write!(out, ", {} bytes on disk", rep.file_len)?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "metadata    {} bytes at {:#x}",
+        h.meta_len, h.meta_offset
+    )?;
+    writeln!(
+        out,
+        "data        {} bytes ({}) at {:#x}",
+        h.data_len,
+        human(h.data_len),
+        h.data_offset
+    )
+}
+
+fn write_mm(out: &mut dyn Write, h: &Header) -> io::Result<()> {
+    let mm = &h.mm;
+    writeln!(out, "\nmm layout")?;
+    writeln!(out, "  code      {:#x}-{:#x}", mm.start_code, mm.end_code)?;
+    writeln!(out, "  data      {:#x}-{:#x}", mm.start_data, mm.end_data)?;
+    writeln!(out, "  brk       {:#x}-{:#x}", mm.start_brk, mm.brk)?;
+    writeln!(out, "  stack     {:#x}", mm.start_stack)?;
+    writeln!(out, "  args      {:#x}-{:#x}", mm.arg_start, mm.arg_end)?;
+    writeln!(out, "  env       {:#x}-{:#x}", mm.env_start, mm.env_end)
+}
+
+fn rseq(t: &Thread) -> String {
+    match t.rseq_area {
+        0 => "none".into(),
+        area => format!("{area:#x}+{}", t.rseq_len),
+    }
+}
+
+fn write_threads(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
+    writeln!(out, "\nthreads ({}; * wrote the image)", m.n_threads())?;
+    let columns = "TID     RIP            RSP            RFLAGS   FS_BASE        RSEQ               UCONTEXT       SIGMASK";
+    writeln!(out, "   {columns}")?;
+    for (i, t) in m.threads().enumerate() {
+        let mark = if i == m.header.leader as usize {
+            '*'
+        } else {
+            ' '
+        };
+        writeln!(
+            out,
+            "  {mark}{:<8}{:#014x} {:#014x} {:<8} {:#014x} {:<18} {:#014x} {:#x}",
+            t.tid,
+            t.gregs[REG_RIP],
+            t.gregs[REG_RSP],
+            format!("{:#x}", t.gregs[REG_EFL]),
+            t.fs_base,
+            rseq(&t),
+            t.ucontext,
+            t.sigmask
+        )?;
+    }
+    Ok(())
+}
+
+fn write_signals(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
+    let set: Vec<_> = (1..NSIG)
+        .map(|sig| (sig, m.sigaction(sig)))
+        .filter(|(_, a)| a.handler != 0)
+        .collect();
+    writeln!(out, "\nsignals ({} not SIG_DFL)", set.len())?;
+    for (sig, a) in set {
+        let handler = if a.handler == 1 {
+            "IGN".to_string()
+        } else {
+            format!("{:#x}", a.handler)
+        };
+        let name = format!("{} ({sig})", signal_name(sig));
+        writeln!(
+            out,
+            "  {name:<16} handler {handler:<16} flags {:#010x}  mask {:#x}",
+            a.flags, a.mask
+        )?;
+    }
+    Ok(())
+}
+
+fn write_regions(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
+    writeln!(out, "\nregions")?;
+    writeln!(
+        out,
+        "  {:<25} {:<4} {:<11} {:>8} {:>8}  PATH",
+        "START-END", "PERM", "KIND", "SIZE", "STORED"
+    )?;
+    let (mut size, mut stored) = (0, 0);
+    for r in m.regions() {
+        let bytes = m.stored_bytes(&r);
+        let mut tail = show(m.string(r.path).unwrap_or_default());
+        if r.flags & REGION_GROWSDOWN != 0 {
+            tail = format!("{tail} (grows down)").trim_start().to_string();
+        }
+        let line = format!(
+            "  {:012x}-{:012x} {} {:<11} {:>8} {:>8}  {tail}",
+            r.start,
+            r.end,
+            perms(&r),
+            kind_name(&r),
+            human(r.len()),
+            human(bytes),
+        );
+        writeln!(out, "{}", line.trim_end())?;
+        size += r.len();
+        stored += bytes;
+    }
+    writeln!(
+        out,
+        "  total: {} regions, {} extents, {} stored of {} mapped ({stored} bytes)",
+        m.n_regions(),
+        m.header.n_extents,
+        human(stored),
+        human(size)
+    )
+}
+
+// ---------------------------------------------------------------- JSON
+
+/// A JSON string of a byte string (UTF-8, invalid sequences as U+FFFD).
+fn jstr(bytes: &[u8]) -> String {
+    let mut s = String::from("\"");
+    for c in String::from_utf8_lossy(bytes).chars() {
+        match c {
+            '"' => s.push_str("\\\""),
+            '\\' => s.push_str("\\\\"),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c if (c as u32) < 0x20 => s.push_str(&format!("\\u{:04x}", c as u32)),
+            c => s.push(c),
+        }
+    }
+    s + "\""
+}
+
+fn jhex(v: u64) -> String {
+    format!("\"{v:#x}\"")
+}
+
+/// `{"k":v,...}` of already rendered values.
+fn jobj(fields: &[(&str, String)]) -> String {
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+    format!("{{{}}}", body.join(","))
+}
+
+/// An array, one item per line, indented for a member of the top object.
+fn jarray(items: Vec<String>) -> String {
+    if items.is_empty() {
+        return "[]".into();
+    }
+    format!("[\n    {}\n  ]", items.join(",\n    "))
+}
+
+fn jlist<I: IntoIterator<Item = String>>(items: I) -> String {
+    format!("[{}]", items.into_iter().collect::<Vec<_>>().join(","))
+}
+
+fn write_json(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
+    let m = rep.meta;
+    let h = &m.header;
+    let mm = &h.mm;
+    let mm = [
+        ("start_code", mm.start_code),
+        ("end_code", mm.end_code),
+        ("start_data", mm.start_data),
+        ("end_data", mm.end_data),
+        ("start_brk", mm.start_brk),
+        ("brk", mm.brk),
+        ("start_stack", mm.start_stack),
+        ("arg_start", mm.arg_start),
+        ("arg_end", mm.arg_end),
+        ("env_start", mm.env_start),
+        ("env_end", mm.env_end),
+    ];
+    let mm: Vec<(&str, String)> = mm.iter().map(|&(k, v)| (k, v.to_string())).collect();
+    let (mut size, mut stored) = (0, 0);
+    for r in m.regions() {
+        size += r.len();
+        stored += m.stored_bytes(&r);
+    }
+    let mut top: Vec<(&str, String)> = vec![
+        ("schema", JSON_SCHEMA.to_string()),
+        ("file", jstr(rep.name.as_bytes())),
+        ("format_version", h.version.to_string()),
+        ("arch", jstr(b"x86_64")),
+        ("page_size", h.page_size.to_string()),
+        ("created_ns", h.created_ns.to_string()),
+        ("created", jstr(iso8601(h.created_ns).as_bytes())),
+        ("capture_ns", h.capture_ns.to_string()),
+        ("pid", h.pid.to_string()),
+        ("argv", jlist(rep.argv().iter().map(|a| jstr(a)))),
+        ("cwd", jstr(rep.string(h.cwd))),
+        ("exe", jstr(rep.string(h.exe))),
+        ("comm", jstr(rep.comm())),
+        ("umask", h.umask.to_string()),
+        ("xfeatures", jhex(h.xfeatures)),
+        (
+            "xfeature_names",
+            jlist(
+                xfeature_names(h.xfeatures)
+                    .iter()
+                    .map(|n| jstr(n.as_bytes())),
+            ),
+        ),
+        ("xsave_size", h.xsave_size.to_string()),
+        ("file_len", h.file_len.to_string()),
+        ("meta_offset", h.meta_offset.to_string()),
+        ("meta_len", h.meta_len.to_string()),
+        ("data_offset", h.data_offset.to_string()),
+        ("data_len", h.data_len.to_string()),
+        ("leader", h.leader.to_string()),
+        ("mm", jobj(&mm)),
+        (
+            "threads",
+            jarray(m.threads().map(|t| json_thread(&t)).collect()),
+        ),
+        ("signals", jarray(json_signals(m))),
+        (
+            "regions",
+            jarray(m.regions().map(|r| json_region(m, &r)).collect()),
+        ),
+        (
+            "totals",
+            jobj(&[
+                ("regions", m.n_regions().to_string()),
+                ("extents", h.n_extents.to_string()),
+                ("size", size.to_string()),
+                ("stored", stored.to_string()),
+            ]),
+        ),
+    ];
+    if let Some(v) = &rep.verdict {
+        top.push(("verify", json_verdict(v)));
+    }
+    let body: Vec<String> = top.iter().map(|(k, v)| format!("  \"{k}\": {v}")).collect();
+    writeln!(out, "{{\n{}\n}}", body.join(",\n"))
+}
+
+fn json_thread(t: &Thread) -> String {
+    jobj(&[
+        ("tid", t.tid.to_string()),
+        ("tid_offset", t.tid_offset.to_string()),
+        ("rip", t.gregs[REG_RIP].to_string()),
+        ("rsp", t.gregs[REG_RSP].to_string()),
+        ("rflags", jhex(t.gregs[REG_EFL])),
+        ("fs_base", t.fs_base.to_string()),
+        ("gs_base", t.gs_base.to_string()),
+        ("rseq_area", t.rseq_area.to_string()),
+        ("rseq_len", t.rseq_len.to_string()),
+        ("rseq_sig", jhex(t.rseq_sig as u64)),
+        ("clear_child_tid", t.clear_child_tid.to_string()),
+        ("robust_list", t.robust_list.to_string()),
+        ("robust_len", t.robust_len.to_string()),
+        ("sigmask", jhex(t.sigmask)),
+        ("ucontext", t.ucontext.to_string()),
+        ("gregs", jlist(t.gregs.iter().map(|&g| jhex(g)))),
+    ])
+}
+
+fn json_signals(m: &Meta) -> Vec<String> {
+    let set = (1..NSIG)
+        .map(|sig| (sig, m.sigaction(sig)))
+        .filter(|(_, a)| a.handler != 0);
+    set.map(|(sig, a)| {
+        jobj(&[
+            ("signo", sig.to_string()),
+            ("name", jstr(signal_name(sig).as_bytes())),
+            (
+                "action",
+                jstr(if a.handler == 1 {
+                    b"ignore"
+                } else {
+                    b"handler"
+                }),
+            ),
+            ("handler", a.handler.to_string()),
+            ("flags", jhex(a.flags)),
+            ("mask", jhex(a.mask)),
+        ])
+    })
+    .collect()
+}
+
+fn json_region(m: &Meta, r: &Region) -> String {
+    let extents = m.extents_of(r).map(|e| {
+        jobj(&[
+            ("addr", e.addr.to_string()),
+            ("len", e.len.to_string()),
+            ("file_pos", e.file_pos.to_string()),
+            ("checksum", jhex(e.checksum)),
+        ])
+    });
+    jobj(&[
+        ("start", r.start.to_string()),
+        ("end", r.end.to_string()),
+        (
+            "range",
+            jstr(format!("{:08x}-{:08x}", r.start, r.end).as_bytes()),
+        ),
+        ("perms", jstr(perms(r).as_bytes())),
+        ("kind", jstr(kind_name(r).as_bytes())),
+        ("shared", (r.flags & REGION_SHARED != 0).to_string()),
+        ("growsdown", (r.flags & REGION_GROWSDOWN != 0).to_string()),
+        ("size", r.len().to_string()),
+        ("stored", m.stored_bytes(r).to_string()),
+        ("file_offset", r.file_offset.to_string()),
+        ("path", jstr(m.string(r.path).unwrap_or_default())),
+        ("extents", jlist(extents)),
+    ])
+}
+
+fn json_verdict(v: &Verdict) -> String {
+    match v {
+        Verdict::Good { extents, bytes } => jobj(&[
+            ("ok", "true".into()),
+            ("extents", extents.to_string()),
+            ("bytes", bytes.to_string()),
+        ]),
+        Verdict::Bad(b) => jobj(&[
+            ("ok", "false".into()),
+            ("extent", b.index.to_string()),
+            ("region", b.region.to_string()),
+            ("addr", b.extent.addr.to_string()),
+            ("len", b.extent.len.to_string()),
+            ("file_pos", b.extent.file_pos.to_string()),
+            ("expected", jhex(b.extent.checksum)),
+            ("computed", jhex(b.computed)),
+        ]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ckpt_image::{
+        bytes_of, bytes_of_slice, checksum, SigAction, StrRef, HEADER_SPACE, PAGE_SIZE,
+    };
+    use std::path::PathBuf;
+
+    const BASE: u64 = 0x5555_0000_0000;
+    const STACK: u64 = 0x7ffd_0000_0000;
+    const P: u64 = PAGE_SIZE;
+
+    /// One region of the sample: start, pages, prot, flags, kind, path, and
+    /// its extents as (first page, pages).
+    type Spec = (
+        u64,
+        u64,
+        u32,
+        u32,
+        RegionKind,
+        &'static [u8],
+        &'static [(u64, u64)],
+    );
+
+    const SPECS: [Spec; 7] = [
+        (BASE, 4, 5, 0, RegionKind::File, b"/usr/bin/prog", &[(0, 4)]),
+        (
+            BASE + 8 * P,
+            8,
+            3,
+            0,
+            RegionKind::Heap,
+            b"",
+            &[(1, 1), (4, 2)],
+        ),
+        (
+            0x7f00_0000_0000,
+            2,
+            3,
+            REGION_SHARED,
+            RegionKind::File,
+            b"/dev/shm/x y",
+            &[(0, 2)],
+        ),
+        (0x7f00_0001_0000, 2, 3, 0, RegionKind::Workspace, b"", &[]),
+        (
+            STACK - 16 * P,
+            16,
+            3,
+            REGION_GROWSDOWN,
+            RegionKind::Stack,
+            b"",
+            &[(12, 4)],
+        ),
+        (STACK + 0x1000_0000, 4, 1, 0, RegionKind::Vvar, b"", &[]),
+        (STACK + 0x1000_4000, 2, 5, 0, RegionKind::Vdso, b"", &[]),
+    ];
+    const CMDLINE: &[u8] = b"/usr/bin/prog\0two words\0it's\0\0\x1bx\0";
+
+    /// A small valid image with every kind of thing readckpt shows.
+    fn sample() -> Vec<u8> {
+        let mut strings = Vec::new();
+        let mut add = |s: &[u8]| {
+            let r = StrRef {
+                offset: strings.len() as u32,
+                len: s.len() as u32,
+            };
+            strings.extend_from_slice(s);
+            r
+        };
+        let (cmdline, cwd, exe) = (add(CMDLINE), add(b"/tmp/dir \"q\""), add(b"/usr/bin/prog"));
+        let paths: Vec<StrRef> = SPECS.iter().map(|s| add(s.5)).collect();
+        let mut h = Header::new();
+        h.n_regions = SPECS.len() as u32;
+        h.n_extents = SPECS.iter().map(|s| s.6.len() as u32).sum();
+        h.n_threads = 2;
+        h.leader = 1;
+        h.strings_len = strings.len() as u64;
+        (h.cmdline, h.cwd, h.exe) = (cmdline, cwd, exe);
+        (h.created_ns, h.capture_ns, h.pid) = (1_700_000_000_123_456_789, 2_345_678, 1000);
+        (h.xfeatures, h.xsave_size, h.umask) = (0x2e7, 2696, 0o22);
+        h.comm[..4].copy_from_slice(b"prog");
+        (h.mm.start_code, h.mm.end_code, h.mm.start_brk, h.mm.brk) =
+            (BASE, BASE + 4 * P, BASE + 8 * P, BASE + 16 * P);
+        h.layout();
+        let (mut regions, mut extents, mut data) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, &(start, pages, prot, flags, kind, _, exts)) in SPECS.iter().enumerate() {
+            let first_extent = extents.len() as u32;
+            for &(page, n) in exts {
+                let bytes: Vec<u8> = (0..n * P)
+                    .map(|b| (b as u8).wrapping_mul(i as u8 + 3))
+                    .collect();
+                let file_pos = h.data_offset + data.len() as u64;
+                extents.push(Extent {
+                    addr: start + page * P,
+                    len: n * P,
+                    file_pos,
+                    checksum: checksum(&bytes),
+                });
+                data.extend_from_slice(&bytes);
+            }
+            let n_extents = exts.len() as u32;
+            let (end, path, file_offset) = (start + pages * P, paths[i], 0);
+            regions.push(Region {
+                start,
+                end,
+                prot,
+                flags,
+                kind: kind as u32,
+                n_extents,
+                first_extent,
+                _pad: 0,
+                file_offset,
+                path,
+            });
+        }
+        let thread = |tid, ucontext| Thread {
+            tid,
+            tid_offset: 0x2d0,
+            ucontext,
+            fs_base: 0x7f00_0000_0740,
+            gs_base: 0,
+            rseq_area: 0x7f00_0000_0fe0,
+            rseq_len: 32,
+            rseq_sig: 0x5305_3053,
+            clear_child_tid: 0,
+            robust_list: 0,
+            robust_len: 24,
+            gregs: core::array::from_fn(|i| 0x1000 + i as u64),
+            sigmask: 1 << 9,
+        };
+        let threads = [thread(1001, BASE + 13 * P), thread(1000, STACK - 2 * P)];
+        let mut sig = [SigAction::default(); NSIG];
+        sig[2] = SigAction {
+            handler: BASE + 0x1234,
+            flags: 0x0400_0004,
+            restorer: BASE + 0x99,
+            mask: 1 << 1,
+        };
+        sig[13].handler = 1;
+        sig[33] = SigAction {
+            handler: BASE + 0x2000,
+            flags: 0x0c00_0004,
+            restorer: 0,
+            mask: 1 << 63,
+        };
+        let mut meta = Vec::new();
+        meta.extend_from_slice(bytes_of_slice(&regions));
+        meta.extend_from_slice(bytes_of_slice(&extents));
+        meta.extend_from_slice(bytes_of_slice(&threads));
+        meta.extend_from_slice(bytes_of_slice(&sig));
+        meta.extend_from_slice(&strings);
+        assert_eq!(meta.len() as u64, h.meta_len);
+        h.meta_checksum = checksum(&meta);
+        h.data_len = data.len() as u64;
+        h.file_len = h.data_offset + h.data_len;
+        h.header_checksum = h.compute_checksum();
+        let mut file = bytes_of(&h).to_vec();
+        file.resize(HEADER_SPACE as usize, 0);
+        file.extend_from_slice(&meta);
+        file.resize(h.data_offset as usize, 0);
+        file.extend_from_slice(&data);
+        file
+    }
+
+    /// `READCKPT_SAMPLE=/tmp/x.dat cargo test -p ckpt-cli --bin readckpt -- --ignored`
+    /// writes the sample image, to try readckpt by hand.
+    #[test]
+    #[ignore]
+    fn write_sample() {
+        let path = std::env::var_os("READCKPT_SAMPLE").expect("READCKPT_SAMPLE=path");
+        std::fs::write(path, sample()).unwrap();
+    }
+
+    /// A file in the temporary directory, removed when dropped.
+    struct Temp(PathBuf);
+    impl Temp {
+        fn new(contents: &[u8]) -> Temp {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let n = N.fetch_add(1, Ordering::Relaxed);
+            let path =
+                std::env::temp_dir().join(format!("readckpt-test-{}-{n}.dat", std::process::id()));
+            std::fs::write(&path, contents).unwrap();
+            Temp(path)
+        }
+        fn arg(&self) -> OsString {
+            self.0.clone().into_os_string()
+        }
+    }
+    impl Drop for Temp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// Runs readckpt: (status, stdout, stderr).
+    fn readckpt(args: &[OsString]) -> (i32, String, String) {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let code = run(args, &mut out, &mut err);
+        (
+            code,
+            String::from_utf8(out).unwrap(),
+            String::from_utf8(err).unwrap(),
+        )
+    }
+
+    fn on(opts: &[&str], image: &Temp) -> (i32, String, String) {
+        let mut args: Vec<OsString> = opts.iter().map(OsString::from).collect();
+        args.push(image.arg());
+        readckpt(&args)
+    }
+
+    /// Runs on a broken image: status 1, nothing on stdout, one stderr line.
+    fn refused(contents: &[u8]) -> String {
+        let t = Temp::new(contents);
+        let (code, out, err) = on(&[], &t);
+        assert_eq!((code, out.as_str()), (1, ""), "{err}");
+        let prefix = format!("readckpt: {}: ", t.0.display());
+        assert!(
+            err.starts_with(&prefix) && err.ends_with('\n') && err.lines().count() == 1,
+            "{err:?}"
+        );
+        err[prefix.len()..err.len() - 1].to_string()
+    }
+
+    #[test]
+    fn text_output() {
+        let t = Temp::new(&sample());
+        let (code, out, err) = on(&[], &t);
+        assert_eq!((code, err.as_str()), (0, ""));
+        for want in [
+            "format      version 1, x86-64, page size 4096\n",
+            "created     2023-11-14T22:13:20.123Z\n",
+            "capture     2.346 ms\n",
+            "pid         1000\n",
+            "command     /usr/bin/prog 'two words' 'it'\\''s' '' $'\\x1bx'\n",
+            "cwd         /tmp/dir \"q\"\n",
+            "comm        prog\n",
+            "umask       0022\n",
+            "xfeatures   0x2e7 (x87 SSE AVX AVX-512 PKRU)\n",
+            "  brk       0x555500008000-0x555500010000\n",
+            "threads (2; * wrote the image)\n",
+            "   TID     RIP            RSP            RFLAGS   FS_BASE        RSEQ               UCONTEXT       SIGMASK\n",
+            "  *1000    0x000000001010 0x00000000100f 0x1011   0x7f0000000740 0x7f0000000fe0+32  0x7ffcffffe000 0x200\n",
+            "file        61440 bytes (60.0K)\n",
+            "  SIGINT (2)       handler 0x555500001234   flags 0x04000004  mask 0x2\n",
+            "  SIGPIPE (13)     handler IGN",
+            "  SIG33 (33)  ",
+            "  555500000000-555500004000 r-xp file           16.0K    16.0K  /usr/bin/prog\n",
+            "  555500008000-555500010000 rw-p heap           32.0K    12.0K\n",
+            "  7f0000000000-7f0000002000 rw-s file            8.0K     8.0K  /dev/shm/x y\n",
+            " rw-p ckpt            8.0K       0B\n",
+            " rw-p stack          64.0K    16.0K  (grows down)\n",
+            " r--p vvar ",
+            " r-xp vdso ",
+            "  total: 7 regions, 5 extents, 52.0K stored of 152.0K mapped (53248 bytes)\n",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in\n{out}");
+        }
+        assert!(!out.contains("SIGQUIT") && !out.contains("verify"));
+    }
+
+    #[test]
+    fn verify_good_and_bad() {
+        let file = sample();
+        let t = Temp::new(&file);
+        let (code, out, err) = on(&["--verify"], &t);
+        assert_eq!((code, err.as_str()), (0, ""));
+        assert!(
+            out.ends_with("verify: OK, all 5 extents (52.0K) match their checksums\n"),
+            "{out}"
+        );
+        // Corrupt the first byte of the stack's extent (the fifth, region 4).
+        let mut bad = file.clone();
+        let data_offset = Header::parse(&file, file.len() as u64).unwrap().data_offset as usize;
+        bad[data_offset + (4 + 1 + 2 + 2) as usize * P as usize] ^= 1;
+        let t = Temp::new(&bad);
+        let (code, out, err) = on(&["--verify"], &t);
+        assert_eq!(code, 1);
+        assert!(
+            out.contains("verify: FAILED: extent 4 (0x7ffcffffc000-0x7ffd00000000, region 4"),
+            "{out}"
+        );
+        assert!(
+            err.ends_with(
+                ": extent 4 at 0x7ffcffffc000 (region 4) is corrupted (checksum mismatch)\n"
+            ),
+            "{err}"
+        );
+        // Without --verify the data is not read.
+        assert_eq!(on(&[], &t).0, 0);
+        let (code, out, _) = on(&["--json", "--verify"], &t);
+        assert_eq!(code, 1);
+        let v = Json::parse(&out);
+        assert_eq!(v.get("verify").get("ok"), &Json::Bool(false));
+        assert_eq!(v.get("verify").get("extent"), &Json::Num("4".into()));
+    }
+
+    #[test]
+    fn json_output() {
+        let t = Temp::new(&sample());
+        let (code, out, err) = on(&["--json", "--verify"], &t);
+        assert_eq!((code, err.as_str()), (0, ""));
+        let v = Json::parse(&out);
+        let num = |n: u64| Json::Num(n.to_string());
+        let s = |s: &str| Json::Str(s.into());
+        assert_eq!(v.get("schema"), &num(1));
+        assert_eq!(v.get("file"), &s(t.0.to_str().unwrap()));
+        assert_eq!(v.get("created_ns"), &num(1_700_000_000_123_456_789));
+        assert_eq!(v.get("created"), &s("2023-11-14T22:13:20.123Z"));
+        let argv = ["/usr/bin/prog", "two words", "it's", "", "\x1bx"];
+        assert_eq!(
+            v.get("argv"),
+            &Json::Arr(argv.iter().map(|a| s(a)).collect())
+        );
+        assert_eq!(v.get("cwd"), &s("/tmp/dir \"q\""));
+        assert_eq!(v.get("xfeatures"), &s("0x2e7"));
+        assert_eq!(v.get("mm").get("brk"), &num(BASE + 16 * P));
+        let threads = v.get("threads").items();
+        assert_eq!(threads.len(), 2);
+        assert_eq!(threads[1].get("tid"), &num(1000));
+        assert_eq!(threads[1].get("sigmask"), &s("0x200"));
+        assert_eq!(threads[1].get("gregs").items().len(), 23);
+        let signals = v.get("signals").items();
+        assert_eq!(signals.len(), 3);
+        assert_eq!(signals[1].get("action"), &s("ignore"));
+        assert_eq!(signals[2].get("mask"), &s("0x8000000000000000"));
+        let regions = v.get("regions").items();
+        assert_eq!(regions.len(), 7);
+        assert_eq!(regions[2].get("perms"), &s("rw-s"));
+        assert_eq!(regions[2].get("shared"), &Json::Bool(true));
+        assert_eq!(regions[4].get("growsdown"), &Json::Bool(true));
+        assert_eq!(regions[3].get("kind"), &s("ckpt"));
+        assert_eq!(regions[1].get("range"), &s("555500008000-555500010000"));
+        assert_eq!(regions[1].get("extents").items().len(), 2);
+        assert_eq!(v.get("totals").get("stored"), &num(13 * P));
+        assert_eq!(v.get("verify").get("ok"), &Json::Bool(true));
+        // Without --verify there is no verify member.
+        let v = Json::parse(&on(&["--json"], &t).1);
+        assert!(v.members().iter().all(|(k, _)| k != "verify"));
+    }
+
+    #[test]
+    fn broken_images_are_refused_in_one_line() {
+        let file = sample();
+        assert_eq!(refused(b""), "the image file is empty");
+        assert_eq!(refused(b"hello"), "not a ckpt image (bad magic number)");
+        assert_eq!(
+            refused(&file[..100]),
+            "the image is truncated (shorter than its header says)"
+        );
+        assert_eq!(
+            refused(&file[..file.len() - 1]),
+            "the image is truncated (shorter than its header says)"
+        );
+        let mut newer = file.clone();
+        newer[8] += 1;
+        assert_eq!(
+            refused(&newer),
+            "the image was written by a newer ckpt (format version too new)"
+        );
+        let mut bad = file.clone();
+        bad[40] ^= 1;
+        assert_eq!(
+            refused(&bad),
+            "the image header is corrupted (checksum mismatch)"
+        );
+        let mut bad = file.clone();
+        bad[HEADER_SPACE as usize + 3] ^= 1;
+        assert!(refused(&bad).contains("checksum mismatch"));
+        // Every truncation and every flipped header/metadata byte is refused.
+        let meta_end = HEADER_SPACE as usize
+            + Header::parse(&file, file.len() as u64).unwrap().meta_len as usize;
+        for len in (0..file.len()).step_by(509) {
+            refused(&file[..len]);
+        }
+        for i in (0..HEADER_SIZE)
+            .chain(HEADER_SPACE as usize..meta_end)
+            .step_by(7)
+        {
+            let mut bad = file.clone();
+            bad[i] ^= 0x10;
+            refused(&bad);
+        }
+    }
+
+    #[test]
+    fn missing_files_and_directories() {
+        let dir = std::env::temp_dir();
+        let (code, out, err) = readckpt(&[dir.clone().into_os_string()]);
+        assert_eq!((code, out.as_str()), (1, ""));
+        assert_eq!(
+            err,
+            format!("readckpt: {}: Is a directory\n", dir.display())
+        );
+        let (code, _, err) = readckpt(&["/nonexistent/x.dat".into()]);
+        assert_eq!(
+            (code, err.as_str()),
+            (
+                1,
+                "readckpt: /nonexistent/x.dat: No such file or directory\n"
+            )
+        );
+        let (code, _, err) = readckpt(&["/dev/null".into()]);
+        assert_eq!(
+            (code, err.as_str()),
+            (1, "readckpt: /dev/null: not a regular file\n")
+        );
+    }
+
+    #[test]
+    fn usage() {
+        for args in [&[][..], &["--bogus", "x"], &["a", "b"], &["--json"]] {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            let (code, out, err) = readckpt(&args);
+            assert_eq!((code, out.as_str()), (2, ""), "{args:?}");
+            assert!(
+                err.starts_with("readckpt: ") && err.lines().count() == 1,
+                "{err}"
+            );
+        }
+        let (code, out, _) = readckpt(&["--help".into()]);
+        assert!(code == 0 && out.contains("Example:\n  readckpt --verify"));
+        let (code, out, _) = readckpt(&["--json".into(), "--version".into()]);
+        assert_eq!((code, out.as_str()), (0, "readckpt 0.1.0\n"));
+        // After "--", an option-like name is a file name.
+        let (code, _, err) = readckpt(&["--".into(), "--json".into()]);
+        assert_eq!(
+            (code, err.as_str()),
+            (1, "readckpt: --json: No such file or directory\n")
+        );
+    }
+
+    /// The sizes and offsets docs/FORMAT.md states.
+    #[test]
+    fn format_doc_sizes() {
+        use core::mem::{offset_of, size_of};
+        assert_eq!((HEADER_SIZE, size_of::<ckpt_image::MmLayout>()), (784, 88));
+        assert_eq!(
+            (offset_of!(Header, mm), offset_of!(Header, auxv)),
+            (128, 216)
+        );
+        assert_eq!(
+            (
+                offset_of!(Header, comm),
+                offset_of!(Header, header_checksum)
+            ),
+            (736, 776)
+        );
+        assert_eq!((size_of::<Region>(), offset_of!(Region, path)), (56, 48));
+        assert_eq!((size_of::<Extent>(), size_of::<SigAction>()), (32, 32));
+        assert_eq!((size_of::<Thread>(), offset_of!(Thread, gregs)), (264, 72));
+    }
+
+    /// A writer whose reader has gone away.
+    struct ClosedPipe;
+    impl Write for ClosedPipe {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    #[test]
+    fn closed_pipe_is_quiet() {
+        let t = Temp::new(&sample());
+        for opts in [&[][..], &["--json"], &["--help"]] {
+            let mut args: Vec<OsString> = opts.iter().map(OsString::from).collect();
+            args.push(t.arg());
+            let mut err = Vec::new();
+            assert_eq!(run(&args, &mut io::BufWriter::new(ClosedPipe), &mut err), 0);
+            assert!(err.is_empty());
+        }
+        let mut full = io::BufWriter::new(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        );
+        let mut err = Vec::new();
+        assert_eq!(run(&[t.arg()], &mut full, &mut err), 1);
+        assert_eq!(
+            String::from_utf8(err).unwrap(),
+            "readckpt: write error: No space left on device\n"
+        );
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(iso8601(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(
+            iso8601(4_107_542_399_999_000_000),
+            "2100-02-28T23:59:59.999Z"
+        );
+        assert_eq!(iso8601(u64::MAX), "2554-07-21T23:34:33.709Z");
+        assert_eq!(human(0), "0B");
+        assert_eq!(human(12 * 1024), "12.0K");
+        assert_eq!(human(1536 * 1024), "1.5M");
+        assert_eq!(human(u64::MAX), "16777216.0T");
+        assert_eq!(duration(1_500), "1.5 µs");
+        assert_eq!(duration(2_500_000_000), "2.500 s");
+        assert_eq!(shell_quote(b"a-b/c.d"), "a-b/c.d");
+        assert_eq!(shell_quote(b"*"), "'*'");
+        assert_eq!(shell_quote(b"\xff'\\"), "$'\\xff\\'\\\\'");
+        assert_eq!(xfeature_names(0x60003), ["x87", "SSE", "AMX"]);
+        assert_eq!(
+            jstr("a\"\\\n\u{1}é\u{7f}".as_bytes()),
+            "\"a\\\"\\\\\\n\\u0001é\u{7f}\""
+        );
+        assert_eq!(jstr(b"\xff"), "\"\u{fffd}\"");
+        assert_eq!(signal_name(31), "SIGSYS");
+        assert_eq!(signal_name(64), "SIG64");
+    }
+
+    /// A strict little JSON reader, to check the output is well formed.
+    #[derive(Debug, PartialEq)]
+    enum Json {
+        Null,
+        Bool(bool),
+        Num(String),
+        Str(String),
+        Arr(Vec<Json>),
+        Obj(Vec<(String, Json)>),
+    }
+
+    impl Json {
+        fn parse(text: &str) -> Json {
+            let mut p = text.as_bytes();
+            let v = Json::value(&mut p);
+            assert!(
+                Json::ws(&mut p).is_empty(),
+                "trailing text: {:?}",
+                String::from_utf8_lossy(p)
+            );
+            v
+        }
+        fn ws<'a>(p: &mut &'a [u8]) -> &'a [u8] {
+            while let [b' ' | b'\n' | b'\t' | b'\r', rest @ ..] = p {
+                *p = rest;
+            }
+            p
+        }
+        fn eat(p: &mut &[u8], token: &str) -> bool {
+            Json::ws(p);
+            let hit = p.starts_with(token.as_bytes());
+            if hit {
+                *p = &p[token.len()..];
+            }
+            hit
+        }
+        fn value(p: &mut &[u8]) -> Json {
+            match *Json::ws(p).first().expect("value expected") {
+                b'{' => Json::Obj(Json::seq(p, b'{', b'}', |p| {
+                    let Json::Str(k) = Json::value(p) else {
+                        panic!("key expected")
+                    };
+                    assert!(Json::eat(p, ":"), "':' expected");
+                    (k, Json::value(p))
+                })),
+                b'[' => Json::Arr(Json::seq(p, b'[', b']', Json::value)),
+                b'"' => Json::Str(Json::string(p)),
+                b't' if Json::eat(p, "true") => Json::Bool(true),
+                b'f' if Json::eat(p, "false") => Json::Bool(false),
+                b'n' if Json::eat(p, "null") => Json::Null,
+                b'-' | b'0'..=b'9' => {
+                    let n = p
+                        .iter()
+                        .take_while(|c| c.is_ascii_digit() || b"-+.eE".contains(c))
+                        .count();
+                    let s = std::str::from_utf8(&p[..n]).unwrap().to_string();
+                    assert!(s == "0" || !s.starts_with('0'), "bad number {s}");
+                    *p = &p[n..];
+                    Json::Num(s)
+                }
+                c => panic!("unexpected {:?}", c as char),
+            }
+        }
+        fn seq<T>(p: &mut &[u8], open: u8, close: u8, item: impl Fn(&mut &[u8]) -> T) -> Vec<T> {
+            assert_eq!(p[0], open);
+            *p = &p[1..];
+            let mut items = Vec::new();
+            if Json::eat(p, std::str::from_utf8(&[close]).unwrap()) {
+                return items;
+            }
+            loop {
+                items.push(item(p));
+                if Json::eat(p, std::str::from_utf8(&[close]).unwrap()) {
+                    return items;
+                }
+                assert!(
+                    Json::eat(p, ","),
+                    "',' expected at {:?}",
+                    String::from_utf8_lossy(&p[..20.min(p.len())])
+                );
+            }
+        }
+        fn string(p: &mut &[u8]) -> String {
+            let mut s = Vec::new();
+            *p = &p[1..];
+            loop {
+                let (c, rest) = p.split_first().expect("unterminated string");
+                *p = rest;
+                match c {
+                    b'"' => return String::from_utf8(s).unwrap(),
+                    b'\\' => {
+                        let (e, rest) = p.split_first().unwrap();
+                        *p = rest;
+                        let c = match e {
+                            b'n' => '\n',
+                            b't' => '\t',
+                            b'r' => '\r',
+                            b'"' | b'\\' | b'/' => *e as char,
+                            b'u' => {
+                                let hex = std::str::from_utf8(&p[..4]).unwrap();
+                                *p = &p[4..];
+                                char::from_u32(u32::from_str_radix(hex, 16).unwrap()).unwrap()
+                            }
+                            _ => panic!("bad escape"),
+                        };
+                        s.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                    }
+                    c if *c < 0x20 => panic!("raw control character in string"),
+                    c => s.push(*c),
+                }
+            }
+        }
+        fn members(&self) -> &[(String, Json)] {
+            match self {
+                Json::Obj(m) => m,
+                _ => panic!("not an object: {self:?}"),
+            }
+        }
+        fn get(&self, key: &str) -> &Json {
+            let m = self.members();
+            let mut hits = m.iter().filter(|(k, _)| k == key);
+            let v = &hits.next().unwrap_or_else(|| panic!("no {key}")).1;
+            assert!(hits.next().is_none(), "duplicate {key}");
+            v
+        }
+        fn items(&self) -> &[Json] {
+            match self {
+                Json::Arr(a) => a,
+                _ => panic!("not an array"),
+            }
+        }
+    }
+}

@@ -1,0 +1,712 @@
+//! The ckpt image format, version 1.
+//!
+//! One crate, shared by the three programs that touch an image:
+//! the capture library (`preload`, writes it), the loader (`restart`, reads it
+//! before it has a libc or even its own stack) and the inspector (`readckpt`).
+//! `docs/FORMAT.md` is the prose version of this file; keep them together.
+//!
+//! ```text
+//! offset 0            Header (fixed size, HEADER_SIZE bytes, zero padded to one page)
+//! meta_offset         metadata: Region[n_regions] Extent[n_extents] Thread[n_threads]
+//!                               SigAction[NSIG] strings[strings_len]
+//! data_offset         page-aligned data: every Extent's bytes, in table order
+//! file_len            end of file
+//! ```
+//!
+//! Every integer is little-endian (the only architecture is x86-64). Every
+//! table entry is `#[repr(C)]`, made of `u64`/`u32` fields with explicit
+//! padding, so that it can be written straight from memory and read back with
+//! an unaligned copy. The header carries an xxh3 checksum of itself and one of
+//! the metadata; each extent carries the xxh3 of its data.
+//!
+//! The crate is `no_std` and allocation-free: the loader validates an image
+//! before it touches its own address space, with no heap of consequence.
+#![no_std]
+
+use core::mem::size_of;
+
+pub mod maps;
+
+pub use xxhash_rust::xxh3::xxh3_64 as checksum;
+
+/// The checksum of several byte slices laid end to end (equal to
+/// `checksum` of their concatenation).
+pub fn checksum_parts(parts: &[&[u8]]) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for p in parts {
+        h.update(p);
+    }
+    h.digest()
+}
+
+/// First eight bytes of every image.
+pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
+/// The version this crate reads and writes. A newer one is refused.
+pub const FORMAT_VERSION: u32 = 1;
+/// ELF machine number of x86-64: the only architecture images come from.
+pub const ARCH_X86_64: u32 = 62;
+pub const PAGE_SIZE: u64 = 4096;
+/// Bytes reserved for the header at the start of the file (one page).
+pub const HEADER_SPACE: u64 = PAGE_SIZE;
+/// Number of signal dispositions stored (signals 1..=64; index 0 unused).
+pub const NSIG: usize = 65;
+/// Largest `saved_auxv` the kernel keeps (`AT_VECTOR_SIZE` longs).
+pub const AUXV_WORDS: usize = 64;
+
+/// Hard limits: a header claiming more is corrupt, not large.
+pub const MAX_REGIONS: u32 = 1 << 17;
+pub const MAX_EXTENTS: u32 = 1 << 20;
+pub const MAX_THREADS: u32 = 1 << 14;
+pub const MAX_STRINGS: u64 = 64 << 20;
+
+/// Highest user address on x86-64 with 4-level paging (`TASK_SIZE`).
+pub const USER_END: u64 = 0x7fff_ffff_f000;
+
+/// The loader's fixed home. The capture library reserves this range in every
+/// target (PROT_NONE, `MAP_FIXED_NOREPLACE`) so that no target mapping can
+/// ever land where the loader lives; an image region inside it is refused.
+///
+/// ```text
+/// 0x2000_0000_0000  loader ELF: .text .rodata .data .bss (stack, heap arena)
+/// 0x2000_0800_0000  scratch: the loader's own vDSO/vvar are parked here
+/// 0x2000_0c00_0000  thread stacks for the restart (one small stack each)
+/// 0x2000_1000_0000  end of the reservation
+/// ```
+pub const LOADER_BASE: u64 = 0x2000_0000_0000;
+pub const LOADER_SIZE: u64 = 0x1000_0000;
+pub const LOADER_END: u64 = LOADER_BASE + LOADER_SIZE;
+pub const LOADER_SCRATCH: u64 = LOADER_BASE + 0x0800_0000;
+pub const LOADER_THREAD_STACKS: u64 = LOADER_BASE + 0x0c00_0000;
+
+/// Longest extent: data is hashed and written in pieces of at most this
+/// size, so that each piece is still in cache when it is written or checked.
+pub const MAX_EXTENT: u64 = 4 << 20;
+
+/// Exit status of a program that stopped because it was checkpointed.
+pub const EXIT_CHECKPOINTED: i32 = 99;
+
+/// Marker for "readable", "writable", "executable" in [`Region::prot`]:
+/// the same bits as `PROT_READ`, `PROT_WRITE`, `PROT_EXEC`.
+pub const PROT_READ: u32 = 1;
+pub const PROT_WRITE: u32 = 2;
+pub const PROT_EXEC: u32 = 4;
+
+/// [`Region::flags`] bits.
+pub const REGION_SHARED: u32 = 1;
+/// The region grows down (the main stack): restored with `MAP_GROWSDOWN`.
+pub const REGION_GROWSDOWN: u32 = 2;
+
+/// What a region was in the checkpointed process.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionKind {
+    /// Anonymous memory (malloc arenas, thread stacks, `mmap(MAP_ANONYMOUS)`).
+    Anon = 0,
+    /// Mapped from a file; the contents are stored, the file is not needed.
+    File = 1,
+    /// The program break area (`[heap]`).
+    Heap = 2,
+    /// The main thread's stack (`[stack]`).
+    Stack = 3,
+    /// The kernel's `[vvar]`: never stored, the loader moves its own here.
+    Vvar = 4,
+    /// The kernel's `[vvar_vclock]` (Linux 6.13 and later): as `Vvar`.
+    VvarVclock = 5,
+    /// The kernel's `[vdso]`: as `Vvar`.
+    Vdso = 6,
+    /// ckpt's own working memory (the capture stack and tables): mapped back
+    /// zero-filled, never stored; its contents were dead once the image was written.
+    Workspace = 7,
+}
+
+impl RegionKind {
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            0 => Self::Anon,
+            1 => Self::File,
+            2 => Self::Heap,
+            3 => Self::Stack,
+            4 => Self::Vvar,
+            5 => Self::VvarVclock,
+            6 => Self::Vdso,
+            7 => Self::Workspace,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Anon => "anon",
+            Self::File => "file",
+            Self::Heap => "heap",
+            Self::Stack => "stack",
+            Self::Vvar => "vvar",
+            Self::VvarVclock => "vvar_vclock",
+            Self::Vdso => "vdso",
+            Self::Workspace => "ckpt",
+        }
+    }
+
+    /// The kernel's special mappings, which are moved, never stored.
+    pub fn is_vdso(self) -> bool {
+        matches!(self, Self::Vvar | Self::VvarVclock | Self::Vdso)
+    }
+}
+
+/// Marks a type whose every bit pattern is valid and which has no padding,
+/// so it may be viewed as bytes and read back from bytes.
+///
+/// # Safety
+/// Implement only for `#[repr(C)]` structs of integers without implicit padding.
+pub unsafe trait Pod: Copy + 'static {}
+
+/// The bytes of a [`Pod`] value, for writing it out.
+pub fn bytes_of<T: Pod>(v: &T) -> &[u8] {
+    // SAFETY: T is Pod: no padding, so every byte is initialised.
+    unsafe { core::slice::from_raw_parts(v as *const T as *const u8, size_of::<T>()) }
+}
+
+/// The bytes of a slice of [`Pod`] values.
+pub fn bytes_of_slice<T: Pod>(v: &[T]) -> &[u8] {
+    // SAFETY: as bytes_of, for each element; the length cannot overflow
+    // because the slice exists.
+    unsafe { core::slice::from_raw_parts(v.as_ptr() as *const u8, core::mem::size_of_val(v)) }
+}
+
+/// Reads the `index`-th `T` of a table that starts at `bytes[0]`, if it fits.
+pub fn read_at<T: Pod>(bytes: &[u8], index: usize) -> Option<T> {
+    let start = index.checked_mul(size_of::<T>())?;
+    let end = start.checked_add(size_of::<T>())?;
+    let b = bytes.get(start..end)?;
+    // SAFETY: b holds exactly size_of::<T>() bytes, and any bit pattern is a
+    // valid T (Pod); read_unaligned has no alignment requirement.
+    Some(unsafe { core::ptr::read_unaligned(b.as_ptr() as *const T) })
+}
+
+/// The process-wide layout that `prctl(PR_SET_MM, PR_SET_MM_MAP)` restores,
+/// as read from `/proc/self/stat` and `brk(0)` at checkpoint time.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MmLayout {
+    pub start_code: u64,
+    pub end_code: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_brk: u64,
+    pub brk: u64,
+    pub start_stack: u64,
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+}
+unsafe impl Pod for MmLayout {}
+
+/// The fixed-size header at offset 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub magic: [u8; 8],
+    pub version: u32,
+    pub arch: u32,
+    pub page_size: u32,
+    /// `size_of::<Header>()` of the writer: a reader checks it equals its own.
+    pub header_size: u32,
+    /// Wall-clock time the checkpoint was taken, nanoseconds since the epoch.
+    pub created_ns: u64,
+    /// Wall-clock nanoseconds the capture took until the data was written.
+    pub capture_ns: u64,
+    pub pid: u32,
+    pub n_threads: u32,
+    pub n_regions: u32,
+    pub n_extents: u32,
+    pub meta_offset: u64,
+    pub meta_len: u64,
+    pub meta_checksum: u64,
+    pub strings_len: u64,
+    pub data_offset: u64,
+    pub data_len: u64,
+    pub file_len: u64,
+    /// XCR0 feature bits enabled where the image was taken. The saved signal
+    /// frames hold state for these; a CPU must enable all of them to resume.
+    pub xfeatures: u64,
+    /// Size of the XSAVE area in a signal frame where the image was taken.
+    pub xsave_size: u32,
+    /// Index of the thread whose signal handler wrote the image.
+    pub leader: u32,
+    pub mm: MmLayout,
+    /// `/proc/self/auxv` as (type, value) words, AT_NULL terminated.
+    pub auxv: [u64; AUXV_WORDS],
+    pub auxv_words: u32,
+    /// umask of the process.
+    pub umask: u32,
+    /// Process name (`/proc/self/comm`, `PR_SET_NAME`), NUL padded.
+    pub comm: [u8; 16],
+    /// Strings in the string table: the command line (NUL separated), the
+    /// working directory, the executable path.
+    pub cmdline: StrRef,
+    pub cwd: StrRef,
+    pub exe: StrRef,
+    /// xxh3 of the header bytes with this field zero.
+    pub header_checksum: u64,
+}
+unsafe impl Pod for Header {}
+
+pub const HEADER_SIZE: usize = size_of::<Header>();
+
+/// A slice of the string table.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StrRef {
+    pub offset: u32,
+    pub len: u32,
+}
+unsafe impl Pod for StrRef {}
+
+/// One memory mapping of the process, one line of `/proc/self/maps`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub start: u64,
+    pub end: u64,
+    /// PROT_* bits of the mapping.
+    pub prot: u32,
+    /// REGION_* bits.
+    pub flags: u32,
+    /// A [`RegionKind`].
+    pub kind: u32,
+    /// Number of extents that belong to this region.
+    pub n_extents: u32,
+    /// Index of the region's first extent in the extent table.
+    pub first_extent: u32,
+    pub _pad: u32,
+    /// Offset into the backing file, for File regions.
+    pub file_offset: u64,
+    /// The backing file's path, for File regions (empty otherwise).
+    pub path: StrRef,
+}
+unsafe impl Pod for Region {}
+
+impl Region {
+    pub fn len(&self) -> u64 {
+        self.end - self.start
+    }
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+    pub fn kind(&self) -> Option<RegionKind> {
+        RegionKind::from_u32(self.kind)
+    }
+}
+
+/// A run of stored pages of one region. Pages of a region that no extent
+/// covers were never touched and come back zero-filled.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Extent {
+    /// Address of the first byte (page aligned, inside its region).
+    pub addr: u64,
+    /// Length in bytes (a multiple of the page size, non zero).
+    pub len: u64,
+    /// Where the bytes are in the file (page aligned, inside the data area).
+    pub file_pos: u64,
+    /// xxh3 of the bytes.
+    pub checksum: u64,
+}
+unsafe impl Pod for Extent {}
+
+/// One thread, as its checkpoint signal handler found it.
+///
+/// The complete CPU state (general registers, flags, x87/SSE/AVX/AVX-512
+/// and the signal mask) is the kernel's own signal frame, which lives in the
+/// thread's stack and so is in the image's memory: `ucontext` points at it.
+/// The loader resumes the thread with `rt_sigreturn` on that frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thread {
+    pub tid: u32,
+    /// Offset from `fs_base` of the tid glibc caches in its thread
+    /// descriptor (0: not found). The loader writes the new tid there.
+    pub tid_offset: u32,
+    /// Address of the `ucontext_t` the kernel passed to the handler.
+    pub ucontext: u64,
+    pub fs_base: u64,
+    pub gs_base: u64,
+    /// rseq registration: area, length, signature (area 0: none).
+    pub rseq_area: u64,
+    pub rseq_len: u32,
+    pub rseq_sig: u32,
+    /// `set_tid_address` pointer (glibc: the thread descriptor's tid).
+    pub clear_child_tid: u64,
+    /// `set_robust_list` head and length.
+    pub robust_list: u64,
+    pub robust_len: u64,
+    /// Copy of the saved general registers (`uc_mcontext.gregs`, in glibc's
+    /// REG_* order), for display only: the loader uses the frame in memory.
+    pub gregs: [u64; 23],
+    /// Copy of the saved signal mask, for display only.
+    pub sigmask: u64,
+}
+unsafe impl Pod for Thread {}
+
+/// A signal disposition in the kernel's `struct sigaction` layout.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+unsafe impl Pod for SigAction {}
+
+/// Everything that can be wrong with an image, each with a one-line message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Error {
+    Empty,
+    Truncated,
+    BadMagic,
+    NewerVersion,
+    OldVersion,
+    WrongArch,
+    WrongPageSize,
+    WrongHeaderSize,
+    HeaderChecksum,
+    MetaChecksum,
+    BadLayout,
+    TooMany,
+    BadRegion,
+    RegionsOverlap,
+    RegionInLoader,
+    BadExtent,
+    BadThread,
+    BadString,
+}
+
+impl Error {
+    pub fn message(self) -> &'static str {
+        match self {
+            Error::Empty => "the image file is empty",
+            Error::Truncated => "the image is truncated (shorter than its header says)",
+            Error::BadMagic => "not a ckpt image (bad magic number)",
+            Error::NewerVersion => "the image was written by a newer ckpt (format version too new)",
+            Error::OldVersion => "the image format version is not supported",
+            Error::WrongArch => "the image is for another architecture",
+            Error::WrongPageSize => "the image was taken with another page size",
+            Error::WrongHeaderSize => "the image header has an unexpected size",
+            Error::HeaderChecksum => "the image header is corrupted (checksum mismatch)",
+            Error::MetaChecksum => "the image region table is corrupted (checksum mismatch)",
+            Error::BadLayout => "the image layout is inconsistent (section offsets)",
+            Error::TooMany => "the image claims more regions, extents or threads than possible",
+            Error::BadRegion => "the image has an invalid memory region",
+            Error::RegionsOverlap => "the image has overlapping memory regions",
+            Error::RegionInLoader => "an image region overlaps the loader's reserved address range",
+            Error::BadExtent => "the image has an invalid data extent",
+            Error::BadThread => "the image has an invalid thread record",
+            Error::BadString => "the image has an invalid string reference",
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+/// Byte sizes of the metadata tables, in file order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaLayout {
+    pub regions: usize,
+    pub extents: usize,
+    pub threads: usize,
+    pub sigactions: usize,
+    pub strings: usize,
+}
+
+impl MetaLayout {
+    pub fn new(n_regions: u32, n_extents: u32, n_threads: u32, strings_len: u64) -> Self {
+        MetaLayout {
+            regions: n_regions as usize * size_of::<Region>(),
+            extents: n_extents as usize * size_of::<Extent>(),
+            threads: n_threads as usize * size_of::<Thread>(),
+            sigactions: NSIG * size_of::<SigAction>(),
+            strings: strings_len as usize,
+        }
+    }
+    pub fn total(&self) -> usize {
+        self.regions + self.extents + self.threads + self.sigactions + self.strings
+    }
+}
+
+/// Rounds up to the page size.
+pub const fn page_up(v: u64) -> u64 {
+    (v + PAGE_SIZE - 1) & !(PAGE_SIZE - 1)
+}
+
+impl Header {
+    /// A header with the constant fields filled in and everything else zero.
+    pub fn new() -> Self {
+        Header {
+            magic: MAGIC,
+            version: FORMAT_VERSION,
+            arch: ARCH_X86_64,
+            page_size: PAGE_SIZE as u32,
+            header_size: HEADER_SIZE as u32,
+            created_ns: 0,
+            capture_ns: 0,
+            pid: 0,
+            n_threads: 0,
+            n_regions: 0,
+            n_extents: 0,
+            meta_offset: HEADER_SPACE,
+            meta_len: 0,
+            meta_checksum: 0,
+            strings_len: 0,
+            data_offset: 0,
+            data_len: 0,
+            file_len: 0,
+            xfeatures: 0,
+            xsave_size: 0,
+            leader: 0,
+            mm: MmLayout::default(),
+            auxv: [0; AUXV_WORDS],
+            auxv_words: 0,
+            umask: 0,
+            comm: [0; 16],
+            cmdline: StrRef::default(),
+            cwd: StrRef::default(),
+            exe: StrRef::default(),
+            header_checksum: 0,
+        }
+    }
+
+    /// Fills in `meta_len`, `data_offset` from the counts already set.
+    pub fn layout(&mut self) -> MetaLayout {
+        let l = MetaLayout::new(self.n_regions, self.n_extents, self.n_threads, self.strings_len);
+        self.meta_offset = HEADER_SPACE;
+        self.meta_len = l.total() as u64;
+        self.data_offset = page_up(self.meta_offset + self.meta_len);
+        l
+    }
+
+    /// The checksum of this header, computed with `header_checksum` as zero.
+    pub fn compute_checksum(&self) -> u64 {
+        let mut h = *self;
+        h.header_checksum = 0;
+        checksum(bytes_of(&h))
+    }
+
+    /// Checks the header alone: `bytes` is the start of the file, `file_len`
+    /// its real length. Everything the loader needs before reading further.
+    pub fn parse(bytes: &[u8], file_len: u64) -> Result<Header, Error> {
+        if file_len == 0 || bytes.is_empty() {
+            return Err(Error::Empty);
+        }
+        if bytes.len() < 8 || bytes[..8] != MAGIC {
+            return Err(Error::BadMagic);
+        }
+        // Version before anything else: a newer format may have a bigger header.
+        if bytes.len() < 12 {
+            return Err(Error::Truncated);
+        }
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if version > FORMAT_VERSION {
+            return Err(Error::NewerVersion);
+        }
+        if version < FORMAT_VERSION {
+            return Err(Error::OldVersion);
+        }
+        let h: Header = read_at(bytes, 0).ok_or(Error::Truncated)?;
+        if h.compute_checksum() != h.header_checksum {
+            return Err(Error::HeaderChecksum);
+        }
+        if h.arch != ARCH_X86_64 {
+            return Err(Error::WrongArch);
+        }
+        if h.page_size as u64 != PAGE_SIZE {
+            return Err(Error::WrongPageSize);
+        }
+        if h.header_size as usize != HEADER_SIZE {
+            return Err(Error::WrongHeaderSize);
+        }
+        if h.n_regions > MAX_REGIONS
+            || h.n_extents > MAX_EXTENTS
+            || h.n_threads > MAX_THREADS
+            || h.n_threads == 0
+            || h.strings_len > MAX_STRINGS
+            || h.auxv_words as usize > AUXV_WORDS
+        {
+            return Err(Error::TooMany);
+        }
+        let l = MetaLayout::new(h.n_regions, h.n_extents, h.n_threads, h.strings_len);
+        if h.meta_offset != HEADER_SPACE
+            || h.meta_len != l.total() as u64
+            || h.data_offset != page_up(h.meta_offset + h.meta_len)
+            || h.data_offset.checked_add(h.data_len) != Some(h.file_len)
+            || h.leader >= h.n_threads
+        {
+            return Err(Error::BadLayout);
+        }
+        if file_len < h.file_len {
+            return Err(Error::Truncated);
+        }
+        Ok(h)
+    }
+}
+
+impl Default for Header {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A validated view of the metadata of an image: the tables, checked against
+/// each other and against the header.
+#[derive(Clone, Copy)]
+pub struct Meta<'a> {
+    pub header: Header,
+    regions: &'a [u8],
+    extents: &'a [u8],
+    threads: &'a [u8],
+    sigactions: &'a [u8],
+    strings: &'a [u8],
+}
+
+impl<'a> Meta<'a> {
+    /// Validates the metadata bytes (exactly `header.meta_len` of them, read
+    /// from `header.meta_offset`). After this, every accessor succeeds and
+    /// every region, extent and thread is known to be sane:
+    /// regions page-aligned, sorted, disjoint, in user space and outside the
+    /// loader's range; extents inside their region and inside the data area;
+    /// threads' frames inside a stored writable region.
+    pub fn parse(header: &Header, meta: &'a [u8]) -> Result<Meta<'a>, Error> {
+        if meta.len() as u64 != header.meta_len {
+            return Err(Error::Truncated);
+        }
+        if checksum(meta) != header.meta_checksum {
+            return Err(Error::MetaChecksum);
+        }
+        let l = MetaLayout::new(header.n_regions, header.n_extents, header.n_threads, header.strings_len);
+        let (regions, rest) = meta.split_at(l.regions);
+        let (extents, rest) = rest.split_at(l.extents);
+        let (threads, rest) = rest.split_at(l.threads);
+        let (sigactions, strings) = rest.split_at(l.sigactions);
+        let m = Meta { header: *header, regions, extents, threads, sigactions, strings };
+        m.check()?;
+        Ok(m)
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        let h = &self.header;
+        let mut prev_end = 0u64;
+        let mut next_extent = 0u64;
+        let mut data_pos = h.data_offset;
+        for i in 0..h.n_regions as usize {
+            let r = self.region(i);
+            if r.start % PAGE_SIZE != 0
+                || r.end % PAGE_SIZE != 0
+                || r.start >= r.end
+                || r.end > USER_END
+                || r.prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0
+                || r.flags & !(REGION_SHARED | REGION_GROWSDOWN) != 0
+                || r.kind().is_none()
+            {
+                return Err(Error::BadRegion);
+            }
+            if r.start < prev_end {
+                return Err(Error::RegionsOverlap);
+            }
+            if r.start < LOADER_END && r.end > LOADER_BASE {
+                return Err(Error::RegionInLoader);
+            }
+            prev_end = r.end;
+            self.string(r.path).ok_or(Error::BadString)?;
+            if r.first_extent as u64 != next_extent {
+                return Err(Error::BadExtent);
+            }
+            next_extent += r.n_extents as u64;
+            if next_extent > h.n_extents as u64 {
+                return Err(Error::BadExtent);
+            }
+            let mut prev = r.start;
+            for e in 0..r.n_extents as usize {
+                let x = self.extent(r.first_extent as usize + e);
+                if x.addr % PAGE_SIZE != 0
+                    || x.len % PAGE_SIZE != 0
+                    || x.len == 0
+                    || x.addr < prev
+                    || x.addr.checked_add(x.len).map_or(true, |end| end > r.end)
+                    || x.len > MAX_EXTENT
+                    || x.file_pos != data_pos
+                {
+                    return Err(Error::BadExtent);
+                }
+                prev = x.addr + x.len;
+                data_pos += x.len;
+            }
+        }
+        if next_extent != h.n_extents as u64 || data_pos != h.file_len {
+            return Err(Error::BadExtent);
+        }
+        for i in 0..h.n_threads as usize {
+            let t = self.thread(i);
+            let uc_end = t.ucontext.checked_add(1024).ok_or(Error::BadThread)?;
+            let inside = (0..h.n_regions as usize).map(|j| self.region(j)).any(|r| {
+                r.start <= t.ucontext && uc_end <= r.end && r.prot & PROT_WRITE != 0
+            });
+            if t.tid == 0 || !inside {
+                return Err(Error::BadThread);
+            }
+        }
+        for s in [h.cmdline, h.cwd, h.exe] {
+            self.string(s).ok_or(Error::BadString)?;
+        }
+        Ok(())
+    }
+
+    pub fn n_regions(&self) -> usize {
+        self.header.n_regions as usize
+    }
+    pub fn n_threads(&self) -> usize {
+        self.header.n_threads as usize
+    }
+    pub fn region(&self, i: usize) -> Region {
+        read_at(self.regions, i).expect("region index checked by caller")
+    }
+    pub fn regions(&self) -> impl Iterator<Item = Region> + '_ {
+        (0..self.n_regions()).map(move |i| self.region(i))
+    }
+    pub fn extent(&self, i: usize) -> Extent {
+        read_at(self.extents, i).expect("extent index checked by caller")
+    }
+    /// The extents of one region, in address order.
+    pub fn extents_of(&self, r: &Region) -> impl Iterator<Item = Extent> + '_ {
+        let first = r.first_extent as usize;
+        (first..first + r.n_extents as usize).map(move |i| self.extent(i))
+    }
+    pub fn thread(&self, i: usize) -> Thread {
+        read_at(self.threads, i).expect("thread index checked by caller")
+    }
+    pub fn threads(&self) -> impl Iterator<Item = Thread> + '_ {
+        (0..self.n_threads()).map(move |i| self.thread(i))
+    }
+    /// Disposition of signal `sig` (1..=64).
+    pub fn sigaction(&self, sig: usize) -> SigAction {
+        read_at(self.sigactions, sig).unwrap_or_default()
+    }
+    /// A string of the string table (None if the reference is out of range).
+    pub fn string(&self, s: StrRef) -> Option<&'a [u8]> {
+        let start = s.offset as usize;
+        self.strings.get(start..start.checked_add(s.len as usize)?)
+    }
+    /// Bytes of data stored for region `r`.
+    pub fn stored_bytes(&self, r: &Region) -> u64 {
+        self.extents_of(r).map(|e| e.len).sum()
+    }
+}
+
+#[cfg(test)]
+extern crate std;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+//! Round trip and corruption tests for the format (no process involved).
+
+use super::*;
+use std::vec::Vec;
+
+/// Builds a small valid image in memory: two regions, three extents, one thread.
+fn sample() -> Vec<u8> {
+    let base = 0x5555_0000_0000u64;
+    let strings = b"/usr/bin/prog\0arg\0/tmp/dir".to_vec();
+    let regions = [
+        Region { start: base, end: base + 4 * PAGE_SIZE, prot: PROT_READ | PROT_EXEC, flags: 0,
+                 kind: RegionKind::File as u32, n_extents: 1, first_extent: 0, _pad: 0,
+                 file_offset: 0, path: StrRef { offset: 0, len: 13 } },
+        Region { start: base + 8 * PAGE_SIZE, end: base + 16 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE,
+                 flags: 0, kind: RegionKind::Stack as u32, n_extents: 2, first_extent: 1, _pad: 0,
+                 file_offset: 0, path: StrRef::default() },
+    ];
+    let mut h = Header::new();
+    h.n_regions = 2;
+    h.n_extents = 3;
+    h.n_threads = 1;
+    h.strings_len = strings.len() as u64;
+    h.cmdline = StrRef { offset: 0, len: 17 };
+    h.cwd = StrRef { offset: 18, len: 8 };
+    h.layout();
+    let lens = [4 * PAGE_SIZE, PAGE_SIZE, 2 * PAGE_SIZE];
+    let addrs = [base, base + 9 * PAGE_SIZE, base + 12 * PAGE_SIZE];
+    let mut pos = h.data_offset;
+    let mut data = Vec::new();
+    let mut extents = Vec::new();
+    for (i, (&a, &l)) in addrs.iter().zip(&lens).enumerate() {
+        let bytes: Vec<u8> = (0..l).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect();
+        extents.push(Extent { addr: a, len: l, file_pos: pos, checksum: checksum(&bytes) });
+        pos += l;
+        data.extend_from_slice(&bytes);
+    }
+    let thread = Thread { tid: 42, tid_offset: 0, ucontext: base + 15 * PAGE_SIZE, fs_base: 1, gs_base: 0,
+        rseq_area: 0, rseq_len: 0, rseq_sig: 0, clear_child_tid: 0, robust_list: 0, robust_len: 0,
+        gregs: [7; 23], sigmask: 0 };
+    let sig = [SigAction::default(); NSIG];
+    let mut meta = Vec::new();
+    meta.extend_from_slice(bytes_of_slice(&regions));
+    meta.extend_from_slice(bytes_of_slice(&extents));
+    meta.extend_from_slice(bytes_of(&thread));
+    meta.extend_from_slice(bytes_of_slice(&sig));
+    meta.extend_from_slice(&strings);
+    assert_eq!(meta.len() as u64, h.meta_len);
+    h.meta_checksum = checksum(&meta);
+    h.data_len = data.len() as u64;
+    h.file_len = h.data_offset + h.data_len;
+    h.header_checksum = h.compute_checksum();
+    let mut file = Vec::new();
+    file.extend_from_slice(bytes_of(&h));
+    file.resize(HEADER_SPACE as usize, 0);
+    file.extend_from_slice(&meta);
+    file.resize(h.data_offset as usize, 0);
+    file.extend_from_slice(&data);
+    file
+}
+
+fn parse(file: &[u8]) -> Result<(), Error> {
+    let h = Header::parse(file, file.len() as u64)?;
+    let meta = file.get(h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize).ok_or(Error::Truncated)?;
+    let m = Meta::parse(&h, meta)?;
+    for r in m.regions() {
+        for e in m.extents_of(&r) {
+            let d = &file[e.file_pos as usize..(e.file_pos + e.len) as usize];
+            if checksum(d) != e.checksum {
+                return Err(Error::BadExtent);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn round_trip() {
+    let file = sample();
+    let h = Header::parse(&file, file.len() as u64).unwrap();
+    let meta = &file[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize];
+    let m = Meta::parse(&h, meta).unwrap();
+    assert_eq!(m.n_regions(), 2);
+    assert_eq!(m.region(1).kind(), Some(RegionKind::Stack));
+    assert_eq!(m.stored_bytes(&m.region(1)), 3 * PAGE_SIZE);
+    assert_eq!(m.string(h.cmdline).unwrap(), b"/usr/bin/prog\0arg");
+    assert_eq!(m.string(h.cwd).unwrap(), b"/tmp/dir");
+    assert_eq!(m.thread(0).tid, 42);
+    assert_eq!(m.thread(0).gregs, [7; 23]);
+    // Writing the parsed tables back gives the same bytes.
+    let mut again = Vec::new();
+    for r in m.regions() {
+        again.extend_from_slice(bytes_of(&r));
+    }
+    for i in 0..h.n_extents as usize {
+        again.extend_from_slice(bytes_of(&m.extent(i)));
+    }
+    assert_eq!(&again[..], &meta[..again.len()]);
+    assert!(parse(&file).is_ok());
+}
+
+#[test]
+fn empty_and_garbage() {
+    assert_eq!(parse(&[]), Err(Error::Empty));
+    assert_eq!(parse(b"hello"), Err(Error::BadMagic));
+    let random: Vec<u8> = (0..100_000u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    assert_eq!(parse(&random), Err(Error::BadMagic));
+}
+
+#[test]
+fn every_truncation_is_refused() {
+    let file = sample();
+    for len in (0..file.len()).step_by(97).chain([file.len() - 1]) {
+        assert!(parse(&file[..len]).is_err(), "truncated to {len} accepted");
+    }
+}
+
+#[test]
+fn every_flipped_byte_is_refused() {
+    let file = sample();
+    let h = Header::parse(&file, file.len() as u64).unwrap();
+    // Every byte of the header and the metadata, and a sample of the data.
+    let covered = (0..HEADER_SIZE)
+        .chain(h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize)
+        .chain((h.data_offset as usize..file.len()).step_by(131));
+    for i in covered {
+        let mut bad = file.clone();
+        bad[i] ^= 0x20;
+        assert!(parse(&bad).is_err(), "flipped byte {i} accepted");
+    }
+}
+
+#[test]
+fn newer_version_is_named() {
+    let mut file = sample();
+    file[8] = (FORMAT_VERSION + 1) as u8;
+    assert_eq!(parse(&file), Err(Error::NewerVersion));
+}
+
+#[test]
+fn region_in_loader_range_is_refused() {
+    let mut h = Header::new();
+    h.n_regions = 1;
+    h.n_threads = 1;
+    h.layout();
+    let r = Region { start: LOADER_BASE, end: LOADER_BASE + PAGE_SIZE, prot: 3, flags: 0, kind: 0,
+                     n_extents: 0, first_extent: 0, _pad: 0, file_offset: 0, path: StrRef::default() };
+    let t = Thread { tid: 1, tid_offset: 0, ucontext: LOADER_BASE, fs_base: 0, gs_base: 0, rseq_area: 0,
+        rseq_len: 0, rseq_sig: 0, clear_child_tid: 0, robust_list: 0, robust_len: 0, gregs: [0; 23], sigmask: 0 };
+    let mut meta = Vec::new();
+    meta.extend_from_slice(bytes_of(&r));
+    meta.extend_from_slice(bytes_of(&t));
+    meta.extend_from_slice(bytes_of_slice(&[SigAction::default(); NSIG]));
+    h.meta_checksum = checksum(&meta);
+    h.file_len = h.data_offset;
+    assert_eq!(Meta::parse(&h, &meta).err(), Some(Error::RegionInLoader));
+}

@@ -1,0 +1,87 @@
+//! The command line, read from the kernel's initial stack and copied into
+//! the loader's own memory (the initial stack is unmapped later).
+
+use core::ffi::CStr;
+
+use ckpt_sys as sys;
+
+const USAGE: &str = "\
+usage: restart [IMAGE]
+
+Brings back the program saved in IMAGE (default: myckpt.dat) by ckpt. It
+continues from the instruction where it was checkpointed, in this process
+(same pid as restart), with restart's stdin, stdout and stderr. The image is
+not consumed: it can be restarted again.
+
+Options:
+  -h, --help     this help
+  -V, --version  the version
+
+Examples:
+  restart                    # restarts ./myckpt.dat
+  restart /tmp/job.dat       # an image written with ckpt -o /tmp/job.dat
+
+Exit status: the program's own; 1 if the image cannot be restarted (one line
+on stderr says why); 2 for a usage error.
+";
+
+const PATH_MAX: usize = 4096;
+
+pub struct Options {
+    /// The image path, NUL-terminated.
+    path: [u8; PATH_MAX + 1],
+    len: usize,
+}
+
+impl Options {
+    pub fn image(&self) -> &[u8] {
+        &self.path[..self.len]
+    }
+
+    pub fn image_cstr(&self) -> &CStr {
+        CStr::from_bytes_with_nul(&self.path[..self.len + 1]).unwrap_or(c"myckpt.dat")
+    }
+}
+
+fn usage_error(what: &[u8]) -> ! {
+    let mut l = sys::msg::Line::new();
+    l.push(b"restart: ").push(what).push(b" (try: restart --help)");
+    l.emit();
+    sys::exit_group(2)
+}
+
+/// Parses the arguments.
+///
+/// # Safety
+/// `sp` must be the kernel's initial stack pointer: argc, then argv.
+pub unsafe fn parse(sp: *const u64) -> Options {
+    let mut opts = Options { path: [0; PATH_MAX + 1], len: 0 };
+    // SAFETY: the kernel's initial stack: argc, then argc pointers to
+    // NUL-terminated strings.
+    let argc = unsafe { *sp } as usize;
+    let mut image: Option<&[u8]> = None;
+    for i in 1..argc {
+        // SAFETY: as above.
+        let arg = unsafe { CStr::from_ptr(*sp.add(1 + i) as *const core::ffi::c_char) }.to_bytes();
+        match arg {
+            b"-h" | b"--help" => {
+                let _ = sys::write_all(1, USAGE.as_bytes());
+                sys::exit_group(0)
+            }
+            b"-V" | b"--version" => {
+                let _ = sys::write_all(1, concat!("restart ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
+                sys::exit_group(0)
+            }
+            a if a.starts_with(b"-") && a.len() > 1 => usage_error(b"unknown option"),
+            a if image.is_none() => image = Some(a),
+            _ => usage_error(b"more than one image given"),
+        }
+    }
+    let image = image.unwrap_or(b"myckpt.dat");
+    if image.is_empty() || image.len() > PATH_MAX {
+        usage_error(b"the image path is empty or too long");
+    }
+    opts.path[..image.len()].copy_from_slice(image);
+    opts.len = image.len();
+    opts
+}

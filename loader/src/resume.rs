@@ -1,0 +1,159 @@
+//! The last steps: the process-wide kernel state, then the thread's own,
+//! then `rt_sigreturn` on the thread's saved signal frame.
+//!
+//! The frame is the one the kernel built when the checkpoint signal arrived;
+//! it lies in the thread's stack, which is restored memory now. Returning
+//! through it restores every register the kernel saved — general, flags,
+//! x87/SSE/AVX/AVX-512 — and the signal mask and alternate stack, and the
+//! program continues at the very instruction the signal interrupted. What
+//! the frame does not hold (%fs and %gs bases, rseq, the tid address, the
+//! robust list) is set here first.
+
+use core::arch::asm;
+use core::fmt::Write;
+
+use ckpt_image::{Header, Meta, LOADER_END};
+use ckpt_sys::{self as sys, msg::Line, PrctlMmMap};
+
+use crate::fail::{self, Fail};
+
+extern "C" {
+    /// End of the loader's image (linker.ld).
+    static __loader_end: u8;
+}
+
+/// Restores the memory layout the kernel keeps for the process: code, data,
+/// break, stack, argument and environment ranges, auxv. The kernel checks
+/// them without looking at the mappings, so this is done before the point
+/// of no return: a refusal leaves the loader intact.
+pub fn set_mm(h: &Header) -> Result<(), Fail> {
+    let mm = &h.mm;
+    let map = PrctlMmMap {
+        start_code: mm.start_code,
+        end_code: mm.end_code,
+        start_data: mm.start_data,
+        end_data: mm.end_data,
+        start_brk: mm.start_brk,
+        brk: mm.brk,
+        start_stack: mm.start_stack,
+        arg_start: mm.arg_start,
+        arg_end: mm.arg_end,
+        env_start: mm.env_start,
+        env_end: mm.env_end,
+        auxv: h.auxv.as_ptr() as u64,
+        auxv_size: h.auxv_words * 8,
+        exe_fd: u32::MAX,
+    };
+    // SAFETY: the kernel reads `map` (and the auxv it points to), both
+    // alive for the call.
+    unsafe {
+        sys::prctl(
+            sys::PR_SET_MM,
+            sys::PR_SET_MM_MAP as u64,
+            &map as *const PrctlMmMap as u64,
+            core::mem::size_of::<PrctlMmMap>() as u64,
+            0,
+        )
+    }
+    .map_err(fail::sys("the kernel refused the program's memory layout (prctl PR_SET_MM_MAP)"))?;
+    Ok(())
+}
+
+/// Gives the process back its kernel state and jumps into the program.
+///
+/// # Safety
+/// The program's memory must be fully restored.
+pub unsafe fn resume(meta: &Meta, fd: i32) -> ! {
+    let h = &meta.header;
+    // SAFETY: PR_SET_NAME reads 16 bytes, NUL padded.
+    let _ = unsafe { sys::prctl(sys::PR_SET_NAME, h.comm.as_ptr() as u64, 0, 0, 0) };
+    sys::umask(h.umask);
+    for sig in 1..=64 {
+        if sig == 9 || sig == 19 {
+            continue; // SIGKILL, SIGSTOP: not settable
+        }
+        let a = meta.sigaction(sig);
+        let k = sys::KSigAction { handler: a.handler, flags: a.flags, restorer: a.restorer, mask: a.mask };
+        let _ = sys::rt_sigaction(sig as i32, Some(&k), None);
+    }
+    restore_cwd(meta);
+    sys::close(fd);
+    reserve_loader_range();
+
+    let t = meta.thread(h.leader as usize);
+    // SAFETY: the thread's own registrations, at addresses inside restored
+    // memory (glibc's thread descriptor).
+    unsafe {
+        let tid = sys::set_tid_address(t.clear_child_tid);
+        if t.tid_offset != 0 {
+            // glibc caches the tid in its descriptor: pthread_kill, raise
+            // and mutex ownership use it. This process's tid is new.
+            core::ptr::write_volatile((t.fs_base + t.tid_offset as u64) as *mut u32, tid as u32);
+        }
+        if t.robust_list != 0 {
+            let _ = sys::set_robust_list(t.robust_list, t.robust_len);
+        }
+        if t.rseq_len != 0 {
+            let _ = sys::rseq(t.rseq_area, t.rseq_len, 0, t.rseq_sig);
+        }
+        if t.gs_base != 0 {
+            let _ = sys::arch_prctl(sys::ARCH_SET_GS, t.gs_base);
+        }
+        let _ = sys::arch_prctl(sys::ARCH_SET_FS, t.fs_base);
+        sigreturn(t.ucontext)
+    }
+}
+
+/// Returns to the saved working directory; a warning if it is gone.
+fn restore_cwd(meta: &Meta) {
+    let cwd = meta.string(meta.header.cwd).unwrap_or(b"");
+    let mut buf = [0u8; 4097];
+    if cwd.is_empty() || cwd.len() >= buf.len() {
+        return;
+    }
+    buf[..cwd.len()].copy_from_slice(cwd);
+    let path = core::ffi::CStr::from_bytes_until_nul(&buf).unwrap_or(c"/");
+    if let Err(e) = sys::chdir(path) {
+        let mut l = Line::new();
+        l.push(b"restart: warning: cannot return to the working directory ").push(cwd);
+        let _ = write!(l, ": {} ({})", sys::errno_text(e), sys::errno_name(e));
+        l.emit();
+    }
+}
+
+/// Keeps the free part of the loader's range reserved in the restarted
+/// program, as the capture library reserved it in the original.
+fn reserve_loader_range() {
+    // Only the address of the linker symbol is taken, never its value.
+    let end = core::ptr::addr_of!(__loader_end) as u64;
+    // SAFETY: NOREPLACE: nothing is replaced; PROT_NONE reserves only.
+    let _ = unsafe {
+        sys::mmap(
+            end,
+            LOADER_END - end,
+            sys::PROT_NONE,
+            sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE | sys::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+}
+
+/// `rt_sigreturn` with the stack pointer on the frame's ucontext: the kernel
+/// finds the frame at `rsp - 8` (the return address slot it had pushed).
+///
+/// # Safety
+/// `ucontext` must be a signal frame the kernel built, in restored memory.
+unsafe fn sigreturn(ucontext: u64) -> ! {
+    // SAFETY: the caller's contract; this never returns.
+    unsafe {
+        asm!(
+            "mov rsp, {uc}",
+            "mov eax, 15", // __NR_rt_sigreturn
+            "syscall",
+            "ud2",
+            uc = in(reg) ucontext,
+            options(noreturn)
+        )
+    }
+}

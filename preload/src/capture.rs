@@ -1,0 +1,638 @@
+//! The capture: from the checkpoint signal's frame to an image file.
+//!
+//! Runs on the workspace stack with every signal blocked. The program's
+//! memory does not change while it runs (this thread is here, and it is the
+//! only one), except the rseq area, which the kernel updates on preemption:
+//! the registration is dropped for the duration and re-made on failure.
+//!
+//! The order of work:
+//! 1. describe the thread (frame address, %fs, rseq, tid address, robust
+//!    list) and the process (signal dispositions, memory layout, auxv,
+//!    command line, working directory);
+//! 2. walk `/proc/self/maps` into the region table, and decide per region
+//!    which pages to store (extents);
+//! 3. write the data, hashing each extent just before writing it, then the
+//!    metadata, then the header, to a temporary file beside the image;
+//! 4. fsync, rename over the image, fsync the directory: the previous image
+//!    stays intact until the new one is complete on disk.
+
+use core::ffi::{c_void, CStr};
+use core::fmt::Write as _;
+
+use ckpt_image::maps::{self, Mapping};
+use ckpt_image::{
+    bytes_of, bytes_of_slice, checksum, checksum_parts, Header, Region, RegionKind, StrRef, Thread, EXIT_CHECKPOINTED,
+    LOADER_BASE, LOADER_END, MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
+};
+use ckpt_sys::{self as sys, Errno};
+
+use crate::config::{self, Config};
+use crate::msg::{self, Size};
+use crate::procfs;
+use crate::workspace::{self, Tables, MAX_EXTENTS, MAX_REGIONS, PAGEMAP_WORDS};
+
+core::arch::global_asm!(
+    // ckpt_call_on_stack(arg: rdi, f: rsi, stack_top: rdx): calls f(arg) on
+    // the given stack and comes back to the caller's stack.
+    ".globl ckpt_call_on_stack",
+    ".hidden ckpt_call_on_stack",
+    ".type ckpt_call_on_stack,@function",
+    "ckpt_call_on_stack:",
+    "    push rbp",
+    "    mov rbp, rsp",
+    "    mov rsp, rdx",
+    "    call rsi",
+    "    mov rsp, rbp",
+    "    pop rbp",
+    "    ret",
+);
+
+extern "C" {
+    fn ckpt_call_on_stack(arg: *mut c_void, f: extern "C" fn(*mut c_void), stack_top: u64);
+}
+
+/// Calls `f(arg)` on another stack.
+///
+/// # Safety
+/// `stack_top` must be the 16-byte aligned top of a stack nothing else uses.
+pub unsafe fn call_on_stack(arg: *mut c_void, f: extern "C" fn(*mut c_void), stack_top: u64) {
+    ckpt_call_on_stack(arg, f, stack_top)
+}
+
+/// What the constructor learned about glibc, for every capture.
+#[derive(Clone, Copy)]
+struct Glibc {
+    /// rseq area offset from the thread pointer, and registered length
+    /// (`__rseq_offset`, `__rseq_size`); length 0: no rseq.
+    rseq_offset: i64,
+    rseq_len: u32,
+    /// Offset of the cached tid in glibc's thread descriptor (0: unknown).
+    tid_offset: u32,
+}
+
+struct GlibcCell(core::cell::UnsafeCell<Glibc>);
+// SAFETY: written once by the constructor before the handler is installed.
+unsafe impl Sync for GlibcCell {}
+static GLIBC: GlibcCell = GlibcCell(core::cell::UnsafeCell::new(Glibc { rseq_offset: 0, rseq_len: 0, tid_offset: 0 }));
+
+/// glibc's rseq signature on x86-64 (`RSEQ_SIG`).
+const RSEQ_SIG: u32 = 0x5305_3053;
+
+/// Looks up glibc's rseq registration and tid cache (constructor only).
+pub fn prepare() {
+    let mut g = Glibc { rseq_offset: 0, rseq_len: 0, tid_offset: 0 };
+    // SAFETY: dlsym from the constructor; the symbols, when present, are
+    // glibc's exported `ptrdiff_t __rseq_offset` and `unsigned __rseq_size`.
+    unsafe {
+        let off = libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr()) as *const i64;
+        let size = libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr()) as *const u32;
+        if !off.is_null() && !size.is_null() && *size != 0 {
+            g.rseq_offset = *off;
+            // glibc registers at least the original 32-byte struct rseq.
+            g.rseq_len = (*size).max(32);
+        }
+    }
+    g.tid_offset = find_tid_offset();
+    // SAFETY: see GlibcCell.
+    unsafe { *GLIBC.0.get() = g };
+}
+
+/// Finds where glibc caches this thread's tid in its descriptor, which
+/// starts at the thread pointer: the first 32-bit slot past the TCB header
+/// that holds the tid. (glibc 2.36: 0x2d0.)
+fn find_tid_offset() -> u32 {
+    // SAFETY: reads the thread pointer only.
+    let fs = unsafe { sys::arch_prctl(sys::ARCH_GET_FS, 0) }.unwrap_or(0);
+    let tid = sys::gettid() as u32;
+    if fs == 0 {
+        return 0;
+    }
+    let mut off = 0x40u64;
+    while off < 0x1000 {
+        let addr = fs + off;
+        if (off == 0x40 || addr % PAGE_SIZE == 0) && !sys::readable(addr) {
+            return 0;
+        }
+        // SAFETY: the page holding addr was just found readable.
+        if unsafe { core::ptr::read_volatile(addr as *const u32) } == tid {
+            return off as u32;
+        }
+        off += 4;
+    }
+    0
+}
+
+/// Why a checkpoint failed: what was being done, and the kernel's answer.
+struct Failure {
+    what: &'static str,
+    errno: Option<Errno>,
+}
+
+fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
+    move |e| Failure { what, errno: Some(e) }
+}
+
+fn refuse(what: &'static str) -> Failure {
+    Failure { what, errno: None }
+}
+
+/// Entry point on the workspace stack: `arg` is the handler's ucontext.
+pub extern "C" fn run(arg: *mut c_void) {
+    let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
+    let cfg = config::get();
+    // SAFETY: the handler runs one capture at a time (all signals blocked).
+    let tables = unsafe { workspace::tables() };
+    let uc = arg as *const libc::ucontext_t;
+    let rseq = unregister_rseq();
+    let result = capture(uc, tables, cfg, rseq, t0);
+    match result {
+        Ok(written) => {
+            if !cfg.quiet {
+                let ms = (sys::clock_ns(sys::CLOCK_MONOTONIC) - t0) as f64 / 1e6;
+                let mut l = msg::Line::new();
+                l.push(b"ckpt: checkpoint written to ").push(cfg.output());
+                let _ = write!(l, " ({} in {:.1} ms); stopping (exit status {})", Size(written), ms, EXIT_CHECKPOINTED);
+                l.emit();
+            }
+            sys::exit_group(EXIT_CHECKPOINTED);
+        }
+        Err(f) => {
+            reregister_rseq(rseq);
+            let mut l = msg::Line::new();
+            l.push(b"ckpt: checkpoint failed: ").push(f.what.as_bytes());
+            if let Some(e) = f.errno {
+                let _ = write!(l, ": {} ({})", sys::errno_text(e), sys::errno_name(e));
+            }
+            l.push(b"; the program continues, any previous image is unchanged");
+            l.emit();
+        }
+    }
+}
+
+/// The rseq registration of this thread: (area, len), len 0 for none.
+type Rseq = (u64, u32);
+
+fn unregister_rseq() -> Rseq {
+    // SAFETY: see GlibcCell.
+    let g = unsafe { *GLIBC.0.get() };
+    if g.rseq_len == 0 {
+        return (0, 0);
+    }
+    // SAFETY: reading the thread pointer.
+    let fs = unsafe { sys::arch_prctl(sys::ARCH_GET_FS, 0) }.unwrap_or(0);
+    let area = fs.wrapping_add(g.rseq_offset as u64);
+    // SAFETY: unregistering the area glibc registered for this thread; the
+    // kernel stops writing to it.
+    match unsafe { sys::rseq(area, g.rseq_len, sys::RSEQ_FLAG_UNREGISTER, RSEQ_SIG) } {
+        Ok(()) => (area, g.rseq_len),
+        Err(_) => (0, 0),
+    }
+}
+
+fn reregister_rseq((area, len): Rseq) {
+    if len != 0 {
+        // SAFETY: the same registration glibc made.
+        let _ = unsafe { sys::rseq(area, len, 0, RSEQ_SIG) };
+    }
+}
+
+/// Offsets in the fxsave area of the kernel's `struct _fpx_sw_bytes`.
+const FPX_SW_BYTES: usize = 464;
+const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
+
+/// The XSAVE features and size in this signal frame.
+fn frame_xstate(uc: &libc::ucontext_t) -> (u64, u32) {
+    let fp = uc.uc_mcontext.fpregs as *const u8;
+    if fp.is_null() {
+        return (0, 0);
+    }
+    // SAFETY: the kernel's fxsave area is 512 bytes; sw_reserved is its last
+    // 48 (unaligned reads: the layout is the kernel's).
+    unsafe {
+        let sw = fp.add(FPX_SW_BYTES);
+        let magic = core::ptr::read_unaligned(sw as *const u32);
+        if magic != FP_XSTATE_MAGIC1 {
+            return (0b11, 512);
+        }
+        let xfeatures = core::ptr::read_unaligned(sw.add(8) as *const u64);
+        let size = core::ptr::read_unaligned(sw.add(16) as *const u32);
+        (xfeatures, size)
+    }
+}
+
+fn capture(uc: *const libc::ucontext_t, t: &mut Tables, cfg: &Config, rseq: Rseq, t0: u64) -> Result<u64, Failure> {
+    let threads = procfs::thread_count(&mut t.dents).map_err(failed("listing the threads"))?;
+    if threads != 1 {
+        return Err(refuse("multi-threaded programs are not supported yet"));
+    }
+    // SAFETY: the kernel passed a valid ucontext to the handler.
+    let ucr = unsafe { &*uc };
+    let mut h = Header::new();
+    h.created_ns = sys::clock_ns(sys::CLOCK_REALTIME);
+    h.pid = sys::getpid() as u32;
+    h.n_threads = 1;
+    h.leader = 0;
+    (h.xfeatures, h.xsave_size) = frame_xstate(ucr);
+    let mask = sys::umask(0o022);
+    sys::umask(mask);
+    h.umask = mask;
+
+    t.threads[0] = describe_thread(uc as u64, ucr, rseq);
+    for sig in 1..t.sigactions.len() {
+        let mut k = sys::KSigAction::default();
+        if sys::rt_sigaction(sig as i32, None, Some(&mut k)).is_ok() {
+            t.sigactions[sig] = ckpt_image::SigAction { handler: k.handler, flags: k.flags, restorer: k.restorer, mask: k.mask };
+        }
+    }
+
+    let mut b = Builder { t, strings_len: 0, n_regions: 0, n_extents: 0, pagemap: -1 };
+    h.mm = procfs::mm_layout(&mut b.t.dents).map_err(failed("reading /proc/self/stat"))?;
+    let n = procfs::read_file(c"/proc/self/auxv", &mut b.t.dents).map_err(failed("reading /proc/self/auxv"))?;
+    let words = (n / 8).min(h.auxv.len());
+    for (i, w) in h.auxv[..words].iter_mut().enumerate() {
+        *w = u64::from_le_bytes(b.t.dents[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+    }
+    h.auxv_words = words as u32;
+    let n = procfs::read_file(c"/proc/self/comm", &mut b.t.dents).map_err(failed("reading /proc/self/comm"))?;
+    let comm = &b.t.dents[..n.min(16)];
+    let comm_len = comm.iter().position(|&c| c == b'\n' || c == 0).unwrap_or(comm.len());
+    h.comm[..comm_len].copy_from_slice(&comm[..comm_len]);
+
+    h.cmdline = b.string_from(|buf| procfs::read_file(c"/proc/self/cmdline", buf)).map_err(failed("reading /proc/self/cmdline"))?;
+    h.cwd = b.string_from(sys::getcwd).map_err(failed("reading the working directory"))?;
+    h.exe = b.string_from(|buf| sys::readlink(c"/proc/self/exe", buf)).map_err(failed("reading /proc/self/exe"))?;
+
+    b.pagemap = sys::open(c"/proc/self/pagemap", sys::O_RDONLY).map_err(failed("opening /proc/self/pagemap"))?;
+    let walked = b.walk_maps();
+    sys::close(b.pagemap);
+    walked?;
+
+    h.n_regions = b.n_regions as u32;
+    h.n_extents = b.n_extents as u32;
+    h.strings_len = b.strings_len as u64;
+    h.layout();
+    let mut pos = h.data_offset;
+    for x in &mut b.t.extents[..b.n_extents] {
+        x.file_pos = pos;
+        pos += x.len;
+    }
+    h.data_len = pos - h.data_offset;
+    h.file_len = pos;
+
+    let out = Output::new(cfg.output())?;
+    let written = b.write(&mut h, &out, t0);
+    if written.is_err() {
+        let _ = sys::unlink(out.tmp());
+    }
+    written.map(|()| h.file_len)
+}
+
+fn describe_thread(uc_addr: u64, uc: &libc::ucontext_t, (rseq_area, rseq_len): Rseq) -> Thread {
+    // SAFETY: reading this thread's own fs/gs bases.
+    let fs_base = unsafe { sys::arch_prctl(sys::ARCH_GET_FS, 0) }.unwrap_or(0);
+    // SAFETY: as above.
+    let gs_base = unsafe { sys::arch_prctl(sys::ARCH_GET_GS, 0) }.unwrap_or(0);
+    let mut tid_address = 0u64;
+    // SAFETY: PR_GET_TID_ADDRESS writes one pointer to the address given.
+    let _ = unsafe { sys::prctl(sys::PR_GET_TID_ADDRESS, &mut tid_address as *mut u64 as u64, 0, 0, 0) };
+    let (robust_list, robust_len) = sys::get_robust_list().unwrap_or((0, 0));
+    let mut gregs = [0u64; 23];
+    for (g, &v) in gregs.iter_mut().zip(uc.uc_mcontext.gregs.iter()) {
+        *g = v as u64;
+    }
+    // SAFETY: sigset_t begins with the 64 bits the kernel uses.
+    let sigmask = unsafe { core::ptr::read_unaligned(&uc.uc_sigmask as *const libc::sigset_t as *const u64) };
+    // SAFETY: see GlibcCell.
+    let g = unsafe { *GLIBC.0.get() };
+    Thread {
+        tid: sys::gettid() as u32,
+        tid_offset: g.tid_offset,
+        ucontext: uc_addr,
+        fs_base,
+        gs_base,
+        rseq_area,
+        rseq_len,
+        rseq_sig: if rseq_len != 0 { RSEQ_SIG } else { 0 },
+        clear_child_tid: tid_address,
+        robust_list,
+        robust_len,
+        gregs,
+        sigmask,
+    }
+}
+
+/// Fills the region, extent and string tables.
+struct Builder<'a> {
+    t: &'a mut Tables,
+    strings_len: usize,
+    n_regions: usize,
+    n_extents: usize,
+    pagemap: i32,
+}
+
+impl Builder<'_> {
+    /// Appends what `fill` writes to the string table.
+    fn string_from(&mut self, fill: impl FnOnce(&mut [u8]) -> Result<usize, Errno>) -> Result<StrRef, Errno> {
+        let start = self.strings_len;
+        let n = fill(&mut self.t.strings[start..])?;
+        self.strings_len += n;
+        Ok(StrRef { offset: start as u32, len: n as u32 })
+    }
+
+    fn string(&mut self, s: &[u8]) -> Result<StrRef, Failure> {
+        let start = self.strings_len;
+        let dst = self.t.strings.get_mut(start..start + s.len()).ok_or(refuse("too many mapped file names"))?;
+        dst.copy_from_slice(s);
+        self.strings_len += s.len();
+        Ok(StrRef { offset: start as u32, len: s.len() as u32 })
+    }
+
+    fn walk_maps(&mut self) -> Result<(), Failure> {
+        let n = procfs::read_file(c"/proc/self/maps", &mut self.t.maps).map_err(failed("reading /proc/self/maps"))?;
+        let (ws_start, ws_end) = workspace::range();
+        // The maps text lives in the workspace, which the walk never changes.
+        // SAFETY: the slice covers bytes just read; the tables written below
+        // are other fields of the workspace.
+        let text: &[u8] = unsafe { core::slice::from_raw_parts(self.t.maps.as_ptr(), n) };
+        for m in maps::mappings(text) {
+            let m = m.map_err(|_| refuse("cannot parse /proc/self/maps"))?;
+            if m.end > USER_END || (m.start < LOADER_END && m.end > LOADER_BASE) {
+                continue; // [vsyscall]; the loader's reservation or leftovers
+            }
+            let kind = match m.name {
+                _ if m.start >= ws_start && m.end <= ws_end => RegionKind::Workspace,
+                b"[vvar]" => RegionKind::Vvar,
+                b"[vvar_vclock]" => RegionKind::VvarVclock,
+                b"[vdso]" => RegionKind::Vdso,
+                b"[heap]" => RegionKind::Heap,
+                b"[stack]" => RegionKind::Stack,
+                _ if m.is_file() => RegionKind::File,
+                _ => RegionKind::Anon,
+            };
+            self.add_region(&m, kind)?;
+        }
+        Ok(())
+    }
+
+    fn add_region(&mut self, m: &Mapping, kind: RegionKind) -> Result<(), Failure> {
+        if self.n_regions == MAX_REGIONS {
+            return Err(refuse("too many memory regions"));
+        }
+        let mut flags = 0;
+        if m.shared {
+            flags |= REGION_SHARED;
+        }
+        if kind == RegionKind::Stack {
+            flags |= REGION_GROWSDOWN;
+        }
+        let path = self.string(m.name)?;
+        let first_extent = self.n_extents;
+        if !kind.is_vdso() && kind != RegionKind::Workspace {
+            self.add_extents(m, kind)?;
+        }
+        self.t.regions[self.n_regions] = Region {
+            start: m.start,
+            end: m.end,
+            prot: m.prot,
+            flags,
+            kind: kind as u32,
+            n_extents: (self.n_extents - first_extent) as u32,
+            first_extent: first_extent as u32,
+            _pad: 0,
+            file_offset: m.offset,
+            path,
+        };
+        self.n_regions += 1;
+        Ok(())
+    }
+
+    /// Decides which pages of a region are stored:
+    /// - readable file or shared memory: every page that can be read (a file
+    ///   mapping may reach past the end of its file; those pages are left out);
+    /// - private anonymous memory, and anything unreadable: the pages the
+    ///   kernel has (present or swapped, from /proc/self/pagemap). The rest
+    ///   was never touched and is zero.
+    fn add_extents(&mut self, m: &Mapping, kind: RegionKind) -> Result<(), Failure> {
+        let pages = m.len() / PAGE_SIZE;
+        let readable = m.prot & 1 != 0;
+        if readable && (kind == RegionKind::File || m.shared) {
+            let n = readable_prefix(m.start, pages);
+            return self.add_run(m.start, n * PAGE_SIZE);
+        }
+        let mut run_start = 0u64;
+        let mut run_len = 0u64;
+        let mut page = 0u64;
+        while page < pages {
+            let chunk = (pages - page).min(PAGEMAP_WORDS as u64) as usize;
+            let words = &mut self.t.pagemap[..chunk];
+            // SAFETY: the u64 words are plain memory of the right size.
+            let bytes = unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, chunk * 8) };
+            let offset = (m.start / PAGE_SIZE + page) * 8;
+            let got = sys::pread(self.pagemap, bytes, offset).map_err(failed("reading /proc/self/pagemap"))?;
+            if got != chunk * 8 {
+                return Err(refuse("short read of /proc/self/pagemap"));
+            }
+            for i in 0..chunk {
+                let has = self.t.pagemap[i] & (3 << 62) != 0;
+                let addr = m.start + (page + i as u64) * PAGE_SIZE;
+                if has {
+                    if run_len == 0 {
+                        run_start = addr;
+                    }
+                    run_len += PAGE_SIZE;
+                } else if run_len != 0 {
+                    self.add_run(run_start, run_len)?;
+                    run_len = 0;
+                }
+            }
+            page += chunk as u64;
+        }
+        if run_len != 0 {
+            self.add_run(run_start, run_len)?;
+        }
+        Ok(())
+    }
+
+    /// Adds `[addr, addr+len)` as extents of at most MAX_EXTENT bytes.
+    fn add_run(&mut self, mut addr: u64, mut len: u64) -> Result<(), Failure> {
+        while len > 0 {
+            if self.n_extents == MAX_EXTENTS {
+                return Err(refuse("memory too fragmented (too many extents)"));
+            }
+            let piece = len.min(MAX_EXTENT);
+            self.t.extents[self.n_extents] = ckpt_image::Extent { addr, len: piece, file_pos: 0, checksum: 0 };
+            self.n_extents += 1;
+            addr += piece;
+            len -= piece;
+        }
+        Ok(())
+    }
+
+    /// Writes the image to the temporary file, then moves it into place.
+    fn write(&mut self, h: &mut Header, out: &Output, t0: u64) -> Result<(), Failure> {
+        let fd = sys::openat(sys::AT_FDCWD, out.tmp(), sys::O_WRONLY | sys::O_CREAT | sys::O_TRUNC, 0o600)
+            .map_err(failed("creating the image file"))?;
+        let result = self.write_to(fd, h, t0);
+        let result = result.and_then(|()| sys::fsync(fd).map_err(failed("writing the image to disk")));
+        sys::close(fd);
+        result?;
+        sys::renameat(out.tmp(), out.path()).map_err(failed("renaming the image into place"))?;
+        if let Ok(dir) = sys::open(out.dir(), sys::O_RDONLY | sys::O_DIRECTORY) {
+            let _ = sys::fsync(dir);
+            sys::close(dir);
+        }
+        Ok(())
+    }
+
+    fn write_to(&mut self, fd: i32, h: &mut Header, t0: u64) -> Result<(), Failure> {
+        for r in 0..self.n_regions {
+            let region = self.t.regions[r];
+            let first = region.first_extent as usize;
+            let extents = first..first + region.n_extents as usize;
+            if extents.is_empty() {
+                continue;
+            }
+            let unreadable = region.prot & 1 == 0;
+            if unreadable {
+                // SAFETY: adds read access for the copy; restored below.
+                unsafe { sys::mprotect(region.start, region.len(), region.prot as i32 | sys::PROT_READ) }
+                    .map_err(failed("making a region readable"))?;
+            }
+            let shared = region.flags & REGION_SHARED != 0;
+            let mut result = Ok(());
+            for i in extents {
+                let x = self.t.extents[i];
+                result = self.write_extent(fd, x.addr, x.len, x.file_pos, shared).map(|sum| self.t.extents[i].checksum = sum);
+                if result.is_err() {
+                    break;
+                }
+            }
+            if unreadable {
+                // SAFETY: back to the program's protection.
+                let _ = unsafe { sys::mprotect(region.start, region.len(), region.prot as i32) };
+            }
+            result?;
+        }
+        h.capture_ns = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
+        let t = &*self.t;
+        let parts = [
+            bytes_of_slice(&t.regions[..self.n_regions]),
+            bytes_of_slice(&t.extents[..self.n_extents]),
+            bytes_of_slice(&t.threads[..h.n_threads as usize]),
+            bytes_of_slice(&t.sigactions[..]),
+            &t.strings[..self.strings_len],
+        ];
+        let mut pos = h.meta_offset;
+        for part in parts {
+            write_at(fd, part.as_ptr() as u64, part.len() as u64, pos)?;
+            pos += part.len() as u64;
+        }
+        h.meta_checksum = checksum_parts(&parts);
+        h.header_checksum = h.compute_checksum();
+        let hb = bytes_of(h);
+        write_at(fd, hb.as_ptr() as u64, hb.len() as u64, 0)?;
+        sys::ftruncate(fd, h.file_len).map_err(failed("sizing the image file"))
+    }
+
+    /// Hashes and writes one extent; shared memory (which another process
+    /// may change meanwhile) goes through the bounce buffer, so that the
+    /// checksum is that of the bytes written.
+    fn write_extent(&mut self, fd: i32, addr: u64, len: u64, pos: u64, shared: bool) -> Result<u64, Failure> {
+        let src = if shared {
+            // SAFETY: the extent is readable memory of at most MAX_EXTENT
+            // bytes, the size of the bounce buffer, which is separate.
+            unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, self.t.bounce.as_mut_ptr(), len as usize) };
+            self.t.bounce.as_ptr() as u64
+        } else {
+            addr
+        };
+        // SAFETY: [src, src+len) is readable (checked when the extent was
+        // chosen) and does not change during the capture.
+        let sum = checksum(unsafe { core::slice::from_raw_parts(src as *const u8, len as usize) });
+        write_at(fd, src, len, pos)?;
+        Ok(sum)
+    }
+}
+
+fn write_at(fd: i32, mut addr: u64, mut len: u64, mut pos: u64) -> Result<(), Failure> {
+    while len > 0 {
+        // SAFETY: the kernel reads [addr, addr+len) of our own memory.
+        match unsafe { sys::pwrite_raw(fd, addr, len.min(1 << 30) as usize, pos) } {
+            Ok(0) => return Err(refuse("writing the image: no progress")),
+            Ok(n) => {
+                addr += n as u64;
+                pos += n as u64;
+                len -= n as u64;
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Failure { what: "writing the image", errno: Some(e) }),
+        }
+    }
+    Ok(())
+}
+
+/// Number of leading pages of `[start, start+pages*4K)` that can be read.
+fn readable_prefix(start: u64, pages: u64) -> u64 {
+    if pages == 0 || sys::readable(start + (pages - 1) * PAGE_SIZE) {
+        return pages;
+    }
+    // Invariant: page lo is readable or lo == 0 with nothing known; hi is not.
+    let (mut lo, mut hi) = (0u64, pages - 1);
+    if !sys::readable(start) {
+        return 0;
+    }
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if sys::readable(start + mid * PAGE_SIZE) {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    hi
+}
+
+/// The image path, its temporary sibling and its directory, as C strings.
+struct Output {
+    buf: [u8; 3 * 4200],
+    path_len: usize,
+    tmp_len: usize,
+    dir_len: usize,
+}
+
+impl Output {
+    fn new(path: &[u8]) -> Result<Output, Failure> {
+        if path.len() > 4096 {
+            return Err(refuse("image path too long"));
+        }
+        let mut o = Output { buf: [0; 3 * 4200], path_len: path.len(), tmp_len: 0, dir_len: 0 };
+        o.buf[..path.len()].copy_from_slice(path);
+        // tmp: "<path>.<pid>.tmp" right after the path's NUL.
+        let mut l = msg::Line::new();
+        l.push(path);
+        let _ = write!(l, ".{}.tmp", sys::getpid());
+        let tmp = l.as_bytes();
+        let t0 = path.len() + 1;
+        o.buf[t0..t0 + tmp.len()].copy_from_slice(tmp);
+        o.tmp_len = tmp.len();
+        let d0 = t0 + tmp.len() + 1;
+        let slash = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
+        let dir: &[u8] = if slash == 0 { b"/" } else { &path[..slash] };
+        o.buf[d0..d0 + dir.len()].copy_from_slice(dir);
+        o.dir_len = dir.len();
+        Ok(o)
+    }
+
+    fn cstr(&self, start: usize, len: usize) -> &CStr {
+        CStr::from_bytes_with_nul(&self.buf[start..start + len + 1]).unwrap_or(c"")
+    }
+    fn path(&self) -> &CStr {
+        self.cstr(0, self.path_len)
+    }
+    fn tmp(&self) -> &CStr {
+        self.cstr(self.path_len + 1, self.tmp_len)
+    }
+    fn dir(&self) -> &CStr {
+        self.cstr(self.path_len + 1 + self.tmp_len + 1, self.dir_len)
+    }
+}

@@ -1,0 +1,102 @@
+//! `libckpt.so`: the capture side of ckpt.
+//!
+//! `ckpt` starts a program with this library in `LD_PRELOAD`. Its
+//! constructor ([`init`]) prepares everything a checkpoint will need, while
+//! the program has not started yet and allocation is still allowed:
+//!
+//! * the loader's address range is reserved (PROT_NONE), so the program can
+//!   never map anything where `restart` will live;
+//! * one anonymous "workspace" mapping holds the capture stack and every
+//!   buffer and table the capture fills in ([`workspace`]);
+//! * glibc's rseq registration and the offset of the tid it caches in its
+//!   thread descriptor are looked up;
+//! * the checkpoint signal handler is installed.
+//!
+//! On the checkpoint signal, [`handler`] switches to the workspace stack and
+//! runs [`capture`]. The signal may have interrupted the program anywhere —
+//! inside malloc, inside printf, holding a lock — so from there on only raw
+//! system calls ([`ckpt_sys`]) and the workspace are used: no allocation, no
+//! stdio, no locks, no libc.
+//!
+//! The library never writes to the program's stdout. It speaks on stderr,
+//! one line per event, prefixed `ckpt:`.
+
+mod capture;
+mod config;
+mod msg;
+mod procfs;
+mod workspace;
+
+use core::ffi::c_void;
+
+use ckpt_sys as sys;
+
+/// Runs before `main` of the program, in the program's own process.
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = init;
+
+extern "C" fn init() {
+    // Only the process that `ckpt` exec'ed is armed: children that inherit
+    // LD_PRELOAD run as they would alone.
+    let Some(cfg) = config::from_env() else { return };
+    if let Err(what) = arm(cfg) {
+        msg::line(&[b"ckpt: ", what.as_bytes(), b"; checkpointing is off for this program"]);
+    }
+}
+
+fn arm(cfg: config::Config) -> Result<(), &'static str> {
+    use ckpt_image::{LOADER_BASE, LOADER_SIZE};
+    // SAFETY: MAP_FIXED_NOREPLACE never replaces an existing mapping; the
+    // range is reserved, not used.
+    let reserved = unsafe {
+        sys::mmap(
+            LOADER_BASE,
+            LOADER_SIZE,
+            sys::PROT_NONE,
+            sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE | sys::MAP_FIXED_NOREPLACE,
+            -1,
+            0,
+        )
+    };
+    match reserved {
+        Ok(a) if a == LOADER_BASE => {}
+        // Reserved already: this is a program restarted from an image, whose
+        // loader lives there now. (A restarted program does not run
+        // constructors again, but a fork of it that execs might.)
+        Err(sys::Errno::EEXIST) => {}
+        _ => return Err("cannot reserve the restart loader's address range"),
+    }
+    workspace::create()?;
+    capture::prepare();
+    config::install(cfg);
+    install_handler(cfg.signal)
+}
+
+fn install_handler(signal: i32) -> Result<(), &'static str> {
+    // SAFETY: plain libc calls from the constructor, on a zeroed sigaction;
+    // glibc fills in its own SA_RESTORER trampoline.
+    let ok = unsafe {
+        let mut act: libc::sigaction = core::mem::zeroed();
+        act.sa_sigaction = handler as *const () as usize;
+        act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        libc::sigfillset(&mut act.sa_mask);
+        libc::sigaction(signal, &act, core::ptr::null_mut()) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err("cannot install the checkpoint signal handler")
+    }
+}
+
+/// The checkpoint signal handler. It runs on the program's stack (or its
+/// alternate signal stack) with every signal blocked, and leaves that stack
+/// at once: the capture runs on the workspace stack, so that nothing it does
+/// changes memory that is being written to the image.
+extern "C" fn handler(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut c_void) {
+    let top = workspace::stack_top();
+    // SAFETY: `top` is the top of the workspace stack, which nothing else
+    // uses (the handler is not reentrant: every signal is blocked in it).
+    unsafe { capture::call_on_stack(uc, capture::run, top) };
+}

@@ -1,0 +1,79 @@
+//! Reading the process's own `/proc` files with raw system calls into
+//! caller-provided buffers.
+
+use core::ffi::CStr;
+
+use ckpt_image::MmLayout;
+use ckpt_sys::{self as sys, Errno};
+
+/// Reads a whole file into `buf`; fails with E2BIG if it does not fit.
+pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
+    let fd = sys::open(path, sys::O_RDONLY)?;
+    let mut len = 0;
+    let result = loop {
+        if len == buf.len() {
+            break Err(Errno::E2BIG);
+        }
+        match sys::read(fd, &mut buf[len..]) {
+            Ok(0) => break Ok(len),
+            Ok(n) => len += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => break Err(e),
+        }
+    };
+    sys::close(fd);
+    result
+}
+
+/// The memory layout fields of `/proc/self/stat` (see proc(5): fields 26-28
+/// and 45-51), plus the current break.
+pub fn mm_layout(buf: &mut [u8]) -> Result<MmLayout, Errno> {
+    let n = read_file(c"/proc/self/stat", buf)?;
+    let text = &buf[..n];
+    // The command name (field 2) may hold spaces and parentheses: count
+    // fields from the last ')'. The field after it is field 3.
+    let close = text.iter().rposition(|&c| c == b')').ok_or(Errno::EINVAL)?;
+    let mut fields = [0u64; 53];
+    for (i, f) in text[close + 1..].split(|&c| c == b' ').filter(|f| !f.is_empty()).enumerate() {
+        if let Some(slot) = fields.get_mut(i + 3) {
+            *slot = f.iter().try_fold(0u64, |a, &c| if c.is_ascii_digit() { Some(a * 10 + (c - b'0') as u64) } else { None }).unwrap_or(0);
+        }
+    }
+    Ok(MmLayout {
+        start_code: fields[26],
+        end_code: fields[27],
+        start_stack: fields[28],
+        start_data: fields[45],
+        end_data: fields[46],
+        start_brk: fields[47],
+        arg_start: fields[48],
+        arg_end: fields[49],
+        env_start: fields[50],
+        env_end: fields[51],
+        brk: sys::brk(0),
+    })
+}
+
+/// Number of threads in this process (entries of `/proc/self/task`).
+pub fn thread_count(buf: &mut [u8]) -> Result<usize, Errno> {
+    let fd = sys::open(c"/proc/self/task", sys::O_RDONLY | sys::O_DIRECTORY)?;
+    let mut count = 0;
+    let result = loop {
+        match sys::getdents64(fd, buf) {
+            Ok(0) => break Ok(count),
+            Ok(n) => {
+                let mut off = 0;
+                while off + 19 < n {
+                    let reclen = u16::from_le_bytes([buf[off + 16], buf[off + 17]]) as usize;
+                    if buf[off + 19] != b'.' {
+                        count += 1;
+                    }
+                    off += reclen.max(1);
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    sys::close(fd);
+    result
+}

@@ -1,0 +1,98 @@
+//! The capture's working memory: one anonymous mapping, made by the
+//! constructor, holding the capture stack and every buffer and table.
+//!
+//! ```text
+//! base                  guard page (PROT_NONE)
+//! base+4K               capture stack (grows down from `stack_top`)
+//!                       Tables: maps text, pagemap words, strings,
+//!                               region and extent tables, thread records,
+//!                               bounce buffer for shared memory
+//! base+WORKSPACE_SIZE
+//! ```
+//!
+//! The mapping is `MAP_NORESERVE` and mostly untouched: it costs the
+//! program only the pages a checkpoint actually used. In the image it is a
+//! `Workspace` region, which is not stored and comes back zero-filled: its
+//! contents are dead once the image is written, and the addresses the
+//! library keeps in its statics stay valid after a restart.
+
+use core::cell::UnsafeCell;
+use core::mem::size_of;
+
+use ckpt_image::{Extent, Region, SigAction, Thread, MAX_EXTENT, NSIG};
+use ckpt_sys as sys;
+
+pub const STACK_SIZE: usize = 512 << 10;
+pub const MAPS_SIZE: usize = 16 << 20;
+pub const PAGEMAP_WORDS: usize = 16 << 10;
+pub const STRINGS_SIZE: usize = 8 << 20;
+pub const MAX_REGIONS: usize = ckpt_image::MAX_REGIONS as usize;
+pub const MAX_EXTENTS: usize = ckpt_image::MAX_EXTENTS as usize;
+pub const MAX_THREADS: usize = 1;
+
+#[repr(C)]
+pub struct Tables {
+    pub maps: [u8; MAPS_SIZE],
+    pub pagemap: [u64; PAGEMAP_WORDS],
+    pub strings: [u8; STRINGS_SIZE],
+    pub regions: [Region; MAX_REGIONS],
+    pub extents: [Extent; MAX_EXTENTS],
+    pub threads: [Thread; MAX_THREADS],
+    pub sigactions: [SigAction; NSIG],
+    pub dents: [u8; 64 << 10],
+    pub bounce: [u8; MAX_EXTENT as usize],
+}
+
+const GUARD: usize = 4096;
+const TABLES_OFFSET: usize = GUARD + STACK_SIZE;
+pub const WORKSPACE_SIZE: usize = (TABLES_OFFSET + size_of::<Tables>() + 4095) & !4095;
+
+struct Base(UnsafeCell<u64>);
+// SAFETY: written once by the constructor, read-only afterwards.
+unsafe impl Sync for Base {}
+static BASE: Base = Base(UnsafeCell::new(0));
+
+fn base() -> u64 {
+    // SAFETY: see Base.
+    unsafe { *BASE.0.get() }
+}
+
+/// Maps the workspace (constructor only).
+pub fn create() -> Result<(), &'static str> {
+    // SAFETY: a new mapping where the kernel chooses; nothing is replaced.
+    let addr = unsafe {
+        sys::mmap(
+            0,
+            WORKSPACE_SIZE as u64,
+            sys::PROT_READ | sys::PROT_WRITE,
+            sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    }
+    .map_err(|_| "cannot map the checkpoint workspace")?;
+    // SAFETY: the guard page is ours, at the bottom of the capture stack.
+    let _ = unsafe { sys::mprotect(addr, GUARD as u64, sys::PROT_NONE) };
+    // SAFETY: see Base; called before the handler exists.
+    unsafe { *BASE.0.get() = addr };
+    Ok(())
+}
+
+/// The address range of the workspace.
+pub fn range() -> (u64, u64) {
+    (base(), base() + WORKSPACE_SIZE as u64)
+}
+
+/// The top of the capture stack (16-byte aligned).
+pub fn stack_top() -> u64 {
+    base() + TABLES_OFFSET as u64
+}
+
+/// The tables.
+///
+/// # Safety
+/// Only the capture (one at a time: the handler blocks every signal) may
+/// hold this reference.
+pub unsafe fn tables() -> &'static mut Tables {
+    &mut *((base() + TABLES_OFFSET as u64) as *mut Tables)
+}

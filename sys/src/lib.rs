@@ -1,0 +1,353 @@
+//! One thin, typed wrapper per Linux system call that ckpt uses.
+//!
+//! Both users of this crate run where libc must not be called: the capture
+//! library inside a signal handler that may have interrupted malloc or
+//! printf, and the loader, which has no libc at all. So every call here is
+//! a raw `syscall` instruction (through the `syscalls` crate): no errno, no
+//! locks, no allocation, no cancellation points. Errors come back as
+//! [`Errno`] values.
+#![no_std]
+
+use core::ffi::CStr;
+
+pub mod msg;
+
+pub use syscalls::Errno;
+use syscalls::{syscall, Sysno};
+
+pub type Result<T> = core::result::Result<T, Errno>;
+
+pub const AT_FDCWD: i32 = -100;
+pub const O_RDONLY: i32 = 0;
+pub const O_WRONLY: i32 = 1;
+pub const O_CREAT: i32 = 0o100;
+pub const O_EXCL: i32 = 0o200;
+pub const O_TRUNC: i32 = 0o1000;
+pub const O_DIRECTORY: i32 = 0o200000;
+pub const O_CLOEXEC: i32 = 0o2000000;
+
+pub const PROT_NONE: i32 = 0;
+pub const PROT_READ: i32 = 1;
+pub const PROT_WRITE: i32 = 2;
+pub const MAP_SHARED: i32 = 0x01;
+pub const MAP_PRIVATE: i32 = 0x02;
+pub const MAP_FIXED: i32 = 0x10;
+pub const MAP_ANONYMOUS: i32 = 0x20;
+pub const MAP_GROWSDOWN: i32 = 0x100;
+pub const MAP_NORESERVE: i32 = 0x4000;
+pub const MAP_FIXED_NOREPLACE: i32 = 0x100000;
+pub const MREMAP_MAYMOVE: i32 = 1;
+pub const MREMAP_FIXED: i32 = 2;
+pub const MADV_DONTNEED: i32 = 4;
+pub const MADV_POPULATE_WRITE: i32 = 23;
+
+pub const ARCH_SET_GS: i32 = 0x1001;
+pub const ARCH_SET_FS: i32 = 0x1002;
+pub const ARCH_GET_FS: i32 = 0x1003;
+pub const ARCH_GET_GS: i32 = 0x1004;
+
+pub const PR_SET_NAME: i32 = 15;
+pub const PR_SET_MM: i32 = 35;
+pub const PR_SET_MM_MAP: i32 = 14;
+pub const PR_GET_TID_ADDRESS: i32 = 40;
+
+pub const RSEQ_FLAG_UNREGISTER: i32 = 1;
+
+pub const CLOCK_REALTIME: i32 = 0;
+pub const CLOCK_MONOTONIC: i32 = 1;
+
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_IFDIR: u32 = 0o040000;
+
+/// The kernel's `struct stat` on x86-64.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Stat {
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub _pad0: u32,
+    pub rdev: u64,
+    pub size: i64,
+    pub blksize: i64,
+    pub blocks: i64,
+    pub atime: [i64; 2],
+    pub mtime: [i64; 2],
+    pub ctime: [i64; 2],
+    pub _unused: [i64; 3],
+}
+
+/// The kernel's `struct sigaction` on x86-64 (same layout as the image's).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct KSigAction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+/// `struct prctl_mm_map`, for `prctl(PR_SET_MM, PR_SET_MM_MAP)`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct PrctlMmMap {
+    pub start_code: u64,
+    pub end_code: u64,
+    pub start_data: u64,
+    pub end_data: u64,
+    pub start_brk: u64,
+    pub brk: u64,
+    pub start_stack: u64,
+    pub arg_start: u64,
+    pub arg_end: u64,
+    pub env_start: u64,
+    pub env_end: u64,
+    pub auxv: u64,
+    pub auxv_size: u32,
+    pub exe_fd: u32,
+}
+
+/// `struct iovec`.
+#[repr(C)]
+pub struct IoVec {
+    pub base: *mut u8,
+    pub len: usize,
+}
+
+// SAFETY (for every wrapper below): each passes its arguments to the kernel
+// exactly as the system call documents them; slices are passed with their
+// own length, so the kernel never reads or writes past them. Wrappers that
+// take raw addresses are `unsafe fn` and say what the caller must uphold.
+
+pub fn openat(dir: i32, path: &CStr, flags: i32, mode: u32) -> Result<i32> {
+    unsafe { syscall!(Sysno::openat, dir, path.as_ptr(), flags | O_CLOEXEC, mode) }.map(|fd| fd as i32)
+}
+
+pub fn open(path: &CStr, flags: i32) -> Result<i32> {
+    openat(AT_FDCWD, path, flags, 0)
+}
+
+pub fn close(fd: i32) {
+    let _ = unsafe { syscall!(Sysno::close, fd) };
+}
+
+pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize> {
+    unsafe { syscall!(Sysno::read, fd, buf.as_mut_ptr(), buf.len()) }
+}
+
+pub fn pread(fd: i32, buf: &mut [u8], offset: u64) -> Result<usize> {
+    unsafe { syscall!(Sysno::pread64, fd, buf.as_mut_ptr(), buf.len(), offset) }
+}
+
+/// Reads `len` bytes from `fd` at `offset` into memory at `addr`.
+///
+/// # Safety
+/// `[addr, addr+len)` must be writable memory that no Rust reference covers.
+pub unsafe fn pread_raw(fd: i32, addr: u64, len: usize, offset: u64) -> Result<usize> {
+    syscall!(Sysno::pread64, fd, addr, len, offset)
+}
+
+pub fn write(fd: i32, buf: &[u8]) -> Result<usize> {
+    unsafe { syscall!(Sysno::write, fd, buf.as_ptr(), buf.len()) }
+}
+
+/// Writes `len` bytes of memory at `addr` to `fd` at `offset`.
+///
+/// # Safety
+/// None beyond the kernel's own checks: a bad address gives EFAULT.
+pub unsafe fn pwrite_raw(fd: i32, addr: u64, len: usize, offset: u64) -> Result<usize> {
+    syscall!(Sysno::pwrite64, fd, addr, len, offset)
+}
+
+/// Writes all of `buf` (retrying short writes and EINTR).
+pub fn write_all(fd: i32, mut buf: &[u8]) -> Result<()> {
+    while !buf.is_empty() {
+        match write(fd, buf) {
+            Ok(0) => return Err(Errno::EIO),
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+pub fn fsync(fd: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::fsync, fd) }.map(drop)
+}
+
+pub fn ftruncate(fd: i32, len: u64) -> Result<()> {
+    unsafe { syscall!(Sysno::ftruncate, fd, len) }.map(drop)
+}
+
+pub fn fstat(fd: i32) -> Result<Stat> {
+    let mut st = Stat::default();
+    unsafe { syscall!(Sysno::fstat, fd, &mut st as *mut Stat) }.map(|_| st)
+}
+
+pub fn renameat(old: &CStr, new: &CStr) -> Result<()> {
+    unsafe { syscall!(Sysno::renameat, AT_FDCWD, old.as_ptr(), AT_FDCWD, new.as_ptr()) }.map(drop)
+}
+
+pub fn unlink(path: &CStr) -> Result<()> {
+    unsafe { syscall!(Sysno::unlinkat, AT_FDCWD, path.as_ptr(), 0) }.map(drop)
+}
+
+pub fn chdir(path: &CStr) -> Result<()> {
+    unsafe { syscall!(Sysno::chdir, path.as_ptr()) }.map(drop)
+}
+
+pub fn getdents64(fd: i32, buf: &mut [u8]) -> Result<usize> {
+    unsafe { syscall!(Sysno::getdents64, fd, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// The working directory, NUL excluded.
+pub fn getcwd(buf: &mut [u8]) -> Result<usize> {
+    unsafe { syscall!(Sysno::getcwd, buf.as_mut_ptr(), buf.len()) }.map(|n| n.saturating_sub(1))
+}
+
+pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize> {
+    unsafe { syscall!(Sysno::readlinkat, AT_FDCWD, path.as_ptr(), buf.as_mut_ptr(), buf.len()) }
+}
+
+/// # Safety
+/// With MAP_FIXED, whatever was mapped at `addr` is replaced.
+pub unsafe fn mmap(addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: u64) -> Result<u64> {
+    syscall!(Sysno::mmap, addr, len, prot, flags, fd, off).map(|a| a as u64)
+}
+
+/// # Safety
+/// Nothing may use the range afterwards.
+pub unsafe fn munmap(addr: u64, len: u64) -> Result<()> {
+    syscall!(Sysno::munmap, addr, len).map(drop)
+}
+
+/// # Safety
+/// Moves a mapping: nothing may use the old range afterwards, and anything
+/// mapped at the new one is replaced.
+pub unsafe fn mremap_fixed(old: u64, len: u64, new: u64) -> Result<u64> {
+    syscall!(Sysno::mremap, old, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, new).map(|a| a as u64)
+}
+
+/// # Safety
+/// Removing access from memory that is in use faults its next user.
+pub unsafe fn mprotect(addr: u64, len: u64, prot: i32) -> Result<()> {
+    syscall!(Sysno::mprotect, addr, len, prot).map(drop)
+}
+
+/// # Safety
+/// MADV_DONTNEED discards the contents of private memory.
+pub unsafe fn madvise(addr: u64, len: u64, advice: i32) -> Result<()> {
+    syscall!(Sysno::madvise, addr, len, advice).map(drop)
+}
+
+/// Sets or reads the program break (`brk(0)` reads it).
+pub fn brk(addr: u64) -> u64 {
+    unsafe { syscall!(Sysno::brk, addr) }.unwrap_or(0) as u64
+}
+
+pub fn getpid() -> i32 {
+    unsafe { syscall!(Sysno::getpid) }.unwrap_or(0) as i32
+}
+
+pub fn gettid() -> i32 {
+    unsafe { syscall!(Sysno::gettid) }.unwrap_or(0) as i32
+}
+
+pub fn umask(mask: u32) -> u32 {
+    unsafe { syscall!(Sysno::umask, mask) }.unwrap_or(0) as u32
+}
+
+pub fn exit_group(status: i32) -> ! {
+    loop {
+        let _ = unsafe { syscall!(Sysno::exit_group, status) };
+    }
+}
+
+pub fn rt_sigaction(sig: i32, new: Option<&KSigAction>, old: Option<&mut KSigAction>) -> Result<()> {
+    let new = new.map_or(core::ptr::null(), |n| n as *const KSigAction);
+    let old = old.map_or(core::ptr::null_mut(), |o| o as *mut KSigAction);
+    unsafe { syscall!(Sysno::rt_sigaction, sig, new, old, 8) }.map(drop)
+}
+
+/// # Safety
+/// Changing the fs or gs base changes where thread-local storage is.
+pub unsafe fn arch_prctl(code: i32, addr: u64) -> Result<u64> {
+    let mut out = 0u64;
+    let arg = if code == ARCH_GET_FS || code == ARCH_GET_GS { &mut out as *mut u64 as u64 } else { addr };
+    syscall!(Sysno::arch_prctl, code, arg).map(|_| out)
+}
+
+/// # Safety
+/// Some prctl options take addresses the kernel reads or writes.
+pub unsafe fn prctl(option: i32, a2: u64, a3: u64, a4: u64, a5: u64) -> Result<usize> {
+    syscall!(Sysno::prctl, option, a2, a3, a4, a5)
+}
+
+/// # Safety
+/// The kernel writes to `area` from now on (or stops, with UNREGISTER).
+pub unsafe fn rseq(area: u64, len: u32, flags: i32, sig: u32) -> Result<()> {
+    syscall!(Sysno::rseq, area, len, flags, sig).map(drop)
+}
+
+/// # Safety
+/// The kernel clears and wakes `*addr` when the thread exits.
+pub unsafe fn set_tid_address(addr: u64) -> i32 {
+    syscall!(Sysno::set_tid_address, addr).unwrap_or(0) as i32
+}
+
+/// # Safety
+/// The kernel walks the list when the thread exits.
+pub unsafe fn set_robust_list(head: u64, len: u64) -> Result<()> {
+    syscall!(Sysno::set_robust_list, head, len).map(drop)
+}
+
+/// The calling thread's robust list (head, length).
+pub fn get_robust_list() -> Result<(u64, u64)> {
+    let (mut head, mut len) = (0u64, 0u64);
+    unsafe { syscall!(Sysno::get_robust_list, 0, &mut head as *mut u64, &mut len as *mut u64) }.map(|_| (head, len))
+}
+
+/// Nanoseconds on `clock`.
+pub fn clock_ns(clock: i32) -> u64 {
+    let mut ts = [0i64; 2];
+    let _ = unsafe { syscall!(Sysno::clock_gettime, clock, ts.as_mut_ptr()) };
+    ts[0] as u64 * 1_000_000_000 + ts[1] as u64
+}
+
+/// Whether the byte at `addr` of this process can be read, found without
+/// touching it: a file mapping past the end of its file would raise SIGBUS,
+/// `process_vm_readv` answers EFAULT instead.
+pub fn readable(addr: u64) -> bool {
+    let mut byte = 0u8;
+    let local = IoVec { base: &mut byte, len: 1 };
+    let remote = IoVec { base: addr as *mut u8, len: 1 };
+    let pid = getpid();
+    matches!(unsafe { syscall!(Sysno::process_vm_readv, pid, &local as *const IoVec, 1, &remote as *const IoVec, 1, 0) }, Ok(1))
+}
+
+/// XCR0: the state components the OS enables for XSAVE.
+pub fn xcr0() -> u64 {
+    let osxsave = core::arch::x86_64::__cpuid(1).ecx & (1 << 27) != 0;
+    if !osxsave {
+        return 0b11; // x87 and SSE only, saved by FXSAVE
+    }
+    let (lo, hi): (u32, u32);
+    // SAFETY: with OSXSAVE set, xgetbv with ecx=0 reads XCR0; no side effects.
+    unsafe { core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    (hi as u64) << 32 | lo as u64
+}
+
+/// A short name for an errno value ("ENOSPC"), for one-line messages.
+pub fn errno_name(e: Errno) -> &'static str {
+    e.name().unwrap_or("EUNKNOWN")
+}
+
+/// A description of an errno value ("No space left on device").
+pub fn errno_text(e: Errno) -> &'static str {
+    e.description().unwrap_or("unknown error")
+}

@@ -1,0 +1,40 @@
+//! One-line messages on stderr, composed in a fixed buffer (no allocation).
+
+use core::fmt::{self, Write};
+
+/// A fixed buffer that `core::fmt` can write into; what does not fit is cut.
+pub struct Line {
+    buf: [u8; 1024],
+    len: usize,
+}
+
+impl Line {
+    pub fn new() -> Self {
+        Line { buf: [0; 1024], len: 0 }
+    }
+
+    pub fn push(&mut self, bytes: &[u8]) -> &mut Self {
+        let n = bytes.len().min(self.buf.len() - 1 - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+        self
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// Writes the line, with its newline, to stderr in one system call.
+    pub fn emit(&mut self) {
+        self.buf[self.len] = b'\n';
+        let _ = crate::write_all(2, &self.buf[..self.len + 1]);
+    }
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push(s.as_bytes());
+        Ok(())
+    }
+}
+

@@ -1,0 +1,524 @@
+//! Helpers for the integration tests: paths of the built programs, temporary
+//! directories, children that are killed if a test fails, reading their
+//! output line by line with timeouts, and waiting on a process's real
+//! progress in /proc.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Generous bound for every wait: a wait that takes longer fails the test.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The workspace root, where `make` puts the executables.
+pub fn root() -> PathBuf {
+    let p = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
+    p.canonicalize().unwrap_or(p)
+}
+
+fn built(p: PathBuf) -> PathBuf {
+    assert!(
+        p.exists(),
+        "{} does not exist: run `make` (or `make test`) in {} first",
+        p.display(),
+        root().display()
+    );
+    p
+}
+
+/// One of `ckpt`, `restart`, `readckpt`, `libckpt.so`, `hello-test`, `counting-test`.
+pub fn exe(name: &str) -> PathBuf {
+    built(root().join(name))
+}
+
+/// A demo program built from `demo/NAME.c` into `demo/bin/NAME`.
+pub fn demo(name: &str) -> PathBuf {
+    built(root().join("demo/bin").join(name))
+}
+
+/// A fresh directory under the system's temporary directory, removed when
+/// dropped unless the test is failing (then it is kept and its path printed).
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+static DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "ckpt-test-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            DIR_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+
+    pub fn chmod(&self, mode: u32) {
+        chmod(&self.path, mode);
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if thread::panicking() {
+            eprintln!(
+                "test failed: keeping {} for inspection",
+                self.path.display()
+            );
+        } else {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+pub fn chmod(p: &Path, mode: u32) {
+    fs::set_permissions(p, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {:o} {}: {e}", mode, p.display()));
+}
+
+/// Which output stream a line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One line (with its newline, unless it was the last bytes before EOF) and
+/// the wall-clock time the test read it.
+#[derive(Clone, Debug)]
+pub struct Line {
+    pub stream: Stream,
+    pub bytes: Vec<u8>,
+    pub at: SystemTime,
+}
+
+impl Line {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+}
+
+enum Event {
+    Line(Line),
+    Eof(Stream),
+}
+
+/// What a finished child left: exit status and everything read from its pipes.
+pub struct Outcome {
+    pub what: String,
+    pub status: ExitStatus,
+    pub lines: Vec<Line>,
+}
+
+impl Outcome {
+    pub fn bytes(&self, s: Stream) -> Vec<u8> {
+        self.lines
+            .iter()
+            .filter(|l| l.stream == s)
+            .flat_map(|l| l.bytes.iter().copied())
+            .collect()
+    }
+    pub fn stdout(&self) -> Vec<u8> {
+        self.bytes(Stream::Stdout)
+    }
+    pub fn stderr(&self) -> Vec<u8> {
+        self.bytes(Stream::Stderr)
+    }
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout()).into_owned()
+    }
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr()).into_owned()
+    }
+    /// The lines of one stream, as text.
+    pub fn text_lines(&self, s: Stream) -> Vec<String> {
+        self.lines
+            .iter()
+            .filter(|l| l.stream == s)
+            .map(|l| l.text())
+            .collect()
+    }
+
+    /// Everything about this run, for failure messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}: {}\n--- stdout ---\n{}--- stderr ---\n{}--------------",
+            self.what,
+            describe_status(&self.status),
+            self.stdout_text(),
+            self.stderr_text()
+        )
+    }
+
+    /// Asserts the child exited normally with `code`.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert!(
+            self.status.code() == Some(code),
+            "expected exit status {code}, got {}\n{}",
+            describe_status(&self.status),
+            self.describe()
+        );
+        self
+    }
+}
+
+pub fn describe_status(s: &ExitStatus) -> String {
+    match (s.code(), s.signal()) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(sig)) => format!(
+            "killed by signal {sig} ({}){}",
+            signal_name(sig),
+            if s.core_dumped() { ", core dumped" } else { "" }
+        ),
+        _ => format!("{s:?}"),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGTRAP => "SIGTRAP",
+        _ => "?",
+    }
+}
+
+/// A running child. Its piped stdout and stderr are read by threads, line
+/// by line; it is killed (SIGKILL) and reaped if dropped before it finished,
+/// so a failing test leaves nothing behind.
+pub struct Run {
+    pub what: String,
+    pub pid: i32,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Event>,
+    open_pipes: usize,
+    pub lines: Vec<Line>,
+    status: Option<ExitStatus>,
+}
+
+/// Spawns `cmd`. Set its stdio before: whatever is `Stdio::piped()` for
+/// stdout/stderr is read by the test; a piped stdin is kept for [`Run::write_stdin`].
+pub fn spawn(what: &str, cmd: &mut Command) -> Run {
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what}: cannot start {cmd:?}: {e}"));
+    let pid = child.id() as i32;
+    let (tx, rx) = channel();
+    let mut open_pipes = 0;
+    fn reader<R: Read + Send + 'static>(r: R, s: Stream, tx: std::sync::mpsc::Sender<Event>) {
+        thread::spawn(move || {
+            let mut r = BufReader::new(r);
+            loop {
+                let mut buf = Vec::new();
+                match r.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = Line {
+                            stream: s,
+                            bytes: buf,
+                            at: SystemTime::now(),
+                        };
+                        if tx.send(Event::Line(line)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Event::Eof(s));
+        });
+    }
+    if let Some(out) = child.stdout.take() {
+        reader(out, Stream::Stdout, tx.clone());
+        open_pipes += 1;
+    }
+    if let Some(err) = child.stderr.take() {
+        reader(err, Stream::Stderr, tx.clone());
+        open_pipes += 1;
+    }
+    let stdin = child.stdin.take();
+    Run {
+        what: what.to_string(),
+        pid,
+        child,
+        stdin,
+        rx,
+        open_pipes,
+        lines: Vec::new(),
+        status: None,
+    }
+}
+
+impl Run {
+    fn collected(&self) -> String {
+        let text = |s: Stream| -> String {
+            self.lines
+                .iter()
+                .filter(|l| l.stream == s)
+                .map(|l| l.text())
+                .collect()
+        };
+        format!(
+            "--- stdout so far ---\n{}--- stderr so far ---\n{}---------------------",
+            text(Stream::Stdout),
+            text(Stream::Stderr)
+        )
+    }
+
+    /// Waits for the next line on stream `s` for which `pred` holds, reading
+    /// (and keeping) every line before it. Fails the test on timeout, or if
+    /// the child's pipes close first.
+    pub fn wait_line(&mut self, s: Stream, pred: impl Fn(&str) -> bool, what: &str) -> Line {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.open_pipes == 0 {
+                let st = self.child.try_wait().ok().flatten();
+                panic!(
+                    "{}: output ended before {what} (status: {})\n{}",
+                    self.what,
+                    st.map(|s| describe_status(&s))
+                        .unwrap_or_else(|| "still running".into()),
+                    self.collected()
+                );
+            }
+            match self.rx.recv_timeout(left) {
+                Ok(Event::Line(l)) => {
+                    let hit = l.stream == s && pred(&l.text());
+                    self.lines.push(l.clone());
+                    if hit {
+                        return l;
+                    }
+                }
+                Ok(Event::Eof(_)) => self.open_pipes -= 1,
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{}: timed out after {:?} waiting for {what}\n{}",
+                    self.what,
+                    TIMEOUT,
+                    self.collected()
+                ),
+                Err(RecvTimeoutError::Disconnected) => self.open_pipes = 0,
+            }
+        }
+    }
+
+    /// Waits until the process has really made progress: its
+    /// `voluntary_ctxt_switches` reached `n` (each `sleep` is one) and it is
+    /// sleeping (State S). For programs whose output is fully buffered.
+    pub fn wait_switches(&self, n: u64) {
+        wait_switches(self.pid, n, &self.what);
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) with a pid we spawned and have not reaped.
+        let r = unsafe { libc::kill(self.pid, sig) };
+        assert_eq!(
+            r,
+            0,
+            "{}: kill({}, {sig}): {}",
+            self.what,
+            self.pid,
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Sends the checkpoint signal.
+    pub fn checkpoint(&self) {
+        self.signal(libc::SIGUSR2);
+    }
+
+    pub fn write_stdin(&mut self, data: &[u8]) {
+        let w = self.stdin.as_mut().expect("stdin is not piped");
+        w.write_all(data)
+            .unwrap_or_else(|e| panic!("{}: writing stdin: {e}", self.what));
+    }
+
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Waits (at most `limit`) for the child to exit and for its pipes to
+    /// close, and returns everything it printed.
+    pub fn finish_within(mut self, limit: Duration) -> Outcome {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => break st,
+                Ok(None) => {}
+                Err(e) => panic!("{}: wait: {e}", self.what),
+            }
+            // Keep the lines flowing while waiting (the readers never block
+            // on us: the channel is unbounded).
+            while let Ok(ev) = self.rx.try_recv() {
+                match ev {
+                    Event::Line(l) => self.lines.push(l),
+                    Event::Eof(_) => self.open_pipes -= 1,
+                }
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: still running after {:?} (pid {}, state: {})\n{}",
+                    self.what,
+                    limit,
+                    self.pid,
+                    proc_state(self.pid),
+                    self.collected()
+                );
+            }
+            thread::sleep(Duration::from_millis(5));
+        };
+        self.status = Some(status);
+        while self.open_pipes > 0 {
+            let left = deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(5);
+            match self.rx.recv_timeout(left) {
+                Ok(Event::Line(l)) => self.lines.push(l),
+                Ok(Event::Eof(_)) => self.open_pipes -= 1,
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => panic!(
+                    "{}: exited ({}) but its output pipes stayed open\n{}",
+                    self.what,
+                    describe_status(&status),
+                    self.collected()
+                ),
+            }
+        }
+        Outcome {
+            what: self.what.clone(),
+            status,
+            lines: std::mem::take(&mut self.lines),
+        }
+    }
+
+    pub fn finish(self) -> Outcome {
+        self.finish_within(TIMEOUT)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            if let Ok(None) = self.child.try_wait() {
+                // SAFETY: kill(2) on our own unreaped child.
+                unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            }
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `State:` and `voluntary_ctxt_switches:` of /proc/PID/status, if it exists.
+fn proc_status(pid: i32) -> Option<(String, u64)> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mut state = None;
+    let mut vol = None;
+    for line in s.lines() {
+        if let Some(v) = line.strip_prefix("State:") {
+            state = Some(v.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
+            vol = v.trim().parse().ok();
+        }
+    }
+    Some((state?, vol?))
+}
+
+fn proc_state(pid: i32) -> String {
+    match proc_status(pid) {
+        Some((st, vol)) => format!("{st}, {vol} voluntary context switches"),
+        None => "gone".into(),
+    }
+}
+
+/// Waits until process `pid` made `n` voluntary context switches and is
+/// asleep (State S), i.e. it has done `n` sleeps. Fails on timeout or if the
+/// process becomes a zombie or disappears first.
+pub fn wait_switches(pid: i32, n: u64, what: &str) {
+    let start = Instant::now();
+    loop {
+        match proc_status(pid) {
+            Some((state, vol)) => {
+                if state.starts_with('Z') || state.starts_with('X') {
+                    panic!("{what}: pid {pid} exited before making {n} voluntary context switches ({vol} made)");
+                }
+                if vol >= n && state.starts_with('S') {
+                    return;
+                }
+                if start.elapsed() > TIMEOUT {
+                    panic!(
+                        "{what}: pid {pid} made only {vol} of {n} voluntary context switches in {:?} (state {state})",
+                        TIMEOUT
+                    );
+                }
+            }
+            None => {
+                panic!("{what}: pid {pid} disappeared before making {n} voluntary context switches")
+            }
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Asserts two outputs are identical, showing both as text if not.
+pub fn assert_same(what: &str, got: &[u8], want: &[u8]) {
+    if got != want {
+        panic!(
+            "{what}: output differs from the uninterrupted run\n--- got ({} bytes) ---\n{}--- expected ({} bytes) ---\n{}-------------",
+            got.len(),
+            String::from_utf8_lossy(got),
+            want.len(),
+            String::from_utf8_lossy(want)
+        );
+    }
+}
+
+pub fn cat(parts: &[&[u8]]) -> Vec<u8> {
+    parts.iter().flat_map(|p| p.iter().copied()).collect()
+}
+
+pub fn read(p: &Path) -> Vec<u8> {
+    fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+pub fn file(p: &Path) -> fs::File {
+    fs::File::create(p).unwrap_or_else(|e| panic!("create {}: {e}", p.display()))
+}
+
+/// A Command with no stdin, piped stdout and stderr, in directory `cwd`.
+pub fn command(program: &Path, args: &[&str], cwd: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
