@@ -282,7 +282,9 @@ pub struct Region {
     pub _pad: u32,
     /// Offset into the backing file, for File regions.
     pub file_offset: u64,
-    /// The backing file's path, for File regions (empty otherwise).
+    /// The name `/proc/self/maps` gave: the backing file's path for File
+    /// regions (with ` (deleted)` if it was), `[heap]`, `[stack]`, `[vdso]`…
+    /// for the others, empty for plain anonymous memory.
     pub path: StrRef,
 }
 unsafe impl Pod for Region {}
@@ -395,7 +397,7 @@ impl Error {
             Error::WrongPageSize => "the image was taken with another page size",
             Error::WrongHeaderSize => "the image header has an unexpected size",
             Error::HeaderChecksum => "the image header is corrupted (checksum mismatch)",
-            Error::MetaChecksum => "the image region table is corrupted (checksum mismatch)",
+            Error::MetaChecksum => "the image metadata (region, thread and signal tables) is corrupted (checksum mismatch)",
             Error::BadLayout => "the image layout is inconsistent (section offsets)",
             Error::TooMany => "the image claims more regions, extents or threads than possible",
             Error::BadRegion => "the image has an invalid memory region",
@@ -438,6 +440,10 @@ impl MetaLayout {
         self.regions + self.extents + self.threads + self.sigactions + self.strings
     }
 }
+
+/// Size of the kernel's `struct ucontext` on x86-64 (flags, link, stack,
+/// sigcontext, mask); the XSAVE area it points to follows elsewhere in the frame.
+pub const UCONTEXT_SIZE: u64 = 304;
 
 /// Rounds up to the page size.
 pub const fn page_up(v: u64) -> u64 {
@@ -533,7 +539,6 @@ impl Header {
         if h.n_regions > MAX_REGIONS
             || h.n_extents > MAX_EXTENTS
             || h.n_threads > MAX_THREADS
-            || h.n_threads == 0
             || h.strings_len > MAX_STRINGS
             || h.auxv_words as usize > AUXV_WORDS
         {
@@ -544,9 +549,11 @@ impl Header {
             || h.meta_len != l.total() as u64
             || h.data_offset != page_up(h.meta_offset + h.meta_len)
             || h.data_offset.checked_add(h.data_len) != Some(h.file_len)
-            || h.leader >= h.n_threads
         {
             return Err(Error::BadLayout);
+        }
+        if h.n_threads == 0 || h.leader >= h.n_threads {
+            return Err(Error::BadThread);
         }
         if file_len < h.file_len {
             return Err(Error::Truncated);
@@ -581,13 +588,13 @@ impl<'a> Meta<'a> {
     /// loader's range; extents inside their region and inside the data area;
     /// threads' frames inside a stored writable region.
     pub fn parse(header: &Header, meta: &'a [u8]) -> Result<Meta<'a>, Error> {
-        if meta.len() as u64 != header.meta_len {
+        let l = MetaLayout::new(header.n_regions, header.n_extents, header.n_threads, header.strings_len);
+        if meta.len() as u64 != header.meta_len || meta.len() != l.total() {
             return Err(Error::Truncated);
         }
         if checksum(meta) != header.meta_checksum {
             return Err(Error::MetaChecksum);
         }
-        let l = MetaLayout::new(header.n_regions, header.n_extents, header.n_threads, header.strings_len);
         let (regions, rest) = meta.split_at(l.regions);
         let (extents, rest) = rest.split_at(l.extents);
         let (threads, rest) = rest.split_at(l.threads);
@@ -611,6 +618,7 @@ impl<'a> Meta<'a> {
                 || r.prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0
                 || r.flags & !(REGION_SHARED | REGION_GROWSDOWN) != 0
                 || r.kind().is_none()
+                || (r.n_extents != 0 && r.kind().is_some_and(|k| k.is_vdso() || k == RegionKind::Workspace))
             {
                 return Err(Error::BadRegion);
             }
@@ -651,11 +659,15 @@ impl<'a> Meta<'a> {
         }
         for i in 0..h.n_threads as usize {
             let t = self.thread(i);
-            let uc_end = t.ucontext.checked_add(1024).ok_or(Error::BadThread)?;
-            let inside = (0..h.n_regions as usize).map(|j| self.region(j)).any(|r| {
-                r.start <= t.ucontext && uc_end <= r.end && r.prot & PROT_WRITE != 0
+            // The signal frame must lie in stored, writable memory: the
+            // loader resumes the thread from it.
+            let frame_end = t.ucontext.checked_add(UCONTEXT_SIZE).ok_or(Error::BadThread)?;
+            let stored = self.region_at(t.ucontext).is_some_and(|r| {
+                frame_end <= r.end
+                    && r.prot & PROT_WRITE != 0
+                    && self.extents_of(&r).any(|x| x.addr <= t.ucontext && frame_end <= x.addr + x.len)
             });
-            if t.tid == 0 || !inside {
+            if t.tid == 0 || !stored {
                 return Err(Error::BadThread);
             }
         }
@@ -667,6 +679,22 @@ impl<'a> Meta<'a> {
 
     pub fn n_regions(&self) -> usize {
         self.header.n_regions as usize
+    }
+    /// The region that contains `addr` (regions are sorted and disjoint).
+    pub fn region_at(&self, addr: u64) -> Option<Region> {
+        let (mut lo, mut hi) = (0, self.n_regions());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let r = self.region(mid);
+            if addr < r.start {
+                hi = mid;
+            } else if addr >= r.end {
+                lo = mid + 1;
+            } else {
+                return Some(r);
+            }
+        }
+        None
     }
     pub fn n_threads(&self) -> usize {
         self.header.n_threads as usize

@@ -34,7 +34,7 @@ fn sample() -> Vec<u8> {
         pos += l;
         data.extend_from_slice(&bytes);
     }
-    let thread = Thread { tid: 42, tid_offset: 0, ucontext: base + 15 * PAGE_SIZE, fs_base: 1, gs_base: 0,
+    let thread = Thread { tid: 42, tid_offset: 0, ucontext: base + 12 * PAGE_SIZE + 64, fs_base: 1, gs_base: 0,
         rseq_area: 0, rseq_len: 0, rseq_sig: 0, clear_child_tid: 0, robust_list: 0, robust_len: 0,
         gregs: [7; 23], sigmask: 0 };
     let sig = [SigAction::default(); NSIG];

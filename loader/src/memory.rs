@@ -25,6 +25,8 @@ use ckpt_sys::{self as sys, Errno};
 use crate::fail::{self, Fail};
 use crate::image::Image;
 
+const HUGE_PAGE: u64 = 2 << 20;
+
 /// Unmaps everything below and above the loader's range.
 ///
 /// # Safety
@@ -75,6 +77,12 @@ unsafe fn restore_region(img: &Image, r: &Region) -> Result<(), Fail> {
     }
     if !stored {
         return Ok(());
+    }
+    if r.flags & REGION_SHARED == 0 && r.len() >= HUGE_PAGE {
+        // Large private memory is read into transparent huge pages where the
+        // system allows it: 512 times fewer page faults on the way in.
+        // SAFETY: advice only; the region is empty and ours.
+        let _ = unsafe { sys::madvise(r.start, r.len(), sys::MADV_HUGEPAGE) };
     }
     for x in img.meta.extents_of(r) {
         // SAFETY: [addr, addr+len) lies inside the region just mapped

@@ -144,19 +144,21 @@ fn inspect(opts: &Options, name: &str, out: &mut dyn Write) -> Result<(), Failur
     let mut image = Image::open(&opts.path).map_err(Failure::Image)?;
     let meta =
         Meta::parse(&image.header, &image.meta).map_err(|e| Failure::Image(e.message().into()))?;
-    let verdict = match opts.verify {
-        true => Some(verify(&mut image.file, &meta).map_err(|e| Failure::Image(read_error(&e)))?),
-        false => None,
-    };
+    let mut verdict = None;
+    if opts.verify {
+        let v = verify(&mut image.file, &meta).map_err(|e| Failure::Image(read_error(&e)))?;
+        verdict = Some(v);
+    }
     let report = Report {
         name,
         meta: &meta,
-        file_len: image.len,
+        disk_len: image.len,
         verdict,
     };
-    match opts.json {
-        true => write_json(out, &report)?,
-        false => write_text(out, &report)?,
+    if opts.json {
+        write_json(out, &report)?;
+    } else {
+        write_text(out, &report)?;
     }
     out.flush()?;
     match report.verdict {
@@ -281,7 +283,8 @@ fn verify(file: &mut File, m: &Meta) -> io::Result<Verdict> {
 struct Report<'a> {
     name: &'a str,
     meta: &'a Meta<'a>,
-    file_len: u64,
+    /// Length of the file on disk (it may exceed the header's `file_len`).
+    disk_len: u64,
     verdict: Option<Verdict>,
 }
 
@@ -451,7 +454,7 @@ fn write_text(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         }
         Some(Verdict::Bad(b)) => writeln!(
             out,
-            "verify: FAILED: extent {} ({:#x}-{:#x}, region {}, file offset {:#x}): checksum {:#018x}, stored {:#018x}",
+            "verify: FAILED: extent {} ({:#x}-{:#x}, region {}, file offset {:#x}): computed {:#018x}, expected {:#018x}",
             b.index,
             b.extent.addr,
             b.extent.addr + b.extent.len,
@@ -500,8 +503,8 @@ fn write_process(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         h.file_len,
         human(h.file_len)
     )?;
-    if rep.file_len != h.file_len {
-        write!(out, ", {} bytes on disk", rep.file_len)?;
+    if rep.disk_len != h.file_len {
+        write!(out, ", {} bytes on disk", rep.disk_len)?;
     }
     writeln!(out)?;
     writeln!(
