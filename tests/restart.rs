@@ -755,30 +755,37 @@ fn bad_images_are_refused() {
             &format!("restart of {what}"),
             &mut tools.restart(Some(path), &dir.path),
         )
-        .finish_within(limit);
-        let err = o.stderr();
-        let one_line = err.starts_with(b"restart: ")
-            && err.ends_with(b"\n")
-            && err.iter().filter(|&&c| c == b'\n').count() == 1;
-        if o.status.code() != Some(1) || !one_line || !o.stdout().is_empty() {
-            failures.push(format!(
-                "restart of {what}: expected exit status 1 and one line \"restart: ...\" on stderr, nothing on stdout; got {}, stderr {:?}, stdout {:?}",
-                describe_status(&o.status),
-                o.stderr_text(),
-                o.stdout_text()
-            ));
+        .try_finish_within(limit);
+        match o {
+            Err(e) => failures.push(format!("restart of {what}: hangs: {e}")),
+            Ok(o) => {
+                let err = o.stderr();
+                let one_line = err.starts_with(b"restart: ")
+                    && err.ends_with(b"\n")
+                    && err.iter().filter(|&&c| c == b'\n').count() == 1;
+                if o.status.code() != Some(1) || !one_line || !o.stdout().is_empty() {
+                    failures.push(format!(
+                        "restart of {what}: expected exit status 1 and one line \"restart: ...\" on stderr, nothing on stdout; got {}, stderr {:?}, stdout {:?}",
+                        describe_status(&o.status),
+                        o.stderr_text(),
+                        o.stdout_text()
+                    ));
+                }
+            }
         }
         let r = spawn(
             &format!("readckpt of {what}"),
             &mut tools.cmd(&tools.bin("readckpt"), &[path.to_str().unwrap()], &dir.path),
         )
-        .finish_within(limit);
-        if r.status.code() != Some(1) {
-            failures.push(format!(
+        .try_finish_within(limit);
+        match r {
+            Err(e) => failures.push(format!("readckpt of {what}: hangs: {e}")),
+            Ok(r) if r.status.code() != Some(1) => failures.push(format!(
                 "readckpt of {what}: expected exit status 1, got {}, stderr {:?}",
                 describe_status(&r.status),
                 r.stderr_text()
-            ));
+            )),
+            Ok(_) => {}
         }
     }
     assert!(

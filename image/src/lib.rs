@@ -56,7 +56,7 @@ pub const AUXV_WORDS: usize = 64;
 /// Hard limits: a header claiming more is corrupt, not large.
 pub const MAX_REGIONS: u32 = 1 << 17;
 pub const MAX_EXTENTS: u32 = 1 << 20;
-pub const MAX_THREADS: u32 = 1 << 14;
+pub const MAX_THREADS: u32 = 4096;
 pub const MAX_STRINGS: u64 = 64 << 20;
 
 /// Highest user address on x86-64 with 4-level paging (`TASK_SIZE`).
@@ -69,7 +69,7 @@ pub const USER_END: u64 = 0x7fff_ffff_f000;
 /// ```text
 /// 0x2000_0000_0000  loader ELF: .text .rodata .data .bss (stack, heap arena)
 /// 0x2000_0800_0000  scratch: the loader's own vDSO/vvar are parked here
-/// 0x2000_0c00_0000  thread stacks for the restart (one small stack each)
+/// 0x2000_0c00_0000  thread stacks for the restart (16 KiB each, MAX_THREADS)
 /// 0x2000_1000_0000  end of the reservation
 /// ```
 pub const LOADER_BASE: u64 = 0x2000_0000_0000;
@@ -77,6 +77,7 @@ pub const LOADER_SIZE: u64 = 0x1000_0000;
 pub const LOADER_END: u64 = LOADER_BASE + LOADER_SIZE;
 pub const LOADER_SCRATCH: u64 = LOADER_BASE + 0x0800_0000;
 pub const LOADER_THREAD_STACKS: u64 = LOADER_BASE + 0x0c00_0000;
+pub const LOADER_THREAD_STACK_SIZE: u64 = 16 << 10;
 
 /// Longest extent: data is hashed and written in pieces of at most this
 /// size, so that each piece is still in cache when it is written or checked.
@@ -348,6 +349,8 @@ pub struct Thread {
     pub gregs: [u64; 23],
     /// Copy of the saved signal mask, for display only.
     pub sigmask: u64,
+    /// The thread's name (`PR_GET_NAME`), NUL padded.
+    pub comm: [u8; 16],
 }
 unsafe impl Pod for Thread {}
 

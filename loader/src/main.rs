@@ -28,8 +28,9 @@
 //!   main ─ args ─ image::open ─ cpu check ─ vdso::plan ─ resume::set_mm
 //!        ── point of no return ──
 //!        vdso park ─ unmap all but the loader ─ vdso place ─ memory::restore
-//!        ─ resume::resume (sigactions, cwd, tid, robust list, rseq, %fs)
-//!        ─ rt_sigreturn on the thread's own signal frame
+//!        ─ resume::resume (sigactions, cwd) ─ threads (clone each, then
+//!          tid address, robust list, rseq, %fs) ─ every thread returns
+//!          into the program by rt_sigreturn on its own signal frame
 //! ```
 #![no_std]
 #![no_main]
@@ -42,6 +43,7 @@ mod image;
 mod mem;
 mod memory;
 mod resume;
+mod threads;
 mod vdso;
 
 use core::arch::global_asm;
@@ -98,11 +100,12 @@ unsafe extern "C" fn loader_main(initial_sp: *const u64) -> ! {
     }
 }
 
-enum Never {}
+pub enum Never {}
 
 fn restart(opts: &args::Options) -> Result<Never, Fail> {
     let img = image::open(opts.image_cstr())?;
     img.check_cpu()?;
+    threads::check(&img.meta)?;
     let mut vdso = vdso::plan(&img.meta)?;
     resume::set_mm(&img.meta.header)?;
 
@@ -114,7 +117,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         memory::unmap_all_but_loader();
         vdso.place()?;
         memory::restore(&img)?;
-        resume::resume(&img.meta, img.fd)
+        resume::resume(img.meta, img.fd)
     }
 }
 

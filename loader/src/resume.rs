@@ -12,10 +12,12 @@
 use core::arch::asm;
 use core::fmt::Write;
 
-use ckpt_image::{Header, Meta, LOADER_END};
+use ckpt_image::{Header, Meta, LOADER_END, LOADER_THREAD_STACKS, LOADER_THREAD_STACK_SIZE};
 use ckpt_sys::{self as sys, msg::Line, PrctlMmMap};
 
 use crate::fail::{self, Fail};
+use crate::threads;
+use crate::Never;
 
 extern "C" {
     /// End of the loader's image (linker.ld).
@@ -63,10 +65,11 @@ pub fn set_mm(h: &Header) -> Result<(), Fail> {
 ///
 /// # Safety
 /// The program's memory must be fully restored.
-pub unsafe fn resume(meta: &Meta, fd: i32) -> ! {
+pub unsafe fn resume(meta: &'static Meta<'static>, fd: i32) -> Result<Never, Fail> {
+    // No signal may run program code before every thread is back: block
+    // them all; each thread's own mask returns with its frame.
+    let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, !0);
     let h = &meta.header;
-    // SAFETY: PR_SET_NAME reads 16 bytes, NUL padded.
-    let _ = unsafe { sys::prctl(sys::PR_SET_NAME, h.comm.as_ptr() as u64, 0, 0, 0) };
     sys::umask(h.umask);
     for sig in 1..=64 {
         if sig == 9 || sig == 19 {
@@ -78,27 +81,20 @@ pub unsafe fn resume(meta: &Meta, fd: i32) -> ! {
     }
     restore_cwd(meta);
     sys::close(fd);
-    reserve_loader_range();
 
-    let t = meta.thread(h.leader as usize);
-    // SAFETY: the thread's own registrations, at addresses inside restored
-    // memory (glibc's thread descriptor).
+    // SAFETY: memory is restored and signals are blocked.
+    unsafe { threads::start_others(meta)? };
+    reserve_loader_range(meta.n_threads());
+    let t = meta.thread(threads::main_index(meta));
+    // SAFETY: the thread's own registrations, in restored memory.
+    unsafe { threads::register(&t) };
+    // The process name is the main thread's.
+    // SAFETY: PR_SET_NAME reads 16 bytes, NUL padded.
+    let _ = unsafe { sys::prctl(sys::PR_SET_NAME, h.comm.as_ptr() as u64, 0, 0, 0) };
+    threads::go();
+    // SAFETY: %fs is the program's from here: no loader code may use TLS
+    // (none does); then the main thread's own frame.
     unsafe {
-        let tid = sys::set_tid_address(t.clear_child_tid);
-        if t.tid_offset != 0 {
-            // glibc caches the tid in its descriptor: pthread_kill, raise
-            // and mutex ownership use it. This process's tid is new.
-            core::ptr::write_volatile((t.fs_base + t.tid_offset as u64) as *mut u32, tid as u32);
-        }
-        if t.robust_list != 0 {
-            let _ = sys::set_robust_list(t.robust_list, t.robust_len);
-        }
-        if t.rseq_len != 0 {
-            let _ = sys::rseq(t.rseq_area, t.rseq_len, 0, t.rseq_sig);
-        }
-        if t.gs_base != 0 {
-            let _ = sys::arch_prctl(sys::ARCH_SET_GS, t.gs_base);
-        }
         let _ = sys::arch_prctl(sys::ARCH_SET_FS, t.fs_base);
         sigreturn(t.ucontext)
     }
@@ -123,20 +119,27 @@ fn restore_cwd(meta: &Meta) {
 
 /// Keeps the free part of the loader's range reserved in the restarted
 /// program, as the capture library reserved it in the original.
-fn reserve_loader_range() {
+fn reserve_loader_range(n_threads: usize) {
     // Only the address of the linker symbol is taken, never its value.
     let end = core::ptr::addr_of!(__loader_end) as u64;
-    // SAFETY: NOREPLACE: nothing is replaced; PROT_NONE reserves only.
-    let _ = unsafe {
-        sys::mmap(
-            end,
-            LOADER_END - end,
-            sys::PROT_NONE,
-            sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE | sys::MAP_FIXED_NOREPLACE,
-            -1,
-            0,
-        )
-    };
+    let stacks_end = LOADER_THREAD_STACKS + n_threads as u64 * LOADER_THREAD_STACK_SIZE;
+    let stacks_start = if n_threads > 1 { LOADER_THREAD_STACKS } else { stacks_end };
+    for (start, stop) in [(end, stacks_start), (stacks_end, LOADER_END)] {
+        if start >= stop {
+            continue;
+        }
+        // SAFETY: NOREPLACE: nothing is replaced; PROT_NONE reserves only.
+        let _ = unsafe {
+            sys::mmap(
+                start,
+                stop - start,
+                sys::PROT_NONE,
+                sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_NORESERVE | sys::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+    }
 }
 
 /// `rt_sigreturn` with the stack pointer on the frame's ucontext: the kernel
@@ -144,7 +147,7 @@ fn reserve_loader_range() {
 ///
 /// # Safety
 /// `ucontext` must be a signal frame the kernel built, in restored memory.
-unsafe fn sigreturn(ucontext: u64) -> ! {
+pub unsafe fn sigreturn(ucontext: u64) -> ! {
     // SAFETY: the caller's contract; this never returns.
     unsafe {
         asm!(

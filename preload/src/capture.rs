@@ -29,6 +29,7 @@ use ckpt_sys::{self as sys, Errno};
 use crate::config::{self, Config};
 use crate::msg::{self, Size};
 use crate::procfs;
+use crate::threads;
 use crate::workspace::{self, Tables, MAX_EXTENTS, MAX_REGIONS, PAGEMAP_WORDS};
 
 core::arch::global_asm!(
@@ -59,92 +60,45 @@ pub unsafe fn call_on_stack(arg: *mut c_void, f: extern "C" fn(*mut c_void), sta
     ckpt_call_on_stack(arg, f, stack_top)
 }
 
-/// What the constructor learned about glibc, for every capture.
-#[derive(Clone, Copy)]
-struct Glibc {
-    /// rseq area offset from the thread pointer, and registered length
-    /// (`__rseq_offset`, `__rseq_size`); length 0: no rseq.
-    rseq_offset: i64,
-    rseq_len: u32,
-    /// Offset of the cached tid in glibc's thread descriptor (0: unknown).
-    tid_offset: u32,
-}
-
-struct GlibcCell(core::cell::UnsafeCell<Glibc>);
-// SAFETY: written once by the constructor before the handler is installed.
-unsafe impl Sync for GlibcCell {}
-static GLIBC: GlibcCell = GlibcCell(core::cell::UnsafeCell::new(Glibc { rseq_offset: 0, rseq_len: 0, tid_offset: 0 }));
-
-/// glibc's rseq signature on x86-64 (`RSEQ_SIG`).
-const RSEQ_SIG: u32 = 0x5305_3053;
-
-/// Looks up glibc's rseq registration and tid cache (constructor only).
-pub fn prepare() {
-    let mut g = Glibc { rseq_offset: 0, rseq_len: 0, tid_offset: 0 };
-    // SAFETY: dlsym from the constructor; the symbols, when present, are
-    // glibc's exported `ptrdiff_t __rseq_offset` and `unsigned __rseq_size`.
-    unsafe {
-        let off = libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_offset".as_ptr()) as *const i64;
-        let size = libc::dlsym(libc::RTLD_DEFAULT, c"__rseq_size".as_ptr()) as *const u32;
-        if !off.is_null() && !size.is_null() && *size != 0 {
-            g.rseq_offset = *off;
-            // glibc registers at least the original 32-byte struct rseq.
-            g.rseq_len = (*size).max(32);
-        }
-    }
-    g.tid_offset = find_tid_offset();
-    // SAFETY: see GlibcCell.
-    unsafe { *GLIBC.0.get() = g };
-}
-
-/// Finds where glibc caches this thread's tid in its descriptor, which
-/// starts at the thread pointer: the first 32-bit slot past the TCB header
-/// that holds the tid. (glibc 2.36: 0x2d0.)
-fn find_tid_offset() -> u32 {
-    // SAFETY: reads the thread pointer only.
-    let fs = unsafe { sys::arch_prctl(sys::ARCH_GET_FS, 0) }.unwrap_or(0);
-    let tid = sys::gettid() as u32;
-    if fs == 0 {
-        return 0;
-    }
-    let mut off = 0x40u64;
-    while off < 0x1000 {
-        let addr = fs + off;
-        if (off == 0x40 || addr % PAGE_SIZE == 0) && !sys::readable(addr) {
-            return 0;
-        }
-        // SAFETY: the page holding addr was just found readable.
-        if unsafe { core::ptr::read_volatile(addr as *const u32) } == tid {
-            return off as u32;
-        }
-        off += 4;
-    }
-    0
-}
-
 /// Why a checkpoint failed: what was being done, and the kernel's answer.
 struct Failure {
     what: &'static str,
     errno: Option<Errno>,
+    /// A thread that did not stop, if that is the reason.
+    stuck: u32,
+}
+
+impl Failure {
+    fn stuck(tid: u32) -> Failure {
+        Failure { what: "a thread did not stop for the checkpoint", errno: None, stuck: tid }
+    }
 }
 
 fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
-    move |e| Failure { what, errno: Some(e) }
+    move |e| Failure { what, errno: Some(e), stuck: 0 }
 }
 
 fn refuse(what: &'static str) -> Failure {
-    Failure { what, errno: None }
+    Failure { what, errno: None, stuck: 0 }
 }
 
 /// Entry point on the workspace stack: `arg` is the handler's ucontext.
+/// The caller has claimed the coordinator's role (`threads::begin`).
 pub extern "C" fn run(arg: *mut c_void) {
     let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
     let cfg = config::get();
-    // SAFETY: the handler runs one capture at a time (all signals blocked).
-    let tables = unsafe { workspace::tables() };
-    let uc = arg as *const libc::ucontext_t;
-    let rseq = unregister_rseq();
-    let result = capture(uc, tables, cfg, rseq, t0);
+    // SAFETY: the coordinator is the only user of the tables; the shared
+    // part is used as threads::stop_all documents.
+    let (tables, (sync, threads)) = unsafe { (workspace::tables(), workspace::sync_and_threads()) };
+    let generation = sync.active.load(core::sync::atomic::Ordering::SeqCst);
+    let rseq = threads::unregister_rseq();
+    threads[0] = threads::describe(arg as *const libc::ucontext_t, rseq);
+    let result = match threads::stop_all(sync, &mut tables.tids, &mut tables.dents) {
+        Ok(n) if n <= threads.len() => capture(arg as *const libc::ucontext_t, tables, &threads[..n], cfg, t0),
+        Ok(_) | Err(threads::StopError::TooMany) => Err(refuse("too many threads")),
+        Err(threads::StopError::Stuck(tid)) => Err(Failure::stuck(tid)),
+        Err(threads::StopError::Sys(e)) => Err(failed("stopping the threads")(e)),
+    };
     match result {
         Ok(written) => {
             if !cfg.quiet {
@@ -157,42 +111,19 @@ pub extern "C" fn run(arg: *mut c_void) {
             sys::exit_group(EXIT_CHECKPOINTED);
         }
         Err(f) => {
-            reregister_rseq(rseq);
+            threads::release_all(sync, generation);
+            threads::reregister_rseq(rseq);
             let mut l = msg::Line::new();
             l.push(b"ckpt: checkpoint failed: ").push(f.what.as_bytes());
+            if f.stuck != 0 {
+                let _ = write!(l, " (thread {} blocks signal {})", f.stuck, threads::THREAD_SIGNAL);
+            }
             if let Some(e) = f.errno {
                 let _ = write!(l, ": {} ({})", sys::errno_text(e), sys::errno_name(e));
             }
             l.push(b"; the program continues, any previous image is unchanged");
             l.emit();
         }
-    }
-}
-
-/// The rseq registration of this thread: (area, len), len 0 for none.
-type Rseq = (u64, u32);
-
-fn unregister_rseq() -> Rseq {
-    // SAFETY: see GlibcCell.
-    let g = unsafe { *GLIBC.0.get() };
-    if g.rseq_len == 0 {
-        return (0, 0);
-    }
-    // SAFETY: reading the thread pointer.
-    let fs = unsafe { sys::arch_prctl(sys::ARCH_GET_FS, 0) }.unwrap_or(0);
-    let area = fs.wrapping_add(g.rseq_offset as u64);
-    // SAFETY: unregistering the area glibc registered for this thread; the
-    // kernel stops writing to it.
-    match unsafe { sys::rseq(area, g.rseq_len, sys::RSEQ_FLAG_UNREGISTER, RSEQ_SIG) } {
-        Ok(()) => (area, g.rseq_len),
-        Err(_) => (0, 0),
-    }
-}
-
-fn reregister_rseq((area, len): Rseq) {
-    if len != 0 {
-        // SAFETY: the same registration glibc made.
-        let _ = unsafe { sys::rseq(area, len, 0, RSEQ_SIG) };
     }
 }
 
@@ -220,24 +151,19 @@ fn frame_xstate(uc: &libc::ucontext_t) -> (u64, u32) {
     }
 }
 
-fn capture(uc: *const libc::ucontext_t, t: &mut Tables, cfg: &Config, rseq: Rseq, t0: u64) -> Result<u64, Failure> {
-    let threads = procfs::thread_count(&mut t.dents).map_err(failed("listing the threads"))?;
-    if threads != 1 {
-        return Err(refuse("multi-threaded programs are not supported yet"));
-    }
+fn capture(uc: *const libc::ucontext_t, t: &mut Tables, threads: &[Thread], cfg: &Config, t0: u64) -> Result<u64, Failure> {
     // SAFETY: the kernel passed a valid ucontext to the handler.
     let ucr = unsafe { &*uc };
     let mut h = Header::new();
     h.created_ns = sys::clock_ns(sys::CLOCK_REALTIME);
     h.pid = sys::getpid() as u32;
-    h.n_threads = 1;
+    h.n_threads = threads.len() as u32;
     h.leader = 0;
     (h.xfeatures, h.xsave_size) = frame_xstate(ucr);
     let mask = sys::umask(0o022);
     sys::umask(mask);
     h.umask = mask;
 
-    t.threads[0] = describe_thread(uc as u64, ucr, rseq);
     for sig in 1..t.sigactions.len() {
         let mut k = sys::KSigAction::default();
         if sys::rt_sigaction(sig as i32, None, Some(&mut k)).is_ok() {
@@ -280,45 +206,11 @@ fn capture(uc: *const libc::ucontext_t, t: &mut Tables, cfg: &Config, rseq: Rseq
     h.file_len = pos;
 
     let out = Output::new(cfg.output())?;
-    let written = b.write(&mut h, &out, t0);
+    let written = b.write(&mut h, threads, &out, t0);
     if written.is_err() {
         let _ = sys::unlink(out.tmp());
     }
     written.map(|()| h.file_len)
-}
-
-fn describe_thread(uc_addr: u64, uc: &libc::ucontext_t, (rseq_area, rseq_len): Rseq) -> Thread {
-    // SAFETY: reading this thread's own fs/gs bases.
-    let fs_base = unsafe { sys::arch_prctl(sys::ARCH_GET_FS, 0) }.unwrap_or(0);
-    // SAFETY: as above.
-    let gs_base = unsafe { sys::arch_prctl(sys::ARCH_GET_GS, 0) }.unwrap_or(0);
-    let mut tid_address = 0u64;
-    // SAFETY: PR_GET_TID_ADDRESS writes one pointer to the address given.
-    let _ = unsafe { sys::prctl(sys::PR_GET_TID_ADDRESS, &mut tid_address as *mut u64 as u64, 0, 0, 0) };
-    let (robust_list, robust_len) = sys::get_robust_list().unwrap_or((0, 0));
-    let mut gregs = [0u64; 23];
-    for (g, &v) in gregs.iter_mut().zip(uc.uc_mcontext.gregs.iter()) {
-        *g = v as u64;
-    }
-    // SAFETY: sigset_t begins with the 64 bits the kernel uses.
-    let sigmask = unsafe { core::ptr::read_unaligned(&uc.uc_sigmask as *const libc::sigset_t as *const u64) };
-    // SAFETY: see GlibcCell.
-    let g = unsafe { *GLIBC.0.get() };
-    Thread {
-        tid: sys::gettid() as u32,
-        tid_offset: g.tid_offset,
-        ucontext: uc_addr,
-        fs_base,
-        gs_base,
-        rseq_area,
-        rseq_len,
-        rseq_sig: if rseq_len != 0 { RSEQ_SIG } else { 0 },
-        clear_child_tid: tid_address,
-        robust_list,
-        robust_len,
-        gregs,
-        sigmask,
-    }
 }
 
 /// Fills the region, extent and string tables.
@@ -469,10 +361,10 @@ impl Builder<'_> {
     }
 
     /// Writes the image to the temporary file, then moves it into place.
-    fn write(&mut self, h: &mut Header, out: &Output, t0: u64) -> Result<(), Failure> {
+    fn write(&mut self, h: &mut Header, threads: &[Thread], out: &Output, t0: u64) -> Result<(), Failure> {
         let fd = sys::openat(sys::AT_FDCWD, out.tmp(), sys::O_WRONLY | sys::O_CREAT | sys::O_TRUNC, 0o600)
             .map_err(failed("creating the image file"))?;
-        let result = self.write_to(fd, h, t0);
+        let result = self.write_to(fd, h, threads, t0);
         let result = result.and_then(|()| sys::fsync(fd).map_err(failed("writing the image to disk")));
         sys::close(fd);
         result?;
@@ -484,7 +376,7 @@ impl Builder<'_> {
         Ok(())
     }
 
-    fn write_to(&mut self, fd: i32, h: &mut Header, t0: u64) -> Result<(), Failure> {
+    fn write_to(&mut self, fd: i32, h: &mut Header, threads: &[Thread], t0: u64) -> Result<(), Failure> {
         for r in 0..self.n_regions {
             let region = self.t.regions[r];
             let first = region.first_extent as usize;
@@ -518,7 +410,7 @@ impl Builder<'_> {
         let parts = [
             bytes_of_slice(&t.regions[..self.n_regions]),
             bytes_of_slice(&t.extents[..self.n_extents]),
-            bytes_of_slice(&t.threads[..h.n_threads as usize]),
+            bytes_of_slice(threads),
             bytes_of_slice(&t.sigactions[..]),
             &t.strings[..self.strings_len],
         ];
@@ -565,7 +457,7 @@ fn write_at(fd: i32, mut addr: u64, mut len: u64, mut pos: u64) -> Result<(), Fa
                 len -= n as u64;
             }
             Err(Errno::EINTR) => {}
-            Err(e) => return Err(Failure { what: "writing the image", errno: Some(e) }),
+            Err(e) => return Err(failed("writing the image")(e)),
         }
     }
     Ok(())

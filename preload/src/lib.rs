@@ -25,6 +25,7 @@ mod capture;
 mod config;
 mod msg;
 mod procfs;
+mod threads;
 mod workspace;
 
 use core::ffi::c_void;
@@ -68,12 +69,15 @@ fn arm(cfg: config::Config) -> Result<(), &'static str> {
         _ => return Err("cannot reserve the restart loader's address range"),
     }
     workspace::create()?;
-    capture::prepare();
+    threads::prepare();
     config::install(cfg);
-    install_handler(cfg.signal)
+    install_handler(threads::THREAD_SIGNAL, threads::on_thread_signal)?;
+    install_handler(cfg.signal, handler)
 }
 
-fn install_handler(signal: i32) -> Result<(), &'static str> {
+type Handler = extern "C" fn(i32, *mut libc::siginfo_t, *mut c_void);
+
+fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
     // SAFETY: plain libc calls from the constructor, on a zeroed sigaction;
     // glibc fills in its own SA_RESTORER trampoline.
     let ok = unsafe {
@@ -95,6 +99,11 @@ fn install_handler(signal: i32) -> Result<(), &'static str> {
 /// at once: the capture runs on the workspace stack, so that nothing it does
 /// changes memory that is being written to the image.
 extern "C" fn handler(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut c_void) {
+    // SAFETY: the workspace exists once the handler is installed.
+    let (sync, _) = unsafe { workspace::sync_and_threads() };
+    if threads::begin(sync).is_none() {
+        return; // a checkpoint is already being taken
+    }
     let top = workspace::stack_top();
     // SAFETY: `top` is the top of the workspace stack, which nothing else
     // uses (the handler is not reentrant: every signal is blocked in it).

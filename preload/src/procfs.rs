@@ -54,26 +54,55 @@ pub fn mm_layout(buf: &mut [u8]) -> Result<MmLayout, Errno> {
     })
 }
 
-/// Number of threads in this process (entries of `/proc/self/task`).
-pub fn thread_count(buf: &mut [u8]) -> Result<usize, Errno> {
-    let fd = sys::open(c"/proc/self/task", sys::O_RDONLY | sys::O_DIRECTORY)?;
-    let mut count = 0;
-    let result = loop {
-        match sys::getdents64(fd, buf) {
-            Ok(0) => break Ok(count),
-            Ok(n) => {
-                let mut off = 0;
-                while off + 19 < n {
-                    let reclen = u16::from_le_bytes([buf[off + 16], buf[off + 17]]) as usize;
-                    if buf[off + 19] != b'.' {
-                        count += 1;
-                    }
-                    off += reclen.max(1);
-                }
+/// The threads of this process: a listing of `/proc/self/task`.
+pub struct Tasks {
+    fd: i32,
+}
+
+impl Tasks {
+    pub fn open() -> Result<Tasks, Errno> {
+        sys::open(c"/proc/self/task", sys::O_RDONLY | sys::O_DIRECTORY).map(|fd| Tasks { fd })
+    }
+
+    /// Fills `out` with the next tids (using `buf` for the raw entries);
+    /// returns how many, 0 at the end.
+    pub fn next_batch(&mut self, buf: &mut [u8], out: &mut [u32]) -> Result<usize, Errno> {
+        // Each linux_dirent64 of a tid is at most 32 bytes: read no more
+        // entries than `out` can take.
+        let len = buf.len().min(out.len() * 24);
+        loop {
+            let n = sys::getdents64(self.fd, &mut buf[..len])?;
+            if n == 0 {
+                return Ok(0);
             }
-            Err(e) => break Err(e),
+            let mut count = 0;
+            let mut off = 0;
+            while off + 19 < n && count < out.len() {
+                let reclen = u16::from_le_bytes([buf[off + 16], buf[off + 17]]) as usize;
+                let name = &buf[off + 19..(off + reclen).min(n)];
+                let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+                if let Some(tid) = parse_u32(name) {
+                    out[count] = tid;
+                    count += 1;
+                }
+                off += reclen.max(1);
+            }
+            if count > 0 {
+                return Ok(count);
+            }
         }
-    };
-    sys::close(fd);
-    result
+    }
+}
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        sys::close(self.fd);
+    }
+}
+
+fn parse_u32(s: &[u8]) -> Option<u32> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u32, |a, &c| if c.is_ascii_digit() { a.checked_mul(10)?.checked_add((c - b'0') as u32) } else { None })
 }

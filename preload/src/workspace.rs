@@ -4,9 +4,11 @@
 //! ```text
 //! base                  guard page (PROT_NONE)
 //! base+4K               capture stack (grows down from `stack_top`)
+//!                       Shared: coordination words, thread records
+//!                               (every thread writes its own slot)
 //!                       Tables: maps text, pagemap words, strings,
-//!                               region and extent tables, thread records,
-//!                               bounce buffer for shared memory
+//!                               region and extent tables, bounce buffer
+//!                               (the coordinator's alone)
 //! base+WORKSPACE_SIZE
 //! ```
 //!
@@ -22,14 +24,24 @@ use core::mem::size_of;
 use ckpt_image::{Extent, Region, SigAction, Thread, MAX_EXTENT, NSIG};
 use ckpt_sys as sys;
 
+use crate::threads::Sync;
+
 pub const STACK_SIZE: usize = 512 << 10;
 pub const MAPS_SIZE: usize = 16 << 20;
 pub const PAGEMAP_WORDS: usize = 16 << 10;
 pub const STRINGS_SIZE: usize = 8 << 20;
 pub const MAX_REGIONS: usize = ckpt_image::MAX_REGIONS as usize;
 pub const MAX_EXTENTS: usize = ckpt_image::MAX_EXTENTS as usize;
-pub const MAX_THREADS: usize = 1;
+pub const MAX_THREADS: usize = ckpt_image::MAX_THREADS as usize;
 
+/// What every thread touches during a checkpoint.
+#[repr(C)]
+pub struct Shared {
+    pub sync: Sync,
+    pub threads: [Thread; MAX_THREADS],
+}
+
+/// What only the coordinator touches.
 #[repr(C)]
 pub struct Tables {
     pub maps: [u8; MAPS_SIZE],
@@ -37,19 +49,20 @@ pub struct Tables {
     pub strings: [u8; STRINGS_SIZE],
     pub regions: [Region; MAX_REGIONS],
     pub extents: [Extent; MAX_EXTENTS],
-    pub threads: [Thread; MAX_THREADS],
+    pub tids: [u32; MAX_THREADS],
     pub sigactions: [SigAction; NSIG],
     pub dents: [u8; 64 << 10],
     pub bounce: [u8; MAX_EXTENT as usize],
 }
 
 const GUARD: usize = 4096;
-const TABLES_OFFSET: usize = GUARD + STACK_SIZE;
+const SHARED_OFFSET: usize = GUARD + STACK_SIZE;
+const TABLES_OFFSET: usize = (SHARED_OFFSET + size_of::<Shared>() + 4095) & !4095;
 pub const WORKSPACE_SIZE: usize = (TABLES_OFFSET + size_of::<Tables>() + 4095) & !4095;
 
 struct Base(UnsafeCell<u64>);
 // SAFETY: written once by the constructor, read-only afterwards.
-unsafe impl Sync for Base {}
+unsafe impl core::marker::Sync for Base {}
 static BASE: Base = Base(UnsafeCell::new(0));
 
 fn base() -> u64 {
@@ -85,7 +98,18 @@ pub fn range() -> (u64, u64) {
 
 /// The top of the capture stack (16-byte aligned).
 pub fn stack_top() -> u64 {
-    base() + TABLES_OFFSET as u64
+    base() + SHARED_OFFSET as u64
+}
+
+/// The coordination words and the thread table.
+///
+/// # Safety
+/// The workspace must exist (the handlers are installed after it is made).
+/// Each thread writes only the slot it claimed; the coordinator reads the
+/// table only once the threads have arrived.
+pub unsafe fn sync_and_threads() -> (&'static Sync, &'static mut [Thread; MAX_THREADS]) {
+    let shared = (base() + SHARED_OFFSET as u64) as *mut Shared;
+    (&(*shared).sync, &mut (*shared).threads)
 }
 
 /// The tables.

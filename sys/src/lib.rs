@@ -48,6 +48,7 @@ pub const ARCH_GET_FS: i32 = 0x1003;
 pub const ARCH_GET_GS: i32 = 0x1004;
 
 pub const PR_SET_NAME: i32 = 15;
+pub const PR_GET_NAME: i32 = 16;
 pub const PR_SET_MM: i32 = 35;
 pub const PR_SET_MM_MAP: i32 = 14;
 pub const PR_GET_TID_ADDRESS: i32 = 40;
@@ -267,6 +268,35 @@ pub fn exit_group(status: i32) -> ! {
     loop {
         let _ = unsafe { syscall!(Sysno::exit_group, status) };
     }
+}
+
+pub fn tgkill(pid: i32, tid: i32, sig: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::tgkill, pid, tid, sig) }.map(drop)
+}
+
+pub const SIG_BLOCK: i32 = 0;
+pub const SIG_SETMASK: i32 = 2;
+
+/// Sets the calling thread's signal mask; returns the old one.
+pub fn rt_sigprocmask(how: i32, set: u64) -> Result<u64> {
+    let mut old = 0u64;
+    unsafe { syscall!(Sysno::rt_sigprocmask, how, &set as *const u64, &mut old as *mut u64, 8) }.map(|_| old)
+}
+
+const FUTEX_WAIT_PRIVATE: i32 = 128;
+const FUTEX_WAKE_PRIVATE: i32 = 129;
+
+/// Sleeps while `*word == expected`, at most `timeout_ns` (0: no limit).
+pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_ns: u64) -> Result<()> {
+    let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
+    let tsp = if timeout_ns == 0 { core::ptr::null() } else { ts.as_ptr() };
+    unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAIT_PRIVATE, expected, tsp, 0, 0) }.map(drop)
+}
+
+/// Wakes up to `n` waiters on `word` (the kernel takes an int: clamped).
+pub fn futex_wake(word: &core::sync::atomic::AtomicU32, n: u32) {
+    let n = n.min(i32::MAX as u32);
+    let _ = unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAKE_PRIVATE, n, 0, 0, 0) };
 }
 
 pub fn rt_sigaction(sig: i32, new: Option<&KSigAction>, old: Option<&mut KSigAction>) -> Result<()> {

@@ -363,8 +363,15 @@ impl Run {
     }
 
     /// Waits (at most `limit`) for the child to exit and for its pipes to
-    /// close, and returns everything it printed.
-    pub fn finish_within(mut self, limit: Duration) -> Outcome {
+    /// close, and returns everything it printed. Fails the test on timeout.
+    pub fn finish_within(self, limit: Duration) -> Outcome {
+        self.try_finish_within(limit)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// As [`Run::finish_within`], but a child still running after `limit` is
+    /// killed and reported as an error instead of failing the test.
+    pub fn try_finish_within(mut self, limit: Duration) -> Result<Outcome, String> {
         let deadline = Instant::now() + limit;
         let status = loop {
             match self.child.try_wait() {
@@ -381,14 +388,15 @@ impl Run {
                 }
             }
             if Instant::now() > deadline {
-                panic!(
+                // Dropping self kills and reaps the child.
+                return Err(format!(
                     "{}: still running after {:?} (pid {}, state: {})\n{}",
                     self.what,
                     limit,
                     self.pid,
                     proc_state(self.pid),
                     self.collected()
-                );
+                ));
             }
             thread::sleep(Duration::from_millis(5));
         };
@@ -399,19 +407,21 @@ impl Run {
                 Ok(Event::Line(l)) => self.lines.push(l),
                 Ok(Event::Eof(_)) => self.open_pipes -= 1,
                 Err(RecvTimeoutError::Disconnected) => break,
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "{}: exited ({}) but its output pipes stayed open\n{}",
-                    self.what,
-                    describe_status(&status),
-                    self.collected()
-                ),
+                Err(RecvTimeoutError::Timeout) => {
+                    return Err(format!(
+                        "{}: exited ({}) but its output pipes stayed open\n{}",
+                        self.what,
+                        describe_status(&status),
+                        self.collected()
+                    ))
+                }
             }
         }
-        Outcome {
+        Ok(Outcome {
             what: self.what.clone(),
             status,
             lines: std::mem::take(&mut self.lines),
-        }
+        })
     }
 
     pub fn finish(self) -> Outcome {

@@ -1,0 +1,191 @@
+//! Recreating the threads and resuming every one of them.
+//!
+//! The loader's own thread keeps the process's pid, so it becomes the
+//! program's main thread (the record whose tid was the old pid). Every other
+//! record gets a new kernel thread from `clone`, on a small temporary stack
+//! inside the loader's range, with the program's %fs already set
+//! (CLONE_SETTLS):
+//!
+//! ```text
+//!  main (loader thread)                    thread i (clone)
+//!  ────────────────────                    ─────────────────
+//!  clone(stack_i, tls=fs_i) ─────────────► set_tid_address, robust list,
+//!  ... for every thread                     rseq, %gs, name; tid patched
+//!  wait until ready == n-1  ◄───────────── ready += 1; wait for go
+//!  own registrations; go := 1 ───────────► rt_sigreturn(own frame)
+//!  rt_sigreturn(own frame)
+//! ```
+//!
+//! No thread runs program code before all exist and are registered. The
+//! loader blocks every signal first; each thread's own mask comes back from
+//! its frame.
+
+use core::arch::global_asm;
+use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
+
+use ckpt_image::{Meta, Thread, LOADER_THREAD_STACKS, LOADER_THREAD_STACK_SIZE, MAX_THREADS};
+use ckpt_sys as sys;
+
+use crate::fail::{self, Fail};
+
+/// Threads that have set themselves up and wait for `GO`.
+static READY: AtomicU32 = AtomicU32::new(0);
+/// 1 when every thread may return into the program.
+static GO: AtomicU32 = AtomicU32::new(0);
+
+const CLONE_VM: u64 = 0x100;
+const CLONE_FS: u64 = 0x200;
+const CLONE_FILES: u64 = 0x400;
+const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_THREAD: u64 = 0x10000;
+const CLONE_SYSVSEM: u64 = 0x40000;
+const CLONE_SETTLS: u64 = 0x80000;
+const THREAD_FLAGS: u64 =
+    CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS;
+
+global_asm!(
+    // clone_thread(flags: rdi, stack: rsi, tls: rdx) -> tid or -errno.
+    // The child starts on `stack`, where the parent left the Thread record
+    // address, and calls thread_main(record) from there.
+    ".globl ckpt_clone_thread",
+    ".type ckpt_clone_thread,@function",
+    "ckpt_clone_thread:",
+    "    mov r8, rdx",      // tls
+    "    xor edx, edx",     // parent_tid
+    "    xor r10d, r10d",   // child_tid
+    "    mov eax, 56",      // __NR_clone
+    "    syscall",
+    "    test rax, rax",
+    "    jnz 1f",
+    "    xor ebp, ebp",
+    "    pop rdi",          // the record
+    "    call {entry}",
+    "    ud2",
+    "1:  ret",
+    entry = sym thread_main,
+);
+
+extern "C" {
+    fn ckpt_clone_thread(flags: u64, stack: u64, tls: u64) -> i64;
+}
+
+/// The index of the record the loader's own thread becomes: the thread
+/// whose tid was the process's pid (or the one that took the checkpoint if
+/// the main thread had exited).
+pub fn main_index(meta: &Meta) -> usize {
+    let pid = meta.header.pid;
+    meta.threads().position(|t| t.tid == pid).unwrap_or(meta.header.leader as usize)
+}
+
+/// Refuses images with more threads than there are temporary stacks.
+pub fn check(meta: &Meta) -> Result<(), Fail> {
+    if meta.n_threads() > MAX_THREADS as usize {
+        return Err(Fail::Msg("the image has more threads than restart supports"));
+    }
+    Ok(())
+}
+
+/// Starts every thread but the main one; returns once all are ready.
+///
+/// # Safety
+/// The program's memory must be restored, and every signal blocked.
+pub unsafe fn start_others(meta: &'static Meta<'static>) -> Result<(), Fail> {
+    let n = meta.n_threads();
+    let main = main_index(meta);
+    if n > 1 {
+        // SAFETY: the stack area is inside the loader's range, empty.
+        unsafe {
+            sys::mmap(
+                LOADER_THREAD_STACKS,
+                n as u64 * LOADER_THREAD_STACK_SIZE,
+                sys::PROT_READ | sys::PROT_WRITE,
+                sys::MAP_PRIVATE | sys::MAP_ANONYMOUS | sys::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        }
+        .map_err(fail::sys("cannot map the thread stacks"))?;
+    }
+    let mut started = 0;
+    for i in (0..n).filter(|&i| i != main) {
+        let t = record(meta, i);
+        // The child pops the record's address from its new stack, which
+        // leaves its stack 16-byte aligned for the call.
+        let top = LOADER_THREAD_STACKS + (i as u64 + 1) * LOADER_THREAD_STACK_SIZE - 24;
+        // SAFETY: `top` is inside the thread's own temporary stack.
+        unsafe { core::ptr::write(top as *mut u64, t as *const Thread as u64) };
+        // SAFETY: a new thread in this process, on its own stack, starting
+        // in thread_main; the parent's stack is not shared.
+        let tid = unsafe { ckpt_clone_thread(THREAD_FLAGS, top, t.fs_base) };
+        if tid < 0 {
+            return Err(Fail::Sys("cannot create a thread", sys::Errno::new(-tid as i32)));
+        }
+        started += 1;
+    }
+    loop {
+        let ready = READY.load(SeqCst);
+        if ready == started {
+            return Ok(());
+        }
+        let _ = sys::futex_wait(&READY, ready, 0);
+    }
+}
+
+/// A thread record by index, from the loader's copy of the metadata.
+fn record(meta: &'static Meta<'static>, i: usize) -> &'static Thread {
+    // The records are decoded once, into a static table, so that each
+    // thread can be handed a stable address.
+    static mut TABLE: [Option<Thread>; MAX_THREADS as usize] = [None; MAX_THREADS as usize];
+    // SAFETY: filled by the main thread before any clone; children only
+    // read their own entry afterwards.
+    unsafe {
+        let table = &mut *core::ptr::addr_of_mut!(TABLE);
+        table[i] = Some(meta.thread(i));
+        table[i].as_ref().unwrap_unchecked()
+    }
+}
+
+/// Sets up the calling thread's kernel state from its record.
+///
+/// # Safety
+/// The record's addresses are in restored memory.
+pub unsafe fn register(t: &Thread) {
+    // SAFETY: the thread's own registrations, in restored memory.
+    unsafe {
+        let tid = sys::set_tid_address(t.clear_child_tid);
+        if t.tid_offset != 0 {
+            // glibc caches the tid in its descriptor: pthread_kill, raise and
+            // mutex ownership use it. The kernel gave a new tid.
+            core::ptr::write_volatile((t.fs_base + t.tid_offset as u64) as *mut u32, tid as u32);
+        }
+        if t.robust_list != 0 {
+            let _ = sys::set_robust_list(t.robust_list, t.robust_len);
+        }
+        if t.rseq_len != 0 {
+            let _ = sys::rseq(t.rseq_area, t.rseq_len, 0, t.rseq_sig);
+        }
+        if t.gs_base != 0 {
+            let _ = sys::arch_prctl(sys::ARCH_SET_GS, t.gs_base);
+        }
+        let _ = sys::prctl(sys::PR_SET_NAME, t.comm.as_ptr() as u64, 0, 0, 0);
+    }
+}
+
+/// Lets the other threads return into the program.
+pub fn go() {
+    GO.store(1, SeqCst);
+    sys::futex_wake(&GO, u32::MAX);
+}
+
+/// First code of a cloned thread, on its temporary stack.
+unsafe extern "C" fn thread_main(t: &'static Thread) -> ! {
+    // SAFETY: the record's addresses are in restored memory.
+    unsafe { register(t) };
+    READY.fetch_add(1, SeqCst);
+    sys::futex_wake(&READY, 1);
+    while GO.load(SeqCst) == 0 {
+        let _ = sys::futex_wait(&GO, 0, 0);
+    }
+    // SAFETY: the thread's own frame, in restored memory.
+    unsafe { crate::resume::sigreturn(t.ucontext) }
+}
