@@ -8,7 +8,7 @@
 //! ```text
 //! offset 0            Header (fixed size, HEADER_SIZE bytes, zero padded to one page)
 //! meta_offset         metadata: Region[n_regions] Extent[n_extents] Thread[n_threads]
-//!                               SigAction[NSIG] strings[strings_len]
+//!                               SigAction[NSIG] Fd[n_fds] strings[strings_len]
 //! data_offset         page-aligned data: every Extent's bytes, in table order
 //! file_len            end of file
 //! ```
@@ -57,6 +57,7 @@ pub const AUXV_WORDS: usize = 64;
 pub const MAX_REGIONS: u32 = 1 << 17;
 pub const MAX_EXTENTS: u32 = 1 << 20;
 pub const MAX_THREADS: u32 = 4096;
+pub const MAX_FDS: u32 = 1 << 16;
 pub const MAX_STRINGS: u64 = 64 << 20;
 
 /// Highest user address on x86-64 with 4-level paging (`TASK_SIZE`).
@@ -235,7 +236,12 @@ pub struct Header {
     pub xsave_size: u32,
     /// Index of the thread whose signal handler wrote the image.
     pub leader: u32,
+    /// Number of entries in the file descriptor table.
+    pub n_fds: u32,
+    pub _pad: u32,
     pub mm: MmLayout,
+    /// Process-wide kernel state: timers, limits, pending signals, flags.
+    pub process: ProcessState,
     /// `/proc/self/auxv` as (type, value) words, AT_NULL terminated.
     pub auxv: [u64; AUXV_WORDS],
     pub auxv_words: u32,
@@ -351,6 +357,9 @@ pub struct Thread {
     pub sigmask: u64,
     /// The thread's name (`PR_GET_NAME`), NUL padded.
     pub comm: [u8; 16],
+    /// Signals pending for this thread alone (bit n-1 for signal n),
+    /// raised again for it after the restart.
+    pub pending: u64,
 }
 unsafe impl Pod for Thread {}
 
@@ -364,6 +373,130 @@ pub struct SigAction {
     pub mask: u64,
 }
 unsafe impl Pod for SigAction {}
+
+/// An interval timer (`setitimer`), in nanoseconds; zero value: disarmed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ITimer {
+    pub interval_ns: u64,
+    pub value_ns: u64,
+}
+unsafe impl Pod for ITimer {}
+
+/// Number of resource limits stored (`RLIMIT_NLIMITS` on Linux).
+pub const NLIMITS: usize = 16;
+
+/// Process-wide kernel state other than memory and signal dispositions.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessState {
+    /// ITIMER_REAL (alarm), ITIMER_VIRTUAL, ITIMER_PROF.
+    pub itimers: [ITimer; 3],
+    /// Resource limits, RLIMIT_* order: (soft, hard); u64::MAX is infinity.
+    pub rlimits: [[u64; 2]; NLIMITS],
+    /// Signals pending for the whole process (bit n-1 for signal n).
+    pub pending: u64,
+    /// `PR_GET_PDEATHSIG` (0: none).
+    pub pdeathsig: u32,
+    /// `PR_GET_DUMPABLE`.
+    pub dumpable: u32,
+    /// `PR_GET_CHILD_SUBREAPER`.
+    pub child_subreaper: u32,
+    /// Which fields are valid: PROCESS_* bits.
+    pub valid: u32,
+    pub reserved: [u64; 6],
+}
+unsafe impl Pod for ProcessState {}
+
+pub const PROCESS_ITIMERS: u32 = 1;
+pub const PROCESS_RLIMITS: u32 = 2;
+pub const PROCESS_PENDING: u32 = 4;
+pub const PROCESS_PRCTL: u32 = 8;
+
+/// What an open file descriptor referred to.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FdKind {
+    /// A regular file, reopened by path at its offset.
+    File = 0,
+    /// A directory, reopened by path.
+    Dir = 1,
+    /// A character device (/dev/null, /dev/zero, /dev/urandom, a tty…).
+    CharDev = 2,
+    /// The read end of a pipe whose both ends are in the process: `data`
+    /// holds the bytes that were in it; `pipe` pairs it with its write end.
+    PipeRead = 3,
+    /// The write end of such a pipe.
+    PipeWrite = 4,
+    /// A named pipe (FIFO), reopened by path.
+    Fifo = 5,
+    /// Not restorable: a socket, a pipe to another process, an eventfd…
+    /// Comes back as /dev/null, with a warning at checkpoint and restart.
+    Lost = 6,
+}
+
+impl FdKind {
+    pub fn from_u32(v: u32) -> Option<Self> {
+        Some(match v {
+            0 => Self::File,
+            1 => Self::Dir,
+            2 => Self::CharDev,
+            3 => Self::PipeRead,
+            4 => Self::PipeWrite,
+            5 => Self::Fifo,
+            6 => Self::Lost,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::File => "file",
+            Self::Dir => "dir",
+            Self::CharDev => "chardev",
+            Self::PipeRead => "pipe-r",
+            Self::PipeWrite => "pipe-w",
+            Self::Fifo => "fifo",
+            Self::Lost => "lost",
+        }
+    }
+}
+
+/// One open file descriptor.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fd {
+    /// The descriptor number.
+    pub fd: i32,
+    /// A [`FdKind`].
+    pub kind: u32,
+    /// `fcntl(F_GETFL)`: access mode and O_APPEND, O_NONBLOCK…
+    pub flags: u32,
+    /// `fcntl(F_GETFD)`: FD_CLOEXEC.
+    pub fd_flags: u32,
+    /// File offset (files, directories).
+    pub offset: u64,
+    /// What the file was, to notice at restart that it changed:
+    /// size, device, inode, modification time (ns), mode.
+    pub size: u64,
+    pub dev: u64,
+    pub ino: u64,
+    pub mtime_ns: u64,
+    pub mode: u32,
+    pub _pad: u32,
+    /// Pipes: the pipe's inode, shared by its two ends.
+    pub pipe: u64,
+    /// What `/proc/self/fd/N` names (a path, `pipe:[…]`, `socket:[…]`).
+    pub path: StrRef,
+    /// Pipes (read end): the bytes that were in the pipe.
+    pub data: StrRef,
+}
+unsafe impl Pod for Fd {}
+
+impl Fd {
+    pub fn kind(&self) -> Option<FdKind> {
+        FdKind::from_u32(self.kind)
+    }
+}
 
 /// Everything that can be wrong with an image, each with a one-line message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -385,6 +518,7 @@ pub enum Error {
     RegionInLoader,
     BadExtent,
     BadThread,
+    BadFd,
     BadString,
 }
 
@@ -408,6 +542,7 @@ impl Error {
             Error::RegionInLoader => "an image region overlaps the loader's reserved address range",
             Error::BadExtent => "the image has an invalid data extent",
             Error::BadThread => "the image has an invalid thread record",
+            Error::BadFd => "the image has an invalid file descriptor record",
             Error::BadString => "the image has an invalid string reference",
         }
     }
@@ -426,21 +561,24 @@ pub struct MetaLayout {
     pub extents: usize,
     pub threads: usize,
     pub sigactions: usize,
+    pub fds: usize,
     pub strings: usize,
 }
 
 impl MetaLayout {
-    pub fn new(n_regions: u32, n_extents: u32, n_threads: u32, strings_len: u64) -> Self {
+    /// The sizes for the counts in `h` (which must be within the limits).
+    pub fn of(h: &Header) -> Self {
         MetaLayout {
-            regions: n_regions as usize * size_of::<Region>(),
-            extents: n_extents as usize * size_of::<Extent>(),
-            threads: n_threads as usize * size_of::<Thread>(),
+            regions: h.n_regions as usize * size_of::<Region>(),
+            extents: h.n_extents as usize * size_of::<Extent>(),
+            threads: h.n_threads as usize * size_of::<Thread>(),
             sigactions: NSIG * size_of::<SigAction>(),
-            strings: strings_len as usize,
+            fds: h.n_fds as usize * size_of::<Fd>(),
+            strings: h.strings_len as usize,
         }
     }
     pub fn total(&self) -> usize {
-        self.regions + self.extents + self.threads + self.sigactions + self.strings
+        self.regions + self.extents + self.threads + self.sigactions + self.fds + self.strings
     }
 }
 
@@ -478,7 +616,10 @@ impl Header {
             xfeatures: 0,
             xsave_size: 0,
             leader: 0,
+            n_fds: 0,
+            _pad: 0,
             mm: MmLayout::default(),
+            process: ProcessState::default(),
             auxv: [0; AUXV_WORDS],
             auxv_words: 0,
             umask: 0,
@@ -492,7 +633,7 @@ impl Header {
 
     /// Fills in `meta_len`, `data_offset` from the counts already set.
     pub fn layout(&mut self) -> MetaLayout {
-        let l = MetaLayout::new(self.n_regions, self.n_extents, self.n_threads, self.strings_len);
+        let l = MetaLayout::of(self);
         self.meta_offset = HEADER_SPACE;
         self.meta_len = l.total() as u64;
         self.data_offset = page_up(self.meta_offset + self.meta_len);
@@ -542,12 +683,13 @@ impl Header {
         if h.n_regions > MAX_REGIONS
             || h.n_extents > MAX_EXTENTS
             || h.n_threads > MAX_THREADS
+            || h.n_fds > MAX_FDS
             || h.strings_len > MAX_STRINGS
             || h.auxv_words as usize > AUXV_WORDS
         {
             return Err(Error::TooMany);
         }
-        let l = MetaLayout::new(h.n_regions, h.n_extents, h.n_threads, h.strings_len);
+        let l = MetaLayout::of(&h);
         if h.meta_offset != HEADER_SPACE
             || h.meta_len != l.total() as u64
             || h.data_offset != page_up(h.meta_offset + h.meta_len)
@@ -580,6 +722,7 @@ pub struct Meta<'a> {
     extents: &'a [u8],
     threads: &'a [u8],
     sigactions: &'a [u8],
+    fds: &'a [u8],
     strings: &'a [u8],
 }
 
@@ -591,7 +734,7 @@ impl<'a> Meta<'a> {
     /// loader's range; extents inside their region and inside the data area;
     /// threads' frames inside a stored writable region.
     pub fn parse(header: &Header, meta: &'a [u8]) -> Result<Meta<'a>, Error> {
-        let l = MetaLayout::new(header.n_regions, header.n_extents, header.n_threads, header.strings_len);
+        let l = MetaLayout::of(header);
         if meta.len() as u64 != header.meta_len || meta.len() != l.total() {
             return Err(Error::Truncated);
         }
@@ -601,8 +744,9 @@ impl<'a> Meta<'a> {
         let (regions, rest) = meta.split_at(l.regions);
         let (extents, rest) = rest.split_at(l.extents);
         let (threads, rest) = rest.split_at(l.threads);
-        let (sigactions, strings) = rest.split_at(l.sigactions);
-        let m = Meta { header: *header, regions, extents, threads, sigactions, strings };
+        let (sigactions, rest) = rest.split_at(l.sigactions);
+        let (fds, strings) = rest.split_at(l.fds);
+        let m = Meta { header: *header, regions, extents, threads, sigactions, fds, strings };
         m.check()?;
         Ok(m)
     }
@@ -674,6 +818,13 @@ impl<'a> Meta<'a> {
                 return Err(Error::BadThread);
             }
         }
+        for f in self.fds() {
+            if f.fd < 0 || f.kind().is_none() {
+                return Err(Error::BadFd);
+            }
+            self.string(f.path).ok_or(Error::BadString)?;
+            self.string(f.data).ok_or(Error::BadString)?;
+        }
         for s in [h.cmdline, h.cwd, h.exe] {
             self.string(s).ok_or(Error::BadString)?;
         }
@@ -725,6 +876,15 @@ impl<'a> Meta<'a> {
     /// Disposition of signal `sig` (1..=64).
     pub fn sigaction(&self, sig: usize) -> SigAction {
         read_at(self.sigactions, sig).unwrap_or_default()
+    }
+    pub fn n_fds(&self) -> usize {
+        self.header.n_fds as usize
+    }
+    pub fn fd(&self, i: usize) -> Fd {
+        read_at(self.fds, i).expect("fd index checked by caller")
+    }
+    pub fn fds(&self) -> impl Iterator<Item = Fd> + '_ {
+        (0..self.n_fds()).map(move |i| self.fd(i))
     }
     /// A string of the string table (None if the reference is out of range).
     pub fn string(&self, s: StrRef) -> Option<&'a [u8]> {

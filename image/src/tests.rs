@@ -36,7 +36,7 @@ fn sample() -> Vec<u8> {
     }
     let thread = Thread { tid: 42, tid_offset: 0, ucontext: base + 12 * PAGE_SIZE + 64, fs_base: 1, gs_base: 0,
         rseq_area: 0, rseq_len: 0, rseq_sig: 0, clear_child_tid: 0, robust_list: 0, robust_len: 0,
-        gregs: [7; 23], sigmask: 0, comm: *b"prog\0\0\0\0\0\0\0\0\0\0\0\0" };
+        gregs: [7; 23], sigmask: 0, comm: *b"prog\0\0\0\0\0\0\0\0\0\0\0\0", pending: 0 };
     let sig = [SigAction::default(); NSIG];
     let mut meta = Vec::new();
     meta.extend_from_slice(bytes_of_slice(&regions));
@@ -145,7 +145,7 @@ fn region_in_loader_range_is_refused() {
     let r = Region { start: LOADER_BASE, end: LOADER_BASE + PAGE_SIZE, prot: 3, flags: 0, kind: 0,
                      n_extents: 0, first_extent: 0, _pad: 0, file_offset: 0, path: StrRef::default() };
     let t = Thread { tid: 1, tid_offset: 0, ucontext: LOADER_BASE, fs_base: 0, gs_base: 0, rseq_area: 0,
-        rseq_len: 0, rseq_sig: 0, clear_child_tid: 0, robust_list: 0, robust_len: 0, gregs: [0; 23], sigmask: 0, comm: [0; 16] };
+        rseq_len: 0, rseq_sig: 0, clear_child_tid: 0, robust_list: 0, robust_len: 0, gregs: [0; 23], sigmask: 0, comm: [0; 16], pending: 0 };
     let mut meta = Vec::new();
     meta.extend_from_slice(bytes_of(&r));
     meta.extend_from_slice(bytes_of(&t));

@@ -6,7 +6,7 @@ use core::ffi::CStr;
 use ckpt_sys as sys;
 
 const USAGE: &str = "\
-usage: restart [IMAGE]
+usage: restart [OPTIONS] [IMAGE]
 
 Brings back the program saved in IMAGE (default: myckpt.dat) by ckpt. It
 continues from the instruction where it was checkpointed, in this process
@@ -14,6 +14,11 @@ continues from the instruction where it was checkpointed, in this process
 not consumed: it can be restarted again.
 
 Options:
+  --keep-stdio   reopen the program's own stdin/stdout/stderr (files) instead
+                 of keeping restart's
+  --strict       refuse to restart if an open file changed or cannot be
+                 reopened (default: a warning)
+  -v, --verbose  say what is restored
   -h, --help     this help
   -V, --version  the version
 
@@ -31,6 +36,12 @@ pub struct Options {
     /// The image path, NUL-terminated.
     path: [u8; PATH_MAX + 1],
     len: usize,
+    /// Reopen the saved stdin/stdout/stderr instead of keeping restart's.
+    pub keep_stdio: bool,
+    /// Refuse to restart when anything would not come back as it was.
+    pub strict: bool,
+    /// Say what is being restored, on stderr.
+    pub verbose: bool,
 }
 
 impl Options {
@@ -55,7 +66,7 @@ fn usage_error(what: &[u8]) -> ! {
 /// # Safety
 /// `sp` must be the kernel's initial stack pointer: argc, then argv.
 pub unsafe fn parse(sp: *const u64) -> Options {
-    let mut opts = Options { path: [0; PATH_MAX + 1], len: 0 };
+    let mut opts = Options { path: [0; PATH_MAX + 1], len: 0, keep_stdio: false, strict: false, verbose: false };
     // SAFETY: the kernel's initial stack: argc, then argc pointers to
     // NUL-terminated strings.
     let argc = unsafe { *sp } as usize;
@@ -72,6 +83,9 @@ pub unsafe fn parse(sp: *const u64) -> Options {
                 let _ = sys::write_all(1, concat!("restart ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
                 sys::exit_group(0)
             }
+            b"--keep-stdio" => opts.keep_stdio = true,
+            b"--strict" => opts.strict = true,
+            b"-v" | b"--verbose" => opts.verbose = true,
             a if a.starts_with(b"-") && a.len() > 1 => usage_error(b"unknown option"),
             a if image.is_none() => image = Some(a),
             _ => usage_error(b"more than one image given"),

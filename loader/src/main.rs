@@ -39,9 +39,11 @@ extern crate alloc;
 
 mod args;
 mod fail;
+mod files;
 mod image;
 mod mem;
 mod memory;
+mod process;
 mod resume;
 mod threads;
 mod vdso;
@@ -107,6 +109,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
     img.check_cpu()?;
     threads::check(&img.meta)?;
     let mut vdso = vdso::plan(&img.meta)?;
+    files::check(img.meta, opts)?;
     resume::set_mm(&img.meta.header)?;
 
     // The point of no return: from here on the loader's world is gone.
@@ -117,7 +120,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         memory::unmap_all_but_loader();
         vdso.place()?;
         memory::restore(&img)?;
-        resume::resume(img.meta, img.fd)
+        resume::resume(img.meta, img.fd, opts)
     }
 }
 

@@ -15,7 +15,9 @@ use core::fmt::Write;
 use ckpt_image::{Header, Meta, LOADER_END, LOADER_THREAD_STACKS, LOADER_THREAD_STACK_SIZE};
 use ckpt_sys::{self as sys, msg::Line, PrctlMmMap};
 
+use crate::args::Options;
 use crate::fail::{self, Fail};
+use crate::{files, process};
 use crate::threads;
 use crate::Never;
 
@@ -65,7 +67,7 @@ pub fn set_mm(h: &Header) -> Result<(), Fail> {
 ///
 /// # Safety
 /// The program's memory must be fully restored.
-pub unsafe fn resume(meta: &'static Meta<'static>, fd: i32) -> Result<Never, Fail> {
+pub unsafe fn resume(meta: &'static Meta<'static>, fd: i32, opts: &Options) -> Result<Never, Fail> {
     // No signal may run program code before every thread is back: block
     // them all; each thread's own mask returns with its frame.
     let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, !0);
@@ -81,6 +83,8 @@ pub unsafe fn resume(meta: &'static Meta<'static>, fd: i32) -> Result<Never, Fai
     }
     restore_cwd(meta);
     sys::close(fd);
+    files::restore(meta, opts)?;
+    process::restore(meta);
 
     // SAFETY: memory is restored and signals are blocked.
     unsafe { threads::start_others(meta)? };

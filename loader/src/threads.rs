@@ -168,6 +168,13 @@ pub unsafe fn register(t: &Thread) {
             let _ = sys::arch_prctl(sys::ARCH_SET_GS, t.gs_base);
         }
         let _ = sys::prctl(sys::PR_SET_NAME, t.comm.as_ptr() as u64, 0, 0, 0);
+        // Signals that were pending for this thread alone: raised again for
+        // it; every signal is blocked until its frame restores its mask.
+        for sig in 1..=64 {
+            if t.pending & (1u64 << (sig - 1)) != 0 {
+                let _ = sys::tgkill(sys::getpid(), tid, sig);
+            }
+        }
     }
 }
 

@@ -27,6 +27,7 @@ use ckpt_image::{
 use ckpt_sys::{self as sys, Errno};
 
 use crate::config::{self, Config};
+use crate::files;
 use crate::msg::{self, Size};
 use crate::procfs;
 use crate::threads;
@@ -171,7 +172,9 @@ fn capture(uc: *const libc::ucontext_t, t: &mut Tables, threads: &[Thread], cfg:
         }
     }
 
-    let mut b = Builder { t, strings_len: 0, n_regions: 0, n_extents: 0, pagemap: -1 };
+    crate::process::capture(&mut h.process);
+
+    let mut b = Builder { t, strings_len: 0, n_regions: 0, n_extents: 0, n_fds: 0, pagemap: -1 };
     h.mm = procfs::mm_layout(&mut b.t.dents).map_err(failed("reading /proc/self/stat"))?;
     let n = procfs::read_file(c"/proc/self/auxv", &mut b.t.dents).map_err(failed("reading /proc/self/auxv"))?;
     let words = (n / 8).min(h.auxv.len());
@@ -188,6 +191,8 @@ fn capture(uc: *const libc::ucontext_t, t: &mut Tables, threads: &[Thread], cfg:
     h.cwd = b.string_from(sys::getcwd).map_err(failed("reading the working directory"))?;
     h.exe = b.string_from(|buf| sys::readlink(c"/proc/self/exe", buf)).map_err(failed("reading /proc/self/exe"))?;
 
+    b.capture_fds()?;
+
     b.pagemap = sys::open(c"/proc/self/pagemap", sys::O_RDONLY).map_err(failed("opening /proc/self/pagemap"))?;
     let walked = b.walk_maps();
     sys::close(b.pagemap);
@@ -195,6 +200,7 @@ fn capture(uc: *const libc::ucontext_t, t: &mut Tables, threads: &[Thread], cfg:
 
     h.n_regions = b.n_regions as u32;
     h.n_extents = b.n_extents as u32;
+    h.n_fds = b.n_fds as u32;
     h.strings_len = b.strings_len as u64;
     h.layout();
     let mut pos = h.data_offset;
@@ -219,7 +225,15 @@ struct Builder<'a> {
     strings_len: usize,
     n_regions: usize,
     n_extents: usize,
+    n_fds: usize,
     pagemap: i32,
+}
+
+/// The files module adds its paths and pipe contents to the string table.
+impl files::Strings for Builder<'_> {
+    fn add(&mut self, bytes: &[u8]) -> Option<StrRef> {
+        self.string(bytes).ok()
+    }
 }
 
 impl Builder<'_> {
@@ -237,6 +251,17 @@ impl Builder<'_> {
         dst.copy_from_slice(s);
         self.strings_len += s.len();
         Ok(StrRef { offset: start as u32, len: s.len() as u32 })
+    }
+
+    fn capture_fds(&mut self) -> Result<(), Failure> {
+        // The fd table and scratch buffer are taken out of the tables for
+        // the call, so that the string table can be lent alongside them.
+        let t: *mut Tables = &mut *self.t;
+        // SAFETY: `fds` and `dents` are fields that `add` (strings only)
+        // never touches.
+        let (fds, scratch) = unsafe { (&mut (*t).fds, &mut (*t).dents) };
+        self.n_fds = files::capture(fds, self, scratch).map_err(failed("listing the open files"))?;
+        Ok(())
     }
 
     fn walk_maps(&mut self) -> Result<(), Failure> {
@@ -412,6 +437,7 @@ impl Builder<'_> {
             bytes_of_slice(&t.extents[..self.n_extents]),
             bytes_of_slice(threads),
             bytes_of_slice(&t.sigactions[..]),
+            bytes_of_slice(&t.fds[..self.n_fds]),
             &t.strings[..self.strings_len],
         ];
         let mut pos = h.meta_offset;

@@ -23,7 +23,9 @@
 
 mod capture;
 mod config;
+mod files;
 mod msg;
+mod process;
 mod procfs;
 mod threads;
 mod workspace;

@@ -7,7 +7,7 @@
 //!                       Shared: coordination words, thread records
 //!                               (every thread writes its own slot)
 //!                       Tables: maps text, pagemap words, strings,
-//!                               region and extent tables, bounce buffer
+//!                               region, extent and fd tables, bounce buffer
 //!                               (the coordinator's alone)
 //! base+WORKSPACE_SIZE
 //! ```
@@ -21,7 +21,7 @@
 use core::cell::UnsafeCell;
 use core::mem::size_of;
 
-use ckpt_image::{Extent, Region, SigAction, Thread, MAX_EXTENT, NSIG};
+use ckpt_image::{Extent, Fd, Region, SigAction, Thread, MAX_EXTENT, NSIG};
 use ckpt_sys as sys;
 
 use crate::threads::Sync;
@@ -33,6 +33,7 @@ pub const STRINGS_SIZE: usize = 8 << 20;
 pub const MAX_REGIONS: usize = ckpt_image::MAX_REGIONS as usize;
 pub const MAX_EXTENTS: usize = ckpt_image::MAX_EXTENTS as usize;
 pub const MAX_THREADS: usize = ckpt_image::MAX_THREADS as usize;
+pub const MAX_FDS: usize = 8192;
 
 /// What every thread touches during a checkpoint.
 #[repr(C)]
@@ -50,6 +51,7 @@ pub struct Tables {
     pub regions: [Region; MAX_REGIONS],
     pub extents: [Extent; MAX_EXTENTS],
     pub tids: [u32; MAX_THREADS],
+    pub fds: [Fd; MAX_FDS],
     pub sigactions: [SigAction; NSIG],
     pub dents: [u8; 64 << 10],
     pub bounce: [u8; MAX_EXTENT as usize],

@@ -969,6 +969,8 @@ mod tests {
             robust_len: 24,
             gregs: core::array::from_fn(|i| 0x1000 + i as u64),
             sigmask: 1 << 9,
+            comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
+            pending: 0,
         };
         let threads = [thread(1001, BASE + 13 * P), thread(1000, STACK - 2 * P)];
         let mut sig = [SigAction::default(); NSIG];

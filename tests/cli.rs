@@ -1,0 +1,2 @@
+//! Integration tests: cli (see tests/common for the harness).
+mod common;

@@ -1,0 +1,2 @@
+//! Integration tests: files (see tests/common for the harness).
+mod common;

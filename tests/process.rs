@@ -1,0 +1,2 @@
+//! Integration tests: process (see tests/common for the harness).
+mod common;

@@ -1,0 +1,2 @@
+//! Integration tests: threads (see tests/common for the harness).
+mod common;
