@@ -775,7 +775,7 @@ fn bad_images_are_refused() {
         }
         let r = spawn(
             &format!("readckpt of {what}"),
-            &mut tools.cmd(&tools.bin("readckpt"), &[path.to_str().unwrap()], &dir.path),
+            &mut tools.cmd(&tools.bin("readckpt"), &["--verify", path.to_str().unwrap()], &dir.path),
         )
         .try_finish_within(limit);
         match r {

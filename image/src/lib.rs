@@ -289,6 +289,9 @@ pub struct Region {
     pub _pad: u32,
     /// Offset into the backing file, for File regions.
     pub file_offset: u64,
+    /// The backing file as it was at checkpoint time (File regions): a
+    /// shared file mapping is written back only to an unchanged file.
+    pub file: FileId,
     /// The name `/proc/self/maps` gave: the backing file's path for File
     /// regions (with ` (deleted)` if it was), `[heap]`, `[stack]`, `[vdso]`…
     /// for the others, empty for plain anonymous memory.
@@ -307,6 +310,17 @@ impl Region {
         RegionKind::from_u32(self.kind)
     }
 }
+
+/// What identifies a file's state: all zero when unknown.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime_ns: u64,
+}
+unsafe impl Pod for FileId {}
 
 /// A run of stored pages of one region. Pages of a region that no extent
 /// covers were never touched and come back zero-filled.

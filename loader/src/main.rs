@@ -38,6 +38,8 @@
 extern crate alloc;
 
 mod args;
+mod clone;
+mod data;
 mod fail;
 mod files;
 mod image;

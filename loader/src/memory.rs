@@ -15,12 +15,12 @@
 //! ```
 //!
 //! Every region is mapped anonymous and writable, its stored extents are
-//! read straight into place and checked against their checksums, then it
-//! gets its final protection. Pages without an extent stay zero, as they
-//! were never touched.
+//! read straight into place and checked against their checksums (`data`),
+//! then it gets its final protection. Pages without an extent stay zero, as
+//! they were never touched.
 
-use ckpt_image::{checksum, Region, RegionKind, LOADER_BASE, LOADER_END, REGION_GROWSDOWN, REGION_SHARED, USER_END};
-use ckpt_sys::{self as sys, Errno};
+use ckpt_image::{Region, RegionKind, LOADER_BASE, LOADER_END, REGION_GROWSDOWN, REGION_SHARED, USER_END};
+use ckpt_sys as sys;
 
 use crate::fail::{self, Fail};
 use crate::image::Image;
@@ -40,24 +40,40 @@ pub unsafe fn unmap_all_but_loader() {
     }
 }
 
-/// Maps every region of the image and fills it from the file.
+/// Maps every region of the image, fills it from the file, and gives it
+/// its final protection.
 ///
 /// # Safety
 /// The address space outside the loader's range must be empty but for the
 /// placed vDSO.
 pub unsafe fn restore(img: &Image) -> Result<(), Fail> {
-    for r in img.meta.regions() {
-        match r.kind() {
-            Some(k) if k.is_vdso() => continue,
-            _ => {}
-        }
+    let regions = || img.meta.regions().filter(|r| !r.kind().is_some_and(|k| k.is_vdso()));
+    for r in regions() {
         // SAFETY: as the function's contract.
-        unsafe { restore_region(img, &r)? };
+        unsafe { map_region(&r)? };
+    }
+    // SAFETY: every stored extent lies in a region just mapped writable.
+    unsafe { crate::data::read_all(img)? };
+    for r in regions() {
+        let prot = r.prot as i32;
+        if r.n_extents != 0 && map_prot(&r) != prot {
+            // SAFETY: the region is the target's; this is its own protection.
+            unsafe { sys::mprotect(r.start, r.len(), prot) }.map_err(fail::sys("cannot protect a region"))?;
+        }
     }
     Ok(())
 }
 
-unsafe fn restore_region(img: &Image, r: &Region) -> Result<(), Fail> {
+/// The protection a region is mapped with: writable while its data is read.
+fn map_prot(r: &Region) -> i32 {
+    if r.n_extents != 0 {
+        r.prot as i32 | sys::PROT_READ | sys::PROT_WRITE
+    } else {
+        r.prot as i32
+    }
+}
+
+unsafe fn map_region(r: &Region) -> Result<(), Fail> {
     let stored = r.n_extents != 0;
     let mut flags = sys::MAP_ANONYMOUS | sys::MAP_FIXED_NOREPLACE;
     flags |= if r.flags & REGION_SHARED != 0 { sys::MAP_SHARED } else { sys::MAP_PRIVATE };
@@ -67,58 +83,17 @@ unsafe fn restore_region(img: &Image, r: &Region) -> Result<(), Fail> {
     if r.kind() == Some(RegionKind::Workspace) || (!stored && r.prot == 0) {
         flags |= sys::MAP_NORESERVE;
     }
-    let prot = r.prot as i32;
-    let map_prot = if stored { prot | sys::PROT_READ | sys::PROT_WRITE } else { prot };
     // SAFETY: NOREPLACE: nothing existing is replaced; the range is
     // validated to be in user space and outside the loader's range.
-    let at = unsafe { sys::mmap(r.start, r.len(), map_prot, flags, -1, 0) }.map_err(fail::sys("cannot map a region"))?;
+    let at = unsafe { sys::mmap(r.start, r.len(), map_prot(r), flags, -1, 0) }.map_err(fail::sys("cannot map a region"))?;
     if at != r.start {
         return Err(Fail::Msg("the kernel placed a region elsewhere than asked"));
     }
-    if !stored {
-        return Ok(());
-    }
-    if r.flags & REGION_SHARED == 0 && r.len() >= HUGE_PAGE {
+    if stored && r.flags & REGION_SHARED == 0 && r.len() >= HUGE_PAGE {
         // Large private memory is read into transparent huge pages where the
         // system allows it: 512 times fewer page faults on the way in.
         // SAFETY: advice only; the region is empty and ours.
         let _ = unsafe { sys::madvise(r.start, r.len(), sys::MADV_HUGEPAGE) };
-    }
-    for x in img.meta.extents_of(r) {
-        // SAFETY: [addr, addr+len) lies inside the region just mapped
-        // writable (validated by Meta::parse).
-        unsafe { read_into(img.fd, x.addr, x.len, x.file_pos) }.map_err(|e| match e {
-            None => Fail::Data(r.start, r.end, "is missing: the image is truncated"),
-            Some(e) => Fail::Sys("reading the image", e),
-        })?;
-        // SAFETY: the bytes were just written by the kernel, in our mapping.
-        let data = unsafe { core::slice::from_raw_parts(x.addr as *const u8, x.len as usize) };
-        if checksum(data) != x.checksum {
-            return Err(Fail::Data(r.start, r.end, "is corrupted (checksum mismatch)"));
-        }
-    }
-    if map_prot != prot {
-        // SAFETY: the region is the target's; this is its own protection.
-        unsafe { sys::mprotect(r.start, r.len(), prot) }.map_err(fail::sys("cannot protect a region"))?;
-    }
-    Ok(())
-}
-
-/// Reads `len` bytes at `pos` of the image straight into memory at `addr`.
-/// `Err(None)`: the file ended first.
-unsafe fn read_into(fd: i32, mut addr: u64, mut len: u64, mut pos: u64) -> Result<(), Option<Errno>> {
-    while len > 0 {
-        // SAFETY: the caller's contract: the range is ours and writable.
-        match unsafe { sys::pread_raw(fd, addr, len as usize, pos) } {
-            Ok(0) => return Err(None),
-            Ok(n) => {
-                addr += n as u64;
-                pos += n as u64;
-                len -= n as u64;
-            }
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(Some(e)),
-        }
     }
     Ok(())
 }

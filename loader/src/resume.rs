@@ -91,7 +91,7 @@ pub unsafe fn resume(meta: &'static Meta<'static>, fd: i32, opts: &Options) -> R
     reserve_loader_range(meta.n_threads());
     let t = meta.thread(threads::main_index(meta));
     // SAFETY: the thread's own registrations, in restored memory.
-    unsafe { threads::register(&t) };
+    unsafe { threads::register(meta, &t) };
     // The process name is the main thread's.
     // SAFETY: PR_SET_NAME reads 16 bytes, NUL padded.
     let _ = unsafe { sys::prctl(sys::PR_SET_NAME, h.comm.as_ptr() as u64, 0, 0, 0) };

@@ -20,54 +20,20 @@
 //! loader blocks every signal first; each thread's own mask comes back from
 //! its frame.
 
-use core::arch::global_asm;
 use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 
 use ckpt_image::{Meta, Thread, LOADER_THREAD_STACKS, LOADER_THREAD_STACK_SIZE, MAX_THREADS};
 use ckpt_sys as sys;
 
+use crate::clone;
 use crate::fail::{self, Fail};
 
 /// Threads that have set themselves up and wait for `GO`.
 static READY: AtomicU32 = AtomicU32::new(0);
 /// 1 when every thread may return into the program.
 static GO: AtomicU32 = AtomicU32::new(0);
-
-const CLONE_VM: u64 = 0x100;
-const CLONE_FS: u64 = 0x200;
-const CLONE_FILES: u64 = 0x400;
-const CLONE_SIGHAND: u64 = 0x800;
-const CLONE_THREAD: u64 = 0x10000;
-const CLONE_SYSVSEM: u64 = 0x40000;
-const CLONE_SETTLS: u64 = 0x80000;
-const THREAD_FLAGS: u64 =
-    CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS;
-
-global_asm!(
-    // clone_thread(flags: rdi, stack: rsi, tls: rdx) -> tid or -errno.
-    // The child starts on `stack`, where the parent left the Thread record
-    // address, and calls thread_main(record) from there.
-    ".globl ckpt_clone_thread",
-    ".type ckpt_clone_thread,@function",
-    "ckpt_clone_thread:",
-    "    mov r8, rdx",      // tls
-    "    xor edx, edx",     // parent_tid
-    "    xor r10d, r10d",   // child_tid
-    "    mov eax, 56",      // __NR_clone
-    "    syscall",
-    "    test rax, rax",
-    "    jnz 1f",
-    "    xor ebp, ebp",
-    "    pop rdi",          // the record
-    "    call {entry}",
-    "    ud2",
-    "1:  ret",
-    entry = sym thread_main,
-);
-
-extern "C" {
-    fn ckpt_clone_thread(flags: u64, stack: u64, tls: u64) -> i64;
-}
+/// The image's metadata, for the threads (set before the first clone).
+static META: core::sync::atomic::AtomicPtr<Meta<'static>> = core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
 
 /// The index of the record the loader's own thread becomes: the thread
 /// whose tid was the process's pid (or the one that took the checkpoint if
@@ -92,6 +58,7 @@ pub fn check(meta: &Meta) -> Result<(), Fail> {
 pub unsafe fn start_others(meta: &'static Meta<'static>) -> Result<(), Fail> {
     let n = meta.n_threads();
     let main = main_index(meta);
+    META.store(meta as *const Meta<'static> as *mut Meta<'static>, SeqCst);
     if n > 1 {
         // SAFETY: the stack area is inside the loader's range, empty.
         unsafe {
@@ -109,17 +76,11 @@ pub unsafe fn start_others(meta: &'static Meta<'static>) -> Result<(), Fail> {
     let mut started = 0;
     for i in (0..n).filter(|&i| i != main) {
         let t = record(meta, i);
-        // The child pops the record's address from its new stack, which
-        // leaves its stack 16-byte aligned for the call.
-        let top = LOADER_THREAD_STACKS + (i as u64 + 1) * LOADER_THREAD_STACK_SIZE - 24;
-        // SAFETY: `top` is inside the thread's own temporary stack.
-        unsafe { core::ptr::write(top as *mut u64, t as *const Thread as u64) };
-        // SAFETY: a new thread in this process, on its own stack, starting
-        // in thread_main; the parent's stack is not shared.
-        let tid = unsafe { ckpt_clone_thread(THREAD_FLAGS, top, t.fs_base) };
-        if tid < 0 {
-            return Err(Fail::Sys("cannot create a thread", sys::Errno::new(-tid as i32)));
-        }
+        let stack_end = LOADER_THREAD_STACKS + (i as u64 + 1) * LOADER_THREAD_STACK_SIZE;
+        // SAFETY: a new thread of this process on its own temporary stack,
+        // starting in thread_main with the program's %fs.
+        unsafe { clone::spawn(clone::THREAD_TLS, stack_end, t.fs_base, thread_main, t as *const Thread as u64) }
+            .map_err(fail::sys("cannot create a thread"))?;
         started += 1;
     }
     loop {
@@ -149,7 +110,7 @@ fn record(meta: &'static Meta<'static>, i: usize) -> &'static Thread {
 ///
 /// # Safety
 /// The record's addresses are in restored memory.
-pub unsafe fn register(t: &Thread) {
+pub unsafe fn register(meta: &Meta, t: &Thread) {
     // SAFETY: the thread's own registrations, in restored memory.
     unsafe {
         let tid = sys::set_tid_address(t.clear_child_tid);
@@ -159,6 +120,7 @@ pub unsafe fn register(t: &Thread) {
             core::ptr::write_volatile((t.fs_base + t.tid_offset as u64) as *mut u32, tid as u32);
         }
         if t.robust_list != 0 {
+            fix_robust_owners(meta, t, tid as u32);
             let _ = sys::set_robust_list(t.robust_list, t.robust_len);
         }
         if t.rseq_len != 0 {
@@ -178,6 +140,45 @@ pub unsafe fn register(t: &Thread) {
     }
 }
 
+/// The robust mutexes a thread holds are on its robust list, and their lock
+/// words (and glibc's owner field beside them) hold the owner's tid, which
+/// is new now: rewrite them, so that unlocking after the restart works.
+/// Every address is checked to lie in restored writable memory.
+fn fix_robust_owners(meta: &Meta, t: &Thread, new_tid: u32) {
+    const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
+    let writable = |addr: u64, len: u64| {
+        addr % 4 == 0
+            && meta.region_at(addr).is_some_and(|r| addr + len <= r.end && r.prot & ckpt_image::PROT_WRITE != 0)
+    };
+    let head = t.robust_list;
+    if !writable(head, 24) {
+        return;
+    }
+    // SAFETY: struct robust_list_head { next, futex_offset, list_op_pending },
+    // checked to be in restored memory.
+    let (mut entry, offset) = unsafe { (*(head as *const u64), *((head + 8) as *const i64)) };
+    let mut steps = 0;
+    while entry != head && steps < 4096 && writable(entry, 8) {
+        let lock = entry.wrapping_add(offset as u64);
+        if writable(lock, 12) {
+            // SAFETY: the lock word and glibc's __owner (lock + 8), checked.
+            unsafe {
+                let word = lock as *mut u32;
+                if *word & FUTEX_TID_MASK == t.tid {
+                    *word = (*word & !FUTEX_TID_MASK) | new_tid;
+                }
+                let owner = (lock + 8) as *mut u32;
+                if *owner == t.tid {
+                    *owner = new_tid;
+                }
+            }
+        }
+        // SAFETY: checked above; the list is circular through `head`.
+        entry = unsafe { *(entry as *const u64) };
+        steps += 1;
+    }
+}
+
 /// Lets the other threads return into the program.
 pub fn go() {
     GO.store(1, SeqCst);
@@ -185,9 +186,11 @@ pub fn go() {
 }
 
 /// First code of a cloned thread, on its temporary stack.
-unsafe extern "C" fn thread_main(t: &'static Thread) -> ! {
+unsafe extern "C" fn thread_main(record: u64) -> ! {
+    // SAFETY: the address of this thread's entry in the static table.
+    let t = unsafe { &*(record as *const Thread) };
     // SAFETY: the record's addresses are in restored memory.
-    unsafe { register(t) };
+    unsafe { register(META.load(SeqCst).as_ref().unwrap_unchecked(), t) };
     READY.fetch_add(1, SeqCst);
     sys::futex_wake(&READY, 1);
     while GO.load(SeqCst) == 0 {

@@ -317,6 +317,7 @@ impl Builder<'_> {
             first_extent: first_extent as u32,
             _pad: 0,
             file_offset: m.offset,
+            file: ckpt_image::FileId::default(),
             path,
         };
         self.n_regions += 1;

@@ -1,28 +1,67 @@
-//! What the user asked for, read once from the environment that `ckpt` set,
-//! and kept in static storage for the signal handler.
+//! What the user asked for, read once from the environment, and kept in
+//! static storage for the signal handler.
 //!
-//! | variable      | meaning                                               |
-//! |---------------|-------------------------------------------------------|
-//! | `CKPT_PID`    | pid of the process ckpt exec'ed: only it is armed     |
-//! | `CKPT_OUTPUT` | absolute path of the image                            |
-//! | `CKPT_SIGNAL` | checkpoint signal number (default SIGUSR2)            |
-//! | `CKPT_QUIET`  | `1`: no line on stderr after a successful checkpoint  |
+//! One set of variables serves both the user and the library. A batch
+//! script may set them instead of passing options to `ckpt` (an option on
+//! the command line wins over its variable); `ckpt` checks them, merges them
+//! with its options, and exports every one, in the normalized form below,
+//! to the program it runs, where the library's constructor ([`from_env`])
+//! reads them. They stay in the program's environment (a child that runs
+//! `ckpt` itself inherits them).
+//!
+//! | variable        | user form (ckpt checks it)     | form the library reads         |
+//! |-----------------|--------------------------------|--------------------------------|
+//! | `CKPT_OUTPUT`   | image path, relative to the directory ckpt runs in | absolute path |
+//! | `CKPT_CONTINUE` | `1`/`yes`/`true`/`on` or `0`/`no`/`false`/`off` | `1` or `0` |
+//! | `CKPT_INTERVAL` | seconds (`30`, `0.5`, `5m`, `1h`; `0`: none) | seconds (`30`, `0.5`), unset for none |
+//! | `CKPT_KEEP`     | number of images kept, 1–1000  | the same                       |
+//! | `CKPT_SIGNAL`   | `USR1`, `SIGUSR1`, `RTMIN+2`, `10` | signal number              |
+//! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
+//! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
+//! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed: only it is armed |
+//!
+//! `CKPT_INTERVAL` is informational for the library: the periodic signals
+//! come from ckpt's ticker process, outside the program. The library
+//! accepts a signal name in `CKPT_SIGNAL` too, and falls back to the
+//! defaults (USR2, keep 1, stop after a checkpoint) on anything it cannot
+//! read.
 
 use core::cell::UnsafeCell;
 use core::ffi::CStr;
+use core::fmt::Write as _;
 
 use ckpt_sys as sys;
 
-/// Longest output path (with room for the temporary suffix).
+/// Longest output path (with room for the temporary and rotation suffixes).
 const PATH_MAX: usize = 4096;
+
+/// Most images `--keep` may keep.
+pub const MAX_KEEP: u32 = 1000;
 
 #[derive(Clone, Copy)]
 pub struct Config {
     pub signal: i32,
     pub quiet: bool,
+    pub verbose: bool,
+    /// Keep running after a checkpoint instead of stopping (exit status 99).
+    pub cont: bool,
+    /// Images kept: the newest at `output`, older ones numbered 1..keep-1.
+    pub keep: u32,
+    /// Period of the ticker's checkpoints in ms (0: none), for messages.
+    pub interval_ms: u64,
     /// NUL-terminated absolute path of the image.
     pub output: [u8; PATH_MAX],
 }
+
+const DEFAULT: Config = Config {
+    signal: libc::SIGUSR2,
+    quiet: false,
+    verbose: false,
+    cont: false,
+    keep: 1,
+    interval_ms: 0,
+    output: [0; PATH_MAX],
+};
 
 impl Config {
     /// The image path, without its NUL.
@@ -37,7 +76,7 @@ struct Global(UnsafeCell<Config>);
 // only read afterwards.
 unsafe impl Sync for Global {}
 
-static CONFIG: Global = Global(UnsafeCell::new(Config { signal: 0, quiet: false, output: [0; PATH_MAX] }));
+static CONFIG: Global = Global(UnsafeCell::new(DEFAULT));
 
 pub fn install(cfg: Config) {
     // SAFETY: see Global; the handler is not installed yet.
@@ -66,19 +105,85 @@ fn number(v: &[u8]) -> Option<i64> {
     core::str::from_utf8(v).ok()?.trim().parse().ok()
 }
 
+fn flag(v: Option<&[u8]>) -> bool {
+    matches!(v, Some(b"1" | b"yes" | b"true" | b"on"))
+}
+
+/// "30" or "0.5" seconds, in ms.
+fn seconds_ms(v: &[u8]) -> Option<u64> {
+    let s = core::str::from_utf8(v).ok()?.trim();
+    let (int, frac) = s.split_once('.').unwrap_or((s, ""));
+    let mut ms = int.parse::<u64>().ok()?.checked_mul(1000)?;
+    let mut scale = 100;
+    for c in frac.bytes().take(3) {
+        ms += (c as char).to_digit(10)? as u64 * scale;
+        scale /= 10;
+    }
+    Some(ms)
+}
+
+/// Signal names, by number (index 0 unused). glibc reserves 32 and 33;
+/// SIGRTMIN is 34.
+const NAMES: [&str; 32] = [
+    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
+    "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
+    "IO", "PWR", "SYS",
+];
+const RTMIN: i32 = 34;
+const RTMAX: i32 = 64;
+
+/// A signal given as a number or a name (`USR1`, `SIGUSR1`, `RTMIN+2`).
+pub fn parse_signal(v: &[u8]) -> Option<i32> {
+    let s = core::str::from_utf8(v).ok()?.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return (1..=RTMAX).contains(&n).then_some(n);
+    }
+    let s = s.strip_prefix("SIG").unwrap_or(s);
+    if let Some(i) = NAMES.iter().position(|&n| !n.is_empty() && n == s) {
+        return Some(i as i32);
+    }
+    let (base, rest, sign) = if let Some(rest) = s.strip_prefix("RTMIN") {
+        (RTMIN, rest, '+')
+    } else if let Some(rest) = s.strip_prefix("RTMAX") {
+        (RTMAX, rest, '-')
+    } else {
+        return None;
+    };
+    let off: i32 = if rest.is_empty() { 0 } else { rest.strip_prefix(sign)?.parse().ok()? };
+    let n = if sign == '+' { base + off } else { base - off };
+    (RTMIN..=RTMAX).contains(&n).then_some(n)
+}
+
+/// Writes the signal's name ("SIGUSR2", "SIGRTMIN+3", "signal 70").
+pub fn write_signal(l: &mut impl core::fmt::Write, sig: i32) {
+    let _ = match sig {
+        1..=31 => write!(l, "SIG{}", NAMES[sig as usize]),
+        RTMIN => write!(l, "SIGRTMIN"),
+        35..=RTMAX => write!(l, "SIGRTMIN+{}", sig - RTMIN),
+        _ => write!(l, "signal {sig}"),
+    };
+}
+
 /// The configuration, if this process is the one `ckpt` started.
 pub fn from_env() -> Option<Config> {
     let pid = number(env(c"CKPT_PID")?)?;
     if pid != sys::getpid() as i64 {
         return None;
     }
-    let mut cfg = Config { signal: libc::SIGUSR2, quiet: false, output: [0; PATH_MAX] };
-    if let Some(sig) = env(c"CKPT_SIGNAL").and_then(number) {
-        if (1..=64).contains(&sig) {
-            cfg.signal = sig as i32;
-        }
+    let mut cfg = DEFAULT;
+    if let Some(sig) = env(c"CKPT_SIGNAL").and_then(parse_signal) {
+        cfg.signal = sig;
     }
-    cfg.quiet = env(c"CKPT_QUIET").is_some_and(|v| v == b"1");
+    cfg.quiet = flag(env(c"CKPT_QUIET"));
+    cfg.verbose = flag(env(c"CKPT_VERBOSE"));
+    cfg.cont = flag(env(c"CKPT_CONTINUE"));
+    cfg.interval_ms = env(c"CKPT_INTERVAL").and_then(seconds_ms).unwrap_or(0);
+    if cfg.interval_ms != 0 {
+        cfg.cont = true;
+    }
+    if let Some(keep) = env(c"CKPT_KEEP").and_then(number) {
+        cfg.keep = keep.clamp(1, MAX_KEEP as i64) as u32;
+    }
     let mut len = 0;
     let mut push = |bytes: &[u8]| {
         let n = bytes.len().min(PATH_MAX - 64 - len);
@@ -92,8 +197,44 @@ pub fn from_env() -> Option<Config> {
             let n = sys::getcwd(&mut cwd).unwrap_or(0);
             push(&cwd[..n]);
             push(b"/");
-            push(other.unwrap_or(b"myckpt.dat"));
+            push(other.filter(|p| !p.is_empty()).unwrap_or(b"myckpt.dat"));
         }
     }
     Some(cfg)
+}
+
+/// Writes `ms` as seconds ("5 s", "0.25 s").
+pub fn write_seconds(l: &mut impl core::fmt::Write, ms: u64) {
+    let _ = if ms % 1000 == 0 {
+        write!(l, "{} s", ms / 1000)
+    } else {
+        let frac = ms % 1000;
+        let (frac, width) = if frac % 100 == 0 { (frac / 100, 1) } else if frac % 10 == 0 { (frac / 10, 2) } else { (frac, 3) };
+        write!(l, "{}.{:0width$} s", ms / 1000, frac, width = width)
+    };
+}
+
+/// With `-v`, says once at startup what is armed.
+pub fn announce() {
+    let c = get();
+    if !c.verbose {
+        return;
+    }
+    let mut l = crate::msg::Line::new();
+    let _ = write!(l, "ckpt: pid {}, checkpoint signal ", sys::getpid());
+    write_signal(&mut l, c.signal);
+    l.push(b", image ").push(c.output());
+    if c.cont {
+        l.push(b"; the program continues after each checkpoint");
+    } else {
+        let _ = write!(l, "; the program stops after a checkpoint (exit status {})", ckpt_image::EXIT_CHECKPOINTED);
+    }
+    if c.interval_ms != 0 {
+        l.push(b"; a checkpoint every ");
+        write_seconds(&mut l, c.interval_ms);
+    }
+    if c.keep > 1 {
+        let _ = write!(l, "; the last {} images are kept", c.keep);
+    }
+    l.emit();
 }

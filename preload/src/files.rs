@@ -3,19 +3,370 @@
 //! (`ckpt_image::Fd`).
 //!
 //! Runs inside the capture (raw system calls only, no allocation).
+//!
+//! For every entry of `/proc/self/fd` (listed with getdents64; the listing's
+//! own descriptor is skipped): the link (`readlink`), `fstat`, the status
+//! flags (`F_GETFL`), `FD_CLOEXEC` (`F_GETFD`) and the offset
+//! (`lseek(fd, 0, SEEK_CUR)`). Then:
+//!
+//! * regular files (and block devices), directories, character devices and
+//!   FIFOs are kept by path — provided the path still leads to the same
+//!   file (a deleted file's link ends in ` (deleted)`; a memfd's is
+//!   `/memfd:… (deleted)`): otherwise the descriptor is `Lost`;
+//! * a pipe is kept only if both of its ends are open here (same inode on a
+//!   read end and a write end); a pipe to another process is `Lost`;
+//! * sockets, eventfd, epoll, timerfd, signalfd, pidfd, io_uring… (links
+//!   `socket:[…]`, `anon_inode:[…]`) are `Lost`;
+//! * descriptors that share one open file description (dup, dup2, a fork's
+//!   inheritance: same offset and status flags) are found with
+//!   `kcmp(KCMP_FILE)`, and marked in [`Fd`]'s `_pad` word as
+//!   "shares with entry k" (k+1; 0: shares with no earlier entry), so that
+//!   the restart dups them instead of opening the file twice. (Until the
+//!   format names that word, see [`set_shared`].)
+//! * the bytes waiting in a pipe or FIFO that a descriptor here can read are
+//!   copied with `tee(2)` into a temporary pipe (which does not consume
+//!   them: the program, if the checkpoint fails, continues with its pipe
+//!   intact) and stored in the string table, on the first such descriptor.
+//!
+//! A `Lost` descriptor above 2 is named on stderr, one line each. Stdin,
+//! stdout and stderr are recorded but never warned about: a restart keeps
+//! its own unless asked (`--keep-stdio`), and says so itself then.
 
-use ckpt_image::{Fd, StrRef};
-use ckpt_sys::Errno;
+use core::ffi::CStr;
+use core::fmt::Write as _;
+
+use ckpt_image::{Fd, FdKind, StrRef};
+use ckpt_sys::{self as sys, Errno, Stat};
+
+use crate::msg;
 
 /// Where capture puts strings (paths, pipe contents): the image's string table.
 pub trait Strings {
     fn add(&mut self, bytes: &[u8]) -> Option<StrRef>;
 }
 
-/// Fills `out` with one entry per open descriptor; returns how many.
-/// Descriptors that cannot be restored are recorded as `FdKind::Lost` and
-/// named on stderr.
+/// Longest link kept (`PATH_MAX`, with its NUL).
+const PATH_MAX: usize = 4096;
+
+/// Records that `fd` shares its open file description with entry `index`
+/// of the table (which comes before it). Kept in the `_pad` word of
+/// [`Fd`], which the format reserves; the loader reads it back the same way.
+fn set_shared(fd: &mut Fd, index: usize) {
+    fd._pad = index as u32 + 1;
+}
+
+fn empty(fd: i32) -> Fd {
+    Fd {
+        fd,
+        kind: FdKind::Lost as u32,
+        flags: 0,
+        fd_flags: 0,
+        offset: 0,
+        size: 0,
+        dev: 0,
+        ino: 0,
+        mtime_ns: 0,
+        mode: 0,
+        _pad: 0,
+        pipe: 0,
+        path: StrRef::default(),
+        data: StrRef::default(),
+    }
+}
+
+/// Fills `out` with one entry per open descriptor, in descriptor order;
+/// returns how many. Descriptors that cannot be restored are recorded as
+/// `FdKind::Lost` and named on stderr.
 pub fn capture(out: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<usize, Errno> {
-    let _ = (out, strings, scratch);
-    Ok(0)
+    if scratch.len() < PATH_MAX + 1 {
+        return Err(Errno::ENOBUFS);
+    }
+    let n = list(out, scratch)?;
+    let fds = &mut out[..n];
+    for f in fds.iter_mut() {
+        describe(f, strings, scratch)?;
+    }
+    pair_pipes(fds);
+    find_shared(fds);
+    for i in 0..n {
+        if readable_pipe(&fds[i]) && !fds[..i].iter().any(|g| readable_pipe(g) && same_file(g, &fds[i])) {
+            save_pipe_data(&mut fds[i], strings, scratch)?;
+        }
+    }
+    for f in fds.iter() {
+        if f.kind == FdKind::Lost as u32 && f.fd > 2 {
+            warn_lost(f, link_of(f.fd, scratch));
+        }
+    }
+    Ok(n)
+}
+
+/// The numbers of the open descriptors, into `out` (other fields empty),
+/// sorted; the listing's own descriptor is not among them.
+fn list(out: &mut [Fd], scratch: &mut [u8]) -> Result<usize, Errno> {
+    let dir = sys::open(c"/proc/self/fd", sys::O_RDONLY | sys::O_DIRECTORY)?;
+    let mut n = 0;
+    let result = loop {
+        let len = match sys::getdents64(dir, scratch) {
+            Ok(0) => break Ok(()),
+            Ok(len) => len,
+            Err(Errno::EINTR) => continue,
+            Err(e) => break Err(e),
+        };
+        // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
+        let mut off = 0;
+        let mut full = false;
+        while off + 19 < len {
+            let reclen = u16::from_le_bytes([scratch[off + 16], scratch[off + 17]]) as usize;
+            let name = &scratch[off + 19..(off + reclen).min(len)];
+            let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
+            if let Some(fd) = parse_fd(name) {
+                if fd != dir {
+                    if n == out.len() {
+                        full = true;
+                        break;
+                    }
+                    out[n] = empty(fd);
+                    n += 1;
+                }
+            }
+            off += reclen.max(1);
+        }
+        if full {
+            break Err(Errno::EMFILE);
+        }
+    };
+    sys::close(dir);
+    result?;
+    // /proc lists descriptors in order; sort anyway (insertion sort: linear
+    // on sorted input).
+    let fds = &mut out[..n];
+    for i in 1..n {
+        let mut j = i;
+        while j > 0 && fds[j - 1].fd > fds[j].fd {
+            fds.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    Ok(n)
+}
+
+fn parse_fd(s: &[u8]) -> Option<i32> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0i32, |a, &c| if c.is_ascii_digit() { a.checked_mul(10)?.checked_add((c - b'0') as i32) } else { None })
+}
+
+/// `/proc/self/fd/N`, NUL-terminated, in `buf`.
+fn proc_fd_path(fd: i32, buf: &mut [u8; 32]) -> &CStr {
+    let mut l = msg::Line::new();
+    let _ = write!(l, "/proc/self/fd/{fd}");
+    let b = l.as_bytes();
+    buf[..b.len()].copy_from_slice(b);
+    buf[b.len()] = 0;
+    CStr::from_bytes_with_nul(&buf[..b.len() + 1]).unwrap_or(c"/proc/self/fd")
+}
+
+/// Fills in everything about `f.fd` that the descriptor itself says, and
+/// its kind (pipes provisionally: [`pair_pipes`] decides).
+fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(), Errno> {
+    let mut pbuf = [0u8; 32];
+    let link_len = sys::readlink(proc_fd_path(f.fd, &mut pbuf), &mut scratch[..PATH_MAX]).unwrap_or(0);
+    let link = &scratch[..link_len];
+    f.path = strings.add(link).ok_or(Errno::ENOBUFS)?;
+    let Ok(st) = sys::fstat(f.fd) else {
+        return Ok(()); // Lost
+    };
+    f.flags = sys::fcntl(f.fd, sys::F_GETFL, 0).unwrap_or(0) as u32;
+    f.fd_flags = sys::fcntl(f.fd, sys::F_GETFD, 0).unwrap_or(0) as u32;
+    f.size = st.size.max(0) as u64;
+    f.dev = st.dev;
+    f.ino = st.ino;
+    f.mtime_ns = (st.mtime[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(st.mtime[1].max(0) as u64);
+    f.mode = st.mode;
+    let access = f.flags as i32 & sys::O_ACCMODE;
+    let kind = match st.mode & sys::S_IFMT {
+        sys::S_IFREG | sys::S_IFBLK => FdKind::File,
+        sys::S_IFDIR => FdKind::Dir,
+        sys::S_IFCHR => FdKind::CharDev,
+        sys::S_IFIFO if link.starts_with(b"pipe:[") => {
+            f.pipe = st.ino;
+            match access {
+                sys::O_RDONLY => FdKind::PipeRead,
+                sys::O_WRONLY => FdKind::PipeWrite,
+                _ => FdKind::Lost, // a pipe end reopened read-write through /proc
+            }
+        }
+        sys::S_IFIFO => FdKind::Fifo,
+        _ => FdKind::Lost,
+    };
+    let by_path = matches!(kind, FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo);
+    if by_path && !path_leads_to(link_len, &st, scratch) {
+        return Ok(()); // Lost: deleted, unreachable, an anonymous inode…
+    }
+    if matches!(kind, FdKind::File | FdKind::Dir) && f.flags as i32 & sys::O_PATH == 0 {
+        f.offset = sys::lseek(f.fd, 0, sys::SEEK_CUR).unwrap_or(0);
+    }
+    f.kind = kind as u32;
+    Ok(())
+}
+
+/// Whether the link (the first `len` bytes of `scratch`) is an absolute
+/// path that leads to the file `st` describes (not true of a deleted file,
+/// whose link ends in " (deleted)", nor of an anonymous inode).
+fn path_leads_to(len: usize, st: &Stat, scratch: &mut [u8]) -> bool {
+    if len == 0 || len >= PATH_MAX || scratch[0] != b'/' {
+        return false;
+    }
+    scratch[len] = 0;
+    let Ok(path) = CStr::from_bytes_with_nul(&scratch[..len + 1]) else {
+        return false;
+    };
+    matches!(sys::stat(path), Ok(now) if now.dev == st.dev && now.ino == st.ino)
+}
+
+fn is_pipe(f: &Fd) -> bool {
+    f.kind == FdKind::PipeRead as u32 || f.kind == FdKind::PipeWrite as u32
+}
+
+fn same_file(a: &Fd, b: &Fd) -> bool {
+    a.dev == b.dev && a.ino == b.ino
+}
+
+/// A pipe stays a pipe only if one of its read ends and one of its write
+/// ends are both here; otherwise it leads to another process: Lost.
+fn pair_pipes(fds: &mut [Fd]) {
+    for i in 0..fds.len() {
+        if !is_pipe(&fds[i]) {
+            continue;
+        }
+        let f = fds[i];
+        let paired = fds.iter().any(|g| is_pipe(g) && g.pipe == f.pipe && same_file(g, &f) && g.kind != f.kind);
+        if !paired {
+            fds[i].kind = FdKind::Lost as u32;
+        }
+    }
+}
+
+/// Marks each descriptor that shares its open file description with an
+/// earlier one (kcmp answers only for the same file: the candidates are
+/// narrowed by device and inode first). Pipes are grouped by inode at
+/// restart and need no marks.
+fn find_shared(fds: &mut [Fd]) {
+    let by_path = |f: &Fd| {
+        matches!(FdKind::from_u32(f.kind), Some(FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo))
+    };
+    for i in 1..fds.len() {
+        if !by_path(&fds[i]) {
+            continue;
+        }
+        for j in 0..i {
+            if fds[j].kind != fds[i].kind || !same_file(&fds[j], &fds[i]) {
+                continue;
+            }
+            match sys::kcmp_file(fds[j].fd, fds[i].fd) {
+                Ok(0) => {
+                    // The first match is the earliest: an entry that shares
+                    // with an earlier one would have matched that one first.
+                    set_shared(&mut fds[i], j);
+                    break;
+                }
+                Ok(_) => {}
+                // No kcmp here (kernel without CONFIG_KCMP, or refused):
+                // every descriptor is restored on its own.
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+/// A descriptor through which the bytes waiting in a pipe or FIFO can be read.
+fn readable_pipe(f: &Fd) -> bool {
+    let access = f.flags as i32 & sys::O_ACCMODE;
+    let readable = access == sys::O_RDONLY || access == sys::O_RDWR;
+    f.flags as i32 & sys::O_PATH == 0
+        && readable
+        && (f.kind == FdKind::PipeRead as u32 || f.kind == FdKind::Fifo as u32)
+}
+
+/// Copies the bytes waiting in the pipe that `f` reads from, without
+/// consuming them, into the string table (`f.data`).
+fn save_pipe_data(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(), Errno> {
+    let waiting = sys::fionread(f.fd).unwrap_or(0);
+    if waiting == 0 {
+        return Ok(());
+    }
+    let Ok((r, w)) = sys::pipe2(sys::O_CLOEXEC | sys::O_NONBLOCK) else {
+        warn_data(f, 0, waiting, scratch);
+        return Ok(());
+    };
+    // tee copies pipe buffers: the temporary pipe needs as many slots as
+    // the program's has.
+    if let Ok(size) = sys::fcntl(f.fd, sys::F_GETPIPE_SZ, 0) {
+        let _ = sys::fcntl(w, sys::F_SETPIPE_SZ, size as u64);
+    }
+    let copied = sys::tee(f.fd, w, waiting, sys::SPLICE_F_NONBLOCK).unwrap_or(0);
+    let result = read_into_strings(r, copied, strings, scratch);
+    sys::close(r);
+    sys::close(w);
+    let data = result?;
+    if data.len as usize != waiting {
+        warn_data(f, data.len as usize, waiting, scratch);
+    }
+    f.data = data;
+    Ok(())
+}
+
+/// Reads `len` bytes from the (non-blocking) pipe `r` and appends them to
+/// the string table in pieces of the scratch buffer's size; returns the
+/// reference to all of them (the pieces are consecutive).
+fn read_into_strings(r: i32, len: usize, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<StrRef, Errno> {
+    let mut whole = StrRef::default();
+    let mut first = true;
+    let mut left = len;
+    while left > 0 {
+        let want = left.min(scratch.len());
+        let got = match sys::read(r, &mut scratch[..want]) {
+            Ok(0) | Err(Errno::EAGAIN) => break,
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        };
+        let piece = strings.add(&scratch[..got]).ok_or(Errno::ENOBUFS)?;
+        if first {
+            whole = piece;
+            first = false;
+        } else if piece.offset != whole.offset + whole.len {
+            return Err(Errno::EINVAL); // the string table did not append
+        } else {
+            whole.len += piece.len;
+        }
+        left -= got;
+    }
+    Ok(whole)
+}
+
+/// The link of descriptor `fd`, read (again) into `scratch`, for messages:
+/// the string table cannot be read back through [`Strings`].
+fn link_of(fd: i32, scratch: &mut [u8]) -> &[u8] {
+    let mut pbuf = [0u8; 32];
+    let n = sys::readlink(proc_fd_path(fd, &mut pbuf), &mut scratch[..PATH_MAX]).unwrap_or(0);
+    &scratch[..n]
+}
+
+fn warn_lost(f: &Fd, link: &[u8]) {
+    let mut l = msg::Line::new();
+    let _ = write!(l, "ckpt: warning: fd {} (", f.fd);
+    l.push(link).push(b") cannot be restored; it will be /dev/null after a restart");
+    l.emit();
+}
+
+fn warn_data(f: &Fd, saved: usize, waiting: usize, scratch: &mut [u8]) {
+    let link = link_of(f.fd, scratch);
+    let mut l = msg::Line::new();
+    let _ = write!(l, "ckpt: warning: fd {} (", f.fd);
+    l.push(link);
+    let _ = write!(l, "): only {saved} of the {waiting} bytes waiting in it could be saved");
+    l.emit();
 }

@@ -24,6 +24,7 @@
 mod capture;
 mod config;
 mod files;
+mod intercept;
 mod msg;
 mod process;
 mod procfs;
@@ -40,6 +41,9 @@ use ckpt_sys as sys;
 static INIT: extern "C" fn() = init;
 
 extern "C" fn init() {
+    // The real signal functions, looked up now: the interceptors may be
+    // called from signal handlers, where dlsym must not run.
+    intercept::resolve();
     // Only the process that `ckpt` exec'ed is armed: children that inherit
     // LD_PRELOAD run as they would alone.
     let Some(cfg) = config::from_env() else { return };
@@ -74,20 +78,25 @@ fn arm(cfg: config::Config) -> Result<(), &'static str> {
     threads::prepare();
     config::install(cfg);
     install_handler(threads::THREAD_SIGNAL, threads::on_thread_signal)?;
-    install_handler(cfg.signal, handler)
+    install_handler(cfg.signal, handler)?;
+    // From now on the program cannot replace, ignore or block the two.
+    intercept::arm(cfg.signal);
+    config::announce();
+    Ok(())
 }
 
 type Handler = extern "C" fn(i32, *mut libc::siginfo_t, *mut c_void);
 
 fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
     // SAFETY: plain libc calls from the constructor, on a zeroed sigaction;
-    // glibc fills in its own SA_RESTORER trampoline.
+    // glibc fills in its own SA_RESTORER trampoline. (libc's own sigaction:
+    // the exported one is the interceptor.)
     let ok = unsafe {
         let mut act: libc::sigaction = core::mem::zeroed();
         act.sa_sigaction = handler as *const () as usize;
         act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
         libc::sigfillset(&mut act.sa_mask);
-        libc::sigaction(signal, &act, core::ptr::null_mut()) == 0
+        intercept::real_sigaction(signal, &act, core::ptr::null_mut()) == 0
     };
     if ok {
         Ok(())

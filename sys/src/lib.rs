@@ -52,6 +52,12 @@ pub const PR_GET_NAME: i32 = 16;
 pub const PR_SET_MM: i32 = 35;
 pub const PR_SET_MM_MAP: i32 = 14;
 pub const PR_GET_TID_ADDRESS: i32 = 40;
+pub const PR_SET_PDEATHSIG: i32 = 1;
+pub const PR_GET_PDEATHSIG: i32 = 2;
+pub const PR_GET_DUMPABLE: i32 = 3;
+pub const PR_SET_DUMPABLE: i32 = 4;
+pub const PR_SET_CHILD_SUBREAPER: i32 = 36;
+pub const PR_GET_CHILD_SUBREAPER: i32 = 37;
 
 pub const RSEQ_FLAG_UNREGISTER: i32 = 1;
 
@@ -264,6 +270,13 @@ pub fn umask(mask: u32) -> u32 {
     unsafe { syscall!(Sysno::umask, mask) }.unwrap_or(0) as u32
 }
 
+/// Ends the calling thread only.
+pub fn exit_thread(status: i32) -> ! {
+    loop {
+        let _ = unsafe { syscall!(Sysno::exit, status) };
+    }
+}
+
 pub fn exit_group(status: i32) -> ! {
     loop {
         let _ = unsafe { syscall!(Sysno::exit_group, status) };
@@ -272,6 +285,57 @@ pub fn exit_group(status: i32) -> ! {
 
 pub fn tgkill(pid: i32, tid: i32, sig: i32) -> Result<()> {
     unsafe { syscall!(Sysno::tgkill, pid, tid, sig) }.map(drop)
+}
+
+/// Sends `sig` to process `pid` (process-directed: any thread that does not
+/// block it may take it).
+pub fn kill(pid: i32, sig: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::kill, pid, sig) }.map(drop)
+}
+
+pub const ITIMER_REAL: i32 = 0;
+pub const ITIMER_VIRTUAL: i32 = 1;
+pub const ITIMER_PROF: i32 = 2;
+
+/// The kernel's `struct itimerval` (two `struct timeval`s).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct ITimerVal {
+    pub interval_sec: i64,
+    pub interval_usec: i64,
+    pub value_sec: i64,
+    pub value_usec: i64,
+}
+
+pub fn getitimer(which: i32) -> Result<ITimerVal> {
+    let mut v = ITimerVal::default();
+    unsafe { syscall!(Sysno::getitimer, which, &mut v as *mut ITimerVal) }.map(|_| v)
+}
+
+/// Arms (or, with a zero value, disarms) an interval timer; returns the
+/// previous setting.
+pub fn setitimer(which: i32, new: &ITimerVal) -> Result<ITimerVal> {
+    let mut old = ITimerVal::default();
+    unsafe { syscall!(Sysno::setitimer, which, new as *const ITimerVal, &mut old as *mut ITimerVal) }.map(|_| old)
+}
+
+/// Number of resource limits (`RLIM_NLIMITS`); `RLIM_INFINITY` is `u64::MAX`.
+pub const RLIMIT_NLIMITS: i32 = 16;
+
+/// The kernel's `struct rlimit64`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub struct RLimit {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Reads (`new` None) or sets resource limit `resource` of process `pid`
+/// (0: the caller); returns the previous limit.
+pub fn prlimit64(pid: i32, resource: i32, new: Option<&RLimit>) -> Result<RLimit> {
+    let mut old = RLimit::default();
+    let new = new.map_or(core::ptr::null(), |n| n as *const RLimit);
+    unsafe { syscall!(Sysno::prlimit64, pid, resource, new, &mut old as *mut RLimit) }.map(|_| old)
 }
 
 pub const SIG_BLOCK: i32 = 0;
@@ -381,4 +445,86 @@ pub fn errno_name(e: Errno) -> &'static str {
 /// A description of an errno value ("No space left on device").
 pub fn errno_text(e: Errno) -> &'static str {
     e.description().unwrap_or("unknown error")
+}
+
+// Open file descriptors: listing, describing and reopening them.
+
+pub const O_RDWR: i32 = 2;
+pub const O_ACCMODE: i32 = 3;
+pub const O_NOCTTY: i32 = 0o400;
+pub const O_APPEND: i32 = 0o2000;
+pub const O_NONBLOCK: i32 = 0o4000;
+pub const O_PATH: i32 = 0o10000000;
+
+pub const F_DUPFD: i32 = 0;
+pub const F_GETFD: i32 = 1;
+pub const F_SETFD: i32 = 2;
+pub const F_GETFL: i32 = 3;
+pub const F_SETFL: i32 = 4;
+pub const F_DUPFD_CLOEXEC: i32 = 1030;
+pub const F_SETPIPE_SZ: i32 = 1031;
+pub const F_GETPIPE_SZ: i32 = 1032;
+pub const FD_CLOEXEC: i32 = 1;
+
+pub const SEEK_SET: i32 = 0;
+pub const SEEK_CUR: i32 = 1;
+
+pub const S_IFIFO: u32 = 0o010000;
+pub const S_IFCHR: u32 = 0o020000;
+pub const S_IFBLK: u32 = 0o060000;
+pub const S_IFSOCK: u32 = 0o140000;
+
+pub const SPLICE_F_NONBLOCK: u32 = 2;
+
+/// `fcntl` with an integer argument (F_GETFL, F_SETFD, F_DUPFD_CLOEXEC…).
+pub fn fcntl(fd: i32, cmd: i32, arg: u64) -> Result<i32> {
+    unsafe { syscall!(Sysno::fcntl, fd, cmd, arg) }.map(|r| r as i32)
+}
+
+/// Moves (or, with SEEK_CUR and 0, reads) the file offset; returns the new one.
+pub fn lseek(fd: i32, offset: i64, whence: i32) -> Result<u64> {
+    unsafe { syscall!(Sysno::lseek, fd, offset, whence) }.map(|r| r as u64)
+}
+
+/// Makes `new` a copy of `old` (closing what `new` was); `flags`: O_CLOEXEC or 0.
+pub fn dup3(old: i32, new: i32, flags: i32) -> Result<i32> {
+    unsafe { syscall!(Sysno::dup3, old, new, flags) }.map(|r| r as i32)
+}
+
+/// A new pipe: (read end, write end).
+pub fn pipe2(flags: i32) -> Result<(i32, i32)> {
+    let mut fds = [0i32; 2];
+    unsafe { syscall!(Sysno::pipe2, fds.as_mut_ptr(), flags) }.map(|_| (fds[0], fds[1]))
+}
+
+/// Copies up to `len` bytes from pipe `fd_in` to pipe `fd_out` without
+/// consuming them.
+pub fn tee(fd_in: i32, fd_out: i32, len: usize, flags: u32) -> Result<usize> {
+    unsafe { syscall!(Sysno::tee, fd_in, fd_out, len, flags) }
+}
+
+/// `ioctl(fd, FIONREAD)`: bytes waiting to be read (pipes, FIFOs, sockets, ttys).
+pub fn fionread(fd: i32) -> Result<usize> {
+    const FIONREAD: u64 = 0x541b;
+    let mut n: i32 = 0;
+    unsafe { syscall!(Sysno::ioctl, fd, FIONREAD, &mut n as *mut i32) }.map(|_| n.max(0) as usize)
+}
+
+/// `stat` of a path (following symbolic links).
+pub fn stat(path: &CStr) -> Result<Stat> {
+    let mut st = Stat::default();
+    unsafe { syscall!(Sysno::newfstatat, AT_FDCWD, path.as_ptr(), &mut st as *mut Stat, 0) }.map(|_| st)
+}
+
+/// Whether two descriptors of this process share one open file description
+/// (`kcmp(KCMP_FILE)`: Ok(0) if they do; ENOSYS without CONFIG_KCMP).
+pub fn kcmp_file(fd1: i32, fd2: i32) -> Result<usize> {
+    const KCMP_FILE: i32 = 0;
+    let pid = getpid();
+    unsafe { syscall!(Sysno::kcmp, pid, pid, KCMP_FILE, fd1, fd2) }
+}
+
+/// Closes every descriptor from `first` to `last` (inclusive).
+pub fn close_range(first: u32, last: u32, flags: u32) -> Result<()> {
+    unsafe { syscall!(Sysno::close_range, first, last, flags) }.map(drop)
 }

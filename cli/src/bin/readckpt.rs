@@ -9,8 +9,9 @@
 //! pipe (`readckpt img | head -1`) ends the program quietly instead of
 //! aborting it (the workspace builds with panic=abort).
 
-use ckpt_image::{Extent, Header, Meta, Region, RegionKind, Thread};
-use ckpt_image::{HEADER_SIZE, NSIG, PROT_EXEC, PROT_READ, PROT_WRITE};
+use ckpt_image::{Extent, Fd, FdKind, Header, Meta, ProcessState, Region, RegionKind, Thread};
+use ckpt_image::{HEADER_SIZE, NLIMITS, NSIG, PROT_EXEC, PROT_READ, PROT_WRITE};
+use ckpt_image::{PROCESS_ITIMERS, PROCESS_PENDING, PROCESS_PRCTL, PROCESS_RLIMITS};
 use ckpt_image::{REGION_GROWSDOWN, REGION_SHARED};
 use std::ffi::OsString;
 use std::fs::File;
@@ -20,8 +21,9 @@ const USAGE: &str = "\
 Usage: readckpt [--verify] [--json] IMAGE
 
 Prints what a ckpt checkpoint image holds: the process it came from, its
-threads, its signal dispositions and its memory regions. Only the header and
-the metadata are read, and validated, unless --verify is given.
+kernel state (timers, limits, pending signals), its threads, its signal
+dispositions, its open files and its memory regions. Only the header and the
+metadata are read, and validated, unless --verify is given.
 
 Options:
   --verify    also read every stored extent and check its xxh3 checksum
@@ -301,9 +303,13 @@ impl Report<'_> {
         cmdline.split(|&b| b == 0).collect()
     }
     fn comm(&self) -> &[u8] {
-        let comm = &self.meta.header.comm;
-        &comm[..comm.iter().position(|&b| b == 0).unwrap_or(comm.len())]
+        until_nul(&self.meta.header.comm)
     }
+}
+
+/// A NUL padded name (`comm`) without its padding.
+fn until_nul(bytes: &[u8]) -> &[u8] {
+    &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())]
 }
 
 /// "12.0K", "1.5M": a size for a human (powers of 1024).
@@ -384,6 +390,97 @@ fn signal_name(sig: usize) -> String {
     format!("SIG{}", name.map_or(sig.to_string(), str::to_string))
 }
 
+/// The signals of a set (bit n-1 for signal n): "SIGUSR1 SIGTERM", or "none".
+fn signal_set(set: u64) -> String {
+    let names: Vec<String> = (1..NSIG)
+        .filter(|&sig| set & 1 << (sig - 1) != 0)
+        .map(signal_name)
+        .collect();
+    match names.is_empty() {
+        true => "none".into(),
+        false => names.join(" "),
+    }
+}
+
+/// Names of the resource limits, in RLIMIT_* order (Linux, x86-64).
+const RLIMIT_NAMES: [&str; NLIMITS] = [
+    "CPU",
+    "FSIZE",
+    "DATA",
+    "STACK",
+    "CORE",
+    "RSS",
+    "NPROC",
+    "NOFILE",
+    "MEMLOCK",
+    "AS",
+    "LOCKS",
+    "SIGPENDING",
+    "MSGQUEUE",
+    "NICE",
+    "RTPRIO",
+    "RTTIME",
+];
+
+/// Names of the interval timers, in ITIMER_* order.
+const ITIMER_NAMES: [&str; 3] = ["real", "virtual", "prof"];
+
+/// Nanoseconds as exact seconds: "1.5", "0.000000001", "10".
+fn seconds(ns: u64) -> String {
+    let s = format!("{}.{:09}", ns / 1_000_000_000, ns % 1_000_000_000);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// A resource limit: the number, or "unlimited" (`RLIM_INFINITY`).
+fn limit(v: u64) -> String {
+    match v {
+        u64::MAX => "unlimited".into(),
+        v => v.to_string(),
+    }
+}
+
+fn fd_kind_name(f: &Fd) -> &'static str {
+    f.kind().map_or("?", FdKind::name)
+}
+
+/// The access mode of an open file description: "rdonly", "wronly", "rdwr".
+fn fd_access(f: &Fd) -> &'static str {
+    match f.flags as i32 & libc::O_ACCMODE {
+        libc::O_RDONLY => "rdonly",
+        libc::O_WRONLY => "wronly",
+        libc::O_RDWR => "rdwr",
+        _ => "?",
+    }
+}
+
+fn fd_append(f: &Fd) -> bool {
+    f.flags as i32 & libc::O_APPEND != 0
+}
+
+fn fd_nonblock(f: &Fd) -> bool {
+    f.flags as i32 & libc::O_NONBLOCK != 0
+}
+
+fn fd_cloexec(f: &Fd) -> bool {
+    f.fd_flags as i32 & libc::FD_CLOEXEC != 0
+}
+
+/// "wronly,append,nonblock,cloexec": the access mode and the flags that
+/// matter to the program (other `F_GETFL` bits are in the JSON).
+fn fd_flags(f: &Fd) -> String {
+    let mut words = vec![fd_access(f)];
+    for (set, word) in [
+        (fd_append(f), "append"),
+        (fd_nonblock(f), "nonblock"),
+        (fd_cloexec(f), "cloexec"),
+    ] {
+        if set {
+            words.push(word);
+        }
+    }
+    words.join(",")
+}
+
 /// `rwxp` / `rwxs` as in /proc/PID/maps.
 fn perms(r: &Region) -> String {
     let bit = |set: bool, c: char| if set { c } else { '-' };
@@ -442,10 +539,12 @@ fn shell_quote(arg: &[u8]) -> String {
 // ---------------------------------------------------------------- text
 
 fn write_text(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
-    write_process(out, rep)?;
+    write_summary(out, rep)?;
     write_mm(out, &rep.meta.header)?;
+    write_process(out, &rep.meta.header.process)?;
     write_threads(out, rep.meta)?;
     write_signals(out, rep.meta)?;
+    write_files(out, rep.meta)?;
     write_regions(out, rep.meta)?;
     match &rep.verdict {
         None => Ok(()),
@@ -466,7 +565,7 @@ fn write_text(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     }
 }
 
-fn write_process(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
+fn write_summary(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     let h = &rep.meta.header;
     let argv: Vec<String> = rep.argv().iter().map(|a| shell_quote(a)).collect();
     let none = |s: String| {
@@ -532,6 +631,68 @@ fn write_mm(out: &mut dyn Write, h: &Header) -> io::Result<()> {
     writeln!(out, "  env       {:#x}-{:#x}", mm.env_start, mm.env_end)
 }
 
+/// Process-wide kernel state: only what the image says it recorded (its
+/// `valid` bits); timers only when armed, limits only when not unlimited.
+fn write_process(out: &mut dyn Write, p: &ProcessState) -> io::Result<()> {
+    writeln!(out, "\nprocess")?;
+    let all = PROCESS_ITIMERS | PROCESS_RLIMITS | PROCESS_PENDING | PROCESS_PRCTL;
+    if p.valid & all == 0 {
+        return writeln!(out, "  (not recorded)");
+    }
+    let mut lines: Vec<(String, String)> = Vec::new();
+    if p.valid & PROCESS_ITIMERS != 0 {
+        for (name, t) in ITIMER_NAMES.iter().zip(&p.itimers) {
+            if t.value_ns != 0 {
+                let every = match t.interval_ns {
+                    0 => "once".to_string(),
+                    ns => format!("then every {} s", seconds(ns)),
+                };
+                lines.push((
+                    format!("timer {name}"),
+                    format!("{} s, {every}", seconds(t.value_ns)),
+                ));
+            }
+        }
+        if p.itimers.iter().all(|t| t.value_ns == 0) {
+            lines.push(("timers".into(), "none armed".into()));
+        }
+    }
+    if p.valid & PROCESS_RLIMITS != 0 {
+        for (name, &[soft, hard]) in RLIMIT_NAMES.iter().zip(&p.rlimits) {
+            if soft != u64::MAX || hard != u64::MAX {
+                lines.push((
+                    format!("rlimit {name}"),
+                    format!("{} / {}", limit(soft), limit(hard)),
+                ));
+            }
+        }
+        if p.rlimits.iter().all(|&l| l == [u64::MAX; 2]) {
+            lines.push(("rlimits".into(), "all unlimited".into()));
+        }
+    }
+    if p.valid & PROCESS_PENDING != 0 {
+        let value = match p.pending {
+            0 => "none".to_string(),
+            set => format!("{} ({set:#x})", signal_set(set)),
+        };
+        lines.push(("pending".into(), value));
+    }
+    if p.valid & PROCESS_PRCTL != 0 {
+        let pdeathsig = match p.pdeathsig as usize {
+            0 => "none".to_string(),
+            sig => format!("{} ({sig})", signal_name(sig)),
+        };
+        let subreaper = if p.child_subreaper != 0 { "yes" } else { "no" };
+        lines.push(("pdeathsig".into(), pdeathsig));
+        lines.push(("dumpable".into(), p.dumpable.to_string()));
+        lines.push(("child subreaper".into(), subreaper.into()));
+    }
+    for (label, value) in lines {
+        writeln!(out, "  {label:<17} {value}")?;
+    }
+    Ok(())
+}
+
 fn rseq(t: &Thread) -> String {
     match t.rseq_area {
         0 => "none".into(),
@@ -541,7 +702,7 @@ fn rseq(t: &Thread) -> String {
 
 fn write_threads(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
     writeln!(out, "\nthreads ({}; * wrote the image)", m.n_threads())?;
-    let columns = "TID     RIP            RSP            RFLAGS   FS_BASE        RSEQ               UCONTEXT       SIGMASK";
+    let columns = "TID     NAME             RIP            RSP            RFLAGS   FS_BASE        RSEQ               UCONTEXT       SIGMASK            PENDING";
     writeln!(out, "   {columns}")?;
     for (i, t) in m.threads().enumerate() {
         let mark = if i == m.header.leader as usize {
@@ -549,9 +710,17 @@ fn write_threads(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
         } else {
             ' '
         };
+        let name = match show(until_nul(&t.comm)) {
+            name if name.is_empty() => "-".to_string(),
+            name => name,
+        };
+        let pending = match t.pending {
+            0 => "-".to_string(),
+            set => format!("{set:#x} ({})", signal_set(set)),
+        };
         writeln!(
             out,
-            "  {mark}{:<8}{:#014x} {:#014x} {:<8} {:#014x} {:<18} {:#014x} {:#x}",
+            "  {mark}{:<8}{name:<16} {:#014x} {:#014x} {:<8} {:#014x} {:<18} {:#014x} {:<18} {pending}",
             t.tid,
             t.gregs[REG_RIP],
             t.gregs[REG_RSP],
@@ -559,7 +728,7 @@ fn write_threads(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
             t.fs_base,
             rseq(&t),
             t.ucontext,
-            t.sigmask
+            format!("{:#x}", t.sigmask)
         )?;
     }
     Ok(())
@@ -583,6 +752,50 @@ fn write_signals(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
             "  {name:<16} handler {handler:<16} flags {:#010x}  mask {:#x}",
             a.flags, a.mask
         )?;
+    }
+    Ok(())
+}
+
+/// One line per descriptor, in table order; the ones that cannot be
+/// restored say so.
+fn write_files(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
+    let lost = m.fds().filter(|f| f.kind() == Some(FdKind::Lost)).count();
+    match lost {
+        0 => writeln!(out, "\nfiles ({})", m.n_fds())?,
+        n => writeln!(out, "\nfiles ({}, {n} not restored)", m.n_fds())?,
+    }
+    if m.n_fds() == 0 {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "  {:>6}  {:<8} {:<30} {:>12}  PATH",
+        "FD", "KIND", "FLAGS", "OFFSET"
+    )?;
+    for f in m.fds() {
+        let kind = f.kind();
+        let offset = match kind {
+            Some(FdKind::File | FdKind::Dir) => f.offset.to_string(),
+            _ => "-".into(),
+        };
+        let mut tail = show(m.string(f.path).unwrap_or_default());
+        match kind {
+            Some(FdKind::PipeRead) => {
+                let held = f.data.len as u64;
+                let unit = if held == 1 { "byte" } else { "bytes" };
+                tail = format!("{tail} ({held} {unit} held)");
+            }
+            Some(FdKind::Lost) => tail = format!("{tail}  NOT RESTORED (becomes /dev/null)"),
+            _ => {}
+        }
+        let line = format!(
+            "  {:>6}  {:<8} {:<30} {offset:>12}  {}",
+            f.fd,
+            fd_kind_name(&f),
+            fd_flags(&f),
+            tail.trim_start()
+        );
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }
@@ -736,8 +949,11 @@ fn write_json(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
                 ("extents", h.n_extents.to_string()),
                 ("size", size.to_string()),
                 ("stored", stored.to_string()),
+                ("fds", m.n_fds().to_string()),
             ]),
         ),
+        ("process", json_process(&h.process)),
+        ("files", jarray(m.fds().map(|f| json_fd(m, &f)).collect())),
     ];
     if let Some(v) = &rep.verdict {
         top.push(("verify", json_verdict(v)));
@@ -764,6 +980,80 @@ fn json_thread(t: &Thread) -> String {
         ("sigmask", jhex(t.sigmask)),
         ("ucontext", t.ucontext.to_string()),
         ("gregs", jlist(t.gregs.iter().map(|&g| jhex(g)))),
+        ("comm", jstr(until_nul(&t.comm))),
+        ("pending", jhex(t.pending)),
+    ])
+}
+
+/// A resource limit: a number, or null for unlimited (`RLIM_INFINITY`).
+fn jlimit(v: u64) -> String {
+    match v {
+        u64::MAX => "null".into(),
+        v => v.to_string(),
+    }
+}
+
+/// Members only for the fields the `valid` bits say were recorded.
+fn json_process(p: &ProcessState) -> String {
+    let mut fields = vec![("valid", jhex(p.valid as u64))];
+    if p.valid & PROCESS_ITIMERS != 0 {
+        let timers: Vec<(&str, String)> = ITIMER_NAMES
+            .iter()
+            .zip(&p.itimers)
+            .map(|(&name, t)| {
+                let t = jobj(&[
+                    ("value_ns", t.value_ns.to_string()),
+                    ("interval_ns", t.interval_ns.to_string()),
+                ]);
+                (name, t)
+            })
+            .collect();
+        fields.push(("itimers", jobj(&timers)));
+    }
+    if p.valid & PROCESS_RLIMITS != 0 {
+        let limits: Vec<(&str, String)> = RLIMIT_NAMES
+            .iter()
+            .zip(&p.rlimits)
+            .map(|(&name, &[soft, hard])| {
+                (
+                    name,
+                    jobj(&[("soft", jlimit(soft)), ("hard", jlimit(hard))]),
+                )
+            })
+            .collect();
+        fields.push(("rlimits", jobj(&limits)));
+    }
+    if p.valid & PROCESS_PENDING != 0 {
+        fields.push(("pending", jhex(p.pending)));
+    }
+    if p.valid & PROCESS_PRCTL != 0 {
+        fields.push(("pdeathsig", p.pdeathsig.to_string()));
+        fields.push(("dumpable", p.dumpable.to_string()));
+        fields.push(("child_subreaper", p.child_subreaper.to_string()));
+    }
+    jobj(&fields)
+}
+
+fn json_fd(m: &Meta, f: &Fd) -> String {
+    jobj(&[
+        ("fd", f.fd.to_string()),
+        ("kind", jstr(fd_kind_name(f).as_bytes())),
+        ("restored", (f.kind() != Some(FdKind::Lost)).to_string()),
+        ("access", jstr(fd_access(f).as_bytes())),
+        ("append", fd_append(f).to_string()),
+        ("nonblock", fd_nonblock(f).to_string()),
+        ("cloexec", fd_cloexec(f).to_string()),
+        ("flags", jhex(f.flags as u64)),
+        ("fd_flags", jhex(f.fd_flags as u64)),
+        ("offset", f.offset.to_string()),
+        ("path", jstr(m.string(f.path).unwrap_or_default())),
+        ("data_len", f.data.len.to_string()),
+        ("pipe", f.pipe.to_string()),
+        ("size", f.size.to_string()),
+        ("dev", f.dev.to_string()),
+        ("ino", f.ino.to_string()),
+        ("mtime_ns", f.mtime_ns.to_string()),
+        ("mode", f.mode.to_string()),
     ])
 }
 
@@ -816,6 +1106,15 @@ fn json_region(m: &Meta, r: &Region) -> String {
         ("file_offset", r.file_offset.to_string()),
         ("path", jstr(m.string(r.path).unwrap_or_default())),
         ("extents", jlist(extents)),
+        (
+            "file_id",
+            jobj(&[
+                ("dev", r.file.dev.to_string()),
+                ("ino", r.file.ino.to_string()),
+                ("size", r.file.size.to_string()),
+                ("mtime_ns", r.file.mtime_ns.to_string()),
+            ]),
+        ),
     ])
 }
 
@@ -843,8 +1142,10 @@ fn json_verdict(v: &Verdict) -> String {
 mod tests {
     use super::*;
     use ckpt_image::{
-        bytes_of, bytes_of_slice, checksum, SigAction, StrRef, HEADER_SPACE, PAGE_SIZE,
+        bytes_of, bytes_of_slice, checksum, FileId, ITimer, SigAction, StrRef, HEADER_SPACE,
+        PAGE_SIZE,
     };
+    use core::mem::offset_of;
     use std::path::PathBuf;
 
     const BASE: u64 = 0x5555_0000_0000;
@@ -898,8 +1199,66 @@ mod tests {
     ];
     const CMDLINE: &[u8] = b"/usr/bin/prog\0two words\0it's\0\0\x1bx\0";
 
+    /// What the first region's file was.
+    const PROG_ID: FileId = FileId {
+        dev: 0x803,
+        ino: 1_234_567,
+        size: 16 * P,
+        mtime_ns: 1_690_000_000_000_000_001,
+    };
+
+    /// One descriptor of the sample: fd, kind, F_GETFL, F_GETFD, offset,
+    /// path, pipe contents.
+    type FdSpec = (i32, FdKind, i32, i32, u64, &'static [u8], &'static [u8]);
+
+    const FDS: [FdSpec; 6] = [
+        (0, FdKind::CharDev, libc::O_RDWR, 0, 0, b"/dev/pts/3", b""),
+        (
+            1,
+            FdKind::File,
+            libc::O_WRONLY | libc::O_APPEND | 0o100000,
+            libc::FD_CLOEXEC,
+            1234,
+            b"/tmp/out put.txt",
+            b"",
+        ),
+        (
+            3,
+            FdKind::PipeRead,
+            libc::O_NONBLOCK,
+            0,
+            0,
+            b"pipe:[77]",
+            b"hello\n",
+        ),
+        (
+            4,
+            FdKind::PipeWrite,
+            libc::O_WRONLY,
+            0,
+            0,
+            b"pipe:[77]",
+            b"",
+        ),
+        (
+            5,
+            FdKind::Dir,
+            libc::O_DIRECTORY,
+            libc::FD_CLOEXEC,
+            48,
+            b"/tmp",
+            b"",
+        ),
+        (7, FdKind::Lost, libc::O_RDWR, 0, 0, b"socket:[4242]", b""),
+    ];
+
     /// A small valid image with every kind of thing readckpt shows.
     fn sample() -> Vec<u8> {
+        sample_with(|_| {})
+    }
+
+    /// The sample, with `edit` applied to its header before it is laid out.
+    fn sample_with(edit: impl FnOnce(&mut Header)) -> Vec<u8> {
         let mut strings = Vec::new();
         let mut add = |s: &[u8]| {
             let r = StrRef {
@@ -911,6 +1270,25 @@ mod tests {
         };
         let (cmdline, cwd, exe) = (add(CMDLINE), add(b"/tmp/dir \"q\""), add(b"/usr/bin/prog"));
         let paths: Vec<StrRef> = SPECS.iter().map(|s| add(s.5)).collect();
+        let fds: Vec<Fd> = FDS
+            .iter()
+            .map(|&(fd, kind, flags, fd_flags, offset, path, data)| Fd {
+                fd,
+                kind: kind as u32,
+                flags: flags as u32,
+                fd_flags: fd_flags as u32,
+                offset,
+                size: 100,
+                dev: 0x803,
+                ino: 1000 + fd as u64,
+                mtime_ns: 1_690_000_000_000_000_000,
+                mode: 0o100644,
+                _pad: 0,
+                pipe: if path.starts_with(b"pipe:") { 77 } else { 0 },
+                path: add(path),
+                data: add(data),
+            })
+            .collect();
         let mut h = Header::new();
         h.n_regions = SPECS.len() as u32;
         h.n_extents = SPECS.iter().map(|s| s.6.len() as u32).sum();
@@ -923,6 +1301,24 @@ mod tests {
         h.comm[..4].copy_from_slice(b"prog");
         (h.mm.start_code, h.mm.end_code, h.mm.start_brk, h.mm.brk) =
             (BASE, BASE + 4 * P, BASE + 8 * P, BASE + 16 * P);
+        h.n_fds = fds.len() as u32;
+        let p = &mut h.process;
+        p.valid = PROCESS_ITIMERS | PROCESS_RLIMITS | PROCESS_PENDING | PROCESS_PRCTL;
+        p.itimers[0] = ITimer {
+            interval_ns: 250_000_000,
+            value_ns: 1_500_000_000,
+        };
+        p.itimers[2] = ITimer {
+            interval_ns: 0,
+            value_ns: 3_000_000_001,
+        };
+        p.rlimits = [[u64::MAX; 2]; NLIMITS];
+        p.rlimits[3] = [8 << 20, u64::MAX];
+        p.rlimits[4] = [0, u64::MAX];
+        p.rlimits[7] = [1024, 4096];
+        p.pending = 1 << 9 | 1 << 14;
+        (p.pdeathsig, p.dumpable, p.child_subreaper) = (15, 1, 0);
+        edit(&mut h);
         h.layout();
         let (mut regions, mut extents, mut data) = (Vec::new(), Vec::new(), Vec::new());
         for (i, &(start, pages, prot, flags, kind, _, exts)) in SPECS.iter().enumerate() {
@@ -942,6 +1338,7 @@ mod tests {
             }
             let n_extents = exts.len() as u32;
             let (end, path, file_offset) = (start + pages * P, paths[i], 0);
+            let file = if i == 0 { PROG_ID } else { FileId::default() };
             regions.push(Region {
                 start,
                 end,
@@ -952,10 +1349,11 @@ mod tests {
                 first_extent,
                 _pad: 0,
                 file_offset,
+                file,
                 path,
             });
         }
-        let thread = |tid, ucontext| Thread {
+        let thread = |tid, ucontext, comm: &[u8], pending| Thread {
             tid,
             tid_offset: 0x2d0,
             ucontext,
@@ -969,10 +1367,13 @@ mod tests {
             robust_len: 24,
             gregs: core::array::from_fn(|i| 0x1000 + i as u64),
             sigmask: 1 << 9,
-            comm: *b"worker\0\0\0\0\0\0\0\0\0\0",
-            pending: 0,
+            comm: core::array::from_fn(|i| comm.get(i).copied().unwrap_or(0)),
+            pending,
         };
-        let threads = [thread(1001, BASE + 13 * P), thread(1000, STACK - 2 * P)];
+        let threads = [
+            thread(1001, BASE + 13 * P, b"worker\x01", 1 << 11),
+            thread(1000, STACK - 2 * P, b"prog", 0),
+        ];
         let mut sig = [SigAction::default(); NSIG];
         sig[2] = SigAction {
             handler: BASE + 0x1234,
@@ -992,6 +1393,7 @@ mod tests {
         meta.extend_from_slice(bytes_of_slice(&extents));
         meta.extend_from_slice(bytes_of_slice(&threads));
         meta.extend_from_slice(bytes_of_slice(&sig));
+        meta.extend_from_slice(bytes_of_slice(&fds));
         meta.extend_from_slice(&strings);
         assert_eq!(meta.len() as u64, h.meta_len);
         h.meta_checksum = checksum(&meta);
@@ -1084,9 +1486,23 @@ mod tests {
             "xfeatures   0x2e7 (x87 SSE AVX AVX-512 PKRU)\n",
             "  brk       0x555500008000-0x555500010000\n",
             "threads (2; * wrote the image)\n",
-            "   TID     RIP            RSP            RFLAGS   FS_BASE        RSEQ               UCONTEXT       SIGMASK\n",
-            "  *1000    0x000000001010 0x00000000100f 0x1011   0x7f0000000740 0x7f0000000fe0+32  0x7ffcffffe000 0x200\n",
-            "file        61440 bytes (60.0K)\n",
+            "   TID     NAME             RIP            RSP            RFLAGS   FS_BASE        RSEQ               UCONTEXT       SIGMASK            PENDING\n",
+            "  *1000    prog             0x000000001010 0x00000000100f 0x1011   0x7f0000000740 0x7f0000000fe0+32  0x7ffcffffe000 0x200              -\n",
+            "   1001    worker\\x01       0x000000001010 ",
+            " 0x55550000d000 0x200              0x800 (SIGUSR2)\n",
+            "file        65536 bytes (64.0K)\n",
+            "\nprocess\n  timer real        1.5 s, then every 0.25 s\n  timer prof        3.000000001 s, once\n",
+            "  rlimit STACK      8388608 / unlimited\n  rlimit CORE       0 / unlimited\n  rlimit NOFILE     1024 / 4096\n",
+            "  pending           SIGUSR1 SIGTERM (0x4200)\n",
+            "  pdeathsig         SIGTERM (15)\n  dumpable          1\n  child subreaper   no\n\nthreads",
+            "\nfiles (6, 1 not restored)\n",
+            "      FD  KIND     FLAGS                                OFFSET  PATH\n",
+            "       0  chardev  rdwr                                      -  /dev/pts/3\n",
+            "       1  file     wronly,append,cloexec                  1234  /tmp/out put.txt\n",
+            "       3  pipe-r   rdonly,nonblock                           -  pipe:[77] (6 bytes held)\n",
+            "       4  pipe-w   wronly                                    -  pipe:[77]\n",
+            "       5  dir      rdonly,cloexec                           48  /tmp\n",
+            "       7  lost     rdwr                                      -  socket:[4242]  NOT RESTORED (becomes /dev/null)\n",
             "  SIGINT (2)       handler 0x555500001234   flags 0x04000004  mask 0x2\n",
             "  SIGPIPE (13)     handler IGN",
             "  SIG33 (33)  ",
@@ -1102,6 +1518,99 @@ mod tests {
             assert!(out.contains(want), "missing {want:?} in\n{out}");
         }
         assert!(!out.contains("SIGQUIT") && !out.contains("verify"));
+        // No timer "virtual" (disarmed), no limit that is unlimited/unlimited.
+        assert!(
+            !out.contains("virtual") && !out.contains("rlimit CPU"),
+            "{out}"
+        );
+    }
+
+    /// Only the process fields whose `valid` bit is set are shown.
+    #[test]
+    fn process_state_only_when_recorded() {
+        let t = Temp::new(&sample_with(|h| h.process.valid = 0));
+        let (code, out, _) = on(&[], &t);
+        assert_eq!(code, 0);
+        assert!(
+            out.contains("\nprocess\n  (not recorded)\n\nthreads"),
+            "{out}"
+        );
+        let v = Json::parse(&on(&["--json"], &t).1);
+        assert_eq!(
+            v.get("process"),
+            &Json::Obj(vec![("valid".into(), Json::Str("0x0".into()))])
+        );
+
+        let t = Temp::new(&sample_with(|h| {
+            h.process.valid = PROCESS_PENDING;
+            h.process.pending = 0;
+        }));
+        let out = on(&[], &t).1;
+        assert!(
+            out.contains("\nprocess\n  pending           none\n\nthreads"),
+            "{out}"
+        );
+        let v = Json::parse(&on(&["--json"], &t).1);
+        let keys: Vec<&str> = v
+            .get("process")
+            .members()
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(keys, ["valid", "pending"]);
+
+        let t = Temp::new(&sample_with(|h| {
+            h.process.valid = PROCESS_ITIMERS | PROCESS_RLIMITS;
+            h.process.itimers = Default::default();
+            h.process.rlimits = [[u64::MAX; 2]; NLIMITS];
+        }));
+        let out = on(&[], &t).1;
+        assert!(
+            out.contains("\nprocess\n  timers            none armed\n  rlimits           all unlimited\n\nthreads"),
+            "{out}"
+        );
+    }
+
+    /// Recomputes the metadata and header checksums of an edited image.
+    fn reseal(file: &mut [u8]) {
+        let mut h: Header = ckpt_image::read_at(file, 0).unwrap();
+        let meta = HEADER_SPACE as usize..(HEADER_SPACE + h.meta_len) as usize;
+        h.meta_checksum = checksum(&file[meta]);
+        h.header_checksum = h.compute_checksum();
+        file[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
+    }
+
+    /// Offset in the sample file of field `at` of its fd table entry `i`.
+    fn fd_field(file: &[u8], i: usize, at: usize) -> usize {
+        let h = Header::parse(file, file.len() as u64).unwrap();
+        let l = ckpt_image::MetaLayout::of(&h);
+        let table = HEADER_SPACE as usize + l.regions + l.extents + l.threads + l.sigactions;
+        table + i * core::mem::size_of::<Fd>() + at
+    }
+
+    #[test]
+    fn bad_fd_records_are_refused() {
+        let file = sample();
+        let mut resealed = file.clone();
+        reseal(&mut resealed);
+        assert_eq!(resealed, file);
+        let cases = [
+            (offset_of!(Fd, kind), 7u32.to_le_bytes()),
+            (offset_of!(Fd, fd), (-1i32).to_le_bytes()),
+            (offset_of!(Fd, path), 1_000_000u32.to_le_bytes()),
+        ];
+        let messages = [
+            "the image has an invalid file descriptor record",
+            "the image has an invalid file descriptor record",
+            "the image has an invalid string reference",
+        ];
+        for ((at, bytes), want) in cases.into_iter().zip(messages) {
+            let mut bad = file.clone();
+            let i = fd_field(&file, 2, at);
+            bad[i..i + 4].copy_from_slice(&bytes);
+            reseal(&mut bad);
+            assert_eq!(refused(&bad), want);
+        }
     }
 
     #[test]
@@ -1179,6 +1688,62 @@ mod tests {
         assert_eq!(regions[1].get("extents").items().len(), 2);
         assert_eq!(v.get("totals").get("stored"), &num(13 * P));
         assert_eq!(v.get("verify").get("ok"), &Json::Bool(true));
+        // What the format gained since schema 1 was first written: new
+        // members, appended; "verify" stays last.
+        assert_eq!(threads[0].get("comm"), &s("worker\u{1}"));
+        assert_eq!(threads[0].get("pending"), &s("0x800"));
+        assert_eq!(threads[1].get("pending"), &s("0x0"));
+        let id = regions[0].get("file_id");
+        assert_eq!(id.get("ino"), &num(1_234_567));
+        assert_eq!(id.get("mtime_ns"), &num(1_690_000_000_000_000_001));
+        assert_eq!(regions[1].get("file_id").get("dev"), &num(0));
+        assert_eq!(v.get("totals").get("fds"), &num(6));
+        let p = v.get("process");
+        assert_eq!(p.get("valid"), &s("0xf"));
+        assert_eq!(
+            p.get("itimers").get("real").get("value_ns"),
+            &num(1_500_000_000)
+        );
+        assert_eq!(
+            p.get("itimers").get("real").get("interval_ns"),
+            &num(250_000_000)
+        );
+        assert_eq!(p.get("itimers").get("virtual").get("value_ns"), &num(0));
+        let rlimits = p.get("rlimits");
+        assert_eq!(rlimits.members().len(), NLIMITS);
+        assert_eq!(rlimits.get("NOFILE").get("soft"), &num(1024));
+        assert_eq!(rlimits.get("STACK").get("hard"), &Json::Null);
+        assert_eq!(rlimits.get("RTTIME").get("soft"), &Json::Null);
+        assert_eq!(p.get("pending"), &s("0x4200"));
+        assert_eq!(p.get("pdeathsig"), &num(15));
+        assert_eq!(p.get("dumpable"), &num(1));
+        assert_eq!(p.get("child_subreaper"), &num(0));
+        let files = v.get("files").items();
+        assert_eq!(files.len(), 6);
+        let f = &files[1];
+        assert_eq!(f.get("fd"), &num(1));
+        assert_eq!(f.get("kind"), &s("file"));
+        assert_eq!(f.get("access"), &s("wronly"));
+        assert_eq!(f.get("append"), &Json::Bool(true));
+        assert_eq!(f.get("nonblock"), &Json::Bool(false));
+        assert_eq!(f.get("cloexec"), &Json::Bool(true));
+        assert_eq!(f.get("flags"), &s("0x8401"));
+        assert_eq!(f.get("fd_flags"), &s("0x1"));
+        assert_eq!(f.get("offset"), &num(1234));
+        assert_eq!(f.get("path"), &s("/tmp/out put.txt"));
+        assert_eq!(f.get("restored"), &Json::Bool(true));
+        assert_eq!(f.get("mode"), &num(0o100644));
+        assert_eq!(files[2].get("kind"), &s("pipe-r"));
+        assert_eq!(files[2].get("data_len"), &num(6));
+        assert_eq!(files[2].get("pipe"), &num(77));
+        assert_eq!(files[2].get("nonblock"), &Json::Bool(true));
+        assert_eq!(files[5].get("kind"), &s("lost"));
+        assert_eq!(files[5].get("restored"), &Json::Bool(false));
+        let keys: Vec<&str> = v.members().iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys[keys.len() - 5..],
+            ["regions", "totals", "process", "files", "verify"]
+        );
         // Without --verify there is no verify member.
         let v = Json::parse(&on(&["--json"], &t).1);
         assert!(v.members().iter().all(|(k, _)| k != "verify"));
@@ -1275,25 +1840,153 @@ mod tests {
         );
     }
 
-    /// The sizes and offsets docs/FORMAT.md states.
+    /// Name, offset and size of each field of a struct, in declaration order.
+    macro_rules! fields {
+        ($t:ty: $($f:ident),+ $(,)?) => {
+            vec![$((stringify!($f), offset_of!($t, $f), field_size(|s: &$t| &s.$f))),+]
+        };
+    }
+
+    fn field_size<T, F>(_: fn(&T) -> &F) -> usize {
+        core::mem::size_of::<F>()
+    }
+
+    /// The rows (field, offset, size) of the first table after `heading`.
+    fn doc_table(doc: &str, heading: &str) -> Vec<(String, usize, usize)> {
+        let start = doc
+            .find(heading)
+            .unwrap_or_else(|| panic!("docs/FORMAT.md has no {heading:?}"));
+        let rows = doc[start..]
+            .lines()
+            .skip_while(|l| !l.starts_with("| off "))
+            .skip(2)
+            .take_while(|l| l.starts_with('|'));
+        rows.map(|row| {
+            let c: Vec<&str> = row.split('|').map(str::trim).collect();
+            let n = |s: &str| s.parse().unwrap_or_else(|_| panic!("bad number in {row}"));
+            (c[3].trim_matches('`').to_string(), n(c[1]), n(c[2]))
+        })
+        .collect()
+    }
+
+    /// The field names, in order, of the paragraph that starts with `start`.
+    fn doc_prose(doc: &str, start: &str) -> Vec<String> {
+        let at = doc
+            .find(start)
+            .unwrap_or_else(|| panic!("docs/FORMAT.md has no {start:?}"));
+        let para = &doc[at + start.len()..];
+        let para = &para[..para.find("\n\n").unwrap_or(para.len())];
+        para.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect()
+    }
+
+    /// docs/FORMAT.md states every struct's size and every field's offset
+    /// and size as the compiler lays them out. `cargo test format_doc_sizes
+    /// -- --nocapture` prints the tables.
     #[test]
     fn format_doc_sizes() {
-        use core::mem::{offset_of, size_of};
-        assert_eq!((HEADER_SIZE, size_of::<ckpt_image::MmLayout>()), (784, 88));
-        assert_eq!(
-            (offset_of!(Header, mm), offset_of!(Header, auxv)),
-            (128, 216)
-        );
+        use ckpt_image::{MmLayout, ProcessState};
+        use core::mem::size_of;
+        let doc = include_str!("../../../docs/FORMAT.md");
+        let header = fields!(Header: magic, version, arch, page_size, header_size, created_ns,
+            capture_ns, pid, n_threads, n_regions, n_extents, meta_offset, meta_len,
+            meta_checksum, strings_len, data_offset, data_len, file_len, xfeatures, xsave_size,
+            leader, n_fds, _pad, mm, process, auxv, auxv_words, umask, comm, cmdline, cwd, exe,
+            header_checksum);
+        let process = fields!(ProcessState: itimers, rlimits, pending, pdeathsig, dumpable,
+            child_subreaper, valid, reserved);
+        let region = fields!(Region: start, end, prot, flags, kind, n_extents, first_extent, _pad,
+            file_offset, file, path);
+        let extent = fields!(Extent: addr, len, file_pos, checksum);
+        let thread = fields!(Thread: tid, tid_offset, ucontext, fs_base, gs_base, rseq_area,
+            rseq_len, rseq_sig, clear_child_tid, robust_list, robust_len, gregs, sigmask, comm,
+            pending);
+        let sigaction = fields!(SigAction: handler, flags, restorer, mask);
+        let fd = fields!(Fd: fd, kind, flags, fd_flags, offset, size, dev, ino, mtime_ns, mode,
+            _pad, pipe, path, data);
+        let mm = fields!(MmLayout: start_code, end_code, start_data, end_data, start_brk, brk,
+            start_stack, arg_start, arg_end, env_start, env_end);
+        let file_id = fields!(FileId: dev, ino, size, mtime_ns);
+        let itimer = fields!(ITimer: interval_ns, value_ns);
+        let strref = fields!(StrRef: offset, len);
+        // (name, size, fields, heading of its table in FORMAT.md, or None: prose)
+        let structs = [
+            ("Header", HEADER_SIZE, header, Some("## Header (")),
+            (
+                "ProcessState",
+                size_of::<ProcessState>(),
+                process,
+                Some("### ProcessState ("),
+            ),
+            ("Region", size_of::<Region>(), region, Some("### Region (")),
+            ("Extent", size_of::<Extent>(), extent, Some("### Extent (")),
+            ("Thread", size_of::<Thread>(), thread, Some("### Thread (")),
+            (
+                "SigAction",
+                size_of::<SigAction>(),
+                sigaction,
+                Some("### SigAction ("),
+            ),
+            ("Fd", size_of::<Fd>(), fd, Some("### Fd (")),
+            ("MmLayout", size_of::<MmLayout>(), mm, None),
+            ("FileId", size_of::<FileId>(), file_id, None),
+            ("ITimer", size_of::<ITimer>(), itimer, None),
+            ("StrRef", size_of::<StrRef>(), strref, None),
+        ];
+        for (name, size, fields, heading) in &structs {
+            println!("{name} ({size} bytes)");
+            let mut end = 0;
+            for &(field, off, len) in fields {
+                println!("| {off:>4} | {len:>3} | `{field}` |");
+                // Contiguous and complete: no padding, no field left out.
+                assert_eq!(
+                    off, end,
+                    "{name}.{field}: a gap before it, or a field missing here"
+                );
+                end = off + len;
+            }
+            assert_eq!(end, *size, "{name}: fields missing at the end");
+            let want: Vec<(String, usize, usize)> = fields
+                .iter()
+                .map(|&(f, o, l)| (f.to_string(), o, l))
+                .collect();
+            match heading {
+                Some(heading) => {
+                    let heading = format!("{heading}{size} bytes");
+                    assert_eq!(doc_table(doc, &heading), want, "table after {heading:?}");
+                }
+                None => {
+                    let start = format!("`{name}` ({size} bytes");
+                    let names: Vec<String> = fields.iter().map(|f| f.0.to_string()).collect();
+                    assert_eq!(doc_prose(doc, &start), names, "paragraph {start:?}");
+                }
+            }
+        }
+        // The file layout and the checksum table.
+        assert!(doc.contains(&format!("HEADER_SIZE = {HEADER_SIZE} bytes")));
+        assert!(doc.contains(&format!("| the {HEADER_SIZE} header bytes, with")));
+        for (table, size) in [
+            ("Region    [n_regions]", size_of::<Region>()),
+            ("Extent    [n_extents]", size_of::<Extent>()),
+            ("Thread    [n_threads]", size_of::<Thread>()),
+            ("SigAction [NSIG = 65]", size_of::<SigAction>()),
+            ("Fd        [n_fds]", size_of::<Fd>()),
+        ] {
+            let line = doc.lines().find(|l| l.contains(table)).expect(table);
+            assert!(line.contains(&format!(" {size} bytes each")), "{line}");
+        }
         assert_eq!(
             (
-                offset_of!(Header, comm),
-                offset_of!(Header, header_checksum)
+                HEADER_SIZE,
+                size_of::<Region>(),
+                size_of::<Thread>(),
+                size_of::<Fd>()
             ),
-            (736, 776)
+            (1168, 88, 288, 88)
         );
-        assert_eq!((size_of::<Region>(), offset_of!(Region, path)), (56, 48));
-        assert_eq!((size_of::<Extent>(), size_of::<SigAction>()), (32, 32));
-        assert_eq!((size_of::<Thread>(), offset_of!(Thread, gregs)), (264, 72));
     }
 
     /// A writer whose reader has gone away.
