@@ -168,6 +168,29 @@ hello_checkpoint() {
     SIZE=$(stat -c %s "$img")
 }
 
+# threads_checkpoint N: checkpoints threads-count with N threads (small
+# memory) once it is running; sets PRE_MS (the preload's own time, from the
+# signal to the image written) and CK_MS (kill -USR2 to exit).
+threads_checkpoint() {
+    local n=$1 img=$T/threads.dat st=0 t0 t1
+    rm -f "$img"
+    ./ckpt -o "$img" demo/bin/threads-count "$n" 100000 >/dev/null 2>"$T/thr.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    for ((w = 0; w < 3000; w++)); do
+        grep -q '^round 20$' "$T/thr.err" 2>/dev/null && break
+        sleep 0.01
+    done
+    grep -q '^round 20$' "$T/thr.err" || die "threads-count $n did not start: $(cat "$T/thr.err")"
+    t0=$EPOCHREALTIME
+    kill -USR2 "$pid"
+    wait "$pid" || st=$?
+    t1=$EPOCHREALTIME
+    [[ $st == 99 ]] || die "checkpoint of threads-count $n exited with status $st: $(cat "$T/thr.err")"
+    CK_MS=$(ms_between "$t0" "$t1")
+    PRE_MS=$(preload_time "$T/thr.err")
+}
+
 echo "ckpt benchmark: $(nproc) CPUs, $(uname -r), images and baselines in $T ($(df -PT "$T" | awk 'NR == 2 { print $2 " on " $1 }'))"
 echo "each figure is the median of $REPS runs"
 echo
@@ -199,6 +222,19 @@ B_CK=$M_CK B_PRE=$M_PRE B_RS=$M_RS B_SIZE=$M_SIZE B_ALLOC=$M_ALLOC
 dd_baseline $(((B_SIZE + 1048575) / 1048576))
 B_DDW=$DDW_MS B_DDR=$DDR_MS
 
+declare -A TH_PRE TH_CK
+for n in 1 8 64; do
+    ck=() pre=()
+    for ((i = 0; i < REPS; i++)); do
+        threads_checkpoint "$n"
+        ck+=("$CK_MS")
+        pre+=("$PRE_MS")
+    done
+    TH_PRE[$n]=$(median "${pre[@]}")
+    TH_CK[$n]=$(median "${ck[@]}")
+done
+TH_EXTRA=$(awk -v a="${TH_PRE[64]}" -v b="${TH_PRE[1]}" 'BEGIN { printf "%.1f", a - b }')
+
 row() { printf '%-44s %12s %12s %10s %8s %6s\n' "$@"; }
 row "measure" "ckpt" "baseline" "ratio" "target" ""
 row "-------" "----" "--------" "-----" "------" ""
@@ -223,6 +259,10 @@ for c in A B; do
         row "  image (allocated $(mib "$alloc")), MiB" "$(mib "$size")" "" "" "" ""
     fi
 done
+for n in 1 8 64; do
+    row "threads-count $n threads: signal -> image, ms" "${TH_PRE[$n]}" "" "" "" ""
+done
+row "  64 threads beyond 1 thread, ms" "$TH_EXTRA" "" "" "<5" "$(verdict "$TH_EXTRA" 5)"
 echo
 echo "The restart time of hello-test itself is not measured: its stdout, a pipe"
 echo "or a file, is fully buffered, so it prints nothing until it exits. 'memtouch 1 1'"

@@ -6,7 +6,8 @@
  * to 65536/1048576, names itself "proc-renamed" (PR_SET_NAME), and sets
  * PR_SET_PDEATHSIG to SIGWINCH, PR_SET_CHILD_SUBREAPER to 1 and
  * PR_SET_DUMPABLE to 0. Prints a "limits" line, then "ready", then waits in
- * pause(); every time pause() returns it prints the "limits" line again:
+ * sigsuspend() (SIGUSR1 is blocked but there); every time it returns it
+ * prints the "limits" line again:
  *
  *   limits nofile=SOFT/HARD core=SOFT/HARD name=NAME pdeathsig=N dumpable=N
  *          subreaper=N dupfd150=ok|EINVAL
@@ -49,7 +50,7 @@ static void show(void) {
     prctl(PR_GET_PDEATHSIG, &pdeathsig);
     prctl(PR_GET_CHILD_SUBREAPER, &subreaper);
     int dumpable = prctl(PR_GET_DUMPABLE);
-    int fd = fcntl(0, F_DUPFD, 150);
+    int fd = fcntl(1, F_DUPFD, 150);
     const char *dup = fd >= 0 ? "ok" : errno == EINVAL ? "EINVAL" : strerror(errno);
     if (fd >= 0) close(fd);
     printf("limits nofile=%s/%s core=%s/%s name=%s pdeathsig=%d dumpable=%d subreaper=%d dupfd150=%s\n", ns, nh, cs,
@@ -62,6 +63,11 @@ int main(void) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr1;
     sigaction(SIGUSR1, &sa, NULL);
+    sigset_t set, wait_mask;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &set, &wait_mask);
+    sigdelset(&wait_mask, SIGUSR1);
 
     struct rlimit nofile;
     getrlimit(RLIMIT_NOFILE, &nofile);
@@ -78,7 +84,7 @@ int main(void) {
     printf("ready\n");
     fflush(stdout);
     while (!quit) {
-        pause();
+        sigsuspend(&wait_mask);
         show();
     }
     printf("done\n");

@@ -6,8 +6,10 @@
  *   proc-timers interval   ITIMER_REAL: first after 300 ms, then every
  *                          200 ms; stops after 8 expirations
  *
- * Prints "armed" once the timers are set, then waits in pause(). Every
- * time pause() returns it prints the timers as getitimer sees them:
+ * SIGALRM is blocked but in sigsuspend(), so that no expiration is missed
+ * between two waits. Prints "armed" once the timers are set, then waits in
+ * sigsuspend(). Every time sigsuspend() returns it prints the timers as
+ * getitimer sees them:
  *
  *   timers real=VALUE_MS/INTERVAL_MS virtual=V/I prof=V/I alarms=N
  *
@@ -57,6 +59,11 @@ int main(int argc, char **argv) {
     sa.sa_handler = on_alarm;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGALRM, &sa, NULL);
+    sigset_t set, wait_mask;
+    sigemptyset(&set);
+    sigaddset(&set, SIGALRM);
+    sigprocmask(SIG_BLOCK, &set, &wait_mask);
+    sigdelset(&wait_mask, SIGALRM);
     int last = interval ? 8 : 1;
     if (interval) {
         arm(ITIMER_REAL, 300, 200);
@@ -68,7 +75,7 @@ int main(int argc, char **argv) {
     printf("armed\n");
     fflush(stdout);
     while (alarms < last) {
-        pause();
+        sigsuspend(&wait_mask);
         show();
     }
     arm(ITIMER_REAL, 0, 0);

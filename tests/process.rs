@@ -1,2 +1,347 @@
-//! Integration tests: process (see tests/common for the harness).
+//! Integration tests: process-wide kernel state across a checkpoint and a
+//! restart — signal handlers, masks and pending signals (for the process
+//! and for single threads), interval timers, resource limits, prctl
+//! settings (see tests/common for the harness).
+//!
+//! Each test runs a `demo/proc-*` program under ckpt, waits for its own
+//! output and for it to be asleep in its wait, checkpoints it, restarts the
+//! image and talks to the restarted program with signals. Synchronisation
+//! is the program's flushed output, and the system call it is blocked in
+//! (`/proc/PID/syscall`): a signal sent then cannot land before the wait.
 mod common;
+
+use ckpt_image::{bytes_of, Header, HEADER_SIZE};
+use common::*;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const CHECKPOINTED: i32 = ckpt_image::EXIT_CHECKPOINTED;
+/// x86-64 system call number of rt_sigsuspend, where the demos wait.
+const SYS_RT_SIGSUSPEND: i64 = 130;
+
+fn ckpt(image: &Path, program: &Path, args: &[&str], cwd: &Path) -> Command {
+    let mut a = vec!["-o", image.to_str().unwrap(), program.to_str().unwrap()];
+    a.extend_from_slice(args);
+    command(&exe("ckpt"), &a, cwd)
+}
+
+fn restart(image: &Path, cwd: &Path) -> Command {
+    command(&exe("restart"), &[image.to_str().unwrap()], cwd)
+}
+
+/// Waits until `run` is blocked in system call `nr` (first field of
+/// /proc/PID/syscall), i.e. the program reached its wait.
+fn wait_in_syscall(run: &Run, nr: i64) {
+    let start = Instant::now();
+    let path = format!("/proc/{}/syscall", run.pid);
+    loop {
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        if text.split_whitespace().next().and_then(|f| f.parse::<i64>().ok()) == Some(nr) {
+            return;
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "{}: not blocked in system call {nr} after {TIMEOUT:?} (/proc/{}/syscall: {:?})",
+            run.what,
+            run.pid,
+            text.trim()
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Runs `program args` under ckpt, waits for its "ready"-like `line` and
+/// for it to be blocked in its wait, and checkpoints it. Returns the
+/// checkpointed run's outcome.
+fn checkpoint_when(dir: &TempDir, image: &Path, program: &str, args: &[&str], line: &str) -> Outcome {
+    let mut run = spawn(
+        "checkpointed run",
+        &mut ckpt(image, &demo(program), args, &dir.path),
+    );
+    run.wait_line(Stream::Stdout, |l| l.starts_with(line), line);
+    wait_in_syscall(&run, SYS_RT_SIGSUSPEND);
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    assert!(image.is_file(), "no image\n{}", first.describe());
+    first
+}
+
+fn line_after(run: &mut Run, prefix: &str) -> String {
+    run.wait_line(Stream::Stdout, |l| l.starts_with(prefix), prefix)
+        .text()
+}
+
+/// `ShdPnd` of a process, as a bit set.
+fn shared_pending(pid: i32) -> u64 {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let v = s.lines().find_map(|l| l.strip_prefix("ShdPnd:")).unwrap();
+    u64::from_str_radix(v.trim(), 16).unwrap()
+}
+
+#[test]
+fn signal_handlers_masks_and_pending_signals() {
+    let dir = TempDir::new("proc-signals");
+    let image = dir.join("img");
+    let first = checkpoint_when(&dir, &image, "proc-signals", &[], "ready");
+    let before = "usr1=0 blocked=TERM,HUP,WINCH shdpnd=HUP sigpnd=WINCH worker=PWR\n";
+    assert_eq!(
+        first.text_lines(Stream::Stdout)[0],
+        format!("state start {before}"),
+        "the demo did not set up its signals\n{}",
+        first.describe()
+    );
+
+    let mut run = spawn("restart", &mut restart(&image, &dir.path));
+    // The checkpoint signal interrupted sigsuspend: it returns once.
+    let l = line_after(&mut run, "state ");
+    assert_eq!(
+        l,
+        format!("state woke {before}"),
+        "after the restart: the blocked mask, the pending signals of the process, of the main thread and of the worker thread"
+    );
+    wait_in_syscall(&run, SYS_RT_SIGSUSPEND);
+    run.signal(libc::SIGUSR1);
+    line_after(&mut run, "handler SIGUSR1 1");
+    let l = line_after(&mut run, "state ");
+    assert_eq!(
+        l,
+        "state woke usr1=1 blocked=TERM,HUP,WINCH shdpnd=HUP sigpnd=WINCH worker=PWR\n"
+    );
+    wait_in_syscall(&run, SYS_RT_SIGSUSPEND);
+    // SIGTERM is still blocked: it stays pending and does not kill.
+    run.signal(libc::SIGTERM);
+    assert_ne!(
+        shared_pending(run.pid) & 1 << (libc::SIGTERM - 1),
+        0,
+        "SIGTERM is not pending after it was sent"
+    );
+    run.signal(libc::SIGUSR1);
+    let out = run.finish();
+    out.expect_code(0);
+    let lines = out.text_lines(Stream::Stdout);
+    let all = out.describe();
+    assert!(
+        lines.contains(
+            &"state woke usr1=2 blocked=TERM,HUP,WINCH shdpnd=TERM,HUP sigpnd=WINCH worker=PWR\n"
+                .to_string()
+        ),
+        "{all}"
+    );
+    // Once unblocked, every signal pending before the checkpoint (HUP for
+    // the process, WINCH for the main thread, PWR for the worker) and the
+    // SIGTERM sent after the restart are delivered, once each.
+    for sig in ["SIGPWR", "SIGTERM", "SIGHUP", "SIGWINCH"] {
+        let n = lines
+            .iter()
+            .filter(|l| **l == format!("handler {sig}\n"))
+            .count();
+        assert_eq!(n, 1, "handler of {sig} ran {n} times\n{all}");
+    }
+    assert!(
+        lines.ends_with(&[
+            "state unblocked usr1=2 blocked=- shdpnd=- sigpnd=- worker=-\n".to_string(),
+            "done\n".to_string()
+        ]),
+        "{all}"
+    );
+    // Nothing ran before the restart that should not have.
+    assert!(
+        !first.stdout_text().contains("handler"),
+        "{}",
+        first.describe()
+    );
+}
+
+/// One "timers real=V/I virtual=V/I prof=V/I alarms=N" line, in ms.
+#[derive(Debug)]
+struct Timers {
+    real: (i64, i64),
+    virt: (i64, i64),
+    prof: (i64, i64),
+    alarms: i64,
+}
+
+fn timers(l: &str) -> Timers {
+    let field = |name: &str| -> &str {
+        l.split_whitespace()
+            .find_map(|w| w.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {l:?}"))
+    };
+    let pair = |name: &str| -> (i64, i64) {
+        let (v, i) = field(name).split_once('/').unwrap();
+        (v.parse().unwrap(), i.parse().unwrap())
+    };
+    Timers {
+        real: pair("real="),
+        virt: pair("virtual="),
+        prof: pair("prof="),
+        alarms: field("alarms=").parse().unwrap(),
+    }
+}
+
+#[test]
+fn alarm_and_cpu_timers_survive() {
+    let dir = TempDir::new("proc-alarm");
+    let image = dir.join("img");
+    let first = checkpoint_when(&dir, &image, "proc-timers", &["alarm"], "armed");
+    assert!(
+        !first.stdout_text().contains("alarm"),
+        "the alarm fired before the checkpoint\n{}",
+        first.describe()
+    );
+
+    let mut run = spawn("restart", &mut restart(&image, &dir.path));
+    let woke = run.wait_line(Stream::Stdout, |l| l.starts_with("timers "), "timers");
+    let t = timers(&woke.text());
+    let what = format!("after the restart: {}", woke.text());
+    assert!(
+        t.real.0 > 0 && t.real.0 <= 3000 && t.real.1 == 0,
+        "alarm(3): {what}"
+    );
+    // The CPU-time timers hardly moved: the program sleeps.
+    assert!(
+        (19_000..=20_100).contains(&t.virt.0) && t.virt.1 == 10_000,
+        "ITIMER_VIRTUAL: {what}"
+    );
+    assert!(
+        (29_000..=30_100).contains(&t.prof.0) && t.prof.1 == 5_000,
+        "ITIMER_PROF: {what}"
+    );
+    assert_eq!(t.alarms, 0, "{what}");
+    let fired = run.wait_line(Stream::Stdout, |l| l == "alarm 1\n", "the alarm");
+    let waited = fired.at.duration_since(woke.at).unwrap_or_default();
+    assert!(
+        waited + Duration::from_millis(500) >= Duration::from_millis(t.real.0 as u64),
+        "the alarm fired {waited:?} after the restart, but {} ms were left",
+        t.real.0
+    );
+    let out = run.finish();
+    out.expect_code(0);
+    let text = out.stdout_text();
+    assert_eq!(text.matches("alarm ").count(), 1, "{}", out.describe());
+    assert!(text.ends_with("done\n"), "{}", out.describe());
+}
+
+#[test]
+fn interval_timer_keeps_ticking() {
+    let dir = TempDir::new("proc-interval");
+    let image = dir.join("img");
+    let first = checkpoint_when(&dir, &image, "proc-timers", &["interval"], "alarm 3");
+    let mut run = spawn("restart", &mut restart(&image, &dir.path));
+    let woke = line_after(&mut run, "timers ");
+    let t = timers(&woke);
+    assert!(
+        t.real.0 > 0 && t.real.0 <= 200 && t.real.1 == 200,
+        "after the restart, ITIMER_REAL should be running with a 200 ms interval: {woke}"
+    );
+    let out = run.finish();
+    out.expect_code(0);
+    // Every expiration exactly once, across the checkpoint.
+    let all = format!("{}\n{}", first.describe(), out.describe());
+    let alarms: Vec<String> = first
+        .text_lines(Stream::Stdout)
+        .into_iter()
+        .chain(out.text_lines(Stream::Stdout))
+        .filter(|l| l.starts_with("alarm "))
+        .collect();
+    let want: Vec<String> = (1..=8).map(|i| format!("alarm {i}\n")).collect();
+    assert_eq!(alarms, want, "{all}");
+    assert!(out.stdout_text().ends_with("done\n"), "{all}");
+}
+
+fn comm(pid: i32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default()
+}
+
+#[test]
+fn limits_name_and_prctl_settings_survive() {
+    let dir = TempDir::new("proc-limits");
+    let image = dir.join("img");
+    let first = checkpoint_when(&dir, &image, "proc-limits", &[], "ready");
+    let before = first.text_lines(Stream::Stdout)[0].clone();
+    assert!(
+        before.starts_with("limits nofile=100/")
+            && before.contains(" core=65536/1048576 name=proc-renamed pdeathsig=28 dumpable=0 subreaper=1 dupfd150=EINVAL"),
+        "the demo did not set its limits\n{}",
+        first.describe()
+    );
+
+    let mut run = spawn("restart", &mut restart(&image, &dir.path));
+    let after = line_after(&mut run, "limits ");
+    assert_eq!(after, before, "limits and prctl settings after the restart");
+    wait_in_syscall(&run, SYS_RT_SIGSUSPEND);
+    assert_eq!(comm(run.pid), "proc-renamed\n", "/proc/PID/comm");
+    let ps = Command::new("ps")
+        .args(["-o", "comm=", "-p", &run.pid.to_string()])
+        .output()
+        .expect("ps");
+    assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "proc-renamed", "ps");
+    let limits = fs::read_to_string(format!("/proc/{}/limits", run.pid)).unwrap();
+    let row = |name: &str| -> Vec<String> {
+        let l = limits.lines().find(|l| l.starts_with(name)).unwrap();
+        l[name.len()..].split_whitespace().map(String::from).collect()
+    };
+    assert_eq!(row("Max core file size")[..2], ["65536", "1048576"], "{limits}");
+    assert_eq!(row("Max open files")[0], "100", "{limits}");
+    run.signal(libc::SIGUSR1);
+    let out = run.finish();
+    out.expect_code(0);
+    assert!(out.stdout_text().ends_with("done\n"), "{}", out.describe());
+    assert!(
+        !out.stderr_text().contains("cannot restore RLIMIT"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// Rewrites the header of the image at `path` with `f` (and a new checksum).
+fn patch_header(path: &Path, f: impl FnOnce(&mut Header)) {
+    let mut bytes = fs::read(path).unwrap();
+    let mut h = Header::parse(&bytes, bytes.len() as u64).expect("a valid image");
+    f(&mut h);
+    h.header_checksum = h.compute_checksum();
+    bytes[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
+    fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn hard_limit_above_allowed_is_a_warning() {
+    let dir = TempDir::new("proc-limits-warn");
+    let image = dir.join("img");
+    checkpoint_when(&dir, &image, "proc-limits", &[], "ready");
+    // A hard RLIMIT_NOFILE above fs.nr_open: even root may not set it.
+    const RLIMIT_NOFILE: usize = 7;
+    patch_header(&image, |h| h.process.rlimits[RLIMIT_NOFILE] = [100, u64::MAX]);
+    let mut own = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes the struct.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) };
+
+    let mut run = spawn("restart", &mut restart(&image, &dir.path));
+    let after = line_after(&mut run, "limits ");
+    assert!(
+        after.starts_with(&format!("limits nofile=100/{} core=65536/1048576 ", own.rlim_max)),
+        "the soft limit is kept, the hard one is what restart had: {after}"
+    );
+    wait_in_syscall(&run, SYS_RT_SIGSUSPEND);
+    run.signal(libc::SIGUSR1);
+    let out = run.finish();
+    out.expect_code(0);
+    let warnings: Vec<String> = out
+        .text_lines(Stream::Stderr)
+        .into_iter()
+        .filter(|l| l.contains("RLIMIT"))
+        .collect();
+    assert_eq!(
+        warnings,
+        [format!(
+            "restart: warning: cannot restore RLIMIT_NOFILE (soft 100, hard unlimited): Operation not permitted (EPERM); it is soft 100, hard {}\n",
+            own.rlim_max
+        )],
+        "{}",
+        out.describe()
+    );
+}

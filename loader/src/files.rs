@@ -1,23 +1,645 @@
 //! Reopening the program's file descriptors (`ckpt_image::Fd`), each at its
 //! number, with its flags and offset.
+//!
+//! [`check`] runs before the point of no return: it looks at every file the
+//! image names (stat by path) and says on stderr, one line per descriptor,
+//! what will not come back as it was:
+//!
+//! ```text
+//! restart: warning: fd 3 (/tmp/job/log): the file was deleted; it is /dev/null
+//! restart: warning: fd 4 (/tmp/job/in): the file was replaced by another since the checkpoint; reopened anyway
+//! restart: warning: fd 4 (/tmp/job/in): the file was truncated to 10 bytes, below its offset 4096; reopened anyway
+//! restart: warning: fd 5 (socket:[1234]) was not restored; it is /dev/null
+//! ```
+//!
+//! With `--strict`, the first such finding is the restart's one-line error
+//! instead, before anything has changed.
+//!
+//! [`restore`] then, single-threaded and with every signal blocked:
+//!
+//! 1. closes every descriptor above 2 (the loader holds none by then: the
+//!    image is closed), so that the program finds exactly its own;
+//! 2. raises the soft `RLIMIT_NOFILE` if the program's highest descriptor
+//!    needs it (the program's own limits are restored afterwards);
+//! 3. reopens each file by path with its saved flags (minus O_CREAT,
+//!    O_EXCL, O_TRUNC; FIFOs non-blocking first, so that the open cannot
+//!    hang, their write-only ends after their read ends), places it at its
+//!    number (`dup3`), seeks to its offset; recreates each pipe whose both
+//!    ends were in the process and writes back the bytes that were in it;
+//!    puts `/dev/null` where something cannot be reopened (never something
+//!    else, never silently);
+//! 4. makes descriptors that shared an open file description (dup, `2>&1`)
+//!    share one again (the capture marks them, see [`shared_with`]);
+//! 5. writes back the bytes that were waiting in FIFOs.
+//!
+//! Stdin, stdout and stderr stay restart's own unless `--keep-stdio`: then
+//! the program's are reopened like any other descriptor (a stdout file
+//! continues at its offset), except those that cannot be (a pipe or a
+//! terminal that is gone), which stay restart's own, with a warning.
+//! Messages during [`restore`] go to restart's own stderr even when the
+//! program's replaces it.
 
-use ckpt_image::Meta;
+use core::cell::UnsafeCell;
+use core::ffi::CStr;
+use core::fmt::Write;
+
+use ckpt_image::{Fd, FdKind, Meta, MAX_FDS};
+use ckpt_sys::{self as sys, msg::Line, Errno};
 
 use crate::args::Options;
 use crate::fail::Fail;
+
+const RLIMIT_NOFILE: i32 = 7;
+const PATH_MAX: usize = 4096;
+/// Largest amount of pipe data written back (the kernel's largest pipe).
+const MAX_PIPE: usize = 1 << 30;
+
+/// What [`check`] decided for an entry; [`restore`] follows it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Verdict {
+    /// Nothing known: reopen, warn if that fails.
+    Reopen = 0,
+    /// Warned already (replaced, truncated): reopen anyway.
+    ReopenWarned = 1,
+    /// Warned already: `/dev/null` goes at this number.
+    Null = 2,
+    /// Warned already: a standard descriptor that stays restart's own.
+    KeepOwn = 3,
+}
+
+/// Per-entry state kept in the loader's own memory (statics live in the
+/// loader's range): the verdicts of [`check`], and which entries
+/// [`restore`] has placed.
+struct Table {
+    verdict: [u8; MAX_FDS as usize],
+    done: [u8; MAX_FDS as usize],
+    /// The line a `--strict` refusal prints (after "restart: IMAGE: ").
+    refusal: [u8; 1024],
+}
+
+struct Global(UnsafeCell<Table>);
+// SAFETY: the loader is single-threaded while check and restore run, and
+// nothing else touches the table.
+unsafe impl Sync for Global {}
+static TABLE: Global = Global(UnsafeCell::new(Table {
+    verdict: [0; MAX_FDS as usize],
+    done: [0; MAX_FDS as usize],
+    refusal: [0; 1024],
+}));
+
+fn table() -> &'static mut Table {
+    // SAFETY: see Global; each caller uses the reference and drops it
+    // before the next call (no two are alive across a call).
+    unsafe { &mut *TABLE.0.get() }
+}
+
+fn verdict(i: usize) -> Verdict {
+    match table().verdict.get(i).copied().unwrap_or(0) {
+        1 => Verdict::ReopenWarned,
+        2 => Verdict::Null,
+        3 => Verdict::KeepOwn,
+        _ => Verdict::Reopen,
+    }
+}
+
+fn set_verdict(i: usize, v: Verdict) {
+    if let Some(slot) = table().verdict.get_mut(i) {
+        *slot = v as u8;
+    }
+}
+
+/// Whether entry `i` was dealt with (placed, or given /dev/null, or left).
+fn done(i: usize) -> bool {
+    table().done.get(i).is_some_and(|&d| d != 0)
+}
+
+/// Whether entry `i` is in place as what it was (its file, its pipe).
+fn placed(i: usize) -> bool {
+    table().done.get(i).is_some_and(|&d| d == 2)
+}
+
+fn set_done(i: usize) {
+    if let Some(slot) = table().done.get_mut(i) {
+        *slot = 1;
+    }
+}
+
+fn set_placed(i: usize) {
+    if let Some(slot) = table().done.get_mut(i) {
+        *slot = 2;
+    }
+}
+
+/// The entry that `f` (entry `i`) shares its open file description with:
+/// an earlier entry, of the same kind (the capture keeps it, as k+1, in the
+/// `_pad` word of [`Fd`]; 0: none).
+fn shared_with(meta: &Meta, i: usize, f: &Fd) -> Option<usize> {
+    let k = (f._pad as usize).checked_sub(1)?;
+    (k < i && meta.fd(k).kind == f.kind && !is_pipe(f)).then_some(k)
+}
+
+fn kind(f: &Fd) -> FdKind {
+    f.kind().unwrap_or(FdKind::Lost)
+}
+
+fn is_pipe(f: &Fd) -> bool {
+    matches!(kind(f), FdKind::PipeRead | FdKind::PipeWrite)
+}
+
+fn is_stdio(f: &Fd) -> bool {
+    (0..=2).contains(&f.fd)
+}
+
+/// Whether the entry is restored at all: stdin, stdout and stderr only
+/// with `--keep-stdio`.
+fn wanted(f: &Fd, opts: &Options) -> bool {
+    f.fd >= 0 && (opts.keep_stdio || !is_stdio(f))
+}
+
+/// The saved path of `f`, NUL-terminated in `buf`, if it is one.
+fn c_path<'b>(meta: &Meta, f: &Fd, buf: &'b mut [u8; PATH_MAX + 1]) -> Option<&'b CStr> {
+    let p = meta.string(f.path)?;
+    if p.is_empty() || p.len() > PATH_MAX || p[0] != b'/' || p.contains(&0) {
+        return None;
+    }
+    buf[..p.len()].copy_from_slice(p);
+    buf[p.len()] = 0;
+    CStr::from_bytes_with_nul(&buf[..p.len() + 1]).ok()
+}
+
+/// What is wrong with an entry, found before anything changes.
+#[derive(Clone, Copy)]
+enum Problem {
+    /// A socket, a pipe to another process, a deleted file at checkpoint time…
+    Lost,
+    /// The file is gone from its path.
+    Deleted,
+    /// The path cannot be looked at (permission…).
+    Unreachable(Errno),
+    /// Something else is at the path: not a directory, FIFO, device.
+    WrongType(&'static str),
+    /// Another file is at the path (other device or inode).
+    Replaced,
+    /// A regular file is shorter than the saved offset.
+    Truncated(u64),
+}
+
+impl Problem {
+    /// Whether the descriptor gets /dev/null (rather than the file anyway).
+    fn is_fatal(self) -> bool {
+        !matches!(self, Problem::Replaced | Problem::Truncated(_))
+    }
+}
+
+/// Looks at the file an entry names, as it is now.
+fn problem(meta: &Meta, f: &Fd) -> Option<Problem> {
+    let k = kind(f);
+    if k == FdKind::Lost {
+        return Some(Problem::Lost);
+    }
+    if matches!(k, FdKind::PipeRead | FdKind::PipeWrite) {
+        return None;
+    }
+    let mut buf = [0u8; PATH_MAX + 1];
+    let Some(path) = c_path(meta, f, &mut buf) else {
+        return Some(Problem::Lost);
+    };
+    let st = match sys::stat(path) {
+        Ok(st) => st,
+        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Some(Problem::Deleted),
+        Err(e) => return Some(Problem::Unreachable(e)),
+    };
+    let ty = st.mode & sys::S_IFMT;
+    let saved_ty = f.mode & sys::S_IFMT;
+    let (want, name) = match k {
+        FdKind::Dir => (sys::S_IFDIR, "a directory"),
+        FdKind::CharDev => (sys::S_IFCHR, "a character device"),
+        FdKind::Fifo => (sys::S_IFIFO, "a FIFO"),
+        _ if saved_ty == sys::S_IFBLK => (sys::S_IFBLK, "a block device"),
+        _ => (sys::S_IFREG, "a regular file"),
+    };
+    if ty != want {
+        return Some(Problem::WrongType(name));
+    }
+    if matches!(k, FdKind::File | FdKind::Dir) {
+        if st.dev != f.dev || st.ino != f.ino {
+            return Some(Problem::Replaced);
+        }
+        if ty == sys::S_IFREG && (st.size.max(0) as u64) < f.offset {
+            return Some(Problem::Truncated(st.size.max(0) as u64));
+        }
+    }
+    None
+}
+
+/// Writes what happened to entry `f`, after "fd N (PATH)".
+fn describe_problem(l: &mut Line, p: Problem, f: &Fd, keep_own: bool) {
+    let _ = match p {
+        Problem::Lost if keep_own => write!(l, " was not restored; it is restart's own"),
+        Problem::Lost => write!(l, " was not restored; it is /dev/null"),
+        Problem::Deleted => write!(l, ": the file was deleted"),
+        Problem::Unreachable(e) => write!(l, ": cannot be reopened: {} ({})", sys::errno_text(e), sys::errno_name(e)),
+        Problem::WrongType(what) => write!(l, ": is no longer {what}"),
+        Problem::Replaced => write!(l, ": the file was replaced by another since the checkpoint"),
+        Problem::Truncated(size) => {
+            write!(l, ": the file was truncated to {size} bytes, below its offset {}", f.offset)
+        }
+    };
+}
+
+fn head(l: &mut Line, meta: &Meta, f: &Fd) {
+    let _ = write!(l, "fd {} (", f.fd);
+    l.push(meta.string(f.path).unwrap_or(b"?")).push(b")");
+}
 
 /// Before the point of no return: says (on stderr) what will not come back
 /// as it was — a deleted, truncated or replaced file, a lost socket — and,
 /// with `--strict`, refuses to go on.
 pub fn check(meta: &Meta, opts: &Options) -> Result<(), Fail> {
-    let _ = (meta, opts);
+    for i in 0..meta.n_fds() {
+        let f = meta.fd(i);
+        if !wanted(&f, opts) {
+            continue;
+        }
+        let Some(p) = problem(meta, &f) else { continue };
+        let keep_own = is_stdio(&f) && p.is_fatal();
+        let mut l = Line::new();
+        if opts.strict {
+            head(&mut l, meta, &f);
+            if let Problem::Lost = p {
+                l.push(b" cannot be restored");
+            } else {
+                describe_problem(&mut l, p, &f, false);
+            }
+            l.push(b"; not restarting (--strict)");
+            return Err(Fail::Msg(refusal(l.as_bytes())));
+        }
+        l.push(b"restart: warning: ");
+        head(&mut l, meta, &f);
+        describe_problem(&mut l, p, &f, keep_own);
+        let v = match p {
+            _ if keep_own => Verdict::KeepOwn,
+            Problem::Lost => Verdict::Null,
+            _ if p.is_fatal() => {
+                l.push(b"; it is /dev/null");
+                Verdict::Null
+            }
+            _ => {
+                l.push(b"; reopened anyway");
+                Verdict::ReopenWarned
+            }
+        };
+        if keep_own && !matches!(p, Problem::Lost) {
+            l.push(b"; it is restart's own");
+        }
+        l.emit();
+        set_verdict(i, v);
+    }
     Ok(())
+}
+
+/// Keeps `msg` in the loader's static memory, for `Fail::Msg`.
+fn refusal(msg: &[u8]) -> &'static str {
+    let t = table();
+    let n = msg.len().min(t.refusal.len());
+    t.refusal[..n].copy_from_slice(&msg[..n]);
+    let bytes: &'static [u8] = &t.refusal[..n];
+    match core::str::from_utf8(bytes) {
+        Ok(s) => s,
+        // A path that is not UTF-8: the message up to it.
+        Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    }
+}
+
+/// Where restore's messages go: restart's own stderr, even once the
+/// program's is in place.
+struct Out {
+    fd: i32,
+    verbose: bool,
+}
+
+impl Out {
+    fn emit(&self, l: &mut Line) {
+        l.push(b"\n");
+        let _ = sys::write_all(self.fd, l.as_bytes());
+    }
+
+    fn warn(&self, meta: &Meta, f: &Fd, what: core::fmt::Arguments) {
+        let mut l = Line::new();
+        l.push(b"restart: warning: ");
+        head(&mut l, meta, f);
+        let _ = l.write_fmt(what);
+        self.emit(&mut l);
+    }
+
+    fn verbose(&self, meta: &Meta, f: &Fd, what: core::fmt::Arguments) {
+        if self.verbose {
+            let mut l = Line::new();
+            l.push(b"restart: ");
+            head(&mut l, meta, f);
+            let _ = l.write_fmt(what);
+            self.emit(&mut l);
+        }
+    }
 }
 
 /// After memory is restored and the image file closed: reopens every
 /// descriptor at its number. Stdin, stdout and stderr stay restart's own
-/// unless `--keep-stdio`.
+/// unless `--keep-stdio`. Every descriptor above 2 that the image does not
+/// name is closed: the loader must hold none by now.
 pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
-    let _ = (meta, opts);
+    let n = meta.n_fds();
+    let _ = sys::close_range(3, u32::MAX, 0);
+    let max_fd = meta.fds().filter(|f| wanted(f, opts)).map(|f| f.fd).max().unwrap_or(2);
+    raise_nofile(max_fd as u64 + 8);
+    // Restart's stderr, moved above every descriptor to come.
+    let err_copy = if opts.keep_stdio { sys::fcntl(2, sys::F_DUPFD_CLOEXEC, max_fd as u64 + 1).ok() } else { None };
+    let out = Out { fd: err_copy.unwrap_or(2), verbose: opts.verbose };
+
+    let write_only_fifo = |f: &Fd| kind(f) == FdKind::Fifo && f.flags as i32 & sys::O_ACCMODE == sys::O_WRONLY;
+    // Pipes, and everything opened on its own; FIFOs' write-only ends after
+    // their read ends (opened non-blocking, a write end needs a reader).
+    for pass in 0..2 {
+        for i in 0..n {
+            let f = meta.fd(i);
+            if !wanted(&f, opts) || done(i) || shared_with(meta, i, &f).is_some() || write_only_fifo(&f) != (pass == 1) {
+                continue;
+            }
+            if is_pipe(&f) {
+                restore_pipe(meta, opts, i, &out);
+            } else {
+                restore_one(meta, i, &f, &out);
+            }
+        }
+    }
+    // Descriptors that shared an open file description share one again.
+    for i in 0..n {
+        let f = meta.fd(i);
+        if !wanted(&f, opts) || done(i) {
+            continue;
+        }
+        match shared_with(meta, i, &f) {
+            Some(k) if placed(k) && verdict(i) != Verdict::Null => {
+                let src = meta.fd(k).fd;
+                match sys::dup3(src, f.fd, cloexec(&f)) {
+                    Ok(_) => {
+                        set_placed(i);
+                        out.verbose(meta, &f, format_args!(": shares fd {src}'s open file"));
+                    }
+                    Err(e) => {
+                        out.warn(meta, &f, format_args!(": cannot share fd {src}'s open file: {}", sys::errno_text(e)));
+                        restore_one(meta, i, &f, &out);
+                    }
+                }
+            }
+            _ => restore_one(meta, i, &f, &out),
+        }
+    }
+    refill_fifos(meta, opts, &out);
+    if let Some(fd) = err_copy {
+        sys::close(fd);
+    }
     Ok(())
+}
+
+/// Raises the soft limit on descriptors to `need` if it is lower (up to the
+/// hard limit): a descriptor number must be below it.
+fn raise_nofile(need: u64) {
+    if let Ok(cur) = sys::prlimit64(0, RLIMIT_NOFILE, None) {
+        if cur.soft < need {
+            let new = sys::RLimit { soft: need.min(cur.hard), hard: cur.hard };
+            let _ = sys::prlimit64(0, RLIMIT_NOFILE, Some(&new));
+        }
+    }
+}
+
+fn cloexec(f: &Fd) -> i32 {
+    if f.fd_flags as i32 & sys::FD_CLOEXEC != 0 {
+        sys::O_CLOEXEC
+    } else {
+        0
+    }
+}
+
+/// Puts `tmp` at `f`'s number (closing `tmp`), with `f`'s FD_CLOEXEC.
+fn place(tmp: i32, f: &Fd) -> Result<(), Errno> {
+    if tmp == f.fd {
+        return sys::fcntl(tmp, sys::F_SETFD, (f.fd_flags as i32 & sys::FD_CLOEXEC) as u64).map(drop);
+    }
+    let r = sys::dup3(tmp, f.fd, cloexec(f)).map(drop);
+    sys::close(tmp);
+    r
+}
+
+/// Reopens one descriptor by path (or /dev/null in its place).
+fn restore_one(meta: &Meta, i: usize, f: &Fd, out: &Out) {
+    set_done(i);
+    let k = kind(f);
+    let v = verdict(i);
+    if v == Verdict::KeepOwn {
+        return;
+    }
+    if k == FdKind::Lost || is_pipe(f) {
+        if v == Verdict::Reopen {
+            let keep_own = is_stdio(f);
+            let mut l = Line::new();
+            l.push(b"restart: warning: ");
+            head(&mut l, meta, f);
+            describe_problem(&mut l, Problem::Lost, f, keep_own);
+            out.emit(&mut l);
+            if keep_own {
+                return;
+            }
+        }
+        return put_null(meta, f, out);
+    }
+    if v == Verdict::Null {
+        return put_null(meta, f, out);
+    }
+    let tmp = match reopen(meta, f, out) {
+        Ok(t) => t,
+        Err(e) => {
+            let own = is_stdio(f);
+            let then = if own { "it is restart's own" } else { "it is /dev/null" };
+            out.warn(meta, f, format_args!(": cannot be reopened: {} ({}); {then}", sys::errno_text(e), sys::errno_name(e)));
+            if !own {
+                put_null(meta, f, out);
+            }
+            return;
+        }
+    };
+    if let Err(e) = place(tmp, f) {
+        out.warn(meta, f, format_args!(": cannot be put at its number: {} ({})", sys::errno_text(e), sys::errno_name(e)));
+        return;
+    }
+    set_placed(i);
+    out.verbose(meta, f, format_args!(": {} reopened at offset {}", k.name(), f.offset));
+}
+
+/// Opens the file of `f` with its flags, at its offset; returns the new
+/// (temporary) descriptor.
+fn reopen(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
+    let mut buf = [0u8; PATH_MAX + 1];
+    let path = c_path(meta, f, &mut buf).ok_or(Errno::ENOENT)?;
+    let k = kind(f);
+    let saved = f.flags as i32;
+    let mut flags = (saved & !(sys::O_CREAT | sys::O_EXCL | sys::O_TRUNC)) | sys::O_NOCTTY;
+    if k == FdKind::Dir {
+        flags |= sys::O_DIRECTORY;
+    }
+    if k == FdKind::Fifo {
+        flags |= sys::O_NONBLOCK; // no wait for the other end
+    }
+    let tmp = match sys::openat(sys::AT_FDCWD, path, flags, 0) {
+        // A FIFO's write end with no reader left: open it read-write, which
+        // never blocks and keeps writes from failing with EPIPE.
+        Err(Errno::ENXIO) if k == FdKind::Fifo => {
+            let t = sys::openat(sys::AT_FDCWD, path, (flags & !sys::O_ACCMODE) | sys::O_RDWR, 0)?;
+            out.warn(meta, f, format_args!(": the FIFO has no reader; reopened read-write"));
+            t
+        }
+        r => r?,
+    };
+    if saved & sys::O_PATH == 0 {
+        // The status flags (O_NONBLOCK for a FIFO, and any that open ignored).
+        let _ = sys::fcntl(tmp, sys::F_SETFL, saved as u32 as u64);
+    }
+    if matches!(k, FdKind::File | FdKind::Dir) && f.offset != 0 {
+        if let Err(e) = sys::lseek(tmp, f.offset as i64, sys::SEEK_SET) {
+            out.warn(meta, f, format_args!(": cannot seek to offset {}: {}", f.offset, sys::errno_text(e)));
+        }
+    }
+    Ok(tmp)
+}
+
+/// `/dev/null` at `f`'s number (read-write), with `f`'s FD_CLOEXEC.
+fn put_null(meta: &Meta, f: &Fd, out: &Out) {
+    let result = sys::open(c"/dev/null", sys::O_RDWR).and_then(|t| place(t, f));
+    if let Err(e) = result {
+        out.warn(meta, f, format_args!(": cannot put /dev/null there: {}", sys::errno_text(e)));
+    }
+}
+
+/// Recreates the pipe of entry `first` (a read or write end): one pipe,
+/// both ends at all their numbers, the bytes that were in it written back.
+fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
+    let p = meta.fd(first);
+    let in_group = |g: &Fd| is_pipe(g) && g.pipe == p.pipe && g.dev == p.dev && g.ino == p.ino;
+    let (mut r, mut w) = match sys::pipe2(sys::O_CLOEXEC) {
+        Ok(ends) => ends,
+        Err(e) => {
+            for i in first..meta.n_fds() {
+                let g = meta.fd(i);
+                if in_group(&g) && wanted(&g, opts) {
+                    set_done(i);
+                    out.warn(meta, &g, format_args!(": cannot recreate the pipe: {}; it is /dev/null", sys::errno_text(e)));
+                    put_null(meta, &g, out);
+                }
+            }
+            return;
+        }
+    };
+    // The bytes, written before the ends are placed (the pipe is empty:
+    // writing up to its size does not block).
+    let data = meta.fds().filter(|g| in_group(g)).find_map(|g| meta.string(g.data).filter(|d| !d.is_empty()));
+    if let Some(data) = data {
+        write_back(w, data, meta, &p, out);
+    }
+    let (mut r_placed, mut w_placed) = (false, false);
+    for i in first..meta.n_fds() {
+        let g = meta.fd(i);
+        if !in_group(&g) || !wanted(&g, opts) {
+            continue;
+        }
+        set_done(i);
+        let reader = kind(&g) == FdKind::PipeRead;
+        let (src, other, placed) = if reader { (&mut r, &mut w, &mut r_placed) } else { (&mut w, &mut r, &mut w_placed) };
+        // The number may be the other end's temporary one: move that away.
+        if g.fd == *other {
+            match sys::fcntl(*other, sys::F_DUPFD_CLOEXEC, 0) {
+                Ok(moved) => {
+                    sys::close(*other);
+                    *other = moved;
+                }
+                Err(e) => {
+                    out.warn(meta, &g, format_args!(": cannot be put at its number: {}", sys::errno_text(e)));
+                    continue;
+                }
+            }
+        }
+        let result = if g.fd == *src {
+            *placed = true;
+            sys::fcntl(g.fd, sys::F_SETFD, (g.fd_flags as i32 & sys::FD_CLOEXEC) as u64).map(drop)
+        } else {
+            sys::dup3(*src, g.fd, cloexec(&g)).map(drop)
+        };
+        let _ = sys::fcntl(g.fd, sys::F_SETFL, g.flags as u64);
+        match result {
+            Ok(()) => {
+                set_placed(i);
+                out.verbose(meta, &g, format_args!(": {} recreated", kind(&g).name()));
+            }
+            Err(e) => out.warn(meta, &g, format_args!(": cannot be put at its number: {}", sys::errno_text(e))),
+        }
+    }
+    if !r_placed {
+        sys::close(r);
+    }
+    if !w_placed {
+        sys::close(w);
+    }
+}
+
+/// Writes the saved bytes into a pipe through its write end `w`, growing
+/// it first if they need more room than it has. Leaves `w` non-blocking.
+fn write_back(w: i32, data: &[u8], meta: &Meta, f: &Fd, out: &Out) {
+    let len = data.len().min(MAX_PIPE);
+    if let Ok(size) = sys::fcntl(w, sys::F_GETPIPE_SZ, 0) {
+        if (size as usize) < len {
+            let _ = sys::fcntl(w, sys::F_SETPIPE_SZ, len as u64);
+        }
+    }
+    // Non-blocking while the loader writes: what does not fit is reported,
+    // never waited for. (The ends get their own flags when placed.)
+    let _ = sys::fcntl(w, sys::F_SETFL, sys::O_NONBLOCK as u64);
+    let mut written = 0;
+    while written < len {
+        match sys::write(w, &data[written..len]) {
+            Ok(0) => break,
+            Ok(k) => written += k,
+            Err(Errno::EINTR) => {}
+            Err(_) => break,
+        }
+    }
+    if written < data.len() {
+        out.warn(meta, f, format_args!(": only {written} of the {} bytes that were in the pipe fit back", data.len()));
+    } else {
+        out.verbose(meta, f, format_args!(": {written} bytes written back into the pipe"));
+    }
+}
+
+/// Writes back the bytes that were waiting in FIFOs, through a write end
+/// opened for the purpose (a read end of the FIFO is open: it cannot block).
+fn refill_fifos(meta: &Meta, opts: &Options, out: &Out) {
+    for i in 0..meta.n_fds() {
+        let f = meta.fd(i);
+        if kind(&f) != FdKind::Fifo || !wanted(&f, opts) || verdict(i) == Verdict::Null {
+            continue;
+        }
+        let Some(data) = meta.string(f.data).filter(|d| !d.is_empty()) else { continue };
+        let mut buf = [0u8; PATH_MAX + 1];
+        let Some(path) = c_path(meta, &f, &mut buf) else { continue };
+        match sys::open(path, sys::O_WRONLY | sys::O_NONBLOCK) {
+            Ok(w) => {
+                write_back(w, data, meta, &f, out);
+                sys::close(w);
+            }
+            Err(e) => out.warn(
+                meta,
+                &f,
+                format_args!(": the {} bytes that were in the FIFO cannot be written back: {}", data.len(), sys::errno_text(e)),
+            ),
+        }
+    }
 }

@@ -100,13 +100,39 @@ pub extern "C" fn run(arg: *mut c_void) {
         Err(threads::StopError::Stuck(tid)) => Err(Failure::stuck(tid)),
         Err(threads::StopError::Sys(e)) => Err(failed("stopping the threads")(e)),
     };
+    let n_threads = sync.slots.load(core::sync::atomic::Ordering::SeqCst);
     match result {
+        Ok(written) if cfg.cont => {
+            // --continue: the image is on disk; let everyone go on.
+            let done = sys::clock_ns(sys::CLOCK_MONOTONIC);
+            threads::release_all(sync, generation);
+            threads::reregister_rseq(rseq);
+            let paused = sys::clock_ns(sys::CLOCK_MONOTONIC);
+            if !cfg.quiet {
+                let mut l = msg::Line::new();
+                l.push(b"ckpt: checkpoint written to ").push(cfg.output());
+                let _ = write!(
+                    l,
+                    " ({} in {:.1} ms; the program was paused {:.1} ms)",
+                    Size(written),
+                    (done - t0) as f64 / 1e6,
+                    (paused - t0) as f64 / 1e6
+                );
+                if cfg.verbose {
+                    let _ = write!(l, "; {n_threads} thread{}", if n_threads == 1 { "" } else { "s" });
+                }
+                l.emit();
+            }
+        }
         Ok(written) => {
             if !cfg.quiet {
                 let ms = (sys::clock_ns(sys::CLOCK_MONOTONIC) - t0) as f64 / 1e6;
                 let mut l = msg::Line::new();
                 l.push(b"ckpt: checkpoint written to ").push(cfg.output());
                 let _ = write!(l, " ({} in {:.1} ms); stopping (exit status {})", Size(written), ms, EXIT_CHECKPOINTED);
+                if cfg.verbose {
+                    let _ = write!(l, "; {n_threads} thread{}", if n_threads == 1 { "" } else { "s" });
+                }
                 l.emit();
             }
             sys::exit_group(EXIT_CHECKPOINTED);
@@ -394,6 +420,12 @@ impl Builder<'_> {
         let result = result.and_then(|()| sys::fsync(fd).map_err(failed("writing the image to disk")));
         sys::close(fd);
         result?;
+        // Only now, with the new image complete on disk, are the older ones
+        // moved along (--keep).
+        let keep = config::get().keep;
+        if keep > 1 {
+            rotate(out, keep)?;
+        }
         sys::renameat(out.tmp(), out.path()).map_err(failed("renaming the image into place"))?;
         if let Ok(dir) = sys::open(out.dir(), sys::O_RDONLY | sys::O_DIRECTORY) {
             let _ = sys::fsync(dir);
@@ -511,9 +543,87 @@ fn readable_prefix(start: u64, pages: u64) -> u64 {
     hi
 }
 
+/// Room for one path: PATH_MAX, a suffix, the NUL.
+const NAME_BUF: usize = 4200;
+
+/// Makes room for the new image when `keep` images are kept: the image
+/// numbered keep-2 becomes keep-1 (replacing the oldest), ..., 1 becomes 2,
+/// and the current image is linked as 1. A hard link, not a rename: the
+/// image path never disappears, the rename of the new image replaces it
+/// atomically. (Where hard links are not supported, the image is renamed
+/// to 1, and for a moment there is no image at the path.) Missing images
+/// are skipped. Any other error stops the checkpoint; at worst the older
+/// images were shifted, the current one is still at the path.
+fn rotate(out: &Output, keep: u32) -> Result<(), Failure> {
+    let mut from = [0u8; NAME_BUF];
+    let mut to = [0u8; NAME_BUF];
+    for i in (1..keep - 1).rev() {
+        match sys::renameat(out.numbered(i, &mut from), out.numbered(i + 1, &mut to)) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(failed("moving the previous images along (--keep)")(e)),
+        }
+    }
+    let first = out.numbered(1, &mut to);
+    let linked = match sys::linkat(out.path(), first) {
+        Err(Errno::EEXIST) => {
+            // keep == 2: the one numbered 1 is the oldest, dropped now.
+            let _ = sys::unlink(first);
+            sys::linkat(out.path(), first)
+        }
+        other => other,
+    };
+    match linked {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(_) => match sys::renameat(out.path(), first) {
+            Ok(()) | Err(Errno::ENOENT) => Ok(()),
+            Err(e) => Err(failed("keeping the previous image (--keep)")(e)),
+        },
+    }
+}
+
+/// Appends to a fixed buffer (what does not fit is cut; the caller sizes
+/// the buffer for the longest path).
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Cursor<'_> {
+    fn push(&mut self, bytes: &[u8]) -> &mut Self {
+        let n = bytes.len().min(self.buf.len().saturating_sub(self.pos + 1));
+        self.buf[self.pos..self.pos + n].copy_from_slice(&bytes[..n]);
+        self.pos += n;
+        self
+    }
+
+    fn number(&mut self, mut n: u64) -> &mut Self {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push(&digits[i..])
+    }
+
+    /// Ends the current string with a NUL; returns its (start, len).
+    fn end(&mut self, start: usize) -> (usize, usize) {
+        let len = self.pos - start;
+        if self.pos < self.buf.len() {
+            self.buf[self.pos] = 0;
+            self.pos += 1;
+        }
+        (start, len)
+    }
+}
+
 /// The image path, its temporary sibling and its directory, as C strings.
 struct Output {
-    buf: [u8; 3 * 4200],
+    buf: [u8; 3 * NAME_BUF],
     path_len: usize,
     tmp_len: usize,
     dir_len: usize,
@@ -521,24 +631,21 @@ struct Output {
 
 impl Output {
     fn new(path: &[u8]) -> Result<Output, Failure> {
-        if path.len() > 4096 {
-            return Err(refuse("image path too long"));
+        if path.is_empty() || path.len() > 4096 {
+            return Err(refuse("image path empty or too long"));
         }
-        let mut o = Output { buf: [0; 3 * 4200], path_len: path.len(), tmp_len: 0, dir_len: 0 };
-        o.buf[..path.len()].copy_from_slice(path);
-        // tmp: "<path>.<pid>.tmp" right after the path's NUL.
-        let mut l = msg::Line::new();
-        l.push(path);
-        let _ = write!(l, ".{}.tmp", sys::getpid());
-        let tmp = l.as_bytes();
-        let t0 = path.len() + 1;
-        o.buf[t0..t0 + tmp.len()].copy_from_slice(tmp);
-        o.tmp_len = tmp.len();
-        let d0 = t0 + tmp.len() + 1;
+        let mut o = Output { buf: [0; 3 * NAME_BUF], path_len: 0, tmp_len: 0, dir_len: 0 };
         let slash = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
         let dir: &[u8] = if slash == 0 { b"/" } else { &path[..slash] };
-        o.buf[d0..d0 + dir.len()].copy_from_slice(dir);
-        o.dir_len = dir.len();
+        let mut c = Cursor { buf: &mut o.buf, pos: 0 };
+        let (_, path_len) = c.push(path).end(0);
+        // tmp: "<path>.<pid>.tmp", in the same directory.
+        let t0 = c.pos;
+        c.push(path).push(b".").number(sys::getpid() as u64).push(b".tmp");
+        let (_, tmp_len) = c.end(t0);
+        let d0 = c.pos;
+        let (_, dir_len) = c.push(dir).end(d0);
+        (o.path_len, o.tmp_len, o.dir_len) = (path_len, tmp_len, dir_len);
         Ok(o)
     }
 
@@ -553,5 +660,21 @@ impl Output {
     }
     fn dir(&self) -> &CStr {
         self.cstr(self.path_len + 1 + self.tmp_len + 1, self.dir_len)
+    }
+
+    /// The name of older image number `i` (--keep), in `buf`: the number
+    /// goes before the extension of the file name (`myckpt.dat` →
+    /// `myckpt.1.dat`), or at the end if it has none (`job` → `job.1`).
+    fn numbered<'b>(&self, i: u32, buf: &'b mut [u8; NAME_BUF]) -> &'b CStr {
+        let path = &self.buf[..self.path_len];
+        let base = path.iter().rposition(|&c| c == b'/').map_or(0, |p| p + 1);
+        let cut = match path[base..].iter().rposition(|&c| c == b'.') {
+            Some(d) if d > 0 => base + d,
+            _ => path.len(),
+        };
+        let mut c = Cursor { buf: &mut buf[..], pos: 0 };
+        c.push(&path[..cut]).push(b".").number(i as u64).push(&path[cut..]);
+        let (_, len) = c.end(0);
+        CStr::from_bytes_with_nul(&buf[..len + 1]).unwrap_or(c"")
     }
 }

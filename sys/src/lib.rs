@@ -201,6 +201,12 @@ pub fn renameat(old: &CStr, new: &CStr) -> Result<()> {
     unsafe { syscall!(Sysno::renameat, AT_FDCWD, old.as_ptr(), AT_FDCWD, new.as_ptr()) }.map(drop)
 }
 
+/// Makes `new` another name of the file `old` (a hard link; a symbolic
+/// link `old` is linked itself, not followed).
+pub fn linkat(old: &CStr, new: &CStr) -> Result<()> {
+    unsafe { syscall!(Sysno::linkat, AT_FDCWD, old.as_ptr(), AT_FDCWD, new.as_ptr(), 0) }.map(drop)
+}
+
 pub fn unlink(path: &CStr) -> Result<()> {
     unsafe { syscall!(Sysno::unlinkat, AT_FDCWD, path.as_ptr(), 0) }.map(drop)
 }

@@ -1869,14 +1869,21 @@ mod tests {
         .collect()
     }
 
-    /// The field names, in order, of the paragraph that starts with `start`.
+    /// The field names of the sentence that starts with `start`: what is
+    /// in backquotes after its last colon ("… two `u64`: `a`, `b`.").
     fn doc_prose(doc: &str, start: &str) -> Vec<String> {
         let at = doc
             .find(start)
             .unwrap_or_else(|| panic!("docs/FORMAT.md has no {start:?}"));
-        let para = &doc[at + start.len()..];
-        let para = &para[..para.find("\n\n").unwrap_or(para.len())];
-        para.split('`')
+        let text = &doc[at + start.len()..];
+        let end = ["\n\n", ". ", ".\n"]
+            .iter()
+            .filter_map(|e| text.find(e))
+            .min()
+            .unwrap_or(text.len());
+        let text = &text[..end];
+        let list = &text[text.rfind(':').map_or(0, |i| i + 1)..];
+        list.split('`')
             .skip(1)
             .step_by(2)
             .map(String::from)
