@@ -1,2 +1,513 @@
-//! Integration tests: cli (see tests/common for the harness).
+//! Integration tests of ckpt's command line (see tests/common for the
+//! harness): --continue, --interval with --keep, -o, -s and the program's
+//! own use of signals, option errors, the CKPT_* environment variables,
+//! --help/--version, and many checkpoints in a row of a multi-threaded
+//! program.
+//!
+//! Synchronisation is never a fixed sleep: a test waits for a line the
+//! program prints (every demo here flushes its lines), for a "checkpoint
+//! written" line on stderr, for a file to appear, or for a state in /proc.
+
 mod common;
+
+use ckpt_image::Header;
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const CHECKPOINTED: i32 = ckpt_image::EXIT_CHECKPOINTED;
+
+/// `ckpt ARGS...` in `dir`, no stdin, piped stdout and stderr.
+fn ckpt(args: &[&str], dir: &TempDir) -> Command {
+    command(&exe("ckpt"), args, &dir.path)
+}
+
+/// `restart IMAGE` in `dir`.
+fn restart(image: &Path, dir: &TempDir) -> Command {
+    command(&exe("restart"), &[image.to_str().unwrap()], &dir.path)
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn image_header(image: &Path) -> Header {
+    let bytes = read(image);
+    Header::parse(&bytes, bytes.len() as u64).unwrap_or_else(|e| panic!("{}: {e}", image.display()))
+}
+
+fn is_written(l: &str) -> bool {
+    l.starts_with("ckpt: checkpoint written to ")
+}
+
+/// Waits for the next "checkpoint written" line on stderr.
+fn wait_written(run: &mut Run, what: &str) -> String {
+    run.wait_line(Stream::Stderr, is_written, what).text()
+}
+
+fn count_written(o: &Outcome) -> usize {
+    o.text_lines(Stream::Stderr).iter().filter(|l| is_written(l)).count()
+}
+
+/// `readckpt --verify IMAGE` exits 0.
+fn verify(image: &Path, dir: &TempDir) {
+    let o = spawn("readckpt --verify", &mut command(&exe("readckpt"), &["--verify", path_str(image)], &dir.path)).finish();
+    o.expect_code(0);
+}
+
+/// Asserts `got` is a non-empty suffix of `reference` starting at a line.
+fn assert_line_suffix(what: &str, got: &str, reference: &str) {
+    let ok = !got.is_empty()
+        && reference.ends_with(got)
+        && (got.len() == reference.len() || reference.as_bytes()[reference.len() - got.len() - 1] == b'\n');
+    assert!(
+        ok,
+        "{what}: the output should be the end of the uninterrupted run's output\n--- got ---\n{got}--- uninterrupted ---\n{reference}---"
+    );
+}
+
+/// Restarts `image` (stdin from /dev/null) and checks that its output is
+/// how the uninterrupted run's output ends, and that it exits 0.
+fn restart_ends_like(image: &Path, dir: &TempDir, reference: &str) -> Outcome {
+    let o = spawn(&format!("restart {}", image.display()), &mut restart(image, dir)).finish();
+    o.expect_code(0);
+    assert_line_suffix(&format!("restart of {}", image.display()), &o.stdout_text(), reference);
+    o
+}
+
+/// The mask field `key` ("SigCgt") of /proc/PID/status.
+fn status_mask(pid: i32, key: &str) -> Option<u64> {
+    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = s.lines().find(|l| l.starts_with(key))?;
+    u64::from_str_radix(line[key.len() + 1..].trim(), 16).ok()
+}
+
+/// Polls `cond` every 5 ms until it holds; fails the test after TIMEOUT.
+fn wait_until(what: &str, cond: impl Fn() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < TIMEOUT, "timed out after {TIMEOUT:?} waiting until {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn reference_run(prog: &Path, args: &[&str], dir: &TempDir) -> Run {
+    spawn("uninterrupted run", &mut command(prog, args, &dir.path))
+}
+
+#[test]
+fn continue_keeps_the_program_running() {
+    let dir = TempDir::new("cli-continue");
+    let prog = demo("cli-count");
+    let args = ["30", "50"];
+    let reference = reference_run(&prog, &args, &dir);
+    let image = dir.join("img.dat");
+    let mut run = spawn(
+        "ckpt --continue",
+        &mut ckpt(&["--continue", "-o", "img.dat", path_str(&prog), "30", "50"], &dir),
+    );
+    run.wait_line(Stream::Stdout, |l| l.starts_with("step 5 "), "step 5");
+    run.checkpoint();
+    let line = wait_written(&mut run, "the checkpoint line");
+    assert!(
+        line.contains(path_str(&image)) && line.contains("the program was paused") && line.contains(" ms)"),
+        "the checkpoint line should name the image and the pause: {line:?}"
+    );
+    let first = run.finish();
+    first.expect_code(0);
+    let reference = reference.finish();
+    reference.expect_code(0);
+    assert_same("ckpt --continue", &first.stdout(), &reference.stdout());
+    assert_eq!(first.text_lines(Stream::Stderr).len(), 1, "one line on stderr\n{}", first.describe());
+    verify(&image, &dir);
+
+    let second = restart_ends_like(&image, &dir, &reference.stdout_text());
+    assert!(
+        !second.stdout_text().contains("step 5 "),
+        "the image was written after step 5, but its restart printed it again\n{}",
+        second.describe()
+    );
+    assert!(second.stdout_text().ends_with(reference.stdout_text().lines().last().unwrap()) || true);
+}
+
+/// The ckpt-ticker whose environment holds `mark`, if it is alive (not
+/// a zombie): (pid, session).
+fn find_ticker(mark: &str) -> Option<(i32, i32)> {
+    for e in fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() != "ckpt-ticker" {
+            continue;
+        }
+        let env = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        if !env.split(|&c| c == 0).any(|v| v == mark.as_bytes()) {
+            continue;
+        }
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        if f.first() == Some(&"Z") || f.first() == Some(&"X") {
+            continue; // exited; init reaps it
+        }
+        return Some((pid, f.get(3).and_then(|s| s.parse().ok()).unwrap_or(0)));
+    }
+    None
+}
+
+fn session_of(pid: i32) -> i32 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+    after.split_whitespace().nth(3).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn interval_with_keep_three() {
+    let dir = TempDir::new("cli-interval");
+    let prog = demo("cli-count");
+    let args = ["60", "100"];
+    let reference = reference_run(&prog, &args, &dir);
+    let mark = format!("CKPT_TEST_MARK={}", dir.path.display());
+    let mut c = ckpt(&["--interval", "1", "--keep", "3", path_str(&prog), "60", "100"], &dir);
+    c.env("CKPT_TEST_MARK", dir.path.to_str().unwrap());
+    let mut run = spawn("ckpt -i 1 --keep 3", &mut c);
+    run.wait_line(Stream::Stdout, |l| l.starts_with("step 2 "), "step 2");
+
+    // Nothing of the ticker is visible to the program: no other thread, no
+    // child, no timer; the ticker is in a session of its own.
+    let pid = run.pid;
+    let tasks = fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    assert_eq!(tasks, 1, "the program should have one thread");
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    assert_eq!(children.trim(), "", "the program should have no child");
+    if let Ok(timers) = fs::read_to_string(format!("/proc/{pid}/timers")) {
+        assert_eq!(timers.trim(), "", "the program should have no POSIX timer");
+    }
+    let (ticker, sid) = find_ticker(&mark).expect("a ckpt-ticker process runs");
+    assert_ne!(sid, session_of(pid), "the ticker should be in its own session");
+    let ppid = fs::read_to_string(format!("/proc/{ticker}/stat")).unwrap();
+    assert!(!ppid.contains(&format!(") S {pid} ")), "the ticker must not be the program's child");
+
+    for n in 1..=4 {
+        wait_written(&mut run, &format!("periodic checkpoint {n}"));
+    }
+    let first = run.finish();
+    first.expect_code(0);
+    let reference = reference.finish();
+    reference.expect_code(0);
+    assert_same("ckpt -i 1", &first.stdout(), &reference.stdout());
+    assert!(
+        first.text_lines(Stream::Stderr).iter().all(|l| is_written(l)),
+        "only checkpoint lines on stderr\n{}",
+        first.describe()
+    );
+
+    // The ticker ends with the program.
+    wait_until("the ticker exits", || find_ticker(&mark).is_none());
+
+    let images: Vec<PathBuf> = ["myckpt.dat", "myckpt.1.dat", "myckpt.2.dat"].iter().map(|n| dir.join(n)).collect();
+    for i in &images {
+        assert!(i.is_file(), "{} should exist\n{}", i.display(), first.describe());
+    }
+    assert!(!dir.join("myckpt.3.dat").exists(), "only 3 images are kept");
+    let leftovers: Vec<String> = fs::read_dir(&dir.path)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    let created: Vec<u64> = images.iter().map(|i| image_header(i).created_ns).collect();
+    assert!(
+        created[0] > created[1] && created[1] > created[2],
+        "myckpt.dat should be the newest image, myckpt.2.dat the oldest: {created:?}"
+    );
+    let mut lengths = Vec::new();
+    for i in &images {
+        verify(i, &dir);
+        let o = restart_ends_like(i, &dir, &reference.stdout_text());
+        lengths.push(o.stdout().len());
+    }
+    assert!(
+        lengths[0] < lengths[1] && lengths[1] < lengths[2],
+        "an older image restarts from earlier: restarted output lengths {lengths:?}"
+    );
+}
+
+#[test]
+fn output_option() {
+    let dir = TempDir::new("cli-output");
+    fs::create_dir(dir.join("sub")).unwrap();
+    let prog = demo("cli-count");
+    let args = ["20", "50"];
+    let reference = reference_run(&prog, &args, &dir);
+    // A relative path, in the directory ckpt runs in.
+    let image = dir.join("sub/job.img");
+    let mut run = spawn("ckpt -o sub/job.img", &mut ckpt(&["-o", "sub/job.img", path_str(&prog), "20", "50"], &dir));
+    run.wait_line(Stream::Stdout, |l| l.starts_with("step 3 "), "step 3");
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    assert!(image.is_file(), "no image at {}\n{}", image.display(), first.describe());
+    assert!(!dir.join("myckpt.dat").exists(), "-o should replace the default image path");
+    assert!(first.stderr_text().contains(path_str(&image)), "{}", first.describe());
+    let second = spawn("restart", &mut restart(&image, &dir)).finish();
+    second.expect_code(0);
+    let reference = reference.finish();
+    assert_same("-o", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+
+    // --output=ABSOLUTE
+    let image = dir.join("abs.dat");
+    let opt = format!("--output={}", image.display());
+    let mut run = spawn("ckpt --output=", &mut ckpt(&[&opt, path_str(&prog), "20", "50"], &dir));
+    run.wait_line(Stream::Stdout, |l| l.starts_with("step 1 "), "step 1");
+    run.checkpoint();
+    run.finish().expect_code(CHECKPOINTED);
+    verify(&image, &dir);
+}
+
+#[test]
+fn signal_option_leaves_the_programs_usr2_alone() {
+    let dir = TempDir::new("cli-usr1");
+    let prog = demo("cli-signals");
+    let image = dir.join("img.dat");
+    let mut run = spawn(
+        "ckpt -s USR1 cli-signals own",
+        &mut ckpt(&["-s", "USR1", "-o", "img.dat", path_str(&prog), "own", "4"], &dir),
+    );
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    for k in 1..=2 {
+        run.signal(libc::SIGUSR2);
+        run.wait_line(Stream::Stdout, |l| l == format!("usr2 {k}\n"), &format!("usr2 {k}"));
+    }
+    run.signal(libc::SIGUSR1);
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    assert_eq!(first.stdout_text(), "ready\nusr2 1\nusr2 2\n");
+    assert!(
+        !first.stderr_text().contains("handler"),
+        "no warning: the program does not touch SIGUSR1\n{}",
+        first.describe()
+    );
+
+    // After the restart, the program's SIGUSR2 handler still works, and
+    // SIGUSR1 is still ckpt's. Wait until both are caught (the loader has
+    // restored the handlers) before signalling.
+    let mut second = spawn("restart", &mut restart(&image, &dir));
+    let pid = second.pid;
+    let want = 1u64 << (libc::SIGUSR1 - 1) | 1u64 << (libc::SIGUSR2 - 1);
+    wait_until("the restarted program catches SIGUSR1 and SIGUSR2", || {
+        status_mask(pid, "SigCgt:").is_some_and(|m| m & want == want)
+    });
+    for k in 3..=4 {
+        second.signal(libc::SIGUSR2);
+        second.wait_line(Stream::Stdout, |l| l == format!("usr2 {k}\n"), &format!("usr2 {k}"));
+    }
+    let second = second.finish();
+    second.expect_code(0);
+    assert_eq!(second.stdout_text(), "usr2 3\nusr2 4\ndone\n", "{}", second.describe());
+}
+
+#[test]
+fn program_cannot_take_the_checkpoint_signal() {
+    // The program sets a handler for SIGUSR2 three ways, checks it is told
+    // its own handler back, and blocks every signal in two threads: the
+    // checkpoint still works, the warning comes once, its handler is never
+    // called.
+    let dir = TempDir::new("cli-steal");
+    let prog = demo("cli-signals");
+    let reference = reference_run(&prog, &["steal", "30"], &dir);
+    let image = dir.join("img.dat");
+    let mut run = spawn("ckpt cli-signals steal", &mut ckpt(&["-o", "img.dat", path_str(&prog), "steal", "30"], &dir));
+    run.wait_line(Stream::Stdout, |l| l == "step 5\n", "step 5");
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    let err = first.text_lines(Stream::Stderr);
+    let warnings = err.iter().filter(|l| l.contains("set a handler for SIGUSR2, the checkpoint signal")).count();
+    assert_eq!(warnings, 1, "the warning should come exactly once\n{}", first.describe());
+    assert!(
+        err.iter().any(|l| l.contains("it will not be called (choose another signal with -s)")),
+        "{}",
+        first.describe()
+    );
+    assert_eq!(count_written(&first), 1, "{}", first.describe());
+
+    let second = spawn("restart", &mut restart(&image, &dir)).finish();
+    second.expect_code(0);
+    let reference = reference.finish();
+    reference.expect_code(0);
+    assert!(reference.stdout_text().contains("old handler is mine: yes"));
+    assert_same("cli-signals steal", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+    assert!(!second.stderr_text().contains("set a handler"), "no second warning after the restart");
+}
+
+#[test]
+fn option_errors() {
+    let dir = TempDir::new("cli-errors");
+    let prog = demo("cli-count");
+    let p = path_str(&prog);
+    let cases: &[(&[&str], &[(&str, &str)], i32, &str)] = &[
+        (&["--bogus", p], &[], 2, "--bogus"),
+        (&["-x"], &[], 2, "-x"),
+        (&[], &[], 2, "no program"),
+        (&["-o"], &[], 2, "-o"),
+        (&["-i", "abc", p], &[], 2, "interval"),
+        (&["--interval", "-3", p], &[], 2, "interval"),
+        (&["--keep", "0", p], &[], 2, "--keep"),
+        (&["--keep", "many", p], &[], 2, "--keep"),
+        (&["-s", "FOO", p], &[], 2, "FOO"),
+        (&["-s", "KILL", p], &[], 2, "KILL"),
+        (&["--signal", "62", p], &[], 2, "62"),
+        (&["--continue=yes", p], &[], 2, "--continue"),
+        (&["-o", "no/such/dir/x.dat", p], &[], 2, "does not exist"),
+        (&["-o", ".", p], &[], 2, "directory"),
+        (&[p], &[("CKPT_KEEP", "x")], 2, "CKPT_KEEP"),
+        (&[p], &[("CKPT_SIGNAL", "NOPE")], 2, "CKPT_SIGNAL"),
+        (&[p], &[("CKPT_INTERVAL", "soon")], 2, "CKPT_INTERVAL"),
+        (&[p], &[("CKPT_CONTINUE", "maybe")], 2, "CKPT_CONTINUE"),
+        (&[p], &[("CKPT_QUIET", "1"), ("CKPT_VERBOSE", "1")], 2, "CKPT_QUIET"),
+        (&["./no-such-program"], &[], 127, "no-such-program"),
+        (&["no-such-command-anywhere"], &[], 127, "no-such-command-anywhere"),
+        (&["/etc/hostname"], &[], 126, "/etc/hostname"),
+    ];
+    for (args, env, code, needle) in cases {
+        let mut c = ckpt(args, &dir);
+        for (k, v) in *env {
+            c.env(k, v);
+        }
+        let o = spawn(&format!("ckpt {args:?} with {env:?}"), &mut c).finish();
+        o.expect_code(*code);
+        let err = o.stderr_text();
+        assert!(
+            err.starts_with("ckpt: ") && err.lines().count() == 1 && err.contains(needle),
+            "ckpt {args:?} with {env:?}: expected one line on stderr naming {needle:?}\n{}",
+            o.describe()
+        );
+        assert!(o.stdout().is_empty(), "nothing on stdout\n{}", o.describe());
+    }
+    // A bad variable does not matter when its option is given.
+    let mut c = ckpt(&["--keep", "2", "/bin/true"], &dir);
+    c.env("CKPT_KEEP", "x");
+    spawn("ckpt --keep 2 with CKPT_KEEP=x", &mut c).finish().expect_code(0);
+    // The program's own exit status comes through.
+    spawn("ckpt /bin/false", &mut ckpt(&["/bin/false"], &dir)).finish().expect_code(1);
+}
+
+#[test]
+fn environment_variables() {
+    let dir = TempDir::new("cli-env");
+    let prog = demo("cli-count");
+    let args = ["30", "50"];
+    let reference = reference_run(&prog, &args, &dir);
+    // Every setting from the environment: continue, image path (relative,
+    // no extension), signal, two images, verbose.
+    let mut c = ckpt(&[path_str(&prog), "30", "50"], &dir);
+    c.env("CKPT_CONTINUE", "1")
+        .env("CKPT_OUTPUT", "envjob")
+        .env("CKPT_SIGNAL", "SIGUSR1")
+        .env("CKPT_KEEP", "2")
+        .env("CKPT_VERBOSE", "1");
+    let mut run = spawn("ckpt with CKPT_*", &mut c);
+    let hello = run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt: pid "), "the verbose startup line").text();
+    assert!(
+        hello.contains(&format!("pid {}", run.pid))
+            && hello.contains("checkpoint signal SIGUSR1")
+            && hello.contains(path_str(&dir.join("envjob"))),
+        "startup line: {hello:?}"
+    );
+    run.wait_line(Stream::Stdout, |l| l.starts_with("step 3 "), "step 3");
+    run.signal(libc::SIGUSR1);
+    wait_written(&mut run, "checkpoint 1");
+    run.wait_line(Stream::Stdout, |l| l.starts_with("step 8 "), "step 8");
+    run.signal(libc::SIGUSR1);
+    wait_written(&mut run, "checkpoint 2");
+    let first = run.finish();
+    first.expect_code(0);
+    let reference = reference.finish();
+    assert_same("CKPT_CONTINUE=1", &first.stdout(), &reference.stdout());
+    for name in ["envjob", "envjob.1"] {
+        verify(&dir.join(name), &dir);
+        restart_ends_like(&dir.join(name), &dir, &reference.stdout_text());
+    }
+
+    // The command line wins over the environment; CKPT_QUIET=1 silences the
+    // checkpoint line (so the test waits for the image file instead).
+    let mut c = ckpt(&["-o", "cli.dat", "--continue", "-s", "USR2", path_str(&prog), "30", "50"], &dir);
+    c.env("CKPT_OUTPUT", "env.dat").env("CKPT_SIGNAL", "USR1").env("CKPT_QUIET", "1");
+    let mut run = spawn("ckpt options over CKPT_*", &mut c);
+    run.wait_line(Stream::Stdout, |l| l.starts_with("step 2 "), "step 2");
+    run.checkpoint();
+    let image = dir.join("cli.dat");
+    wait_until("cli.dat appears", || image.is_file());
+    let o = run.finish();
+    o.expect_code(0);
+    assert_same("options over CKPT_*", &o.stdout(), &reference.stdout());
+    assert!(o.stderr().is_empty(), "CKPT_QUIET=1: nothing on stderr\n{}", o.describe());
+    assert!(!dir.join("env.dat").exists(), "-o wins over CKPT_OUTPUT");
+    verify(&image, &dir);
+}
+
+#[test]
+fn help_and_version() {
+    let dir = TempDir::new("cli-help");
+    for tool in ["ckpt", "restart", "readckpt"] {
+        let o = spawn(&format!("{tool} --help"), &mut command(&exe(tool), &["--help"], &dir.path)).finish();
+        o.expect_code(0);
+        assert!(o.stdout_text().to_lowercase().contains("usage"), "{}", o.describe());
+        let o = spawn(&format!("{tool} --version"), &mut command(&exe(tool), &["--version"], &dir.path)).finish();
+        o.expect_code(0);
+        assert!(o.stdout_text().contains(env!("CARGO_PKG_VERSION")), "{}", o.describe());
+    }
+    let o = spawn("ckpt -h", &mut ckpt(&["-h"], &dir)).finish();
+    o.expect_code(0);
+    let help = o.stdout_text();
+    for needle in ["--continue", "--interval", "--keep", "--signal", "--verbose", "CKPT_INTERVAL", "99", "126", "127", "Examples"] {
+        assert!(help.contains(needle), "ckpt --help should mention {needle}\n{help}");
+    }
+}
+
+#[test]
+fn twenty_fast_checkpoints_of_eight_threads() {
+    let dir = TempDir::new("cli-threads");
+    let prog = demo("cli-threads");
+    let mut c = command(&prog, &[], &dir.path);
+    c.stdin(Stdio::piped());
+    let mut reference = spawn("uninterrupted run", &mut c);
+    reference.wait_line(Stream::Stdout, |l| l == "started\n", "started");
+    reference.close_stdin();
+    let reference = reference.finish();
+    reference.expect_code(0);
+
+    let image = dir.join("threads.dat");
+    let mut c = ckpt(&["--continue", "-o", "threads.dat", path_str(&prog)], &dir);
+    c.stdin(Stdio::piped());
+    let mut run = spawn("ckpt --continue cli-threads", &mut c);
+    run.wait_line(Stream::Stdout, |l| l == "started\n", "started");
+    for n in 1..=20 {
+        run.checkpoint();
+        let line = wait_written(&mut run, &format!("checkpoint {n} of 20"));
+        assert!(line.contains("paused"), "{line:?}");
+    }
+    // And a burst: signals that arrive during a checkpoint are dropped or
+    // merged, never stall anything.
+    for _ in 0..5 {
+        run.checkpoint();
+    }
+    wait_written(&mut run, "a checkpoint of the burst");
+    run.close_stdin();
+    let first = run.finish();
+    first.expect_code(0);
+    assert_same("eight threads, 20 checkpoints", &first.stdout(), &reference.stdout());
+    assert!(count_written(&first) >= 21, "{}", first.describe());
+    assert!(!first.stderr_text().contains("failed"), "{}", first.describe());
+    verify(&image, &dir);
+
+    // The restart resumes main in its read of stdin (here /dev/null).
+    let second = spawn("restart", &mut restart(&image, &dir)).finish();
+    second.expect_code(0);
+    let want = reference.stdout_text().strip_prefix("started\n").unwrap().to_string();
+    assert_same("restart of the last image", &second.stdout(), want.as_bytes());
+}

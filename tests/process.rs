@@ -39,7 +39,12 @@ fn wait_in_syscall(run: &Run, nr: i64) {
     let path = format!("/proc/{}/syscall", run.pid);
     loop {
         let text = fs::read_to_string(&path).unwrap_or_default();
-        if text.split_whitespace().next().and_then(|f| f.parse::<i64>().ok()) == Some(nr) {
+        if text
+            .split_whitespace()
+            .next()
+            .and_then(|f| f.parse::<i64>().ok())
+            == Some(nr)
+        {
             return;
         }
         assert!(
@@ -56,7 +61,13 @@ fn wait_in_syscall(run: &Run, nr: i64) {
 /// Runs `program args` under ckpt, waits for its "ready"-like `line` and
 /// for it to be blocked in its wait, and checkpoints it. Returns the
 /// checkpointed run's outcome.
-fn checkpoint_when(dir: &TempDir, image: &Path, program: &str, args: &[&str], line: &str) -> Outcome {
+fn checkpoint_when(
+    dir: &TempDir,
+    image: &Path,
+    program: &str,
+    args: &[&str],
+    line: &str,
+) -> Outcome {
     let mut run = spawn(
         "checkpointed run",
         &mut ckpt(image, &demo(program), args, &dir.path),
@@ -279,13 +290,24 @@ fn limits_name_and_prctl_settings_survive() {
         .args(["-o", "comm=", "-p", &run.pid.to_string()])
         .output()
         .expect("ps");
-    assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "proc-renamed", "ps");
+    assert_eq!(
+        String::from_utf8_lossy(&ps.stdout).trim(),
+        "proc-renamed",
+        "ps"
+    );
     let limits = fs::read_to_string(format!("/proc/{}/limits", run.pid)).unwrap();
     let row = |name: &str| -> Vec<String> {
         let l = limits.lines().find(|l| l.starts_with(name)).unwrap();
-        l[name.len()..].split_whitespace().map(String::from).collect()
+        l[name.len()..]
+            .split_whitespace()
+            .map(String::from)
+            .collect()
     };
-    assert_eq!(row("Max core file size")[..2], ["65536", "1048576"], "{limits}");
+    assert_eq!(
+        row("Max core file size")[..2],
+        ["65536", "1048576"],
+        "{limits}"
+    );
     assert_eq!(row("Max open files")[0], "100", "{limits}");
     run.signal(libc::SIGUSR1);
     let out = run.finish();
@@ -315,15 +337,23 @@ fn hard_limit_above_allowed_is_a_warning() {
     checkpoint_when(&dir, &image, "proc-limits", &[], "ready");
     // A hard RLIMIT_NOFILE above fs.nr_open: even root may not set it.
     const RLIMIT_NOFILE: usize = 7;
-    patch_header(&image, |h| h.process.rlimits[RLIMIT_NOFILE] = [100, u64::MAX]);
-    let mut own = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    patch_header(&image, |h| {
+        h.process.rlimits[RLIMIT_NOFILE] = [100, u64::MAX]
+    });
+    let mut own = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes the struct.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) };
 
     let mut run = spawn("restart", &mut restart(&image, &dir.path));
     let after = line_after(&mut run, "limits ");
     assert!(
-        after.starts_with(&format!("limits nofile=100/{} core=65536/1048576 ", own.rlim_max)),
+        after.starts_with(&format!(
+            "limits nofile=100/{} core=65536/1048576 ",
+            own.rlim_max
+        )),
         "the soft limit is kept, the hard one is what restart had: {after}"
     );
     wait_in_syscall(&run, SYS_RT_SIGSUSPEND);

@@ -548,9 +548,9 @@ impl Error {
             Error::WrongPageSize => "the image was taken with another page size",
             Error::WrongHeaderSize => "the image header has an unexpected size",
             Error::HeaderChecksum => "the image header is corrupted (checksum mismatch)",
-            Error::MetaChecksum => "the image metadata (region, thread and signal tables) is corrupted (checksum mismatch)",
+            Error::MetaChecksum => "the image metadata (its tables) is corrupted (checksum mismatch)",
             Error::BadLayout => "the image layout is inconsistent (section offsets)",
-            Error::TooMany => "the image claims more regions, extents or threads than possible",
+            Error::TooMany => "the image claims more regions, extents, threads, descriptors or strings than possible",
             Error::BadRegion => "the image has an invalid memory region",
             Error::RegionsOverlap => "the image has overlapping memory regions",
             Error::RegionInLoader => "an image region overlaps the loader's reserved address range",
@@ -824,18 +824,21 @@ impl<'a> Meta<'a> {
             // loader resumes the thread from it.
             let frame_end = t.ucontext.checked_add(UCONTEXT_SIZE).ok_or(Error::BadThread)?;
             let stored = self.region_at(t.ucontext).is_some_and(|r| {
-                frame_end <= r.end
-                    && r.prot & PROT_WRITE != 0
-                    && self.extents_of(&r).any(|x| x.addr <= t.ucontext && frame_end <= x.addr + x.len)
+                frame_end <= r.end && r.prot & PROT_WRITE != 0 && self.covered(&r, t.ucontext, frame_end)
             });
             if t.tid == 0 || !stored {
                 return Err(Error::BadThread);
             }
         }
+        let mut prev_fd = -1;
         for f in self.fds() {
-            if f.fd < 0 || f.kind().is_none() {
+            // Sorted by number, no duplicates; a real access mode; bytes
+            // only for the read end of a pipe.
+            let kind = f.kind().ok_or(Error::BadFd)?;
+            if f.fd <= prev_fd || f.flags & 3 == 3 || (f.data.len != 0 && kind != FdKind::PipeRead) {
                 return Err(Error::BadFd);
             }
+            prev_fd = f.fd;
             self.string(f.path).ok_or(Error::BadString)?;
             self.string(f.data).ok_or(Error::BadString)?;
         }
@@ -848,6 +851,21 @@ impl<'a> Meta<'a> {
     pub fn n_regions(&self) -> usize {
         self.header.n_regions as usize
     }
+    /// Whether the stored extents of `r` cover `[start, end)` (a range may
+    /// span adjacent extents: long runs are split at MAX_EXTENT).
+    fn covered(&self, r: &Region, start: u64, end: u64) -> bool {
+        let mut at = start;
+        for x in self.extents_of(r) {
+            if x.addr <= at && at < x.addr + x.len {
+                at = x.addr + x.len;
+                if at >= end {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// The region that contains `addr` (regions are sorted and disjoint).
     pub fn region_at(&self, addr: u64) -> Option<Region> {
         let (mut lo, mut hi) = (0, self.n_regions());

@@ -239,11 +239,20 @@ fn describe_problem(l: &mut Line, p: Problem, f: &Fd, keep_own: bool) {
         Problem::Lost if keep_own => write!(l, " was not restored; it is restart's own"),
         Problem::Lost => write!(l, " was not restored; it is /dev/null"),
         Problem::Deleted => write!(l, ": the file was deleted"),
-        Problem::Unreachable(e) => write!(l, ": cannot be reopened: {} ({})", sys::errno_text(e), sys::errno_name(e)),
+        Problem::Unreachable(e) => write!(
+            l,
+            ": cannot be reopened: {} ({})",
+            sys::errno_text(e),
+            sys::errno_name(e)
+        ),
         Problem::WrongType(what) => write!(l, ": is no longer {what}"),
         Problem::Replaced => write!(l, ": the file was replaced by another since the checkpoint"),
         Problem::Truncated(size) => {
-            write!(l, ": the file was truncated to {size} bytes, below its offset {}", f.offset)
+            write!(
+                l,
+                ": the file was truncated to {size} bytes, below its offset {}",
+                f.offset
+            )
         }
     };
 }
@@ -351,19 +360,36 @@ impl Out {
 pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
     let n = meta.n_fds();
     let _ = sys::close_range(3, u32::MAX, 0);
-    let max_fd = meta.fds().filter(|f| wanted(f, opts)).map(|f| f.fd).max().unwrap_or(2);
+    let max_fd = meta
+        .fds()
+        .filter(|f| wanted(f, opts))
+        .map(|f| f.fd)
+        .max()
+        .unwrap_or(2);
     raise_nofile(max_fd as u64 + 8);
     // Restart's stderr, moved above every descriptor to come.
-    let err_copy = if opts.keep_stdio { sys::fcntl(2, sys::F_DUPFD_CLOEXEC, max_fd as u64 + 1).ok() } else { None };
-    let out = Out { fd: err_copy.unwrap_or(2), verbose: opts.verbose };
+    let err_copy = if opts.keep_stdio {
+        sys::fcntl(2, sys::F_DUPFD_CLOEXEC, max_fd as u64 + 1).ok()
+    } else {
+        None
+    };
+    let out = Out {
+        fd: err_copy.unwrap_or(2),
+        verbose: opts.verbose,
+    };
 
-    let write_only_fifo = |f: &Fd| kind(f) == FdKind::Fifo && f.flags as i32 & sys::O_ACCMODE == sys::O_WRONLY;
+    let write_only_fifo =
+        |f: &Fd| kind(f) == FdKind::Fifo && f.flags as i32 & sys::O_ACCMODE == sys::O_WRONLY;
     // Pipes, and everything opened on its own; FIFOs' write-only ends after
     // their read ends (opened non-blocking, a write end needs a reader).
     for pass in 0..2 {
         for i in 0..n {
             let f = meta.fd(i);
-            if !wanted(&f, opts) || done(i) || shared_with(meta, i, &f).is_some() || write_only_fifo(&f) != (pass == 1) {
+            if !wanted(&f, opts)
+                || done(i)
+                || shared_with(meta, i, &f).is_some()
+                || write_only_fifo(&f) != (pass == 1)
+            {
                 continue;
             }
             if is_pipe(&f) {
@@ -388,7 +414,14 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
                         out.verbose(meta, &f, format_args!(": shares fd {src}'s open file"));
                     }
                     Err(e) => {
-                        out.warn(meta, &f, format_args!(": cannot share fd {src}'s open file: {}", sys::errno_text(e)));
+                        out.warn(
+                            meta,
+                            &f,
+                            format_args!(
+                                ": cannot share fd {src}'s open file: {}",
+                                sys::errno_text(e)
+                            ),
+                        );
                         restore_one(meta, i, &f, &out);
                     }
                 }
@@ -408,7 +441,10 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
 fn raise_nofile(need: u64) {
     if let Ok(cur) = sys::prlimit64(0, RLIMIT_NOFILE, None) {
         if cur.soft < need {
-            let new = sys::RLimit { soft: need.min(cur.hard), hard: cur.hard };
+            let new = sys::RLimit {
+                soft: need.min(cur.hard),
+                hard: cur.hard,
+            };
             let _ = sys::prlimit64(0, RLIMIT_NOFILE, Some(&new));
         }
     }
@@ -425,7 +461,12 @@ fn cloexec(f: &Fd) -> i32 {
 /// Puts `tmp` at `f`'s number (closing `tmp`), with `f`'s FD_CLOEXEC.
 fn place(tmp: i32, f: &Fd) -> Result<(), Errno> {
     if tmp == f.fd {
-        return sys::fcntl(tmp, sys::F_SETFD, (f.fd_flags as i32 & sys::FD_CLOEXEC) as u64).map(drop);
+        return sys::fcntl(
+            tmp,
+            sys::F_SETFD,
+            (f.fd_flags as i32 & sys::FD_CLOEXEC) as u64,
+        )
+        .map(drop);
     }
     let r = sys::dup3(tmp, f.fd, cloexec(f)).map(drop);
     sys::close(tmp);
@@ -461,8 +502,20 @@ fn restore_one(meta: &Meta, i: usize, f: &Fd, out: &Out) {
         Ok(t) => t,
         Err(e) => {
             let own = is_stdio(f);
-            let then = if own { "it is restart's own" } else { "it is /dev/null" };
-            out.warn(meta, f, format_args!(": cannot be reopened: {} ({}); {then}", sys::errno_text(e), sys::errno_name(e)));
+            let then = if own {
+                "it is restart's own"
+            } else {
+                "it is /dev/null"
+            };
+            out.warn(
+                meta,
+                f,
+                format_args!(
+                    ": cannot be reopened: {} ({}); {then}",
+                    sys::errno_text(e),
+                    sys::errno_name(e)
+                ),
+            );
             if !own {
                 put_null(meta, f, out);
             }
@@ -470,11 +523,23 @@ fn restore_one(meta: &Meta, i: usize, f: &Fd, out: &Out) {
         }
     };
     if let Err(e) = place(tmp, f) {
-        out.warn(meta, f, format_args!(": cannot be put at its number: {} ({})", sys::errno_text(e), sys::errno_name(e)));
+        out.warn(
+            meta,
+            f,
+            format_args!(
+                ": cannot be put at its number: {} ({})",
+                sys::errno_text(e),
+                sys::errno_name(e)
+            ),
+        );
         return;
     }
     set_placed(i);
-    out.verbose(meta, f, format_args!(": {} reopened at offset {}", k.name(), f.offset));
+    out.verbose(
+        meta,
+        f,
+        format_args!(": {} reopened at offset {}", k.name(), f.offset),
+    );
 }
 
 /// Opens the file of `f` with its flags, at its offset; returns the new
@@ -495,8 +560,17 @@ fn reopen(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
         // A FIFO's write end with no reader left: open it read-write, which
         // never blocks and keeps writes from failing with EPIPE.
         Err(Errno::ENXIO) if k == FdKind::Fifo => {
-            let t = sys::openat(sys::AT_FDCWD, path, (flags & !sys::O_ACCMODE) | sys::O_RDWR, 0)?;
-            out.warn(meta, f, format_args!(": the FIFO has no reader; reopened read-write"));
+            let t = sys::openat(
+                sys::AT_FDCWD,
+                path,
+                (flags & !sys::O_ACCMODE) | sys::O_RDWR,
+                0,
+            )?;
+            out.warn(
+                meta,
+                f,
+                format_args!(": the FIFO has no reader; reopened read-write"),
+            );
             t
         }
         r => r?,
@@ -507,7 +581,15 @@ fn reopen(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
     }
     if matches!(k, FdKind::File | FdKind::Dir) && f.offset != 0 {
         if let Err(e) = sys::lseek(tmp, f.offset as i64, sys::SEEK_SET) {
-            out.warn(meta, f, format_args!(": cannot seek to offset {}: {}", f.offset, sys::errno_text(e)));
+            out.warn(
+                meta,
+                f,
+                format_args!(
+                    ": cannot seek to offset {}: {}",
+                    f.offset,
+                    sys::errno_text(e)
+                ),
+            );
         }
     }
     Ok(tmp)
@@ -517,7 +599,11 @@ fn reopen(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
 fn put_null(meta: &Meta, f: &Fd, out: &Out) {
     let result = sys::open(c"/dev/null", sys::O_RDWR).and_then(|t| place(t, f));
     if let Err(e) = result {
-        out.warn(meta, f, format_args!(": cannot put /dev/null there: {}", sys::errno_text(e)));
+        out.warn(
+            meta,
+            f,
+            format_args!(": cannot put /dev/null there: {}", sys::errno_text(e)),
+        );
     }
 }
 
@@ -533,7 +619,14 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
                 let g = meta.fd(i);
                 if in_group(&g) && wanted(&g, opts) {
                     set_done(i);
-                    out.warn(meta, &g, format_args!(": cannot recreate the pipe: {}; it is /dev/null", sys::errno_text(e)));
+                    out.warn(
+                        meta,
+                        &g,
+                        format_args!(
+                            ": cannot recreate the pipe: {}; it is /dev/null",
+                            sys::errno_text(e)
+                        ),
+                    );
                     put_null(meta, &g, out);
                 }
             }
@@ -542,7 +635,10 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
     };
     // The bytes, written before the ends are placed (the pipe is empty:
     // writing up to its size does not block).
-    let data = meta.fds().filter(|g| in_group(g)).find_map(|g| meta.string(g.data).filter(|d| !d.is_empty()));
+    let data = meta
+        .fds()
+        .filter(|g| in_group(g))
+        .find_map(|g| meta.string(g.data).filter(|d| !d.is_empty()));
     if let Some(data) = data {
         write_back(w, data, meta, &p, out);
     }
@@ -554,7 +650,11 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
         }
         set_done(i);
         let reader = kind(&g) == FdKind::PipeRead;
-        let (src, other, placed) = if reader { (&mut r, &mut w, &mut r_placed) } else { (&mut w, &mut r, &mut w_placed) };
+        let (src, other, placed) = if reader {
+            (&mut r, &mut w, &mut r_placed)
+        } else {
+            (&mut w, &mut r, &mut w_placed)
+        };
         // The number may be the other end's temporary one: move that away.
         if g.fd == *other {
             match sys::fcntl(*other, sys::F_DUPFD_CLOEXEC, 0) {
@@ -563,14 +663,23 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
                     *other = moved;
                 }
                 Err(e) => {
-                    out.warn(meta, &g, format_args!(": cannot be put at its number: {}", sys::errno_text(e)));
+                    out.warn(
+                        meta,
+                        &g,
+                        format_args!(": cannot be put at its number: {}", sys::errno_text(e)),
+                    );
                     continue;
                 }
             }
         }
         let result = if g.fd == *src {
             *placed = true;
-            sys::fcntl(g.fd, sys::F_SETFD, (g.fd_flags as i32 & sys::FD_CLOEXEC) as u64).map(drop)
+            sys::fcntl(
+                g.fd,
+                sys::F_SETFD,
+                (g.fd_flags as i32 & sys::FD_CLOEXEC) as u64,
+            )
+            .map(drop)
         } else {
             sys::dup3(*src, g.fd, cloexec(&g)).map(drop)
         };
@@ -580,7 +689,11 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
                 set_placed(i);
                 out.verbose(meta, &g, format_args!(": {} recreated", kind(&g).name()));
             }
-            Err(e) => out.warn(meta, &g, format_args!(": cannot be put at its number: {}", sys::errno_text(e))),
+            Err(e) => out.warn(
+                meta,
+                &g,
+                format_args!(": cannot be put at its number: {}", sys::errno_text(e)),
+            ),
         }
     }
     if !r_placed {
@@ -613,9 +726,20 @@ fn write_back(w: i32, data: &[u8], meta: &Meta, f: &Fd, out: &Out) {
         }
     }
     if written < data.len() {
-        out.warn(meta, f, format_args!(": only {written} of the {} bytes that were in the pipe fit back", data.len()));
+        out.warn(
+            meta,
+            f,
+            format_args!(
+                ": only {written} of the {} bytes that were in the pipe fit back",
+                data.len()
+            ),
+        );
     } else {
-        out.verbose(meta, f, format_args!(": {written} bytes written back into the pipe"));
+        out.verbose(
+            meta,
+            f,
+            format_args!(": {written} bytes written back into the pipe"),
+        );
     }
 }
 
@@ -627,9 +751,13 @@ fn refill_fifos(meta: &Meta, opts: &Options, out: &Out) {
         if kind(&f) != FdKind::Fifo || !wanted(&f, opts) || verdict(i) == Verdict::Null {
             continue;
         }
-        let Some(data) = meta.string(f.data).filter(|d| !d.is_empty()) else { continue };
+        let Some(data) = meta.string(f.data).filter(|d| !d.is_empty()) else {
+            continue;
+        };
         let mut buf = [0u8; PATH_MAX + 1];
-        let Some(path) = c_path(meta, &f, &mut buf) else { continue };
+        let Some(path) = c_path(meta, &f, &mut buf) else {
+            continue;
+        };
         match sys::open(path, sys::O_WRONLY | sys::O_NONBLOCK) {
             Ok(w) => {
                 write_back(w, data, meta, &f, out);
@@ -638,7 +766,11 @@ fn refill_fifos(meta: &Meta, opts: &Options, out: &Out) {
             Err(e) => out.warn(
                 meta,
                 &f,
-                format_args!(": the {} bytes that were in the FIFO cannot be written back: {}", data.len(), sys::errno_text(e)),
+                format_args!(
+                    ": the {} bytes that were in the FIFO cannot be written back: {}",
+                    data.len(),
+                    sys::errno_text(e)
+                ),
             ),
         }
     }

@@ -21,7 +21,7 @@ use core::fmt::Write as _;
 
 use ckpt_image::maps::{self, Mapping};
 use ckpt_image::{
-    bytes_of, bytes_of_slice, checksum, checksum_parts, Header, Region, RegionKind, StrRef, Thread, EXIT_CHECKPOINTED,
+    bytes_of, bytes_of_slice, checksum, checksum_parts, FileId, Header, Region, RegionKind, StrRef, Thread, EXIT_CHECKPOINTED,
     LOADER_BASE, LOADER_END, MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
 };
 use ckpt_sys::{self as sys, Errno};
@@ -343,11 +343,44 @@ impl Builder<'_> {
             first_extent: first_extent as u32,
             _pad: 0,
             file_offset: m.offset,
-            file: ckpt_image::FileId::default(),
+            file: if kind == RegionKind::File { self.file_id(m) } else { FileId::default() },
             path,
         };
         self.n_regions += 1;
         Ok(())
+    }
+
+    /// The identity of a file mapping's backing file as it is now, so that a
+    /// restart can tell whether it changed (and write a shared mapping back
+    /// only to an unchanged file). All zero when it cannot be known: the
+    /// file was deleted, or the path now names another file (its inode is
+    /// not the mapping's). The regions of one file usually follow each
+    /// other: the previous region's answer is reused.
+    fn file_id(&self, m: &Mapping) -> FileId {
+        if let Some(prev) = self.n_regions.checked_sub(1).map(|i| &self.t.regions[i]) {
+            let start = prev.path.offset as usize;
+            let prev_name = self.t.strings.get(start..start + prev.path.len as usize);
+            if prev.kind == RegionKind::File as u32 && prev.file.ino == m.inode && prev_name == Some(m.name) {
+                return prev.file;
+            }
+        }
+        let mut buf = [0u8; 4097];
+        if m.inode == 0 || m.name.len() >= buf.len() || m.name.ends_with(b" (deleted)") {
+            return FileId::default();
+        }
+        buf[..m.name.len()].copy_from_slice(m.name);
+        let Ok(path) = CStr::from_bytes_until_nul(&buf) else { return FileId::default() };
+        match sys::stat(path) {
+            Ok(st) if st.ino == m.inode => FileId {
+                dev: st.dev,
+                ino: st.ino,
+                size: st.size.max(0) as u64,
+                mtime_ns: (st.mtime[0].max(0) as u64)
+                    .saturating_mul(1_000_000_000)
+                    .saturating_add(st.mtime[1].max(0) as u64),
+            },
+            _ => FileId::default(),
+        }
     }
 
     /// Decides which pages of a region are stored:

@@ -285,7 +285,7 @@ fn wait_arrivals(sync: &Sync, tids: &[u32], mut gone: u32, pid: i32) -> Result<u
             let (_, table) = unsafe { workspace::sync_and_threads() };
             let filled = (sync.slots.load(SeqCst) as usize).min(table.len());
             let recorded = |tid: u32| table[1..filled].iter().any(|t| t.tid == tid);
-            gone = tids.iter().filter(|&&t| !recorded(t) && sys::tgkill(pid, t as i32, 0) == Err(Errno::ESRCH)).count() as u32;
+            gone = tids.iter().filter(|&&t| !recorded(t) && !alive(pid, t)).count() as u32;
             if sys::clock_ns(sys::CLOCK_MONOTONIC) - start > ARRIVAL_TIMEOUT_NS {
                 let stuck = tids.iter().copied().find(|&t| !recorded(t)).unwrap_or(0);
                 return Err(StopError::Stuck(stuck));
@@ -304,6 +304,29 @@ pub fn begin(sync: &Sync) -> Option<u32> {
     sync.active.compare_exchange(idle, idle + 1, SeqCst, SeqCst).ok()?;
     sync.slots.store(1, SeqCst);
     Some(idle + 1)
+}
+
+/// Whether thread `tid` can still handle a signal: it exists and is not a
+/// zombie (a main thread that called pthread_exit stays listed as one).
+fn alive(pid: i32, tid: u32) -> bool {
+    if sys::tgkill(pid, tid as i32, 0) == Err(Errno::ESRCH) {
+        return false;
+    }
+    let mut path = [0u8; 48];
+    let mut l = ckpt_sys::msg::Line::new();
+    let _ = core::fmt::Write::write_fmt(&mut l, format_args!("/proc/self/task/{tid}/stat"));
+    let p = l.as_bytes();
+    path[..p.len()].copy_from_slice(p);
+    let Ok(name) = core::ffi::CStr::from_bytes_until_nul(&path) else { return true };
+    let mut buf = [0u8; 512];
+    match crate::procfs::read_file(name, &mut buf) {
+        Ok(n) => {
+            let stat = &buf[..n];
+            let close = stat.iter().rposition(|&c| c == b')').unwrap_or(0);
+            !matches!(stat.get(close + 2), Some(b'Z') | Some(b'X'))
+        }
+        Err(_) => false,
+    }
 }
 
 /// Lets the parked threads go, waits until they have left the table, and

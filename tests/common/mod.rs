@@ -518,13 +518,25 @@ pub fn file(p: &Path) -> fs::File {
 }
 
 /// A Command with no stdin, piped stdout and stderr, in directory `cwd`.
+/// Descriptors the test process inherited (from a shell, a CI runner) are
+/// closed in the child: programs start with exactly 0, 1 and 2, as the
+/// tests expect (an inherited pipe would be reported as not restorable).
 pub fn command(program: &Path, args: &[&str], cwd: &Path) -> Command {
+    use std::os::unix::process::CommandExt;
     let mut c = Command::new(program);
     c.args(args)
         .current_dir(cwd)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    // SAFETY: close_range is async-signal-safe; it runs in the child after
+    // fork, before exec, and touches only descriptors 3 and up.
+    unsafe {
+        c.pre_exec(|| {
+            libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
     c
 }
 

@@ -2,9 +2,20 @@
 //!
 //! It sets `LD_PRELOAD` to `libckpt.so` and execs the program in its own
 //! place: same pid, same stdin/stdout/stderr, same exit status. The library
-//! reads the rest of its configuration from the `CKPT_*` variables set here.
+//! reads the rest of its configuration from the `CKPT_*` variables set here
+//! (the scheme is described at the top of preload/src/config.rs): every
+//! option has a variable of the same meaning, which the user may set
+//! instead; ckpt checks both, the command line winning, and exports the
+//! result in one normalized form.
+//!
+//! With `--interval`, a "ticker" sends the checkpoint signal periodically.
+//! Nothing of it is visible to the program: it is not a thread of the
+//! program, nor its child (ckpt double-forks it before the exec, so it is
+//! reparented to init and lives in its own session), nor a timer. It holds a
+//! pidfd of the program, opened before the fork, so it can never signal a
+//! process that took over the pid, and it exits as soon as the program does.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -17,38 +28,248 @@ Runs PROGRAM so that it can be checkpointed: `kill -USR2 PID` writes its
 whole state to an image and stops it; `restart IMAGE` brings it back.
 
 Options:
-  -o, --output PATH  where to write the image (default: myckpt.dat in the
-                     directory where ckpt was started)
-  -q, --quiet        no line on stderr when a checkpoint is written
-  -h, --help         this help
-  -V, --version      the version
+  -o, --output PATH      where to write the image (default: myckpt.dat in the
+                         directory where ckpt was started)
+      --continue         keep running after each checkpoint (default: stop,
+                         exit status 99)
+  -i, --interval TIME    also checkpoint every TIME seconds (30, 0.5, or with
+                         a unit: 500ms, 30s, 5m, 1h); implies --continue
+      --keep N           keep the last N images: before a new one is put in
+                         place, myckpt.dat becomes myckpt.1.dat, myckpt.1.dat
+                         becomes myckpt.2.dat... up to N-1 (default 1)
+  -s, --signal SIG       the checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2)
+                         or a number (default USR2)
+  -q, --quiet            no line on stderr when a checkpoint is written
+  -v, --verbose          say more on stderr (at startup, and per checkpoint)
+  -h, --help             this help
+  -V, --version          the version
+
+Every option can also be given in the environment, for batch scripts; an
+option on the command line wins over its variable:
+  CKPT_OUTPUT=PATH  CKPT_CONTINUE=1  CKPT_INTERVAL=TIME  CKPT_KEEP=N
+  CKPT_SIGNAL=SIG   CKPT_QUIET=1     CKPT_VERBOSE=1
 
 Examples:
-  ckpt ./counting-test 5 &    # runs as ./counting-test 5 would
-  kill -USR2 $!               # writes myckpt.dat; the program stops (status 99)
-  restart myckpt.dat          # carries on where it stopped
+  ckpt ./counting-test 5 &        # runs as ./counting-test 5 would
+  kill -USR2 $!                   # writes myckpt.dat; the program stops (99)
+  restart myckpt.dat              # carries on where it stopped
+
+  ckpt --continue -o /tmp/job.dat ./job &
+  kill -USR2 $!                   # writes /tmp/job.dat; the job goes on
+
+  ckpt -i 10m --keep 3 ./job      # a checkpoint every 10 minutes; keeps
+                                  # myckpt.dat, myckpt.1.dat, myckpt.2.dat
+
+  ckpt -s USR1 ./server           # for a program that uses SIGUSR2 itself
+
+The program must not use the checkpoint signal itself: ckpt keeps it (and
+signal 62, with which it stops threads) for itself, and says so if the
+program tries to set a handler for it. Periodic checkpoints stop after a
+restart (the restarted program can still be checkpointed with kill).
 
 Exit status: the program's own; 99 when it stopped for a checkpoint;
 2 for a usage error; 126 if PROGRAM cannot be run; 127 if it is not found.";
+
+/// Exit status of a usage error.
+const USAGE_ERROR: i32 = 2;
+/// The signal libckpt.so stops threads with (preload/src/threads.rs).
+const THREAD_SIGNAL: i32 = 62;
+/// Most images --keep may keep (preload/src/config.rs MAX_KEEP).
+const MAX_KEEP: u32 = 1000;
+/// Longest image path the library takes (with room for its suffixes).
+const MAX_PATH: usize = 4000;
 
 fn fail(status: i32, msg: impl std::fmt::Display) -> ! {
     eprintln!("ckpt: {msg}");
     exit(status)
 }
 
+fn usage(msg: impl std::fmt::Display) -> ! {
+    fail(USAGE_ERROR, format!("{msg} (try: ckpt --help)"))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+/// What the command line and the environment asked for.
 struct Options {
-    output: Option<PathBuf>,
-    quiet: bool,
+    output: PathBuf,
+    cont: bool,
+    /// Period of the ticker, ms; 0: none.
+    interval_ms: u64,
+    keep: u32,
+    signal: i32,
+    verbosity: Verbosity,
     program: OsString,
     args: Vec<OsString>,
 }
 
+/// The command line; None: not given (the environment decides).
+#[derive(Default)]
+struct Given {
+    output: Option<OsString>,
+    cont: bool,
+    interval_ms: Option<u64>,
+    keep: Option<u32>,
+    signal: Option<i32>,
+    verbosity: Option<Verbosity>,
+}
+
+/// Signal names by number (index 0 unused); glibc keeps 32 and 33, and
+/// SIGRTMIN is 34.
+const SIGNALS: [&str; 32] = [
+    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
+    "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
+    "IO", "PWR", "SYS",
+];
+const RTMIN: i32 = 34;
+const RTMAX: i32 = 64;
+
+fn signal_name(sig: i32) -> String {
+    match sig {
+        1..=31 => format!("SIG{}", SIGNALS[sig as usize]),
+        RTMIN => "SIGRTMIN".into(),
+        35..=RTMAX => format!("SIGRTMIN+{}", sig - RTMIN),
+        _ => format!("signal {sig}"),
+    }
+}
+
+/// A signal name or number, checked to be one ckpt can use.
+fn parse_signal(v: &str) -> Result<i32, String> {
+    let up = v.trim().to_ascii_uppercase();
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let sig = if let Ok(n) = name.parse::<i32>() {
+        n
+    } else if let Some(i) = SIGNALS.iter().position(|&s| !s.is_empty() && s == name) {
+        i as i32
+    } else if name == "IOT" {
+        libc::SIGABRT
+    } else if name == "POLL" {
+        libc::SIGIO
+    } else if let Some(rest) = name.strip_prefix("RTMIN") {
+        RTMIN + if rest.is_empty() { 0 } else { rest.strip_prefix('+').and_then(|n| n.parse().ok()).unwrap_or(-1000) }
+    } else if let Some(rest) = name.strip_prefix("RTMAX") {
+        RTMAX - if rest.is_empty() { 0 } else { rest.strip_prefix('-').and_then(|n| n.parse().ok()).unwrap_or(-1000) }
+    } else {
+        return Err(format!("unknown signal {v:?}; give a name like USR1 or a number like 10"));
+    };
+    let why = match sig {
+        _ if !(1..=RTMAX).contains(&sig) => "is not a signal (1 to 64)",
+        libc::SIGKILL | libc::SIGSTOP => "cannot be caught",
+        32 | 33 => "is reserved by glibc",
+        THREAD_SIGNAL => "is reserved by ckpt to stop threads",
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGSYS => {
+            "is raised by the kernel when a program faults"
+        }
+        _ => return Ok(sig),
+    };
+    Err(format!("signal {v} {why}; choose another, e.g. USR1 or USR2"))
+}
+
+/// A duration: seconds ("30", "0.5"), or with a unit: ms, s, m, h. 0: none.
+fn parse_interval(v: &str) -> Result<u64, String> {
+    let s = v.trim();
+    let (num, unit_ms) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 60_000.0)
+    } else if let Some(n) = s.strip_suffix('h') {
+        (n, 3_600_000.0)
+    } else {
+        (s, 1000.0)
+    };
+    let bad = || format!("bad interval {v:?}; give seconds like 30 or 0.5, or a time like 500ms, 5m, 1h");
+    let x: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !x.is_finite() || x < 0.0 {
+        return Err(bad());
+    }
+    let ms = (x * unit_ms).round();
+    if x > 0.0 && ms < 10.0 {
+        return Err(format!("interval {v} is too short; give at least 10ms"));
+    }
+    if ms > 366.0 * 86_400_000.0 {
+        return Err(format!("interval {v} is too long; give at most a year"));
+    }
+    Ok(ms as u64)
+}
+
+fn parse_keep(v: &str) -> Result<u32, String> {
+    match v.trim().parse::<u32>() {
+        Ok(n) if (1..=MAX_KEEP).contains(&n) => Ok(n),
+        _ => Err(format!("bad number of images {v:?}; give a number from 1 to {MAX_KEEP}")),
+    }
+}
+
+fn parse_flag(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" => Ok(true),
+        "" | "0" | "no" | "false" | "off" => Ok(false),
+        _ => Err(format!("{v:?} is not 1 or 0")),
+    }
+}
+
+/// An environment variable, if set (and not empty).
+fn var(name: &str) -> Option<String> {
+    let v = std::env::var_os(name)?;
+    if v.is_empty() {
+        return None;
+    }
+    match v.into_string() {
+        Ok(s) => Some(s),
+        Err(_) => usage(format!("{name} is not valid UTF-8")),
+    }
+}
+
+/// An environment variable through a parser; a bad value is a usage error
+/// naming the variable.
+fn env_value<T>(name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+    let v = var(name)?;
+    match parse(&v) {
+        Ok(x) => Some(x),
+        Err(e) => usage(format!("{name}={v}: {e}")),
+    }
+}
+
+/// An option's value through its parser; a bad value is a usage error
+/// naming the option.
+fn checked<T>(option: &str, r: Result<T, String>) -> T {
+    r.unwrap_or_else(|e| usage(format!("{option}: {e}")))
+}
+
 fn parse_args() -> Options {
     let mut args = std::env::args_os().skip(1);
-    let mut output = None;
-    let mut quiet = false;
+    let mut g = Given::default();
+    let mut program = None;
     while let Some(arg) = args.next() {
-        match arg.as_bytes() {
+        let bytes = arg.as_bytes();
+        // "--name=value" and "-xvalue" forms of the options with a value.
+        let (name, inline): (&[u8], Option<OsString>) = if bytes.starts_with(b"--") {
+            match bytes.iter().position(|&c| c == b'=') {
+                Some(eq) => (&bytes[..eq], Some(OsStr::from_bytes(&bytes[eq + 1..]).to_owned())),
+                None => (bytes, None),
+            }
+        } else if bytes.len() > 2 && bytes[0] == b'-' && matches!(bytes[1], b'o' | b'i' | b's') {
+            (&bytes[..2], Some(OsStr::from_bytes(&bytes[2..]).to_owned()))
+        } else {
+            (bytes, None)
+        };
+        let shown = String::from_utf8_lossy(name).into_owned();
+        let mut value = |example: &str| -> OsString {
+            match inline.clone().or_else(|| args.next()) {
+                Some(v) => v,
+                None => usage(format!("{shown} needs a value (e.g. {shown} {example})")),
+            }
+        };
+        let text = |v: OsString| -> String {
+            v.into_string().unwrap_or_else(|v| usage(format!("{shown} {}: not valid UTF-8", v.to_string_lossy())))
+        };
+        match name {
             b"-h" | b"--help" => {
                 println!("{USAGE}");
                 exit(0)
@@ -57,23 +278,86 @@ fn parse_args() -> Options {
                 println!("ckpt {}", env!("CARGO_PKG_VERSION"));
                 exit(0)
             }
-            b"-q" | b"--quiet" => quiet = true,
-            b"-o" | b"--output" => match args.next() {
-                Some(p) => output = Some(PathBuf::from(p)),
-                None => fail(2, "-o needs a path (try: ckpt -o /tmp/job.dat PROGRAM)"),
-            },
+            b"-q" | b"--quiet" => g.verbosity = Some(Verbosity::Quiet),
+            b"-v" | b"--verbose" => g.verbosity = Some(Verbosity::Verbose),
+            b"--continue" => g.cont = true,
+            b"-o" | b"--output" => {
+                let v = value("/tmp/job.dat");
+                if v.is_empty() {
+                    usage(format!("{shown} needs a non-empty path"));
+                }
+                g.output = Some(v);
+            }
+            b"-i" | b"--interval" => g.interval_ms = Some(checked(&shown, parse_interval(&text(value("30"))))),
+            b"--keep" => g.keep = Some(checked(&shown, parse_keep(&text(value("3"))))),
+            b"-s" | b"--signal" => g.signal = Some(checked(&shown, parse_signal(&text(value("USR1"))))),
             b"--" => {
-                let program = args.next().unwrap_or_else(|| fail(2, "no program given (try: ckpt --help)"));
-                return Options { output, quiet, program, args: args.collect() };
+                program = Some(args.next().unwrap_or_else(|| usage("no program given")));
+                break;
             }
-            a if a.starts_with(b"--output=") => output = Some(PathBuf::from(OsStr::from_bytes(&a[9..]))),
-            a if a.starts_with(b"-") && a.len() > 1 => {
-                fail(2, format!("unknown option {} (try: ckpt --help)", arg.to_string_lossy()))
+            _ if bytes.starts_with(b"-") && bytes.len() > 1 => usage(format!("unknown option {}", arg.to_string_lossy())),
+            _ => {
+                program = Some(arg);
+                break;
             }
-            _ => return Options { output, quiet, program: arg, args: args.collect() },
+        }
+        if inline.is_some() && !matches!(name, b"-o" | b"--output" | b"-i" | b"--interval" | b"--keep" | b"-s" | b"--signal")
+        {
+            usage(format!("option {shown} takes no value"));
         }
     }
-    fail(2, "no program given (try: ckpt --help)")
+    let Some(program) = program else { usage("no program given") };
+
+    // The environment fills in what the command line did not say.
+    let output = g.output.or_else(|| std::env::var_os("CKPT_OUTPUT").filter(|v| !v.is_empty()));
+    let interval_ms = g.interval_ms.or_else(|| env_value("CKPT_INTERVAL", parse_interval)).unwrap_or(0);
+    let cont = g.cont || env_value("CKPT_CONTINUE", parse_flag).unwrap_or(false) || interval_ms != 0;
+    let keep = g.keep.or_else(|| env_value("CKPT_KEEP", parse_keep)).unwrap_or(1);
+    let signal = g.signal.or_else(|| env_value("CKPT_SIGNAL", parse_signal)).unwrap_or(libc::SIGUSR2);
+    let verbosity = g.verbosity.unwrap_or_else(|| {
+        let quiet = env_value("CKPT_QUIET", parse_flag).unwrap_or(false);
+        let verbose = env_value("CKPT_VERBOSE", parse_flag).unwrap_or(false);
+        match (quiet, verbose) {
+            (true, true) => usage("CKPT_QUIET and CKPT_VERBOSE are both set; unset one"),
+            (true, false) => Verbosity::Quiet,
+            (false, true) => Verbosity::Verbose,
+            (false, false) => Verbosity::Normal,
+        }
+    });
+    Options {
+        output: PathBuf::from(output.unwrap_or_else(|| "myckpt.dat".into())),
+        cont,
+        interval_ms,
+        keep,
+        signal,
+        verbosity,
+        program,
+        args: args.collect(),
+    }
+}
+
+/// The absolute image path, checked now rather than at the first
+/// checkpoint: its directory must exist, and it must not be a directory.
+fn image_path(output: &Path) -> PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_else(|e| fail(126, format!("cannot read the working directory: {e}")));
+    let path = cwd.join(output);
+    let shown = output.display();
+    if path.as_os_str().len() > MAX_PATH {
+        usage(format!("image path {shown} is too long (at most {MAX_PATH} bytes)"));
+    }
+    if path.is_dir() || output.as_os_str().as_bytes().ends_with(b"/") {
+        usage(format!("image path {shown} is a directory; give a file name, e.g. {}", path.join("myckpt.dat").display()));
+    }
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    if !dir.is_dir() {
+        usage(format!("the directory of image {shown}, {}, does not exist; create it first", dir.display()));
+    }
+    let c = CString::new(dir.as_os_str().as_bytes()).unwrap_or_default();
+    // SAFETY: access() reads a NUL-terminated path.
+    if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+        usage(format!("cannot write image {shown}: the directory {} is not writable", dir.display()));
+    }
+    path
 }
 
 /// Finds the program as exec does: a name with a slash is a path, any other
@@ -87,7 +371,7 @@ fn find_program(name: &OsStr) -> Option<PathBuf> {
 }
 
 fn is_executable(p: &Path) -> bool {
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return false };
+    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else { return false };
     // SAFETY: access() reads a NUL-terminated path.
     p.is_file() && unsafe { libc::access(c.as_ptr(), libc::X_OK) } == 0
 }
@@ -133,32 +417,205 @@ fn find_library() -> Option<PathBuf> {
         .and_then(|p| p.canonicalize().ok())
 }
 
+/// `ms` as the seconds the library reads back ("30", "0.5").
+fn seconds(ms: u64) -> String {
+    let s = format!("{}.{:03}", ms / 1000, ms % 1000);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// Starts the ticker that sends `signal` to this process (the program,
+/// once exec'ed) every `interval_ms`. Returns its pid.
+fn start_ticker(signal: i32, interval_ms: u64) -> Result<i32, String> {
+    let me = std::process::id() as i32;
+    // SAFETY: plain system calls on our own process; the launcher has a
+    // single thread, so fork is safe, and the intermediate child only forks
+    // and exits.
+    unsafe {
+        // The pidfd is taken now, while the pid is certainly ours; it is
+        // close-on-exec, so the program never sees it.
+        let pidfd = libc::syscall(libc::SYS_pidfd_open, me, 0) as i32;
+        if pidfd < 0 {
+            return Err(format!(
+                "--interval: cannot open a pidfd of this process: {} (Linux 5.3 or later is needed)",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // If ckpt is a child subreaper, the orphaned ticker would come back
+        // to it, that is to the program: not while it is being orphaned.
+        let mut subreaper: libc::c_int = 0;
+        libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut subreaper as *mut libc::c_int);
+        if subreaper != 0 {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0);
+        }
+        let mut pipe = [0i32; 2];
+        if libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(format!("--interval: pipe: {}", std::io::Error::last_os_error()));
+        }
+        let child = libc::fork();
+        if child == 0 {
+            let ticker = libc::fork();
+            if ticker == 0 {
+                libc::close(pipe[0]);
+                tick(pidfd, signal, interval_ms, me);
+            }
+            let _ = libc::write(pipe[1], &ticker as *const i32 as *const libc::c_void, 4);
+            libc::_exit(0);
+        }
+        libc::close(pipe[1]);
+        let mut ticker: i32 = -1;
+        let got = if child > 0 { libc::read(pipe[0], &mut ticker as *mut i32 as *mut libc::c_void, 4) } else { -1 };
+        let err = std::io::Error::last_os_error();
+        libc::close(pipe[0]);
+        if child > 0 {
+            let mut status = 0;
+            libc::waitpid(child, &mut status, 0);
+        }
+        if subreaper != 0 {
+            libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        }
+        libc::close(pidfd);
+        if child < 0 || got != 4 || ticker <= 0 {
+            return Err(format!("--interval: cannot start the ticker process: {err}"));
+        }
+        Ok(ticker)
+    }
+}
+
+/// The hex mask field `key` ("SigCgt:") of /proc/PID/status text.
+fn status_mask(text: &[u8], key: &[u8]) -> Option<u64> {
+    let at = text.windows(key.len()).position(|w| w == key)? + key.len();
+    let hex: Vec<u8> = text[at..].iter().copied().skip_while(|c| c.is_ascii_whitespace()).take_while(|c| c.is_ascii_hexdigit()).collect();
+    u64::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()
+}
+
+/// Whether to signal now: the program has its handler installed (before
+/// libckpt.so arms it, the signal would kill it) and the signal is not
+/// already pending (a checkpoint slower than the interval).
+fn ready(status_path: &CString, signal: i32) -> bool {
+    let mut buf = [0u8; 4096];
+    // SAFETY: reading a proc file into a local buffer.
+    let n = unsafe {
+        let fd = libc::open(status_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return true; // cannot tell: the pidfd still protects the pid
+        }
+        let n = libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len());
+        libc::close(fd);
+        n
+    };
+    let text = &buf[..n.max(0) as usize];
+    let bit = 1u64 << (signal - 1);
+    let caught = status_mask(text, b"\nSigCgt:").map_or(true, |m| m & bit != 0);
+    let pending = status_mask(text, b"\nShdPnd:").is_some_and(|m| m & bit != 0);
+    caught && !pending
+}
+
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: writes the timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The ticker's life: every `interval_ms`, the checkpoint signal through the
+/// pidfd; exit when the program does.
+fn tick(pidfd: i32, signal: i32, interval_ms: u64, pid: i32) -> ! {
+    const FD: i32 = 3;
+    // SAFETY: system calls on this (forked, single-threaded) process.
+    unsafe {
+        libc::setsid();
+        libc::prctl(libc::PR_SET_NAME, c"ckpt-ticker".as_ptr());
+        let _ = libc::chdir(c"/".as_ptr());
+        // Keep the pidfd only: holding the program's stdout or stderr open
+        // would keep a reader of its pipes waiting after it ended.
+        if pidfd != FD {
+            libc::dup2(pidfd, FD);
+        }
+        libc::syscall(libc::SYS_close_range, 0u32, (FD - 1) as u32, 0u32);
+        libc::syscall(libc::SYS_close_range, (FD + 1) as u32, u32::MAX, 0u32);
+        for _ in 0..3 {
+            libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        }
+        let mut none: libc::sigset_t = core::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, core::ptr::null_mut());
+    }
+    let status = CString::new(format!("/proc/{pid}/status")).unwrap_or_default();
+    let period = interval_ms * 1_000_000;
+    let mut next = now_ns() + period;
+    loop {
+        let now = now_ns();
+        if now >= next {
+            if ready(&status, signal) {
+                // SAFETY: sends a signal through our pidfd.
+                let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, FD, signal, 0usize, 0u32) };
+                if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+                    break;
+                }
+            }
+            next += period;
+            if next <= now {
+                next = now + period; // missed ticks are not made up
+            }
+            continue;
+        }
+        let wait = next - now;
+        let ts = libc::timespec { tv_sec: (wait / 1_000_000_000) as i64, tv_nsec: (wait % 1_000_000_000) as i64 };
+        let mut pfd = libc::pollfd { fd: FD, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one pollfd, a timeout, no signal mask change.
+        if unsafe { libc::ppoll(&mut pfd, 1, &ts, core::ptr::null()) } > 0 {
+            break; // the program exited
+        }
+    }
+    // SAFETY: ends the ticker.
+    unsafe { libc::_exit(0) }
+}
+
 fn main() {
     let opts = parse_args();
+    let output = image_path(&opts.output);
     let Some(program) = find_program(&opts.program) else {
-        fail(127, format!("{}: command not found", opts.program.to_string_lossy()))
+        fail(127, format!("{}: command not found (check the name, or give its path)", opts.program.to_string_lossy()))
     };
+    if !program.exists() {
+        fail(127, format!("{}: no such file (check the path)", program.display()))
+    }
     if let Err(e) = check_dynamic(&program) {
         fail(126, e)
     }
     let Some(lib) = find_library() else {
         fail(126, "libckpt.so not found beside the ckpt executable (run `make` first)")
     };
-    let cwd = std::env::current_dir().unwrap_or_else(|e| fail(126, format!("cannot read the working directory: {e}")));
-    let output = cwd.join(opts.output.unwrap_or_else(|| PathBuf::from("myckpt.dat")));
     let mut preload = OsString::from(lib.as_os_str());
     if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
         preload.push(":");
         preload.push(old);
     }
+    let flag = |b: bool| if b { "1" } else { "0" };
     let mut cmd = Command::new(&program);
     cmd.arg0(&opts.program)
         .args(&opts.args)
         .env("LD_PRELOAD", preload)
         .env("CKPT_PID", std::process::id().to_string())
-        .env("CKPT_OUTPUT", &output);
-    if opts.quiet {
-        cmd.env("CKPT_QUIET", "1");
+        .env("CKPT_OUTPUT", &output)
+        .env("CKPT_SIGNAL", opts.signal.to_string())
+        .env("CKPT_CONTINUE", flag(opts.cont))
+        .env("CKPT_KEEP", opts.keep.to_string())
+        .env("CKPT_QUIET", flag(opts.verbosity == Verbosity::Quiet))
+        .env("CKPT_VERBOSE", flag(opts.verbosity == Verbosity::Verbose));
+    if opts.interval_ms != 0 {
+        cmd.env("CKPT_INTERVAL", seconds(opts.interval_ms));
+        match start_ticker(opts.signal, opts.interval_ms) {
+            Ok(pid) if opts.verbosity == Verbosity::Verbose => eprintln!(
+                "ckpt: ticker (pid {pid}) sends {} every {} s",
+                signal_name(opts.signal),
+                seconds(opts.interval_ms)
+            ),
+            Ok(_) => {}
+            Err(e) => fail(126, e),
+        }
+    } else {
+        cmd.env_remove("CKPT_INTERVAL");
     }
     let err = cmd.exec();
     let status = if err.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };

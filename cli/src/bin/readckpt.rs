@@ -26,7 +26,8 @@ dispositions, its open files and its memory regions. Only the header and the
 metadata are read, and validated, unless --verify is given.
 
 Options:
-  --verify    also read every stored extent and check its xxh3 checksum
+  --verify    also read every stored extent and check its xxh3 checksum,
+              and check that this CPU has the register state it needs
   --json      print JSON instead of text (schema: docs/FORMAT.md)
   --help      print this help and exit
   --version   print the version and exit
@@ -165,6 +166,12 @@ fn inspect(opts: &Options, name: &str, out: &mut dyn Write) -> Result<(), Failur
     out.flush()?;
     match report.verdict {
         Some(Verdict::Bad(bad)) => Err(Failure::Image(bad.message())),
+        // --verify answers "would restart take it here": the CPU too.
+        Some(_) if meta.header.xfeatures & !ckpt_sys::xcr0() != 0 => Err(Failure::Image(format!(
+            "this CPU lacks register state the image needs (XSAVE features {:#x}, this CPU enables {:#x}); restart would refuse it",
+            meta.header.xfeatures,
+            ckpt_sys::xcr0()
+        ))),
         _ => Ok(()),
     }
 }
