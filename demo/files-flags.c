@@ -65,6 +65,9 @@ int main(int argc, char **argv) {
     at(open("/dev/null", O_WRONLY | O_CLOEXEC), 16);
     at(open("/dev/zero", O_RDONLY), 17);
     at(dup(12), 100);
+    /* dup2 (in at) never copies FD_CLOEXEC: set where it was asked for. */
+    fcntl(10, F_SETFD, FD_CLOEXEC);
+    fcntl(16, F_SETFD, FD_CLOEXEC);
     char b[64] = {0};
     if (write(10, "one\n", 4) != 4 || read(12, b, 5) != 5 || write(13, "0123456789", 10) != 10 ||
         lseek(13, 4, SEEK_SET) != 4 || read(14, b, 2) != 2)

@@ -2,11 +2,11 @@
  * Pipe A (fds 10/11, plus 12 = dup of the read end and 13 = dup of the
  * write end) gets N bytes of a pattern, written in pieces; pipe B (20/21)
  * has a non-blocking read end and holds "abc"; pipe C (30/31) is empty;
- * FIFO is created and opened both ways (40 read, non-blocking; 41 write)
- * and holds "fifo data\n". It prints what each holds, says
+ * FIFO is created and opened both ways (40 read, non-blocking; 41 write),
+ * empty (the bytes in a FIFO are not saved). It prints what each holds, says
  * "files-pipe: ready" on stderr, and waits for a line on stdin (the
- * checkpoint comes then). Afterwards it prints what each holds again and
- * reads everything back. */
+ * checkpoint comes then). Afterwards it prints what each holds again,
+ * reads everything back, and sends a line through the FIFO. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -77,8 +77,6 @@ int main(int argc, char **argv) {
     }
     at(open(fifo, O_RDONLY | O_NONBLOCK), 40);
     at(open(fifo, O_WRONLY), 41);
-    if (write(41, "fifo data\n", 10) != 10)
-        return 1;
 
     state("before");
     fprintf(stderr, "files-pipe: ready\n");
@@ -109,6 +107,8 @@ int main(int argc, char **argv) {
     memset(b, 0, sizeof b);
     r = read(30, b, sizeof b - 1);
     printf("C: %zd bytes \"%s\" after writing xyz\n", r, r > 0 ? b : "");
+    if (write(41, "fifo data\n", 10) != 10)
+        return 1;
     memset(b, 0, sizeof b);
     r = read(40, b, sizeof b - 1);
     printf("FIFO: %zd bytes \"%.*s\"\n", r, r > 0 ? (int)r - 1 : 0, b);

@@ -1,7 +1,8 @@
 //! Integration tests: process-wide kernel state across a checkpoint and a
 //! restart — signal handlers, masks and pending signals (for the process
 //! and for single threads), interval timers, resource limits, prctl
-//! settings (see tests/common for the harness).
+//! settings — and MAP_SHARED file mappings, which are mapped from their file
+//! again only if it is unchanged (see tests/common for the harness).
 //!
 //! Each test runs a `demo/proc-*` program under ckpt, waits for its own
 //! output and for it to be asleep in its wait, checkpoints it, restarts the
@@ -374,4 +375,133 @@ fn hard_limit_above_allowed_is_a_warning() {
         "{}",
         out.describe()
     );
+}
+
+/// The string at `offset` of a file (up to its first NUL).
+fn file_string(path: &Path, offset: usize) -> String {
+    let bytes = fs::read(path).unwrap_or_default();
+    let s = bytes.get(offset..).unwrap_or(&[]);
+    let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
+    String::from_utf8_lossy(&s[..end]).into_owned()
+}
+
+const PAGE: usize = 4096;
+
+/// What happens to the data file of `proc-shared` between the checkpoint
+/// and the restart.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Meanwhile {
+    Nothing,
+    /// Rewritten, with its size and modification time put back as they were.
+    TamperedInPlace,
+    Modified,
+    Removed,
+}
+
+/// Checkpoints `proc-shared`, does `meanwhile` to its file, restarts it,
+/// and lets it write once more. Returns the restart's outcome.
+fn shared_mapping_case(tag: &str, meanwhile: Meanwhile) -> (TempDir, Outcome) {
+    let dir = TempDir::new(tag);
+    let image = dir.join("img");
+    let data = dir.join("data");
+    let data_arg = data.to_str().unwrap().to_string();
+    checkpoint_when(&dir, &image, "proc-shared", &[&data_arg], "ready");
+    assert_eq!(file_string(&data, 0), "checkpointed");
+    match meanwhile {
+        Meanwhile::Nothing => {}
+        Meanwhile::TamperedInPlace => {
+            use std::os::unix::fs::FileExt;
+            let mtime = fs::metadata(&data).unwrap().modified().unwrap();
+            let f = fs::OpenOptions::new().write(true).open(&data).unwrap();
+            f.write_at(b"tampered\0", 0).unwrap();
+            f.set_modified(mtime).unwrap();
+        }
+        Meanwhile::Modified => {
+            use std::os::unix::fs::FileExt;
+            let f = fs::OpenOptions::new().write(true).open(&data).unwrap();
+            f.write_at(b"changed\0", 0).unwrap();
+            // A different size as well: a changed file whatever the clock.
+            f.set_len(3 * PAGE as u64).unwrap();
+        }
+        Meanwhile::Removed => fs::remove_file(&data).unwrap(),
+    }
+
+    let mut run = spawn("restart", &mut restart(&image, &dir.path));
+    let l = line_after(&mut run, "wrote step 1 ");
+    assert_eq!(
+        l, "wrote step 1 mem0=checkpointed anon=anon\n",
+        "the program's view of its shared memory after the restart"
+    );
+    wait_in_syscall(&run, SYS_RT_SIGSUSPEND);
+    let written = file_string(&data, PAGE);
+    run.signal(libc::SIGUSR1);
+    let out = run.finish();
+    out.expect_code(0);
+    let all = out.describe();
+    assert!(out.stdout_text().ends_with("done\n"), "{all}");
+    let warnings: Vec<String> = out
+        .text_lines(Stream::Stderr)
+        .into_iter()
+        .filter(|l| l.contains("shared mapping"))
+        .collect();
+    let attached = matches!(meanwhile, Meanwhile::Nothing | Meanwhile::TamperedInPlace);
+    if attached {
+        assert!(warnings.is_empty(), "{all}");
+        assert_eq!(
+            fs::metadata(&data).unwrap().len(),
+            2 * PAGE as u64 + 100,
+            "the file keeps its size (its mapping reaches past its end)"
+        );
+        assert_eq!(
+            file_string(&data, 0),
+            "checkpointed",
+            "the file holds the checkpointed contents"
+        );
+        assert_eq!(
+            written, "step 1",
+            "the restarted program's write reached the file\n{all}"
+        );
+    } else {
+        let name = data.display().to_string();
+        let why = if meanwhile == Meanwhile::Removed {
+            "cannot open the file: No such file or directory (ENOENT)"
+        } else {
+            "the file changed since the checkpoint"
+        };
+        assert_eq!(warnings.len(), 1, "one warning\n{all}");
+        let w = &warnings[0];
+        assert!(
+            w.starts_with("restart: warning: shared mapping ")
+                && w.contains(&format!(" of {name}: {why}; "))
+                && w.ends_with("the memory keeps its contents of the checkpoint, but no longer reaches the file\n"),
+            "{all}"
+        );
+        if meanwhile == Meanwhile::Modified {
+            assert_eq!(file_string(&data, 0), "changed", "the file is left alone");
+            assert_eq!(file_string(&data, PAGE), "", "the file is left alone");
+        } else {
+            assert!(!data.exists(), "the removed file stays removed");
+        }
+    }
+    (dir, out)
+}
+
+#[test]
+fn shared_file_mapping_unchanged_file() {
+    shared_mapping_case("proc-shared", Meanwhile::Nothing);
+}
+
+#[test]
+fn shared_file_mapping_written_back() {
+    shared_mapping_case("proc-shared-back", Meanwhile::TamperedInPlace);
+}
+
+#[test]
+fn shared_file_mapping_changed_file() {
+    shared_mapping_case("proc-shared-changed", Meanwhile::Modified);
+}
+
+#[test]
+fn shared_file_mapping_removed_file() {
+    shared_mapping_case("proc-shared-removed", Meanwhile::Removed);
 }

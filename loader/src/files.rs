@@ -29,8 +29,7 @@
 //!    puts `/dev/null` where something cannot be reopened (never something
 //!    else, never silently);
 //! 4. makes descriptors that shared an open file description (dup, `2>&1`)
-//!    share one again (the capture marks them, see [`shared_with`]);
-//! 5. writes back the bytes that were waiting in FIFOs.
+//!    share one again (the capture marks them, see [`shared_with`]).
 //!
 //! Stdin, stdout and stderr stay restart's own unless `--keep-stdio`: then
 //! the program's are reopened like any other descriptor (a stdout file
@@ -429,7 +428,6 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
             _ => restore_one(meta, i, &f, &out),
         }
     }
-    refill_fifos(meta, opts, &out);
     if let Some(fd) = err_copy {
         sys::close(fd);
     }
@@ -740,38 +738,5 @@ fn write_back(w: i32, data: &[u8], meta: &Meta, f: &Fd, out: &Out) {
             f,
             format_args!(": {written} bytes written back into the pipe"),
         );
-    }
-}
-
-/// Writes back the bytes that were waiting in FIFOs, through a write end
-/// opened for the purpose (a read end of the FIFO is open: it cannot block).
-fn refill_fifos(meta: &Meta, opts: &Options, out: &Out) {
-    for i in 0..meta.n_fds() {
-        let f = meta.fd(i);
-        if kind(&f) != FdKind::Fifo || !wanted(&f, opts) || verdict(i) == Verdict::Null {
-            continue;
-        }
-        let Some(data) = meta.string(f.data).filter(|d| !d.is_empty()) else {
-            continue;
-        };
-        let mut buf = [0u8; PATH_MAX + 1];
-        let Some(path) = c_path(meta, &f, &mut buf) else {
-            continue;
-        };
-        match sys::open(path, sys::O_WRONLY | sys::O_NONBLOCK) {
-            Ok(w) => {
-                write_back(w, data, meta, &f, out);
-                sys::close(w);
-            }
-            Err(e) => out.warn(
-                meta,
-                &f,
-                format_args!(
-                    ": the {} bytes that were in the FIFO cannot be written back: {}",
-                    data.len(),
-                    sys::errno_text(e)
-                ),
-            ),
-        }
     }
 }

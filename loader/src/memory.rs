@@ -17,10 +17,18 @@
 //! Every region is mapped anonymous and writable, its stored extents are
 //! read straight into place and checked against their checksums (`data`),
 //! then it gets its final protection. Pages without an extent stay zero, as
-//! they were never touched.
+//! they were never touched. A shared file mapping whose file is unchanged
+//! since the checkpoint is then mapped from the file again (its contents
+//! written back where they differ); one whose file changed or is gone stays
+//! shared memory detached from the file, with a warning.
 
-use ckpt_image::{Region, RegionKind, LOADER_BASE, LOADER_END, REGION_GROWSDOWN, REGION_SHARED, USER_END};
-use ckpt_sys as sys;
+use core::ffi::CStr;
+use core::fmt::Write;
+
+use ckpt_image::{
+    FileId, Meta, Region, RegionKind, LOADER_BASE, LOADER_END, PROT_WRITE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
+};
+use ckpt_sys::{self as sys, msg::Line, Errno};
 
 use crate::fail::{self, Fail};
 use crate::image::Image;
@@ -54,6 +62,10 @@ pub unsafe fn restore(img: &Image) -> Result<(), Fail> {
     }
     // SAFETY: every stored extent lies in a region just mapped writable.
     unsafe { crate::data::read_all(img)? };
+    for r in regions().filter(|r| r.kind() == Some(RegionKind::File) && r.flags & REGION_SHARED != 0) {
+        // SAFETY: the region is mapped and holds its verified contents.
+        unsafe { reattach_shared_file(img.meta, &r) };
+    }
     for r in regions() {
         let prot = r.prot as i32;
         if r.n_extents != 0 && map_prot(&r) != prot {
@@ -94,6 +106,140 @@ unsafe fn map_region(r: &Region) -> Result<(), Fail> {
         // system allows it: 512 times fewer page faults on the way in.
         // SAFETY: advice only; the region is empty and ours.
         let _ = unsafe { sys::madvise(r.start, r.len(), sys::MADV_HUGEPAGE) };
+    }
+    Ok(())
+}
+
+/// A `MAP_SHARED` file mapping, restored as shared memory with its
+/// checkpointed contents, is mapped from its file again if the file is
+/// still there and unchanged since the checkpoint (same device, inode, size
+/// and modification time): the stored contents are written back where the
+/// file differs (normally nowhere: the mapping was the file's page cache),
+/// and the file is mapped over the region, so that the program's writes
+/// reach it again. Otherwise the region stays detached from the file, and
+/// one warning line says why. Shared anonymous memory (`/dev/zero
+/// (deleted)` in the maps) is not a file and stays as it is.
+///
+/// # Safety
+/// The region must be mapped, holding its verified contents, and not in
+/// use by anything else.
+unsafe fn reattach_shared_file(meta: &Meta, r: &Region) {
+    const DELETED: &[u8] = b" (deleted)";
+    let name = meta.string(r.path).unwrap_or(b"");
+    if name == b"/dev/zero (deleted)" {
+        return;
+    }
+    let why = if name.ends_with(DELETED) {
+        Err(Detached::Deleted)
+    } else {
+        // SAFETY: as the function's contract.
+        unsafe { reattach(meta, r, name) }
+    };
+    let Err(why) = why else { return };
+    let mut l = Line::new();
+    let _ = write!(l, "restart: warning: shared mapping {:x}-{:x} of ", r.start, r.end);
+    l.push(name.strip_suffix(DELETED).unwrap_or(name)).push(b": ");
+    let _ = match why {
+        Detached::Deleted => l.write_str("the file was deleted"),
+        Detached::Unknown => l.write_str("the file could not be identified at the checkpoint"),
+        Detached::Replaced => l.write_str("the path names another file now"),
+        Detached::Changed => l.write_str("the file changed since the checkpoint"),
+        Detached::Sys(what, e) => {
+            write!(l, "{what}: {} ({})", sys::errno_text(e), sys::errno_name(e))
+        }
+    };
+    l.push(b"; the memory keeps its contents of the checkpoint, but no longer reaches the file");
+    l.emit();
+}
+
+/// Why a shared file mapping stays detached from its file.
+enum Detached {
+    Deleted,
+    Unknown,
+    Replaced,
+    Changed,
+    Sys(&'static str, Errno),
+}
+
+/// # Safety
+/// As [`reattach_shared_file`].
+unsafe fn reattach(meta: &Meta, r: &Region, name: &[u8]) -> Result<(), Detached> {
+    let mut buf = [0u8; 4097];
+    if name.len() >= buf.len() || r.file == FileId::default() {
+        return Err(Detached::Unknown);
+    }
+    buf[..name.len()].copy_from_slice(name);
+    let path = CStr::from_bytes_until_nul(&buf).map_err(|_| Detached::Unknown)?;
+    // A writable shared mapping needs a file open for writing; a read-only
+    // one gets a read-only descriptor (no system file is opened for writing
+    // because a program mapped it).
+    let mode = if r.prot & PROT_WRITE != 0 { sys::O_RDWR } else { sys::O_RDONLY };
+    let fd = sys::open(path, mode).map_err(|e| Detached::Sys("cannot open the file", e))?;
+    // SAFETY: as the function's contract; the descriptor is ours.
+    let result = unsafe { reattach_fd(meta, r, fd) };
+    sys::close(fd);
+    result
+}
+
+/// # Safety
+/// As [`reattach_shared_file`]; `fd` is the region's file, open.
+unsafe fn reattach_fd(meta: &Meta, r: &Region, fd: i32) -> Result<(), Detached> {
+    let st = sys::fstat(fd).map_err(|e| Detached::Sys("cannot read the file's status", e))?;
+    let mtime_ns = (st.mtime[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(st.mtime[1].max(0) as u64);
+    if st.dev != r.file.dev || st.ino != r.file.ino {
+        return Err(Detached::Replaced);
+    }
+    if st.size.max(0) as u64 != r.file.size || mtime_ns != r.file.mtime_ns {
+        return Err(Detached::Changed);
+    }
+    // The last page of a mapping may reach past the end of the file: only
+    // the bytes inside the file are the file's (the file keeps its size).
+    for x in meta.extents_of(r) {
+        let offset = r.file_offset + (x.addr - r.start);
+        let len = x.len.min(r.file.size.saturating_sub(offset));
+        // SAFETY: the extent lies in the region, mapped and readable.
+        unsafe { write_back(fd, x.addr, len, offset) }.map_err(|e| Detached::Sys("cannot write the file", e))?;
+    }
+    // The file is mapped elsewhere first, then moved over the region in one
+    // step: a failure leaves the region as it was.
+    // SAFETY: a new mapping where the kernel chooses; nothing is replaced.
+    let at = unsafe { sys::mmap(0, r.len(), r.prot as i32, sys::MAP_SHARED, fd, r.file_offset) }
+        .map_err(|e| Detached::Sys("cannot map the file", e))?;
+    // SAFETY: `at` is the mapping just made; the region is ours (contract).
+    if let Err(e) = unsafe { sys::mremap_fixed(at, r.len(), r.start) } {
+        // SAFETY: the mapping just made, used by nothing.
+        let _ = unsafe { sys::munmap(at, r.len()) };
+        return Err(Detached::Sys("cannot map the file", e));
+    }
+    Ok(())
+}
+
+/// Writes `[addr, addr+len)` to `fd` at `offset` where the file's bytes
+/// differ from it, comparing 64 KiB at a time.
+///
+/// # Safety
+/// The range must be readable memory.
+unsafe fn write_back(fd: i32, addr: u64, len: u64, offset: u64) -> Result<(), Errno> {
+    let mut file = [0u8; 64 << 10];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len - done).min(file.len() as u64) as usize;
+        // SAFETY: inside the caller's range.
+        let mem = unsafe { core::slice::from_raw_parts((addr + done) as *const u8, n) };
+        let got = sys::pread(fd, &mut file[..n], offset + done)?;
+        if got != n || file[..n] != *mem {
+            let mut at = 0;
+            while at < n {
+                // SAFETY: inside the caller's range.
+                match unsafe { sys::pwrite_raw(fd, addr + done + at as u64, n - at, offset + done + at as u64) } {
+                    Ok(0) => return Err(Errno::EIO),
+                    Ok(w) => at += w,
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        done += n as u64;
     }
     Ok(())
 }

@@ -21,8 +21,8 @@ use core::fmt::Write as _;
 
 use ckpt_image::maps::{self, Mapping};
 use ckpt_image::{
-    bytes_of, bytes_of_slice, checksum, checksum_parts, FileId, Header, Region, RegionKind, StrRef, Thread, EXIT_CHECKPOINTED,
-    LOADER_BASE, LOADER_END, MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
+    bytes_of, bytes_of_slice, checksum, checksum_parts, FileId, Header, Region, RegionKind, StrRef, Thread,
+    EXIT_CHECKPOINTED, LOADER_BASE, LOADER_END, MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
 };
 use ckpt_sys::{self as sys, Errno};
 
@@ -105,7 +105,7 @@ pub extern "C" fn run(arg: *mut c_void) {
         Ok(written) if cfg.cont => {
             // --continue: the image is on disk; let everyone go on.
             let done = sys::clock_ns(sys::CLOCK_MONOTONIC);
-            threads::release_all(sync, generation);
+            threads::release(sync, generation);
             threads::reregister_rseq(rseq);
             let paused = sys::clock_ns(sys::CLOCK_MONOTONIC);
             if !cfg.quiet {
@@ -138,7 +138,7 @@ pub extern "C" fn run(arg: *mut c_void) {
             sys::exit_group(EXIT_CHECKPOINTED);
         }
         Err(f) => {
-            threads::release_all(sync, generation);
+            threads::release(sync, generation);
             threads::reregister_rseq(rseq);
             let mut l = msg::Line::new();
             l.push(b"ckpt: checkpoint failed: ").push(f.what.as_bytes());

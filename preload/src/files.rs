@@ -23,10 +23,13 @@
 //!   "shares with entry k" (k+1; 0: shares with no earlier entry), so that
 //!   the restart dups them instead of opening the file twice. (Until the
 //!   format names that word, see [`set_shared`].)
-//! * the bytes waiting in a pipe or FIFO that a descriptor here can read are
-//!   copied with `tee(2)` into a temporary pipe (which does not consume
-//!   them: the program, if the checkpoint fails, continues with its pipe
-//!   intact) and stored in the string table, on the first such descriptor.
+//! * the bytes waiting in a pipe whose both ends are here are copied with
+//!   `tee(2)` into a temporary pipe (which does not consume them: if the
+//!   checkpoint fails, the program continues with its pipe intact) and
+//!   stored in the string table, on the pipe's first read end.
+//! * the bytes waiting in a FIFO are not saved (the format keeps bytes for
+//!   pipes only; and if another process keeps the FIFO open, they stay in
+//!   it, and writing them back would duplicate them): a warning says so.
 //!
 //! A `Lost` descriptor above 2 is named on stderr, one line each. Stdin,
 //! stdout and stderr are recorded but never warned about: a restart keeps
@@ -98,7 +101,11 @@ pub fn capture(
                 .iter()
                 .any(|g| readable_pipe(g) && same_file(g, &fds[i]))
         {
-            save_pipe_data(&mut fds[i], strings, scratch)?;
+            if fds[i].kind == FdKind::PipeRead as u32 {
+                save_pipe_data(&mut fds[i], strings, scratch)?;
+            } else {
+                warn_fifo_data(&fds[i], scratch);
+            }
         }
     }
     for f in fds.iter() {
@@ -390,6 +397,22 @@ fn warn_lost(f: &Fd, link: &[u8]) {
     let _ = write!(l, "ckpt: warning: fd {} (", f.fd);
     l.push(link)
         .push(b") cannot be restored; it will be /dev/null after a restart");
+    l.emit();
+}
+
+fn warn_fifo_data(f: &Fd, scratch: &mut [u8]) {
+    let waiting = sys::fionread(f.fd).unwrap_or(0);
+    if waiting == 0 {
+        return;
+    }
+    let link = link_of(f.fd, scratch);
+    let mut l = msg::Line::new();
+    let _ = write!(l, "ckpt: warning: fd {} (", f.fd);
+    l.push(link);
+    let _ = write!(
+        l,
+        "): the {waiting} bytes waiting in this FIFO are not saved"
+    );
     l.emit();
 }
 

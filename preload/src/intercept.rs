@@ -187,7 +187,11 @@ fn record(slot: usize, sig: c_int, new: Option<&Action>) -> Action {
         if slot == 0 && a.sa_sigaction != libc::SIG_DFL && !WARNED.swap(true, Relaxed) {
             let mut l = msg::Line::new();
             l.push(b"ckpt: the program ");
-            l.push(if a.sa_sigaction == libc::SIG_IGN { b"asked to ignore " } else { b"set a handler for " });
+            l.push(if a.sa_sigaction == libc::SIG_IGN {
+                b"asked to ignore "
+            } else {
+                b"set a handler for "
+            });
             config::write_signal(&mut l, sig);
             if a.sa_sigaction == libc::SIG_IGN {
                 l.push(b", the checkpoint signal; it still takes checkpoints (choose another signal with -s)");
@@ -286,7 +290,14 @@ pub unsafe extern "C" fn ssignal(sig: c_int, handler: sighandler_t) -> sighandle
 
 unsafe fn sysv_signal_impl(sig: c_int, handler: sighandler_t) -> sighandler_t {
     match slot(sig) {
-        Some(s) => record(s, sig, Some(&simple(handler, libc::SA_RESETHAND | libc::SA_NODEFER, 0))).sa_sigaction,
+        Some(s) => {
+            record(
+                s,
+                sig,
+                Some(&simple(handler, libc::SA_RESETHAND | libc::SA_NODEFER, 0)),
+            )
+            .sa_sigaction
+        }
         None => forward_signal(SYSV_SIGNAL, sig, handler),
     }
 }
@@ -357,7 +368,11 @@ pub unsafe extern "C" fn sighold(sig: c_int) -> c_int {
 /// `sigblock`/`sigsetmask`: 4.2BSD masks of signals 1..32 in an int.
 unsafe fn int_mask(i: usize, mask: c_int) -> c_int {
     let armed = ARMED.load(Relaxed);
-    let mask = if (1..=32).contains(&armed) { mask & !(1 << (armed - 1)) } else { mask };
+    let mask = if (1..=32).contains(&armed) {
+        mask & !(1 << (armed - 1))
+    } else {
+        mask
+    };
     forward_sig(i, mask)
 }
 
@@ -375,7 +390,13 @@ pub unsafe extern "C" fn sigsetmask(mask: c_int) -> c_int {
     int_mask(SIGSETMASK, mask)
 }
 
-unsafe fn mask_impl(i: usize, how: c_int, set: *const sigset_t, old: *mut sigset_t, fail: c_int) -> c_int {
+unsafe fn mask_impl(
+    i: usize,
+    how: c_int,
+    set: *const sigset_t,
+    old: *mut sigset_t,
+    fail: c_int,
+) -> c_int {
     let f = real(i);
     if f == 0 {
         set_errno(libc::ENOSYS);
@@ -383,7 +404,10 @@ unsafe fn mask_impl(i: usize, how: c_int, set: *const sigset_t, old: *mut sigset
     }
     // SAFETY: the address dlsym gave for sigprocmask or pthread_sigmask.
     let f = core::mem::transmute::<usize, MaskFn>(f);
-    if ARMED.load(Relaxed) != 0 && !set.is_null() && (how == libc::SIG_BLOCK || how == libc::SIG_SETMASK) {
+    if ARMED.load(Relaxed) != 0
+        && !set.is_null()
+        && (how == libc::SIG_BLOCK || how == libc::SIG_SETMASK)
+    {
         let mut s = *set;
         strip(&mut s);
         return f(how, &s, old);
@@ -394,14 +418,22 @@ unsafe fn mask_impl(i: usize, how: c_int, set: *const sigset_t, old: *mut sigset
 /// # Safety
 /// As sigprocmask(2).
 #[no_mangle]
-pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
+pub unsafe extern "C" fn sigprocmask(
+    how: c_int,
+    set: *const sigset_t,
+    old: *mut sigset_t,
+) -> c_int {
     mask_impl(SIGPROCMASK, how, set, old, -1)
 }
 
 /// # Safety
 /// As pthread_sigmask(3).
 #[no_mangle]
-pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
+pub unsafe extern "C" fn pthread_sigmask(
+    how: c_int,
+    set: *const sigset_t,
+    old: *mut sigset_t,
+) -> c_int {
     mask_impl(PTHREAD_SIGMASK, how, set, old, libc::ENOSYS)
 }
 

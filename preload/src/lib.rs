@@ -105,18 +105,41 @@ fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
     }
 }
 
+/// Set when the checkpoint signal arrives while a checkpoint is being
+/// taken: one more follows it, as a blocked signal would be delivered once
+/// unblocked. (Without it, a signal sent just after the "checkpoint
+/// written" line, before the coordinator has left, would be lost.)
+static AGAIN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// The checkpoint signal handler. It runs on the program's stack (or its
 /// alternate signal stack) with every signal blocked, and leaves that stack
 /// at once: the capture runs on the workspace stack, so that nothing it does
 /// changes memory that is being written to the image.
-extern "C" fn handler(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut c_void) {
+extern "C" fn handler(sig: i32, _info: *mut libc::siginfo_t, uc: *mut c_void) {
+    use core::sync::atomic::Ordering::SeqCst;
     // SAFETY: the workspace exists once the handler is installed.
     let (sync, _) = unsafe { workspace::sync_and_threads() };
-    if threads::begin(sync).is_none() {
-        return; // a checkpoint is already being taken
-    }
+    let generation = loop {
+        if let Some(g) = threads::begin(sync) {
+            AGAIN.store(false, SeqCst); // this checkpoint is the one asked for
+            break g;
+        }
+        // A checkpoint is being taken: its coordinator takes another when
+        // it ends, unless it ended meanwhile (then try again here).
+        AGAIN.store(true, SeqCst);
+        if sync.active.load(SeqCst) % 2 == 1 {
+            return;
+        }
+    };
     let top = workspace::stack_top();
     // SAFETY: `top` is the top of the workspace stack, which nothing else
     // uses (the handler is not reentrant: every signal is blocked in it).
     unsafe { capture::call_on_stack(uc, capture::run, top) };
+    // Back on the program's stack (the program continues: --continue, or
+    // the checkpoint failed): only now may another checkpoint, in another
+    // thread, take the workspace stack.
+    threads::end(sync, generation);
+    if AGAIN.swap(false, SeqCst) {
+        let _ = sys::kill(sys::getpid(), sig);
+    }
 }

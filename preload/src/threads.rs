@@ -329,9 +329,11 @@ fn alive(pid: i32, tid: u32) -> bool {
     }
 }
 
-/// Lets the parked threads go, waits until they have left the table, and
-/// ends the checkpoint.
-pub fn release_all(sync: &Sync, generation: u32) {
+/// Lets the parked threads go and waits until they have left the table.
+/// The checkpoint is still in progress: the coordinator is on the
+/// workspace stack, which the next coordinator would use too. It calls
+/// [`end`] once back on its own stack.
+pub fn release(sync: &Sync, generation: u32) {
     sync.release.store(generation, SeqCst);
     sys::futex_wake(&sync.release, u32::MAX);
     loop {
@@ -341,6 +343,10 @@ pub fn release_all(sync: &Sync, generation: u32) {
         }
         let _ = sys::futex_wait(&sync.arrived, arrived, 0);
     }
+}
+
+/// Ends the checkpoint `generation`: from now on another may begin.
+pub fn end(sync: &Sync, generation: u32) {
     sync.slots.store(0, SeqCst);
     sync.active.store(generation + 1, SeqCst);
 }
