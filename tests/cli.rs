@@ -161,9 +161,24 @@ fn continue_keeps_the_program_running() {
     );
 }
 
+/// The fields of /proc/PID/stat after the command name: state, ppid,
+/// pgrp, session, ...
+fn stat_fields(pid: i32) -> Vec<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = &stat[stat.rfind(')').map_or(stat.len(), |i| i + 1)..];
+    after.split_whitespace().map(String::from).collect()
+}
+
+fn stat_field(pid: i32, i: usize) -> i32 {
+    stat_fields(pid)
+        .get(i)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The ckpt-ticker whose environment holds `mark`, if it is alive (not
-/// a zombie): (pid, session).
-fn find_ticker(mark: &str) -> Option<(i32, i32)> {
+/// a zombie).
+fn find_ticker(mark: &str) -> Option<i32> {
     for e in fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
             continue;
@@ -176,25 +191,12 @@ fn find_ticker(mark: &str) -> Option<(i32, i32)> {
         if !env.split(|&c| c == 0).any(|v| v == mark.as_bytes()) {
             continue;
         }
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-        let f: Vec<&str> = after.split_whitespace().collect();
-        if f.first() == Some(&"Z") || f.first() == Some(&"X") {
-            continue; // exited; init reaps it
+        match stat_fields(pid).first().map(String::as_str) {
+            Some("Z") | Some("X") | None => continue, // exited (init reaps it)
+            _ => return Some(pid),
         }
-        return Some((pid, f.get(3).and_then(|s| s.parse().ok()).unwrap_or(0)));
     }
     None
-}
-
-fn session_of(pid: i32) -> i32 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
-    after
-        .split_whitespace()
-        .nth(3)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]
@@ -231,16 +233,16 @@ fn interval_with_keep_three() {
     if let Ok(timers) = fs::read_to_string(format!("/proc/{pid}/timers")) {
         assert_eq!(timers.trim(), "", "the program should have no POSIX timer");
     }
-    let (ticker, sid) = find_ticker(&mark).expect("a ckpt-ticker process runs");
+    let ticker = find_ticker(&mark).expect("a ckpt-ticker process runs");
     assert_ne!(
-        sid,
-        session_of(pid),
-        "the ticker should be in its own session"
-    );
-    let ppid = fs::read_to_string(format!("/proc/{ticker}/stat")).unwrap();
-    assert!(
-        !ppid.contains(&format!(") S {pid} ")),
+        stat_field(ticker, 1),
+        pid,
         "the ticker must not be the program's child"
+    );
+    assert_ne!(
+        stat_field(ticker, 3),
+        stat_field(pid, 3),
+        "the ticker should be in a session of its own"
     );
 
     for n in 1..=4 {

@@ -29,7 +29,7 @@ fn restart(image: &Path, options: &[&str], cwd: &Path) -> Command {
     command(&exe("restart"), &a, cwd)
 }
 
-fn lines_starting<'a>(o: &'a Outcome, s: Stream, prefix: &str) -> Vec<String> {
+fn lines_starting(o: &Outcome, s: Stream, prefix: &str) -> Vec<String> {
     o.text_lines(s)
         .into_iter()
         .filter(|l| l.starts_with(prefix))

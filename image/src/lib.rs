@@ -496,7 +496,10 @@ pub struct Fd {
     pub ino: u64,
     pub mtime_ns: u64,
     pub mode: u32,
-    pub _pad: u32,
+    /// 1 + the index of the earliest entry of this table that shares this
+    /// descriptor's open file description (a dup: same offset and flags);
+    /// 0: none. The loader dups that entry's descriptor.
+    pub shared: u32,
     /// Pipes: the pipe's inode, shared by its two ends.
     pub pipe: u64,
     /// What `/proc/self/fd/N` names (a path, `pipe:[…]`, `socket:[…]`).

@@ -132,9 +132,9 @@ fn set_placed(i: usize) {
 
 /// The entry that `f` (entry `i`) shares its open file description with:
 /// an earlier entry, of the same kind (the capture keeps it, as k+1, in the
-/// `_pad` word of [`Fd`]; 0: none).
+/// `shared` field of [`Fd`]; 0: none).
 fn shared_with(meta: &Meta, i: usize, f: &Fd) -> Option<usize> {
-    let k = (f._pad as usize).checked_sub(1)?;
+    let k = (f.shared as usize).checked_sub(1)?;
     (k < i && meta.fd(k).kind == f.kind && !is_pipe(f)).then_some(k)
 }
 
@@ -237,7 +237,12 @@ fn describe_problem(l: &mut Line, p: Problem, f: &Fd, keep_own: bool) {
     let _ = match p {
         Problem::Lost if keep_own => write!(l, " was not restored; it is restart's own"),
         Problem::Lost => write!(l, " was not restored; it is /dev/null"),
-        Problem::Deleted => write!(l, ": the file was deleted"),
+        Problem::Deleted => match kind(f) {
+            FdKind::Dir => write!(l, ": the directory was deleted"),
+            FdKind::CharDev => write!(l, ": the device no longer exists"),
+            FdKind::Fifo => write!(l, ": the FIFO was deleted"),
+            _ => write!(l, ": the file was deleted"),
+        },
         Problem::Unreachable(e) => write!(
             l,
             ": cannot be reopened: {} ({})",
@@ -533,11 +538,15 @@ fn restore_one(meta: &Meta, i: usize, f: &Fd, out: &Out) {
         return;
     }
     set_placed(i);
-    out.verbose(
-        meta,
-        f,
-        format_args!(": {} reopened at offset {}", k.name(), f.offset),
-    );
+    if matches!(k, FdKind::File | FdKind::Dir) {
+        out.verbose(
+            meta,
+            f,
+            format_args!(": {} reopened at offset {}", k.name(), f.offset),
+        );
+    } else {
+        out.verbose(meta, f, format_args!(": {} reopened", k.name()));
+    }
 }
 
 /// Opens the file of `f` with its flags, at its offset; returns the new

@@ -19,7 +19,7 @@
 //!   `socket:[…]`, `anon_inode:[…]`) are `Lost`;
 //! * descriptors that share one open file description (dup, dup2, a fork's
 //!   inheritance: same offset and status flags) are found with
-//!   `kcmp(KCMP_FILE)`, and marked in [`Fd`]'s `_pad` word as
+//!   `kcmp(KCMP_FILE)`, and marked in [`Fd`]'s `shared` field as
 //!   "shares with entry k" (k+1; 0: shares with no earlier entry), so that
 //!   the restart dups them instead of opening the file twice. (Until the
 //!   format names that word, see [`set_shared`].)
@@ -52,10 +52,10 @@ pub trait Strings {
 const PATH_MAX: usize = 4096;
 
 /// Records that `fd` shares its open file description with entry `index`
-/// of the table (which comes before it). Kept in the `_pad` word of
+/// of the table (which comes before it). Kept in the `shared` field of
 /// [`Fd`], which the format reserves; the loader reads it back the same way.
 fn set_shared(fd: &mut Fd, index: usize) {
-    fd._pad = index as u32 + 1;
+    fd.shared = index as u32 + 1;
 }
 
 fn empty(fd: i32) -> Fd {
@@ -70,7 +70,7 @@ fn empty(fd: i32) -> Fd {
         ino: 0,
         mtime_ns: 0,
         mode: 0,
-        _pad: 0,
+        shared: 0,
         pipe: 0,
         path: StrRef::default(),
         data: StrRef::default(),
@@ -210,6 +210,12 @@ fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result
         .saturating_add(st.mtime[1].max(0) as u64);
     f.mode = st.mode;
     let access = f.flags as i32 & sys::O_ACCMODE;
+    if access == sys::O_ACCMODE {
+        // Opened for ioctl only (access mode 3): not a mode the image may
+        // hold, nor one to reopen with.
+        f.flags &= !(sys::O_ACCMODE as u32);
+        return Ok(()); // Lost
+    }
     let kind = match st.mode & sys::S_IFMT {
         sys::S_IFREG | sys::S_IFBLK => FdKind::File,
         sys::S_IFDIR => FdKind::Dir,

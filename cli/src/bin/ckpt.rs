@@ -34,9 +34,9 @@ Options:
                          exit status 99)
   -i, --interval TIME    also checkpoint every TIME seconds (30, 0.5, or with
                          a unit: 500ms, 30s, 5m, 1h); implies --continue
-      --keep N           keep the last N images: before a new one is put in
-                         place, myckpt.dat becomes myckpt.1.dat, myckpt.1.dat
-                         becomes myckpt.2.dat... up to N-1 (default 1)
+      --keep N           keep the last N images (default 1): the newest at
+                         PATH, the ones before as myckpt.1.dat (the previous
+                         one), myckpt.2.dat, ... myckpt.(N-1).dat
   -s, --signal SIG       the checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2)
                          or a number (default USR2)
   -q, --quiet            no line on stderr when a checkpoint is written

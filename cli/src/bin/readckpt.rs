@@ -1290,7 +1290,7 @@ mod tests {
                 ino: 1000 + fd as u64,
                 mtime_ns: 1_690_000_000_000_000_000,
                 mode: 0o100644,
-                _pad: 0,
+                shared: 0,
                 pipe: if path.starts_with(b"pipe:") { 77 } else { 0 },
                 path: add(path),
                 data: add(data),
@@ -1920,7 +1920,7 @@ mod tests {
             pending);
         let sigaction = fields!(SigAction: handler, flags, restorer, mask);
         let fd = fields!(Fd: fd, kind, flags, fd_flags, offset, size, dev, ino, mtime_ns, mode,
-            _pad, pipe, path, data);
+            shared, pipe, path, data);
         let mm = fields!(MmLayout: start_code, end_code, start_data, end_data, start_brk, brk,
             start_stack, arg_start, arg_end, env_start, env_end);
         let file_id = fields!(FileId: dev, ino, size, mtime_ns);
