@@ -15,7 +15,7 @@ rust:
 $(RELEASE)/ckpt $(RELEASE)/restart $(RELEASE)/readckpt $(RELEASE)/libckpt.so: rust
 
 ckpt restart readckpt libckpt.so: %: $(RELEASE)/%
-	cp -f $< $@
+	cp --remove-destination $< $@
 
 # The seed's demo programs: -rdynamic as in the seed (ckpt itself does not need it).
 hello-test counting-test: %: demo/%.c

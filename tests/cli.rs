@@ -49,19 +49,13 @@ fn wait_written(run: &mut Run, what: &str) -> String {
 }
 
 fn count_written(o: &Outcome) -> usize {
-    o.text_lines(Stream::Stderr)
-        .iter()
-        .filter(|l| is_written(l))
-        .count()
+    o.text_lines(Stream::Stderr).iter().filter(|l| is_written(l)).count()
 }
 
 /// `readckpt --verify IMAGE` exits 0.
 fn verify(image: &Path, dir: &TempDir) {
-    let o = spawn(
-        "readckpt --verify",
-        &mut command(&exe("readckpt"), &["--verify", path_str(image)], &dir.path),
-    )
-    .finish();
+    let o =
+        spawn("readckpt --verify", &mut command(&exe("readckpt"), &["--verify", path_str(image)], &dir.path)).finish();
     o.expect_code(0);
 }
 
@@ -69,8 +63,7 @@ fn verify(image: &Path, dir: &TempDir) {
 fn assert_line_suffix(what: &str, got: &str, reference: &str) {
     let ok = !got.is_empty()
         && reference.ends_with(got)
-        && (got.len() == reference.len()
-            || reference.as_bytes()[reference.len() - got.len() - 1] == b'\n');
+        && (got.len() == reference.len() || reference.as_bytes()[reference.len() - got.len() - 1] == b'\n');
     assert!(
         ok,
         "{what}: the output should be the end of the uninterrupted run's output\n--- got ---\n{got}--- uninterrupted ---\n{reference}---"
@@ -80,17 +73,9 @@ fn assert_line_suffix(what: &str, got: &str, reference: &str) {
 /// Restarts `image` (stdin from /dev/null) and checks that its output is
 /// how the uninterrupted run's output ends, and that it exits 0.
 fn restart_ends_like(image: &Path, dir: &TempDir, reference: &str) -> Outcome {
-    let o = spawn(
-        &format!("restart {}", image.display()),
-        &mut restart(image, dir),
-    )
-    .finish();
+    let o = spawn(&format!("restart {}", image.display()), &mut restart(image, dir)).finish();
     o.expect_code(0);
-    assert_line_suffix(
-        &format!("restart of {}", image.display()),
-        &o.stdout_text(),
-        reference,
-    );
+    assert_line_suffix(&format!("restart of {}", image.display()), &o.stdout_text(), reference);
     o
 }
 
@@ -105,10 +90,7 @@ fn status_mask(pid: i32, key: &str) -> Option<u64> {
 fn wait_until(what: &str, cond: impl Fn() -> bool) {
     let start = Instant::now();
     while !cond() {
-        assert!(
-            start.elapsed() < TIMEOUT,
-            "timed out after {TIMEOUT:?} waiting until {what}"
-        );
+        assert!(start.elapsed() < TIMEOUT, "timed out after {TIMEOUT:?} waiting until {what}");
         thread::sleep(Duration::from_millis(5));
     }
 }
@@ -124,20 +106,13 @@ fn continue_keeps_the_program_running() {
     let args = ["30", "50"];
     let reference = reference_run(&prog, &args, &dir);
     let image = dir.join("img.dat");
-    let mut run = spawn(
-        "ckpt --continue",
-        &mut ckpt(
-            &["--continue", "-o", "img.dat", path_str(&prog), "30", "50"],
-            &dir,
-        ),
-    );
+    let mut run =
+        spawn("ckpt --continue", &mut ckpt(&["--continue", "-o", "img.dat", path_str(&prog), "30", "50"], &dir));
     run.wait_line(Stream::Stdout, |l| l.starts_with("step 5 "), "step 5");
     run.checkpoint();
     let line = wait_written(&mut run, "the checkpoint line");
     assert!(
-        line.contains(path_str(&image))
-            && line.contains("the program was paused")
-            && line.contains(" ms)"),
+        line.contains(path_str(&image)) && line.contains("the program was paused") && line.contains(" ms)"),
         "the checkpoint line should name the image and the pause: {line:?}"
     );
     let first = run.finish();
@@ -145,12 +120,7 @@ fn continue_keeps_the_program_running() {
     let reference = reference.finish();
     reference.expect_code(0);
     assert_same("ckpt --continue", &first.stdout(), &reference.stdout());
-    assert_eq!(
-        first.text_lines(Stream::Stderr).len(),
-        1,
-        "one line on stderr\n{}",
-        first.describe()
-    );
+    assert_eq!(first.text_lines(Stream::Stderr).len(), 1, "one line on stderr\n{}", first.describe());
     verify(&image, &dir);
 
     let second = restart_ends_like(&image, &dir, &reference.stdout_text());
@@ -170,10 +140,7 @@ fn stat_fields(pid: i32) -> Vec<String> {
 }
 
 fn stat_field(pid: i32, i: usize) -> i32 {
-    stat_fields(pid)
-        .get(i)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
+    stat_fields(pid).get(i).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
 /// The ckpt-ticker whose environment holds `mark`, if it is alive (not
@@ -206,18 +173,7 @@ fn interval_with_keep_three() {
     let args = ["60", "100"];
     let reference = reference_run(&prog, &args, &dir);
     let mark = format!("CKPT_TEST_MARK={}", dir.path.display());
-    let mut c = ckpt(
-        &[
-            "--interval",
-            "1",
-            "--keep",
-            "3",
-            path_str(&prog),
-            "60",
-            "100",
-        ],
-        &dir,
-    );
+    let mut c = ckpt(&["--interval", "1", "--keep", "3", path_str(&prog), "60", "100"], &dir);
     c.env("CKPT_TEST_MARK", dir.path.to_str().unwrap());
     let mut run = spawn("ckpt -i 1 --keep 3", &mut c);
     run.wait_line(Stream::Stdout, |l| l.starts_with("step 2 "), "step 2");
@@ -227,23 +183,14 @@ fn interval_with_keep_three() {
     let pid = run.pid;
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
     assert_eq!(tasks, 1, "the program should have one thread");
-    let children =
-        fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let children = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
     assert_eq!(children.trim(), "", "the program should have no child");
     if let Ok(timers) = fs::read_to_string(format!("/proc/{pid}/timers")) {
         assert_eq!(timers.trim(), "", "the program should have no POSIX timer");
     }
     let ticker = find_ticker(&mark).expect("a ckpt-ticker process runs");
-    assert_ne!(
-        stat_field(ticker, 1),
-        pid,
-        "the ticker must not be the program's child"
-    );
-    assert_ne!(
-        stat_field(ticker, 3),
-        stat_field(pid, 3),
-        "the ticker should be in a session of its own"
-    );
+    assert_ne!(stat_field(ticker, 1), pid, "the ticker must not be the program's child");
+    assert_ne!(stat_field(ticker, 3), stat_field(pid, 3), "the ticker should be in a session of its own");
 
     for n in 1..=4 {
         wait_written(&mut run, &format!("periodic checkpoint {n}"));
@@ -254,10 +201,7 @@ fn interval_with_keep_three() {
     reference.expect_code(0);
     assert_same("ckpt -i 1", &first.stdout(), &reference.stdout());
     assert!(
-        first
-            .text_lines(Stream::Stderr)
-            .iter()
-            .all(|l| is_written(l)),
+        first.text_lines(Stream::Stderr).iter().all(|l| is_written(l)),
         "only checkpoint lines on stderr\n{}",
         first.describe()
     );
@@ -265,17 +209,9 @@ fn interval_with_keep_three() {
     // The ticker ends with the program.
     wait_until("the ticker exits", || find_ticker(&mark).is_none());
 
-    let images: Vec<PathBuf> = ["myckpt.dat", "myckpt.1.dat", "myckpt.2.dat"]
-        .iter()
-        .map(|n| dir.join(n))
-        .collect();
+    let images: Vec<PathBuf> = ["myckpt.dat", "myckpt.1.dat", "myckpt.2.dat"].iter().map(|n| dir.join(n)).collect();
     for i in &images {
-        assert!(
-            i.is_file(),
-            "{} should exist\n{}",
-            i.display(),
-            first.describe()
-        );
+        assert!(i.is_file(), "{} should exist\n{}", i.display(), first.describe());
     }
     assert!(!dir.join("myckpt.3.dat").exists(), "only 3 images are kept");
     let leftovers: Vec<String> = fs::read_dir(&dir.path)
@@ -311,45 +247,23 @@ fn output_option() {
     let reference = reference_run(&prog, &args, &dir);
     // A relative path, in the directory ckpt runs in.
     let image = dir.join("sub/job.img");
-    let mut run = spawn(
-        "ckpt -o sub/job.img",
-        &mut ckpt(&["-o", "sub/job.img", path_str(&prog), "20", "50"], &dir),
-    );
+    let mut run = spawn("ckpt -o sub/job.img", &mut ckpt(&["-o", "sub/job.img", path_str(&prog), "20", "50"], &dir));
     run.wait_line(Stream::Stdout, |l| l.starts_with("step 3 "), "step 3");
     run.checkpoint();
     let first = run.finish();
     first.expect_code(CHECKPOINTED);
-    assert!(
-        image.is_file(),
-        "no image at {}\n{}",
-        image.display(),
-        first.describe()
-    );
-    assert!(
-        !dir.join("myckpt.dat").exists(),
-        "-o should replace the default image path"
-    );
-    assert!(
-        first.stderr_text().contains(path_str(&image)),
-        "{}",
-        first.describe()
-    );
+    assert!(image.is_file(), "no image at {}\n{}", image.display(), first.describe());
+    assert!(!dir.join("myckpt.dat").exists(), "-o should replace the default image path");
+    assert!(first.stderr_text().contains(path_str(&image)), "{}", first.describe());
     let second = spawn("restart", &mut restart(&image, &dir)).finish();
     second.expect_code(0);
     let reference = reference.finish();
-    assert_same(
-        "-o",
-        &cat(&[&first.stdout(), &second.stdout()]),
-        &reference.stdout(),
-    );
+    assert_same("-o", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
 
     // --output=ABSOLUTE
     let image = dir.join("abs.dat");
     let opt = format!("--output={}", image.display());
-    let mut run = spawn(
-        "ckpt --output=",
-        &mut ckpt(&[&opt, path_str(&prog), "20", "50"], &dir),
-    );
+    let mut run = spawn("ckpt --output=", &mut ckpt(&[&opt, path_str(&prog), "20", "50"], &dir));
     run.wait_line(Stream::Stdout, |l| l.starts_with("step 1 "), "step 1");
     run.checkpoint();
     run.finish().expect_code(CHECKPOINTED);
@@ -363,19 +277,12 @@ fn signal_option_leaves_the_programs_usr2_alone() {
     let image = dir.join("img.dat");
     let mut run = spawn(
         "ckpt -s USR1 cli-signals own",
-        &mut ckpt(
-            &["-s", "USR1", "-o", "img.dat", path_str(&prog), "own", "4"],
-            &dir,
-        ),
+        &mut ckpt(&["-s", "USR1", "-o", "img.dat", path_str(&prog), "own", "4"], &dir),
     );
     run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
     for k in 1..=2 {
         run.signal(libc::SIGUSR2);
-        run.wait_line(
-            Stream::Stdout,
-            |l| l == format!("usr2 {k}\n"),
-            &format!("usr2 {k}"),
-        );
+        run.wait_line(Stream::Stdout, |l| l == format!("usr2 {k}\n"), &format!("usr2 {k}"));
     }
     run.signal(libc::SIGUSR1);
     let first = run.finish();
@@ -398,20 +305,11 @@ fn signal_option_leaves_the_programs_usr2_alone() {
     });
     for k in 3..=4 {
         second.signal(libc::SIGUSR2);
-        second.wait_line(
-            Stream::Stdout,
-            |l| l == format!("usr2 {k}\n"),
-            &format!("usr2 {k}"),
-        );
+        second.wait_line(Stream::Stdout, |l| l == format!("usr2 {k}\n"), &format!("usr2 {k}"));
     }
     let second = second.finish();
     second.expect_code(0);
-    assert_eq!(
-        second.stdout_text(),
-        "usr2 3\nusr2 4\ndone\n",
-        "{}",
-        second.describe()
-    );
+    assert_eq!(second.stdout_text(), "usr2 3\nusr2 4\ndone\n", "{}", second.describe());
 }
 
 #[test]
@@ -424,28 +322,16 @@ fn program_cannot_take_the_checkpoint_signal() {
     let prog = demo("cli-signals");
     let reference = reference_run(&prog, &["steal", "30"], &dir);
     let image = dir.join("img.dat");
-    let mut run = spawn(
-        "ckpt cli-signals steal",
-        &mut ckpt(&["-o", "img.dat", path_str(&prog), "steal", "30"], &dir),
-    );
+    let mut run = spawn("ckpt cli-signals steal", &mut ckpt(&["-o", "img.dat", path_str(&prog), "steal", "30"], &dir));
     run.wait_line(Stream::Stdout, |l| l == "step 5\n", "step 5");
     run.checkpoint();
     let first = run.finish();
     first.expect_code(CHECKPOINTED);
     let err = first.text_lines(Stream::Stderr);
-    let warnings = err
-        .iter()
-        .filter(|l| l.contains("set a handler for SIGUSR2, the checkpoint signal"))
-        .count();
-    assert_eq!(
-        warnings,
-        1,
-        "the warning should come exactly once\n{}",
-        first.describe()
-    );
+    let warnings = err.iter().filter(|l| l.contains("set a handler for SIGUSR2, the checkpoint signal")).count();
+    assert_eq!(warnings, 1, "the warning should come exactly once\n{}", first.describe());
     assert!(
-        err.iter()
-            .any(|l| l.contains("it will not be called (choose another signal with -s)")),
+        err.iter().any(|l| l.contains("it will not be called (choose another signal with -s)")),
         "{}",
         first.describe()
     );
@@ -456,15 +342,8 @@ fn program_cannot_take_the_checkpoint_signal() {
     let reference = reference.finish();
     reference.expect_code(0);
     assert!(reference.stdout_text().contains("old handler is mine: yes"));
-    assert_same(
-        "cli-signals steal",
-        &cat(&[&first.stdout(), &second.stdout()]),
-        &reference.stdout(),
-    );
-    assert!(
-        !second.stderr_text().contains("set a handler"),
-        "no second warning after the restart"
-    );
+    assert_same("cli-signals steal", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+    assert!(!second.stderr_text().contains("set a handler"), "no second warning after the restart");
 }
 
 #[test]
@@ -474,7 +353,9 @@ fn option_errors() {
     let p = path_str(&prog);
     fs::write(dir.join("not-executable"), "#!/bin/sh\necho hi\n").unwrap();
     chmod(&dir.join("not-executable"), 0o644);
-    let cases: &[(&[&str], &[(&str, &str)], i32, &str)] = &[
+    // (arguments, environment, exit status, what the one line names)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32, &'a str);
+    let cases: &[Case] = &[
         (&["--bogus", p], &[], 2, "--bogus"),
         (&["-x"], &[], 2, "-x"),
         (&[], &[], 2, "no program"),
@@ -493,19 +374,9 @@ fn option_errors() {
         (&[p], &[("CKPT_SIGNAL", "NOPE")], 2, "CKPT_SIGNAL"),
         (&[p], &[("CKPT_INTERVAL", "soon")], 2, "CKPT_INTERVAL"),
         (&[p], &[("CKPT_CONTINUE", "maybe")], 2, "CKPT_CONTINUE"),
-        (
-            &[p],
-            &[("CKPT_QUIET", "1"), ("CKPT_VERBOSE", "1")],
-            2,
-            "CKPT_QUIET",
-        ),
+        (&[p], &[("CKPT_QUIET", "1"), ("CKPT_VERBOSE", "1")], 2, "CKPT_QUIET"),
         (&["./no-such-program"], &[], 127, "no-such-program"),
-        (
-            &["no-such-command-anywhere"],
-            &[],
-            127,
-            "no-such-command-anywhere",
-        ),
+        (&["no-such-command-anywhere"], &[], 127, "no-such-command-anywhere"),
         (&["./not-executable"], &[], 126, "not-executable"),
     ];
     for (args, env, code, needle) in cases {
@@ -526,13 +397,9 @@ fn option_errors() {
     // A bad variable does not matter when its option is given.
     let mut c = ckpt(&["--keep", "2", "/bin/true"], &dir);
     c.env("CKPT_KEEP", "x");
-    spawn("ckpt --keep 2 with CKPT_KEEP=x", &mut c)
-        .finish()
-        .expect_code(0);
+    spawn("ckpt --keep 2 with CKPT_KEEP=x", &mut c).finish().expect_code(0);
     // The program's own exit status comes through.
-    spawn("ckpt /bin/false", &mut ckpt(&["/bin/false"], &dir))
-        .finish()
-        .expect_code(1);
+    spawn("ckpt /bin/false", &mut ckpt(&["/bin/false"], &dir)).finish().expect_code(1);
 }
 
 #[test]
@@ -550,13 +417,7 @@ fn environment_variables() {
         .env("CKPT_KEEP", "2")
         .env("CKPT_VERBOSE", "1");
     let mut run = spawn("ckpt with CKPT_*", &mut c);
-    let hello = run
-        .wait_line(
-            Stream::Stderr,
-            |l| l.starts_with("ckpt: pid "),
-            "the verbose startup line",
-        )
-        .text();
+    let hello = run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt: pid "), "the verbose startup line").text();
     assert!(
         hello.contains(&format!("pid {}", run.pid))
             && hello.contains("checkpoint signal SIGUSR1")
@@ -580,22 +441,8 @@ fn environment_variables() {
 
     // The command line wins over the environment; CKPT_QUIET=1 silences the
     // checkpoint line (so the test waits for the image file instead).
-    let mut c = ckpt(
-        &[
-            "-o",
-            "cli.dat",
-            "--continue",
-            "-s",
-            "USR2",
-            path_str(&prog),
-            "30",
-            "50",
-        ],
-        &dir,
-    );
-    c.env("CKPT_OUTPUT", "env.dat")
-        .env("CKPT_SIGNAL", "USR1")
-        .env("CKPT_QUIET", "1");
+    let mut c = ckpt(&["-o", "cli.dat", "--continue", "-s", "USR2", path_str(&prog), "30", "50"], &dir);
+    c.env("CKPT_OUTPUT", "env.dat").env("CKPT_SIGNAL", "USR1").env("CKPT_QUIET", "1");
     let mut run = spawn("ckpt options over CKPT_*", &mut c);
     run.wait_line(Stream::Stdout, |l| l.starts_with("step 2 "), "step 2");
     run.checkpoint();
@@ -604,11 +451,7 @@ fn environment_variables() {
     let o = run.finish();
     o.expect_code(0);
     assert_same("options over CKPT_*", &o.stdout(), &reference.stdout());
-    assert!(
-        o.stderr().is_empty(),
-        "CKPT_QUIET=1: nothing on stderr\n{}",
-        o.describe()
-    );
+    assert!(o.stderr().is_empty(), "CKPT_QUIET=1: nothing on stderr\n{}", o.describe());
     assert!(!dir.join("env.dat").exists(), "-o wins over CKPT_OUTPUT");
     verify(&image, &dir);
 }
@@ -617,48 +460,20 @@ fn environment_variables() {
 fn help_and_version() {
     let dir = TempDir::new("cli-help");
     for tool in ["ckpt", "restart", "readckpt"] {
-        let o = spawn(
-            &format!("{tool} --help"),
-            &mut command(&exe(tool), &["--help"], &dir.path),
-        )
-        .finish();
+        let o = spawn(&format!("{tool} --help"), &mut command(&exe(tool), &["--help"], &dir.path)).finish();
         o.expect_code(0);
-        assert!(
-            o.stdout_text().to_lowercase().contains("usage"),
-            "{}",
-            o.describe()
-        );
-        let o = spawn(
-            &format!("{tool} --version"),
-            &mut command(&exe(tool), &["--version"], &dir.path),
-        )
-        .finish();
+        assert!(o.stdout_text().to_lowercase().contains("usage"), "{}", o.describe());
+        let o = spawn(&format!("{tool} --version"), &mut command(&exe(tool), &["--version"], &dir.path)).finish();
         o.expect_code(0);
-        assert!(
-            o.stdout_text().contains(env!("CARGO_PKG_VERSION")),
-            "{}",
-            o.describe()
-        );
+        assert!(o.stdout_text().contains(env!("CARGO_PKG_VERSION")), "{}", o.describe());
     }
     let o = spawn("ckpt -h", &mut ckpt(&["-h"], &dir)).finish();
     o.expect_code(0);
     let help = o.stdout_text();
-    for needle in [
-        "--continue",
-        "--interval",
-        "--keep",
-        "--signal",
-        "--verbose",
-        "CKPT_INTERVAL",
-        "99",
-        "126",
-        "127",
-        "Examples",
-    ] {
-        assert!(
-            help.contains(needle),
-            "ckpt --help should mention {needle}\n{help}"
-        );
+    for needle in
+        ["--continue", "--interval", "--keep", "--signal", "--verbose", "CKPT_INTERVAL", "99", "126", "127", "Examples"]
+    {
+        assert!(help.contains(needle), "ckpt --help should mention {needle}\n{help}");
     }
 }
 
@@ -693,30 +508,14 @@ fn twenty_fast_checkpoints_of_eight_threads() {
     run.close_stdin();
     let first = run.finish();
     first.expect_code(0);
-    assert_same(
-        "eight threads, 20 checkpoints",
-        &first.stdout(),
-        &reference.stdout(),
-    );
+    assert_same("eight threads, 20 checkpoints", &first.stdout(), &reference.stdout());
     assert!(count_written(&first) >= 21, "{}", first.describe());
-    assert!(
-        !first.stderr_text().contains("failed"),
-        "{}",
-        first.describe()
-    );
+    assert!(!first.stderr_text().contains("failed"), "{}", first.describe());
     verify(&image, &dir);
 
     // The restart resumes main in its read of stdin (here /dev/null).
     let second = spawn("restart", &mut restart(&image, &dir)).finish();
     second.expect_code(0);
-    let want = reference
-        .stdout_text()
-        .strip_prefix("started\n")
-        .unwrap()
-        .to_string();
-    assert_same(
-        "restart of the last image",
-        &second.stdout(),
-        want.as_bytes(),
-    );
+    let want = reference.stdout_text().strip_prefix("started\n").unwrap().to_string();
+    assert_same("restart of the last image", &second.stdout(), want.as_bytes());
 }

@@ -30,10 +30,7 @@ fn restart(image: &Path, options: &[&str], cwd: &Path) -> Command {
 }
 
 fn lines_starting(o: &Outcome, s: Stream, prefix: &str) -> Vec<String> {
-    o.text_lines(s)
-        .into_iter()
-        .filter(|l| l.starts_with(prefix))
-        .collect()
+    o.text_lines(s).into_iter().filter(|l| l.starts_with(prefix)).collect()
 }
 
 /// The checkpointed run stopped with the checkpoint status and said where
@@ -41,19 +38,12 @@ fn lines_starting(o: &Outcome, s: Stream, prefix: &str) -> Vec<String> {
 fn checkpointed(first: &Outcome, image: &Path) {
     first.expect_code(CHECKPOINTED);
     let said = lines_starting(first, Stream::Stderr, "ckpt: checkpoint written to");
-    assert!(
-        said.len() == 1 && image.is_file(),
-        "no image at {}\n{}",
-        image.display(),
-        first.describe()
-    );
+    assert!(said.len() == 1 && image.is_file(), "no image at {}\n{}", image.display(), first.describe());
 }
 
 /// Input for files-log: lines of varied length, several stdio buffers' worth.
 fn log_input(lines: usize) -> String {
-    (0..lines)
-        .map(|i| format!("line {i} {}\n", "abcdefghij".repeat(i * 7 % 23)))
-        .collect()
+    (0..lines).map(|i| format!("line {i} {}\n", "abcdefghij".repeat(i * 7 % 23))).collect()
 }
 
 const LOG_STEPS: &str = "60";
@@ -64,11 +54,7 @@ fn files_log_reference(dir: &Path) -> Outcome {
     fs::create_dir(dir).unwrap();
     fs::write(dir.join("input.txt"), log_input(500)).unwrap();
     let args = ["input.txt", "log.txt", LOG_STEPS];
-    let o = spawn(
-        "uninterrupted run",
-        &mut command(&demo("files-log"), &args, dir),
-    )
-    .finish();
+    let o = spawn("uninterrupted run", &mut command(&demo("files-log"), &args, dir)).finish();
     o.expect_code(0);
     o
 }
@@ -77,12 +63,7 @@ fn files_log_reference(dir: &Path) -> Outcome {
 fn files_log_checkpointed(dir: &Path, image: &Path, stdout: Option<Stdio>) -> Outcome {
     fs::create_dir(dir).unwrap();
     fs::write(dir.join("input.txt"), log_input(500)).unwrap();
-    let mut c = ckpt(
-        image,
-        &demo("files-log"),
-        &["input.txt", "log.txt", LOG_STEPS],
-        dir,
-    );
+    let mut c = ckpt(image, &demo("files-log"), &["input.txt", "log.txt", LOG_STEPS], dir);
     if let Some(s) = stdout {
         c.stdout(s);
     }
@@ -107,11 +88,7 @@ fn log_and_input_continue_at_their_offsets() {
     let image = dir.join("log.dat");
     let first = files_log_checkpointed(&run_dir, &image, None);
     let done = steps(&first);
-    assert!(
-        (5..60).contains(&done),
-        "the checkpoint should land mid-run, after {done} steps\n{}",
-        first.describe()
-    );
+    assert!((5..60).contains(&done), "the checkpoint should land mid-run, after {done} steps\n{}", first.describe());
     assert!(
         lines_starting(&first, Stream::Stderr, "ckpt: warning").is_empty(),
         "nothing here should be lost\n{}",
@@ -136,12 +113,7 @@ fn log_and_input_continue_at_their_offsets() {
     }
     // Every input line exactly once, in order, in the log.
     let log = String::from_utf8(read(&run_dir.join("log.txt"))).unwrap();
-    let want: String = log_input(500)
-        .lines()
-        .take(420)
-        .enumerate()
-        .map(|(i, l)| format!("{} {l}\n", i + 1))
-        .collect();
+    let want: String = log_input(500).lines().take(420).enumerate().map(|(i, l)| format!("{} {l}\n", i + 1)).collect();
     assert_same("log.txt against the input", log.as_bytes(), want.as_bytes());
 }
 
@@ -157,19 +129,12 @@ fn relative_paths_after_chdir() {
     let run_dir = dir.join("run");
     fs::create_dir(&run_dir).unwrap();
     let image = dir.join("cwd.dat");
-    let mut run = spawn(
-        "checkpointed run",
-        &mut ckpt(&image, &prog, &args, &run_dir),
-    );
+    let mut run = spawn("checkpointed run", &mut ckpt(&image, &prog, &args, &run_dir));
     run.wait_line(Stream::Stdout, |l| l == "step 5\n", "step 5");
     run.checkpoint();
     let first = run.finish();
     checkpointed(&first, &image);
-    assert!(
-        !first.stdout_text().contains("done"),
-        "the checkpoint came too late\n{}",
-        first.describe()
-    );
+    assert!(!first.stdout_text().contains("done"), "the checkpoint came too late\n{}", first.describe());
 
     // Restarted from another directory: the program's own comes back.
     let elsewhere = dir.join("elsewhere");
@@ -178,36 +143,15 @@ fn relative_paths_after_chdir() {
     second.expect_code(0);
     let reference = reference.finish();
     reference.expect_code(0);
-    assert_same(
-        "stdout",
-        &cat(&[&first.stdout(), &second.stdout()]),
-        &reference.stdout(),
-    );
-    assert!(
-        reference
-            .stdout_text()
-            .ends_with("files-cwd: done, sum 820, in sub\n"),
-        "{}",
-        reference.describe()
-    );
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+    assert!(reference.stdout_text().ends_with("files-cwd: done, sum 820, in sub\n"), "{}", reference.describe());
     let journal: String = (1..=40).map(|k| format!("journal {k}\n")).collect();
-    assert_same(
-        "journal",
-        &read(&run_dir.join("sub/journal")),
-        journal.as_bytes(),
-    );
+    assert_same("journal", &read(&run_dir.join("sub/journal")), journal.as_bytes());
     for k in 1..=40 {
-        assert_same(
-            &format!("step-{k}"),
-            &read(&run_dir.join(format!("sub/step-{k}"))),
-            format!("{k}\n").as_bytes(),
-        );
+        assert_same(&format!("step-{k}"), &read(&run_dir.join(format!("sub/step-{k}"))), format!("{k}\n").as_bytes());
     }
     let strays: Vec<_> = fs::read_dir(&elsewhere).unwrap().collect();
-    assert!(
-        strays.is_empty(),
-        "the restarted program wrote into restart's directory: {strays:?}"
-    );
+    assert!(strays.is_empty(), "the restarted program wrote into restart's directory: {strays:?}");
 }
 
 /// Runs `program args` in `dir` under ckpt with a piped stdin, checkpoints
@@ -261,25 +205,15 @@ fn pipe_bytes_survive() {
     let (run_dir, ref_dir) = (subdir(&dir, "run"), subdir(&dir, "ref"));
     let image = dir.join("pipe.dat");
     let args = ["50000", "fifo"];
-    let (reference, first, second) = stdin_case(
-        "files-pipe",
-        (&args, &run_dir),
-        (&args, &ref_dir),
-        &image,
-        "files-pipe: ready",
-        &[],
-    );
+    let (reference, first, second) =
+        stdin_case("files-pipe", (&args, &run_dir), (&args, &ref_dir), &image, "files-pipe: ready", &[]);
     second.expect_code(0);
     assert!(
         lines_starting(&first, Stream::Stderr, "ckpt: warning").is_empty(),
         "pipes inside the process are not lost\n{}",
         first.describe()
     );
-    assert_same(
-        "stdout",
-        &cat(&[&first.stdout(), &second.stdout()]),
-        &reference.stdout(),
-    );
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
     let out = second.stdout_text();
     for want in [
         "after: A holds 50000 (via 12: 50000), B holds 3, C holds 0, FIFO holds 0\n",
@@ -287,11 +221,7 @@ fn pipe_bytes_survive() {
         "B: 3 bytes \"abc\", then EAGAIN (non-blocking)\n",
         "FIFO: 10 bytes \"fifo data\"\n",
     ] {
-        assert!(
-            out.contains(want),
-            "missing {want:?}\n{}",
-            second.describe()
-        );
+        assert!(out.contains(want), "missing {want:?}\n{}", second.describe());
     }
 }
 
@@ -305,55 +235,26 @@ fn flags_offsets_and_sharing_preserved() {
     let image = dir.join("flags.dat");
     let args_run = [run_dir.to_str().unwrap()];
     let args_ref = [ref_dir.to_str().unwrap()];
-    let (reference, first, second) = stdin_case(
-        "files-flags",
-        (&args_run, &run_dir),
-        (&args_ref, &ref_dir),
-        &image,
-        "files-flags: ready",
-        &[],
-    );
+    let (reference, first, second) =
+        stdin_case("files-flags", (&args_run, &run_dir), (&args_ref, &ref_dir), &image, "files-flags: ready", &[]);
     second.expect_code(0);
 
-    let before: Vec<String> = lines_starting(&first, Stream::Stdout, "before: ")
-        .iter()
-        .map(|l| l["before: ".len()..].to_string())
-        .collect();
-    let after: Vec<String> = lines_starting(&second, Stream::Stdout, "after: ")
-        .iter()
-        .map(|l| l["after: ".len()..].to_string())
-        .collect();
+    let before: Vec<String> =
+        lines_starting(&first, Stream::Stdout, "before: ").iter().map(|l| l["before: ".len()..].to_string()).collect();
+    let after: Vec<String> =
+        lines_starting(&second, Stream::Stdout, "after: ").iter().map(|l| l["after: ".len()..].to_string()).collect();
     assert_eq!(before.len(), 9, "{}", first.describe());
-    assert_eq!(
-        after,
-        before,
-        "flags and offsets after the restart\n{}",
-        second.describe()
-    );
-    assert!(
-        before.contains(&"fd 10: file w append cloexec offset 4\n".to_string()),
-        "{before:?}"
-    );
-    assert!(
-        before.contains(&"fd 12: file r nonblock offset 5\n".to_string()),
-        "{before:?}"
-    );
-    assert_same(
-        "stdout",
-        &cat(&[&first.stdout(), &second.stdout()]),
-        &reference.stdout(),
-    );
+    assert_eq!(after, before, "flags and offsets after the restart\n{}", second.describe());
+    assert!(before.contains(&"fd 10: file w append cloexec offset 4\n".to_string()), "{before:?}");
+    assert!(before.contains(&"fd 12: file r nonblock offset 5\n".to_string()), "{before:?}");
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
     let out = second.stdout_text();
     for want in [
         "append.log: 14 bytes: one\ntwo\nthree\n",
         "read 3 through fd 100: \"fgh\"; fd 12 now at 8\n",
         "read through fd 14: \"23\", through fd 13: \"45\"\n",
     ] {
-        assert!(
-            out.contains(want),
-            "missing {want:?}\n{}",
-            second.describe()
-        );
+        assert!(out.contains(want), "missing {want:?}\n{}", second.describe());
     }
 }
 
@@ -367,11 +268,7 @@ fn deleted_log_warns_or_refuses_with_strict() {
     let log = run_dir.join("log.txt");
     fs::remove_file(&log).unwrap();
 
-    let strict = spawn(
-        "restart --strict",
-        &mut restart(&image, &["--strict"], &dir.path),
-    )
-    .finish();
+    let strict = spawn("restart --strict", &mut restart(&image, &["--strict"], &dir.path)).finish();
     strict.expect_code(1);
     let err = strict.stderr_text();
     assert!(
@@ -379,34 +276,20 @@ fn deleted_log_warns_or_refuses_with_strict() {
         "--strict should refuse in one line naming the file\n{}",
         strict.describe()
     );
-    assert!(
-        strict.stdout().is_empty(),
-        "the program ran under --strict\n{}",
-        strict.describe()
-    );
+    assert!(strict.stdout().is_empty(), "the program ran under --strict\n{}", strict.describe());
 
     let second = spawn("restart", &mut restart(&image, &[], &dir.path)).finish();
     second.expect_code(0);
     let warnings = lines_starting(&second, Stream::Stderr, "restart:");
     assert!(
-        warnings.len() == 1
-            && warnings[0].contains(log.to_str().unwrap())
-            && warnings[0].contains("deleted"),
+        warnings.len() == 1 && warnings[0].contains(log.to_str().unwrap()) && warnings[0].contains("deleted"),
         "one warning naming the deleted file\n{}",
         second.describe()
     );
-    assert_same(
-        "stdout",
-        &cat(&[&first.stdout(), &second.stdout()]),
-        &reference.stdout(),
-    );
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
     assert!(!log.exists(), "the deleted log came back");
     // The other log, still there, was continued.
-    assert_same(
-        "log.txt.stdio",
-        &read(&run_dir.join("log.txt.stdio")),
-        &read(&dir.join("ref/log.txt.stdio")),
-    );
+    assert_same("log.txt.stdio", &read(&run_dir.join("log.txt.stdio")), &read(&dir.join("ref/log.txt.stdio")));
 }
 
 #[test]
@@ -421,29 +304,16 @@ fn truncated_and_replaced_files_are_warned() {
     let log = run_dir.join("log.txt");
     fs::rename(&log, run_dir.join("log.old")).unwrap();
     fs::write(&log, "new\n").unwrap();
-    let strict = spawn(
-        "restart --strict",
-        &mut restart(&image, &["--strict"], &dir.path),
-    )
-    .finish();
+    let strict = spawn("restart --strict", &mut restart(&image, &["--strict"], &dir.path)).finish();
     strict.expect_code(1);
-    assert_eq!(
-        strict.stderr_text().lines().count(),
-        1,
-        "{}",
-        strict.describe()
-    );
+    assert_eq!(strict.stderr_text().lines().count(), 1, "{}", strict.describe());
     let second = spawn("restart", &mut restart(&image, &[], &dir.path)).finish();
     second.expect_code(0);
     let warnings = lines_starting(&second, Stream::Stderr, "restart:");
     assert!(
         warnings.len() == 2
-            && warnings
-                .iter()
-                .any(|w| w.contains("input.txt") && w.contains("truncated"))
-            && warnings
-                .iter()
-                .any(|w| w.contains("log.txt") && w.contains("replaced")),
+            && warnings.iter().any(|w| w.contains("input.txt") && w.contains("truncated"))
+            && warnings.iter().any(|w| w.contains("log.txt") && w.contains("replaced")),
         "a warning for each\n{}",
         second.describe()
     );
@@ -454,45 +324,18 @@ fn sockets_become_dev_null_with_warnings() {
     let dir = TempDir::new("files-socket");
     let (run_dir, ref_dir) = (subdir(&dir, "run"), subdir(&dir, "ref"));
     let image = dir.join("socket.dat");
-    let (reference, first, second) = stdin_case(
-        "files-socket",
-        (&[], &run_dir),
-        (&[], &ref_dir),
-        &image,
-        "files-socket: ready",
-        &[],
-    );
+    let (reference, first, second) =
+        stdin_case("files-socket", (&[], &run_dir), (&[], &ref_dir), &image, "files-socket: ready", &[]);
     second.expect_code(0);
-    let lost = [
-        (10, "socket:["),
-        (11, "socket:["),
-        (12, "socket:["),
-        (13, "anon_inode:"),
-    ];
+    let lost = [(10, "socket:["), (11, "socket:["), (12, "socket:["), (13, "anon_inode:")];
     let ckpt_warnings = lines_starting(&first, Stream::Stderr, "ckpt: warning");
-    assert_eq!(
-        ckpt_warnings.len(),
-        4,
-        "one warning per lost descriptor\n{}",
-        first.describe()
-    );
+    assert_eq!(ckpt_warnings.len(), 4, "one warning per lost descriptor\n{}", first.describe());
     let restart_warnings = lines_starting(&second, Stream::Stderr, "restart: warning");
-    assert_eq!(
-        restart_warnings.len(),
-        4,
-        "one warning per lost descriptor\n{}",
-        second.describe()
-    );
+    assert_eq!(restart_warnings.len(), 4, "one warning per lost descriptor\n{}", second.describe());
     for ((fd, name), (c, r)) in lost.iter().zip(ckpt_warnings.iter().zip(&restart_warnings)) {
         let at = format!("fd {fd} ({name}");
-        assert!(
-            c.starts_with(&format!("ckpt: warning: {at}")) && c.contains("/dev/null"),
-            "{c}"
-        );
-        assert!(
-            r.starts_with(&format!("restart: warning: {at}")) && r.contains("/dev/null"),
-            "{r}"
-        );
+        assert!(c.starts_with(&format!("ckpt: warning: {at}")) && c.contains("/dev/null"), "{c}");
+        assert!(r.starts_with(&format!("restart: warning: {at}")) && r.contains("/dev/null"), "{r}");
     }
     // Before the checkpoint, as the uninterrupted run; after, /dev/null.
     let before = |o: &Outcome| lines_starting(o, Stream::Stdout, "before: ");
@@ -503,29 +346,12 @@ fn sockets_become_dev_null_with_warnings() {
         .chain(["after: fd 14: a regular file (keep)\n".to_string()])
         .collect();
     assert_eq!(after, want, "{}", second.describe());
-    assert!(
-        second.stdout_text().contains("writing to fd 10: 1\n"),
-        "{}",
-        second.describe()
-    );
+    assert!(second.stdout_text().contains("writing to fd 10: 1\n"), "{}", second.describe());
 
-    let strict = spawn(
-        "restart --strict",
-        &mut restart(&image, &["--strict"], &dir.path),
-    )
-    .finish();
+    let strict = spawn("restart --strict", &mut restart(&image, &["--strict"], &dir.path)).finish();
     strict.expect_code(1);
-    assert_eq!(
-        strict.stderr_text().lines().count(),
-        1,
-        "{}",
-        strict.describe()
-    );
-    assert!(
-        strict.stderr_text().contains("fd 10 (socket:["),
-        "{}",
-        strict.describe()
-    );
+    assert_eq!(strict.stderr_text().lines().count(), 1, "{}", strict.describe());
+    assert!(strict.stderr_text().contains("fd 10 (socket:["), "{}", strict.describe());
 }
 
 #[test]
@@ -543,11 +369,7 @@ fn keep_stdio_continues_stdout_file() {
     c.stdout(Stdio::null());
     let second = spawn("restart --keep-stdio", &mut c).finish();
     second.expect_code(0);
-    assert_same(
-        "the program's own stdout file",
-        &read(&out),
-        &reference.stdout(),
-    );
+    assert_same("the program's own stdout file", &read(&out), &reference.stdout());
     // Its stderr was a pipe to this test: restart's own instead, said once.
     let warnings = lines_starting(&second, Stream::Stderr, "restart:");
     assert!(
@@ -570,11 +392,7 @@ fn keep_stdio_stdout_and_stderr_sharing_one_file() {
     fs::write(ref_dir.join("input.txt"), log_input(500)).unwrap();
     let ref_out = dir.join("reference.out");
     let f = file(&ref_out);
-    let mut c = command(
-        &demo("files-log"),
-        &["input.txt", "log.txt", LOG_STEPS],
-        &ref_dir,
-    );
+    let mut c = command(&demo("files-log"), &["input.txt", "log.txt", LOG_STEPS], &ref_dir);
     c.stdout(f.try_clone().unwrap()).stderr(f);
     spawn("uninterrupted run", &mut c).finish().expect_code(0);
 
@@ -584,12 +402,7 @@ fn keep_stdio_stdout_and_stderr_sharing_one_file() {
     let out = dir.join("program.out");
     let f = file(&out);
     let image = dir.join("shared.dat");
-    let mut c = ckpt(
-        &image,
-        &demo("files-log"),
-        &["input.txt", "log.txt", LOG_STEPS],
-        &run_dir,
-    );
+    let mut c = ckpt(&image, &demo("files-log"), &["input.txt", "log.txt", LOG_STEPS], &run_dir);
     c.stdout(f.try_clone().unwrap()).stderr(f);
     let run = spawn("checkpointed run", &mut c);
     // Everything goes to the file: wait for the program's sleeps instead.
@@ -608,9 +421,5 @@ fn keep_stdio_stdout_and_stderr_sharing_one_file() {
         .filter(|l| !l.starts_with("ckpt: "))
         .map(|l| format!("{l}\n"))
         .collect();
-    assert_same(
-        "stdout and stderr, in one file",
-        got.as_bytes(),
-        &read(&ref_out),
-    );
+    assert_same("stdout and stderr, in one file", got.as_bytes(), &read(&ref_out));
 }

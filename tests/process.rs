@@ -40,12 +40,7 @@ fn wait_in_syscall(run: &Run, nr: i64) {
     let path = format!("/proc/{}/syscall", run.pid);
     loop {
         let text = fs::read_to_string(&path).unwrap_or_default();
-        if text
-            .split_whitespace()
-            .next()
-            .and_then(|f| f.parse::<i64>().ok())
-            == Some(nr)
-        {
+        if text.split_whitespace().next().and_then(|f| f.parse::<i64>().ok()) == Some(nr) {
             return;
         }
         assert!(
@@ -62,17 +57,8 @@ fn wait_in_syscall(run: &Run, nr: i64) {
 /// Runs `program args` under ckpt, waits for its "ready"-like `line` and
 /// for it to be blocked in its wait, and checkpoints it. Returns the
 /// checkpointed run's outcome.
-fn checkpoint_when(
-    dir: &TempDir,
-    image: &Path,
-    program: &str,
-    args: &[&str],
-    line: &str,
-) -> Outcome {
-    let mut run = spawn(
-        "checkpointed run",
-        &mut ckpt(image, &demo(program), args, &dir.path),
-    );
+fn checkpoint_when(dir: &TempDir, image: &Path, program: &str, args: &[&str], line: &str) -> Outcome {
+    let mut run = spawn("checkpointed run", &mut ckpt(image, &demo(program), args, &dir.path));
     run.wait_line(Stream::Stdout, |l| l.starts_with(line), line);
     wait_in_syscall(&run, SYS_RT_SIGSUSPEND);
     run.checkpoint();
@@ -83,8 +69,7 @@ fn checkpoint_when(
 }
 
 fn line_after(run: &mut Run, prefix: &str) -> String {
-    run.wait_line(Stream::Stdout, |l| l.starts_with(prefix), prefix)
-        .text()
+    run.wait_line(Stream::Stdout, |l| l.starts_with(prefix), prefix).text()
 }
 
 /// `ShdPnd` of a process, as a bit set.
@@ -119,18 +104,11 @@ fn signal_handlers_masks_and_pending_signals() {
     run.signal(libc::SIGUSR1);
     line_after(&mut run, "handler SIGUSR1 1");
     let l = line_after(&mut run, "state ");
-    assert_eq!(
-        l,
-        "state woke usr1=1 blocked=TERM,HUP,WINCH shdpnd=HUP sigpnd=WINCH worker=PWR\n"
-    );
+    assert_eq!(l, "state woke usr1=1 blocked=TERM,HUP,WINCH shdpnd=HUP sigpnd=WINCH worker=PWR\n");
     wait_in_syscall(&run, SYS_RT_SIGSUSPEND);
     // SIGTERM is still blocked: it stays pending and does not kill.
     run.signal(libc::SIGTERM);
-    assert_ne!(
-        shared_pending(run.pid) & 1 << (libc::SIGTERM - 1),
-        0,
-        "SIGTERM is not pending after it was sent"
-    );
+    assert_ne!(shared_pending(run.pid) & 1 << (libc::SIGTERM - 1), 0, "SIGTERM is not pending after it was sent");
     run.signal(libc::SIGUSR1);
     let out = run.finish();
     out.expect_code(0);
@@ -138,8 +116,7 @@ fn signal_handlers_masks_and_pending_signals() {
     let all = out.describe();
     assert!(
         lines.contains(
-            &"state woke usr1=2 blocked=TERM,HUP,WINCH shdpnd=TERM,HUP sigpnd=WINCH worker=PWR\n"
-                .to_string()
+            &"state woke usr1=2 blocked=TERM,HUP,WINCH shdpnd=TERM,HUP sigpnd=WINCH worker=PWR\n".to_string()
         ),
         "{all}"
     );
@@ -147,10 +124,7 @@ fn signal_handlers_masks_and_pending_signals() {
     // the process, WINCH for the main thread, PWR for the worker) and the
     // SIGTERM sent after the restart are delivered, once each.
     for sig in ["SIGPWR", "SIGTERM", "SIGHUP", "SIGWINCH"] {
-        let n = lines
-            .iter()
-            .filter(|l| **l == format!("handler {sig}\n"))
-            .count();
+        let n = lines.iter().filter(|l| **l == format!("handler {sig}\n")).count();
         assert_eq!(n, 1, "handler of {sig} ran {n} times\n{all}");
     }
     assert!(
@@ -161,11 +135,7 @@ fn signal_handlers_masks_and_pending_signals() {
         "{all}"
     );
     // Nothing ran before the restart that should not have.
-    assert!(
-        !first.stdout_text().contains("handler"),
-        "{}",
-        first.describe()
-    );
+    assert!(!first.stdout_text().contains("handler"), "{}", first.describe());
 }
 
 /// One "timers real=V/I virtual=V/I prof=V/I alarms=N" line, in ms.
@@ -179,9 +149,7 @@ struct Timers {
 
 fn timers(l: &str) -> Timers {
     let field = |name: &str| -> &str {
-        l.split_whitespace()
-            .find_map(|w| w.strip_prefix(name))
-            .unwrap_or_else(|| panic!("no {name} in {l:?}"))
+        l.split_whitespace().find_map(|w| w.strip_prefix(name)).unwrap_or_else(|| panic!("no {name} in {l:?}"))
     };
     let pair = |name: &str| -> (i64, i64) {
         let (v, i) = field(name).split_once('/').unwrap();
@@ -200,29 +168,16 @@ fn alarm_and_cpu_timers_survive() {
     let dir = TempDir::new("proc-alarm");
     let image = dir.join("img");
     let first = checkpoint_when(&dir, &image, "proc-timers", &["alarm"], "armed");
-    assert!(
-        !first.stdout_text().contains("alarm"),
-        "the alarm fired before the checkpoint\n{}",
-        first.describe()
-    );
+    assert!(!first.stdout_text().contains("alarm"), "the alarm fired before the checkpoint\n{}", first.describe());
 
     let mut run = spawn("restart", &mut restart(&image, &dir.path));
     let woke = run.wait_line(Stream::Stdout, |l| l.starts_with("timers "), "timers");
     let t = timers(&woke.text());
     let what = format!("after the restart: {}", woke.text());
-    assert!(
-        t.real.0 > 0 && t.real.0 <= 3000 && t.real.1 == 0,
-        "alarm(3): {what}"
-    );
+    assert!(t.real.0 > 0 && t.real.0 <= 3000 && t.real.1 == 0, "alarm(3): {what}");
     // The CPU-time timers hardly moved: the program sleeps.
-    assert!(
-        (19_000..=20_100).contains(&t.virt.0) && t.virt.1 == 10_000,
-        "ITIMER_VIRTUAL: {what}"
-    );
-    assert!(
-        (29_000..=30_100).contains(&t.prof.0) && t.prof.1 == 5_000,
-        "ITIMER_PROF: {what}"
-    );
+    assert!((19_000..=20_100).contains(&t.virt.0) && t.virt.1 == 10_000, "ITIMER_VIRTUAL: {what}");
+    assert!((29_000..=30_100).contains(&t.prof.0) && t.prof.1 == 5_000, "ITIMER_PROF: {what}");
     assert_eq!(t.alarms, 0, "{what}");
     let fired = run.wait_line(Stream::Stdout, |l| l == "alarm 1\n", "the alarm");
     let waited = fired.at.duration_since(woke.at).unwrap_or_default();
@@ -277,7 +232,8 @@ fn limits_name_and_prctl_settings_survive() {
     let before = first.text_lines(Stream::Stdout)[0].clone();
     assert!(
         before.starts_with("limits nofile=100/")
-            && before.contains(" core=65536/1048576 name=proc-renamed pdeathsig=28 dumpable=0 subreaper=1 dupfd150=EINVAL"),
+            && before
+                .contains(" core=65536/1048576 name=proc-renamed pdeathsig=28 dumpable=0 subreaper=1 dupfd150=EINVAL"),
         "the demo did not set its limits\n{}",
         first.describe()
     );
@@ -287,38 +243,20 @@ fn limits_name_and_prctl_settings_survive() {
     assert_eq!(after, before, "limits and prctl settings after the restart");
     wait_in_syscall(&run, SYS_RT_SIGSUSPEND);
     assert_eq!(comm(run.pid), "proc-renamed\n", "/proc/PID/comm");
-    let ps = Command::new("ps")
-        .args(["-o", "comm=", "-p", &run.pid.to_string()])
-        .output()
-        .expect("ps");
-    assert_eq!(
-        String::from_utf8_lossy(&ps.stdout).trim(),
-        "proc-renamed",
-        "ps"
-    );
+    let ps = Command::new("ps").args(["-o", "comm=", "-p", &run.pid.to_string()]).output().expect("ps");
+    assert_eq!(String::from_utf8_lossy(&ps.stdout).trim(), "proc-renamed", "ps");
     let limits = fs::read_to_string(format!("/proc/{}/limits", run.pid)).unwrap();
     let row = |name: &str| -> Vec<String> {
         let l = limits.lines().find(|l| l.starts_with(name)).unwrap();
-        l[name.len()..]
-            .split_whitespace()
-            .map(String::from)
-            .collect()
+        l[name.len()..].split_whitespace().map(String::from).collect()
     };
-    assert_eq!(
-        row("Max core file size")[..2],
-        ["65536", "1048576"],
-        "{limits}"
-    );
+    assert_eq!(row("Max core file size")[..2], ["65536", "1048576"], "{limits}");
     assert_eq!(row("Max open files")[0], "100", "{limits}");
     run.signal(libc::SIGUSR1);
     let out = run.finish();
     out.expect_code(0);
     assert!(out.stdout_text().ends_with("done\n"), "{}", out.describe());
-    assert!(
-        !out.stderr_text().contains("cannot restore RLIMIT"),
-        "{}",
-        out.describe()
-    );
+    assert!(!out.stderr_text().contains("cannot restore RLIMIT"), "{}", out.describe());
 }
 
 /// Rewrites the header of the image at `path` with `f` (and a new checksum).
@@ -338,34 +276,22 @@ fn hard_limit_above_allowed_is_a_warning() {
     checkpoint_when(&dir, &image, "proc-limits", &[], "ready");
     // A hard RLIMIT_NOFILE above fs.nr_open: even root may not set it.
     const RLIMIT_NOFILE: usize = 7;
-    patch_header(&image, |h| {
-        h.process.rlimits[RLIMIT_NOFILE] = [100, u64::MAX]
-    });
-    let mut own = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    patch_header(&image, |h| h.process.rlimits[RLIMIT_NOFILE] = [100, u64::MAX]);
+    let mut own = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes the struct.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) };
 
     let mut run = spawn("restart", &mut restart(&image, &dir.path));
     let after = line_after(&mut run, "limits ");
     assert!(
-        after.starts_with(&format!(
-            "limits nofile=100/{} core=65536/1048576 ",
-            own.rlim_max
-        )),
+        after.starts_with(&format!("limits nofile=100/{} core=65536/1048576 ", own.rlim_max)),
         "the soft limit is kept, the hard one is what restart had: {after}"
     );
     wait_in_syscall(&run, SYS_RT_SIGSUSPEND);
     run.signal(libc::SIGUSR1);
     let out = run.finish();
     out.expect_code(0);
-    let warnings: Vec<String> = out
-        .text_lines(Stream::Stderr)
-        .into_iter()
-        .filter(|l| l.contains("RLIMIT"))
-        .collect();
+    let warnings: Vec<String> = out.text_lines(Stream::Stderr).into_iter().filter(|l| l.contains("RLIMIT")).collect();
     assert_eq!(
         warnings,
         [format!(
@@ -439,11 +365,8 @@ fn shared_mapping_case(tag: &str, meanwhile: Meanwhile) -> (TempDir, Outcome) {
     out.expect_code(0);
     let all = out.describe();
     assert!(out.stdout_text().ends_with("done\n"), "{all}");
-    let warnings: Vec<String> = out
-        .text_lines(Stream::Stderr)
-        .into_iter()
-        .filter(|l| l.contains("shared mapping"))
-        .collect();
+    let warnings: Vec<String> =
+        out.text_lines(Stream::Stderr).into_iter().filter(|l| l.contains("shared mapping")).collect();
     let attached = matches!(meanwhile, Meanwhile::Nothing | Meanwhile::TamperedInPlace);
     if attached {
         assert!(warnings.is_empty(), "{all}");
@@ -452,15 +375,8 @@ fn shared_mapping_case(tag: &str, meanwhile: Meanwhile) -> (TempDir, Outcome) {
             2 * PAGE as u64 + 100,
             "the file keeps its size (its mapping reaches past its end)"
         );
-        assert_eq!(
-            file_string(&data, 0),
-            "checkpointed",
-            "the file holds the checkpointed contents"
-        );
-        assert_eq!(
-            written, "step 1",
-            "the restarted program's write reached the file\n{all}"
-        );
+        assert_eq!(file_string(&data, 0), "checkpointed", "the file holds the checkpointed contents");
+        assert_eq!(written, "step 1", "the restarted program's write reached the file\n{all}");
     } else {
         let name = data.display().to_string();
         let why = if meanwhile == Meanwhile::Removed {

@@ -38,10 +38,7 @@ impl Tools {
         for p in ["ckpt", "restart", "readckpt", "libckpt.so"] {
             exe(p);
         }
-        Tools {
-            dir: root(),
-            user: None,
-        }
+        Tools { dir: root(), user: None }
     }
 
     fn bin(&self, name: &str) -> PathBuf {
@@ -96,12 +93,7 @@ fn check_ckpt_message(first: &Outcome, image: &Path) {
         "the checkpointed run should print exactly one line on stderr, naming the image {name}\n{}",
         first.describe()
     );
-    assert!(
-        image.is_file(),
-        "no image at {}\n{}",
-        image.display(),
-        first.describe()
-    );
+    assert!(image.is_file(), "no image at {}\n{}", image.display(), first.describe());
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -124,16 +116,8 @@ fn buffered_case(
     sleeps: u64,
     default_image: bool,
 ) {
-    let image = if default_image {
-        dir.join("myckpt.dat")
-    } else {
-        dir.join("img.dat")
-    };
-    let image_arg = if default_image {
-        None
-    } else {
-        Some(image.as_path())
-    };
+    let image = if default_image { dir.join("myckpt.dat") } else { dir.join("img.dat") };
+    let image_arg = if default_image { None } else { Some(image.as_path()) };
     let set_out = |c: &mut Command, name: &str| {
         if output == Output::File {
             c.stdout(file(&dir.join(name)));
@@ -166,10 +150,7 @@ fn buffered_case(
     reference.expect_code(0);
     assert_same(
         &format!("{} {args:?}, stdout to a {output:?}", program.display()),
-        &cat(&[
-            &stdout_of(&first, "first.out"),
-            &stdout_of(&second, "restart.out"),
-        ]),
+        &cat(&[&stdout_of(&first, "first.out"), &stdout_of(&second, "restart.out")]),
         &stdout_of(&reference, "reference.out"),
     );
 }
@@ -178,57 +159,25 @@ fn buffered_case(
 fn hello_test_stdout_to_file() {
     let dir = TempDir::new("hello-file");
     // Also covers the default image path, myckpt.dat in the working directory.
-    buffered_case(
-        &Tools::new(),
-        &dir,
-        &exe("hello-test"),
-        &[],
-        Output::File,
-        3,
-        true,
-    );
+    buffered_case(&Tools::new(), &dir, &exe("hello-test"), &[], Output::File, 3, true);
 }
 
 #[test]
 fn hello_test_stdout_to_pipe() {
     let dir = TempDir::new("hello-pipe");
-    buffered_case(
-        &Tools::new(),
-        &dir,
-        &exe("hello-test"),
-        &[],
-        Output::Pipe,
-        3,
-        false,
-    );
+    buffered_case(&Tools::new(), &dir, &exe("hello-test"), &[], Output::Pipe, 3, false);
 }
 
 #[test]
 fn counting_test_stdout_to_file() {
     let dir = TempDir::new("counting-file");
-    buffered_case(
-        &Tools::new(),
-        &dir,
-        &exe("counting-test"),
-        &["5"],
-        Output::File,
-        3,
-        false,
-    );
+    buffered_case(&Tools::new(), &dir, &exe("counting-test"), &["5"], Output::File, 3, false);
 }
 
 #[test]
 fn counting_test_stdout_to_pipe() {
     let dir = TempDir::new("counting-pipe");
-    buffered_case(
-        &Tools::new(),
-        &dir,
-        &exe("counting-test"),
-        &["5"],
-        Output::Pipe,
-        3,
-        false,
-    );
+    buffered_case(&Tools::new(), &dir, &exe("counting-test"), &["5"], Output::Pipe, 3, false);
 }
 
 const PYTHON_LOOP: &str = r#"
@@ -251,16 +200,10 @@ fn python_case(tools: &Tools, dir: &TempDir) {
     let python = Path::new("/usr/bin/python3");
     let args = [script.to_str().unwrap()];
 
-    let reference = spawn(
-        "uninterrupted run",
-        &mut tools.cmd(python, &args, &dir.path),
-    );
+    let reference = spawn("uninterrupted run", &mut tools.cmd(python, &args, &dir.path));
 
     let image = dir.join("py.dat");
-    let mut run = spawn(
-        "checkpointed run",
-        &mut tools.ckpt(Some(&image), python, &args, &dir.path),
-    );
+    let mut run = spawn("checkpointed run", &mut tools.ckpt(Some(&image), python, &args, &dir.path));
     run.wait_line(Stream::Stdout, |l| l.starts_with("5 "), "line 5");
     run.checkpoint();
     let first = run.finish();
@@ -271,11 +214,7 @@ fn python_case(tools: &Tools, dir: &TempDir) {
     second.expect_code(0);
     let reference = reference.finish();
     reference.expect_code(0);
-    assert_same(
-        "python3 loop",
-        &cat(&[&first.stdout(), &second.stdout()]),
-        &reference.stdout(),
-    );
+    assert_same("python3 loop", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
     assert!(reference.stdout_text().contains("done"));
 }
 
@@ -297,23 +236,13 @@ fn vector_registers_survive() {
     let args = ["30"];
     let reference = spawn("uninterrupted run", &mut tools.cmd(&prog, &args, &dir.path));
     let image = dir.join("vector.dat");
-    let mut run = spawn(
-        "checkpointed run",
-        &mut tools.ckpt(Some(&image), &prog, &args, &dir.path),
-    );
-    run.wait_line(
-        Stream::Stderr,
-        |l| l.starts_with("vector: progress 3/"),
-        "progress 3",
-    );
+    let mut run = spawn("checkpointed run", &mut tools.ckpt(Some(&image), &prog, &args, &dir.path));
+    run.wait_line(Stream::Stderr, |l| l.starts_with("vector: progress 3/"), "progress 3");
     run.checkpoint();
     let first = run.finish();
     first.expect_code(CHECKPOINTED);
     let progress = |o: &Outcome| -> Vec<String> {
-        o.text_lines(Stream::Stderr)
-            .into_iter()
-            .filter(|l| l.starts_with("vector: progress"))
-            .collect()
+        o.text_lines(Stream::Stderr).into_iter().filter(|l| l.starts_with("vector: progress")).collect()
     };
     let done = progress(&first).len();
     assert!(
@@ -326,11 +255,7 @@ fn vector_registers_survive() {
     second.expect_code(0);
     let reference = reference.finish();
     reference.expect_code(0);
-    assert_same(
-        "vector digest (stdout)",
-        &cat(&[&first.stdout(), &second.stdout()]),
-        &reference.stdout(),
-    );
+    assert_same("vector digest (stdout)", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
     let mut both = progress(&first);
     both.extend(progress(&second));
     assert_eq!(
@@ -382,10 +307,7 @@ fn clocks_after_restart() {
     let args = ["30", "100"];
     let reference = spawn("uninterrupted run", &mut tools.cmd(&prog, &args, &dir.path));
     let image = dir.join("clock.dat");
-    let mut run = spawn(
-        "checkpointed run",
-        &mut tools.ckpt(Some(&image), &prog, &args, &dir.path),
-    );
+    let mut run = spawn("checkpointed run", &mut tools.ckpt(Some(&image), &prog, &args, &dir.path));
     run.wait_line(Stream::Stdout, |l| l.starts_with("tick 5 "), "tick 5");
     run.checkpoint();
     let first = run.finish();
@@ -397,24 +319,15 @@ fn clocks_after_restart() {
 
     let all = format!("{}\n{}", first.describe(), second.describe());
     let out = format!("{}{}", first.stdout_text(), second.stdout_text());
-    assert!(
-        !out.contains("BAD"),
-        "clock found inconsistent clocks\n{all}"
-    );
-    assert!(
-        out.starts_with("clock: start\n") && out.ends_with("clock: done\n"),
-        "{all}"
-    );
+    assert!(!out.contains("BAD"), "clock found inconsistent clocks\n{all}");
+    assert!(out.starts_with("clock: start\n") && out.ends_with("clock: done\n"), "{all}");
     let mut t = ticks(&first);
     let after = ticks(&second);
     assert!(!after.is_empty(), "no tick after the restart\n{all}");
     for k in &after {
         // The wall clock read by the restarted program is the real time: it
         // is a little before the moment the test read the line.
-        let now =
-            k.at.duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap()
-                .as_secs_f64();
+        let now = k.at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64();
         assert!(
             k.real <= now + 0.5 && k.real > now - 3.0,
             "tick {} after the restart says CLOCK_REALTIME is {:.3}, but the time is {now:.3}\n{all}",
@@ -445,10 +358,7 @@ fn malloc_and_sbrk_after_restart() {
     let args = ["30", "1000"];
     let reference = spawn("uninterrupted run", &mut tools.cmd(&prog, &args, &dir.path));
     let image = dir.join("mallocs.dat");
-    let mut run = spawn(
-        "checkpointed run",
-        &mut tools.ckpt(Some(&image), &prog, &args, &dir.path),
-    );
+    let mut run = spawn("checkpointed run", &mut tools.ckpt(Some(&image), &prog, &args, &dir.path));
     run.wait_line(Stream::Stdout, |l| l.starts_with("round 10 "), "round 10");
     run.checkpoint();
     let first = run.finish();
@@ -456,11 +366,7 @@ fn malloc_and_sbrk_after_restart() {
     let second = spawn("restart", &mut tools.restart(Some(&image), &dir.path)).finish();
     let reference = reference.finish();
     reference.expect_code(0);
-    assert_same(
-        "mallocs",
-        &cat(&[&first.stdout(), &second.stdout()]),
-        &reference.stdout(),
-    );
+    assert_same("mallocs", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
     second.expect_code(0);
     assert!(second.stdout_text().contains("mallocs: OK"));
 }
@@ -481,11 +387,7 @@ fn big_memory_256_mib() {
     let first = run.finish_within(TIMEOUT * 2);
     first.expect_code(CHECKPOINTED);
     let size = fs::metadata(&image).map(|m| m.len()).unwrap_or(0);
-    assert!(
-        size >= 256 << 20,
-        "the image of 256 MiB of data is only {size} bytes\n{}",
-        first.describe()
-    );
+    assert!(size >= 256 << 20, "the image of 256 MiB of data is only {size} bytes\n{}", first.describe());
 
     let mut c = tools.restart(Some(&image), &dir.path);
     c.stdin(Stdio::piped());
@@ -502,11 +404,7 @@ fn big_memory_256_mib() {
     reference.close_stdin();
     let reference = reference.finish();
     reference.expect_code(0);
-    assert_same(
-        "bigmem",
-        &cat(&[&first.stdout(), &second.stdout()]),
-        &reference.stdout(),
-    );
+    assert_same("bigmem", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
     assert!(second.stdout_text().contains("bigmem: OK"));
 }
 
@@ -525,10 +423,7 @@ fn counting_image(tools: &Tools, dir: &TempDir, image: &Path, sleeps: u64) -> Ou
 }
 
 fn counting_output(from: u64) -> Vec<u8> {
-    (from..from + 10)
-        .map(|i| format!("{i}\n"))
-        .collect::<String>()
-        .into_bytes()
+    (from..from + 10).map(|i| format!("{i}\n")).collect::<String>().into_bytes()
 }
 
 #[test]
@@ -545,15 +440,8 @@ fn one_image_restarted_twice() {
         c.stdout(file(&dir.join(&name)));
         let o = spawn(&format!("restart number {n}"), &mut c).finish();
         o.expect_code(0);
-        assert_same(
-            &format!("restart number {n}"),
-            &cat(&[&first_out, &read(&dir.join(&name))]),
-            &counting_output(0),
-        );
-        assert!(
-            read(&image) == before,
-            "restart number {n} changed the image"
-        );
+        assert_same(&format!("restart number {n}"), &cat(&[&first_out, &read(&dir.join(&name))]), &counting_output(0));
+        assert!(read(&image) == before, "restart number {n} changed the image");
     }
 }
 
@@ -695,10 +583,7 @@ fn bad_images_are_refused() {
         b[at] ^= 0x01;
         add(format!("one bit flipped in the {what} (offset {at})"), &b);
     }
-    add(
-        "random bytes".into(),
-        &random_bytes(64 << 10, 0x1234_5678_9abc_def1),
-    );
+    add("random bytes".into(), &random_bytes(64 << 10, 0x1234_5678_9abc_def1));
     let mut b = good[..16].to_vec();
     b.extend(random_bytes(64 << 10, 42));
     add("the right magic and version, then random bytes".into(), &b);
@@ -714,10 +599,7 @@ fn bad_images_are_refused() {
             h.file_len += 1 << 20;
         }),
     );
-    add(
-        "no threads (checksum right)".into(),
-        &patch_header(&good, |h| h.n_threads = 0),
-    );
+    add("no threads (checksum right)".into(), &patch_header(&good, |h| h.n_threads = 0));
     {
         // A misaligned region, with both checksums right.
         let mut b = good.clone();
@@ -725,18 +607,12 @@ fn bad_images_are_refused() {
         r.start += 1;
         b[meta..meta + std::mem::size_of::<Region>()].copy_from_slice(bytes_of(&r));
         let mc = checksum(&b[meta..meta_end]);
-        add(
-            "a misaligned region (checksums right)".into(),
-            &patch_header(&b, |h| h.meta_checksum = mc),
-        );
+        add("a misaligned region (checksums right)".into(), &patch_header(&b, |h| h.meta_checksum = mc));
     }
     let have = xcr0();
     // APX, MPX (bounds registers, bounds config), AMX (tile config, tile data):
     // user state components, the first one this machine lacks.
-    match [19u32, 3, 4, 17, 18]
-        .into_iter()
-        .find(|b| have & (1 << b) == 0)
-    {
+    match [19u32, 3, 4, 17, 18].into_iter().find(|b| have & (1 << b) == 0) {
         Some(bit) => add(
             format!("xfeatures with bit {bit}, which this CPU does not enable (XCR0 {have:#x})"),
             &patch_header(&good, |h| h.xfeatures |= 1 << bit),
@@ -751,11 +627,8 @@ fn bad_images_are_refused() {
     let limit = Duration::from_secs(20);
     let mut failures = Vec::new();
     for (what, path) in &cases {
-        let o = spawn(
-            &format!("restart of {what}"),
-            &mut tools.restart(Some(path), &dir.path),
-        )
-        .try_finish_within(limit);
+        let o =
+            spawn(&format!("restart of {what}"), &mut tools.restart(Some(path), &dir.path)).try_finish_within(limit);
         match o {
             Err(e) => failures.push(format!("restart of {what}: hangs: {e}")),
             Ok(o) => {
@@ -798,9 +671,7 @@ fn bad_images_are_refused() {
     // And the good one still restarts.
     let mut c = tools.restart(Some(&image), &dir.path);
     c.stdout(file(&dir.join("good.out")));
-    spawn("restart of the good image", &mut c)
-        .finish_within(TIMEOUT + Duration::from_secs(10))
-        .expect_code(0);
+    spawn("restart of the good image", &mut c).finish_within(TIMEOUT + Duration::from_secs(10)).expect_code(0);
     assert_same(
         "restart of the good image",
         &cat(&[&read(&dir.join("first.out")), &read(&dir.join("good.out"))]),
@@ -832,10 +703,7 @@ fn unprivileged(tag: &str) -> (TempDir, Tools, TempDir) {
         eprintln!("not root: the unprivileged tests run as the current user");
         None
     };
-    let tools = Tools {
-        dir: bins.path.clone(),
-        user,
-    };
+    let tools = Tools { dir: bins.path.clone(), user };
     (bins, tools, work)
 }
 
@@ -863,39 +731,23 @@ fn unprivileged_python3_loop() {
 fn static_program_is_refused() {
     let dir = TempDir::new("static");
     let src = dir.join("static-hello.c");
-    fs::write(
-        &src,
-        "#include <stdio.h>\nint main(void) { puts(\"static hello\"); return 0; }\n",
-    )
-    .unwrap();
+    fs::write(&src, "#include <stdio.h>\nint main(void) { puts(\"static hello\"); return 0; }\n").unwrap();
     let prog = dir.join("static-hello");
-    let cc = Command::new("gcc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&prog)
-        .arg(&src)
-        .output()
-        .expect("cannot run gcc");
+    let cc = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&prog).arg(&src).output().expect("cannot run gcc");
     assert!(
         cc.status.success(),
         "gcc -static failed (is libc6-dev installed?):\n{}",
         String::from_utf8_lossy(&cc.stderr)
     );
     let tools = Tools::new();
-    let o = spawn(
-        "ckpt of a static program",
-        &mut tools.ckpt(Some(&dir.join("s.dat")), &prog, &[], &dir.path),
-    )
-    .finish();
+    let o =
+        spawn("ckpt of a static program", &mut tools.ckpt(Some(&dir.join("s.dat")), &prog, &[], &dir.path)).finish();
     assert!(
         o.status.code().is_some_and(|c| c != 0) && o.status.signal().is_none(),
         "ckpt should refuse a statically linked program with a non-zero exit status\n{}",
         o.describe()
     );
-    assert!(
-        o.stdout().is_empty(),
-        "the static program should not have run\n{}",
-        o.describe()
-    );
+    assert!(o.stdout().is_empty(), "the static program should not have run\n{}", o.describe());
     assert!(
         o.stderr_text().to_lowercase().contains("static"),
         "ckpt's error should say the program is statically linked\n{}",
@@ -909,33 +761,20 @@ fn readckpt_lists_regions() {
     let tools = Tools::new();
     let image = dir.join("img.dat");
     counting_image(&tools, &dir, &image, 1);
-    let o = spawn(
-        "readckpt",
-        &mut tools.cmd(
-            &tools.bin("readckpt"),
-            &[image.to_str().unwrap()],
-            &dir.path,
-        ),
-    )
-    .finish();
+    let o = spawn("readckpt", &mut tools.cmd(&tools.bin("readckpt"), &[image.to_str().unwrap()], &dir.path)).finish();
     o.expect_code(0);
 
     let bytes = read(&image);
     let h = Header::parse(&bytes, bytes.len() as u64).unwrap();
     let meta = &bytes[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize];
     let m = Meta::parse(&h, meta).unwrap();
-    let lines: Vec<String> = o
-        .stdout_text()
-        .lines()
-        .map(|l| l.to_ascii_lowercase())
-        .collect();
+    let lines: Vec<String> = o.stdout_text().lines().map(|l| l.to_ascii_lowercase()).collect();
     assert!(m.n_regions() > 0);
     // Each region has its own line, showing its start and end addresses.
     let mut used = vec![false; lines.len()];
     for r in m.regions() {
         let (s, e) = (format!("{:x}", r.start), format!("{:x}", r.end));
-        let found =
-            (0..lines.len()).find(|&i| !used[i] && lines[i].contains(&s) && lines[i].contains(&e));
+        let found = (0..lines.len()).find(|&i| !used[i] && lines[i].contains(&s) && lines[i].contains(&e));
         match found {
             Some(i) => used[i] = true,
             None => panic!(

@@ -72,10 +72,7 @@ fn sixty_four_threads() {
 #[test]
 fn threads_created_exiting_joined_signalled_after_restart() {
     let (_, _, reference) = round_trip("threadlife", &demo("threads-life"), &[], "ready");
-    assert_eq!(
-        reference.stdout_text(),
-        "join Success 1, created 380, worker hits 1, main hits 1\n"
-    );
+    assert_eq!(reference.stdout_text(), "join Success 1, created 380, worker hits 1, main hits 1\n");
 }
 
 #[test]
@@ -111,7 +108,8 @@ fn python3_threading() {
     let dir = TempDir::new("pythreads");
     let script = dir.join("threads.py");
     std::fs::write(&script, PYTHON_THREADS).unwrap();
-    let (_, _, reference) = round_trip("pythreads", Path::new("/usr/bin/python3"), &[script.to_str().unwrap()], "tick 20");
+    let (_, _, reference) =
+        round_trip("pythreads", Path::new("/usr/bin/python3"), &[script.to_str().unwrap()], "tick 20");
     assert!(reference.stdout_text().contains("counts [60, 120, 180, 240] 600"));
 }
 

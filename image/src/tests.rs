@@ -8,12 +8,32 @@ fn sample() -> Vec<u8> {
     let base = 0x5555_0000_0000u64;
     let strings = b"/usr/bin/prog\0arg\0/tmp/dir".to_vec();
     let regions = [
-        Region { start: base, end: base + 4 * PAGE_SIZE, prot: PROT_READ | PROT_EXEC, flags: 0,
-                 kind: RegionKind::File as u32, n_extents: 1, first_extent: 0, _pad: 0,
-                 file_offset: 0, file: FileId::default(), path: StrRef { offset: 0, len: 13 } },
-        Region { start: base + 8 * PAGE_SIZE, end: base + 16 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE,
-                 flags: 0, kind: RegionKind::Stack as u32, n_extents: 2, first_extent: 1, _pad: 0,
-                 file_offset: 0, file: FileId::default(), path: StrRef::default() },
+        Region {
+            start: base,
+            end: base + 4 * PAGE_SIZE,
+            prot: PROT_READ | PROT_EXEC,
+            flags: 0,
+            kind: RegionKind::File as u32,
+            n_extents: 1,
+            first_extent: 0,
+            _pad: 0,
+            file_offset: 0,
+            file: FileId::default(),
+            path: StrRef { offset: 0, len: 13 },
+        },
+        Region {
+            start: base + 8 * PAGE_SIZE,
+            end: base + 16 * PAGE_SIZE,
+            prot: PROT_READ | PROT_WRITE,
+            flags: 0,
+            kind: RegionKind::Stack as u32,
+            n_extents: 2,
+            first_extent: 1,
+            _pad: 0,
+            file_offset: 0,
+            file: FileId::default(),
+            path: StrRef::default(),
+        },
     ];
     let mut h = Header::new();
     h.n_regions = 2;
@@ -34,9 +54,23 @@ fn sample() -> Vec<u8> {
         pos += l;
         data.extend_from_slice(&bytes);
     }
-    let thread = Thread { tid: 42, tid_offset: 0, ucontext: base + 12 * PAGE_SIZE + 64, fs_base: 1, gs_base: 0,
-        rseq_area: 0, rseq_len: 0, rseq_sig: 0, clear_child_tid: 0, robust_list: 0, robust_len: 0,
-        gregs: [7; 23], sigmask: 0, comm: *b"prog\0\0\0\0\0\0\0\0\0\0\0\0", pending: 0 };
+    let thread = Thread {
+        tid: 42,
+        tid_offset: 0,
+        ucontext: base + 12 * PAGE_SIZE + 64,
+        fs_base: 1,
+        gs_base: 0,
+        rseq_area: 0,
+        rseq_len: 0,
+        rseq_sig: 0,
+        clear_child_tid: 0,
+        robust_list: 0,
+        robust_len: 0,
+        gregs: [7; 23],
+        sigmask: 0,
+        comm: *b"prog\0\0\0\0\0\0\0\0\0\0\0\0",
+        pending: 0,
+    };
     let sig = [SigAction::default(); NSIG];
     let mut meta = Vec::new();
     meta.extend_from_slice(bytes_of_slice(&regions));
@@ -142,10 +176,36 @@ fn region_in_loader_range_is_refused() {
     h.n_regions = 1;
     h.n_threads = 1;
     h.layout();
-    let r = Region { start: LOADER_BASE, end: LOADER_BASE + PAGE_SIZE, prot: 3, flags: 0, kind: 0,
-                     n_extents: 0, first_extent: 0, _pad: 0, file_offset: 0, file: FileId::default(), path: StrRef::default() };
-    let t = Thread { tid: 1, tid_offset: 0, ucontext: LOADER_BASE, fs_base: 0, gs_base: 0, rseq_area: 0,
-        rseq_len: 0, rseq_sig: 0, clear_child_tid: 0, robust_list: 0, robust_len: 0, gregs: [0; 23], sigmask: 0, comm: [0; 16], pending: 0 };
+    let r = Region {
+        start: LOADER_BASE,
+        end: LOADER_BASE + PAGE_SIZE,
+        prot: 3,
+        flags: 0,
+        kind: 0,
+        n_extents: 0,
+        first_extent: 0,
+        _pad: 0,
+        file_offset: 0,
+        file: FileId::default(),
+        path: StrRef::default(),
+    };
+    let t = Thread {
+        tid: 1,
+        tid_offset: 0,
+        ucontext: LOADER_BASE,
+        fs_base: 0,
+        gs_base: 0,
+        rseq_area: 0,
+        rseq_len: 0,
+        rseq_sig: 0,
+        clear_child_tid: 0,
+        robust_list: 0,
+        robust_len: 0,
+        gregs: [0; 23],
+        sigmask: 0,
+        comm: [0; 16],
+        pending: 0,
+    };
     let mut meta = Vec::new();
     meta.extend_from_slice(bytes_of(&r));
     meta.extend_from_slice(bytes_of(&t));

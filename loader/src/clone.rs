@@ -34,8 +34,8 @@ global_asm!(
     "    test rax, rax",
     "    jnz 1f",
     "    xor ebp, ebp",
-    "    pop rdi",        // arg
-    "    pop rax",        // entry
+    "    pop rdi", // arg
+    "    pop rax", // entry
     "    call rax",
     "    ud2",
     "1:  ret",
@@ -51,7 +51,13 @@ extern "C" {
 /// # Safety
 /// The stack must be unused memory that stays mapped while the thread runs;
 /// `entry` must never return.
-pub unsafe fn spawn(flags: u64, stack_end: u64, tls: u64, entry: unsafe extern "C" fn(u64) -> !, arg: u64) -> Result<i32, ckpt_sys::Errno> {
+pub unsafe fn spawn(
+    flags: u64,
+    stack_end: u64,
+    tls: u64,
+    entry: unsafe extern "C" fn(u64) -> !,
+    arg: u64,
+) -> Result<i32, ckpt_sys::Errno> {
     // After the child pops two words its stack is 16-byte aligned again,
     // as a call requires.
     let top = stack_end - 16;

@@ -81,11 +81,8 @@ struct Global(UnsafeCell<Table>);
 // SAFETY: the loader is single-threaded while check and restore run, and
 // nothing else touches the table.
 unsafe impl Sync for Global {}
-static TABLE: Global = Global(UnsafeCell::new(Table {
-    verdict: [0; MAX_FDS as usize],
-    done: [0; MAX_FDS as usize],
-    refusal: [0; 1024],
-}));
+static TABLE: Global =
+    Global(UnsafeCell::new(Table { verdict: [0; MAX_FDS as usize], done: [0; MAX_FDS as usize], refusal: [0; 1024] }));
 
 fn table() -> &'static mut Table {
     // SAFETY: see Global; each caller uses the reference and drops it
@@ -243,20 +240,11 @@ fn describe_problem(l: &mut Line, p: Problem, f: &Fd, keep_own: bool) {
             FdKind::Fifo => write!(l, ": the FIFO was deleted"),
             _ => write!(l, ": the file was deleted"),
         },
-        Problem::Unreachable(e) => write!(
-            l,
-            ": cannot be reopened: {} ({})",
-            sys::errno_text(e),
-            sys::errno_name(e)
-        ),
+        Problem::Unreachable(e) => write!(l, ": cannot be reopened: {} ({})", sys::errno_text(e), sys::errno_name(e)),
         Problem::WrongType(what) => write!(l, ": is no longer {what}"),
         Problem::Replaced => write!(l, ": the file was replaced by another since the checkpoint"),
         Problem::Truncated(size) => {
-            write!(
-                l,
-                ": the file was truncated to {size} bytes, below its offset {}",
-                f.offset
-            )
+            write!(l, ": the file was truncated to {size} bytes, below its offset {}", f.offset)
         }
     };
 }
@@ -364,35 +352,19 @@ impl Out {
 pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
     let n = meta.n_fds();
     let _ = sys::close_range(3, u32::MAX, 0);
-    let max_fd = meta
-        .fds()
-        .filter(|f| wanted(f, opts))
-        .map(|f| f.fd)
-        .max()
-        .unwrap_or(2);
+    let max_fd = meta.fds().filter(|f| wanted(f, opts)).map(|f| f.fd).max().unwrap_or(2);
     raise_nofile(max_fd as u64 + 8);
     // Restart's stderr, moved above every descriptor to come.
-    let err_copy = if opts.keep_stdio {
-        sys::fcntl(2, sys::F_DUPFD_CLOEXEC, max_fd as u64 + 1).ok()
-    } else {
-        None
-    };
-    let out = Out {
-        fd: err_copy.unwrap_or(2),
-        verbose: opts.verbose,
-    };
+    let err_copy = if opts.keep_stdio { sys::fcntl(2, sys::F_DUPFD_CLOEXEC, max_fd as u64 + 1).ok() } else { None };
+    let out = Out { fd: err_copy.unwrap_or(2), verbose: opts.verbose };
 
-    let write_only_fifo =
-        |f: &Fd| kind(f) == FdKind::Fifo && f.flags as i32 & sys::O_ACCMODE == sys::O_WRONLY;
+    let write_only_fifo = |f: &Fd| kind(f) == FdKind::Fifo && f.flags as i32 & sys::O_ACCMODE == sys::O_WRONLY;
     // Pipes, and everything opened on its own; FIFOs' write-only ends after
     // their read ends (opened non-blocking, a write end needs a reader).
     for pass in 0..2 {
         for i in 0..n {
             let f = meta.fd(i);
-            if !wanted(&f, opts)
-                || done(i)
-                || shared_with(meta, i, &f).is_some()
-                || write_only_fifo(&f) != (pass == 1)
+            if !wanted(&f, opts) || done(i) || shared_with(meta, i, &f).is_some() || write_only_fifo(&f) != (pass == 1)
             {
                 continue;
             }
@@ -418,14 +390,7 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
                         out.verbose(meta, &f, format_args!(": shares fd {src}'s open file"));
                     }
                     Err(e) => {
-                        out.warn(
-                            meta,
-                            &f,
-                            format_args!(
-                                ": cannot share fd {src}'s open file: {}",
-                                sys::errno_text(e)
-                            ),
-                        );
+                        out.warn(meta, &f, format_args!(": cannot share fd {src}'s open file: {}", sys::errno_text(e)));
                         restore_one(meta, i, &f, &out);
                     }
                 }
@@ -444,10 +409,7 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
 fn raise_nofile(need: u64) {
     if let Ok(cur) = sys::prlimit64(0, RLIMIT_NOFILE, None) {
         if cur.soft < need {
-            let new = sys::RLimit {
-                soft: need.min(cur.hard),
-                hard: cur.hard,
-            };
+            let new = sys::RLimit { soft: need.min(cur.hard), hard: cur.hard };
             let _ = sys::prlimit64(0, RLIMIT_NOFILE, Some(&new));
         }
     }
@@ -464,12 +426,7 @@ fn cloexec(f: &Fd) -> i32 {
 /// Puts `tmp` at `f`'s number (closing `tmp`), with `f`'s FD_CLOEXEC.
 fn place(tmp: i32, f: &Fd) -> Result<(), Errno> {
     if tmp == f.fd {
-        return sys::fcntl(
-            tmp,
-            sys::F_SETFD,
-            (f.fd_flags as i32 & sys::FD_CLOEXEC) as u64,
-        )
-        .map(drop);
+        return sys::fcntl(tmp, sys::F_SETFD, (f.fd_flags as i32 & sys::FD_CLOEXEC) as u64).map(drop);
     }
     let r = sys::dup3(tmp, f.fd, cloexec(f)).map(drop);
     sys::close(tmp);
@@ -505,19 +462,11 @@ fn restore_one(meta: &Meta, i: usize, f: &Fd, out: &Out) {
         Ok(t) => t,
         Err(e) => {
             let own = is_stdio(f);
-            let then = if own {
-                "it is restart's own"
-            } else {
-                "it is /dev/null"
-            };
+            let then = if own { "it is restart's own" } else { "it is /dev/null" };
             out.warn(
                 meta,
                 f,
-                format_args!(
-                    ": cannot be reopened: {} ({}); {then}",
-                    sys::errno_text(e),
-                    sys::errno_name(e)
-                ),
+                format_args!(": cannot be reopened: {} ({}); {then}", sys::errno_text(e), sys::errno_name(e)),
             );
             if !own {
                 put_null(meta, f, out);
@@ -529,21 +478,13 @@ fn restore_one(meta: &Meta, i: usize, f: &Fd, out: &Out) {
         out.warn(
             meta,
             f,
-            format_args!(
-                ": cannot be put at its number: {} ({})",
-                sys::errno_text(e),
-                sys::errno_name(e)
-            ),
+            format_args!(": cannot be put at its number: {} ({})", sys::errno_text(e), sys::errno_name(e)),
         );
         return;
     }
     set_placed(i);
     if matches!(k, FdKind::File | FdKind::Dir) {
-        out.verbose(
-            meta,
-            f,
-            format_args!(": {} reopened at offset {}", k.name(), f.offset),
-        );
+        out.verbose(meta, f, format_args!(": {} reopened at offset {}", k.name(), f.offset));
     } else {
         out.verbose(meta, f, format_args!(": {} reopened", k.name()));
     }
@@ -567,17 +508,8 @@ fn reopen(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
         // A FIFO's write end with no reader left: open it read-write, which
         // never blocks and keeps writes from failing with EPIPE.
         Err(Errno::ENXIO) if k == FdKind::Fifo => {
-            let t = sys::openat(
-                sys::AT_FDCWD,
-                path,
-                (flags & !sys::O_ACCMODE) | sys::O_RDWR,
-                0,
-            )?;
-            out.warn(
-                meta,
-                f,
-                format_args!(": the FIFO has no reader; reopened read-write"),
-            );
+            let t = sys::openat(sys::AT_FDCWD, path, (flags & !sys::O_ACCMODE) | sys::O_RDWR, 0)?;
+            out.warn(meta, f, format_args!(": the FIFO has no reader; reopened read-write"));
             t
         }
         r => r?,
@@ -588,15 +520,7 @@ fn reopen(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
     }
     if matches!(k, FdKind::File | FdKind::Dir) && f.offset != 0 {
         if let Err(e) = sys::lseek(tmp, f.offset as i64, sys::SEEK_SET) {
-            out.warn(
-                meta,
-                f,
-                format_args!(
-                    ": cannot seek to offset {}: {}",
-                    f.offset,
-                    sys::errno_text(e)
-                ),
-            );
+            out.warn(meta, f, format_args!(": cannot seek to offset {}: {}", f.offset, sys::errno_text(e)));
         }
     }
     Ok(tmp)
@@ -606,11 +530,7 @@ fn reopen(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
 fn put_null(meta: &Meta, f: &Fd, out: &Out) {
     let result = sys::open(c"/dev/null", sys::O_RDWR).and_then(|t| place(t, f));
     if let Err(e) = result {
-        out.warn(
-            meta,
-            f,
-            format_args!(": cannot put /dev/null there: {}", sys::errno_text(e)),
-        );
+        out.warn(meta, f, format_args!(": cannot put /dev/null there: {}", sys::errno_text(e)));
     }
 }
 
@@ -629,10 +549,7 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
                     out.warn(
                         meta,
                         &g,
-                        format_args!(
-                            ": cannot recreate the pipe: {}; it is /dev/null",
-                            sys::errno_text(e)
-                        ),
+                        format_args!(": cannot recreate the pipe: {}; it is /dev/null", sys::errno_text(e)),
                     );
                     put_null(meta, &g, out);
                 }
@@ -642,10 +559,7 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
     };
     // The bytes, written before the ends are placed (the pipe is empty:
     // writing up to its size does not block).
-    let data = meta
-        .fds()
-        .filter(|g| in_group(g))
-        .find_map(|g| meta.string(g.data).filter(|d| !d.is_empty()));
+    let data = meta.fds().filter(|g| in_group(g)).find_map(|g| meta.string(g.data).filter(|d| !d.is_empty()));
     if let Some(data) = data {
         write_back(w, data, meta, &p, out);
     }
@@ -657,11 +571,8 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
         }
         set_done(i);
         let reader = kind(&g) == FdKind::PipeRead;
-        let (src, other, placed) = if reader {
-            (&mut r, &mut w, &mut r_placed)
-        } else {
-            (&mut w, &mut r, &mut w_placed)
-        };
+        let (src, other, placed) =
+            if reader { (&mut r, &mut w, &mut r_placed) } else { (&mut w, &mut r, &mut w_placed) };
         // The number may be the other end's temporary one: move that away.
         if g.fd == *other {
             match sys::fcntl(*other, sys::F_DUPFD_CLOEXEC, 0) {
@@ -670,23 +581,14 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
                     *other = moved;
                 }
                 Err(e) => {
-                    out.warn(
-                        meta,
-                        &g,
-                        format_args!(": cannot be put at its number: {}", sys::errno_text(e)),
-                    );
+                    out.warn(meta, &g, format_args!(": cannot be put at its number: {}", sys::errno_text(e)));
                     continue;
                 }
             }
         }
         let result = if g.fd == *src {
             *placed = true;
-            sys::fcntl(
-                g.fd,
-                sys::F_SETFD,
-                (g.fd_flags as i32 & sys::FD_CLOEXEC) as u64,
-            )
-            .map(drop)
+            sys::fcntl(g.fd, sys::F_SETFD, (g.fd_flags as i32 & sys::FD_CLOEXEC) as u64).map(drop)
         } else {
             sys::dup3(*src, g.fd, cloexec(&g)).map(drop)
         };
@@ -696,11 +598,7 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
                 set_placed(i);
                 out.verbose(meta, &g, format_args!(": {} recreated", kind(&g).name()));
             }
-            Err(e) => out.warn(
-                meta,
-                &g,
-                format_args!(": cannot be put at its number: {}", sys::errno_text(e)),
-            ),
+            Err(e) => out.warn(meta, &g, format_args!(": cannot be put at its number: {}", sys::errno_text(e))),
         }
     }
     if !r_placed {
@@ -733,19 +631,8 @@ fn write_back(w: i32, data: &[u8], meta: &Meta, f: &Fd, out: &Out) {
         }
     }
     if written < data.len() {
-        out.warn(
-            meta,
-            f,
-            format_args!(
-                ": only {written} of the {} bytes that were in the pipe fit back",
-                data.len()
-            ),
-        );
+        out.warn(meta, f, format_args!(": only {written} of the {} bytes that were in the pipe fit back", data.len()));
     } else {
-        out.verbose(
-            meta,
-            f,
-            format_args!(": {written} bytes written back into the pipe"),
-        );
+        out.verbose(meta, f, format_args!(": {written} bytes written back into the pipe"));
     }
 }

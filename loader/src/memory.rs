@@ -97,7 +97,8 @@ unsafe fn map_region(r: &Region) -> Result<(), Fail> {
     }
     // SAFETY: NOREPLACE: nothing existing is replaced; the range is
     // validated to be in user space and outside the loader's range.
-    let at = unsafe { sys::mmap(r.start, r.len(), map_prot(r), flags, -1, 0) }.map_err(fail::sys("cannot map a region"))?;
+    let at =
+        unsafe { sys::mmap(r.start, r.len(), map_prot(r), flags, -1, 0) }.map_err(fail::sys("cannot map a region"))?;
     if at != r.start {
         return Err(Fail::Msg("the kernel placed a region elsewhere than asked"));
     }

@@ -8,9 +8,7 @@
 
 use core::fmt::Write;
 
-use ckpt_image::{
-    ITimer, Meta, NLIMITS, PROCESS_ITIMERS, PROCESS_PENDING, PROCESS_PRCTL, PROCESS_RLIMITS,
-};
+use ckpt_image::{ITimer, Meta, NLIMITS, PROCESS_ITIMERS, PROCESS_PENDING, PROCESS_PRCTL, PROCESS_RLIMITS};
 use ckpt_sys::{self as sys, msg::Line, ITimerVal, RLimit};
 
 /// Names of the resource limits, in RLIMIT_* order.
@@ -55,13 +53,7 @@ pub fn restore(meta: &Meta) {
             if p.dumpable <= 1 {
                 let _ = sys::prctl(sys::PR_SET_DUMPABLE, p.dumpable as u64, 0, 0, 0);
             }
-            let _ = sys::prctl(
-                sys::PR_SET_CHILD_SUBREAPER,
-                (p.child_subreaper != 0) as u64,
-                0,
-                0,
-                0,
-            );
+            let _ = sys::prctl(sys::PR_SET_CHILD_SUBREAPER, (p.child_subreaper != 0) as u64, 0, 0, 0);
         }
     }
     if p.valid & PROCESS_PENDING != 0 {
@@ -108,10 +100,7 @@ fn restore_limit(r: usize, want: RLimit) {
     let mut fallback = None;
     if let Ok(cur) = sys::prlimit64(0, res, None) {
         let hard = want.hard.min(cur.hard);
-        let lower = RLimit {
-            soft: want.soft.min(hard),
-            hard,
-        };
+        let lower = RLimit { soft: want.soft.min(hard), hard };
         if sys::prlimit64(0, res, Some(&lower)).is_ok() {
             fallback = Some(lower);
         } else {

@@ -17,9 +17,9 @@ use ckpt_sys::{self as sys, msg::Line, PrctlMmMap};
 
 use crate::args::Options;
 use crate::fail::{self, Fail};
-use crate::{files, process};
 use crate::threads;
 use crate::Never;
+use crate::{files, process};
 
 extern "C" {
     /// End of the loader's image (linker.ld).

@@ -84,7 +84,9 @@ pub fn plan(meta: &Meta) -> Result<Plan, Fail> {
         i += 1;
     }
     if i != specials.len() && i != 0 {
-        return Err(Fail::Msg("this kernel's vDSO layout differs from the image's (was it taken under another kernel?)"));
+        return Err(Fail::Msg(
+            "this kernel's vDSO layout differs from the image's (was it taken under another kernel?)",
+        ));
     }
     // An image without a vDSO (booted with vdso=0): drop ours with the rest.
     specials.truncate(i);
@@ -132,7 +134,8 @@ impl Plan {
         for s in &self.specials {
             // SAFETY: the target range is empty (all unmapped) and checked
             // to lie outside the loader's range.
-            unsafe { sys::mremap_fixed(s.here, s.len, s.there) }.map_err(fail::sys("cannot move the vDSO into place"))?;
+            unsafe { sys::mremap_fixed(s.here, s.len, s.there) }
+                .map_err(fail::sys("cannot move the vDSO into place"))?;
         }
         Ok(())
     }

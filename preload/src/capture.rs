@@ -178,7 +178,13 @@ fn frame_xstate(uc: &libc::ucontext_t) -> (u64, u32) {
     }
 }
 
-fn capture(uc: *const libc::ucontext_t, t: &mut Tables, threads: &[Thread], cfg: &Config, t0: u64) -> Result<u64, Failure> {
+fn capture(
+    uc: *const libc::ucontext_t,
+    t: &mut Tables,
+    threads: &[Thread],
+    cfg: &Config,
+    t0: u64,
+) -> Result<u64, Failure> {
     // SAFETY: the kernel passed a valid ucontext to the handler.
     let ucr = unsafe { &*uc };
     let mut h = Header::new();
@@ -194,7 +200,8 @@ fn capture(uc: *const libc::ucontext_t, t: &mut Tables, threads: &[Thread], cfg:
     for sig in 1..t.sigactions.len() {
         let mut k = sys::KSigAction::default();
         if sys::rt_sigaction(sig as i32, None, Some(&mut k)).is_ok() {
-            t.sigactions[sig] = ckpt_image::SigAction { handler: k.handler, flags: k.flags, restorer: k.restorer, mask: k.mask };
+            t.sigactions[sig] =
+                ckpt_image::SigAction { handler: k.handler, flags: k.flags, restorer: k.restorer, mask: k.mask };
         }
     }
 
@@ -213,7 +220,9 @@ fn capture(uc: *const libc::ucontext_t, t: &mut Tables, threads: &[Thread], cfg:
     let comm_len = comm.iter().position(|&c| c == b'\n' || c == 0).unwrap_or(comm.len());
     h.comm[..comm_len].copy_from_slice(&comm[..comm_len]);
 
-    h.cmdline = b.string_from(|buf| procfs::read_file(c"/proc/self/cmdline", buf)).map_err(failed("reading /proc/self/cmdline"))?;
+    h.cmdline = b
+        .string_from(|buf| procfs::read_file(c"/proc/self/cmdline", buf))
+        .map_err(failed("reading /proc/self/cmdline"))?;
     h.cwd = b.string_from(sys::getcwd).map_err(failed("reading the working directory"))?;
     h.exe = b.string_from(|buf| sys::readlink(c"/proc/self/exe", buf)).map_err(failed("reading /proc/self/exe"))?;
 
@@ -485,7 +494,9 @@ impl Builder<'_> {
             let mut result = Ok(());
             for i in extents {
                 let x = self.t.extents[i];
-                result = self.write_extent(fd, x.addr, x.len, x.file_pos, shared).map(|sum| self.t.extents[i].checksum = sum);
+                result = self
+                    .write_extent(fd, x.addr, x.len, x.file_pos, shared)
+                    .map(|sum| self.t.extents[i].checksum = sum);
                 if result.is_err() {
                     break;
                 }

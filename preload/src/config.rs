@@ -125,9 +125,9 @@ fn seconds_ms(v: &[u8]) -> Option<u64> {
 /// Signal names, by number (index 0 unused). glibc reserves 32 and 33;
 /// SIGRTMIN is 34.
 const NAMES: [&str; 32] = [
-    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
-    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
-    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
+    "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
+    "IO", "PWR", "SYS",
 ];
 const RTMIN: i32 = 34;
 const RTMAX: i32 = 64;
@@ -149,11 +149,7 @@ pub fn parse_signal(v: &[u8]) -> Option<i32> {
     } else {
         return None;
     };
-    let off: i32 = if rest.is_empty() {
-        0
-    } else {
-        rest.strip_prefix(sign)?.parse().ok()?
-    };
+    let off: i32 = if rest.is_empty() { 0 } else { rest.strip_prefix(sign)?.parse().ok()? };
     let n = if sign == '+' { base + off } else { base - off };
     (RTMIN..=RTMAX).contains(&n).then_some(n)
 }
@@ -209,13 +205,13 @@ pub fn from_env() -> Option<Config> {
 
 /// Writes `ms` as seconds ("5 s", "0.25 s").
 pub fn write_seconds(l: &mut impl core::fmt::Write, ms: u64) {
-    let _ = if ms % 1000 == 0 {
+    let _ = if ms.is_multiple_of(1000) {
         write!(l, "{} s", ms / 1000)
     } else {
         let frac = ms % 1000;
-        let (frac, width) = if frac % 100 == 0 {
+        let (frac, width) = if frac.is_multiple_of(100) {
             (frac / 100, 1)
-        } else if frac % 10 == 0 {
+        } else if frac.is_multiple_of(10) {
             (frac / 10, 2)
         } else {
             (frac, 3)
@@ -237,11 +233,7 @@ pub fn announce() {
     if c.cont {
         l.push(b"; the program continues after each checkpoint");
     } else {
-        let _ = write!(
-            l,
-            "; the program stops after a checkpoint (exit status {})",
-            ckpt_image::EXIT_CHECKPOINTED
-        );
+        let _ = write!(l, "; the program stops after a checkpoint (exit status {})", ckpt_image::EXIT_CHECKPOINTED);
     }
     if c.interval_ms != 0 {
         l.push(b"; a checkpoint every ");

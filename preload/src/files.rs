@@ -80,11 +80,7 @@ fn empty(fd: i32) -> Fd {
 /// Fills `out` with one entry per open descriptor, in descriptor order;
 /// returns how many. Descriptors that cannot be restored are recorded as
 /// `FdKind::Lost` and named on stderr.
-pub fn capture(
-    out: &mut [Fd],
-    strings: &mut dyn Strings,
-    scratch: &mut [u8],
-) -> Result<usize, Errno> {
+pub fn capture(out: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<usize, Errno> {
     if scratch.len() < PATH_MAX + 1 {
         return Err(Errno::ENOBUFS);
     }
@@ -96,11 +92,7 @@ pub fn capture(
     pair_pipes(fds);
     find_shared(fds);
     for i in 0..n {
-        if readable_pipe(&fds[i])
-            && !fds[..i]
-                .iter()
-                .any(|g| readable_pipe(g) && same_file(g, &fds[i]))
-        {
+        if readable_pipe(&fds[i]) && !fds[..i].iter().any(|g| readable_pipe(g) && same_file(g, &fds[i])) {
             if fds[i].kind == FdKind::PipeRead as u32 {
                 save_pipe_data(&mut fds[i], strings, scratch)?;
             } else {
@@ -170,13 +162,16 @@ fn parse_fd(s: &[u8]) -> Option<i32> {
     if s.is_empty() {
         return None;
     }
-    s.iter().try_fold(0i32, |a, &c| {
-        if c.is_ascii_digit() {
-            a.checked_mul(10)?.checked_add((c - b'0') as i32)
-        } else {
-            None
-        }
-    })
+    s.iter().try_fold(
+        0i32,
+        |a, &c| {
+            if c.is_ascii_digit() {
+                a.checked_mul(10)?.checked_add((c - b'0') as i32)
+            } else {
+                None
+            }
+        },
+    )
 }
 
 /// `/proc/self/fd/N`, NUL-terminated, in `buf`.
@@ -193,8 +188,7 @@ fn proc_fd_path(fd: i32, buf: &mut [u8; 32]) -> &CStr {
 /// its kind (pipes provisionally: [`pair_pipes`] decides).
 fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(), Errno> {
     let mut pbuf = [0u8; 32];
-    let link_len =
-        sys::readlink(proc_fd_path(f.fd, &mut pbuf), &mut scratch[..PATH_MAX]).unwrap_or(0);
+    let link_len = sys::readlink(proc_fd_path(f.fd, &mut pbuf), &mut scratch[..PATH_MAX]).unwrap_or(0);
     let link = &scratch[..link_len];
     f.path = strings.add(link).ok_or(Errno::ENOBUFS)?;
     let Ok(st) = sys::fstat(f.fd) else {
@@ -205,9 +199,7 @@ fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result
     f.size = st.size.max(0) as u64;
     f.dev = st.dev;
     f.ino = st.ino;
-    f.mtime_ns = (st.mtime[0].max(0) as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(st.mtime[1].max(0) as u64);
+    f.mtime_ns = (st.mtime[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(st.mtime[1].max(0) as u64);
     f.mode = st.mode;
     let access = f.flags as i32 & sys::O_ACCMODE;
     if access == sys::O_ACCMODE {
@@ -231,10 +223,7 @@ fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result
         sys::S_IFIFO => FdKind::Fifo,
         _ => FdKind::Lost,
     };
-    let by_path = matches!(
-        kind,
-        FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo
-    );
+    let by_path = matches!(kind, FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo);
     if by_path && !path_leads_to(link_len, &st, scratch) {
         return Ok(()); // Lost: deleted, unreachable, an anonymous inode…
     }
@@ -275,9 +264,7 @@ fn pair_pipes(fds: &mut [Fd]) {
             continue;
         }
         let f = fds[i];
-        let paired = fds
-            .iter()
-            .any(|g| is_pipe(g) && g.pipe == f.pipe && same_file(g, &f) && g.kind != f.kind);
+        let paired = fds.iter().any(|g| is_pipe(g) && g.pipe == f.pipe && same_file(g, &f) && g.kind != f.kind);
         if !paired {
             fds[i].kind = FdKind::Lost as u32;
         }
@@ -289,12 +276,8 @@ fn pair_pipes(fds: &mut [Fd]) {
 /// narrowed by device and inode first). Pipes are grouped by inode at
 /// restart and need no marks.
 fn find_shared(fds: &mut [Fd]) {
-    let by_path = |f: &Fd| {
-        matches!(
-            FdKind::from_u32(f.kind),
-            Some(FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo)
-        )
-    };
+    let by_path =
+        |f: &Fd| matches!(FdKind::from_u32(f.kind), Some(FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo));
     for i in 1..fds.len() {
         if !by_path(&fds[i]) {
             continue;
@@ -359,12 +342,7 @@ fn save_pipe_data(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> 
 /// Reads `len` bytes from the (non-blocking) pipe `r` and appends them to
 /// the string table in pieces of the scratch buffer's size; returns the
 /// reference to all of them (the pieces are consecutive).
-fn read_into_strings(
-    r: i32,
-    len: usize,
-    strings: &mut dyn Strings,
-    scratch: &mut [u8],
-) -> Result<StrRef, Errno> {
+fn read_into_strings(r: i32, len: usize, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<StrRef, Errno> {
     let mut whole = StrRef::default();
     let mut first = true;
     let mut left = len;
@@ -401,8 +379,7 @@ fn link_of(fd: i32, scratch: &mut [u8]) -> &[u8] {
 fn warn_lost(f: &Fd, link: &[u8]) {
     let mut l = msg::Line::new();
     let _ = write!(l, "ckpt: warning: fd {} (", f.fd);
-    l.push(link)
-        .push(b") cannot be restored; it will be /dev/null after a restart");
+    l.push(link).push(b") cannot be restored; it will be /dev/null after a restart");
     l.emit();
 }
 
@@ -415,10 +392,7 @@ fn warn_fifo_data(f: &Fd, scratch: &mut [u8]) {
     let mut l = msg::Line::new();
     let _ = write!(l, "ckpt: warning: fd {} (", f.fd);
     l.push(link);
-    let _ = write!(
-        l,
-        "): the {waiting} bytes waiting in this FIFO are not saved"
-    );
+    let _ = write!(l, "): the {waiting} bytes waiting in this FIFO are not saved");
     l.emit();
 }
 
@@ -427,9 +401,6 @@ fn warn_data(f: &Fd, saved: usize, waiting: usize, scratch: &mut [u8]) {
     let mut l = msg::Line::new();
     let _ = write!(l, "ckpt: warning: fd {} (", f.fd);
     l.push(link);
-    let _ = write!(
-        l,
-        "): only {saved} of the {waiting} bytes waiting in it could be saved"
-    );
+    let _ = write!(l, "): only {saved} of the {waiting} bytes waiting in it could be saved");
     l.emit();
 }

@@ -101,6 +101,26 @@ pub fn resolve() {
 /// installed).
 pub fn arm(signal: i32) {
     ARMED.store(signal, SeqCst);
+    // SAFETY: registering a plain function, from the constructor.
+    unsafe { libc::pthread_atfork(None, None, Some(disarm_in_child)) };
+}
+
+/// A child forked from the program is not the process ckpt runs: it gets
+/// the program's own wishes for the two signals back (SIG_DFL unless the
+/// program set something), so a checkpoint signal sent to it (or to its
+/// process group) does what it would without ckpt, and never writes over
+/// the parent's image.
+extern "C" fn disarm_in_child() {
+    let armed = ARMED.swap(0, SeqCst);
+    if armed == 0 {
+        return;
+    }
+    for (slot, sig) in [(0, armed), (1, THREAD_SIGNAL)] {
+        // SAFETY: the child is single-threaded here; SAVED holds plain data.
+        let wish = unsafe { (*SAVED.0.get())[slot] };
+        // SAFETY: a valid sigaction for a valid signal.
+        unsafe { real_sigaction(sig, &wish, core::ptr::null_mut()) };
+    }
 }
 
 fn real(i: usize) -> usize {
@@ -187,11 +207,7 @@ fn record(slot: usize, sig: c_int, new: Option<&Action>) -> Action {
         if slot == 0 && a.sa_sigaction != libc::SIG_DFL && !WARNED.swap(true, Relaxed) {
             let mut l = msg::Line::new();
             l.push(b"ckpt: the program ");
-            l.push(if a.sa_sigaction == libc::SIG_IGN {
-                b"asked to ignore "
-            } else {
-                b"set a handler for "
-            });
+            l.push(if a.sa_sigaction == libc::SIG_IGN { b"asked to ignore " } else { b"set a handler for " });
             config::write_signal(&mut l, sig);
             if a.sa_sigaction == libc::SIG_IGN {
                 l.push(b", the checkpoint signal; it still takes checkpoints (choose another signal with -s)");
@@ -290,14 +306,7 @@ pub unsafe extern "C" fn ssignal(sig: c_int, handler: sighandler_t) -> sighandle
 
 unsafe fn sysv_signal_impl(sig: c_int, handler: sighandler_t) -> sighandler_t {
     match slot(sig) {
-        Some(s) => {
-            record(
-                s,
-                sig,
-                Some(&simple(handler, libc::SA_RESETHAND | libc::SA_NODEFER, 0)),
-            )
-            .sa_sigaction
-        }
+        Some(s) => record(s, sig, Some(&simple(handler, libc::SA_RESETHAND | libc::SA_NODEFER, 0))).sa_sigaction,
         None => forward_signal(SYSV_SIGNAL, sig, handler),
     }
 }
@@ -368,11 +377,7 @@ pub unsafe extern "C" fn sighold(sig: c_int) -> c_int {
 /// `sigblock`/`sigsetmask`: 4.2BSD masks of signals 1..32 in an int.
 unsafe fn int_mask(i: usize, mask: c_int) -> c_int {
     let armed = ARMED.load(Relaxed);
-    let mask = if (1..=32).contains(&armed) {
-        mask & !(1 << (armed - 1))
-    } else {
-        mask
-    };
+    let mask = if (1..=32).contains(&armed) { mask & !(1 << (armed - 1)) } else { mask };
     forward_sig(i, mask)
 }
 
@@ -390,13 +395,7 @@ pub unsafe extern "C" fn sigsetmask(mask: c_int) -> c_int {
     int_mask(SIGSETMASK, mask)
 }
 
-unsafe fn mask_impl(
-    i: usize,
-    how: c_int,
-    set: *const sigset_t,
-    old: *mut sigset_t,
-    fail: c_int,
-) -> c_int {
+unsafe fn mask_impl(i: usize, how: c_int, set: *const sigset_t, old: *mut sigset_t, fail: c_int) -> c_int {
     let f = real(i);
     if f == 0 {
         set_errno(libc::ENOSYS);
@@ -404,10 +403,7 @@ unsafe fn mask_impl(
     }
     // SAFETY: the address dlsym gave for sigprocmask or pthread_sigmask.
     let f = core::mem::transmute::<usize, MaskFn>(f);
-    if ARMED.load(Relaxed) != 0
-        && !set.is_null()
-        && (how == libc::SIG_BLOCK || how == libc::SIG_SETMASK)
-    {
+    if ARMED.load(Relaxed) != 0 && !set.is_null() && (how == libc::SIG_BLOCK || how == libc::SIG_SETMASK) {
         let mut s = *set;
         strip(&mut s);
         return f(how, &s, old);
@@ -418,22 +414,14 @@ unsafe fn mask_impl(
 /// # Safety
 /// As sigprocmask(2).
 #[no_mangle]
-pub unsafe extern "C" fn sigprocmask(
-    how: c_int,
-    set: *const sigset_t,
-    old: *mut sigset_t,
-) -> c_int {
+pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
     mask_impl(SIGPROCMASK, how, set, old, -1)
 }
 
 /// # Safety
 /// As pthread_sigmask(3).
 #[no_mangle]
-pub unsafe extern "C" fn pthread_sigmask(
-    how: c_int,
-    set: *const sigset_t,
-    old: *mut sigset_t,
-) -> c_int {
+pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
     mask_impl(PTHREAD_SIGMASK, how, set, old, libc::ENOSYS)
 }
 

@@ -105,12 +105,6 @@ fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
     }
 }
 
-/// Set when the checkpoint signal arrives while a checkpoint is being
-/// taken: one more follows it, as a blocked signal would be delivered once
-/// unblocked. (Without it, a signal sent just after the "checkpoint
-/// written" line, before the coordinator has left, would be lost.)
-static AGAIN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-
 /// The checkpoint signal handler. It runs on the program's stack (or its
 /// alternate signal stack) with every signal blocked, and leaves that stack
 /// at once: the capture runs on the workspace stack, so that nothing it does
@@ -121,12 +115,12 @@ extern "C" fn handler(sig: i32, _info: *mut libc::siginfo_t, uc: *mut c_void) {
     let (sync, _) = unsafe { workspace::sync_and_threads() };
     let generation = loop {
         if let Some(g) = threads::begin(sync) {
-            AGAIN.store(false, SeqCst); // this checkpoint is the one asked for
+            sync.again.store(0, SeqCst); // this checkpoint is the one asked for
             break g;
         }
         // A checkpoint is being taken: its coordinator takes another when
         // it ends, unless it ended meanwhile (then try again here).
-        AGAIN.store(true, SeqCst);
+        sync.again.store(1, SeqCst);
         if sync.active.load(SeqCst) % 2 == 1 {
             return;
         }
@@ -139,7 +133,7 @@ extern "C" fn handler(sig: i32, _info: *mut libc::siginfo_t, uc: *mut c_void) {
     // the checkpoint failed): only now may another checkpoint, in another
     // thread, take the workspace stack.
     threads::end(sync, generation);
-    if AGAIN.swap(false, SeqCst) {
+    if sync.again.swap(0, SeqCst) == 1 {
         let _ = sys::kill(sys::getpid(), sig);
     }
 }

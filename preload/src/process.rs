@@ -19,9 +19,7 @@
 
 use core::ffi::CStr;
 
-use ckpt_image::{
-    ITimer, ProcessState, PROCESS_ITIMERS, PROCESS_PENDING, PROCESS_PRCTL, PROCESS_RLIMITS,
-};
+use ckpt_image::{ITimer, ProcessState, PROCESS_ITIMERS, PROCESS_PENDING, PROCESS_PRCTL, PROCESS_RLIMITS};
 use ckpt_sys::{self as sys, Errno, ITimerVal};
 
 use crate::config;
@@ -44,10 +42,8 @@ pub fn capture(state: &mut ProcessState) {
     }
     if timers.iter().all(Option::is_some) {
         for (slot, t) in state.itimers.iter_mut().zip(timers.iter().flatten()) {
-            *slot = ITimer {
-                interval_ns: ns(t.interval_sec, t.interval_usec),
-                value_ns: ns(t.value_sec, t.value_usec),
-            };
+            *slot =
+                ITimer { interval_ns: ns(t.interval_sec, t.interval_usec), value_ns: ns(t.value_sec, t.value_usec) };
         }
         state.valid |= PROCESS_ITIMERS;
     }
@@ -101,9 +97,7 @@ fn bit(sig: i32) -> u64 {
 }
 
 fn ns(sec: i64, usec: i64) -> u64 {
-    (sec.max(0) as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(usec.max(0) as u64 * 1000)
+    (sec.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(usec.max(0) as u64 * 1000)
 }
 
 /// A prctl "get" that writes an int to the address in its second argument.
@@ -148,12 +142,7 @@ struct HexField<'k> {
 
 impl<'k> HexField<'k> {
     fn new(key: &'k [u8]) -> Self {
-        HexField {
-            key,
-            matched: 0,
-            value: 0,
-            digits: 0,
-        }
+        HexField { key, matched: 0, value: 0, digits: 0 }
     }
 
     fn in_value(&self) -> bool {
@@ -180,11 +169,7 @@ impl<'k> HexField<'k> {
             } else if c == b'\n' {
                 self.matched = 0;
             } else if self.matched != usize::MAX {
-                self.matched = if self.key[self.matched] == c {
-                    self.matched + 1
-                } else {
-                    usize::MAX
-                };
+                self.matched = if self.key[self.matched] == c { self.matched + 1 } else { usize::MAX };
             }
         }
         None

@@ -36,7 +36,10 @@ pub fn mm_layout(buf: &mut [u8]) -> Result<MmLayout, Errno> {
     let mut fields = [0u64; 53];
     for (i, f) in text[close + 1..].split(|&c| c == b' ').filter(|f| !f.is_empty()).enumerate() {
         if let Some(slot) = fields.get_mut(i + 3) {
-            *slot = f.iter().try_fold(0u64, |a, &c| if c.is_ascii_digit() { Some(a * 10 + (c - b'0') as u64) } else { None }).unwrap_or(0);
+            *slot = f
+                .iter()
+                .try_fold(0u64, |a, &c| if c.is_ascii_digit() { Some(a * 10 + (c - b'0') as u64) } else { None })
+                .unwrap_or(0);
         }
     }
     Ok(MmLayout {
@@ -104,5 +107,8 @@ fn parse_u32(s: &[u8]) -> Option<u32> {
     if s.is_empty() {
         return None;
     }
-    s.iter().try_fold(0u32, |a, &c| if c.is_ascii_digit() { a.checked_mul(10)?.checked_add((c - b'0') as u32) } else { None })
+    s.iter().try_fold(
+        0u32,
+        |a, &c| if c.is_ascii_digit() { a.checked_mul(10)?.checked_add((c - b'0') as u32) } else { None },
+    )
 }

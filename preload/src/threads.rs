@@ -55,6 +55,9 @@ pub struct Sync {
     pub release: AtomicU32,
     /// Next free slot of the thread table (slot 0: the coordinator).
     pub slots: AtomicU32,
+    /// 1 when the checkpoint signal arrived during a checkpoint: one more
+    /// follows it. (In the workspace, so an image never carries it set.)
+    pub again: AtomicU32,
 }
 
 /// What the constructor learned about glibc, for every capture.

@@ -428,7 +428,10 @@ pub fn readable(addr: u64) -> bool {
     let local = IoVec { base: &mut byte, len: 1 };
     let remote = IoVec { base: addr as *mut u8, len: 1 };
     let pid = getpid();
-    matches!(unsafe { syscall!(Sysno::process_vm_readv, pid, &local as *const IoVec, 1, &remote as *const IoVec, 1, 0) }, Ok(1))
+    matches!(
+        unsafe { syscall!(Sysno::process_vm_readv, pid, &local as *const IoVec, 1, &remote as *const IoVec, 1, 0) },
+        Ok(1)
+    )
 }
 
 /// XCR0: the state components the OS enables for XSAVE.
@@ -439,7 +442,9 @@ pub fn xcr0() -> u64 {
     }
     let (lo, hi): (u32, u32);
     // SAFETY: with OSXSAVE set, xgetbv with ecx=0 reads XCR0; no side effects.
-    unsafe { core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
     (hi as u64) << 32 | lo as u64
 }
 

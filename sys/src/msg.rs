@@ -37,4 +37,3 @@ impl Write for Line {
         Ok(())
     }
 }
-

@@ -25,12 +25,7 @@ pub fn root() -> PathBuf {
 }
 
 fn built(p: PathBuf) -> PathBuf {
-    assert!(
-        p.exists(),
-        "{} does not exist: run `make` (or `make test`) in {} first",
-        p.display(),
-        root().display()
-    );
+    assert!(p.exists(), "{} does not exist: run `make` (or `make test`) in {} first", p.display(), root().display());
     p
 }
 
@@ -54,10 +49,7 @@ static DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
         let path = std::env::temp_dir().join(format!(
             "ckpt-test-{tag}-{}-{}-{nanos}",
             std::process::id(),
@@ -79,10 +71,7 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         if thread::panicking() {
-            eprintln!(
-                "test failed: keeping {} for inspection",
-                self.path.display()
-            );
+            eprintln!("test failed: keeping {} for inspection", self.path.display());
         } else {
             let _ = fs::remove_dir_all(&self.path);
         }
@@ -130,11 +119,7 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn bytes(&self, s: Stream) -> Vec<u8> {
-        self.lines
-            .iter()
-            .filter(|l| l.stream == s)
-            .flat_map(|l| l.bytes.iter().copied())
-            .collect()
+        self.lines.iter().filter(|l| l.stream == s).flat_map(|l| l.bytes.iter().copied()).collect()
     }
     pub fn stdout(&self) -> Vec<u8> {
         self.bytes(Stream::Stdout)
@@ -150,11 +135,7 @@ impl Outcome {
     }
     /// The lines of one stream, as text.
     pub fn text_lines(&self, s: Stream) -> Vec<String> {
-        self.lines
-            .iter()
-            .filter(|l| l.stream == s)
-            .map(|l| l.text())
-            .collect()
+        self.lines.iter().filter(|l| l.stream == s).map(|l| l.text()).collect()
     }
 
     /// Everything about this run, for failure messages.
@@ -225,9 +206,7 @@ pub struct Run {
 /// Spawns `cmd`. Set its stdio before: whatever is `Stdio::piped()` for
 /// stdout/stderr is read by the test; a piped stdin is kept for [`Run::write_stdin`].
 pub fn spawn(what: &str, cmd: &mut Command) -> Run {
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("{what}: cannot start {cmd:?}: {e}"));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: cannot start {cmd:?}: {e}"));
     let pid = child.id() as i32;
     let (tx, rx) = channel();
     let mut open_pipes = 0;
@@ -239,11 +218,7 @@ pub fn spawn(what: &str, cmd: &mut Command) -> Run {
                 match r.read_until(b'\n', &mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        let line = Line {
-                            stream: s,
-                            bytes: buf,
-                            at: SystemTime::now(),
-                        };
+                        let line = Line { stream: s, bytes: buf, at: SystemTime::now() };
                         if tx.send(Event::Line(line)).is_err() {
                             return;
                         }
@@ -262,27 +237,12 @@ pub fn spawn(what: &str, cmd: &mut Command) -> Run {
         open_pipes += 1;
     }
     let stdin = child.stdin.take();
-    Run {
-        what: what.to_string(),
-        pid,
-        child,
-        stdin,
-        rx,
-        open_pipes,
-        lines: Vec::new(),
-        status: None,
-    }
+    Run { what: what.to_string(), pid, child, stdin, rx, open_pipes, lines: Vec::new(), status: None }
 }
 
 impl Run {
     fn collected(&self) -> String {
-        let text = |s: Stream| -> String {
-            self.lines
-                .iter()
-                .filter(|l| l.stream == s)
-                .map(|l| l.text())
-                .collect()
-        };
+        let text = |s: Stream| -> String { self.lines.iter().filter(|l| l.stream == s).map(|l| l.text()).collect() };
         format!(
             "--- stdout so far ---\n{}--- stderr so far ---\n{}---------------------",
             text(Stream::Stdout),
@@ -302,8 +262,7 @@ impl Run {
                 panic!(
                     "{}: output ended before {what} (status: {})\n{}",
                     self.what,
-                    st.map(|s| describe_status(&s))
-                        .unwrap_or_else(|| "still running".into()),
+                    st.map(|s| describe_status(&s)).unwrap_or_else(|| "still running".into()),
                     self.collected()
                 );
             }
@@ -316,12 +275,9 @@ impl Run {
                     }
                 }
                 Ok(Event::Eof(_)) => self.open_pipes -= 1,
-                Err(RecvTimeoutError::Timeout) => panic!(
-                    "{}: timed out after {:?} waiting for {what}\n{}",
-                    self.what,
-                    TIMEOUT,
-                    self.collected()
-                ),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("{}: timed out after {:?} waiting for {what}\n{}", self.what, TIMEOUT, self.collected())
+                }
                 Err(RecvTimeoutError::Disconnected) => self.open_pipes = 0,
             }
         }
@@ -337,14 +293,7 @@ impl Run {
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) with a pid we spawned and have not reaped.
         let r = unsafe { libc::kill(self.pid, sig) };
-        assert_eq!(
-            r,
-            0,
-            "{}: kill({}, {sig}): {}",
-            self.what,
-            self.pid,
-            std::io::Error::last_os_error()
-        );
+        assert_eq!(r, 0, "{}: kill({}, {sig}): {}", self.what, self.pid, std::io::Error::last_os_error());
     }
 
     /// Sends the checkpoint signal.
@@ -354,8 +303,7 @@ impl Run {
 
     pub fn write_stdin(&mut self, data: &[u8]) {
         let w = self.stdin.as_mut().expect("stdin is not piped");
-        w.write_all(data)
-            .unwrap_or_else(|e| panic!("{}: writing stdin: {e}", self.what));
+        w.write_all(data).unwrap_or_else(|e| panic!("{}: writing stdin: {e}", self.what));
     }
 
     pub fn close_stdin(&mut self) {
@@ -365,8 +313,7 @@ impl Run {
     /// Waits (at most `limit`) for the child to exit and for its pipes to
     /// close, and returns everything it printed. Fails the test on timeout.
     pub fn finish_within(self, limit: Duration) -> Outcome {
-        self.try_finish_within(limit)
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_finish_within(limit).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// As [`Run::finish_within`], but a child still running after `limit` is
@@ -417,11 +364,7 @@ impl Run {
                 }
             }
         }
-        Ok(Outcome {
-            what: self.what.clone(),
-            status,
-            lines: std::mem::take(&mut self.lines),
-        })
+        Ok(Outcome { what: self.what.clone(), status, lines: std::mem::take(&mut self.lines) })
     }
 
     pub fn finish(self) -> Outcome {
@@ -524,11 +467,7 @@ pub fn file(p: &Path) -> fs::File {
 pub fn command(program: &Path, args: &[&str], cwd: &Path) -> Command {
     use std::os::unix::process::CommandExt;
     let mut c = Command::new(program);
-    c.args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     // SAFETY: close_range is async-signal-safe; it runs in the child after
     // fork, before exec, and touches only descriptors 3 and up.
     unsafe {

@@ -122,9 +122,9 @@ struct Given {
 /// Signal names by number (index 0 unused); glibc keeps 32 and 33, and
 /// SIGRTMIN is 34.
 const SIGNALS: [&str; 32] = [
-    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2",
-    "PIPE", "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG",
-    "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
+    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
+    "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
+    "IO", "PWR", "SYS",
 ];
 const RTMIN: i32 = 34;
 const RTMAX: i32 = 64;
@@ -151,44 +151,23 @@ fn parse_signal(v: &str) -> Result<i32, String> {
     } else if name == "POLL" {
         libc::SIGIO
     } else if let Some(rest) = name.strip_prefix("RTMIN") {
-        RTMIN
-            + if rest.is_empty() {
-                0
-            } else {
-                rest.strip_prefix('+')
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(-1000)
-            }
+        RTMIN + if rest.is_empty() { 0 } else { rest.strip_prefix('+').and_then(|n| n.parse().ok()).unwrap_or(-1000) }
     } else if let Some(rest) = name.strip_prefix("RTMAX") {
-        RTMAX
-            - if rest.is_empty() {
-                0
-            } else {
-                rest.strip_prefix('-')
-                    .and_then(|n| n.parse().ok())
-                    .unwrap_or(-1000)
-            }
+        RTMAX - if rest.is_empty() { 0 } else { rest.strip_prefix('-').and_then(|n| n.parse().ok()).unwrap_or(-1000) }
     } else {
-        return Err(format!(
-            "unknown signal {v:?}; give a name like USR1 or a number like 10"
-        ));
+        return Err(format!("unknown signal {v:?}; give a name like USR1 or a number like 10"));
     };
     let why = match sig {
         _ if !(1..=RTMAX).contains(&sig) => "is not a signal (1 to 64)",
         libc::SIGKILL | libc::SIGSTOP => "cannot be caught",
         32 | 33 => "is reserved by glibc",
         THREAD_SIGNAL => "is reserved by ckpt to stop threads",
-        libc::SIGSEGV
-        | libc::SIGBUS
-        | libc::SIGILL
-        | libc::SIGFPE
-        | libc::SIGTRAP
-        | libc::SIGSYS => "is raised by the kernel when a program faults",
+        libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGSYS => {
+            "is raised by the kernel when a program faults"
+        }
         _ => return Ok(sig),
     };
-    Err(format!(
-        "signal {v} {why}; choose another, e.g. USR1 or USR2"
-    ))
+    Err(format!("signal {v} {why}; choose another, e.g. USR1 or USR2"))
 }
 
 /// A duration: seconds ("30", "0.5"), or with a unit: ms, s, m, h. 0: none.
@@ -205,8 +184,7 @@ fn parse_interval(v: &str) -> Result<u64, String> {
     } else {
         (s, 1000.0)
     };
-    let bad =
-        || format!("bad interval {v:?}; give seconds like 30 or 0.5, or a time like 500ms, 5m, 1h");
+    let bad = || format!("bad interval {v:?}; give seconds like 30 or 0.5, or a time like 500ms, 5m, 1h");
     let x: f64 = num.trim().parse().map_err(|_| bad())?;
     if !x.is_finite() || x < 0.0 {
         return Err(bad());
@@ -224,9 +202,7 @@ fn parse_interval(v: &str) -> Result<u64, String> {
 fn parse_keep(v: &str) -> Result<u32, String> {
     match v.trim().parse::<u32>() {
         Ok(n) if (1..=MAX_KEEP).contains(&n) => Ok(n),
-        _ => Err(format!(
-            "bad number of images {v:?}; give a number from 1 to {MAX_KEEP}"
-        )),
+        _ => Err(format!("bad number of images {v:?}; give a number from 1 to {MAX_KEEP}")),
     }
 }
 
@@ -275,10 +251,7 @@ fn parse_args() -> Options {
         // "--name=value" and "-xvalue" forms of the options with a value.
         let (name, inline): (&[u8], Option<OsString>) = if bytes.starts_with(b"--") {
             match bytes.iter().position(|&c| c == b'=') {
-                Some(eq) => (
-                    &bytes[..eq],
-                    Some(OsStr::from_bytes(&bytes[eq + 1..]).to_owned()),
-                ),
+                Some(eq) => (&bytes[..eq], Some(OsStr::from_bytes(&bytes[eq + 1..]).to_owned())),
                 None => (bytes, None),
             }
         } else if bytes.len() > 2 && bytes[0] == b'-' && matches!(bytes[1], b'o' | b'i' | b's') {
@@ -294,9 +267,7 @@ fn parse_args() -> Options {
             }
         };
         let text = |v: OsString| -> String {
-            v.into_string().unwrap_or_else(|v| {
-                usage(format!("{shown} {}: not valid UTF-8", v.to_string_lossy()))
-            })
+            v.into_string().unwrap_or_else(|v| usage(format!("{shown} {}: not valid UTF-8", v.to_string_lossy())))
         };
         match name {
             b"-h" | b"--help" => {
@@ -317,13 +288,9 @@ fn parse_args() -> Options {
                 }
                 g.output = Some(v);
             }
-            b"-i" | b"--interval" => {
-                g.interval_ms = Some(checked(&shown, parse_interval(&text(value("30")))))
-            }
+            b"-i" | b"--interval" => g.interval_ms = Some(checked(&shown, parse_interval(&text(value("30"))))),
             b"--keep" => g.keep = Some(checked(&shown, parse_keep(&text(value("3"))))),
-            b"-s" | b"--signal" => {
-                g.signal = Some(checked(&shown, parse_signal(&text(value("USR1")))))
-            }
+            b"-s" | b"--signal" => g.signal = Some(checked(&shown, parse_signal(&text(value("USR1"))))),
             b"--" => {
                 program = Some(args.next().unwrap_or_else(|| usage("no program given")));
                 break;
@@ -337,36 +304,19 @@ fn parse_args() -> Options {
             }
         }
         if inline.is_some()
-            && !matches!(
-                name,
-                b"-o" | b"--output" | b"-i" | b"--interval" | b"--keep" | b"-s" | b"--signal"
-            )
+            && !matches!(name, b"-o" | b"--output" | b"-i" | b"--interval" | b"--keep" | b"-s" | b"--signal")
         {
             usage(format!("option {shown} takes no value"));
         }
     }
-    let Some(program) = program else {
-        usage("no program given")
-    };
+    let Some(program) = program else { usage("no program given") };
 
     // The environment fills in what the command line did not say.
-    let output = g
-        .output
-        .or_else(|| std::env::var_os("CKPT_OUTPUT").filter(|v| !v.is_empty()));
-    let interval_ms = g
-        .interval_ms
-        .or_else(|| env_value("CKPT_INTERVAL", parse_interval))
-        .unwrap_or(0);
-    let cont =
-        g.cont || env_value("CKPT_CONTINUE", parse_flag).unwrap_or(false) || interval_ms != 0;
-    let keep = g
-        .keep
-        .or_else(|| env_value("CKPT_KEEP", parse_keep))
-        .unwrap_or(1);
-    let signal = g
-        .signal
-        .or_else(|| env_value("CKPT_SIGNAL", parse_signal))
-        .unwrap_or(libc::SIGUSR2);
+    let output = g.output.or_else(|| std::env::var_os("CKPT_OUTPUT").filter(|v| !v.is_empty()));
+    let interval_ms = g.interval_ms.or_else(|| env_value("CKPT_INTERVAL", parse_interval)).unwrap_or(0);
+    let cont = g.cont || env_value("CKPT_CONTINUE", parse_flag).unwrap_or(false) || interval_ms != 0;
+    let keep = g.keep.or_else(|| env_value("CKPT_KEEP", parse_keep)).unwrap_or(1);
+    let signal = g.signal.or_else(|| env_value("CKPT_SIGNAL", parse_signal)).unwrap_or(libc::SIGUSR2);
     let verbosity = g.verbosity.unwrap_or_else(|| {
         let quiet = env_value("CKPT_QUIET", parse_flag).unwrap_or(false);
         let verbose = env_value("CKPT_VERBOSE", parse_flag).unwrap_or(false);
@@ -392,14 +342,11 @@ fn parse_args() -> Options {
 /// The absolute image path, checked now rather than at the first
 /// checkpoint: its directory must exist, and it must not be a directory.
 fn image_path(output: &Path) -> PathBuf {
-    let cwd = std::env::current_dir()
-        .unwrap_or_else(|e| fail(126, format!("cannot read the working directory: {e}")));
+    let cwd = std::env::current_dir().unwrap_or_else(|e| fail(126, format!("cannot read the working directory: {e}")));
     let path = cwd.join(output);
     let shown = output.display();
     if path.as_os_str().len() > MAX_PATH {
-        usage(format!(
-            "image path {shown} is too long (at most {MAX_PATH} bytes)"
-        ));
+        usage(format!("image path {shown} is too long (at most {MAX_PATH} bytes)"));
     }
     if path.is_dir() || output.as_os_str().as_bytes().ends_with(b"/") {
         usage(format!(
@@ -409,18 +356,12 @@ fn image_path(output: &Path) -> PathBuf {
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
     if !dir.is_dir() {
-        usage(format!(
-            "the directory of image {shown}, {}, does not exist; create it first",
-            dir.display()
-        ));
+        usage(format!("the directory of image {shown}, {}, does not exist; create it first", dir.display()));
     }
     let c = CString::new(dir.as_os_str().as_bytes()).unwrap_or_default();
     // SAFETY: access() reads a NUL-terminated path.
     if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-        usage(format!(
-            "cannot write image {shown}: the directory {} is not writable",
-            dir.display()
-        ));
+        usage(format!("cannot write image {shown}: the directory {} is not writable", dir.display()));
     }
     path
 }
@@ -432,9 +373,7 @@ fn find_program(name: &OsStr) -> Option<PathBuf> {
         return Some(PathBuf::from(name));
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
@@ -452,27 +391,17 @@ fn check_dynamic(path: &Path) -> Result<(), String> {
     if !data.starts_with(b"\x7fELF") {
         return Ok(()); // a script: its interpreter is what runs
     }
-    let u16_at = |o: usize| {
-        data.get(o..o + 2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]) as usize)
-    };
-    let u64_at = |o: usize| {
-        data.get(o..o + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize)
-    };
+    let u16_at = |o: usize| data.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]) as usize);
+    let u64_at = |o: usize| data.get(o..o + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap()) as usize);
     if data.get(4) != Some(&2) {
-        return Err(format!(
-            "{}: not a 64-bit program; ckpt supports x86-64 only",
-            path.display()
-        ));
+        return Err(format!("{}: not a 64-bit program; ckpt supports x86-64 only", path.display()));
     }
     let (phoff, phentsize, phnum) = (u64_at(0x20), u16_at(0x36), u16_at(0x38));
     let (Some(phoff), Some(phentsize), Some(phnum)) = (phoff, phentsize, phnum) else {
         return Err(format!("{}: truncated ELF header", path.display()));
     };
     let has_interp = (0..phnum).any(|i| {
-        data.get(phoff + i * phentsize..phoff + i * phentsize + 4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()))
+        data.get(phoff + i * phentsize..phoff + i * phentsize + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()))
             == Some(3) // PT_INTERP
     });
     if has_interp {
@@ -490,14 +419,10 @@ fn check_dynamic(path: &Path) -> Result<(), String> {
 fn find_library() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
     let dir = exe.parent()?;
-    [
-        dir.join("libckpt.so"),
-        dir.join("../lib/ckpt/libckpt.so"),
-        dir.join("../lib/libckpt.so"),
-    ]
-    .into_iter()
-    .find(|p| p.is_file())
-    .and_then(|p| p.canonicalize().ok())
+    [dir.join("libckpt.so"), dir.join("../lib/ckpt/libckpt.so"), dir.join("../lib/libckpt.so")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .and_then(|p| p.canonicalize().ok())
 }
 
 /// `ms` as the seconds the library reads back ("30", "0.5").
@@ -526,19 +451,13 @@ fn start_ticker(signal: i32, interval_ms: u64) -> Result<i32, String> {
         // If ckpt is a child subreaper, the orphaned ticker would come back
         // to it, that is to the program: not while it is being orphaned.
         let mut subreaper: libc::c_int = 0;
-        libc::prctl(
-            libc::PR_GET_CHILD_SUBREAPER,
-            &mut subreaper as *mut libc::c_int,
-        );
+        libc::prctl(libc::PR_GET_CHILD_SUBREAPER, &mut subreaper as *mut libc::c_int);
         if subreaper != 0 {
             libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 0);
         }
         let mut pipe = [0i32; 2];
         if libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            return Err(format!(
-                "--interval: pipe: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(format!("--interval: pipe: {}", std::io::Error::last_os_error()));
         }
         let child = libc::fork();
         if child == 0 {
@@ -552,11 +471,7 @@ fn start_ticker(signal: i32, interval_ms: u64) -> Result<i32, String> {
         }
         libc::close(pipe[1]);
         let mut ticker: i32 = -1;
-        let got = if child > 0 {
-            libc::read(pipe[0], &mut ticker as *mut i32 as *mut libc::c_void, 4)
-        } else {
-            -1
-        };
+        let got = if child > 0 { libc::read(pipe[0], &mut ticker as *mut i32 as *mut libc::c_void, 4) } else { -1 };
         let err = std::io::Error::last_os_error();
         libc::close(pipe[0]);
         if child > 0 {
@@ -568,9 +483,7 @@ fn start_ticker(signal: i32, interval_ms: u64) -> Result<i32, String> {
         }
         libc::close(pidfd);
         if child < 0 || got != 4 || ticker <= 0 {
-            return Err(format!(
-                "--interval: cannot start the ticker process: {err}"
-            ));
+            return Err(format!("--interval: cannot start the ticker process: {err}"));
         }
         Ok(ticker)
     }
@@ -605,16 +518,13 @@ fn ready(status_path: &CString, signal: i32) -> bool {
     };
     let text = &buf[..n.max(0) as usize];
     let bit = 1u64 << (signal - 1);
-    let caught = status_mask(text, b"\nSigCgt:").map_or(true, |m| m & bit != 0);
+    let caught = status_mask(text, b"\nSigCgt:").is_none_or(|m| m & bit != 0);
     let pending = status_mask(text, b"\nShdPnd:").is_some_and(|m| m & bit != 0);
     caught && !pending
 }
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: writes the timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -634,8 +544,15 @@ fn tick(pidfd: i32, signal: i32, interval_ms: u64, pid: i32) -> ! {
         if pidfd != FD {
             libc::dup2(pidfd, FD);
         }
-        libc::syscall(libc::SYS_close_range, 0u32, (FD - 1) as u32, 0u32);
-        libc::syscall(libc::SYS_close_range, (FD + 1) as u32, u32::MAX, 0u32);
+        let low = libc::syscall(libc::SYS_close_range, 0u32, (FD - 1) as u32, 0u32);
+        let high = libc::syscall(libc::SYS_close_range, (FD + 1) as u32, u32::MAX, 0u32);
+        if low != 0 || high != 0 {
+            // Before Linux 5.9: one by one.
+            let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(1024, 1 << 20) as i32;
+            for fd in (0..max).filter(|&fd| fd != FD) {
+                libc::close(fd);
+            }
+        }
         for _ in 0..3 {
             libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         }
@@ -651,8 +568,7 @@ fn tick(pidfd: i32, signal: i32, interval_ms: u64, pid: i32) -> ! {
         if now >= next {
             if ready(&status, signal) {
                 // SAFETY: sends a signal through our pidfd.
-                let r =
-                    unsafe { libc::syscall(libc::SYS_pidfd_send_signal, FD, signal, 0usize, 0u32) };
+                let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, FD, signal, 0usize, 0u32) };
                 if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
                     break;
                 }
@@ -664,15 +580,8 @@ fn tick(pidfd: i32, signal: i32, interval_ms: u64, pid: i32) -> ! {
             continue;
         }
         let wait = next - now;
-        let ts = libc::timespec {
-            tv_sec: (wait / 1_000_000_000) as i64,
-            tv_nsec: (wait % 1_000_000_000) as i64,
-        };
-        let mut pfd = libc::pollfd {
-            fd: FD,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let ts = libc::timespec { tv_sec: (wait / 1_000_000_000) as i64, tv_nsec: (wait % 1_000_000_000) as i64 };
+        let mut pfd = libc::pollfd { fd: FD, events: libc::POLLIN, revents: 0 };
         // SAFETY: one pollfd, a timeout, no signal mask change.
         if unsafe { libc::ppoll(&mut pfd, 1, &ts, core::ptr::null()) } > 0 {
             break; // the program exited
@@ -686,28 +595,16 @@ fn main() {
     let opts = parse_args();
     let output = image_path(&opts.output);
     let Some(program) = find_program(&opts.program) else {
-        fail(
-            127,
-            format!(
-                "{}: command not found (check the name, or give its path)",
-                opts.program.to_string_lossy()
-            ),
-        )
+        fail(127, format!("{}: command not found (check the name, or give its path)", opts.program.to_string_lossy()))
     };
     if !program.exists() {
-        fail(
-            127,
-            format!("{}: no such file (check the path)", program.display()),
-        )
+        fail(127, format!("{}: no such file (check the path)", program.display()))
     }
     if let Err(e) = check_dynamic(&program) {
         fail(126, e)
     }
     let Some(lib) = find_library() else {
-        fail(
-            126,
-            "libckpt.so not found beside the ckpt executable (run `make` first)",
-        )
+        fail(126, "libckpt.so not found beside the ckpt executable (run `make` first)")
     };
     let mut preload = OsString::from(lib.as_os_str());
     if let Some(old) = std::env::var_os("LD_PRELOAD").filter(|v| !v.is_empty()) {
@@ -741,10 +638,6 @@ fn main() {
         cmd.env_remove("CKPT_INTERVAL");
     }
     let err = cmd.exec();
-    let status = if err.kind() == std::io::ErrorKind::NotFound {
-        127
-    } else {
-        126
-    };
+    let status = if err.kind() == std::io::ErrorKind::NotFound { 127 } else { 126 };
     fail(status, format!("{}: {err}", program.display()))
 }

@@ -81,9 +81,7 @@ fn parse_args(args: &[OsString]) -> Result<Command, String> {
             Some(s) if !options_done && s.starts_with('-') && s != "-" => {
                 return Err(format!("unknown option '{s}' (try 'readckpt --help')"));
             }
-            _ if path.is_some() => {
-                return Err("more than one IMAGE given (try 'readckpt --help')".into())
-            }
+            _ if path.is_some() => return Err("more than one IMAGE given (try 'readckpt --help')".into()),
             _ => path = Some(arg.clone()),
         }
     }
@@ -108,10 +106,7 @@ impl From<io::Error> for Failure {
 fn run(args: &[OsString], out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     let (name, result) = match parse_args(args) {
         Ok(Command::Help) => (String::new(), write_flush(out, USAGE)),
-        Ok(Command::Version) => (
-            String::new(),
-            write_flush(out, &format!("readckpt {}\n", env!("CARGO_PKG_VERSION"))),
-        ),
+        Ok(Command::Version) => (String::new(), write_flush(out, &format!("readckpt {}\n", env!("CARGO_PKG_VERSION")))),
         Ok(Command::Inspect(opts)) => {
             let name = opts.path.to_string_lossy().into_owned();
             let result = inspect(&opts, &name, out);
@@ -145,19 +140,13 @@ fn write_flush(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
 /// reported after the output.
 fn inspect(opts: &Options, name: &str, out: &mut dyn Write) -> Result<(), Failure> {
     let mut image = Image::open(&opts.path).map_err(Failure::Image)?;
-    let meta =
-        Meta::parse(&image.header, &image.meta).map_err(|e| Failure::Image(e.message().into()))?;
+    let meta = Meta::parse(&image.header, &image.meta).map_err(|e| Failure::Image(e.message().into()))?;
     let mut verdict = None;
     if opts.verify {
         let v = verify(&mut image.file, &meta).map_err(|e| Failure::Image(read_error(&e)))?;
         verdict = Some(v);
     }
-    let report = Report {
-        name,
-        meta: &meta,
-        disk_len: image.len,
-        verdict,
-    };
+    let report = Report { name, meta: &meta, disk_len: image.len, verdict };
     if opts.json {
         write_json(out, &report)?;
     } else {
@@ -217,21 +206,13 @@ impl Image {
         let mut file = File::open(path).map_err(|e| os_message(&e))?;
         let len = file.metadata().map_err(|e| os_message(&e))?.len();
         let mut head = Vec::with_capacity(HEADER_SIZE);
-        (&mut file)
-            .take(HEADER_SIZE as u64)
-            .read_to_end(&mut head)
-            .map_err(|e| os_message(&e))?;
+        (&mut file).take(HEADER_SIZE as u64).read_to_end(&mut head).map_err(|e| os_message(&e))?;
         let header = Header::parse(&head, len).map_err(|e| e.message().to_string())?;
         let mut meta = vec![0; header.meta_len as usize];
         file.seek(SeekFrom::Start(header.meta_offset))
             .and_then(|_| file.read_exact(&mut meta))
             .map_err(|e| read_error(&e))?;
-        Ok(Image {
-            file,
-            len,
-            header,
-            meta,
-        })
+        Ok(Image { file, len, header, meta })
     }
 }
 
@@ -270,21 +251,13 @@ fn verify(file: &mut File, m: &Meta) -> io::Result<Verdict> {
             file.read_exact(&mut buf)?;
             let computed = ckpt_image::checksum(&buf);
             if computed != extent.checksum {
-                return Ok(Verdict::Bad(BadExtent {
-                    index,
-                    region,
-                    extent,
-                    computed,
-                }));
+                return Ok(Verdict::Bad(BadExtent { index, region, extent, computed }));
             }
             index += 1;
             bytes += extent.len;
         }
     }
-    Ok(Verdict::Good {
-        extents: index as u64,
-        bytes,
-    })
+    Ok(Verdict::Good { extents: index as u64, bytes })
 }
 
 // ---------------------------------------------------------------- formatting helpers
@@ -348,12 +321,7 @@ fn iso8601(ns: u64) -> String {
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let t = secs.rem_euclid(86_400);
     let ms = ns / 1_000_000 % 1000;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        t / 3600,
-        t / 60 % 60,
-        t % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{ms:03}Z", t / 3600, t / 60 % 60, t % 60)
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant).
@@ -380,29 +348,20 @@ fn xfeature_names(xfeatures: u64) -> Vec<&'static str> {
         (1 << 9, "PKRU"),
         (0b11 << 17, "AMX"),
     ];
-    GROUPS
-        .iter()
-        .filter(|(bits, _)| xfeatures & bits != 0)
-        .map(|&(_, name)| name)
-        .collect()
+    GROUPS.iter().filter(|(bits, _)| xfeatures & bits != 0).map(|&(_, name)| name).collect()
 }
 
 /// "SIGINT"; real-time signals (32 and up) by number: "SIG34".
 fn signal_name(sig: usize) -> String {
     const NAMES: &str = "HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE ALRM TERM \
                          STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS";
-    let name = sig
-        .checked_sub(1)
-        .and_then(|i| NAMES.split_whitespace().nth(i));
+    let name = sig.checked_sub(1).and_then(|i| NAMES.split_whitespace().nth(i));
     format!("SIG{}", name.map_or(sig.to_string(), str::to_string))
 }
 
 /// The signals of a set (bit n-1 for signal n): "SIGUSR1 SIGTERM", or "none".
 fn signal_set(set: u64) -> String {
-    let names: Vec<String> = (1..NSIG)
-        .filter(|&sig| set & 1 << (sig - 1) != 0)
-        .map(signal_name)
-        .collect();
+    let names: Vec<String> = (1..NSIG).filter(|&sig| set & 1 << (sig - 1) != 0).map(signal_name).collect();
     match names.is_empty() {
         true => "none".into(),
         false => names.join(" "),
@@ -476,11 +435,7 @@ fn fd_cloexec(f: &Fd) -> bool {
 /// matter to the program (other `F_GETFL` bits are in the JSON).
 fn fd_flags(f: &Fd) -> String {
     let mut words = vec![fd_access(f)];
-    for (set, word) in [
-        (fd_append(f), "append"),
-        (fd_nonblock(f), "nonblock"),
-        (fd_cloexec(f), "cloexec"),
-    ] {
+    for (set, word) in [(fd_append(f), "append"), (fd_nonblock(f), "nonblock"), (fd_cloexec(f), "cloexec")] {
         if set {
             words.push(word);
         }
@@ -492,15 +447,11 @@ fn fd_flags(f: &Fd) -> String {
 fn perms(r: &Region) -> String {
     let bit = |set: bool, c: char| if set { c } else { '-' };
     let (p, f) = (r.prot, r.flags);
-    [
-        (p & PROT_READ, 'r'),
-        (p & PROT_WRITE, 'w'),
-        (p & PROT_EXEC, 'x'),
-    ]
-    .iter()
-    .map(|&(b, c)| bit(b != 0, c))
-    .chain([if f & REGION_SHARED != 0 { 's' } else { 'p' }])
-    .collect()
+    [(p & PROT_READ, 'r'), (p & PROT_WRITE, 'w'), (p & PROT_EXEC, 'x')]
+        .iter()
+        .map(|&(b, c)| bit(b != 0, c))
+        .chain([if f & REGION_SHARED != 0 { 's' } else { 'p' }])
+        .collect()
 }
 
 fn kind_name(r: &Region) -> &'static str {
@@ -583,11 +534,7 @@ fn write_summary(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         }
     };
     writeln!(out, "image       {}", show(rep.name.as_bytes()))?;
-    writeln!(
-        out,
-        "format      version {}, x86-64, page size {}",
-        h.version, h.page_size
-    )?;
+    writeln!(out, "format      version {}, x86-64, page size {}", h.version, h.page_size)?;
     writeln!(out, "created     {}", iso8601(h.created_ns))?;
     writeln!(out, "capture     {}", duration(h.capture_ns))?;
     writeln!(out, "pid         {}", h.pid)?;
@@ -596,35 +543,15 @@ fn write_summary(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     writeln!(out, "exe         {}", none(show(rep.string(h.exe))))?;
     writeln!(out, "comm        {}", none(show(rep.comm())))?;
     writeln!(out, "umask       {:04o}", h.umask)?;
-    writeln!(
-        out,
-        "xfeatures   {:#x} ({})",
-        h.xfeatures,
-        xfeature_names(h.xfeatures).join(" ")
-    )?;
+    writeln!(out, "xfeatures   {:#x} ({})", h.xfeatures, xfeature_names(h.xfeatures).join(" "))?;
     writeln!(out, "xsave size  {} bytes", h.xsave_size)?;
-    write!(
-        out,
-        "file        {} bytes ({})",
-        h.file_len,
-        human(h.file_len)
-    )?;
+    write!(out, "file        {} bytes ({})", h.file_len, human(h.file_len))?;
     if rep.disk_len != h.file_len {
         write!(out, ", {} bytes on disk", rep.disk_len)?;
     }
     writeln!(out)?;
-    writeln!(
-        out,
-        "metadata    {} bytes at {:#x}",
-        h.meta_len, h.meta_offset
-    )?;
-    writeln!(
-        out,
-        "data        {} bytes ({}) at {:#x}",
-        h.data_len,
-        human(h.data_len),
-        h.data_offset
-    )
+    writeln!(out, "metadata    {} bytes at {:#x}", h.meta_len, h.meta_offset)?;
+    writeln!(out, "data        {} bytes ({}) at {:#x}", h.data_len, human(h.data_len), h.data_offset)
 }
 
 fn write_mm(out: &mut dyn Write, h: &Header) -> io::Result<()> {
@@ -654,10 +581,7 @@ fn write_process(out: &mut dyn Write, p: &ProcessState) -> io::Result<()> {
                     0 => "once".to_string(),
                     ns => format!("then every {} s", seconds(ns)),
                 };
-                lines.push((
-                    format!("timer {name}"),
-                    format!("{} s, {every}", seconds(t.value_ns)),
-                ));
+                lines.push((format!("timer {name}"), format!("{} s, {every}", seconds(t.value_ns))));
             }
         }
         if p.itimers.iter().all(|t| t.value_ns == 0) {
@@ -667,10 +591,7 @@ fn write_process(out: &mut dyn Write, p: &ProcessState) -> io::Result<()> {
     if p.valid & PROCESS_RLIMITS != 0 {
         for (name, &[soft, hard]) in RLIMIT_NAMES.iter().zip(&p.rlimits) {
             if soft != u64::MAX || hard != u64::MAX {
-                lines.push((
-                    format!("rlimit {name}"),
-                    format!("{} / {}", limit(soft), limit(hard)),
-                ));
+                lines.push((format!("rlimit {name}"), format!("{} / {}", limit(soft), limit(hard))));
             }
         }
         if p.rlimits.iter().all(|&l| l == [u64::MAX; 2]) {
@@ -712,11 +633,7 @@ fn write_threads(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
     let columns = "TID     NAME             RIP            RSP            RFLAGS   FS_BASE        RSEQ               UCONTEXT       SIGMASK            PENDING";
     writeln!(out, "   {columns}")?;
     for (i, t) in m.threads().enumerate() {
-        let mark = if i == m.header.leader as usize {
-            '*'
-        } else {
-            ' '
-        };
+        let mark = if i == m.header.leader as usize { '*' } else { ' ' };
         let name = match show(until_nul(&t.comm)) {
             name if name.is_empty() => "-".to_string(),
             name => name,
@@ -742,23 +659,12 @@ fn write_threads(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
 }
 
 fn write_signals(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
-    let set: Vec<_> = (1..NSIG)
-        .map(|sig| (sig, m.sigaction(sig)))
-        .filter(|(_, a)| a.handler != 0)
-        .collect();
+    let set: Vec<_> = (1..NSIG).map(|sig| (sig, m.sigaction(sig))).filter(|(_, a)| a.handler != 0).collect();
     writeln!(out, "\nsignals ({} not SIG_DFL)", set.len())?;
     for (sig, a) in set {
-        let handler = if a.handler == 1 {
-            "IGN".to_string()
-        } else {
-            format!("{:#x}", a.handler)
-        };
+        let handler = if a.handler == 1 { "IGN".to_string() } else { format!("{:#x}", a.handler) };
         let name = format!("{} ({sig})", signal_name(sig));
-        writeln!(
-            out,
-            "  {name:<16} handler {handler:<16} flags {:#010x}  mask {:#x}",
-            a.flags, a.mask
-        )?;
+        writeln!(out, "  {name:<16} handler {handler:<16} flags {:#010x}  mask {:#x}", a.flags, a.mask)?;
     }
     Ok(())
 }
@@ -774,11 +680,7 @@ fn write_files(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
     if m.n_fds() == 0 {
         return Ok(());
     }
-    writeln!(
-        out,
-        "  {:>6}  {:<8} {:<30} {:>12}  PATH",
-        "FD", "KIND", "FLAGS", "OFFSET"
-    )?;
+    writeln!(out, "  {:>6}  {:<8} {:<30} {:>12}  PATH", "FD", "KIND", "FLAGS", "OFFSET")?;
     for f in m.fds() {
         let kind = f.kind();
         let offset = match kind {
@@ -795,13 +697,8 @@ fn write_files(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
             Some(FdKind::Lost) => tail = format!("{tail}  NOT RESTORED (becomes /dev/null)"),
             _ => {}
         }
-        let line = format!(
-            "  {:>6}  {:<8} {:<30} {offset:>12}  {}",
-            f.fd,
-            fd_kind_name(&f),
-            fd_flags(&f),
-            tail.trim_start()
-        );
+        let line =
+            format!("  {:>6}  {:<8} {:<30} {offset:>12}  {}", f.fd, fd_kind_name(&f), fd_flags(&f), tail.trim_start());
         writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
@@ -809,11 +706,7 @@ fn write_files(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
 
 fn write_regions(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
     writeln!(out, "\nregions")?;
-    writeln!(
-        out,
-        "  {:<25} {:<4} {:<11} {:>8} {:>8}  PATH",
-        "START-END", "PERM", "KIND", "SIZE", "STORED"
-    )?;
+    writeln!(out, "  {:<25} {:<4} {:<11} {:>8} {:>8}  PATH", "START-END", "PERM", "KIND", "SIZE", "STORED")?;
     let (mut size, mut stored) = (0, 0);
     for r in m.regions() {
         let bytes = m.stored_bytes(&r);
@@ -924,14 +817,7 @@ fn write_json(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         ("comm", jstr(rep.comm())),
         ("umask", h.umask.to_string()),
         ("xfeatures", jhex(h.xfeatures)),
-        (
-            "xfeature_names",
-            jlist(
-                xfeature_names(h.xfeatures)
-                    .iter()
-                    .map(|n| jstr(n.as_bytes())),
-            ),
-        ),
+        ("xfeature_names", jlist(xfeature_names(h.xfeatures).iter().map(|n| jstr(n.as_bytes())))),
         ("xsave_size", h.xsave_size.to_string()),
         ("file_len", h.file_len.to_string()),
         ("meta_offset", h.meta_offset.to_string()),
@@ -940,15 +826,9 @@ fn write_json(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         ("data_len", h.data_len.to_string()),
         ("leader", h.leader.to_string()),
         ("mm", jobj(&mm)),
-        (
-            "threads",
-            jarray(m.threads().map(|t| json_thread(&t)).collect()),
-        ),
+        ("threads", jarray(m.threads().map(|t| json_thread(&t)).collect())),
         ("signals", jarray(json_signals(m))),
-        (
-            "regions",
-            jarray(m.regions().map(|r| json_region(m, &r)).collect()),
-        ),
+        ("regions", jarray(m.regions().map(|r| json_region(m, &r)).collect())),
         (
             "totals",
             jobj(&[
@@ -1008,10 +888,7 @@ fn json_process(p: &ProcessState) -> String {
             .iter()
             .zip(&p.itimers)
             .map(|(&name, t)| {
-                let t = jobj(&[
-                    ("value_ns", t.value_ns.to_string()),
-                    ("interval_ns", t.interval_ns.to_string()),
-                ]);
+                let t = jobj(&[("value_ns", t.value_ns.to_string()), ("interval_ns", t.interval_ns.to_string())]);
                 (name, t)
             })
             .collect();
@@ -1021,12 +898,7 @@ fn json_process(p: &ProcessState) -> String {
         let limits: Vec<(&str, String)> = RLIMIT_NAMES
             .iter()
             .zip(&p.rlimits)
-            .map(|(&name, &[soft, hard])| {
-                (
-                    name,
-                    jobj(&[("soft", jlimit(soft)), ("hard", jlimit(hard))]),
-                )
-            })
+            .map(|(&name, &[soft, hard])| (name, jobj(&[("soft", jlimit(soft)), ("hard", jlimit(hard))])))
             .collect();
         fields.push(("rlimits", jobj(&limits)));
     }
@@ -1065,21 +937,12 @@ fn json_fd(m: &Meta, f: &Fd) -> String {
 }
 
 fn json_signals(m: &Meta) -> Vec<String> {
-    let set = (1..NSIG)
-        .map(|sig| (sig, m.sigaction(sig)))
-        .filter(|(_, a)| a.handler != 0);
+    let set = (1..NSIG).map(|sig| (sig, m.sigaction(sig))).filter(|(_, a)| a.handler != 0);
     set.map(|(sig, a)| {
         jobj(&[
             ("signo", sig.to_string()),
             ("name", jstr(signal_name(sig).as_bytes())),
-            (
-                "action",
-                jstr(if a.handler == 1 {
-                    b"ignore"
-                } else {
-                    b"handler"
-                }),
-            ),
+            ("action", jstr(if a.handler == 1 { b"ignore" } else { b"handler" })),
             ("handler", a.handler.to_string()),
             ("flags", jhex(a.flags)),
             ("mask", jhex(a.mask)),
@@ -1100,10 +963,7 @@ fn json_region(m: &Meta, r: &Region) -> String {
     jobj(&[
         ("start", r.start.to_string()),
         ("end", r.end.to_string()),
-        (
-            "range",
-            jstr(format!("{:08x}-{:08x}", r.start, r.end).as_bytes()),
-        ),
+        ("range", jstr(format!("{:08x}-{:08x}", r.start, r.end).as_bytes())),
         ("perms", jstr(perms(r).as_bytes())),
         ("kind", jstr(kind_name(r).as_bytes())),
         ("shared", (r.flags & REGION_SHARED != 0).to_string()),
@@ -1127,11 +987,9 @@ fn json_region(m: &Meta, r: &Region) -> String {
 
 fn json_verdict(v: &Verdict) -> String {
     match v {
-        Verdict::Good { extents, bytes } => jobj(&[
-            ("ok", "true".into()),
-            ("extents", extents.to_string()),
-            ("bytes", bytes.to_string()),
-        ]),
+        Verdict::Good { extents, bytes } => {
+            jobj(&[("ok", "true".into()), ("extents", extents.to_string()), ("bytes", bytes.to_string())])
+        }
         Verdict::Bad(b) => jobj(&[
             ("ok", "false".into()),
             ("extent", b.index.to_string()),
@@ -1148,10 +1006,7 @@ fn json_verdict(v: &Verdict) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ckpt_image::{
-        bytes_of, bytes_of_slice, checksum, FileId, ITimer, SigAction, StrRef, HEADER_SPACE,
-        PAGE_SIZE,
-    };
+    use ckpt_image::{bytes_of, bytes_of_slice, checksum, FileId, ITimer, SigAction, StrRef, HEADER_SPACE, PAGE_SIZE};
     use core::mem::offset_of;
     use std::path::PathBuf;
 
@@ -1161,58 +1016,21 @@ mod tests {
 
     /// One region of the sample: start, pages, prot, flags, kind, path, and
     /// its extents as (first page, pages).
-    type Spec = (
-        u64,
-        u64,
-        u32,
-        u32,
-        RegionKind,
-        &'static [u8],
-        &'static [(u64, u64)],
-    );
+    type Spec = (u64, u64, u32, u32, RegionKind, &'static [u8], &'static [(u64, u64)]);
 
     const SPECS: [Spec; 7] = [
         (BASE, 4, 5, 0, RegionKind::File, b"/usr/bin/prog", &[(0, 4)]),
-        (
-            BASE + 8 * P,
-            8,
-            3,
-            0,
-            RegionKind::Heap,
-            b"",
-            &[(1, 1), (4, 2)],
-        ),
-        (
-            0x7f00_0000_0000,
-            2,
-            3,
-            REGION_SHARED,
-            RegionKind::File,
-            b"/dev/shm/x y",
-            &[(0, 2)],
-        ),
+        (BASE + 8 * P, 8, 3, 0, RegionKind::Heap, b"", &[(1, 1), (4, 2)]),
+        (0x7f00_0000_0000, 2, 3, REGION_SHARED, RegionKind::File, b"/dev/shm/x y", &[(0, 2)]),
         (0x7f00_0001_0000, 2, 3, 0, RegionKind::Workspace, b"", &[]),
-        (
-            STACK - 16 * P,
-            16,
-            3,
-            REGION_GROWSDOWN,
-            RegionKind::Stack,
-            b"",
-            &[(12, 4)],
-        ),
+        (STACK - 16 * P, 16, 3, REGION_GROWSDOWN, RegionKind::Stack, b"", &[(12, 4)]),
         (STACK + 0x1000_0000, 4, 1, 0, RegionKind::Vvar, b"", &[]),
         (STACK + 0x1000_4000, 2, 5, 0, RegionKind::Vdso, b"", &[]),
     ];
     const CMDLINE: &[u8] = b"/usr/bin/prog\0two words\0it's\0\0\x1bx\0";
 
     /// What the first region's file was.
-    const PROG_ID: FileId = FileId {
-        dev: 0x803,
-        ino: 1_234_567,
-        size: 16 * P,
-        mtime_ns: 1_690_000_000_000_000_001,
-    };
+    const PROG_ID: FileId = FileId { dev: 0x803, ino: 1_234_567, size: 16 * P, mtime_ns: 1_690_000_000_000_000_001 };
 
     /// One descriptor of the sample: fd, kind, F_GETFL, F_GETFD, offset,
     /// path, pipe contents.
@@ -1220,42 +1038,10 @@ mod tests {
 
     const FDS: [FdSpec; 6] = [
         (0, FdKind::CharDev, libc::O_RDWR, 0, 0, b"/dev/pts/3", b""),
-        (
-            1,
-            FdKind::File,
-            libc::O_WRONLY | libc::O_APPEND | 0o100000,
-            libc::FD_CLOEXEC,
-            1234,
-            b"/tmp/out put.txt",
-            b"",
-        ),
-        (
-            3,
-            FdKind::PipeRead,
-            libc::O_NONBLOCK,
-            0,
-            0,
-            b"pipe:[77]",
-            b"hello\n",
-        ),
-        (
-            4,
-            FdKind::PipeWrite,
-            libc::O_WRONLY,
-            0,
-            0,
-            b"pipe:[77]",
-            b"",
-        ),
-        (
-            5,
-            FdKind::Dir,
-            libc::O_DIRECTORY,
-            libc::FD_CLOEXEC,
-            48,
-            b"/tmp",
-            b"",
-        ),
+        (1, FdKind::File, libc::O_WRONLY | libc::O_APPEND | 0o100000, libc::FD_CLOEXEC, 1234, b"/tmp/out put.txt", b""),
+        (3, FdKind::PipeRead, libc::O_NONBLOCK, 0, 0, b"pipe:[77]", b"hello\n"),
+        (4, FdKind::PipeWrite, libc::O_WRONLY, 0, 0, b"pipe:[77]", b""),
+        (5, FdKind::Dir, libc::O_DIRECTORY, libc::FD_CLOEXEC, 48, b"/tmp", b""),
         (7, FdKind::Lost, libc::O_RDWR, 0, 0, b"socket:[4242]", b""),
     ];
 
@@ -1268,10 +1054,7 @@ mod tests {
     fn sample_with(edit: impl FnOnce(&mut Header)) -> Vec<u8> {
         let mut strings = Vec::new();
         let mut add = |s: &[u8]| {
-            let r = StrRef {
-                offset: strings.len() as u32,
-                len: s.len() as u32,
-            };
+            let r = StrRef { offset: strings.len() as u32, len: s.len() as u32 };
             strings.extend_from_slice(s);
             r
         };
@@ -1306,19 +1089,12 @@ mod tests {
         (h.created_ns, h.capture_ns, h.pid) = (1_700_000_000_123_456_789, 2_345_678, 1000);
         (h.xfeatures, h.xsave_size, h.umask) = (0x2e7, 2696, 0o22);
         h.comm[..4].copy_from_slice(b"prog");
-        (h.mm.start_code, h.mm.end_code, h.mm.start_brk, h.mm.brk) =
-            (BASE, BASE + 4 * P, BASE + 8 * P, BASE + 16 * P);
+        (h.mm.start_code, h.mm.end_code, h.mm.start_brk, h.mm.brk) = (BASE, BASE + 4 * P, BASE + 8 * P, BASE + 16 * P);
         h.n_fds = fds.len() as u32;
         let p = &mut h.process;
         p.valid = PROCESS_ITIMERS | PROCESS_RLIMITS | PROCESS_PENDING | PROCESS_PRCTL;
-        p.itimers[0] = ITimer {
-            interval_ns: 250_000_000,
-            value_ns: 1_500_000_000,
-        };
-        p.itimers[2] = ITimer {
-            interval_ns: 0,
-            value_ns: 3_000_000_001,
-        };
+        p.itimers[0] = ITimer { interval_ns: 250_000_000, value_ns: 1_500_000_000 };
+        p.itimers[2] = ITimer { interval_ns: 0, value_ns: 3_000_000_001 };
         p.rlimits = [[u64::MAX; 2]; NLIMITS];
         p.rlimits[3] = [8 << 20, u64::MAX];
         p.rlimits[4] = [0, u64::MAX];
@@ -1331,16 +1107,9 @@ mod tests {
         for (i, &(start, pages, prot, flags, kind, _, exts)) in SPECS.iter().enumerate() {
             let first_extent = extents.len() as u32;
             for &(page, n) in exts {
-                let bytes: Vec<u8> = (0..n * P)
-                    .map(|b| (b as u8).wrapping_mul(i as u8 + 3))
-                    .collect();
+                let bytes: Vec<u8> = (0..n * P).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect();
                 let file_pos = h.data_offset + data.len() as u64;
-                extents.push(Extent {
-                    addr: start + page * P,
-                    len: n * P,
-                    file_pos,
-                    checksum: checksum(&bytes),
-                });
+                extents.push(Extent { addr: start + page * P, len: n * P, file_pos, checksum: checksum(&bytes) });
                 data.extend_from_slice(&bytes);
             }
             let n_extents = exts.len() as u32;
@@ -1377,24 +1146,11 @@ mod tests {
             comm: core::array::from_fn(|i| comm.get(i).copied().unwrap_or(0)),
             pending,
         };
-        let threads = [
-            thread(1001, BASE + 13 * P, b"worker\x01", 1 << 11),
-            thread(1000, STACK - 2 * P, b"prog", 0),
-        ];
+        let threads = [thread(1001, BASE + 13 * P, b"worker\x01", 1 << 11), thread(1000, STACK - 2 * P, b"prog", 0)];
         let mut sig = [SigAction::default(); NSIG];
-        sig[2] = SigAction {
-            handler: BASE + 0x1234,
-            flags: 0x0400_0004,
-            restorer: BASE + 0x99,
-            mask: 1 << 1,
-        };
+        sig[2] = SigAction { handler: BASE + 0x1234, flags: 0x0400_0004, restorer: BASE + 0x99, mask: 1 << 1 };
         sig[13].handler = 1;
-        sig[33] = SigAction {
-            handler: BASE + 0x2000,
-            flags: 0x0c00_0004,
-            restorer: 0,
-            mask: 1 << 63,
-        };
+        sig[33] = SigAction { handler: BASE + 0x2000, flags: 0x0c00_0004, restorer: 0, mask: 1 << 63 };
         let mut meta = Vec::new();
         meta.extend_from_slice(bytes_of_slice(&regions));
         meta.extend_from_slice(bytes_of_slice(&extents));
@@ -1431,8 +1187,7 @@ mod tests {
             use std::sync::atomic::{AtomicU32, Ordering};
             static N: AtomicU32 = AtomicU32::new(0);
             let n = N.fetch_add(1, Ordering::Relaxed);
-            let path =
-                std::env::temp_dir().join(format!("readckpt-test-{}-{n}.dat", std::process::id()));
+            let path = std::env::temp_dir().join(format!("readckpt-test-{}-{n}.dat", std::process::id()));
             std::fs::write(&path, contents).unwrap();
             Temp(path)
         }
@@ -1450,11 +1205,7 @@ mod tests {
     fn readckpt(args: &[OsString]) -> (i32, String, String) {
         let (mut out, mut err) = (Vec::new(), Vec::new());
         let code = run(args, &mut out, &mut err);
-        (
-            code,
-            String::from_utf8(out).unwrap(),
-            String::from_utf8(err).unwrap(),
-        )
+        (code, String::from_utf8(out).unwrap(), String::from_utf8(err).unwrap())
     }
 
     fn on(opts: &[&str], image: &Temp) -> (i32, String, String) {
@@ -1469,10 +1220,7 @@ mod tests {
         let (code, out, err) = on(&[], &t);
         assert_eq!((code, out.as_str()), (1, ""), "{err}");
         let prefix = format!("readckpt: {}: ", t.0.display());
-        assert!(
-            err.starts_with(&prefix) && err.ends_with('\n') && err.lines().count() == 1,
-            "{err:?}"
-        );
+        assert!(err.starts_with(&prefix) && err.ends_with('\n') && err.lines().count() == 1, "{err:?}");
         err[prefix.len()..err.len() - 1].to_string()
     }
 
@@ -1526,10 +1274,7 @@ mod tests {
         }
         assert!(!out.contains("SIGQUIT") && !out.contains("verify"));
         // No timer "virtual" (disarmed), no limit that is unlimited/unlimited.
-        assert!(
-            !out.contains("virtual") && !out.contains("rlimit CPU"),
-            "{out}"
-        );
+        assert!(!out.contains("virtual") && !out.contains("rlimit CPU"), "{out}");
     }
 
     /// Only the process fields whose `valid` bit is set are shown.
@@ -1538,32 +1283,18 @@ mod tests {
         let t = Temp::new(&sample_with(|h| h.process.valid = 0));
         let (code, out, _) = on(&[], &t);
         assert_eq!(code, 0);
-        assert!(
-            out.contains("\nprocess\n  (not recorded)\n\nthreads"),
-            "{out}"
-        );
+        assert!(out.contains("\nprocess\n  (not recorded)\n\nthreads"), "{out}");
         let v = Json::parse(&on(&["--json"], &t).1);
-        assert_eq!(
-            v.get("process"),
-            &Json::Obj(vec![("valid".into(), Json::Str("0x0".into()))])
-        );
+        assert_eq!(v.get("process"), &Json::Obj(vec![("valid".into(), Json::Str("0x0".into()))]));
 
         let t = Temp::new(&sample_with(|h| {
             h.process.valid = PROCESS_PENDING;
             h.process.pending = 0;
         }));
         let out = on(&[], &t).1;
-        assert!(
-            out.contains("\nprocess\n  pending           none\n\nthreads"),
-            "{out}"
-        );
+        assert!(out.contains("\nprocess\n  pending           none\n\nthreads"), "{out}");
         let v = Json::parse(&on(&["--json"], &t).1);
-        let keys: Vec<&str> = v
-            .get("process")
-            .members()
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect();
+        let keys: Vec<&str> = v.get("process").members().iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["valid", "pending"]);
 
         let t = Temp::new(&sample_with(|h| {
@@ -1626,10 +1357,7 @@ mod tests {
         let t = Temp::new(&file);
         let (code, out, err) = on(&["--verify"], &t);
         assert_eq!((code, err.as_str()), (0, ""));
-        assert!(
-            out.ends_with("verify: OK, all 5 extents (52.0K) match their checksums\n"),
-            "{out}"
-        );
+        assert!(out.ends_with("verify: OK, all 5 extents (52.0K) match their checksums\n"), "{out}");
         // Corrupt the first byte of the stack's extent (the fifth, region 4).
         let mut bad = file.clone();
         let data_offset = Header::parse(&file, file.len() as u64).unwrap().data_offset as usize;
@@ -1637,16 +1365,8 @@ mod tests {
         let t = Temp::new(&bad);
         let (code, out, err) = on(&["--verify"], &t);
         assert_eq!(code, 1);
-        assert!(
-            out.contains("verify: FAILED: extent 4 (0x7ffcffffc000-0x7ffd00000000, region 4"),
-            "{out}"
-        );
-        assert!(
-            err.ends_with(
-                ": extent 4 at 0x7ffcffffc000 (region 4) is corrupted (checksum mismatch)\n"
-            ),
-            "{err}"
-        );
+        assert!(out.contains("verify: FAILED: extent 4 (0x7ffcffffc000-0x7ffd00000000, region 4"), "{out}");
+        assert!(err.ends_with(": extent 4 at 0x7ffcffffc000 (region 4) is corrupted (checksum mismatch)\n"), "{err}");
         // Without --verify the data is not read.
         assert_eq!(on(&[], &t).0, 0);
         let (code, out, _) = on(&["--json", "--verify"], &t);
@@ -1669,10 +1389,7 @@ mod tests {
         assert_eq!(v.get("created_ns"), &num(1_700_000_000_123_456_789));
         assert_eq!(v.get("created"), &s("2023-11-14T22:13:20.123Z"));
         let argv = ["/usr/bin/prog", "two words", "it's", "", "\x1bx"];
-        assert_eq!(
-            v.get("argv"),
-            &Json::Arr(argv.iter().map(|a| s(a)).collect())
-        );
+        assert_eq!(v.get("argv"), &Json::Arr(argv.iter().map(|a| s(a)).collect()));
         assert_eq!(v.get("cwd"), &s("/tmp/dir \"q\""));
         assert_eq!(v.get("xfeatures"), &s("0x2e7"));
         assert_eq!(v.get("mm").get("brk"), &num(BASE + 16 * P));
@@ -1707,14 +1424,8 @@ mod tests {
         assert_eq!(v.get("totals").get("fds"), &num(6));
         let p = v.get("process");
         assert_eq!(p.get("valid"), &s("0xf"));
-        assert_eq!(
-            p.get("itimers").get("real").get("value_ns"),
-            &num(1_500_000_000)
-        );
-        assert_eq!(
-            p.get("itimers").get("real").get("interval_ns"),
-            &num(250_000_000)
-        );
+        assert_eq!(p.get("itimers").get("real").get("value_ns"), &num(1_500_000_000));
+        assert_eq!(p.get("itimers").get("real").get("interval_ns"), &num(250_000_000));
         assert_eq!(p.get("itimers").get("virtual").get("value_ns"), &num(0));
         let rlimits = p.get("rlimits");
         assert_eq!(rlimits.members().len(), NLIMITS);
@@ -1747,10 +1458,7 @@ mod tests {
         assert_eq!(files[5].get("kind"), &s("lost"));
         assert_eq!(files[5].get("restored"), &Json::Bool(false));
         let keys: Vec<&str> = v.members().iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(
-            keys[keys.len() - 5..],
-            ["regions", "totals", "process", "files", "verify"]
-        );
+        assert_eq!(keys[keys.len() - 5..], ["regions", "totals", "process", "files", "verify"]);
         // Without --verify there is no verify member.
         let v = Json::parse(&on(&["--json"], &t).1);
         assert!(v.members().iter().all(|(k, _)| k != "verify"));
@@ -1761,39 +1469,23 @@ mod tests {
         let file = sample();
         assert_eq!(refused(b""), "the image file is empty");
         assert_eq!(refused(b"hello"), "not a ckpt image (bad magic number)");
-        assert_eq!(
-            refused(&file[..100]),
-            "the image is truncated (shorter than its header says)"
-        );
-        assert_eq!(
-            refused(&file[..file.len() - 1]),
-            "the image is truncated (shorter than its header says)"
-        );
+        assert_eq!(refused(&file[..100]), "the image is truncated (shorter than its header says)");
+        assert_eq!(refused(&file[..file.len() - 1]), "the image is truncated (shorter than its header says)");
         let mut newer = file.clone();
         newer[8] += 1;
-        assert_eq!(
-            refused(&newer),
-            "the image was written by a newer ckpt (format version too new)"
-        );
+        assert_eq!(refused(&newer), "the image was written by a newer ckpt (format version too new)");
         let mut bad = file.clone();
         bad[40] ^= 1;
-        assert_eq!(
-            refused(&bad),
-            "the image header is corrupted (checksum mismatch)"
-        );
+        assert_eq!(refused(&bad), "the image header is corrupted (checksum mismatch)");
         let mut bad = file.clone();
         bad[HEADER_SPACE as usize + 3] ^= 1;
         assert!(refused(&bad).contains("checksum mismatch"));
         // Every truncation and every flipped header/metadata byte is refused.
-        let meta_end = HEADER_SPACE as usize
-            + Header::parse(&file, file.len() as u64).unwrap().meta_len as usize;
+        let meta_end = HEADER_SPACE as usize + Header::parse(&file, file.len() as u64).unwrap().meta_len as usize;
         for len in (0..file.len()).step_by(509) {
             refused(&file[..len]);
         }
-        for i in (0..HEADER_SIZE)
-            .chain(HEADER_SPACE as usize..meta_end)
-            .step_by(7)
-        {
+        for i in (0..HEADER_SIZE).chain(HEADER_SPACE as usize..meta_end).step_by(7) {
             let mut bad = file.clone();
             bad[i] ^= 0x10;
             refused(&bad);
@@ -1805,23 +1497,11 @@ mod tests {
         let dir = std::env::temp_dir();
         let (code, out, err) = readckpt(&[dir.clone().into_os_string()]);
         assert_eq!((code, out.as_str()), (1, ""));
-        assert_eq!(
-            err,
-            format!("readckpt: {}: Is a directory\n", dir.display())
-        );
+        assert_eq!(err, format!("readckpt: {}: Is a directory\n", dir.display()));
         let (code, _, err) = readckpt(&["/nonexistent/x.dat".into()]);
-        assert_eq!(
-            (code, err.as_str()),
-            (
-                1,
-                "readckpt: /nonexistent/x.dat: No such file or directory\n"
-            )
-        );
+        assert_eq!((code, err.as_str()), (1, "readckpt: /nonexistent/x.dat: No such file or directory\n"));
         let (code, _, err) = readckpt(&["/dev/null".into()]);
-        assert_eq!(
-            (code, err.as_str()),
-            (1, "readckpt: /dev/null: not a regular file\n")
-        );
+        assert_eq!((code, err.as_str()), (1, "readckpt: /dev/null: not a regular file\n"));
     }
 
     #[test]
@@ -1830,10 +1510,7 @@ mod tests {
             let args: Vec<OsString> = args.iter().map(OsString::from).collect();
             let (code, out, err) = readckpt(&args);
             assert_eq!((code, out.as_str()), (2, ""), "{args:?}");
-            assert!(
-                err.starts_with("readckpt: ") && err.lines().count() == 1,
-                "{err}"
-            );
+            assert!(err.starts_with("readckpt: ") && err.lines().count() == 1, "{err}");
         }
         let (code, out, _) = readckpt(&["--help".into()]);
         assert!(code == 0 && out.contains("Example:\n  readckpt --verify"));
@@ -1841,10 +1518,7 @@ mod tests {
         assert_eq!((code, out.as_str()), (0, "readckpt 0.1.0\n"));
         // After "--", an option-like name is a file name.
         let (code, _, err) = readckpt(&["--".into(), "--json".into()]);
-        assert_eq!(
-            (code, err.as_str()),
-            (1, "readckpt: --json: No such file or directory\n")
-        );
+        assert_eq!((code, err.as_str()), (1, "readckpt: --json: No such file or directory\n"));
     }
 
     /// Name, offset and size of each field of a struct, in declaration order.
@@ -1860,14 +1534,9 @@ mod tests {
 
     /// The rows (field, offset, size) of the first table after `heading`.
     fn doc_table(doc: &str, heading: &str) -> Vec<(String, usize, usize)> {
-        let start = doc
-            .find(heading)
-            .unwrap_or_else(|| panic!("docs/FORMAT.md has no {heading:?}"));
-        let rows = doc[start..]
-            .lines()
-            .skip_while(|l| !l.starts_with("| off "))
-            .skip(2)
-            .take_while(|l| l.starts_with('|'));
+        let start = doc.find(heading).unwrap_or_else(|| panic!("docs/FORMAT.md has no {heading:?}"));
+        let rows =
+            doc[start..].lines().skip_while(|l| !l.starts_with("| off ")).skip(2).take_while(|l| l.starts_with('|'));
         rows.map(|row| {
             let c: Vec<&str> = row.split('|').map(str::trim).collect();
             let n = |s: &str| s.parse().unwrap_or_else(|_| panic!("bad number in {row}"));
@@ -1879,22 +1548,12 @@ mod tests {
     /// The field names of the sentence that starts with `start`: what is
     /// in backquotes after its last colon ("… two `u64`: `a`, `b`.").
     fn doc_prose(doc: &str, start: &str) -> Vec<String> {
-        let at = doc
-            .find(start)
-            .unwrap_or_else(|| panic!("docs/FORMAT.md has no {start:?}"));
+        let at = doc.find(start).unwrap_or_else(|| panic!("docs/FORMAT.md has no {start:?}"));
         let text = &doc[at + start.len()..];
-        let end = ["\n\n", ". ", ".\n"]
-            .iter()
-            .filter_map(|e| text.find(e))
-            .min()
-            .unwrap_or(text.len());
+        let end = ["\n\n", ". ", ".\n"].iter().filter_map(|e| text.find(e)).min().unwrap_or(text.len());
         let text = &text[..end];
         let list = &text[text.rfind(':').map_or(0, |i| i + 1)..];
-        list.split('`')
-            .skip(1)
-            .step_by(2)
-            .map(String::from)
-            .collect()
+        list.split('`').skip(1).step_by(2).map(String::from).collect()
     }
 
     /// docs/FORMAT.md states every struct's size and every field's offset
@@ -1929,21 +1588,11 @@ mod tests {
         // (name, size, fields, heading of its table in FORMAT.md, or None: prose)
         let structs = [
             ("Header", HEADER_SIZE, header, Some("## Header (")),
-            (
-                "ProcessState",
-                size_of::<ProcessState>(),
-                process,
-                Some("### ProcessState ("),
-            ),
+            ("ProcessState", size_of::<ProcessState>(), process, Some("### ProcessState (")),
             ("Region", size_of::<Region>(), region, Some("### Region (")),
             ("Extent", size_of::<Extent>(), extent, Some("### Extent (")),
             ("Thread", size_of::<Thread>(), thread, Some("### Thread (")),
-            (
-                "SigAction",
-                size_of::<SigAction>(),
-                sigaction,
-                Some("### SigAction ("),
-            ),
+            ("SigAction", size_of::<SigAction>(), sigaction, Some("### SigAction (")),
             ("Fd", size_of::<Fd>(), fd, Some("### Fd (")),
             ("MmLayout", size_of::<MmLayout>(), mm, None),
             ("FileId", size_of::<FileId>(), file_id, None),
@@ -1956,17 +1605,11 @@ mod tests {
             for &(field, off, len) in fields {
                 println!("| {off:>4} | {len:>3} | `{field}` |");
                 // Contiguous and complete: no padding, no field left out.
-                assert_eq!(
-                    off, end,
-                    "{name}.{field}: a gap before it, or a field missing here"
-                );
+                assert_eq!(off, end, "{name}.{field}: a gap before it, or a field missing here");
                 end = off + len;
             }
             assert_eq!(end, *size, "{name}: fields missing at the end");
-            let want: Vec<(String, usize, usize)> = fields
-                .iter()
-                .map(|&(f, o, l)| (f.to_string(), o, l))
-                .collect();
+            let want: Vec<(String, usize, usize)> = fields.iter().map(|&(f, o, l)| (f.to_string(), o, l)).collect();
             match heading {
                 Some(heading) => {
                     let heading = format!("{heading}{size} bytes");
@@ -1992,15 +1635,7 @@ mod tests {
             let line = doc.lines().find(|l| l.contains(table)).expect(table);
             assert!(line.contains(&format!(" {size} bytes each")), "{line}");
         }
-        assert_eq!(
-            (
-                HEADER_SIZE,
-                size_of::<Region>(),
-                size_of::<Thread>(),
-                size_of::<Fd>()
-            ),
-            (1168, 88, 288, 88)
-        );
+        assert_eq!((HEADER_SIZE, size_of::<Region>(), size_of::<Thread>(), size_of::<Fd>()), (1168, 88, 288, 88));
     }
 
     /// A writer whose reader has gone away.
@@ -2024,28 +1659,17 @@ mod tests {
             assert_eq!(run(&args, &mut io::BufWriter::new(ClosedPipe), &mut err), 0);
             assert!(err.is_empty());
         }
-        let mut full = io::BufWriter::new(
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open("/dev/full")
-                .unwrap(),
-        );
+        let mut full = io::BufWriter::new(std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap());
         let mut err = Vec::new();
         assert_eq!(run(&[t.arg()], &mut full, &mut err), 1);
-        assert_eq!(
-            String::from_utf8(err).unwrap(),
-            "readckpt: write error: No space left on device\n"
-        );
+        assert_eq!(String::from_utf8(err).unwrap(), "readckpt: write error: No space left on device\n");
     }
 
     #[test]
     fn helpers() {
         assert_eq!(iso8601(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(iso8601(951_782_400_000_000_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(
-            iso8601(4_107_542_399_999_000_000),
-            "2100-02-28T23:59:59.999Z"
-        );
+        assert_eq!(iso8601(4_107_542_399_999_000_000), "2100-02-28T23:59:59.999Z");
         assert_eq!(iso8601(u64::MAX), "2554-07-21T23:34:33.709Z");
         assert_eq!(human(0), "0B");
         assert_eq!(human(12 * 1024), "12.0K");
@@ -2057,10 +1681,7 @@ mod tests {
         assert_eq!(shell_quote(b"*"), "'*'");
         assert_eq!(shell_quote(b"\xff'\\"), "$'\\xff\\'\\\\'");
         assert_eq!(xfeature_names(0x60003), ["x87", "SSE", "AMX"]);
-        assert_eq!(
-            jstr("a\"\\\n\u{1}é\u{7f}".as_bytes()),
-            "\"a\\\"\\\\\\n\\u0001é\u{7f}\""
-        );
+        assert_eq!(jstr("a\"\\\n\u{1}é\u{7f}".as_bytes()), "\"a\\\"\\\\\\n\\u0001é\u{7f}\"");
         assert_eq!(jstr(b"\xff"), "\"\u{fffd}\"");
         assert_eq!(signal_name(31), "SIGSYS");
         assert_eq!(signal_name(64), "SIG64");
@@ -2081,11 +1702,7 @@ mod tests {
         fn parse(text: &str) -> Json {
             let mut p = text.as_bytes();
             let v = Json::value(&mut p);
-            assert!(
-                Json::ws(&mut p).is_empty(),
-                "trailing text: {:?}",
-                String::from_utf8_lossy(p)
-            );
+            assert!(Json::ws(&mut p).is_empty(), "trailing text: {:?}", String::from_utf8_lossy(p));
             v
         }
         fn ws<'a>(p: &mut &'a [u8]) -> &'a [u8] {
@@ -2105,9 +1722,7 @@ mod tests {
         fn value(p: &mut &[u8]) -> Json {
             match *Json::ws(p).first().expect("value expected") {
                 b'{' => Json::Obj(Json::seq(p, b'{', b'}', |p| {
-                    let Json::Str(k) = Json::value(p) else {
-                        panic!("key expected")
-                    };
+                    let Json::Str(k) = Json::value(p) else { panic!("key expected") };
                     assert!(Json::eat(p, ":"), "':' expected");
                     (k, Json::value(p))
                 })),
@@ -2117,10 +1732,7 @@ mod tests {
                 b'f' if Json::eat(p, "false") => Json::Bool(false),
                 b'n' if Json::eat(p, "null") => Json::Null,
                 b'-' | b'0'..=b'9' => {
-                    let n = p
-                        .iter()
-                        .take_while(|c| c.is_ascii_digit() || b"-+.eE".contains(c))
-                        .count();
+                    let n = p.iter().take_while(|c| c.is_ascii_digit() || b"-+.eE".contains(c)).count();
                     let s = std::str::from_utf8(&p[..n]).unwrap().to_string();
                     assert!(s == "0" || !s.starts_with('0'), "bad number {s}");
                     *p = &p[n..];
@@ -2141,11 +1753,7 @@ mod tests {
                 if Json::eat(p, std::str::from_utf8(&[close]).unwrap()) {
                     return items;
                 }
-                assert!(
-                    Json::eat(p, ","),
-                    "',' expected at {:?}",
-                    String::from_utf8_lossy(&p[..20.min(p.len())])
-                );
+                assert!(Json::eat(p, ","), "',' expected at {:?}", String::from_utf8_lossy(&p[..20.min(p.len())]));
             }
         }
         fn string(p: &mut &[u8]) -> String {
