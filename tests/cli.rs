@@ -519,3 +519,34 @@ fn twenty_fast_checkpoints_of_eight_threads() {
     let want = reference.stdout_text().strip_prefix("started\n").unwrap().to_string();
     assert_same("restart of the last image", &second.stdout(), want.as_bytes());
 }
+
+const FORK_SCRIPT: &str = r#"
+import os, signal, sys
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    os.write(w, b"x")
+    signal.pause()
+    os._exit(0)
+os.close(w)
+os.read(r, 1)
+os.kill(pid, signal.SIGUSR2)
+_, st = os.waitpid(pid, 0)
+print("child killed by", os.WTERMSIG(st) if os.WIFSIGNALED(st) else None, flush=True)
+"#;
+
+/// A child forked by the program (no exec) is not the process ckpt runs:
+/// the checkpoint signal does to it what it would without ckpt (SIGUSR2
+/// terminates it), and no image is written over the parent's.
+#[test]
+fn forked_child_is_not_checkpointed() {
+    let dir = TempDir::new("fork");
+    let script = dir.join("fork.py");
+    fs::write(&script, FORK_SCRIPT).unwrap();
+    let o =
+        spawn("forking program", &mut ckpt(&["-o", "img.dat", "/usr/bin/python3", path_str(&script)], &dir)).finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), format!("child killed by {}\n", libc::SIGUSR2), "{}", o.describe());
+    assert!(!dir.join("img.dat").exists(), "the child wrote an image\n{}", o.describe());
+}
