@@ -785,3 +785,64 @@ fn readckpt_lists_regions() {
         }
     }
 }
+
+#[test]
+fn failed_checkpoint_keeps_the_previous_image_and_the_program_runs_on() {
+    // A good image first; then a run whose image cannot be written (its
+    // file size limit is far below the image's size): the checkpoint fails
+    // with one line naming why, the program goes on to its normal end, and
+    // the previous image is untouched, with no temporary file left.
+    let dir = TempDir::new("failed-write");
+    let tools = Tools::new();
+    let image = dir.join("img.dat");
+    counting_image(&tools, &dir, &image, 2);
+    let good = read(&image);
+
+    let script = r#"ulimit -f 64; exec "$0" -o "$1" "$2" 0"#;
+    let ckpt = tools.bin("ckpt");
+    let counting = exe("counting-test");
+    let args = [script, ckpt.to_str().unwrap(), image.to_str().unwrap(), counting.to_str().unwrap()];
+    let mut c =
+        command(Path::new("/bin/sh"), &["-c"].iter().chain(args.iter()).copied().collect::<Vec<_>>(), &dir.path);
+    c.stdout(file(&dir.join("limited.out")));
+    let run = spawn("run with a small file size limit", &mut c);
+    run.wait_switches(2);
+    run.checkpoint();
+    let o = run.finish_within(TIMEOUT);
+    o.expect_code(0);
+    let err = o.stderr_text();
+    assert!(
+        err.lines().count() == 1 && err.contains("checkpoint failed") && err.contains("File too large"),
+        "expected one line saying the checkpoint failed (file too large)\n{}",
+        o.describe()
+    );
+    assert_same("the program after a failed checkpoint", &read(&dir.join("limited.out")), &counting_output(0));
+    assert!(read(&image) == good, "the failed checkpoint changed the previous image");
+    let leftovers: Vec<_> = fs::read_dir(&dir.path)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left behind: {leftovers:?}");
+}
+
+#[test]
+fn restarted_program_shows_its_own_command_line() {
+    // ps and /proc/PID/cmdline show the program's command line, and
+    // /proc/PID/comm its name, not "restart IMAGE".
+    let dir = TempDir::new("cmdline");
+    let tools = Tools::new();
+    let image = dir.join("img.dat");
+    counting_image(&tools, &dir, &image, 2);
+    let mut c = tools.restart(Some(&image), &dir.path);
+    c.stdout(file(&dir.join("restart.out")));
+    let run = spawn("restart", &mut c);
+    run.wait_switches(1);
+    let cmdline = fs::read(format!("/proc/{}/cmdline", run.pid)).unwrap();
+    let comm = fs::read_to_string(format!("/proc/{}/comm", run.pid)).unwrap();
+    let want = format!("{}\0{}\0", exe("counting-test").display(), 0);
+    assert_eq!(String::from_utf8_lossy(&cmdline), want);
+    assert_eq!(comm.trim_end(), "counting-test");
+    run.finish().expect_code(0);
+}

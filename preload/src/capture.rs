@@ -458,9 +458,17 @@ impl Builder<'_> {
     fn write(&mut self, h: &mut Header, threads: &[Thread], out: &Output, t0: u64) -> Result<(), Failure> {
         let fd = sys::openat(sys::AT_FDCWD, out.tmp(), sys::O_WRONLY | sys::O_CREAT | sys::O_TRUNC, 0o600)
             .map_err(failed("creating the image file"))?;
+        // A write past the program's RLIMIT_FSIZE raises SIGXFSZ (blocked
+        // in here) as well as failing with EFBIG: that signal is ours, and
+        // must not kill the program once the handler returns.
+        const SIGXFSZ: u64 = 1 << (25 - 1);
+        let xfsz_pending = sys::rt_sigpending() & SIGXFSZ != 0;
         let result = self.write_to(fd, h, threads, t0);
         let result = result.and_then(|()| sys::fsync(fd).map_err(failed("writing the image to disk")));
         sys::close(fd);
+        if result.is_err() && !xfsz_pending {
+            let _ = sys::rt_sigtimedwait_now(SIGXFSZ);
+        }
         result?;
         // Only now, with the new image complete on disk, are the older ones
         // moved along (--keep).

@@ -353,6 +353,19 @@ pub fn rt_sigprocmask(how: i32, set: u64) -> Result<u64> {
     unsafe { syscall!(Sysno::rt_sigprocmask, how, &set as *const u64, &mut old as *mut u64, 8) }.map(|_| old)
 }
 
+/// Signals pending for the calling thread or the process (bit n-1: signal n).
+pub fn rt_sigpending() -> u64 {
+    let mut set = 0u64;
+    let _ = unsafe { syscall!(Sysno::rt_sigpending, &mut set as *mut u64, 8) };
+    set
+}
+
+/// Takes one pending signal of `set` without waiting; Err(EAGAIN) if none.
+pub fn rt_sigtimedwait_now(set: u64) -> Result<i32> {
+    let ts = [0i64; 2];
+    unsafe { syscall!(Sysno::rt_sigtimedwait, &set as *const u64, 0, ts.as_ptr(), 8) }.map(|s| s as i32)
+}
+
 const FUTEX_WAIT_PRIVATE: i32 = 128;
 const FUTEX_WAKE_PRIVATE: i32 = 129;
 
