@@ -26,6 +26,7 @@
 use core::mem::size_of;
 
 pub mod maps;
+pub mod signals;
 
 pub use xxhash_rust::xxh3::xxh3_64 as checksum;
 

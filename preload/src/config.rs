@@ -122,46 +122,14 @@ fn seconds_ms(v: &[u8]) -> Option<u64> {
     Some(ms)
 }
 
-/// Signal names, by number (index 0 unused). glibc reserves 32 and 33;
-/// SIGRTMIN is 34.
-const NAMES: [&str; 32] = [
-    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
-    "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
-    "IO", "PWR", "SYS",
-];
-const RTMIN: i32 = 34;
-const RTMAX: i32 = 64;
-
 /// A signal given as a number or a name (`USR1`, `SIGUSR1`, `RTMIN+2`).
 pub fn parse_signal(v: &[u8]) -> Option<i32> {
-    let s = core::str::from_utf8(v).ok()?.trim();
-    if let Ok(n) = s.parse::<i32>() {
-        return (1..=RTMAX).contains(&n).then_some(n);
-    }
-    let s = s.strip_prefix("SIG").unwrap_or(s);
-    if let Some(i) = NAMES.iter().position(|&n| !n.is_empty() && n == s) {
-        return Some(i as i32);
-    }
-    let (base, rest, sign) = if let Some(rest) = s.strip_prefix("RTMIN") {
-        (RTMIN, rest, '+')
-    } else if let Some(rest) = s.strip_prefix("RTMAX") {
-        (RTMAX, rest, '-')
-    } else {
-        return None;
-    };
-    let off: i32 = if rest.is_empty() { 0 } else { rest.strip_prefix(sign)?.parse().ok()? };
-    let n = if sign == '+' { base + off } else { base - off };
-    (RTMIN..=RTMAX).contains(&n).then_some(n)
+    ckpt_image::signals::parse(v)
 }
 
 /// Writes the signal's name ("SIGUSR2", "SIGRTMIN+3", "signal 70").
 pub fn write_signal(l: &mut impl core::fmt::Write, sig: i32) {
-    let _ = match sig {
-        1..=31 => write!(l, "SIG{}", NAMES[sig as usize]),
-        RTMIN => write!(l, "SIGRTMIN"),
-        35..=RTMAX => write!(l, "SIGRTMIN+{}", sig - RTMIN),
-        _ => write!(l, "signal {sig}"),
-    };
+    let _ = write!(l, "{}", ckpt_image::signals::Name(sig));
 }
 
 /// The configuration, if this process is the one `ckpt` started.

@@ -119,42 +119,15 @@ struct Given {
     verbosity: Option<Verbosity>,
 }
 
-/// Signal names by number (index 0 unused); glibc keeps 32 and 33, and
-/// SIGRTMIN is 34.
-const SIGNALS: [&str; 32] = [
-    "", "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE", "ALRM",
-    "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
-    "IO", "PWR", "SYS",
-];
-const RTMIN: i32 = 34;
-const RTMAX: i32 = 64;
+use ckpt_image::signals::{Name, RTMAX};
 
 fn signal_name(sig: i32) -> String {
-    match sig {
-        1..=31 => format!("SIG{}", SIGNALS[sig as usize]),
-        RTMIN => "SIGRTMIN".into(),
-        35..=RTMAX => format!("SIGRTMIN+{}", sig - RTMIN),
-        _ => format!("signal {sig}"),
-    }
+    Name(sig).to_string()
 }
 
 /// A signal name or number, checked to be one ckpt can use.
 fn parse_signal(v: &str) -> Result<i32, String> {
-    let up = v.trim().to_ascii_uppercase();
-    let name = up.strip_prefix("SIG").unwrap_or(&up);
-    let sig = if let Ok(n) = name.parse::<i32>() {
-        n
-    } else if let Some(i) = SIGNALS.iter().position(|&s| !s.is_empty() && s == name) {
-        i as i32
-    } else if name == "IOT" {
-        libc::SIGABRT
-    } else if name == "POLL" {
-        libc::SIGIO
-    } else if let Some(rest) = name.strip_prefix("RTMIN") {
-        RTMIN + if rest.is_empty() { 0 } else { rest.strip_prefix('+').and_then(|n| n.parse().ok()).unwrap_or(-1000) }
-    } else if let Some(rest) = name.strip_prefix("RTMAX") {
-        RTMAX - if rest.is_empty() { 0 } else { rest.strip_prefix('-').and_then(|n| n.parse().ok()).unwrap_or(-1000) }
-    } else {
+    let Some(sig) = ckpt_image::signals::parse(v.as_bytes()) else {
         return Err(format!("unknown signal {v:?}; give a name like USR1 or a number like 10"));
     };
     let why = match sig {
