@@ -38,7 +38,6 @@
 extern crate alloc;
 
 mod args;
-mod clone;
 mod data;
 mod fail;
 mod files;

@@ -33,8 +33,6 @@ use ckpt_sys::{self as sys, msg::Line, Errno};
 use crate::fail::{self, Fail};
 use crate::image::Image;
 
-const HUGE_PAGE: u64 = 2 << 20;
-
 /// Unmaps everything below and above the loader's range.
 ///
 /// # Safety
@@ -101,12 +99,6 @@ unsafe fn map_region(r: &Region) -> Result<(), Fail> {
         unsafe { sys::mmap(r.start, r.len(), map_prot(r), flags, -1, 0) }.map_err(fail::sys("cannot map a region"))?;
     if at != r.start {
         return Err(Fail::Msg("the kernel placed a region elsewhere than asked"));
-    }
-    if stored && r.flags & REGION_SHARED == 0 && r.len() >= HUGE_PAGE {
-        // Large private memory is read into transparent huge pages where the
-        // system allows it: 512 times fewer page faults on the way in.
-        // SAFETY: advice only; the region is empty and ours.
-        let _ = unsafe { sys::madvise(r.start, r.len(), sys::MADV_HUGEPAGE) };
     }
     Ok(())
 }

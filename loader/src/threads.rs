@@ -25,7 +25,6 @@ use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use ckpt_image::{Meta, Thread, LOADER_THREAD_STACKS, LOADER_THREAD_STACK_SIZE, MAX_THREADS};
 use ckpt_sys as sys;
 
-use crate::clone;
 use crate::fail::{self, Fail};
 
 /// Threads that have set themselves up and wait for `GO`.
@@ -79,8 +78,10 @@ pub unsafe fn start_others(meta: &'static Meta<'static>) -> Result<(), Fail> {
         let stack_end = LOADER_THREAD_STACKS + (i as u64 + 1) * LOADER_THREAD_STACK_SIZE;
         // SAFETY: a new thread of this process on its own temporary stack,
         // starting in thread_main with the program's %fs.
-        unsafe { clone::spawn(clone::THREAD_TLS, stack_end, t.fs_base, thread_main, t as *const Thread as u64) }
-            .map_err(fail::sys("cannot create a thread"))?;
+        unsafe {
+            sys::thread::spawn(sys::thread::THREAD_TLS, stack_end, t.fs_base, thread_main, t as *const Thread as u64)
+        }
+        .map_err(fail::sys("cannot create a thread"))?;
         started += 1;
     }
     loop {

@@ -24,7 +24,7 @@ use ckpt_image::{
     bytes_of, bytes_of_slice, checksum, checksum_parts, FileId, Header, Region, RegionKind, StrRef, Thread,
     EXIT_CHECKPOINTED, LOADER_BASE, LOADER_END, MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
 };
-use ckpt_sys::{self as sys, Errno};
+use ckpt_sys::{self as sys, thread, Errno};
 
 use crate::config::{self, Config};
 use crate::files;
@@ -485,35 +485,21 @@ impl Builder<'_> {
     }
 
     fn write_to(&mut self, fd: i32, h: &mut Header, threads: &[Thread], t0: u64) -> Result<(), Failure> {
-        for r in 0..self.n_regions {
-            let region = self.t.regions[r];
-            let first = region.first_extent as usize;
-            let extents = first..first + region.n_extents as usize;
-            if extents.is_empty() {
-                continue;
-            }
-            let unreadable = region.prot & 1 == 0;
-            if unreadable {
-                // SAFETY: adds read access for the copy; restored below.
-                unsafe { sys::mprotect(region.start, region.len(), region.prot as i32 | sys::PROT_READ) }
-                    .map_err(failed("making a region readable"))?;
-            }
-            let shared = region.flags & REGION_SHARED != 0;
-            let mut result = Ok(());
-            for i in extents {
-                let x = self.t.extents[i];
-                result = self
-                    .write_extent(fd, x.addr, x.len, x.file_pos, shared)
-                    .map(|sum| self.t.extents[i].checksum = sum);
-                if result.is_err() {
-                    break;
-                }
-            }
-            if unreadable {
-                // SAFETY: back to the program's protection.
-                let _ = unsafe { sys::mprotect(region.start, region.len(), region.prot as i32) };
-            }
-            result?;
+        // Stored pages of unreadable regions are made readable for the copy.
+        self.readable_for_copy(true)?;
+        let t: *mut Tables = &mut *self.t;
+        let job = WriteData { fd, tables: t, n_regions: self.n_regions, n_extents: self.n_extents };
+        // SAFETY: the helper stack is the coordinator's alone; the extents
+        // are disjoint, each item writes its own checksum and file range,
+        // and each worker has its own bounce buffer.
+        let stack = unsafe { &mut (*t).helper_stack };
+        let written = unsafe { thread::split(&job, h.data_len >= PARALLEL_BYTES, stack) };
+        self.readable_for_copy(false)?;
+        if let Err((_, code)) = written {
+            return Err(match code {
+                NO_PROGRESS => refuse("writing the image: no progress"),
+                e => failed("writing the image")(Errno::new(e as i32)),
+            });
         }
         h.capture_ns = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
         let t = &*self.t;
@@ -537,23 +523,67 @@ impl Builder<'_> {
         sys::ftruncate(fd, h.file_len).map_err(failed("sizing the image file"))
     }
 
-    /// Hashes and writes one extent; shared memory (which another process
-    /// may change meanwhile) goes through the bounce buffer, so that the
-    /// checksum is that of the bytes written.
-    fn write_extent(&mut self, fd: i32, addr: u64, len: u64, pos: u64, shared: bool) -> Result<u64, Failure> {
+    /// Adds read access to the unreadable regions that have stored pages
+    /// (`on`), or gives them back their own protection.
+    fn readable_for_copy(&self, on: bool) -> Result<(), Failure> {
+        for r in &self.t.regions[..self.n_regions] {
+            if r.n_extents != 0 && r.prot & 1 == 0 {
+                let prot = if on { r.prot as i32 | sys::PROT_READ } else { r.prot as i32 };
+                // SAFETY: read access only, for the copy; then the program's own.
+                unsafe { sys::mprotect(r.start, r.len(), prot) }.map_err(failed("making a region readable"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Data larger than this is hashed and written by two threads.
+const PARALLEL_BYTES: u64 = 32 << 20;
+/// Error code of a write that made no progress.
+const NO_PROGRESS: u32 = u32::MAX;
+
+/// Hashing and writing the extents, one item each
+/// (`ckpt_sys::thread::split`).
+struct WriteData {
+    fd: i32,
+    tables: *mut Tables,
+    n_regions: usize,
+    n_extents: usize,
+}
+
+// SAFETY: the items touch disjoint data (see write_to).
+unsafe impl Sync for WriteData {}
+
+impl thread::Job for WriteData {
+    fn len(&self) -> usize {
+        self.n_extents
+    }
+
+    /// Hashes and writes extent `i`. Shared memory (which another process
+    /// may change meanwhile) goes through the worker's bounce buffer, so
+    /// that the checksum is that of the bytes written.
+    fn run(&self, worker: usize, i: usize) -> Result<(), u32> {
+        // SAFETY: the tables outlive the job; extent i is this item's.
+        let t = unsafe { &mut *self.tables };
+        let x = t.extents[i];
+        let regions = &t.regions[..self.n_regions];
+        let r = regions.partition_point(|r| r.first_extent as usize + r.n_extents as usize <= i);
+        let shared = regions.get(r).is_some_and(|r| r.flags & REGION_SHARED != 0);
         let src = if shared {
+            let bounce = &mut t.bounce[worker];
             // SAFETY: the extent is readable memory of at most MAX_EXTENT
-            // bytes, the size of the bounce buffer, which is separate.
-            unsafe { core::ptr::copy_nonoverlapping(addr as *const u8, self.t.bounce.as_mut_ptr(), len as usize) };
-            self.t.bounce.as_ptr() as u64
+            // bytes, the size of the worker's own bounce buffer.
+            unsafe { core::ptr::copy_nonoverlapping(x.addr as *const u8, bounce.as_mut_ptr(), x.len as usize) };
+            bounce.as_ptr() as u64
         } else {
-            addr
+            x.addr
         };
         // SAFETY: [src, src+len) is readable (checked when the extent was
         // chosen) and does not change during the capture.
-        let sum = checksum(unsafe { core::slice::from_raw_parts(src as *const u8, len as usize) });
-        write_at(fd, src, len, pos)?;
-        Ok(sum)
+        let sum = checksum(unsafe { core::slice::from_raw_parts(src as *const u8, x.len as usize) });
+        write_at(self.fd, src, x.len, x.file_pos).map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
+        t.extents[i].checksum = sum;
+        Ok(())
     }
 }
 

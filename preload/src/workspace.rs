@@ -54,7 +54,10 @@ pub struct Tables {
     pub fds: [Fd; MAX_FDS],
     pub sigactions: [SigAction; NSIG],
     pub dents: [u8; 64 << 10],
-    pub bounce: [u8; MAX_EXTENT as usize],
+    /// One bounce buffer per writer thread.
+    pub bounce: [[u8; MAX_EXTENT as usize]; 2],
+    /// The stack of the capture's helper thread.
+    pub helper_stack: [u8; 64 << 10],
 }
 
 const GUARD: usize = 4096;

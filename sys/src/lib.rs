@@ -11,6 +11,7 @@
 use core::ffi::CStr;
 
 pub mod msg;
+pub mod thread;
 
 pub use syscalls::Errno;
 use syscalls::{syscall, Sysno};
@@ -39,7 +40,6 @@ pub const MAP_FIXED_NOREPLACE: i32 = 0x100000;
 pub const MREMAP_MAYMOVE: i32 = 1;
 pub const MREMAP_FIXED: i32 = 2;
 pub const MADV_DONTNEED: i32 = 4;
-pub const MADV_HUGEPAGE: i32 = 14;
 pub const MADV_POPULATE_WRITE: i32 = 23;
 
 pub const ARCH_SET_GS: i32 = 0x1001;
