@@ -776,8 +776,8 @@ impl<'a> Meta<'a> {
         let mut data_pos = h.data_offset;
         for i in 0..h.n_regions as usize {
             let r = self.region(i);
-            if r.start % PAGE_SIZE != 0
-                || r.end % PAGE_SIZE != 0
+            if !r.start.is_multiple_of(PAGE_SIZE)
+                || !r.end.is_multiple_of(PAGE_SIZE)
                 || r.start >= r.end
                 || r.end > USER_END
                 || r.prot & !(PROT_READ | PROT_WRITE | PROT_EXEC) != 0
@@ -805,11 +805,11 @@ impl<'a> Meta<'a> {
             let mut prev = r.start;
             for e in 0..r.n_extents as usize {
                 let x = self.extent(r.first_extent as usize + e);
-                if x.addr % PAGE_SIZE != 0
-                    || x.len % PAGE_SIZE != 0
+                if !x.addr.is_multiple_of(PAGE_SIZE)
+                    || !x.len.is_multiple_of(PAGE_SIZE)
                     || x.len == 0
                     || x.addr < prev
-                    || x.addr.checked_add(x.len).map_or(true, |end| end > r.end)
+                    || x.addr.checked_add(x.len).is_none_or(|end| end > r.end)
                     || x.len > MAX_EXTENT
                     || x.file_pos != data_pos
                 {

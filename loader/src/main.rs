@@ -108,8 +108,8 @@ pub enum Never {}
 fn restart(opts: &args::Options) -> Result<Never, Fail> {
     let img = image::open(opts.image_cstr())?;
     img.check_cpu()?;
-    threads::check(&img.meta)?;
-    let mut vdso = vdso::plan(&img.meta)?;
+    threads::check(img.meta)?;
+    let mut vdso = vdso::plan(img.meta)?;
     files::check(img.meta, opts)?;
     resume::set_mm(&img.meta.header)?;
 

@@ -148,7 +148,7 @@ pub unsafe fn register(meta: &Meta, t: &Thread) {
 fn fix_robust_owners(meta: &Meta, t: &Thread, new_tid: u32) {
     const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
     let writable = |addr: u64, len: u64| {
-        addr % 4 == 0
+        addr.is_multiple_of(4)
             && meta.region_at(addr).is_some_and(|r| addr + len <= r.end && r.prot & ckpt_image::PROT_WRITE != 0)
     };
     let head = t.robust_list;

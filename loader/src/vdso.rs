@@ -50,8 +50,7 @@ fn kind_of(name: &[u8]) -> Option<RegionKind> {
 
 /// Matches this process's special mappings with the image's.
 pub fn plan(meta: &Meta) -> Result<Plan, Fail> {
-    let mut text = Vec::new();
-    text.resize(64 << 10, 0u8);
+    let mut text = alloc::vec![0u8; 64 << 10];
     let n = read_own_maps(&mut text)?;
     let mut specials = Vec::new();
     for m in maps::mappings(&text[..n]) {

@@ -120,7 +120,7 @@ fn find_tid_offset() -> u32 {
     let mut off = 0x40u64;
     while off < 0x1000 {
         let addr = fs + off;
-        if (off == 0x40 || addr % PAGE_SIZE == 0) && !sys::readable(addr) {
+        if (off == 0x40 || addr.is_multiple_of(PAGE_SIZE)) && !sys::readable(addr) {
             return 0;
         }
         // SAFETY: the page holding addr was just found readable.

@@ -78,6 +78,7 @@ pub unsafe fn spawn(
 }
 
 /// Work that can be shared: `len` independent items.
+#[allow(clippy::len_without_is_empty)]
 pub trait Job: Sync {
     fn len(&self) -> usize;
     /// Does item `i` on worker `worker` (0: the caller, 1: the helper).
