@@ -226,10 +226,17 @@ fn interval_with_keep_three() {
         created[0] > created[1] && created[1] > created[2],
         "myckpt.dat should be the newest image, myckpt.2.dat the oldest: {created:?}"
     );
+    // Each restarted program goes on checkpointing periodically, into the
+    // same rotation: restart copies, so that each restart starts from the
+    // image as it was.
     let mut lengths = Vec::new();
-    for i in &images {
+    for (n, i) in images.iter().enumerate() {
         verify(i, &dir);
-        let o = restart_ends_like(i, &dir, &reference.stdout_text());
+        let copy = dir.join(&format!("copy{n}.dat"));
+        fs::copy(i, &copy).unwrap();
+    }
+    for n in 0..images.len() {
+        let o = restart_ends_like(&dir.join(&format!("copy{n}.dat")), &dir, &reference.stdout_text());
         lengths.push(o.stdout().len());
     }
     assert!(
@@ -549,4 +556,29 @@ fn forked_child_is_not_checkpointed() {
     o.expect_code(0);
     assert_eq!(o.stdout_text(), format!("child killed by {}\n", libc::SIGUSR2), "{}", o.describe());
     assert!(!dir.join("img.dat").exists(), "the child wrote an image\n{}", o.describe());
+}
+
+/// Periodic checkpoints go on after a restart: the program is killed
+/// outright after its first periodic image (a crash), restarted from it,
+/// and the restarted program writes new images on its own, then ends with
+/// the complete output.
+#[test]
+fn interval_goes_on_after_a_restart() {
+    let dir = TempDir::new("interval-restart");
+    let image = dir.join("img.dat");
+    let counting = exe("counting-test");
+    let mut run =
+        spawn("periodic run", &mut ckpt(&["-i", "0.3", "-o", path_str(&image), path_str(&counting), "0"], &dir));
+    wait_written(&mut run, "the first periodic checkpoint");
+    run.signal(libc::SIGKILL);
+    let _ = run.finish();
+    let first = image_header(&image).created_ns;
+
+    let mut again = spawn("restart", &mut restart(&image, &dir));
+    wait_written(&mut again, "a periodic checkpoint of the restarted program");
+    let o = again.finish_within(Duration::from_secs(40));
+    o.expect_code(0);
+    assert!(image_header(&image).created_ns > first, "no new image after the restart\n{}", o.describe());
+    let want: String = (0..10).map(|i| format!("{i}\n")).collect();
+    assert_eq!(o.stdout_text(), want, "{}", o.describe());
 }

@@ -419,7 +419,12 @@ pub struct ProcessState {
     pub child_subreaper: u32,
     /// Which fields are valid: PROCESS_* bits.
     pub valid: u32,
-    pub reserved: [u64; 6],
+    /// `ckpt --interval`: the period of the periodic checkpoints in ms (0:
+    /// none) and their signal. `restart` starts a ticker again with them.
+    pub interval_ms: u64,
+    pub interval_signal: u32,
+    pub _pad: u32,
+    pub reserved: [u64; 4],
 }
 unsafe impl Pod for ProcessState {}
 

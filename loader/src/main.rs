@@ -25,7 +25,8 @@
 //! # The flow
 //!
 //! ```text
-//!   main ─ args ─ image::open ─ cpu check ─ vdso::plan ─ resume::set_mm
+//!   main ─ args ─ image::open ─ cpu check ─ vdso::plan ─ files::check
+//!        ─ ticker::start (for ckpt --interval) ─ resume::set_mm
 //!        ── point of no return ──
 //!        vdso park ─ unmap all but the loader ─ vdso place ─ memory::restore
 //!        ─ resume::resume (sigactions, cwd) ─ threads (clone each, then
@@ -47,6 +48,7 @@ mod memory;
 mod process;
 mod resume;
 mod threads;
+mod ticker;
 mod vdso;
 
 use core::arch::global_asm;
@@ -111,6 +113,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
     threads::check(img.meta)?;
     let mut vdso = vdso::plan(img.meta)?;
     files::check(img.meta, opts)?;
+    ticker::start(img.meta);
     resume::set_mm(&img.meta.header)?;
 
     // The point of no return: from here on the loader's world is gone.

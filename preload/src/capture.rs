@@ -206,6 +206,8 @@ fn capture(
     }
 
     crate::process::capture(&mut h.process);
+    h.process.interval_ms = cfg.interval_ms;
+    h.process.interval_signal = cfg.signal as u32;
 
     let mut b = Builder { t, strings_len: 0, n_regions: 0, n_extents: 0, n_fds: 0, pagemap: -1 };
     h.mm = procfs::mm_layout(&mut b.t.dents).map_err(failed("reading /proc/self/stat"))?;

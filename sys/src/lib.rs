@@ -552,3 +552,47 @@ pub fn kcmp_file(fd1: i32, fd2: i32) -> Result<usize> {
 pub fn close_range(first: u32, last: u32, flags: u32) -> Result<()> {
     unsafe { syscall!(Sysno::close_range, first, last, flags) }.map(drop)
 }
+
+/// A new process, a copy of this one (`clone` with just SIGCHLD): Ok(0) in
+/// the child, Ok(pid) in the parent.
+///
+/// # Safety
+/// The child is a copy of the calling thread only: it must not rely on
+/// other threads or on locks they held.
+pub unsafe fn fork() -> Result<i32> {
+    const SIGCHLD: usize = 17;
+    syscall!(Sysno::clone, SIGCHLD, 0, 0, 0, 0).map(|p| p as i32)
+}
+
+/// Waits for child `pid` to end; its exit status.
+pub fn wait4(pid: i32) -> Result<i32> {
+    let mut status = 0i32;
+    unsafe { syscall!(Sysno::wait4, pid, &mut status as *mut i32, 0, 0) }.map(|_| status)
+}
+
+pub fn setsid() -> Result<i32> {
+    unsafe { syscall!(Sysno::setsid) }.map(|s| s as i32)
+}
+
+/// A pidfd of process `pid` (close-on-exec).
+pub fn pidfd_open(pid: i32) -> Result<i32> {
+    unsafe { syscall!(Sysno::pidfd_open, pid, 0) }.map(|fd| fd as i32)
+}
+
+pub fn pidfd_send_signal(pidfd: i32, sig: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::pidfd_send_signal, pidfd, sig, 0, 0) }.map(drop)
+}
+
+/// Waits until `fd` is readable or `timeout_ns` passed; true if readable.
+pub fn poll_readable(fd: i32, timeout_ns: u64) -> Result<bool> {
+    #[repr(C)]
+    struct PollFd {
+        fd: i32,
+        events: i16,
+        revents: i16,
+    }
+    const POLLIN: i16 = 1;
+    let mut p = PollFd { fd, events: POLLIN, revents: 0 };
+    let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
+    unsafe { syscall!(Sysno::ppoll, &mut p as *mut PollFd, 1, ts.as_ptr(), 0, 8) }.map(|n| n > 0)
+}

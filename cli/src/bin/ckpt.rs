@@ -64,8 +64,8 @@ Examples:
 
 The program must not use the checkpoint signal itself: ckpt keeps it (and
 signal 62, with which it stops threads) for itself, and says so if the
-program tries to set a handler for it. Periodic checkpoints stop after a
-restart (the restarted program can still be checkpointed with kill).
+program tries to set a handler for it. Periodic checkpoints go on after a
+restart (restart starts its own ticker from what the image records).
 
 Exit status: the program's own; 99 when it stopped for a checkpoint;
 2 for a usage error; 126 if PROGRAM cannot be run; 127 if it is not found.";

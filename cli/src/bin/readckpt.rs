@@ -1567,7 +1567,7 @@ mod tests {
             leader, n_fds, _pad, mm, process, auxv, auxv_words, umask, comm, cmdline, cwd, exe,
             header_checksum);
         let process = fields!(ProcessState: itimers, rlimits, pending, pdeathsig, dumpable,
-            child_subreaper, valid, reserved);
+            child_subreaper, valid, interval_ms, interval_signal, _pad, reserved);
         let region = fields!(Region: start, end, prot, flags, kind, n_extents, first_extent, _pad,
             file_offset, file, path);
         let extent = fields!(Extent: addr, len, file_pos, checksum);
