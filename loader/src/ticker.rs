@@ -112,6 +112,6 @@ fn ready(path: &core::ffi::CStr, signal: i32) -> bool {
 /// The hex mask after `key` in /proc/PID/status text.
 fn mask(text: &[u8], key: &[u8]) -> Option<u64> {
     let at = text.windows(key.len()).position(|w| w == key)? + key.len();
-    let digits = text[at..].iter().skip_while(|c| c.is_ascii_whitespace()).take_while(|c| c.is_ascii_hexdigit());
+    let mut digits = text[at..].iter().skip_while(|c| c.is_ascii_whitespace()).take_while(|c| c.is_ascii_hexdigit());
     digits.try_fold(0u64, |acc, &c| Some(acc << 4 | (c as char).to_digit(16)? as u64))
 }
