@@ -9,7 +9,7 @@
 //! unverified data.
 
 use ckpt_image::{checksum, Meta};
-use ckpt_sys::{self as sys, thread, Errno};
+use ckpt_sys::{self as sys, thread, Errno, Short};
 
 use crate::fail::Fail;
 use crate::image::Image;
@@ -44,9 +44,9 @@ impl thread::Job for Load<'_> {
         // SAFETY: advice on our own fresh mapping.
         let _ = unsafe { sys::madvise(x.addr, x.len, sys::MADV_POPULATE_WRITE) };
         // SAFETY: read_all's caller mapped every extent writable.
-        match unsafe { read_into(self.fd, x.addr, x.len, x.file_pos) } {
-            Err(None) => Err(WHY_SHORT),
-            Err(Some(e)) => Err(WHY_ERRNO + e.into_raw() as u32),
+        match unsafe { sys::pread_all(self.fd, x.addr, x.len, x.file_pos) } {
+            Err(Short::End) => Err(WHY_SHORT),
+            Err(Short::Errno(e)) => Err(WHY_ERRNO + e.into_raw() as u32),
             Ok(()) => {
                 // SAFETY: the bytes were just written by the kernel, in our mapping.
                 let data = unsafe { core::slice::from_raw_parts(x.addr as *const u8, x.len as usize) };
@@ -80,23 +80,4 @@ pub unsafe fn read_all(img: &Image) -> Result<(), Fail> {
         WHY_CHECKSUM => Fail::Data(start, end, "is corrupted (checksum mismatch)"),
         e => Fail::Sys("reading the image", Errno::new((e - WHY_ERRNO) as i32)),
     })
-}
-
-/// Reads `len` bytes at `pos` of the image straight into memory at `addr`.
-/// `Err(None)`: the file ended first.
-unsafe fn read_into(fd: i32, mut addr: u64, mut len: u64, mut pos: u64) -> Result<(), Option<Errno>> {
-    while len > 0 {
-        // SAFETY: the caller's contract: the range is ours and writable.
-        match unsafe { sys::pread_raw(fd, addr, len as usize, pos) } {
-            Ok(0) => return Err(None),
-            Ok(n) => {
-                addr += n as u64;
-                pos += n as u64;
-                len -= n as u64;
-            }
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(Some(e)),
-        }
-    }
-    Ok(())
 }

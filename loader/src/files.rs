@@ -48,7 +48,6 @@ use ckpt_sys::{self as sys, msg::Line, Errno};
 use crate::args::Options;
 use crate::fail::Fail;
 
-const RLIMIT_NOFILE: i32 = 7;
 const PATH_MAX: usize = 4096;
 /// Largest amount of pipe data written back (the kernel's largest pipe).
 const MAX_PIPE: usize = 1 << 30;
@@ -407,10 +406,10 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
 /// Raises the soft limit on descriptors to `need` if it is lower (up to the
 /// hard limit): a descriptor number must be below it.
 fn raise_nofile(need: u64) {
-    if let Ok(cur) = sys::prlimit64(0, RLIMIT_NOFILE, None) {
+    if let Ok(cur) = sys::prlimit64(0, sys::RLIMIT_NOFILE, None) {
         if cur.soft < need {
             let new = sys::RLimit { soft: need.min(cur.hard), hard: cur.hard };
-            let _ = sys::prlimit64(0, RLIMIT_NOFILE, Some(&new));
+            let _ = sys::prlimit64(0, sys::RLIMIT_NOFILE, Some(&new));
         }
     }
 }

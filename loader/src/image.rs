@@ -5,7 +5,7 @@ use alloc::vec::Vec;
 use core::ffi::CStr;
 
 use ckpt_image::{Header, Meta, HEADER_SIZE};
-use ckpt_sys::{self as sys, Errno};
+use ckpt_sys::{self as sys, Short};
 
 use crate::fail::{self, Fail};
 
@@ -17,16 +17,11 @@ pub struct Image {
 
 /// Reads exactly `buf.len()` bytes at `offset`, or says the image is short.
 pub fn read_exact(fd: i32, buf: &mut [u8], offset: u64) -> Result<(), Fail> {
-    let mut done = 0;
-    while done < buf.len() {
-        match sys::pread(fd, &mut buf[done..], offset + done as u64) {
-            Ok(0) => return Err(Fail::Image(ckpt_image::Error::Truncated)),
-            Ok(n) => done += n,
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(Fail::Sys("reading the image", e)),
-        }
-    }
-    Ok(())
+    // SAFETY: the buffer is ours, writable, and lent for the call.
+    unsafe { sys::pread_all(fd, buf.as_mut_ptr() as u64, buf.len() as u64, offset) }.map_err(|e| match e {
+        Short::End => Fail::Image(ckpt_image::Error::Truncated),
+        Short::Errno(e) => Fail::Sys("reading the image", e),
+    })
 }
 
 pub fn open(path: &CStr) -> Result<Image, Fail> {

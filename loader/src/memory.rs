@@ -221,16 +221,11 @@ unsafe fn write_back(fd: i32, addr: u64, len: u64, offset: u64) -> Result<(), Er
         let mem = unsafe { core::slice::from_raw_parts((addr + done) as *const u8, n) };
         let got = sys::pread(fd, &mut file[..n], offset + done)?;
         if got != n || file[..n] != *mem {
-            let mut at = 0;
-            while at < n {
-                // SAFETY: inside the caller's range.
-                match unsafe { sys::pwrite_raw(fd, addr + done + at as u64, n - at, offset + done + at as u64) } {
-                    Ok(0) => return Err(Errno::EIO),
-                    Ok(w) => at += w,
-                    Err(Errno::EINTR) => {}
-                    Err(e) => return Err(e),
-                }
-            }
+            // SAFETY: inside the caller's range.
+            unsafe { sys::pwrite_all(fd, addr + done, n as u64, offset + done) }.map_err(|e| match e {
+                sys::Short::End => Errno::EIO,
+                sys::Short::Errno(e) => e,
+            })?;
         }
         done += n as u64;
     }

@@ -589,21 +589,12 @@ impl thread::Job for WriteData {
     }
 }
 
-fn write_at(fd: i32, mut addr: u64, mut len: u64, mut pos: u64) -> Result<(), Failure> {
-    while len > 0 {
-        // SAFETY: the kernel reads [addr, addr+len) of our own memory.
-        match unsafe { sys::pwrite_raw(fd, addr, len.min(1 << 30) as usize, pos) } {
-            Ok(0) => return Err(refuse("writing the image: no progress")),
-            Ok(n) => {
-                addr += n as u64;
-                pos += n as u64;
-                len -= n as u64;
-            }
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(failed("writing the image")(e)),
-        }
-    }
-    Ok(())
+fn write_at(fd: i32, addr: u64, len: u64, pos: u64) -> Result<(), Failure> {
+    // SAFETY: the kernel reads [addr, addr+len) of our own memory.
+    unsafe { sys::pwrite_all(fd, addr, len, pos) }.map_err(|e| match e {
+        sys::Short::End => refuse("writing the image: no progress"),
+        sys::Short::Errno(e) => failed("writing the image")(e),
+    })
 }
 
 /// Number of leading pages of `[start, start+pages*4K)` that can be read.

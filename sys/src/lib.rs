@@ -26,6 +26,12 @@ pub const O_EXCL: i32 = 0o200;
 pub const O_TRUNC: i32 = 0o1000;
 pub const O_DIRECTORY: i32 = 0o200000;
 pub const O_CLOEXEC: i32 = 0o2000000;
+pub const O_RDWR: i32 = 2;
+pub const O_ACCMODE: i32 = 3;
+pub const O_NOCTTY: i32 = 0o400;
+pub const O_APPEND: i32 = 0o2000;
+pub const O_NONBLOCK: i32 = 0o4000;
+pub const O_PATH: i32 = 0o10000000;
 
 pub const PROT_NONE: i32 = 0;
 pub const PROT_READ: i32 = 1;
@@ -46,6 +52,8 @@ pub const ARCH_SET_GS: i32 = 0x1001;
 pub const ARCH_SET_FS: i32 = 0x1002;
 pub const ARCH_GET_FS: i32 = 0x1003;
 pub const ARCH_GET_GS: i32 = 0x1004;
+
+pub const RLIMIT_NOFILE: i32 = 7;
 
 pub const PR_SET_NAME: i32 = 15;
 pub const PR_GET_NAME: i32 = 16;
@@ -169,6 +177,56 @@ pub fn write(fd: i32, buf: &[u8]) -> Result<usize> {
 /// None beyond the kernel's own checks: a bad address gives EFAULT.
 pub unsafe fn pwrite_raw(fd: i32, addr: u64, len: usize, offset: u64) -> Result<usize> {
     syscall!(Sysno::pwrite64, fd, addr, len, offset)
+}
+
+/// Why a whole-range transfer stopped: the kernel's error, or no progress
+/// (end of file for a read, a zero-byte write).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Short {
+    Errno(Errno),
+    End,
+}
+
+/// Reads `len` bytes at `offset` of `fd` into memory at `addr`, retrying
+/// short reads and EINTR.
+///
+/// # Safety
+/// `[addr, addr+len)` must be writable memory that no Rust reference covers.
+pub unsafe fn pread_all(fd: i32, mut addr: u64, mut len: u64, mut offset: u64) -> core::result::Result<(), Short> {
+    while len > 0 {
+        match pread_raw(fd, addr, len.min(1 << 30) as usize, offset) {
+            Ok(0) => return Err(Short::End),
+            Ok(n) => {
+                addr += n as u64;
+                offset += n as u64;
+                len -= n as u64;
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Short::Errno(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Writes `len` bytes of memory at `addr` to `fd` at `offset`, retrying
+/// short writes and EINTR.
+///
+/// # Safety
+/// None beyond the kernel's own checks: a bad address gives EFAULT.
+pub unsafe fn pwrite_all(fd: i32, mut addr: u64, mut len: u64, mut offset: u64) -> core::result::Result<(), Short> {
+    while len > 0 {
+        match pwrite_raw(fd, addr, len.min(1 << 30) as usize, offset) {
+            Ok(0) => return Err(Short::End),
+            Ok(n) => {
+                addr += n as u64;
+                offset += n as u64;
+                len -= n as u64;
+            }
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(Short::Errno(e)),
+        }
+    }
+    Ok(())
 }
 
 /// Writes all of `buf` (retrying short writes and EINTR).
@@ -472,13 +530,6 @@ pub fn errno_text(e: Errno) -> &'static str {
 }
 
 // Open file descriptors: listing, describing and reopening them.
-
-pub const O_RDWR: i32 = 2;
-pub const O_ACCMODE: i32 = 3;
-pub const O_NOCTTY: i32 = 0o400;
-pub const O_APPEND: i32 = 0o2000;
-pub const O_NONBLOCK: i32 = 0o4000;
-pub const O_PATH: i32 = 0o10000000;
 
 pub const F_DUPFD: i32 = 0;
 pub const F_GETFD: i32 = 1;
