@@ -4,9 +4,13 @@ CARGO ?= cargo
 CC ?= gcc
 RELEASE := target/release
 BINS := ckpt restart readckpt libckpt.so hello-test counting-test
-DEMOS := $(filter-out demo/bin/hello-test demo/bin/counting-test,$(patsubst demo/%.c,demo/bin/%,$(wildcard demo/*.c)))
+# Demos are built for baseline x86-64, never for the build machine's CPU;
+# the vector demo once per register width (the tests run those this CPU has).
+VECTORS := demo/bin/vector-avx512 demo/bin/vector-avx2 demo/bin/vector-sse
+DEMOS := $(filter-out demo/bin/hello-test demo/bin/counting-test demo/bin/vector,$(patsubst demo/%.c,demo/bin/%,$(wildcard demo/*.c))) $(VECTORS)
+DEMO_CFLAGS := -O2 -g -fopenmp -pthread
 
-.PHONY: all rust test bench clean
+.PHONY: all rust test bench clean fixture
 all: $(BINS) $(DEMOS)
 
 rust:
@@ -23,10 +27,23 @@ hello-test counting-test: %: demo/%.c
 
 demo/bin/%: demo/%.c
 	@mkdir -p demo/bin
-	$(CC) -O2 -g -march=native -fopenmp -pthread -o $@ $< -lm
+	$(CC) $(DEMO_CFLAGS) -o $@ $< -lm
+
+demo/bin/vector-avx512: VECTOR_FLAGS := -mavx512f -mavx512dq -mavx512bw -mavx512vl -mavx2 -mfma
+demo/bin/vector-avx2: VECTOR_FLAGS := -mavx2 -mfma
+demo/bin/vector-sse: VECTOR_FLAGS :=
+$(VECTORS): demo/vector.c
+	@mkdir -p demo/bin
+	$(CC) $(DEMO_CFLAGS) $(VECTOR_FLAGS) -o $@ $< -lm
 
 test: all
 	$(CARGO) test --release --workspace
+
+# Regenerates tests/fixtures/cpu-dispatch.{dat,before}, the image that the
+# cross-CPU test restarts; run it on a machine with AVX-512 (and again after
+# any change of the image format).
+fixture: all
+	$(CARGO) test --release --test cpu -- --ignored --exact make_fixture --nocapture
 
 bench: all
 	bash bench/run.sh

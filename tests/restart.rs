@@ -224,47 +224,6 @@ fn python3_loop() {
     python_case(&Tools::new(), &dir);
 }
 
-#[test]
-fn vector_registers_survive() {
-    // AVX-512 (or AVX2/SSE) accumulators, opmask registers, an x87 value and
-    // a non-default MXCSR, all live in registers in a loop without system
-    // calls: the checkpoint lands wherever the loop is.
-    let dir = TempDir::new("vector");
-    let tools = Tools::new();
-    let prog = demo("vector");
-    const STEPS: usize = 30;
-    let args = ["30"];
-    let reference = spawn("uninterrupted run", &mut tools.cmd(&prog, &args, &dir.path));
-    let image = dir.join("vector.dat");
-    let mut run = spawn("checkpointed run", &mut tools.ckpt(Some(&image), &prog, &args, &dir.path));
-    run.wait_line(Stream::Stderr, |l| l.starts_with("vector: progress 3/"), "progress 3");
-    run.checkpoint();
-    let first = run.finish();
-    first.expect_code(CHECKPOINTED);
-    let progress = |o: &Outcome| -> Vec<String> {
-        o.text_lines(Stream::Stderr).into_iter().filter(|l| l.starts_with("vector: progress")).collect()
-    };
-    let done = progress(&first).len();
-    assert!(
-        (3..STEPS).contains(&done),
-        "the checkpoint should land inside the compute loop, but the first run made {done} of {STEPS} steps\n{}",
-        first.describe()
-    );
-
-    let second = spawn("restart", &mut tools.restart(Some(&image), &dir.path)).finish();
-    second.expect_code(0);
-    let reference = reference.finish();
-    reference.expect_code(0);
-    assert_same("vector digest (stdout)", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
-    let mut both = progress(&first);
-    both.extend(progress(&second));
-    assert_eq!(
-        both,
-        progress(&reference),
-        "progress lines of the two runs, together, should be those of an uninterrupted run"
-    );
-}
-
 /// Parses clock's "tick I real S.N tod S.U time S mono_delta_ns D real_delta_ns R".
 struct Tick {
     i: u64,
@@ -491,17 +450,6 @@ fn image_header(image: &Path) -> Header {
     Header::parse(&bytes, bytes.len() as u64).unwrap_or_else(|e| panic!("{}: {e}", image.display()))
 }
 
-/// XCR0: the state components this CPU and kernel have enabled.
-fn xcr0() -> u64 {
-    let (lo, hi): (u32, u32);
-    // SAFETY: xgetbv(0) only reads XCR0; the OS enabled XSAVE (ckpt needs it).
-    unsafe {
-        std::arch::asm!("xgetbv", in("ecx") 0u32, out("eax") lo, out("edx") hi,
-                        options(nomem, nostack, preserves_flags));
-    }
-    (hi as u64) << 32 | lo as u64
-}
-
 /// A tiny deterministic generator for "random" images.
 fn random_bytes(n: usize, mut seed: u64) -> Vec<u8> {
     (0..n)
@@ -609,13 +557,16 @@ fn bad_images_are_refused() {
         let mc = checksum(&b[meta..meta_end]);
         add("a misaligned region (checksums right)".into(), &patch_header(&b, |h| h.meta_checksum = mc));
     }
-    let have = xcr0();
+    let have = ckpt_sys::cpu::xcr0();
     // APX, MPX (bounds registers, bounds config), AMX (tile config, tile data):
     // user state components, the first one this machine lacks.
     match [19u32, 3, 4, 17, 18].into_iter().find(|b| have & (1 << b) == 0) {
         Some(bit) => add(
-            format!("xfeatures with bit {bit}, which this CPU does not enable (XCR0 {have:#x})"),
-            &patch_header(&good, |h| h.xfeatures |= 1 << bit),
+            format!("requires component {bit}, which this CPU does not enable (XCR0 {have:#x})"),
+            &patch_header(&good, |h| {
+                h.required_xfeatures |= 1 << bit;
+                h.xlayout.comps[bit as usize] = ckpt_image::xstate::Component { offset: 8192, size: 64 };
+            }),
         ),
         None => eprintln!("XCR0 {have:#x} has every candidate bit: no xfeatures case"),
     }

@@ -27,6 +27,7 @@ use core::mem::size_of;
 
 pub mod maps;
 pub mod signals;
+pub mod xstate;
 
 pub use xxhash_rust::xxh3::xxh3_64 as checksum;
 
@@ -43,7 +44,7 @@ pub fn checksum_parts(parts: &[&[u8]]) -> u64 {
 /// First eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// The version this crate reads and writes. A newer one is refused.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// ELF machine number of x86-64: the only architecture images come from.
 pub const ARCH_X86_64: u32 = 62;
 pub const PAGE_SIZE: u64 = 4096;
@@ -230,8 +231,8 @@ pub struct Header {
     pub data_offset: u64,
     pub data_len: u64,
     pub file_len: u64,
-    /// XCR0 feature bits enabled where the image was taken. The saved signal
-    /// frames hold state for these; a CPU must enable all of them to resume.
+    /// XCR0 feature bits enabled where the image was taken (for display:
+    /// what the image needs is `required_xfeatures`).
     pub xfeatures: u64,
     /// Size of the XSAVE area in a signal frame where the image was taken.
     pub xsave_size: u32,
@@ -255,6 +256,18 @@ pub struct Header {
     pub cmdline: StrRef,
     pub cwd: StrRef,
     pub exe: StrRef,
+    /// The XSAVE components the threads' frames hold in a non-initial
+    /// state: a CPU must have all of them to resume the image.
+    pub required_xfeatures: u64,
+    /// The x86-64 level (1-4) of the CPU the image was taken on.
+    pub cpu_level: u32,
+    /// `ckpt --portable`: the level the program's CPU dispatch was held to
+    /// (1-4); 0: none, the program may use anything its CPU had.
+    pub portable_level: u32,
+    /// The CPU's brand string (CPUID 0x8000_0002-4), NUL padded.
+    pub cpu_brand: [u8; 48],
+    /// Where each XSAVE component lies in a frame on that CPU (CPUID 0xD).
+    pub xlayout: xstate::Layout,
     /// xxh3 of the header bytes with this field zero.
     pub header_checksum: u64,
 }
@@ -375,6 +388,13 @@ pub struct Thread {
     /// Signals pending for this thread alone (bit n-1 for signal n),
     /// raised again for it after the restart.
     pub pending: u64,
+    /// Address of the frame's XSAVE area (`uc_mcontext.fpregs`).
+    pub fpstate: u64,
+    /// The frame's `xstate_bv`: components not in their initial state.
+    pub xstate_bv: u64,
+    /// The components whose saved contents are not their initial value
+    /// (`xstate_bv`, less components that hold zeros): what it requires.
+    pub xinuse: u64,
 }
 unsafe impl Pod for Thread {}
 
@@ -543,6 +563,7 @@ pub enum Error {
     BadThread,
     BadFd,
     BadString,
+    BadCpu,
 }
 
 impl Error {
@@ -567,6 +588,7 @@ impl Error {
             Error::BadThread => "the image has an invalid thread record",
             Error::BadFd => "the image has an invalid file descriptor record",
             Error::BadString => "the image has an invalid string reference",
+            Error::BadCpu => "the image has an invalid CPU description (x86-64 level or XSAVE layout)",
         }
     }
 }
@@ -650,6 +672,11 @@ impl Header {
             cmdline: StrRef::default(),
             cwd: StrRef::default(),
             exe: StrRef::default(),
+            required_xfeatures: 0,
+            cpu_level: 0,
+            portable_level: 0,
+            cpu_brand: [0; 48],
+            xlayout: xstate::Layout::default(),
             header_checksum: 0,
         }
     }
@@ -722,6 +749,9 @@ impl Header {
         }
         if h.n_threads == 0 || h.leader >= h.n_threads {
             return Err(Error::BadThread);
+        }
+        if h.cpu_level > 4 || h.portable_level > 4 || h.xlayout.size_for(h.required_xfeatures).is_none() {
+            return Err(Error::BadCpu);
         }
         if file_len < h.file_len {
             return Err(Error::Truncated);
@@ -890,6 +920,13 @@ impl<'a> Meta<'a> {
             }
         }
         None
+    }
+    /// Where the stored byte at `addr` is in the file, and how many stored
+    /// bytes follow it there (to the end of its extent).
+    pub fn file_pos_of(&self, addr: u64) -> Option<(u64, u64)> {
+        let r = self.region_at(addr)?;
+        let x = self.extents_of(&r).find(|x| x.addr <= addr && addr < x.addr + x.len)?;
+        Some((x.file_pos + (addr - x.addr), x.addr + x.len - addr))
     }
     pub fn n_threads(&self) -> usize {
         self.header.n_threads as usize

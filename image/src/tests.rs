@@ -70,6 +70,9 @@ fn sample() -> Vec<u8> {
         sigmask: 0,
         comm: *b"prog\0\0\0\0\0\0\0\0\0\0\0\0",
         pending: 0,
+        fpstate: 0,
+        xstate_bv: 3,
+        xinuse: 3,
     };
     let sig = [SigAction::default(); NSIG];
     let mut meta = Vec::new();
@@ -205,6 +208,9 @@ fn region_in_loader_range_is_refused() {
         sigmask: 0,
         comm: [0; 16],
         pending: 0,
+        fpstate: 0,
+        xstate_bv: 3,
+        xinuse: 3,
     };
     let mut meta = Vec::new();
     meta.extend_from_slice(bytes_of(&r));

@@ -14,6 +14,8 @@ pub enum Fail {
     Msg(&'static str),
     /// A region's data does not match its checksum (or is missing).
     Data(u64, u64, &'static str),
+    /// A saved register frame cannot be resumed on this CPU.
+    Cpu(ckpt_image::xstate::XError),
 }
 
 impl From<ckpt_image::Error> for Fail {
@@ -32,6 +34,7 @@ impl Fail {
             Fail::Sys(what, e) => write!(l, "{what}: {} ({})", sys::errno_text(e), sys::errno_name(e)),
             Fail::Msg(m) => l.write_str(m),
             Fail::Data(start, end, why) => write!(l, "data of region {start:x}-{end:x} {why}"),
+            Fail::Cpu(e) => write!(l, "{e}"),
         };
         l.emit();
         sys::exit_group(1)

@@ -50,15 +50,16 @@ pub fn open(path: &CStr) -> Result<Image, Fail> {
 }
 
 impl Image {
-    /// The saved signal frames hold state for `xfeatures`: this CPU (and
-    /// kernel) must enable every one of them, or the vector registers could
-    /// not be restored.
-    pub fn check_cpu(&self) -> Result<(), Fail> {
-        let need = self.meta.header.xfeatures;
-        if need & !sys::xcr0() != 0 {
-            return Err(Fail::Msg(
-                "this CPU lacks register state the image needs (XSAVE features); restart it on a machine like the one it came from",
-            ));
+    /// Reads the program's memory at `addr` as the image stores it (before
+    /// it is mapped: for checks made before the point of no return).
+    pub fn read_memory(&self, mut addr: u64, buf: &mut [u8]) -> Result<(), Fail> {
+        let mut done = 0;
+        while done < buf.len() {
+            let (pos, avail) = self.meta.file_pos_of(addr).ok_or(Fail::Image(ckpt_image::Error::BadThread))?;
+            let n = (avail as usize).min(buf.len() - done);
+            read_exact(self.fd, &mut buf[done..done + n], pos)?;
+            done += n;
+            addr += n as u64;
         }
         Ok(())
     }

@@ -25,10 +25,12 @@
 //! # The flow
 //!
 //! ```text
-//!   main ─ args ─ image::open ─ cpu check ─ vdso::plan ─ files::check
+//!   main ─ args ─ image::open ─ frames::plan (CPU check; frames laid out
+//!        for this CPU) ─ vdso::plan ─ files::check
 //!        ─ ticker::start (for ckpt --interval) ─ resume::set_mm
 //!        ── point of no return ──
 //!        vdso park ─ unmap all but the loader ─ vdso place ─ memory::restore
+//!        ─ frames::apply
 //!        ─ resume::resume (sigactions, cwd) ─ threads (clone each, then
 //!          tid address, robust list, rseq, %fs) ─ every thread returns
 //!          into the program by rt_sigreturn on its own signal frame
@@ -42,6 +44,7 @@ mod args;
 mod data;
 mod fail;
 mod files;
+mod frames;
 mod image;
 mod mem;
 mod memory;
@@ -109,7 +112,7 @@ pub enum Never {}
 
 fn restart(opts: &args::Options) -> Result<Never, Fail> {
     let img = image::open(opts.image_cstr())?;
-    img.check_cpu()?;
+    let frames = frames::plan(&img, opts.verbose)?;
     threads::check(img.meta)?;
     let mut vdso = vdso::plan(img.meta)?;
     files::check(img.meta, opts)?;
@@ -124,6 +127,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         memory::unmap_all_but_loader();
         vdso.place()?;
         memory::restore(&img)?;
+        frames.apply()?;
         resume::resume(img.meta, img.fd, opts)
     }
 }

@@ -95,7 +95,7 @@ pub extern "C" fn run(arg: *mut c_void) {
     let rseq = threads::unregister_rseq();
     threads[0] = threads::describe(arg as *const libc::ucontext_t, rseq);
     let result = match threads::stop_all(sync, &mut tables.tids, &mut tables.dents) {
-        Ok(n) if n <= threads.len() => capture(arg as *const libc::ucontext_t, tables, &threads[..n], cfg, t0),
+        Ok(n) if n <= threads.len() => capture(tables, &threads[..n], cfg, t0),
         Ok(_) | Err(threads::StopError::TooMany) => Err(refuse("too many threads")),
         Err(threads::StopError::Stuck(tid)) => Err(Failure::stuck(tid)),
         Err(threads::StopError::Sys(e)) => Err(failed("stopping the threads")(e)),
@@ -154,45 +154,29 @@ pub extern "C" fn run(arg: *mut c_void) {
     }
 }
 
-/// Offsets in the fxsave area of the kernel's `struct _fpx_sw_bytes`.
-const FPX_SW_BYTES: usize = 464;
-const FP_XSTATE_MAGIC1: u32 = 0x4650_5853;
-
-/// The XSAVE features and size in this signal frame.
-fn frame_xstate(uc: &libc::ucontext_t) -> (u64, u32) {
-    let fp = uc.uc_mcontext.fpregs as *const u8;
-    if fp.is_null() {
+/// The XSAVE features and area size of the frame at `fpstate` (the
+/// kernel's software bytes), for display.
+fn frame_size(fpstate: u64) -> (u64, u32) {
+    if fpstate == 0 {
         return (0, 0);
     }
-    // SAFETY: the kernel's fxsave area is 512 bytes; sw_reserved is its last
-    // 48 (unaligned reads: the layout is the kernel's).
-    unsafe {
-        let sw = fp.add(FPX_SW_BYTES);
-        let magic = core::ptr::read_unaligned(sw as *const u32);
-        if magic != FP_XSTATE_MAGIC1 {
-            return (0b11, 512);
-        }
-        let xfeatures = core::ptr::read_unaligned(sw.add(8) as *const u64);
-        let size = core::ptr::read_unaligned(sw.add(16) as *const u32);
-        (xfeatures, size)
-    }
+    // SAFETY: the kernel's XSAVE area, at least MIN_XSAVE bytes.
+    let head = unsafe { core::slice::from_raw_parts(fpstate as *const u8, ckpt_image::xstate::MIN_XSAVE) };
+    ckpt_image::xstate::Frame::parse_head(head).map_or((0, 0), |f| (f.xfeatures, f.xstate_size as u32))
 }
 
-fn capture(
-    uc: *const libc::ucontext_t,
-    t: &mut Tables,
-    threads: &[Thread],
-    cfg: &Config,
-    t0: u64,
-) -> Result<u64, Failure> {
-    // SAFETY: the kernel passed a valid ucontext to the handler.
-    let ucr = unsafe { &*uc };
+fn capture(t: &mut Tables, threads: &[Thread], cfg: &Config, t0: u64) -> Result<u64, Failure> {
     let mut h = Header::new();
     h.created_ns = sys::clock_ns(sys::CLOCK_REALTIME);
     h.pid = sys::getpid() as u32;
     h.n_threads = threads.len() as u32;
     h.leader = 0;
-    (h.xfeatures, h.xsave_size) = frame_xstate(ucr);
+    (h.xfeatures, h.xsave_size) = frame_size(threads[0].fpstate);
+    h.required_xfeatures = threads.iter().fold(0, |all, t| all | t.xinuse);
+    h.cpu_level = cfg.cpu_level;
+    h.portable_level = cfg.portable_level;
+    h.cpu_brand = cfg.cpu_brand;
+    h.xlayout = cfg.xlayout;
     let mask = sys::umask(0o022);
     sys::umask(mask);
     h.umask = mask;

@@ -18,6 +18,7 @@
 //! | `CKPT_SIGNAL`   | `USR1`, `SIGUSR1`, `RTMIN+2`, `10` | signal number              |
 //! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
+//! | `CKPT_PORTABLE` | a level (`x86-64`, `x86-64-v2`…`v4`), or as `CKPT_CONTINUE` (on: `x86-64-v2`) | the level, unset for none |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed: only it is armed |
 //!
 //! `CKPT_INTERVAL` is informational for the library: the periodic signals
@@ -30,6 +31,7 @@ use core::cell::UnsafeCell;
 use core::ffi::CStr;
 use core::fmt::Write as _;
 
+use ckpt_image::xstate::{self, Component, Layout, NCOMP};
 use ckpt_sys as sys;
 
 /// Longest output path (with room for the temporary and rotation suffixes).
@@ -51,6 +53,12 @@ pub struct Config {
     pub interval_ms: u64,
     /// NUL-terminated absolute path of the image.
     pub output: [u8; PATH_MAX],
+    /// `--portable`: the x86-64 level glibc's CPU dispatch is held to (0: none).
+    pub portable_level: u32,
+    /// The CPU, as the image records it.
+    pub cpu_level: u32,
+    pub cpu_brand: [u8; 48],
+    pub xlayout: Layout,
 }
 
 const DEFAULT: Config = Config {
@@ -61,6 +69,10 @@ const DEFAULT: Config = Config {
     keep: 1,
     interval_ms: 0,
     output: [0; PATH_MAX],
+    portable_level: 0,
+    cpu_level: 0,
+    cpu_brand: [0; 48],
+    xlayout: Layout { comps: [Component { offset: 0, size: 0 }; NCOMP] },
 };
 
 impl Config {
@@ -149,6 +161,11 @@ pub fn from_env() -> Option<Config> {
     if cfg.interval_ms != 0 {
         cfg.cont = true;
     }
+    cfg.cpu_level = sys::cpu::level();
+    // Held to a level above its CPU's, the program could use only its CPU's.
+    cfg.portable_level = env(c"CKPT_PORTABLE").and_then(xstate::parse_level).map_or(0, |l| l.min(cfg.cpu_level));
+    cfg.cpu_brand = sys::cpu::brand();
+    cfg.xlayout = Layout::from_components(sys::cpu::xstate_components());
     if let Some(keep) = env(c"CKPT_KEEP").and_then(number) {
         cfg.keep = keep.clamp(1, MAX_KEEP as i64) as u32;
     }

@@ -177,6 +177,8 @@ pub fn describe(uc: *const libc::ucontext_t, (rseq_area, rseq_len): Rseq) -> Thr
     }
     // SAFETY: sigset_t begins with the 64 bits the kernel uses.
     let sigmask = unsafe { core::ptr::read_unaligned(&ucr.uc_sigmask as *const libc::sigset_t as *const u64) };
+    let fpstate = ucr.uc_mcontext.fpregs as u64;
+    let (xstate_bv, xinuse) = frame_xstate(fpstate);
     Thread {
         tid: sys::gettid() as u32,
         tid_offset: glibc().tid_offset,
@@ -193,6 +195,31 @@ pub fn describe(uc: *const libc::ucontext_t, (rseq_area, rseq_len): Rseq) -> Thr
         sigmask,
         comm,
         pending: crate::process::thread_pending(),
+        fpstate,
+        xstate_bv,
+        xinuse,
+    }
+}
+
+/// The XSAVE area of this thread's signal frame: its `xstate_bv`, and the
+/// components whose contents are not their initial value (what restarting
+/// it requires of a CPU).
+fn frame_xstate(fpstate: u64) -> (u64, u64) {
+    use ckpt_image::xstate::{Frame, MIN_XSAVE};
+    if fpstate == 0 {
+        return (0, 0);
+    }
+    let layout = &crate::config::get().xlayout;
+    // SAFETY: the kernel wrote the XSAVE area of the frame it built for this
+    // handler at `fpstate`: at least MIN_XSAVE bytes (FXSAVE's 512 are
+    // followed by more of the frame), then the size its header gives.
+    let head = unsafe { core::slice::from_raw_parts(fpstate as *const u8, MIN_XSAVE) };
+    let Ok(f) = Frame::parse_head(head) else { return (0, 0) };
+    // SAFETY: as above, the whole area and its end marker.
+    let area = unsafe { core::slice::from_raw_parts(fpstate as *const u8, f.total_len().max(MIN_XSAVE)) };
+    match Frame::parse(area, layout) {
+        Ok(f) => (f.xstate_bv, f.in_use(area, layout)),
+        Err(_) => (f.xstate_bv, f.xstate_bv),
     }
 }
 

@@ -10,6 +10,7 @@
 
 use core::ffi::CStr;
 
+pub mod cpu;
 pub mod msg;
 pub mod thread;
 
@@ -503,20 +504,6 @@ pub fn readable(addr: u64) -> bool {
         unsafe { syscall!(Sysno::process_vm_readv, pid, &local as *const IoVec, 1, &remote as *const IoVec, 1, 0) },
         Ok(1)
     )
-}
-
-/// XCR0: the state components the OS enables for XSAVE.
-pub fn xcr0() -> u64 {
-    let osxsave = core::arch::x86_64::__cpuid(1).ecx & (1 << 27) != 0;
-    if !osxsave {
-        return 0b11; // x87 and SSE only, saved by FXSAVE
-    }
-    let (lo, hi): (u32, u32);
-    // SAFETY: with OSXSAVE set, xgetbv with ecx=0 reads XCR0; no side effects.
-    unsafe {
-        core::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
-    };
-    (hi as u64) << 32 | lo as u64
 }
 
 /// A short name for an errno value ("ENOSPC"), for one-line messages.

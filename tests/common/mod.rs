@@ -290,6 +290,29 @@ impl Run {
         wait_switches(self.pid, n, &self.what);
     }
 
+    /// Waits until the process has run two more clock ticks of its own code
+    /// (user CPU time in /proc/PID/stat) and is not in a system call
+    /// (`/proc/PID/syscall` says "running"): for a signal that must land in
+    /// a compute loop, not in the printf that reported progress.
+    pub fn wait_computing(&self) {
+        let utime = |pid: i32| -> Option<u64> {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // Field 14 (utime); fields after the ")" of the command name.
+            stat[stat.rfind(')')? + 2..].split(' ').nth(11)?.parse().ok()
+        };
+        let start = Instant::now();
+        let from = utime(self.pid);
+        loop {
+            let running =
+                fs::read_to_string(format!("/proc/{}/syscall", self.pid)).is_ok_and(|s| s.starts_with("running"));
+            match (from, utime(self.pid)) {
+                (Some(a), Some(b)) if b >= a + 2 && running => return,
+                (Some(_), Some(_)) if start.elapsed() < TIMEOUT => thread::yield_now(),
+                other => panic!("{}: pid {} is not computing (utime {other:?})", self.what, self.pid),
+            }
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) with a pid we spawned and have not reaped.
         let r = unsafe { libc::kill(self.pid, sig) };

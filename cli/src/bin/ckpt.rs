@@ -39,6 +39,10 @@ Options:
                          one), myckpt.2.dat, ... myckpt.(N-1).dat
   -s, --signal SIG       the checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2)
                          or a number (default USR2)
+      --portable[=LEVEL] hold glibc's CPU dispatch (memcpy, strlen, libm...)
+                         to LEVEL: x86-64, x86-64-v2 (the default), x86-64-v3
+                         or x86-64-v4, so that the images restart on any CPU
+                         of that level
   -q, --quiet            no line on stderr when a checkpoint is written
   -v, --verbose          say more on stderr (at startup, and per checkpoint)
   -h, --help             this help
@@ -47,7 +51,7 @@ Options:
 Every option can also be given in the environment, for batch scripts; an
 option on the command line wins over its variable:
   CKPT_OUTPUT=PATH  CKPT_CONTINUE=1  CKPT_INTERVAL=TIME  CKPT_KEEP=N
-  CKPT_SIGNAL=SIG   CKPT_QUIET=1     CKPT_VERBOSE=1
+  CKPT_SIGNAL=SIG   CKPT_QUIET=1     CKPT_VERBOSE=1   CKPT_PORTABLE=LEVEL
 
 Examples:
   ckpt ./counting-test 5 &        # runs as ./counting-test 5 would
@@ -104,6 +108,8 @@ struct Options {
     keep: u32,
     signal: i32,
     verbosity: Verbosity,
+    /// `--portable`: the x86-64 level (1-4); 0: none.
+    portable: u32,
     program: OsString,
     args: Vec<OsString>,
 }
@@ -117,9 +123,11 @@ struct Given {
     keep: Option<u32>,
     signal: Option<i32>,
     verbosity: Option<Verbosity>,
+    portable: Option<u32>,
 }
 
 use ckpt_image::signals::{Name, RTMAX};
+use ckpt_image::xstate;
 
 fn signal_name(sig: i32) -> String {
     Name(sig).to_string()
@@ -177,6 +185,46 @@ fn parse_keep(v: &str) -> Result<u32, String> {
         Ok(n) if (1..=MAX_KEEP).contains(&n) => Ok(n),
         _ => Err(format!("bad number of images {v:?}; give a number from 1 to {MAX_KEEP}")),
     }
+}
+
+/// `x86-64`, `x86-64-v2` … `x86-64-v4` (or `v2`…); for the variable, also
+/// a flag: on is x86-64-v2, off is none.
+fn parse_portable(v: &str) -> Result<u32, String> {
+    match (xstate::parse_level(v.trim().as_bytes()), parse_flag(v)) {
+        (Some(level), _) => Ok(level),
+        (None, Ok(on)) => Ok(if on { 2 } else { 0 }),
+        _ => Err(format!("unknown level {v:?}; give x86-64, x86-64-v2, x86-64-v3 or x86-64-v4")),
+    }
+}
+
+/// The glibc features each x86-64 level lacks, by the names its
+/// `glibc.cpu.hwcaps` tunable takes (unknown names are ignored, so the
+/// lists also serve glibc versions that lack some of them). Turning a
+/// feature off makes glibc's IFUNC resolvers (string functions, memcpy,
+/// libm) and its choice of glibc-hwcaps library directories pass over
+/// every variant that needs it.
+const ABOVE_LEVEL: [&[&str]; 4] = [
+    // above x86-64: the x86-64-v2 features
+    &["SSE3", "SSSE3", "SSE4_1", "SSE4_2", "POPCNT"],
+    // above x86-64-v2
+    &["AVX", "AVX2", "FMA", "FMA4", "BMI1", "BMI2", "LZCNT", "MOVBE", "AVX_Fast_Unaligned_Load", "AVX_VNNI"],
+    // above x86-64-v3
+    &["AVX512F", "AVX512CD", "AVX512BW", "AVX512DQ", "AVX512VL", "AVX512ER", "AVX512PF", "AVX512_VNNI"],
+    // above x86-64-v4: AVX-512 extensions glibc may dispatch on
+    &["AVX512_BF16", "AVX512_FP16", "AVX512_VBMI", "AVX512_VBMI2", "AVX512_BITALG", "AVX512_VPOPCNTDQ", "AMX_TILE"],
+];
+
+/// `GLIBC_TUNABLES` for a program held to `level`, keeping what the user set.
+fn portable_tunables(level: u32, user: Option<&OsStr>) -> OsString {
+    let off: Vec<String> =
+        ABOVE_LEVEL[level as usize - 1..].iter().flat_map(|l| l.iter()).map(|f| format!("-{f}")).collect();
+    let mut t = OsString::from(format!("glibc.cpu.hwcaps={}", off.join(",")));
+    if let Some(user) = user.filter(|u| !u.is_empty()) {
+        // The user's settings last: a later glibc.cpu.hwcaps of theirs wins.
+        t.push(":");
+        t.push(user);
+    }
+    t
 }
 
 fn parse_flag(v: &str) -> Result<bool, String> {
@@ -254,6 +302,18 @@ fn parse_args() -> Options {
             b"-q" | b"--quiet" => g.verbosity = Some(Verbosity::Quiet),
             b"-v" | b"--verbose" => g.verbosity = Some(Verbosity::Verbose),
             b"--continue" => g.cont = true,
+            b"--portable" => {
+                g.portable = Some(match inline.clone() {
+                    Some(v) => checked(
+                        &shown,
+                        parse_portable(&text(v)).and_then(|l| match l {
+                            0 => Err("give a level, e.g. --portable=x86-64-v2".into()),
+                            l => Ok(l),
+                        }),
+                    ),
+                    None => 2,
+                })
+            }
             b"-o" | b"--output" => {
                 let v = value("/tmp/job.dat");
                 if v.is_empty() {
@@ -277,7 +337,10 @@ fn parse_args() -> Options {
             }
         }
         if inline.is_some()
-            && !matches!(name, b"-o" | b"--output" | b"-i" | b"--interval" | b"--keep" | b"-s" | b"--signal")
+            && !matches!(
+                name,
+                b"-o" | b"--output" | b"-i" | b"--interval" | b"--keep" | b"-s" | b"--signal" | b"--portable"
+            )
         {
             usage(format!("option {shown} takes no value"));
         }
@@ -290,6 +353,7 @@ fn parse_args() -> Options {
     let cont = g.cont || env_value("CKPT_CONTINUE", parse_flag).unwrap_or(false) || interval_ms != 0;
     let keep = g.keep.or_else(|| env_value("CKPT_KEEP", parse_keep)).unwrap_or(1);
     let signal = g.signal.or_else(|| env_value("CKPT_SIGNAL", parse_signal)).unwrap_or(libc::SIGUSR2);
+    let portable = g.portable.or_else(|| env_value("CKPT_PORTABLE", parse_portable)).unwrap_or(0);
     let verbosity = g.verbosity.unwrap_or_else(|| {
         let quiet = env_value("CKPT_QUIET", parse_flag).unwrap_or(false);
         let verbose = env_value("CKPT_VERBOSE", parse_flag).unwrap_or(false);
@@ -307,6 +371,7 @@ fn parse_args() -> Options {
         keep,
         signal,
         verbosity,
+        portable,
         program,
         args: args.collect(),
     }
@@ -596,6 +661,12 @@ fn main() {
         .env("CKPT_KEEP", opts.keep.to_string())
         .env("CKPT_QUIET", flag(opts.verbosity == Verbosity::Quiet))
         .env("CKPT_VERBOSE", flag(opts.verbosity == Verbosity::Verbose));
+    if opts.portable != 0 {
+        cmd.env("CKPT_PORTABLE", xstate::level_name(opts.portable))
+            .env("GLIBC_TUNABLES", portable_tunables(opts.portable, std::env::var_os("GLIBC_TUNABLES").as_deref()));
+    } else {
+        cmd.env_remove("CKPT_PORTABLE");
+    }
     if opts.interval_ms != 0 {
         cmd.env("CKPT_INTERVAL", seconds(opts.interval_ms));
         match start_ticker(opts.signal, opts.interval_ms) {

@@ -9,10 +9,10 @@
 //! pipe (`readckpt img | head -1`) ends the program quietly instead of
 //! aborting it (the workspace builds with panic=abort).
 
+use ckpt_image::{xstate, REGION_GROWSDOWN, REGION_SHARED};
 use ckpt_image::{Extent, Fd, FdKind, Header, Meta, ProcessState, Region, RegionKind, Thread};
 use ckpt_image::{HEADER_SIZE, NLIMITS, NSIG, PROT_EXEC, PROT_READ, PROT_WRITE};
 use ckpt_image::{PROCESS_ITIMERS, PROCESS_PENDING, PROCESS_PRCTL, PROCESS_RLIMITS};
-use ckpt_image::{REGION_GROWSDOWN, REGION_SHARED};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -156,11 +156,10 @@ fn inspect(opts: &Options, name: &str, out: &mut dyn Write) -> Result<(), Failur
     match report.verdict {
         Some(Verdict::Bad(bad)) => Err(Failure::Image(bad.message())),
         // --verify answers "would restart take it here": the CPU too.
-        Some(_) if meta.header.xfeatures & !ckpt_sys::xcr0() != 0 => Err(Failure::Image(format!(
-            "this CPU lacks register state the image needs (XSAVE features {:#x}, this CPU enables {:#x}); restart would refuse it",
-            meta.header.xfeatures,
-            ckpt_sys::xcr0()
-        ))),
+        Some(_) => match xstate::check_cpu(&meta.header, ckpt_sys::cpu::xcr0(), ckpt_sys::cpu::level()) {
+            Err(e) => Err(Failure::Image(format!("{e}; restart would refuse it"))),
+            Ok(()) => Ok(()),
+        },
         _ => Ok(()),
     }
 }
@@ -337,18 +336,14 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + (m <= 2) as i64, m, d)
 }
 
-/// Names of the notable XCR0 feature groups present in `xfeatures`.
+/// Names of the XSAVE feature groups in `xfeatures`.
 fn xfeature_names(xfeatures: u64) -> Vec<&'static str> {
-    const GROUPS: [(u64, &str); 7] = [
-        (1 << 0, "x87"),
-        (1 << 1, "SSE"),
-        (1 << 2, "AVX"),
-        (0b11 << 3, "MPX"),
-        (0b111 << 5, "AVX-512"),
-        (1 << 9, "PKRU"),
-        (0b11 << 17, "AMX"),
-    ];
-    GROUPS.iter().filter(|(bits, _)| xfeatures & bits != 0).map(|&(_, name)| name).collect()
+    xstate::names(xfeatures).collect()
+}
+
+/// "0x3 (x87 SSE)".
+fn xfeature_set(xfeatures: u64) -> String {
+    format!("{xfeatures:#x} ({})", xfeature_names(xfeatures).join(" "))
 }
 
 /// "SIGINT", "SIGRTMIN+2", "signal 32".
@@ -540,8 +535,21 @@ fn write_summary(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     writeln!(out, "exe         {}", none(show(rep.string(h.exe))))?;
     writeln!(out, "comm        {}", none(show(rep.comm())))?;
     writeln!(out, "umask       {:04o}", h.umask)?;
-    writeln!(out, "xfeatures   {:#x} ({})", h.xfeatures, xfeature_names(h.xfeatures).join(" "))?;
+    writeln!(out, "cpu         {} ({})", none(show(until_nul(&h.cpu_brand))), xstate::level_name(h.cpu_level))?;
+    writeln!(out, "xfeatures   {}", xfeature_set(h.xfeatures))?;
     writeln!(out, "xsave size  {} bytes", h.xsave_size)?;
+    let held = match h.portable_level {
+        0 => {
+            format!("not portable: the program may use any instruction its {} CPU has", xstate::level_name(h.cpu_level))
+        }
+        l => format!("held to {} by ckpt --portable", xstate::level_name(l)),
+    };
+    writeln!(
+        out,
+        "requires    {}, {}; {held}",
+        xfeature_set(h.required_xfeatures),
+        xstate::level_name(xstate::required_level(h))
+    )?;
     write!(out, "file        {} bytes ({})", h.file_len, human(h.file_len))?;
     if rep.disk_len != h.file_len {
         write!(out, ", {} bytes on disk", rep.disk_len)?;
@@ -627,7 +635,7 @@ fn rseq(t: &Thread) -> String {
 
 fn write_threads(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
     writeln!(out, "\nthreads ({}; * wrote the image)", m.n_threads())?;
-    let columns = "TID     NAME             RIP            RSP            RFLAGS   FS_BASE        RSEQ               UCONTEXT       SIGMASK            PENDING";
+    let columns = "TID     NAME             RIP            RSP            RFLAGS   FS_BASE        RSEQ               UCONTEXT       SIGMASK            XINUSE PENDING";
     writeln!(out, "   {columns}")?;
     for (i, t) in m.threads().enumerate() {
         let mark = if i == m.header.leader as usize { '*' } else { ' ' };
@@ -641,7 +649,7 @@ fn write_threads(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
         };
         writeln!(
             out,
-            "  {mark}{:<8}{name:<16} {:#014x} {:#014x} {:<8} {:#014x} {:<18} {:#014x} {:<18} {pending}",
+            "  {mark}{:<8}{name:<16} {:#014x} {:#014x} {:<8} {:#014x} {:<18} {:#014x} {:<18} {:<6} {pending}",
             t.tid,
             t.gregs[REG_RIP],
             t.gregs[REG_RSP],
@@ -649,7 +657,8 @@ fn write_threads(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
             t.fs_base,
             rseq(&t),
             t.ucontext,
-            format!("{:#x}", t.sigmask)
+            format!("{:#x}", t.sigmask),
+            format!("{:#x}", t.xinuse)
         )?;
     }
     Ok(())
@@ -816,6 +825,12 @@ fn write_json(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         ("xfeatures", jhex(h.xfeatures)),
         ("xfeature_names", jlist(xfeature_names(h.xfeatures).iter().map(|n| jstr(n.as_bytes())))),
         ("xsave_size", h.xsave_size.to_string()),
+        ("required_xfeatures", jhex(h.required_xfeatures)),
+        ("required_names", jlist(xfeature_names(h.required_xfeatures).iter().map(|n| jstr(n.as_bytes())))),
+        ("required_level", jstr(xstate::level_name(xstate::required_level(h)).as_bytes())),
+        ("portable_level", jlevel(h.portable_level)),
+        ("cpu", jstr(until_nul(&h.cpu_brand))),
+        ("cpu_level", jlevel(h.cpu_level)),
         ("file_len", h.file_len.to_string()),
         ("meta_offset", h.meta_offset.to_string()),
         ("meta_len", h.meta_len.to_string()),
@@ -866,7 +881,18 @@ fn json_thread(t: &Thread) -> String {
         ("gregs", jlist(t.gregs.iter().map(|&g| jhex(g)))),
         ("comm", jstr(until_nul(&t.comm))),
         ("pending", jhex(t.pending)),
+        ("fpstate", t.fpstate.to_string()),
+        ("xstate_bv", jhex(t.xstate_bv)),
+        ("xinuse", jhex(t.xinuse)),
     ])
+}
+
+/// An x86-64 level by name, or null for none.
+fn jlevel(level: u32) -> String {
+    match level {
+        0 => "null".into(),
+        l => jstr(xstate::level_name(l).as_bytes()),
+    }
 }
 
 /// A resource limit: a number, or null for unlimited (`RLIM_INFINITY`).
@@ -1084,7 +1110,12 @@ mod tests {
         h.strings_len = strings.len() as u64;
         (h.cmdline, h.cwd, h.exe) = (cmdline, cwd, exe);
         (h.created_ns, h.capture_ns, h.pid) = (1_700_000_000_123_456_789, 2_345_678, 1000);
+        // The CPU it was taken on had AVX-512 (recorded, for display); the
+        // program used only x87 and SSE and was held to baseline x86-64, so
+        // every x86-64 CPU can take it (--verify checks the running one).
         (h.xfeatures, h.xsave_size, h.umask) = (0x2e7, 2696, 0o22);
+        (h.required_xfeatures, h.cpu_level, h.portable_level) = (0x3, 4, 1);
+        h.cpu_brand[..8].copy_from_slice(b"Test CPU");
         h.comm[..4].copy_from_slice(b"prog");
         (h.mm.start_code, h.mm.end_code, h.mm.start_brk, h.mm.brk) = (BASE, BASE + 4 * P, BASE + 8 * P, BASE + 16 * P);
         h.n_fds = fds.len() as u32;
@@ -1142,6 +1173,9 @@ mod tests {
             sigmask: 1 << 9,
             comm: core::array::from_fn(|i| comm.get(i).copied().unwrap_or(0)),
             pending,
+            fpstate: ucontext + 0x140,
+            xstate_bv: 0x7,
+            xinuse: 0x3,
         };
         let threads = [thread(1001, BASE + 13 * P, b"worker\x01", 1 << 11), thread(1000, STACK - 2 * P, b"prog", 0)];
         let mut sig = [SigAction::default(); NSIG];
@@ -1227,7 +1261,7 @@ mod tests {
         let (code, out, err) = on(&[], &t);
         assert_eq!((code, err.as_str()), (0, ""));
         for want in [
-            "format      version 1, x86-64, page size 4096\n",
+            "format      version 2, x86-64, page size 4096\n",
             "created     2023-11-14T22:13:20.123Z\n",
             "capture     2.346 ms\n",
             "pid         1000\n",
@@ -1235,13 +1269,14 @@ mod tests {
             "cwd         /tmp/dir \"q\"\n",
             "comm        prog\n",
             "umask       0022\n",
-            "xfeatures   0x2e7 (x87 SSE AVX AVX-512 PKRU)\n",
+            "cpu         Test CPU (x86-64-v4)\nxfeatures   0x2e7 (x87 SSE AVX AVX-512 PKRU)\n",
+            "requires    0x3 (x87 SSE), x86-64; held to x86-64 by ckpt --portable\n",
             "  brk       0x555500008000-0x555500010000\n",
             "threads (2; * wrote the image)\n",
-            "   TID     NAME             RIP            RSP            RFLAGS   FS_BASE        RSEQ               UCONTEXT       SIGMASK            PENDING\n",
-            "  *1000    prog             0x000000001010 0x00000000100f 0x1011   0x7f0000000740 0x7f0000000fe0+32  0x7ffcffffe000 0x200              -\n",
+            "   TID     NAME             RIP            RSP            RFLAGS   FS_BASE        RSEQ               UCONTEXT       SIGMASK            XINUSE PENDING\n",
+            "  *1000    prog             0x000000001010 0x00000000100f 0x1011   0x7f0000000740 0x7f0000000fe0+32  0x7ffcffffe000 0x200              0x3    -\n",
             "   1001    worker\\x01       0x000000001010 ",
-            " 0x55550000d000 0x200              0x800 (SIGUSR2)\n",
+            " 0x55550000d000 0x200              0x3    0x800 (SIGUSR2)\n",
             "file        65536 bytes (64.0K)\n",
             "\nprocess\n  timer real        1.5 s, then every 0.25 s\n  timer prof        3.000000001 s, once\n",
             "  rlimit STACK      8388608 / unlimited\n  rlimit CORE       0 / unlimited\n  rlimit NOFILE     1024 / 4096\n",
@@ -1348,6 +1383,44 @@ mod tests {
         }
     }
 
+    /// --verify says whether restart would take the image on this CPU: it
+    /// refuses one that uses a register component this CPU lacks, or was held
+    /// to a higher x86-64 level than this CPU's, naming it.
+    #[test]
+    fn verify_checks_this_cpu() {
+        let have = ckpt_sys::cpu::xcr0();
+        // A component this CPU lacks, given room in the recorded layout.
+        let missing = [17u32, 18, 9, 7, 6, 5, 2].into_iter().find(|&b| have & (1 << b) == 0);
+        match missing {
+            Some(bit) => {
+                let t = Temp::new(&sample_with(|h| {
+                    h.required_xfeatures |= 1 << bit;
+                    h.xlayout.comps[bit as usize] = xstate::Component { offset: 4096, size: 64 };
+                }));
+                let (code, _, err) = on(&["--verify"], &t);
+                let name = xstate::names(1 << bit).next().unwrap();
+                assert_eq!(code, 1, "{err}");
+                assert!(err.contains("this CPU lacks register state the program uses") && err.contains(name), "{err}");
+                assert_eq!(err.lines().count(), 1, "{err}");
+            }
+            None => println!("skip: this CPU has every XSAVE component (XCR0 {have:#x})"),
+        }
+        let level = ckpt_sys::cpu::level();
+        if level < 4 {
+            let t = Temp::new(&sample_with(|h| h.portable_level = level + 1));
+            let (code, _, err) = on(&["--verify"], &t);
+            assert_eq!(code, 1, "{err}");
+            let want = format!(
+                "ckpt --portable={} but this CPU is only {}",
+                xstate::level_name(level + 1),
+                xstate::level_name(level)
+            );
+            assert!(err.contains(&want), "{err}");
+        } else {
+            println!("skip: this CPU is x86-64-v4, no image can be held above it");
+        }
+    }
+
     #[test]
     fn verify_good_and_bad() {
         let file = sample();
@@ -1389,11 +1462,17 @@ mod tests {
         assert_eq!(v.get("argv"), &Json::Arr(argv.iter().map(|a| s(a)).collect()));
         assert_eq!(v.get("cwd"), &s("/tmp/dir \"q\""));
         assert_eq!(v.get("xfeatures"), &s("0x2e7"));
+        assert_eq!(v.get("required_xfeatures"), &s("0x3"));
+        assert_eq!(v.get("required_names"), &Json::Arr(vec![s("x87"), s("SSE")]));
+        assert_eq!(v.get("required_level"), &s("x86-64"));
+        assert_eq!(v.get("portable_level"), &s("x86-64"));
+        assert_eq!((v.get("cpu"), v.get("cpu_level")), (&s("Test CPU"), &s("x86-64-v4")));
         assert_eq!(v.get("mm").get("brk"), &num(BASE + 16 * P));
         let threads = v.get("threads").items();
         assert_eq!(threads.len(), 2);
         assert_eq!(threads[1].get("tid"), &num(1000));
         assert_eq!(threads[1].get("sigmask"), &s("0x200"));
+        assert_eq!((threads[1].get("xstate_bv"), threads[1].get("xinuse")), (&s("0x7"), &s("0x3")));
         assert_eq!(threads[1].get("gregs").items().len(), 23);
         let signals = v.get("signals").items();
         assert_eq!(signals.len(), 3);
@@ -1565,7 +1644,7 @@ mod tests {
             capture_ns, pid, n_threads, n_regions, n_extents, meta_offset, meta_len,
             meta_checksum, strings_len, data_offset, data_len, file_len, xfeatures, xsave_size,
             leader, n_fds, _pad, mm, process, auxv, auxv_words, umask, comm, cmdline, cwd, exe,
-            header_checksum);
+            required_xfeatures, cpu_level, portable_level, cpu_brand, xlayout, header_checksum);
         let process = fields!(ProcessState: itimers, rlimits, pending, pdeathsig, dumpable,
             child_subreaper, valid, interval_ms, interval_signal, _pad, reserved);
         let region = fields!(Region: start, end, prot, flags, kind, n_extents, first_extent, _pad,
@@ -1573,7 +1652,7 @@ mod tests {
         let extent = fields!(Extent: addr, len, file_pos, checksum);
         let thread = fields!(Thread: tid, tid_offset, ucontext, fs_base, gs_base, rseq_area,
             rseq_len, rseq_sig, clear_child_tid, robust_list, robust_len, gregs, sigmask, comm,
-            pending);
+            pending, fpstate, xstate_bv, xinuse);
         let sigaction = fields!(SigAction: handler, flags, restorer, mask);
         let fd = fields!(Fd: fd, kind, flags, fd_flags, offset, size, dev, ino, mtime_ns, mode,
             shared, pipe, path, data);
@@ -1632,7 +1711,7 @@ mod tests {
             let line = doc.lines().find(|l| l.contains(table)).expect(table);
             assert!(line.contains(&format!(" {size} bytes each")), "{line}");
         }
-        assert_eq!((HEADER_SIZE, size_of::<Region>(), size_of::<Thread>(), size_of::<Fd>()), (1168, 88, 288, 88));
+        assert_eq!((HEADER_SIZE, size_of::<Region>(), size_of::<Thread>(), size_of::<Fd>()), (1488, 88, 312, 88));
     }
 
     /// A writer whose reader has gone away.
