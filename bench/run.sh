@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 REPS=${REPS:-3}
 MEMTOUCH=$ROOT/demo/bin/memtouch
-for f in ckpt restart libckpt.so hello-test "$MEMTOUCH"; do
+for f in ckpt restart libckpt.so hello-test "$MEMTOUCH" demo/bin/cpu-dispatch; do
     [[ -e $f ]] || { echo "bench: $f is missing: run make first" >&2; exit 1; }
 done
 
@@ -235,6 +235,25 @@ for n in 1 8 64; do
 done
 TH_EXTRA=$(awk -v a="${TH_PRE[64]}" -v b="${TH_PRE[1]}" 'BEGIN { printf "%.1f", a - b }')
 
+# What --portable costs: cpu-dispatch (memcpy, memmove, strlen... in a loop)
+# run whole under ckpt natively and held to x86-64-v2 and -v3, the three
+# interleaved in each repetition.
+DISPATCH=$ROOT/demo/bin/cpu-dispatch
+portable_run() {
+    local t0 t1
+    t0=$EPOCHREALTIME
+    ./ckpt -q "$@" "$DISPATCH" 40 >/dev/null 2>"$T/portable.err" || die "cpu-dispatch under ckpt $*: $(cat "$T/portable.err")"
+    t1=$EPOCHREALTIME
+    ms_between "$t0" "$t1"
+}
+pn=() p2=() p3=()
+for ((i = 0; i < REPS; i++)); do
+    pn+=("$(portable_run)")
+    p2+=("$(portable_run --portable=x86-64-v2)")
+    p3+=("$(portable_run --portable=x86-64-v3)")
+done
+P_NATIVE=$(median "${pn[@]}") P_V2=$(median "${p2[@]}") P_V3=$(median "${p3[@]}")
+
 row() { printf '%-44s %12s %12s %10s %8s %6s\n' "$@"; }
 row "measure" "ckpt" "baseline" "ratio" "target" ""
 row "-------" "----" "--------" "-----" "------" ""
@@ -263,7 +282,11 @@ for n in 1 8 64; do
     row "threads-count $n threads: signal -> image, ms" "${TH_PRE[$n]}" "" "" "" ""
 done
 row "  64 threads beyond 1 thread, ms" "$TH_EXTRA" "" "" "<5" "$(verdict "$TH_EXTRA" 5)"
+row "cpu-dispatch 40 (string functions), ms" "" "" "" "" ""
+row "  --portable=x86-64-v2 vs native" "$P_V2" "$P_NATIVE" "$(ratio "$P_V2" "$P_NATIVE")" "" ""
+row "  --portable=x86-64-v3 vs native" "$P_V3" "$P_NATIVE" "$(ratio "$P_V3" "$P_NATIVE")" "" ""
 echo
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores."
 echo "The restart time of hello-test itself is not measured: its stdout, a pipe"
 echo "or a file, is fully buffered, so it prints nothing until it exits. 'memtouch 1 1'"
 echo "(a small program printing a flushed line every ms) stands in for it."
