@@ -18,6 +18,7 @@
 //! | `CKPT_SIGNAL`   | `USR1`, `SIGUSR1`, `RTMIN+2`, `10` | signal number              |
 //! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
+//! | `CKPT_ALLOW_FOREIGN_OUTPUT` | as `CKPT_CONTINUE`  | `1` or `0`                     |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed: only it is armed |
 //!
 //! `CKPT_INTERVAL` is informational for the library: the periodic signals
@@ -49,6 +50,8 @@ pub struct Config {
     pub keep: u32,
     /// Period of the ticker's checkpoints in ms (0: none), for messages.
     pub interval_ms: u64,
+    /// An image path that is another user's file may be replaced.
+    pub allow_foreign: bool,
     /// NUL-terminated absolute path of the image.
     pub output: [u8; PATH_MAX],
 }
@@ -60,6 +63,7 @@ const DEFAULT: Config = Config {
     cont: false,
     keep: 1,
     interval_ms: 0,
+    allow_foreign: false,
     output: [0; PATH_MAX],
 };
 
@@ -145,6 +149,7 @@ pub fn from_env() -> Option<Config> {
     cfg.quiet = flag(env(c"CKPT_QUIET"));
     cfg.verbose = flag(env(c"CKPT_VERBOSE"));
     cfg.cont = flag(env(c"CKPT_CONTINUE"));
+    cfg.allow_foreign = flag(env(c"CKPT_ALLOW_FOREIGN_OUTPUT"));
     cfg.interval_ms = env(c"CKPT_INTERVAL").and_then(seconds_ms).unwrap_or(0);
     if cfg.interval_ms != 0 {
         cfg.cont = true;

@@ -259,14 +259,15 @@ pub fn renameat(old: &CStr, new: &CStr) -> Result<()> {
     unsafe { syscall!(Sysno::renameat, AT_FDCWD, old.as_ptr(), AT_FDCWD, new.as_ptr()) }.map(drop)
 }
 
-/// Makes `new` another name of the file `old` (a hard link; a symbolic
-/// link `old` is linked itself, not followed).
-pub fn linkat(old: &CStr, new: &CStr) -> Result<()> {
-    unsafe { syscall!(Sysno::linkat, AT_FDCWD, old.as_ptr(), AT_FDCWD, new.as_ptr(), 0) }.map(drop)
+/// Makes `new` another name of the file `old` (a hard link); never
+/// replaces `new` (EEXIST). A symbolic link `old` is linked itself, unless
+/// `flags` has `AT_SYMLINK_FOLLOW`.
+pub fn linkat(old: &CStr, new: &CStr, flags: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::linkat, AT_FDCWD, old.as_ptr(), AT_FDCWD, new.as_ptr(), flags) }.map(drop)
 }
 
 pub fn unlink(path: &CStr) -> Result<()> {
-    unsafe { syscall!(Sysno::unlinkat, AT_FDCWD, path.as_ptr(), 0) }.map(drop)
+    unlinkat(AT_FDCWD, path)
 }
 
 pub fn chdir(path: &CStr) -> Result<()> {
@@ -646,4 +647,53 @@ pub fn poll_readable(fd: i32, timeout_ns: u64) -> Result<bool> {
     let mut p = PollFd { fd, events: POLLIN, revents: 0 };
     let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
     unsafe { syscall!(Sysno::ppoll, &mut p as *mut PollFd, 1, ts.as_ptr(), 0, 8) }.map(|n| n > 0)
+}
+
+// Creating files safely where other users may write (the image's directory
+// may be a sticky, world-writable one).
+
+/// With O_DIRECTORY: an unnamed file in that directory (`O_TMPFILE`).
+pub const O_TMPFILE: i32 = 0o20200000;
+pub const O_NOFOLLOW: i32 = 0o400000;
+pub const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
+pub const AT_SYMLINK_FOLLOW: i32 = 0x400;
+pub const S_IFLNK: u32 = 0o120000;
+pub const LOCK_EX: i32 = 2;
+pub const LOCK_NB: i32 = 4;
+
+/// `stat` of `name` in directory `dir` (`AT_FDCWD`: the working directory),
+/// with `flags` (`AT_SYMLINK_NOFOLLOW`: a symbolic link itself).
+pub fn fstatat(dir: i32, name: &CStr, flags: i32) -> Result<Stat> {
+    let mut st = Stat::default();
+    unsafe { syscall!(Sysno::newfstatat, dir, name.as_ptr(), &mut st as *mut Stat, flags) }.map(|_| st)
+}
+
+/// `stat` of a path, not following a final symbolic link.
+pub fn lstat(path: &CStr) -> Result<Stat> {
+    fstatat(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW)
+}
+
+pub fn fchmod(fd: i32, mode: u32) -> Result<()> {
+    unsafe { syscall!(Sysno::fchmod, fd, mode) }.map(drop)
+}
+
+pub fn geteuid() -> u32 {
+    unsafe { syscall!(Sysno::geteuid) }.unwrap_or(u32::MAX as usize) as u32
+}
+
+/// Fills `buf` with random bytes, never blocking (EAGAIN before the kernel's
+/// pool is ready).
+pub fn getrandom(buf: &mut [u8]) -> Result<usize> {
+    const GRND_NONBLOCK: u32 = 1;
+    unsafe { syscall!(Sysno::getrandom, buf.as_mut_ptr(), buf.len(), GRND_NONBLOCK) }
+}
+
+/// Removes `name` from directory `dir`.
+pub fn unlinkat(dir: i32, name: &CStr) -> Result<()> {
+    unsafe { syscall!(Sysno::unlinkat, dir, name.as_ptr(), 0) }.map(drop)
+}
+
+/// `flock(fd, op)`.
+pub fn flock(fd: i32, op: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::flock, fd, op) }.map(drop)
 }

@@ -39,6 +39,9 @@ Options:
                          one), myckpt.2.dat, ... myckpt.(N-1).dat
   -s, --signal SIG       the checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2)
                          or a number (default USR2)
+      --allow-foreign-output
+                         replace an image at PATH that belongs to another
+                         user (default: refuse that checkpoint)
   -q, --quiet            no line on stderr when a checkpoint is written
   -v, --verbose          say more on stderr (at startup, and per checkpoint)
   -h, --help             this help
@@ -48,6 +51,7 @@ Every option can also be given in the environment, for batch scripts; an
 option on the command line wins over its variable:
   CKPT_OUTPUT=PATH  CKPT_CONTINUE=1  CKPT_INTERVAL=TIME  CKPT_KEEP=N
   CKPT_SIGNAL=SIG   CKPT_QUIET=1     CKPT_VERBOSE=1
+  CKPT_ALLOW_FOREIGN_OUTPUT=1
 
 Examples:
   ckpt ./counting-test 5 &        # runs as ./counting-test 5 would
@@ -99,6 +103,7 @@ enum Verbosity {
 struct Options {
     output: PathBuf,
     cont: bool,
+    allow_foreign: bool,
     /// Period of the ticker, ms; 0: none.
     interval_ms: u64,
     keep: u32,
@@ -113,6 +118,7 @@ struct Options {
 struct Given {
     output: Option<OsString>,
     cont: bool,
+    allow_foreign: bool,
     interval_ms: Option<u64>,
     keep: Option<u32>,
     signal: Option<i32>,
@@ -254,6 +260,7 @@ fn parse_args() -> Options {
             b"-q" | b"--quiet" => g.verbosity = Some(Verbosity::Quiet),
             b"-v" | b"--verbose" => g.verbosity = Some(Verbosity::Verbose),
             b"--continue" => g.cont = true,
+            b"--allow-foreign-output" => g.allow_foreign = true,
             b"-o" | b"--output" => {
                 let v = value("/tmp/job.dat");
                 if v.is_empty() {
@@ -288,6 +295,7 @@ fn parse_args() -> Options {
     let output = g.output.or_else(|| std::env::var_os("CKPT_OUTPUT").filter(|v| !v.is_empty()));
     let interval_ms = g.interval_ms.or_else(|| env_value("CKPT_INTERVAL", parse_interval)).unwrap_or(0);
     let cont = g.cont || env_value("CKPT_CONTINUE", parse_flag).unwrap_or(false) || interval_ms != 0;
+    let allow_foreign = g.allow_foreign || env_value("CKPT_ALLOW_FOREIGN_OUTPUT", parse_flag).unwrap_or(false);
     let keep = g.keep.or_else(|| env_value("CKPT_KEEP", parse_keep)).unwrap_or(1);
     let signal = g.signal.or_else(|| env_value("CKPT_SIGNAL", parse_signal)).unwrap_or(libc::SIGUSR2);
     let verbosity = g.verbosity.unwrap_or_else(|| {
@@ -303,6 +311,7 @@ fn parse_args() -> Options {
     Options {
         output: PathBuf::from(output.unwrap_or_else(|| "myckpt.dat".into())),
         cont,
+        allow_foreign,
         interval_ms,
         keep,
         signal,
@@ -593,6 +602,7 @@ fn main() {
         .env("CKPT_OUTPUT", &output)
         .env("CKPT_SIGNAL", opts.signal.to_string())
         .env("CKPT_CONTINUE", flag(opts.cont))
+        .env("CKPT_ALLOW_FOREIGN_OUTPUT", flag(opts.allow_foreign))
         .env("CKPT_KEEP", opts.keep.to_string())
         .env("CKPT_QUIET", flag(opts.verbosity == Verbosity::Quiet))
         .env("CKPT_VERBOSE", flag(opts.verbosity == Verbosity::Verbose));
