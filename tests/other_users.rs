@@ -321,3 +321,74 @@ fn killed_checkpoint_leaves_no_temporary() {
     }
     drop(held);
 }
+
+/// `cli-count 12 30` under ckpt, checkpointed (stopped) after step 4 into
+/// `dir/img.dat`; returns the run's stdout and the uninterrupted output.
+fn checkpointed_count(dir: &TempDir) -> (Vec<u8>, Vec<u8>) {
+    let prog = demo("cli-count");
+    let reference = spawn("uninterrupted run", &mut command(&prog, &["12", "30"], &dir.path)).finish();
+    reference.expect_code(0);
+    let mut run = spawn("ckpt cli-count", &mut ckpt(&["-o", "img.dat", path_str(&prog), "12", "30"], &dir.path));
+    run.wait_line(Stream::Stdout, |l| l.starts_with("step 4 "), "step 4");
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(ckpt_image::EXIT_CHECKPOINTED);
+    (first.stdout(), reference.stdout())
+}
+
+/// `restart ARGS... img.dat` in `dir`.
+fn restart(args: &[&str], dir: &TempDir) -> Outcome {
+    let mut a = args.to_vec();
+    a.push("img.dat");
+    spawn(&format!("restart {}", a.join(" ")), &mut command(&exe("restart"), &a, &dir.path)).finish()
+}
+
+/// Asserts `restart img.dat` refused the image with one line containing
+/// `why` and naming --trust-image, without running any of it.
+fn assert_untrusted(o: &Outcome, why: &str) {
+    o.expect_code(1);
+    let err = o.stderr_text();
+    assert!(
+        err.lines().count() == 1 && err.contains("img.dat") && err.contains(why) && err.contains("--trust-image"),
+        "restart should refuse in one line saying {why:?} and naming --trust-image\n{}",
+        o.describe()
+    );
+    assert!(o.stdout().is_empty(), "nothing of the image should have run\n{}", o.describe());
+}
+
+/// An image is the program's code and memory: `restart` refuses one that
+/// group or others may write, and (as root) one that belongs to another
+/// user — which would run that user's code as root — unless
+/// `--trust-image`. `readckpt` still reads any image.
+#[test]
+fn restart_refuses_an_image_it_does_not_own() {
+    let dir = TempDir::new("trust");
+    let (first, reference) = checkpointed_count(&dir);
+    let image = dir.join("img.dat");
+
+    chmod(&image, 0o620);
+    assert_untrusted(&restart(&[], &dir), "writable by group or others");
+    chmod(&image, 0o606);
+    assert_untrusted(&restart(&[], &dir), "writable by group or others");
+    let o = spawn("readckpt", &mut command(&exe("readckpt"), &["img.dat"], &dir.path)).finish();
+    o.expect_code(0);
+    let second = restart(&["--trust-image"], &dir);
+    second.expect_code(0);
+    assert_same("restart --trust-image", &cat(&[&first, &second.stdout()]), &reference);
+    chmod(&image, 0o600);
+
+    if can_plant("restart_refuses_an_image_it_does_not_own") {
+        lchown(&image, Some(NOBODY), Some(NOBODY)).unwrap();
+        assert_untrusted(&restart(&[], &dir), "belongs to another user");
+        let o =
+            spawn("readckpt --verify", &mut command(&exe("readckpt"), &["--verify", "img.dat"], &dir.path)).finish();
+        o.expect_code(0);
+        let second = restart(&["--trust-image"], &dir);
+        second.expect_code(0);
+        assert_same("restart --trust-image of nobody's image", &cat(&[&first, &second.stdout()]), &reference);
+        lchown(&image, Some(0), Some(0)).unwrap();
+    }
+    let second = restart(&[], &dir);
+    second.expect_code(0);
+    assert_same("restart of the caller's own 0600 image", &cat(&[&first, &second.stdout()]), &reference);
+}

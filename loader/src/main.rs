@@ -108,7 +108,7 @@ unsafe extern "C" fn loader_main(initial_sp: *const u64) -> ! {
 pub enum Never {}
 
 fn restart(opts: &args::Options) -> Result<Never, Fail> {
-    let img = image::open(opts.image_cstr())?;
+    let img = image::open(opts.image_cstr(), opts.trust_image)?;
     img.check_cpu()?;
     threads::check(img.meta)?;
     let mut vdso = vdso::plan(img.meta)?;
