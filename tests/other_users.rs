@@ -392,3 +392,72 @@ fn restart_refuses_an_image_it_does_not_own() {
     second.expect_code(0);
     assert_same("restart of the caller's own 0600 image", &cat(&[&first, &second.stdout()]), &reference);
 }
+
+/// Asserts `ckpt PROG` refused the program (exit 126, one line saying
+/// `why`) without running it.
+fn assert_refused_program(o: &Outcome, why: &str) {
+    o.expect_code(126);
+    let err = o.stderr_text();
+    assert!(
+        err.lines().count() == 1 && err.contains(why) && err.contains("LD_PRELOAD"),
+        "ckpt should refuse the program in one line saying {why:?}\n{}",
+        o.describe()
+    );
+    assert!(o.stdout().is_empty(), "the privileged program should not have run\n{}", o.describe());
+}
+
+/// Setuid, setgid and file-capability programs run in the dynamic loader's
+/// secure mode, without libckpt.so: ckpt refuses them (exit 126) instead
+/// of running them unprotected. As root: a program setuid/setgid to
+/// nobody; as nobody (setpriv): a program with a file capability.
+#[test]
+fn privileged_programs_are_refused() {
+    if !can_plant("privileged_programs_are_refused") {
+        return;
+    }
+    let dir = TempDir::new("privileged");
+    dir.chmod(0o777);
+    let prog = dir.join("count");
+    fs::copy(demo("cli-count"), &prog).unwrap();
+    let run = |args: &[&str]| {
+        let mut a = vec!["-o", "img.dat"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&[path_str(&prog), "2", "10"]);
+        spawn("ckpt cli-count", &mut ckpt(&a, &dir.path)).finish()
+    };
+
+    lchown(&prog, Some(NOBODY), Some(NOBODY)).unwrap();
+    chmod(&prog, 0o4755);
+    assert_refused_program(&run(&[]), "is setuid");
+    chmod(&prog, 0o2755);
+    assert_refused_program(&run(&[]), "is setgid");
+    // Setgid without group execute is not a setgid program (mandatory
+    // locking); and a plain copy runs.
+    chmod(&prog, 0o2745);
+    run(&[]).expect_code(0);
+    chmod(&prog, 0o755);
+    let o = run(&[]);
+    o.expect_code(0);
+    assert!(!o.stdout().is_empty(), "the plain program should have run\n{}", o.describe());
+
+    let setcap = Path::new("/usr/sbin/setcap");
+    if !setcap.exists() {
+        eprintln!("privileged_programs_are_refused: skipped the file-capability case: /usr/sbin/setcap (libcap2-bin) is missing");
+        return;
+    }
+    let st = Command::new(setcap).args(["cap_net_raw+ep", path_str(&prog)]).status().unwrap();
+    assert!(st.success(), "setcap cap_net_raw+ep {} failed", prog.display());
+    let ckpt_exe = exe("ckpt");
+    let a = [
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        path_str(&ckpt_exe),
+        "-o",
+        "img.dat",
+        path_str(&prog),
+    ];
+    let o = spawn("ckpt as nobody", &mut command(Path::new("/usr/bin/setpriv"), &a, &dir.path)).finish();
+    assert_refused_program(&o, "has file capabilities");
+}

@@ -72,7 +72,9 @@ program tries to set a handler for it. Periodic checkpoints go on after a
 restart (restart starts its own ticker from what the image records).
 
 Exit status: the program's own; 99 when it stopped for a checkpoint;
-2 for a usage error; 126 if PROGRAM cannot be run; 127 if it is not found.";
+2 for a usage error; 126 if PROGRAM cannot be run (or is statically linked,
+setuid, setgid or has file capabilities: it could not be checkpointed);
+127 if it is not found.";
 
 /// Exit status of a usage error.
 const USAGE_ERROR: i32 = 2;
@@ -397,6 +399,39 @@ fn check_dynamic(path: &Path) -> Result<(), String> {
     }
 }
 
+/// Refuses a program that the kernel would run with privileges the caller
+/// does not have: setuid to another user, setgid to another group, or with
+/// file capabilities (`security.capability`; not for the real root, who has
+/// them all). The dynamic loader runs such a program in secure mode, which
+/// ignores LD_PRELOAD: it would run unprotected, and the first checkpoint
+/// signal would kill it.
+fn check_unprivileged(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: these calls cannot fail.
+    let (uid, euid, egid) = unsafe { (libc::getuid(), libc::geteuid(), libc::getegid()) };
+    let why = if m.mode() & 0o4000 != 0 && m.uid() != euid {
+        format!("is setuid (it runs as uid {})", m.uid())
+    } else if m.mode() & 0o2010 == 0o2010 && m.gid() != egid {
+        format!("is setgid (it runs as gid {})", m.gid())
+    } else if uid != 0 && has_file_capabilities(path) {
+        "has file capabilities (security.capability)".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "{} {why}: the dynamic loader ignores LD_PRELOAD for such a program, so it could not be checkpointed",
+        path.display()
+    ))
+}
+
+fn has_file_capabilities(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: getxattr with a NUL-terminated path and name and no buffer
+    // (size 0) returns the attribute's size, or -1 (ENODATA: none).
+    unsafe { libc::getxattr(c.as_ptr(), c"security.capability".as_ptr(), core::ptr::null_mut(), 0) >= 0 }
+}
+
 /// libckpt.so beside this executable, or in its install prefix.
 fn find_library() -> Option<PathBuf> {
     let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
@@ -582,7 +617,7 @@ fn main() {
     if !program.exists() {
         fail(127, format!("{}: no such file (check the path)", program.display()))
     }
-    if let Err(e) = check_dynamic(&program) {
+    if let Err(e) = check_dynamic(&program).and_then(|()| check_unprivileged(&program)) {
         fail(126, e)
     }
     let Some(lib) = find_library() else {
