@@ -582,3 +582,33 @@ fn interval_goes_on_after_a_restart() {
     let want: String = (0..10).map(|i| format!("{i}\n")).collect();
     assert_eq!(o.stdout_text(), want, "{}", o.describe());
 }
+
+/// ckpt's own line on stderr never raises a signal in the program: a
+/// `--continue` program whose stderr reader went away (a closed pipe) is
+/// checkpointed twice and goes on to its end, as if nothing happened.
+#[test]
+fn closed_stderr_pipe_does_not_kill_the_program() {
+    let dir = TempDir::new("cli-epipe");
+    let prog = demo("cli-count");
+    let reference = reference_run(&prog, &["30", "30"], &dir);
+    let image = dir.join("img.dat");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut c = ckpt(&["--continue", "-o", "img.dat", path_str(&prog), "30", "30"], &dir);
+    c.stderr(writer);
+    let mut run = spawn("ckpt --continue, stderr a closed pipe", &mut c);
+    for (step, n) in [("step 3 ", 1), ("step 8 ", 2)] {
+        run.wait_line(Stream::Stdout, |l| l.starts_with(step), step);
+        let before = fs::metadata(&image).ok().and_then(|m| m.modified().ok());
+        run.checkpoint();
+        wait_until(&format!("checkpoint {n} is written"), || {
+            fs::metadata(&image).ok().and_then(|m| m.modified().ok()).is_some_and(|t| Some(t) != before)
+        });
+    }
+    let first = run.finish();
+    first.expect_code(0);
+    let reference = reference.finish();
+    reference.expect_code(0);
+    assert_same("ckpt --continue with a closed stderr", &first.stdout(), &reference.stdout());
+    verify(&image, &dir);
+}
