@@ -846,3 +846,39 @@ fn restarted_program_shows_its_own_command_line() {
     assert_eq!(comm.trim_end(), "counting-test");
     run.finish().expect_code(0);
 }
+
+/// A restarted program that re-execs itself (same pid, new program image)
+/// is still armed: checkpointed after the exec, it stops with an image,
+/// and that image restarts to the end of the uninterrupted output.
+#[test]
+fn reexec_after_restart_keeps_checkpointing() {
+    let dir = TempDir::new("reexec");
+    let prog = demo("reexec");
+    let args = ["1", "8", "30"];
+    let reference = spawn("uninterrupted run", &mut command(&prog, &args, &dir.path));
+    let tools = Tools::new();
+    let image = dir.join("img.dat");
+    let mut run = spawn("ckpt reexec", &mut tools.ckpt(Some(&image), &prog, &args, &dir.path));
+    run.wait_line(Stream::Stdout, |l| l == "gen 1 step 3\n", "gen 1 step 3");
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+
+    // The restart re-execs into generation 0: checkpoint it there.
+    let mut run = spawn("restart", &mut tools.restart(Some(&image), &dir.path));
+    run.wait_line(Stream::Stdout, |l| l == "gen 0 step 2\n", "gen 0 step 2 (after the re-exec)");
+    run.checkpoint();
+    let second = run.finish();
+    second.expect_code(CHECKPOINTED);
+    check_ckpt_message(&second, &image);
+
+    let third = spawn("second restart", &mut tools.restart(Some(&image), &dir.path)).finish();
+    third.expect_code(0);
+    let reference = reference.finish();
+    reference.expect_code(0);
+    assert_same(
+        "re-exec after a restart",
+        &cat(&[&first.stdout(), &second.stdout(), &third.stdout()]),
+        &reference.stdout(),
+    );
+}

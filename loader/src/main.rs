@@ -40,6 +40,7 @@ extern crate alloc;
 
 mod args;
 mod data;
+mod environ;
 mod fail;
 mod files;
 mod image;
@@ -124,6 +125,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         memory::unmap_all_but_loader();
         vdso.place()?;
         memory::restore(&img)?;
+        environ::update_ckpt_pid(img.meta, ckpt_sys::getpid() as u32);
         resume::resume(img.meta, img.fd, opts)
     }
 }

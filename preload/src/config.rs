@@ -19,7 +19,7 @@
 //! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_ALLOW_FOREIGN_OUTPUT` | as `CKPT_CONTINUE`  | `1` or `0`                     |
-//! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed: only it is armed |
+//! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed, 10 digits: only it is armed (restart puts its own pid there) |
 //!
 //! `CKPT_INTERVAL` is informational for the library: the periodic signals
 //! come from ckpt's ticker process, outside the program. The library

@@ -633,7 +633,9 @@ fn main() {
     cmd.arg0(&opts.program)
         .args(&opts.args)
         .env("LD_PRELOAD", preload)
-        .env("CKPT_PID", std::process::id().to_string())
+        // Zero-padded: restart rewrites it in place with its own pid
+        // (loader/src/environ.rs), so that a re-exec stays armed.
+        .env("CKPT_PID", format!("{:010}", std::process::id()))
         .env("CKPT_OUTPUT", &output)
         .env("CKPT_SIGNAL", opts.signal.to_string())
         .env("CKPT_CONTINUE", flag(opts.cont))
