@@ -50,18 +50,7 @@ impl Tools {
     fn cmd(&self, program: &Path, args: &[&str], cwd: &Path) -> Command {
         match self.user {
             None => command(program, args, cwd),
-            Some((uid, gid)) => {
-                let mut full = vec![
-                    format!("--reuid={uid}"),
-                    format!("--regid={gid}"),
-                    "--clear-groups".to_string(),
-                    "--".to_string(),
-                    program.to_str().unwrap().to_string(),
-                ];
-                full.extend(args.iter().map(|s| s.to_string()));
-                let full: Vec<&str> = full.iter().map(|s| s.as_str()).collect();
-                command(Path::new("/usr/bin/setpriv"), &full, cwd)
-            }
+            Some((uid, gid)) => command_as(uid, gid, program, args, cwd),
         }
     }
 

@@ -386,14 +386,9 @@ impl Builder<'_> {
         buf[..m.name.len()].copy_from_slice(m.name);
         let Ok(path) = CStr::from_bytes_until_nul(&buf) else { return FileId::default() };
         match sys::stat(path) {
-            Ok(st) if st.ino == m.inode => FileId {
-                dev: st.dev,
-                ino: st.ino,
-                size: st.size.max(0) as u64,
-                mtime_ns: (st.mtime[0].max(0) as u64)
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add(st.mtime[1].max(0) as u64),
-            },
+            Ok(st) if st.ino == m.inode => {
+                FileId { dev: st.dev, ino: st.ino, size: st.size.max(0) as u64, mtime_ns: st.mtime_ns() }
+            }
             _ => FileId::default(),
         }
     }

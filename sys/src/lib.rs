@@ -97,6 +97,13 @@ pub struct Stat {
     pub _unused: [i64; 3],
 }
 
+impl Stat {
+    /// The modification time in nanoseconds since the epoch (0 before it).
+    pub fn mtime_ns(&self) -> u64 {
+        (self.mtime[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(self.mtime[1].max(0) as u64)
+    }
+}
+
 /// The kernel's `struct sigaction` on x86-64 (same layout as the image's).
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -691,6 +698,15 @@ pub fn getrandom(buf: &mut [u8]) -> Result<usize> {
 /// Removes `name` from directory `dir`.
 pub fn unlinkat(dir: i32, name: &CStr) -> Result<()> {
     unsafe { syscall!(Sysno::unlinkat, dir, name.as_ptr(), 0) }.map(drop)
+}
+
+pub const R_OK: i32 = 4;
+pub const W_OK: i32 = 2;
+
+/// Whether the caller may open `path` for `mode` (`R_OK`, `W_OK`), without
+/// opening it (`faccessat`: real uid, as restart is never setuid).
+pub fn access(path: &CStr, mode: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::faccessat, AT_FDCWD, path.as_ptr(), mode) }.map(drop)
 }
 
 /// `flock(fd, op)`.
