@@ -612,3 +612,27 @@ fn closed_stderr_pipe_does_not_kill_the_program() {
     assert_same("ckpt --continue with a closed stderr", &first.stdout(), &reference.stdout());
     verify(&image, &dir);
 }
+
+/// Around its line on a broken stderr, ckpt neither leaves a SIGPIPE of
+/// its own pending in a program that blocks SIGPIPE, nor takes away one
+/// the program had pending itself.
+#[test]
+fn closed_stderr_pipe_leaves_the_programs_pending_sigpipe_as_it_was() {
+    let dir = TempDir::new("cli-epipe-pending");
+    let prog = demo("sigpipe-blocked");
+    for (mode, want) in [("clean", "no"), ("raise", "yes")] {
+        let image = dir.join(&format!("{mode}.dat"));
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut c = ckpt(&["--continue", "-o", path_str(&image), path_str(&prog), mode, "20"], &dir);
+        c.stderr(writer);
+        let mut run = spawn(&format!("sigpipe-blocked {mode}"), &mut c);
+        run.wait_line(Stream::Stdout, |l| l == "step 3\n", "step 3");
+        run.checkpoint();
+        wait_until("the image is written", || image.exists());
+        let o = run.finish();
+        o.expect_code(0);
+        let last = o.text_lines(Stream::Stdout).pop().unwrap_or_default();
+        assert_eq!(last, format!("SIGPIPE pending: {want}\n"), "{mode}: {}", o.describe());
+    }
+}
