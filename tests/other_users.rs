@@ -256,6 +256,35 @@ fn fds_into(pid: i32, dir: &Path) -> usize {
     entries.flatten().filter(|e| fs::read_link(e.path()).is_ok_and(|t| t.starts_with(dir))).count()
 }
 
+/// `bigmem MIB` under `ckpt -o IMAGE`, once it is ready; with
+/// `no_tmpfile`, as on a file system without O_TMPFILE.
+fn bigmem(image: &Path, mib: &str, dir: &TempDir, no_tmpfile: bool) -> Run {
+    use std::os::unix::process::CommandExt;
+    let mut c = ckpt(&["-o", path_str(image), path_str(&demo("bigmem")), mib], &dir.path);
+    c.stdin(std::process::Stdio::piped());
+    if no_tmpfile {
+        // SAFETY: no_o_tmpfile only makes system calls.
+        unsafe { c.pre_exec(no_o_tmpfile) };
+    }
+    let mut run = spawn(&format!("ckpt bigmem {mib}"), &mut c);
+    run.wait_line(Stream::Stdout, |l| l.starts_with("bigmem: ready"), "ready");
+    run
+}
+
+/// Checkpoints `run` and kills it (SIGKILL) as soon as it has a file open
+/// in `dir`: while it writes the image.
+fn kill_while_writing(run: Run, dir: &Path) {
+    run.checkpoint();
+    let start = Instant::now();
+    while fds_into(run.pid, dir) == 0 {
+        assert!(start.elapsed() < TIMEOUT, "the checkpoint never opened its image file");
+        thread::sleep(Duration::from_micros(200));
+    }
+    run.signal(libc::SIGKILL);
+    let o = run.finish();
+    assert_eq!(describe_status(&o.status), "killed by signal 9 (SIGKILL)", "{}", o.describe());
+}
+
 /// A checkpoint killed (SIGKILL) while it writes leaves nothing in the
 /// image's directory; and the next checkpoint removes this image's
 /// temporaries that an earlier one left (from a file system without
@@ -267,20 +296,7 @@ fn killed_checkpoint_leaves_no_temporary() {
     let out = dir.join("out");
     fs::create_dir(&out).unwrap();
     let image = out.join("big.dat");
-    let prog = demo("bigmem");
-    let mut c = ckpt(&["-o", path_str(&image), path_str(&prog), "384"], &dir.path);
-    c.stdin(std::process::Stdio::piped());
-    let mut run = spawn("ckpt bigmem 384", &mut c);
-    run.wait_line(Stream::Stdout, |l| l.starts_with("bigmem: ready"), "ready");
-    run.checkpoint();
-    let start = Instant::now();
-    while fds_into(run.pid, &out) == 0 {
-        assert!(start.elapsed() < TIMEOUT, "the checkpoint never opened its image file");
-        thread::sleep(Duration::from_micros(200));
-    }
-    run.signal(libc::SIGKILL);
-    let o = run.finish();
-    assert_eq!(describe_status(&o.status), "killed by signal 9 (SIGKILL)", "{}", o.describe());
+    kill_while_writing(bigmem(&image, "384", &dir, false), &out);
     let left: Vec<_> = fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name()).collect();
     assert!(left.is_empty(), "a killed checkpoint left {left:?} in the image's directory");
 
@@ -306,10 +322,7 @@ fn killed_checkpoint_leaves_no_temporary() {
             fs::write(p, b"keep").unwrap();
         }
     }
-    let mut c = ckpt(&["-o", path_str(&image), path_str(&prog), "8"], &dir.path);
-    c.stdin(std::process::Stdio::piped());
-    let mut run = spawn("ckpt bigmem 8", &mut c);
-    run.wait_line(Stream::Stdout, |l| l.starts_with("bigmem: ready"), "ready");
+    let run = bigmem(&image, "8", &dir, false);
     run.checkpoint();
     run.finish().expect_code(ckpt_image::EXIT_CHECKPOINTED);
     assert_private_image(&image, &dir.path);
@@ -436,4 +449,71 @@ fn privileged_programs_are_refused() {
     let a = ["-o", "img.dat", path_str(&prog), "2", "10"];
     let o = spawn("ckpt as nobody", &mut command_as(NOBODY, NOBODY, &exe("ckpt"), &a, &dir.path)).finish();
     assert_refused_program(&o, "has file capabilities");
+}
+
+/// Makes every `openat` with `O_TMPFILE` in this process and what it execs
+/// fail with EOPNOTSUPP, as on a file system without it (a seccomp filter,
+/// which survives exec). For `pre_exec`: async-signal-safe.
+fn no_o_tmpfile() -> std::io::Result<()> {
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+    const O_TMPFILE_BIT: u32 = 0o20000000; // __O_TMPFILE
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let filter = [
+        op(LD_W_ABS, 0, 0, 4), // seccomp_data.arch
+        op(JEQ_K, 0, 5, AUDIT_ARCH_X86_64),
+        op(LD_W_ABS, 0, 0, 0), // .nr
+        op(JEQ_K, 0, 3, libc::SYS_openat as u32),
+        op(LD_W_ABS, 0, 0, 32), // .args[2] (flags), low half
+        op(JSET_K, 0, 1, O_TMPFILE_BIT),
+        op(RET_K, 0, 0, 0x0005_0000 | libc::EOPNOTSUPP as u32), // SECCOMP_RET_ERRNO
+        op(RET_K, 0, 0, 0x7fff_0000),                           // SECCOMP_RET_ALLOW
+    ];
+    let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr() as *mut libc::sock_filter };
+    // SAFETY: prctl with a filter program that lives for the call.
+    let ok = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            && libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Whether `name` is `<base>.<16 hex digits>.tmp`.
+fn is_random_temporary(name: &str, base: &str) -> bool {
+    let digits = name.strip_prefix(base).and_then(|r| r.strip_prefix('.')).and_then(|r| r.strip_suffix(".tmp"));
+    digits.is_some_and(|d| d.len() == 16 && d.bytes().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Where the file system has no O_TMPFILE: the temporary is a random name,
+/// mode 0600; a checkpoint killed while writing it leaves it, and the next
+/// checkpoint of the image removes it.
+#[test]
+fn without_o_tmpfile_the_next_checkpoint_removes_a_killed_ones_temporary() {
+    let dir = TempDir::new("no-tmpfile");
+    let out = dir.join("out");
+    fs::create_dir(&out).unwrap();
+    let image = out.join("big.dat");
+    kill_while_writing(bigmem(&image, "384", &dir, true), &out);
+    let left: Vec<String> =
+        fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert!(
+        left.len() == 1 && is_random_temporary(&left[0], "big.dat"),
+        "the killed checkpoint should have left one big.dat.<16 hex>.tmp: {left:?}"
+    );
+    let stale = out.join(&left[0]);
+    assert_eq!(fs::metadata(&stale).unwrap().mode() & 0o7777, 0o600, "the temporary should be mode 0600");
+
+    let run = bigmem(&image, "8", &dir, true);
+    run.checkpoint();
+    run.finish().expect_code(ckpt_image::EXIT_CHECKPOINTED);
+    assert_private_image(&image, &dir.path);
+    let left: Vec<_> = fs::read_dir(&out).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert_eq!(left, ["big.dat"], "the next checkpoint should have removed the stale temporary");
 }
