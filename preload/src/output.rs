@@ -222,23 +222,14 @@ impl Output {
     pub fn remove_stale(&self, scratch: &mut [u8]) {
         let Ok(dir) = sys::open(self.dir(), sys::O_RDONLY | sys::O_DIRECTORY) else { return };
         let me = sys::geteuid();
-        while let Ok(n) = sys::getdents64(dir, scratch) {
-            if n == 0 {
-                break;
-            }
-            let mut at = 0;
-            while at + 19 <= n {
-                let reclen = u16::from_le_bytes([scratch[at + 16], scratch[at + 17]]) as usize;
-                if reclen == 0 {
-                    break;
-                }
-                let rec = &scratch[at..(at + reclen).min(n)];
-                if let Ok(name) = CStr::from_bytes_until_nul(&rec[19..]) {
-                    if self.is_temporary(name.to_bytes()) {
-                        remove_if_stale(dir, name, me);
-                    }
-                }
-                at += reclen;
+        const NAME_MAX: usize = 255;
+        let mut name_buf = [0u8; NAME_MAX + 1];
+        while let Ok(n @ 1..) = sys::getdents64(dir, scratch) {
+            let names = sys::dirent_names(&scratch[..n]);
+            for name in names.filter(|name| name.len() <= NAME_MAX && self.is_temporary(name)) {
+                name_buf[..name.len()].copy_from_slice(name);
+                name_buf[name.len()] = 0;
+                remove_if_stale(dir, cstr(&name_buf, name.len()), me);
             }
         }
         sys::close(dir);

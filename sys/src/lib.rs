@@ -285,6 +285,33 @@ pub fn getdents64(fd: i32, buf: &mut [u8]) -> Result<usize> {
     unsafe { syscall!(Sysno::getdents64, fd, buf.as_mut_ptr(), buf.len()) }
 }
 
+/// The names in the bytes a `getdents64` returned (`struct linux_dirent64`:
+/// ino u64, off i64, reclen u16, type u8, name NUL-terminated).
+pub struct DirentNames<'a> {
+    buf: &'a [u8],
+    off: usize,
+}
+
+pub fn dirent_names(buf: &[u8]) -> DirentNames<'_> {
+    DirentNames { buf, off: 0 }
+}
+
+impl<'a> Iterator for DirentNames<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let b = self.buf;
+        let rec = b.get(self.off..)?;
+        if rec.len() < 19 {
+            return None;
+        }
+        let reclen = u16::from_le_bytes([rec[16], rec[17]]) as usize;
+        let name = rec.get(19..reclen.min(rec.len())).unwrap_or(&[]);
+        self.off += reclen.max(19);
+        Some(&name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())])
+    }
+}
+
 /// The working directory, NUL excluded.
 pub fn getcwd(buf: &mut [u8]) -> Result<usize> {
     unsafe { syscall!(Sysno::getcwd, buf.as_mut_ptr(), buf.len()) }.map(|n| n.saturating_sub(1))
