@@ -439,6 +439,15 @@ fn privileged_programs_are_refused() {
     o.expect_code(0);
     assert!(!o.stdout().is_empty(), "the plain program should have run\n{}", o.describe());
 
+    // A setuid script is not privileged (the kernel ignores the bit): it runs.
+    let script = dir.join("script");
+    fs::write(&script, "#!/bin/sh\necho script ran\n").unwrap();
+    lchown(&script, Some(NOBODY), Some(NOBODY)).unwrap();
+    chmod(&script, 0o4755);
+    let o = spawn("ckpt of a setuid script", &mut ckpt(&["-o", "img.dat", path_str(&script)], &dir.path)).finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "script ran\n", "{}", o.describe());
+
     let setcap = Path::new("/usr/sbin/setcap");
     if !setcap.exists() {
         eprintln!("privileged_programs_are_refused: skipped the file-capability case: /usr/sbin/setcap (libcap2-bin) is missing");

@@ -404,9 +404,16 @@ fn check_dynamic(path: &Path) -> Result<(), String> {
 /// file capabilities (`security.capability`; not for the real root, who has
 /// them all). The dynamic loader runs such a program in secure mode, which
 /// ignores LD_PRELOAD: it would run unprotected, and the first checkpoint
-/// signal would kill it.
+/// signal would kill it. (A script's set-id bits and capabilities are
+/// ignored by the kernel: its interpreter is what runs.)
 fn check_unprivileged(path: &Path) -> Result<(), String> {
+    use std::io::Read;
     use std::os::unix::fs::MetadataExt;
+    let mut magic = [0u8; 4];
+    let elf = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"\x7fELF";
+    if !elf {
+        return Ok(());
+    }
     let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     // SAFETY: these calls cannot fail.
     let (uid, euid, egid) = unsafe { (libc::getuid(), libc::geteuid(), libc::getegid()) };
