@@ -532,6 +532,7 @@ fn bad_images_are_refused() {
     let mut add = |name: String, bytes: &[u8]| {
         let p = dir.join(&format!("bad-{}.dat", cases.len()));
         fs::write(&p, bytes).unwrap();
+        chmod(&p, 0o600); // what ckpt writes, whatever the umask: only the bytes are bad
         cases.push((name, p));
     };
     let mut cuts = vec![
