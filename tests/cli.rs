@@ -582,3 +582,57 @@ fn interval_goes_on_after_a_restart() {
     let want: String = (0..10).map(|i| format!("{i}\n")).collect();
     assert_eq!(o.stdout_text(), want, "{}", o.describe());
 }
+
+/// ckpt's own line on stderr never raises a signal in the program: a
+/// `--continue` program whose stderr reader went away (a closed pipe) is
+/// checkpointed twice and goes on to its end, as if nothing happened.
+#[test]
+fn closed_stderr_pipe_does_not_kill_the_program() {
+    let dir = TempDir::new("cli-epipe");
+    let prog = demo("cli-count");
+    let reference = reference_run(&prog, &["30", "30"], &dir);
+    let image = dir.join("img.dat");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut c = ckpt(&["--continue", "-o", "img.dat", path_str(&prog), "30", "30"], &dir);
+    c.stderr(writer);
+    let mut run = spawn("ckpt --continue, stderr a closed pipe", &mut c);
+    for (step, n) in [("step 3 ", 1), ("step 8 ", 2)] {
+        run.wait_line(Stream::Stdout, |l| l.starts_with(step), step);
+        let before = fs::metadata(&image).ok().and_then(|m| m.modified().ok());
+        run.checkpoint();
+        wait_until(&format!("checkpoint {n} is written"), || {
+            fs::metadata(&image).ok().and_then(|m| m.modified().ok()).is_some_and(|t| Some(t) != before)
+        });
+    }
+    let first = run.finish();
+    first.expect_code(0);
+    let reference = reference.finish();
+    reference.expect_code(0);
+    assert_same("ckpt --continue with a closed stderr", &first.stdout(), &reference.stdout());
+    verify(&image, &dir);
+}
+
+/// Around its line on a broken stderr, ckpt neither leaves a SIGPIPE of
+/// its own pending in a program that blocks SIGPIPE, nor takes away one
+/// the program had pending itself.
+#[test]
+fn closed_stderr_pipe_leaves_the_programs_pending_sigpipe_as_it_was() {
+    let dir = TempDir::new("cli-epipe-pending");
+    let prog = demo("sigpipe-blocked");
+    for (mode, want) in [("clean", "no"), ("raise", "yes")] {
+        let image = dir.join(&format!("{mode}.dat"));
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut c = ckpt(&["--continue", "-o", path_str(&image), path_str(&prog), mode, "20"], &dir);
+        c.stderr(writer);
+        let mut run = spawn(&format!("sigpipe-blocked {mode}"), &mut c);
+        run.wait_line(Stream::Stdout, |l| l == "step 3\n", "step 3");
+        run.checkpoint();
+        wait_until("the image is written", || image.exists());
+        let o = run.finish();
+        o.expect_code(0);
+        let last = o.text_lines(Stream::Stdout).pop().unwrap_or_default();
+        assert_eq!(last, format!("SIGPIPE pending: {want}\n"), "{mode}: {}", o.describe());
+    }
+}

@@ -10,6 +10,7 @@ mod common;
 
 use common::*;
 use std::fs;
+use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -422,4 +423,87 @@ fn keep_stdio_stdout_and_stderr_sharing_one_file() {
         .map(|l| format!("{l}\n"))
         .collect();
     assert_same("stdout and stderr, in one file", got.as_bytes(), &read(&ref_out));
+}
+
+/// A file changed since the checkpoint — grown, or modified in place at
+/// the same size — is named with what changed (a warning, or --strict's
+/// refusal); so is a file that can no longer be opened as it was (no
+/// permission: --strict refuses, the default puts /dev/null there). The
+/// permission case runs as nobody when the tests run as root (root may
+/// open anything).
+#[test]
+fn changed_or_unopenable_files_are_named_and_refused_with_strict() {
+    let dir = TempDir::new("files-modified");
+    let reference = files_log_reference(&dir.join("ref"));
+
+    // Grown: more input appended after the checkpoint.
+    let run_dir = dir.join("grown");
+    let image = dir.join("grown.dat");
+    let first = files_log_checkpointed(&run_dir, &image, None);
+    let input = run_dir.join("input.txt");
+    let size = fs::metadata(&input).unwrap().len();
+    fs::OpenOptions::new().append(true).open(&input).unwrap().write_all(b"one more line\n").unwrap();
+    let grew = format!("input.txt): the file grew from {size} to {} bytes since the checkpoint", size + 14);
+    let strict = spawn("restart --strict", &mut restart(&image, &["--strict"], &dir.path)).finish();
+    assert_strict_refused(&strict, &grew);
+    let second = spawn("restart", &mut restart(&image, &[], &dir.path)).finish();
+    second.expect_code(0);
+    let warnings = lines_starting(&second, Stream::Stderr, "restart:");
+    assert!(
+        warnings.len() == 1 && warnings[0].contains(&grew) && warnings[0].ends_with("; reopened anyway\n"),
+        "one warning saying how the input grew\n{}",
+        second.describe()
+    );
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+
+    // Modified in place: the same size, other bytes (past what was read).
+    let run_dir = dir.join("in-place");
+    let image = dir.join("in-place.dat");
+    files_log_checkpointed(&run_dir, &image, None);
+    let input = run_dir.join("input.txt");
+    let mut bytes = read(&input);
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    fs::write(&input, &bytes).unwrap();
+    let strict = spawn("restart --strict", &mut restart(&image, &["--strict"], &dir.path)).finish();
+    assert_strict_refused(&strict, "input.txt): the file was modified in place since the checkpoint (same size");
+
+    // No permission any more: the log, open for writing, made mode 0000.
+    let run_dir = dir.join("denied");
+    let image = run_dir.join("denied.dat");
+    let user = is_root().then_some((65534, 65534));
+    let as_user = |program: &Path, args: &[&str]| match user {
+        Some((uid, gid)) => command_as(uid, gid, program, args, &run_dir),
+        None => command(program, args, &run_dir),
+    };
+    fs::create_dir(&run_dir).unwrap();
+    chmod(&run_dir, 0o777);
+    fs::write(run_dir.join("input.txt"), log_input(500)).unwrap();
+    let prog = demo("files-log");
+    let args = ["-o", image.to_str().unwrap(), prog.to_str().unwrap(), "input.txt", "log.txt", LOG_STEPS];
+    let mut run = spawn("checkpointed run", &mut as_user(&exe("ckpt"), &args));
+    run.wait_line(Stream::Stderr, |l| l == "files-log: step 5\n", "step 5");
+    run.checkpoint();
+    checkpointed(&run.finish(), &image);
+    let log = run_dir.join("log.txt");
+    chmod(&log, 0o000);
+    let image_arg = image.to_str().unwrap();
+    let strict = spawn("restart --strict", &mut as_user(&exe("restart"), &["--strict", image_arg])).finish();
+    assert_strict_refused(&strict, "log.txt): cannot be reopened: Permission denied (EACCES)");
+    let second = spawn("restart", &mut as_user(&exe("restart"), &[image_arg])).finish();
+    second.expect_code(0);
+    let warnings = lines_starting(&second, Stream::Stderr, "restart:");
+    assert!(
+        warnings.len() == 1
+            && warnings[0].contains("log.txt): cannot be reopened: Permission denied (EACCES); it is /dev/null"),
+        "one warning saying the log cannot be reopened\n{}",
+        second.describe()
+    );
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+}
+
+/// `restart --strict` refused in one line containing `why`, before the
+/// program ran.
+fn assert_strict_refused(o: &Outcome, why: &str) {
+    assert_refused(o, 1, &[why, "not restarting (--strict)"]);
 }

@@ -50,18 +50,7 @@ impl Tools {
     fn cmd(&self, program: &Path, args: &[&str], cwd: &Path) -> Command {
         match self.user {
             None => command(program, args, cwd),
-            Some((uid, gid)) => {
-                let mut full = vec![
-                    format!("--reuid={uid}"),
-                    format!("--regid={gid}"),
-                    "--clear-groups".to_string(),
-                    "--".to_string(),
-                    program.to_str().unwrap().to_string(),
-                ];
-                full.extend(args.iter().map(|s| s.to_string()));
-                let full: Vec<&str> = full.iter().map(|s| s.as_str()).collect();
-                command(Path::new("/usr/bin/setpriv"), &full, cwd)
-            }
+            Some((uid, gid)) => command_as(uid, gid, program, args, cwd),
         }
     }
 
@@ -491,6 +480,7 @@ fn bad_images_are_refused() {
     let mut add = |name: String, bytes: &[u8]| {
         let p = dir.join(&format!("bad-{}.dat", cases.len()));
         fs::write(&p, bytes).unwrap();
+        chmod(&p, 0o600); // what ckpt writes, whatever the umask: only the bytes are bad
         cases.push((name, p));
     };
     let mut cuts = vec![
@@ -796,4 +786,40 @@ fn restarted_program_shows_its_own_command_line() {
     assert_eq!(String::from_utf8_lossy(&cmdline), want);
     assert_eq!(comm.trim_end(), "counting-test");
     run.finish().expect_code(0);
+}
+
+/// A restarted program that re-execs itself (same pid, new program image)
+/// is still armed: checkpointed after the exec, it stops with an image,
+/// and that image restarts to the end of the uninterrupted output.
+#[test]
+fn reexec_after_restart_keeps_checkpointing() {
+    let dir = TempDir::new("reexec");
+    let prog = demo("reexec");
+    let args = ["1", "8", "30"];
+    let reference = spawn("uninterrupted run", &mut command(&prog, &args, &dir.path));
+    let tools = Tools::new();
+    let image = dir.join("img.dat");
+    let mut run = spawn("ckpt reexec", &mut tools.ckpt(Some(&image), &prog, &args, &dir.path));
+    run.wait_line(Stream::Stdout, |l| l == "gen 1 step 3\n", "gen 1 step 3");
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+
+    // The restart re-execs into generation 0: checkpoint it there.
+    let mut run = spawn("restart", &mut tools.restart(Some(&image), &dir.path));
+    run.wait_line(Stream::Stdout, |l| l == "gen 0 step 2\n", "gen 0 step 2 (after the re-exec)");
+    run.checkpoint();
+    let second = run.finish();
+    second.expect_code(CHECKPOINTED);
+    check_ckpt_message(&second, &image);
+
+    let third = spawn("second restart", &mut tools.restart(Some(&image), &dir.path)).finish();
+    third.expect_code(0);
+    let reference = reference.finish();
+    reference.expect_code(0);
+    assert_same(
+        "re-exec after a restart",
+        &cat(&[&first.stdout(), &second.stdout(), &third.stdout()]),
+        &reference.stdout(),
+    );
 }

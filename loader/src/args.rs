@@ -18,6 +18,9 @@ Options:
                  of keeping restart's
   --strict       refuse to restart if an open file changed or cannot be
                  reopened (default: a warning)
+  --trust-image  restart an image that belongs to another user or that
+                 group or others may write (default: refused, since it
+                 would run code they chose with your credentials)
   -v, --verbose  say what is restored
   -h, --help     this help
   -V, --version  the version
@@ -42,6 +45,8 @@ pub struct Options {
     pub strict: bool,
     /// Say what is being restored, on stderr.
     pub verbose: bool,
+    /// Restart an image that is not the caller's own, or that others may write.
+    pub trust_image: bool,
 }
 
 impl Options {
@@ -66,7 +71,14 @@ fn usage_error(what: &[u8]) -> ! {
 /// # Safety
 /// `sp` must be the kernel's initial stack pointer: argc, then argv.
 pub unsafe fn parse(sp: *const u64) -> Options {
-    let mut opts = Options { path: [0; PATH_MAX + 1], len: 0, keep_stdio: false, strict: false, verbose: false };
+    let mut opts = Options {
+        path: [0; PATH_MAX + 1],
+        len: 0,
+        keep_stdio: false,
+        strict: false,
+        verbose: false,
+        trust_image: false,
+    };
     // SAFETY: the kernel's initial stack: argc, then argc pointers to
     // NUL-terminated strings.
     let argc = unsafe { *sp } as usize;
@@ -85,6 +97,7 @@ pub unsafe fn parse(sp: *const u64) -> Options {
             }
             b"--keep-stdio" => opts.keep_stdio = true,
             b"--strict" => opts.strict = true,
+            b"--trust-image" => opts.trust_image = true,
             b"-v" | b"--verbose" => opts.verbose = true,
             a if a.starts_with(b"-") && a.len() > 1 => usage_error(b"unknown option"),
             a if image.is_none() => image = Some(a),

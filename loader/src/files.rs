@@ -9,6 +9,8 @@
 //! restart: warning: fd 3 (/tmp/job/log): the file was deleted; it is /dev/null
 //! restart: warning: fd 4 (/tmp/job/in): the file was replaced by another since the checkpoint; reopened anyway
 //! restart: warning: fd 4 (/tmp/job/in): the file was truncated to 10 bytes, below its offset 4096; reopened anyway
+//! restart: warning: fd 6 (/tmp/job/data): the file grew from 100 to 180 bytes since the checkpoint; reopened anyway
+//! restart: warning: fd 7 (/tmp/job/key): cannot be reopened: Permission denied (EACCES); it is /dev/null
 //! restart: warning: fd 5 (socket:[1234]) was not restored; it is /dev/null
 //! ```
 //!
@@ -170,7 +172,7 @@ enum Problem {
     Lost,
     /// The file is gone from its path.
     Deleted,
-    /// The path cannot be looked at (permission…).
+    /// The path cannot be looked at, or opened as it was (permission…).
     Unreachable(Errno),
     /// Something else is at the path: not a directory, FIFO, device.
     WrongType(&'static str),
@@ -178,12 +180,15 @@ enum Problem {
     Replaced,
     /// A regular file is shorter than the saved offset.
     Truncated(u64),
+    /// A regular file's size (now this) or modification time differs from
+    /// the checkpoint's: written to since.
+    Modified(u64),
 }
 
 impl Problem {
     /// Whether the descriptor gets /dev/null (rather than the file anyway).
     fn is_fatal(self) -> bool {
-        !matches!(self, Problem::Replaced | Problem::Truncated(_))
+        !matches!(self, Problem::Replaced | Problem::Truncated(_) | Problem::Modified(_))
     }
 }
 
@@ -217,15 +222,42 @@ fn problem(meta: &Meta, f: &Fd) -> Option<Problem> {
     if ty != want {
         return Some(Problem::WrongType(name));
     }
-    if matches!(k, FdKind::File | FdKind::Dir) {
-        if st.dev != f.dev || st.ino != f.ino {
-            return Some(Problem::Replaced);
+    if matches!(k, FdKind::File | FdKind::Dir) && (st.dev != f.dev || st.ino != f.ino) {
+        return Some(Problem::Replaced);
+    }
+    if let Err(e) = sys::access(path, access_mode(f)) {
+        return Some(Problem::Unreachable(e));
+    }
+    let size = st.size.max(0) as u64;
+    if k == FdKind::File && ty == sys::S_IFREG {
+        if size < f.offset {
+            return Some(Problem::Truncated(size));
         }
-        if ty == sys::S_IFREG && (st.size.max(0) as u64) < f.offset {
-            return Some(Problem::Truncated(st.size.max(0) as u64));
+        if (size != f.size || st.mtime_ns() != f.mtime_ns) && !is_stderr_file(meta, f) {
+            return Some(Problem::Modified(size));
         }
     }
     None
+}
+
+/// Whether `f` is the file the program's stderr was: ckpt's own line about
+/// the checkpoint went there after the capture, so that it always grew.
+fn is_stderr_file(meta: &Meta, f: &Fd) -> bool {
+    meta.fds().any(|g| g.fd == 2 && g.dev == f.dev && g.ino == f.ino)
+}
+
+/// What reopening `f` will need: read and/or write permission (none for
+/// O_PATH, an existence check).
+fn access_mode(f: &Fd) -> i32 {
+    let flags = f.flags as i32;
+    if flags & sys::O_PATH != 0 {
+        return 0;
+    }
+    match flags & sys::O_ACCMODE {
+        sys::O_WRONLY => sys::W_OK,
+        sys::O_RDWR => sys::R_OK | sys::W_OK,
+        _ => sys::R_OK,
+    }
 }
 
 /// Writes what happened to entry `f`, after "fd N (PATH)".
@@ -244,6 +276,15 @@ fn describe_problem(l: &mut Line, p: Problem, f: &Fd, keep_own: bool) {
         Problem::Replaced => write!(l, ": the file was replaced by another since the checkpoint"),
         Problem::Truncated(size) => {
             write!(l, ": the file was truncated to {size} bytes, below its offset {}", f.offset)
+        }
+        Problem::Modified(size) if size > f.size => {
+            write!(l, ": the file grew from {} to {size} bytes since the checkpoint", f.size)
+        }
+        Problem::Modified(size) if size < f.size => {
+            write!(l, ": the file shrank from {} to {size} bytes since the checkpoint", f.size)
+        }
+        Problem::Modified(size) => {
+            write!(l, ": the file was modified in place since the checkpoint (same size, {size} bytes)")
         }
     };
 }

@@ -24,13 +24,18 @@ pub fn read_exact(fd: i32, buf: &mut [u8], offset: u64) -> Result<(), Fail> {
     })
 }
 
-pub fn open(path: &CStr) -> Result<Image, Fail> {
+/// Opens and validates the image; unless `trust`, it must be the
+/// caller's own and writable by no one else ([`check_trusted`]).
+pub fn open(path: &CStr, trust: bool) -> Result<Image, Fail> {
     let fd = sys::open(path, sys::O_RDONLY).map_err(fail::sys("cannot open the image"))?;
     let st = sys::fstat(fd).map_err(fail::sys("cannot stat the image"))?;
     match st.mode & sys::S_IFMT {
         sys::S_IFREG => {}
         sys::S_IFDIR => return Err(Fail::Msg("is a directory, not an image")),
         _ => return Err(Fail::Msg("is not a regular file")),
+    }
+    if !trust {
+        check_trusted(&st)?;
     }
     let file_len = st.size as u64;
     let mut head = [0u8; HEADER_SIZE];
@@ -47,6 +52,25 @@ pub fn open(path: &CStr) -> Result<Image, Fail> {
     // Leaked as well: the restarted threads keep reading their records.
     let meta: &'static Meta<'static> = alloc::boxed::Box::leak(alloc::boxed::Box::new(meta));
     Ok(Image { fd, meta })
+}
+
+/// An image is a whole program, code included, that restart runs with the
+/// caller's credentials (and a shared file mapping in it is written back
+/// to its file): it must come from the caller. Another user's image, or
+/// one that others could have rewritten, is refused. Checked on the open
+/// file (fstat), so the name cannot be swapped in between.
+fn check_trusted(st: &sys::Stat) -> Result<(), Fail> {
+    if st.uid != sys::geteuid() {
+        return Err(Fail::Msg(
+            "belongs to another user; restarting it would run their code as you (give --trust-image if you trust it)",
+        ));
+    }
+    if st.mode & 0o022 != 0 {
+        return Err(Fail::Msg(
+            "is writable by group or others, who could have changed its code (chmod 600 it, or give --trust-image)",
+        ));
+    }
+    Ok(())
 }
 
 impl Image {

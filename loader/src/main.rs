@@ -42,6 +42,7 @@ extern crate alloc;
 
 mod args;
 mod data;
+mod environ;
 mod fail;
 mod files;
 mod frames;
@@ -111,7 +112,7 @@ unsafe extern "C" fn loader_main(initial_sp: *const u64) -> ! {
 pub enum Never {}
 
 fn restart(opts: &args::Options) -> Result<Never, Fail> {
-    let img = image::open(opts.image_cstr())?;
+    let img = image::open(opts.image_cstr(), opts.trust_image)?;
     let frames = frames::plan(&img, opts.verbose)?;
     threads::check(img.meta)?;
     let mut vdso = vdso::plan(img.meta)?;
@@ -128,6 +129,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         vdso.place()?;
         memory::restore(&img)?;
         frames.apply()?;
+        environ::update_ckpt_pid(img.meta, ckpt_sys::getpid() as u32);
         resume::resume(img.meta, img.fd, opts)
     }
 }

@@ -29,6 +29,7 @@ use ckpt_sys::{self as sys, thread, Errno};
 use crate::config::{self, Config};
 use crate::files;
 use crate::msg::{self, Size};
+use crate::output::Output;
 use crate::procfs;
 use crate::threads;
 use crate::workspace::{self, Tables, MAX_EXTENTS, MAX_REGIONS, PAGEMAP_WORDS};
@@ -62,8 +63,10 @@ pub unsafe fn call_on_stack(arg: *mut c_void, f: extern "C" fn(*mut c_void), sta
 }
 
 /// Why a checkpoint failed: what was being done, and the kernel's answer.
-struct Failure {
+pub struct Failure {
     what: &'static str,
+    /// More about `what` ("the image path" " is a symbolic link...").
+    detail: &'static str,
     errno: Option<Errno>,
     /// A thread that did not stop, if that is the reason.
     stuck: u32,
@@ -71,16 +74,21 @@ struct Failure {
 
 impl Failure {
     fn stuck(tid: u32) -> Failure {
-        Failure { what: "a thread did not stop for the checkpoint", errno: None, stuck: tid }
+        Failure { what: "a thread did not stop for the checkpoint", detail: "", errno: None, stuck: tid }
+    }
+
+    /// A refusal about something: `what` followed by `detail`.
+    pub fn named(what: &'static str, detail: &'static str) -> Failure {
+        Failure { what, detail, errno: None, stuck: 0 }
     }
 }
 
-fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
-    move |e| Failure { what, errno: Some(e), stuck: 0 }
+pub fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
+    move |e| Failure { what, detail: "", errno: Some(e), stuck: 0 }
 }
 
-fn refuse(what: &'static str) -> Failure {
-    Failure { what, errno: None, stuck: 0 }
+pub fn refuse(what: &'static str) -> Failure {
+    Failure::named(what, "")
 }
 
 /// Entry point on the workspace stack: `arg` is the handler's ucontext.
@@ -141,7 +149,7 @@ pub extern "C" fn run(arg: *mut c_void) {
             threads::release(sync, generation);
             threads::reregister_rseq(rseq);
             let mut l = msg::Line::new();
-            l.push(b"ckpt: checkpoint failed: ").push(f.what.as_bytes());
+            l.push(b"ckpt: checkpoint failed: ").push(f.what.as_bytes()).push(f.detail.as_bytes());
             if f.stuck != 0 {
                 let _ = write!(l, " (thread {} blocks signal {})", f.stuck, threads::THREAD_SIGNAL);
             }
@@ -232,12 +240,8 @@ fn capture(t: &mut Tables, threads: &[Thread], cfg: &Config, t0: u64) -> Result<
     h.data_len = pos - h.data_offset;
     h.file_len = pos;
 
-    let out = Output::new(cfg.output())?;
-    let written = b.write(&mut h, threads, &out, t0);
-    if written.is_err() {
-        let _ = sys::unlink(out.tmp());
-    }
-    written.map(|()| h.file_len)
+    let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
+    b.write(&mut h, threads, &mut out, t0).map(|()| h.file_len)
 }
 
 /// Fills the region, extent and string tables.
@@ -366,14 +370,9 @@ impl Builder<'_> {
         buf[..m.name.len()].copy_from_slice(m.name);
         let Ok(path) = CStr::from_bytes_until_nul(&buf) else { return FileId::default() };
         match sys::stat(path) {
-            Ok(st) if st.ino == m.inode => FileId {
-                dev: st.dev,
-                ino: st.ino,
-                size: st.size.max(0) as u64,
-                mtime_ns: (st.mtime[0].max(0) as u64)
-                    .saturating_mul(1_000_000_000)
-                    .saturating_add(st.mtime[1].max(0) as u64),
-            },
+            Ok(st) if st.ino == m.inode => {
+                FileId { dev: st.dev, ino: st.ino, size: st.size.max(0) as u64, mtime_ns: st.mtime_ns() }
+            }
             _ => FileId::default(),
         }
     }
@@ -440,10 +439,13 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Writes the image to the temporary file, then moves it into place.
-    fn write(&mut self, h: &mut Header, threads: &[Thread], out: &Output, t0: u64) -> Result<(), Failure> {
-        let fd = sys::openat(sys::AT_FDCWD, out.tmp(), sys::O_WRONLY | sys::O_CREAT | sys::O_TRUNC, 0o600)
-            .map_err(failed("creating the image file"))?;
+    /// Writes the image to a temporary file, then moves it into place
+    /// (the steps are in output.rs).
+    fn write(&mut self, h: &mut Header, threads: &[Thread], out: &mut Output, t0: u64) -> Result<(), Failure> {
+        out.check_targets()?;
+        out.remove_stale(&mut self.t.dents);
+        let temp = out.create()?;
+        let fd = temp.fd;
         // A write past the program's RLIMIT_FSIZE raises SIGXFSZ (blocked
         // in here) as well as failing with EFBIG: that signal is ours, and
         // must not kill the program once the handler returns.
@@ -451,23 +453,18 @@ impl Builder<'_> {
         let xfsz_pending = sys::rt_sigpending() & SIGXFSZ != 0;
         let result = self.write_to(fd, h, threads, t0);
         let result = result.and_then(|()| sys::fsync(fd).map_err(failed("writing the image to disk")));
-        sys::close(fd);
         if result.is_err() && !xfsz_pending {
             let _ = sys::rt_sigtimedwait_now(SIGXFSZ);
         }
-        result?;
-        // Only now, with the new image complete on disk, are the older ones
-        // moved along (--keep).
-        let keep = config::get().keep;
-        if keep > 1 {
-            rotate(out, keep)?;
+        match result {
+            // Only now, with the new image complete on disk, are the older
+            // ones moved along (--keep) and the new one put in place.
+            Ok(()) => out.commit(temp),
+            Err(f) => {
+                out.abandon(temp);
+                Err(f)
+            }
         }
-        sys::renameat(out.tmp(), out.path()).map_err(failed("renaming the image into place"))?;
-        if let Ok(dir) = sys::open(out.dir(), sys::O_RDONLY | sys::O_DIRECTORY) {
-            let _ = sys::fsync(dir);
-            sys::close(dir);
-        }
-        Ok(())
     }
 
     fn write_to(&mut self, fd: i32, h: &mut Header, threads: &[Thread], t0: u64) -> Result<(), Failure> {
@@ -600,140 +597,4 @@ fn readable_prefix(start: u64, pages: u64) -> u64 {
         }
     }
     hi
-}
-
-/// Room for one path: PATH_MAX, a suffix, the NUL.
-const NAME_BUF: usize = 4200;
-
-/// Makes room for the new image when `keep` images are kept: the image
-/// numbered keep-2 becomes keep-1 (replacing the oldest), ..., 1 becomes 2,
-/// and the current image is linked as 1. A hard link, not a rename: the
-/// image path never disappears, the rename of the new image replaces it
-/// atomically. (Where hard links are not supported, the image is renamed
-/// to 1, and for a moment there is no image at the path.) Missing images
-/// are skipped. Any other error stops the checkpoint; at worst the older
-/// images were shifted, the current one is still at the path.
-fn rotate(out: &Output, keep: u32) -> Result<(), Failure> {
-    let mut from = [0u8; NAME_BUF];
-    let mut to = [0u8; NAME_BUF];
-    for i in (1..keep - 1).rev() {
-        match sys::renameat(out.numbered(i, &mut from), out.numbered(i + 1, &mut to)) {
-            Ok(()) | Err(Errno::ENOENT) => {}
-            Err(e) => return Err(failed("moving the previous images along (--keep)")(e)),
-        }
-    }
-    let first = out.numbered(1, &mut to);
-    let linked = match sys::linkat(out.path(), first) {
-        Err(Errno::EEXIST) => {
-            // keep == 2: the one numbered 1 is the oldest, dropped now.
-            let _ = sys::unlink(first);
-            sys::linkat(out.path(), first)
-        }
-        other => other,
-    };
-    match linked {
-        Ok(()) | Err(Errno::ENOENT) => Ok(()),
-        Err(_) => match sys::renameat(out.path(), first) {
-            Ok(()) | Err(Errno::ENOENT) => Ok(()),
-            Err(e) => Err(failed("keeping the previous image (--keep)")(e)),
-        },
-    }
-}
-
-/// Appends to a fixed buffer (what does not fit is cut; the caller sizes
-/// the buffer for the longest path).
-struct Cursor<'a> {
-    buf: &'a mut [u8],
-    pos: usize,
-}
-
-impl Cursor<'_> {
-    fn push(&mut self, bytes: &[u8]) -> &mut Self {
-        let n = bytes.len().min(self.buf.len().saturating_sub(self.pos + 1));
-        self.buf[self.pos..self.pos + n].copy_from_slice(&bytes[..n]);
-        self.pos += n;
-        self
-    }
-
-    fn number(&mut self, mut n: u64) -> &mut Self {
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        self.push(&digits[i..])
-    }
-
-    /// Ends the current string with a NUL; returns its (start, len).
-    fn end(&mut self, start: usize) -> (usize, usize) {
-        let len = self.pos - start;
-        if self.pos < self.buf.len() {
-            self.buf[self.pos] = 0;
-            self.pos += 1;
-        }
-        (start, len)
-    }
-}
-
-/// The image path, its temporary sibling and its directory, as C strings.
-struct Output {
-    buf: [u8; 3 * NAME_BUF],
-    path_len: usize,
-    tmp_len: usize,
-    dir_len: usize,
-}
-
-impl Output {
-    fn new(path: &[u8]) -> Result<Output, Failure> {
-        if path.is_empty() || path.len() > 4096 {
-            return Err(refuse("image path empty or too long"));
-        }
-        let mut o = Output { buf: [0; 3 * NAME_BUF], path_len: 0, tmp_len: 0, dir_len: 0 };
-        let slash = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
-        let dir: &[u8] = if slash == 0 { b"/" } else { &path[..slash] };
-        let mut c = Cursor { buf: &mut o.buf, pos: 0 };
-        let (_, path_len) = c.push(path).end(0);
-        // tmp: "<path>.<pid>.tmp", in the same directory.
-        let t0 = c.pos;
-        c.push(path).push(b".").number(sys::getpid() as u64).push(b".tmp");
-        let (_, tmp_len) = c.end(t0);
-        let d0 = c.pos;
-        let (_, dir_len) = c.push(dir).end(d0);
-        (o.path_len, o.tmp_len, o.dir_len) = (path_len, tmp_len, dir_len);
-        Ok(o)
-    }
-
-    fn cstr(&self, start: usize, len: usize) -> &CStr {
-        CStr::from_bytes_with_nul(&self.buf[start..start + len + 1]).unwrap_or(c"")
-    }
-    fn path(&self) -> &CStr {
-        self.cstr(0, self.path_len)
-    }
-    fn tmp(&self) -> &CStr {
-        self.cstr(self.path_len + 1, self.tmp_len)
-    }
-    fn dir(&self) -> &CStr {
-        self.cstr(self.path_len + 1 + self.tmp_len + 1, self.dir_len)
-    }
-
-    /// The name of older image number `i` (--keep), in `buf`: the number
-    /// goes before the extension of the file name (`myckpt.dat` →
-    /// `myckpt.1.dat`), or at the end if it has none (`job` → `job.1`).
-    fn numbered<'b>(&self, i: u32, buf: &'b mut [u8; NAME_BUF]) -> &'b CStr {
-        let path = &self.buf[..self.path_len];
-        let base = path.iter().rposition(|&c| c == b'/').map_or(0, |p| p + 1);
-        let cut = match path[base..].iter().rposition(|&c| c == b'.') {
-            Some(d) if d > 0 => base + d,
-            _ => path.len(),
-        };
-        let mut c = Cursor { buf: &mut buf[..], pos: 0 };
-        c.push(&path[..cut]).push(b".").number(i as u64).push(&path[cut..]);
-        let (_, len) = c.end(0);
-        CStr::from_bytes_with_nul(&buf[..len + 1]).unwrap_or(c"")
-    }
 }

@@ -19,7 +19,8 @@
 //! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PORTABLE` | a level (`x86-64`, `x86-64-v2`…`v4`), or as `CKPT_CONTINUE` (on: `x86-64-v2`) | the level, unset for none |
-//! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed: only it is armed |
+//! | `CKPT_ALLOW_FOREIGN_OUTPUT` | as `CKPT_CONTINUE`  | `1` or `0`                     |
+//! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed, 10 digits: only it is armed (restart puts its own pid there) |
 //!
 //! `CKPT_INTERVAL` is informational for the library: the periodic signals
 //! come from ckpt's ticker process, outside the program. The library
@@ -51,6 +52,8 @@ pub struct Config {
     pub keep: u32,
     /// Period of the ticker's checkpoints in ms (0: none), for messages.
     pub interval_ms: u64,
+    /// An image path that is another user's file may be replaced.
+    pub allow_foreign: bool,
     /// NUL-terminated absolute path of the image.
     pub output: [u8; PATH_MAX],
     /// `--portable`: the x86-64 level glibc's CPU dispatch is held to (0: none).
@@ -68,6 +71,7 @@ const DEFAULT: Config = Config {
     cont: false,
     keep: 1,
     interval_ms: 0,
+    allow_foreign: false,
     output: [0; PATH_MAX],
     portable_level: 0,
     cpu_level: 0,
@@ -157,6 +161,7 @@ pub fn from_env() -> Option<Config> {
     cfg.quiet = flag(env(c"CKPT_QUIET"));
     cfg.verbose = flag(env(c"CKPT_VERBOSE"));
     cfg.cont = flag(env(c"CKPT_CONTINUE"));
+    cfg.allow_foreign = flag(env(c"CKPT_ALLOW_FOREIGN_OUTPUT"));
     cfg.interval_ms = env(c"CKPT_INTERVAL").and_then(seconds_ms).unwrap_or(0);
     if cfg.interval_ms != 0 {
         cfg.cont = true;

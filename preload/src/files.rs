@@ -199,7 +199,7 @@ fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result
     f.size = st.size.max(0) as u64;
     f.dev = st.dev;
     f.ino = st.ino;
-    f.mtime_ns = (st.mtime[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(st.mtime[1].max(0) as u64);
+    f.mtime_ns = st.mtime_ns();
     f.mode = st.mode;
     let access = f.flags as i32 & sys::O_ACCMODE;
     if access == sys::O_ACCMODE {

@@ -26,6 +26,7 @@ mod config;
 mod files;
 mod intercept;
 mod msg;
+mod output;
 mod process;
 mod procfs;
 mod threads;

@@ -98,6 +98,13 @@ pub struct Stat {
     pub _unused: [i64; 3],
 }
 
+impl Stat {
+    /// The modification time in nanoseconds since the epoch (0 before it).
+    pub fn mtime_ns(&self) -> u64 {
+        (self.mtime[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(self.mtime[1].max(0) as u64)
+    }
+}
+
 /// The kernel's `struct sigaction` on x86-64 (same layout as the image's).
 #[repr(C)]
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
@@ -260,14 +267,15 @@ pub fn renameat(old: &CStr, new: &CStr) -> Result<()> {
     unsafe { syscall!(Sysno::renameat, AT_FDCWD, old.as_ptr(), AT_FDCWD, new.as_ptr()) }.map(drop)
 }
 
-/// Makes `new` another name of the file `old` (a hard link; a symbolic
-/// link `old` is linked itself, not followed).
-pub fn linkat(old: &CStr, new: &CStr) -> Result<()> {
-    unsafe { syscall!(Sysno::linkat, AT_FDCWD, old.as_ptr(), AT_FDCWD, new.as_ptr(), 0) }.map(drop)
+/// Makes `new` another name of the file `old` (a hard link); never
+/// replaces `new` (EEXIST). A symbolic link `old` is linked itself, unless
+/// `flags` has `AT_SYMLINK_FOLLOW`.
+pub fn linkat(old: &CStr, new: &CStr, flags: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::linkat, AT_FDCWD, old.as_ptr(), AT_FDCWD, new.as_ptr(), flags) }.map(drop)
 }
 
 pub fn unlink(path: &CStr) -> Result<()> {
-    unsafe { syscall!(Sysno::unlinkat, AT_FDCWD, path.as_ptr(), 0) }.map(drop)
+    unlinkat(AT_FDCWD, path)
 }
 
 pub fn chdir(path: &CStr) -> Result<()> {
@@ -276,6 +284,33 @@ pub fn chdir(path: &CStr) -> Result<()> {
 
 pub fn getdents64(fd: i32, buf: &mut [u8]) -> Result<usize> {
     unsafe { syscall!(Sysno::getdents64, fd, buf.as_mut_ptr(), buf.len()) }
+}
+
+/// The names in the bytes a `getdents64` returned (`struct linux_dirent64`:
+/// ino u64, off i64, reclen u16, type u8, name NUL-terminated).
+pub struct DirentNames<'a> {
+    buf: &'a [u8],
+    off: usize,
+}
+
+pub fn dirent_names(buf: &[u8]) -> DirentNames<'_> {
+    DirentNames { buf, off: 0 }
+}
+
+impl<'a> Iterator for DirentNames<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let b = self.buf;
+        let rec = b.get(self.off..)?;
+        if rec.len() < 19 {
+            return None;
+        }
+        let reclen = u16::from_le_bytes([rec[16], rec[17]]) as usize;
+        let name = rec.get(19..reclen.min(rec.len())).unwrap_or(&[]);
+        self.off += reclen.max(19);
+        Some(&name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())])
+    }
 }
 
 /// The working directory, NUL excluded.
@@ -633,4 +668,62 @@ pub fn poll_readable(fd: i32, timeout_ns: u64) -> Result<bool> {
     let mut p = PollFd { fd, events: POLLIN, revents: 0 };
     let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
     unsafe { syscall!(Sysno::ppoll, &mut p as *mut PollFd, 1, ts.as_ptr(), 0, 8) }.map(|n| n > 0)
+}
+
+// Creating files safely where other users may write (the image's directory
+// may be a sticky, world-writable one).
+
+/// With O_DIRECTORY: an unnamed file in that directory (`O_TMPFILE`).
+pub const O_TMPFILE: i32 = 0o20200000;
+pub const O_NOFOLLOW: i32 = 0o400000;
+pub const AT_SYMLINK_NOFOLLOW: i32 = 0x100;
+pub const AT_SYMLINK_FOLLOW: i32 = 0x400;
+pub const S_IFLNK: u32 = 0o120000;
+pub const LOCK_EX: i32 = 2;
+pub const LOCK_NB: i32 = 4;
+
+/// `stat` of `name` in directory `dir` (`AT_FDCWD`: the working directory),
+/// with `flags` (`AT_SYMLINK_NOFOLLOW`: a symbolic link itself).
+pub fn fstatat(dir: i32, name: &CStr, flags: i32) -> Result<Stat> {
+    let mut st = Stat::default();
+    unsafe { syscall!(Sysno::newfstatat, dir, name.as_ptr(), &mut st as *mut Stat, flags) }.map(|_| st)
+}
+
+/// `stat` of a path, not following a final symbolic link.
+pub fn lstat(path: &CStr) -> Result<Stat> {
+    fstatat(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW)
+}
+
+pub fn fchmod(fd: i32, mode: u32) -> Result<()> {
+    unsafe { syscall!(Sysno::fchmod, fd, mode) }.map(drop)
+}
+
+pub fn geteuid() -> u32 {
+    unsafe { syscall!(Sysno::geteuid) }.unwrap_or(u32::MAX as usize) as u32
+}
+
+/// Fills `buf` with random bytes, never blocking (EAGAIN before the kernel's
+/// pool is ready).
+pub fn getrandom(buf: &mut [u8]) -> Result<usize> {
+    const GRND_NONBLOCK: u32 = 1;
+    unsafe { syscall!(Sysno::getrandom, buf.as_mut_ptr(), buf.len(), GRND_NONBLOCK) }
+}
+
+/// Removes `name` from directory `dir`.
+pub fn unlinkat(dir: i32, name: &CStr) -> Result<()> {
+    unsafe { syscall!(Sysno::unlinkat, dir, name.as_ptr(), 0) }.map(drop)
+}
+
+pub const R_OK: i32 = 4;
+pub const W_OK: i32 = 2;
+
+/// Whether the caller may open `path` for `mode` (`R_OK`, `W_OK`), without
+/// opening it (`faccessat`: real uid, as restart is never setuid).
+pub fn access(path: &CStr, mode: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::faccessat, AT_FDCWD, path.as_ptr(), mode) }.map(drop)
+}
+
+/// `flock(fd, op)`.
+pub fn flock(fd: i32, op: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::flock, fd, op) }.map(drop)
 }

@@ -33,7 +33,27 @@ impl Line {
     /// Writes the line, with its newline, to stderr in one system call.
     pub fn emit(&mut self) {
         self.buf[self.len] = b'\n';
-        let _ = crate::write_all(2, &self.buf[..self.len + 1]);
+        write_quietly(2, &self.buf[..self.len + 1]);
+    }
+}
+
+const SIGPIPE: u64 = 1 << (13 - 1);
+
+/// Writes `bytes` to `fd` without ever raising a signal in the process: a
+/// closed pipe (stderr whose reader went away) raises SIGPIPE, which would
+/// kill the program once ckpt's handler returns. SIGPIPE is blocked for the
+/// write, and the one this write raised is taken back (a write to a broken
+/// pipe sends it to the calling thread); one the program already had
+/// pending stays. Signal-handler safe: raw system calls only.
+pub fn write_quietly(fd: i32, bytes: &[u8]) {
+    let had = crate::rt_sigpending() & SIGPIPE != 0;
+    let old = crate::rt_sigprocmask(crate::SIG_BLOCK, SIGPIPE);
+    let written = crate::write_all(fd, bytes);
+    if written == Err(crate::Errno::EPIPE) && !had {
+        let _ = crate::rt_sigtimedwait_now(SIGPIPE);
+    }
+    if let Ok(old) = old {
+        let _ = crate::rt_sigprocmask(crate::SIG_SETMASK, old);
     }
 }
 

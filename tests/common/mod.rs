@@ -458,6 +458,20 @@ pub fn wait_switches(pid: i32, n: u64, what: &str) {
     }
 }
 
+/// Asserts the run was refused: exit status `code`, exactly one line on
+/// stderr containing every one of `needles`, nothing on stdout (nothing of
+/// the program ran).
+pub fn assert_refused(o: &Outcome, code: i32, needles: &[&str]) {
+    o.expect_code(code);
+    let err = o.stderr_text();
+    assert!(
+        err.lines().count() == 1 && needles.iter().all(|n| err.contains(n)),
+        "expected a refusal in one line containing {needles:?}\n{}",
+        o.describe()
+    );
+    assert!(o.stdout().is_empty(), "nothing should have run\n{}", o.describe());
+}
+
 /// Asserts two outputs are identical, showing both as text if not.
 pub fn assert_same(what: &str, got: &[u8], want: &[u8]) {
     if got != want {
@@ -500,6 +514,15 @@ pub fn command(program: &Path, args: &[&str], cwd: &Path) -> Command {
         });
     }
     c
+}
+
+/// As [`command`], run as user `uid` and group `gid` (no supplementary
+/// groups) through setpriv; the caller must be root.
+pub fn command_as(uid: u32, gid: u32, program: &Path, args: &[&str], cwd: &Path) -> Command {
+    let ids = [format!("--reuid={uid}"), format!("--regid={gid}")];
+    let mut full = vec![ids[0].as_str(), ids[1].as_str(), "--clear-groups", "--", program.to_str().unwrap()];
+    full.extend_from_slice(args);
+    command(Path::new("/usr/bin/setpriv"), &full, cwd)
 }
 
 pub fn is_root() -> bool {

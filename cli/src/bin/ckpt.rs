@@ -43,6 +43,9 @@ Options:
                          to LEVEL: x86-64, x86-64-v2 (the default), x86-64-v3
                          or x86-64-v4, so that the images restart on any CPU
                          of that level
+      --allow-foreign-output
+                         replace an image at PATH that belongs to another
+                         user (default: refuse that checkpoint)
   -q, --quiet            no line on stderr when a checkpoint is written
   -v, --verbose          say more on stderr (at startup, and per checkpoint)
   -h, --help             this help
@@ -52,6 +55,7 @@ Every option can also be given in the environment, for batch scripts; an
 option on the command line wins over its variable:
   CKPT_OUTPUT=PATH  CKPT_CONTINUE=1  CKPT_INTERVAL=TIME  CKPT_KEEP=N
   CKPT_SIGNAL=SIG   CKPT_QUIET=1     CKPT_VERBOSE=1   CKPT_PORTABLE=LEVEL
+  CKPT_ALLOW_FOREIGN_OUTPUT=1
 
 Examples:
   ckpt ./counting-test 5 &        # runs as ./counting-test 5 would
@@ -72,7 +76,9 @@ program tries to set a handler for it. Periodic checkpoints go on after a
 restart (restart starts its own ticker from what the image records).
 
 Exit status: the program's own; 99 when it stopped for a checkpoint;
-2 for a usage error; 126 if PROGRAM cannot be run; 127 if it is not found.";
+2 for a usage error; 126 if PROGRAM cannot be run (or is statically linked,
+setuid, setgid or has file capabilities: it could not be checkpointed);
+127 if it is not found.";
 
 /// Exit status of a usage error.
 const USAGE_ERROR: i32 = 2;
@@ -103,6 +109,7 @@ enum Verbosity {
 struct Options {
     output: PathBuf,
     cont: bool,
+    allow_foreign: bool,
     /// Period of the ticker, ms; 0: none.
     interval_ms: u64,
     keep: u32,
@@ -119,6 +126,7 @@ struct Options {
 struct Given {
     output: Option<OsString>,
     cont: bool,
+    allow_foreign: bool,
     interval_ms: Option<u64>,
     keep: Option<u32>,
     signal: Option<i32>,
@@ -314,6 +322,7 @@ fn parse_args() -> Options {
                     None => 2,
                 })
             }
+            b"--allow-foreign-output" => g.allow_foreign = true,
             b"-o" | b"--output" => {
                 let v = value("/tmp/job.dat");
                 if v.is_empty() {
@@ -351,6 +360,7 @@ fn parse_args() -> Options {
     let output = g.output.or_else(|| std::env::var_os("CKPT_OUTPUT").filter(|v| !v.is_empty()));
     let interval_ms = g.interval_ms.or_else(|| env_value("CKPT_INTERVAL", parse_interval)).unwrap_or(0);
     let cont = g.cont || env_value("CKPT_CONTINUE", parse_flag).unwrap_or(false) || interval_ms != 0;
+    let allow_foreign = g.allow_foreign || env_value("CKPT_ALLOW_FOREIGN_OUTPUT", parse_flag).unwrap_or(false);
     let keep = g.keep.or_else(|| env_value("CKPT_KEEP", parse_keep)).unwrap_or(1);
     let signal = g.signal.or_else(|| env_value("CKPT_SIGNAL", parse_signal)).unwrap_or(libc::SIGUSR2);
     let portable = g.portable.or_else(|| env_value("CKPT_PORTABLE", parse_portable)).unwrap_or(0);
@@ -367,6 +377,7 @@ fn parse_args() -> Options {
     Options {
         output: PathBuf::from(output.unwrap_or_else(|| "myckpt.dat".into())),
         cont,
+        allow_foreign,
         interval_ms,
         keep,
         signal,
@@ -451,6 +462,46 @@ fn check_dynamic(path: &Path) -> Result<(), String> {
             path.display()
         ))
     }
+}
+
+/// Refuses a program that the kernel would run with privileges the caller
+/// does not have: setuid to another user, setgid to another group, or with
+/// file capabilities (`security.capability`; not for the real root, who has
+/// them all). The dynamic loader runs such a program in secure mode, which
+/// ignores LD_PRELOAD: it would run unprotected, and the first checkpoint
+/// signal would kill it. (A script's set-id bits and capabilities are
+/// ignored by the kernel: its interpreter is what runs.)
+fn check_unprivileged(path: &Path) -> Result<(), String> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let mut magic = [0u8; 4];
+    let elf = std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"\x7fELF";
+    if !elf {
+        return Ok(());
+    }
+    let m = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    // SAFETY: these calls cannot fail.
+    let (uid, euid, egid) = unsafe { (libc::getuid(), libc::geteuid(), libc::getegid()) };
+    let why = if m.mode() & 0o4000 != 0 && m.uid() != euid {
+        format!("is setuid (it runs as uid {})", m.uid())
+    } else if m.mode() & 0o2010 == 0o2010 && m.gid() != egid {
+        format!("is setgid (it runs as gid {})", m.gid())
+    } else if uid != 0 && has_file_capabilities(path) {
+        "has file capabilities (security.capability)".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(format!(
+        "{} {why}: the dynamic loader ignores LD_PRELOAD for such a program, so it could not be checkpointed",
+        path.display()
+    ))
+}
+
+fn has_file_capabilities(path: &Path) -> bool {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: getxattr with a NUL-terminated path and name and no buffer
+    // (size 0) returns the attribute's size, or -1 (ENODATA: none).
+    unsafe { libc::getxattr(c.as_ptr(), c"security.capability".as_ptr(), core::ptr::null_mut(), 0) >= 0 }
 }
 
 /// libckpt.so beside this executable, or in its install prefix.
@@ -638,7 +689,7 @@ fn main() {
     if !program.exists() {
         fail(127, format!("{}: no such file (check the path)", program.display()))
     }
-    if let Err(e) = check_dynamic(&program) {
+    if let Err(e) = check_dynamic(&program).and_then(|()| check_unprivileged(&program)) {
         fail(126, e)
     }
     let Some(lib) = find_library() else {
@@ -654,10 +705,13 @@ fn main() {
     cmd.arg0(&opts.program)
         .args(&opts.args)
         .env("LD_PRELOAD", preload)
-        .env("CKPT_PID", std::process::id().to_string())
+        // Zero-padded: restart rewrites it in place with its own pid
+        // (loader/src/environ.rs), so that a re-exec stays armed.
+        .env("CKPT_PID", format!("{:010}", std::process::id()))
         .env("CKPT_OUTPUT", &output)
         .env("CKPT_SIGNAL", opts.signal.to_string())
         .env("CKPT_CONTINUE", flag(opts.cont))
+        .env("CKPT_ALLOW_FOREIGN_OUTPUT", flag(opts.allow_foreign))
         .env("CKPT_KEEP", opts.keep.to_string())
         .env("CKPT_QUIET", flag(opts.verbosity == Verbosity::Quiet))
         .env("CKPT_VERBOSE", flag(opts.verbosity == Verbosity::Verbose));
