@@ -9,10 +9,9 @@
 //! runs. ckpt writes it zero-padded to 10 digits, so that any pid fits; an
 //! image from an earlier ckpt gets the new pid only where it fits.
 
-use ckpt_image::Meta;
+use ckpt_image::{Meta, PROT_WRITE};
 
 const KEY: &[u8] = b"CKPT_PID=";
-const PROT_WRITE: u32 = 2;
 
 /// Puts `pid` into the `CKPT_PID=` string of the restored environment.
 ///
