@@ -10,7 +10,8 @@
 //!   buffer and table the capture fills in ([`workspace`]);
 //! * glibc's rseq registration and the offset of the tid it caches in its
 //!   thread descriptor are looked up;
-//! * the checkpoint signal handler is installed.
+//! * the main thread gets an alternate signal stack if it has none, and
+//!   the two signal handlers are installed ([`altstack`]).
 //!
 //! On the checkpoint signal, [`handler`] switches to the workspace stack and
 //! runs [`capture`]. The signal may have interrupted the program anywhere —
@@ -21,6 +22,7 @@
 //! The library never writes to the program's stdout. It speaks on stderr,
 //! one line per event, prefixed `ckpt:`.
 
+mod altstack;
 mod capture;
 mod config;
 mod files;
@@ -77,6 +79,7 @@ fn arm(cfg: config::Config) -> Result<(), &'static str> {
     workspace::create()?;
     threads::prepare();
     config::install(cfg);
+    altstack::ensure_main();
     install_handler(threads::THREAD_SIGNAL, threads::on_thread_signal)?;
     install_handler(cfg.signal, handler)?;
     // From now on the program cannot replace, ignore or block the two.
@@ -90,11 +93,12 @@ type Handler = extern "C" fn(i32, *mut libc::siginfo_t, *mut c_void);
 fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
     // SAFETY: plain libc calls from the constructor, on a zeroed sigaction;
     // glibc fills in its own SA_RESTORER trampoline. (libc's own sigaction:
-    // the exported one is the interceptor.)
+    // the exported one is the interceptor.) SA_ONSTACK: the frame goes to
+    // the thread's alternate stack when it has one ([`altstack`]).
     let ok = unsafe {
         let mut act: libc::sigaction = core::mem::zeroed();
         act.sa_sigaction = handler as *const () as usize;
-        act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
         libc::sigfillset(&mut act.sa_mask);
         intercept::real_sigaction(signal, &act, core::ptr::null_mut()) == 0
     };
@@ -105,10 +109,11 @@ fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
     }
 }
 
-/// The checkpoint signal handler. It runs on the program's stack (or its
-/// alternate signal stack) with every signal blocked, and leaves that stack
-/// at once: the capture runs on the workspace stack, so that nothing it does
-/// changes memory that is being written to the image.
+/// The checkpoint signal handler. It runs on the thread's alternate signal
+/// stack (or, if it has none, on the stack it was on) with every signal
+/// blocked, and leaves that stack at once: the capture runs on the
+/// workspace stack, so that nothing it does changes memory that is being
+/// written to the image, and so that a small stack is not overrun.
 extern "C" fn handler(sig: i32, _info: *mut libc::siginfo_t, uc: *mut c_void) {
     use core::sync::atomic::Ordering::SeqCst;
     // SAFETY: the workspace exists once the handler is installed.

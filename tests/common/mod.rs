@@ -435,6 +435,27 @@ pub fn wait_switches(pid: i32, n: u64, what: &str) {
     }
 }
 
+/// Waits until `run` is blocked in system call `nr` (first field of
+/// /proc/PID/syscall), i.e. the program reached its wait.
+pub fn wait_in_syscall(run: &Run, nr: i64) {
+    let start = Instant::now();
+    let path = format!("/proc/{}/syscall", run.pid);
+    loop {
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        if text.split_whitespace().next().and_then(|f| f.parse::<i64>().ok()) == Some(nr) {
+            return;
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "{}: not blocked in system call {nr} after {TIMEOUT:?} (/proc/{}/syscall: {:?})",
+            run.what,
+            run.pid,
+            text.trim()
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Asserts two outputs are identical, showing both as text if not.
 pub fn assert_same(what: &str, got: &[u8], want: &[u8]) {
     if got != want {
