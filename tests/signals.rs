@@ -146,12 +146,13 @@ fn coroutine_stack_without_an_altstack() {
     coroutine_case("none");
 }
 
-/// A Go toolchain, or None after a skip line saying why.
-fn go_tool(test: &str) -> Option<PathBuf> {
+/// Program `name` from PATH, or None after a skip line for `test` saying
+/// why (`package`: the Debian package that has it).
+fn tool(name: &str, package: &str, test: &str) -> Option<PathBuf> {
     let found =
-        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join("go")).find(|g| g.is_file()));
+        std::env::var_os("PATH").and_then(|p| std::env::split_paths(&p).map(|d| d.join(name)).find(|g| g.is_file()));
     if found.is_none() {
-        eprintln!("SKIP {test}: no `go` in PATH (Debian package golang-go; .ci/run installs it)");
+        eprintln!("SKIP {test}: no `{name}` in PATH (Debian package {package})");
     }
     found
 }
@@ -230,7 +231,7 @@ fn round(n: usize) -> impl Fn(&str) -> bool {
 
 #[test]
 fn go_goroutines_checkpointed_and_restarted() {
-    let Some(go) = go_tool("go_goroutines_checkpointed_and_restarted") else { return };
+    let Some(go) = tool("go", "golang-go", "go_goroutines_checkpointed_and_restarted") else { return };
     let dir = TempDir::new("go-compute");
     let prog = go_build(&go, &dir, "go-compute", GO_COMPUTE, &[]);
     let reference = spawn("uninterrupted run", &mut command(&prog, &[GO_ROUNDS], &dir.path)).finish();
@@ -268,4 +269,95 @@ fn go_goroutines_checkpointed_and_restarted() {
         &cat(&[&first.stdout(), &second.stdout(), &third.stdout()]),
         &reference.stdout(),
     );
+}
+
+// ---------------------------------------------------------------------------
+// Signals the program sends itself.
+
+#[test]
+fn self_sent_checkpoint_signal_reaches_the_programs_handler() {
+    // The program handles SIGUSR2 and sends it to itself five ways, twice:
+    // each reaches its handler, with its mask, and none is a checkpoint.
+    // Only the test's SIGUSR2, from outside, checkpoints it.
+    let dir = TempDir::new("sig-self");
+    let prog = demo("sig-self");
+    let mut reference = spawn("uninterrupted run", command(&prog, &[], &dir.path).stdin(Stdio::piped()));
+    reference.write_stdin(b"x");
+    let reference = reference.finish();
+    reference.expect_code(0);
+    assert!(reference
+        .stdout_text()
+        .contains("pthread_kill: si_code=-6 from_self=yes usr1_blocked=yes usr2_blocked=yes count=10\ndone\n"));
+
+    let image = dir.join("img");
+    let mut run = spawn("ckpt sig-self", ckpt(&[], &image, &prog, &[], &dir.path).stdin(Stdio::piped()));
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    wait_in_syscall(&run, SYS_READ);
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    let written = first.text_lines(Stream::Stderr).iter().filter(|l| is_written(l)).count();
+    assert_eq!(written, 1, "one checkpoint, the one sent from outside\n{}", first.describe());
+    let mut second = spawn("restart", restart(&image, &dir.path).stdin(Stdio::piped()));
+    second.write_stdin(b"x");
+    let second = second.finish();
+    second.expect_code(0);
+    assert_same("sig-self", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+}
+
+/// A Java program that computes and prints "round R" every 100 ms.
+const JAVA_WORK: &str = r#"public class Work {
+    public static void main(String[] args) {
+        int rounds = Integer.parseInt(args[0]);
+        long x = 1;
+        for (int r = 0; r < rounds; r++) {
+            long end = System.nanoTime() + 100_000_000L;
+            while (System.nanoTime() < end) {
+                for (int i = 0; i < 100000; i++) x = x * 6364136223846793005L + 1442695040888963407L;
+            }
+            System.out.println("round " + r);
+        }
+        System.out.println("done");
+    }
+}
+"#;
+
+#[test]
+fn java_flight_recorder_is_not_a_checkpoint_request() {
+    // HotSpot suspends its own threads with SIGUSR2 to sample them (JFR):
+    // those signals go to HotSpot's handler; the test's SIGUSR2 checkpoints.
+    let test = "java_flight_recorder_is_not_a_checkpoint_request";
+    let (Some(java), Some(javac)) = (tool("java", "default-jdk", test), tool("javac", "default-jdk", test)) else {
+        return;
+    };
+    let dir = TempDir::new("java-jfr");
+    fs::write(dir.join("Work.java"), JAVA_WORK).unwrap();
+    spawn("javac", &mut command(&javac, &["Work.java"], &dir.path))
+        .finish_within(std::time::Duration::from_secs(120))
+        .expect_code(0);
+    let jfr = format!("-XX:StartFlightRecording=filename={},settings=profile", dir.join("rec.jfr").display());
+    let args = [jfr.as_str(), "-cp", dir.path.to_str().unwrap(), "Work", "30"];
+    let reference = spawn("uninterrupted run", &mut command(&java, &args, &dir.path))
+        .finish_within(std::time::Duration::from_secs(120));
+    reference.expect_code(0);
+
+    let image = dir.join("img");
+    let mut run = spawn("ckpt java", &mut ckpt(&[], &image, &java, &args, &dir.path));
+    run.wait_line(Stream::Stdout, |l| l == "round 20\n", "round 20 (two seconds of sampling)");
+    run.checkpoint();
+    let first = run.finish_within(std::time::Duration::from_secs(120));
+    first.expect_code(CHECKPOINTED);
+    let written = first.text_lines(Stream::Stderr).iter().filter(|l| is_written(l)).count();
+    assert_eq!(written, 1, "one checkpoint, the one sent from outside\n{}", first.describe());
+    let second = spawn("restart", &mut restart(&image, &dir.path)).finish_within(std::time::Duration::from_secs(120));
+    second.expect_code(0);
+    // The JVM's own lines (JFR's start message) come before the rounds.
+    let rounds = |o: &[u8]| -> Vec<u8> {
+        String::from_utf8_lossy(o)
+            .lines()
+            .filter(|l| l.starts_with("round ") || *l == "done")
+            .flat_map(|l| format!("{l}\n").into_bytes())
+            .collect()
+    };
+    assert_same("java Work", &rounds(&cat(&[&first.stdout(), &second.stdout()])), &rounds(&reference.stdout()));
 }

@@ -109,36 +109,48 @@ fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
     }
 }
 
-/// The checkpoint signal handler. It runs on the thread's alternate signal
+/// The checkpoint signal handler. A signal the program sent itself goes to
+/// the program's own handler, if it set one ([`intercept::programs_own`]);
+/// any other is a checkpoint request. It runs on the thread's alternate signal
 /// stack (or, if it has none, on the stack it was on) with every signal
 /// blocked, and leaves that stack at once: the capture runs on the
 /// workspace stack, so that nothing it does changes memory that is being
 /// written to the image, and so that a small stack is not overrun.
-extern "C" fn handler(sig: i32, _info: *mut libc::siginfo_t, uc: *mut c_void) {
+extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut c_void) {
     use core::sync::atomic::Ordering::SeqCst;
+    // SAFETY: the handler's own arguments, from the kernel.
+    if unsafe { intercept::programs_own(sig, info, uc) } {
+        return;
+    }
     // SAFETY: the workspace exists once the handler is installed.
     let (sync, _) = unsafe { workspace::sync_and_threads() };
-    let generation = loop {
-        if let Some(g) = threads::begin(sync) {
-            sync.again.store(0, SeqCst); // this checkpoint is the one asked for
-            break g;
-        }
-        // A checkpoint is being taken: its coordinator takes another when
-        // it ends, unless it ended meanwhile (then try again here).
-        sync.again.store(1, SeqCst);
-        if sync.active.load(SeqCst) % 2 == 1 {
+    loop {
+        let generation = loop {
+            if let Some(g) = threads::begin(sync) {
+                sync.again.store(0, SeqCst); // this checkpoint is the one asked for
+                break g;
+            }
+            // A checkpoint is being taken: its coordinator takes another
+            // when it ends, unless it ended meanwhile (then try again here).
+            sync.again.store(1, SeqCst);
+            if sync.active.load(SeqCst) % 2 == 1 {
+                return;
+            }
+        };
+        let top = workspace::stack_top();
+        // SAFETY: `top` is the top of the workspace stack, which nothing
+        // else uses (the handler is not reentrant: every signal is blocked
+        // in it).
+        unsafe { capture::call_on_stack(uc, capture::run, top) };
+        // Back on the program's stack (the program continues: --continue,
+        // or the checkpoint failed): only now may another checkpoint, in
+        // another thread, take the workspace stack.
+        threads::end(sync, generation);
+        // A checkpoint signal that came meanwhile: one more checkpoint, from
+        // here (re-sending the signal would look like one the program sent
+        // itself).
+        if sync.again.swap(0, SeqCst) == 0 {
             return;
         }
-    };
-    let top = workspace::stack_top();
-    // SAFETY: `top` is the top of the workspace stack, which nothing else
-    // uses (the handler is not reentrant: every signal is blocked in it).
-    unsafe { capture::call_on_stack(uc, capture::run, top) };
-    // Back on the program's stack (the program continues: --continue, or
-    // the checkpoint failed): only now may another checkpoint, in another
-    // thread, take the workspace stack.
-    threads::end(sync, generation);
-    if sync.again.swap(0, SeqCst) == 1 {
-        let _ = sys::kill(sys::getpid(), sig);
     }
 }
