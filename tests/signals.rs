@@ -361,3 +361,70 @@ fn java_flight_recorder_is_not_a_checkpoint_request() {
     };
     assert_same("java Work", &rounds(&cat(&[&first.stdout(), &second.stdout()])), &rounds(&reference.stdout()));
 }
+
+// ---------------------------------------------------------------------------
+// A fatal signal sent together with the checkpoint signal.
+
+/// `kill -USR2 P; kill -SIG P` back to back, to `cli-count` (SIG at its
+/// default action, unblocked), with and without --continue: the image is
+/// written without SIG, the run ends by SIG (saying so), and the image
+/// restarts to the end of an uninterrupted run.
+fn fatal_with_checkpoint(sig: i32, name: &str) {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let dir = TempDir::new(&format!("fatal-{name}"));
+    let prog = demo("cli-count");
+    let args = ["8", "40"];
+    let reference = spawn("uninterrupted run", &mut command(&prog, &args, &dir.path)).finish();
+    reference.expect_code(0);
+    for options in [&[][..], &["--continue"][..]] {
+        let what = format!("ckpt {} cli-count, then SIG{name}", options.join(" "));
+        let image = dir.join(&format!("img{}", options.len()));
+        let mut cmd = ckpt(options, &image, &prog, &args, &dir.path);
+        // SAFETY: setrlimit is async-signal-safe; no core file for SIGXCPU.
+        unsafe {
+            cmd.pre_exec(|| {
+                let none = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                libc::setrlimit(libc::RLIMIT_CORE, &none);
+                Ok(())
+            });
+        }
+        let mut run = spawn(&what, &mut cmd);
+        run.wait_line(Stream::Stdout, |l| l.starts_with("step 2 "), "step 2");
+        run.checkpoint();
+        run.signal(sig);
+        let first = run.finish();
+        assert_eq!(first.status.signal(), Some(sig), "{what}: the run should end by SIG{name}\n{}", first.describe());
+        let err = first.stderr_text();
+        assert!(err.lines().any(is_written), "{what}: no image\n{}", first.describe());
+        assert!(
+            err.contains(&format!(
+                "ckpt: SIG{name} arrived during the checkpoint; the program ends by it (the image does not hold it)"
+            )),
+            "{what}\n{}",
+            first.describe()
+        );
+        let second = spawn("restart", &mut restart(&image, &dir.path)).finish();
+        second.expect_code(0);
+        assert_same(&what, &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+    }
+}
+
+#[test]
+fn sigterm_with_the_checkpoint_signal() {
+    fatal_with_checkpoint(libc::SIGTERM, "TERM");
+}
+
+#[test]
+fn sigalrm_with_the_checkpoint_signal() {
+    fatal_with_checkpoint(libc::SIGALRM, "ALRM");
+}
+
+#[test]
+fn sigpipe_with_the_checkpoint_signal() {
+    fatal_with_checkpoint(libc::SIGPIPE, "PIPE");
+}
+
+#[test]
+fn sigxcpu_with_the_checkpoint_signal() {
+    fatal_with_checkpoint(libc::SIGXCPU, "XCPU");
+}

@@ -101,8 +101,11 @@ pub extern "C" fn run(arg: *mut c_void) {
         Err(threads::StopError::Sys(e)) => Err(failed("stopping the threads")(e)),
     };
     let n_threads = sync.slots.load(core::sync::atomic::Ordering::SeqCst);
+    let blocked = crate::process::blocked_everywhere(&threads[..(n_threads as usize).min(threads.len())]);
     match result {
-        Ok(written) if cfg.cont => {
+        // A signal that ends the program came with the checkpoint: it ends
+        // it now, --continue or not (process.rs).
+        Ok(written) if cfg.cont && crate::process::fatal_pending(blocked).is_none() => {
             // --continue: the image is on disk; let everyone go on.
             let done = sys::clock_ns(sys::CLOCK_MONOTONIC);
             threads::release(sync, generation);
@@ -125,16 +128,21 @@ pub extern "C" fn run(arg: *mut c_void) {
             }
         }
         Ok(written) => {
+            let fatal = crate::process::fatal_pending(blocked);
             if !cfg.quiet {
                 let ms = (sys::clock_ns(sys::CLOCK_MONOTONIC) - t0) as f64 / 1e6;
                 let mut l = msg::Line::new();
                 l.push(b"ckpt: checkpoint written to ").push(cfg.output());
-                let _ = write!(l, " ({} in {:.1} ms); stopping (exit status {})", Size(written), ms, EXIT_CHECKPOINTED);
+                let _ = write!(l, " ({} in {:.1} ms)", Size(written), ms);
+                if fatal.is_none() {
+                    let _ = write!(l, "; stopping (exit status {EXIT_CHECKPOINTED})");
+                }
                 if cfg.verbose {
                     let _ = write!(l, "; {n_threads} thread{}", if n_threads == 1 { "" } else { "s" });
                 }
                 l.emit();
             }
+            crate::process::end_by_fatal_pending(fatal, blocked);
             sys::exit_group(EXIT_CHECKPOINTED);
         }
         Err(f) => {
@@ -205,7 +213,7 @@ fn capture(
         }
     }
 
-    crate::process::capture(&mut h.process);
+    crate::process::capture(&mut h.process, crate::process::blocked_everywhere(threads));
     h.process.interval_ms = cfg.interval_ms;
     h.process.interval_signal = cfg.signal as u32;
 

@@ -192,7 +192,7 @@ pub fn describe(uc: *const libc::ucontext_t, (rseq_area, rseq_len): Rseq) -> Thr
         gregs,
         sigmask,
         comm,
-        pending: crate::process::thread_pending(),
+        pending: crate::process::thread_pending(sigmask),
     }
 }
 
