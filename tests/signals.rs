@@ -428,3 +428,67 @@ fn sigpipe_with_the_checkpoint_signal() {
 fn sigxcpu_with_the_checkpoint_signal() {
     fatal_with_checkpoint(libc::SIGXCPU, "XCPU");
 }
+
+// ---------------------------------------------------------------------------
+// The checkpoint signal while restart loads an image.
+
+/// `rchar` of /proc/PID/io: bytes the process has read so far.
+fn bytes_read(pid: i32) -> Option<u64> {
+    let io = fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines().find_map(|l| l.strip_prefix("rchar:")).and_then(|v| v.trim().parse().ok())
+}
+
+#[test]
+fn checkpoint_signal_during_restart_load() {
+    // bigmem (256 MiB) is checkpointed while it waits for a line on stdin.
+    // SIGUSR2 is sent to its restart once the loader has read 32 MiB of the
+    // image and before it has read it all: restart is not killed, and the
+    // restarted program takes that checkpoint at once (exit 99, a new
+    // image), which restarts to the end of an uninterrupted run.
+    let dir = TempDir::new("load-signal");
+    let prog = demo("bigmem");
+    let args = ["256"];
+    let mut reference = spawn("uninterrupted run", command(&prog, &args, &dir.path).stdin(Stdio::piped()));
+    reference.write_stdin(b"go\n");
+    let reference = reference.finish();
+    reference.expect_code(0);
+
+    let image = dir.join("big.dat");
+    let mut run = spawn("ckpt bigmem", ckpt(&[], &image, &prog, &args, &dir.path).stdin(Stdio::piped()));
+    run.wait_line(Stream::Stdout, |l| l.starts_with("bigmem: ready"), "ready");
+    run.checkpoint();
+    let first = run.finish_within(TIMEOUT * 2);
+    first.expect_code(CHECKPOINTED);
+    let size = fs::metadata(&image).unwrap().len();
+
+    let second = spawn("restart", &mut restart(&image, &dir.path));
+    let start = std::time::Instant::now();
+    let at = loop {
+        match bytes_read(second.pid) {
+            Some(n) if n >= 32 << 20 => break n,
+            Some(_) => {}
+            None => panic!("restart ended before it read 32 MiB of the image"),
+        }
+        assert!(start.elapsed() < TIMEOUT, "restart did not read 32 MiB of the image in {TIMEOUT:?}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    second.checkpoint();
+    let after = bytes_read(second.pid).unwrap_or(0);
+    assert!(
+        after < size,
+        "restart had read the whole image ({after} of {size} bytes) when the signal came: too late to tell"
+    );
+    let second = second.finish_within(TIMEOUT * 2);
+    second.expect_code(CHECKPOINTED);
+    assert!(
+        second.stderr_text().lines().any(is_written),
+        "no checkpoint after the restart (signal sent at {at} bytes read)\n{}",
+        second.describe()
+    );
+
+    let mut third = spawn("second restart", restart(&image, &dir.path).stdin(Stdio::piped()));
+    third.write_stdin(b"go\n");
+    let third = third.finish_within(TIMEOUT * 2);
+    third.expect_code(0);
+    assert_same("bigmem", &cat(&[&first.stdout(), &second.stdout(), &third.stdout()]), &reference.stdout());
+}
