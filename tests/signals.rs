@@ -492,3 +492,87 @@ fn checkpoint_signal_during_restart_load() {
     third.expect_code(0);
     assert_same("bigmem", &cat(&[&first.stdout(), &second.stdout(), &third.stdout()]), &reference.stdout());
 }
+
+// ---------------------------------------------------------------------------
+// Handlers installed with raw rt_sigaction system calls.
+
+#[test]
+fn rt_sigaction_through_syscall_keeps_checkpointing() {
+    // syscall(SYS_rt_sigaction, SIGUSR2, ...) is recorded as sigaction is:
+    // the program reads its handler back and gets its own raises, and the
+    // test's SIGUSR2 still checkpoints.
+    let dir = TempDir::new("sig-raw");
+    let prog = demo("sig-raw");
+    let mut reference = spawn("uninterrupted run", command(&prog, &["syscall"], &dir.path).stdin(Stdio::piped()));
+    reference.write_stdin(b"x");
+    let reference = reference.finish();
+    reference.expect_code(0);
+
+    let image = dir.join("img");
+    let mut run =
+        spawn("ckpt sig-raw syscall", ckpt(&[], &image, &prog, &["syscall"], &dir.path).stdin(Stdio::piped()));
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    wait_in_syscall(&run, SYS_READ);
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    assert!(first.stderr_text().contains("ckpt: the program set a handler for SIGUSR2"), "{}", first.describe());
+    let mut second = spawn("restart", restart(&image, &dir.path).stdin(Stdio::piped()));
+    second.write_stdin(b"x");
+    let second = second.finish();
+    second.expect_code(0);
+    assert_same("sig-raw syscall", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+}
+
+#[test]
+fn handler_replaced_by_a_raw_system_call_is_named() {
+    // The program replaces ckpt's SIGUSR2 handler with the syscall
+    // instruction itself, then calls sigaction for another signal: ckpt
+    // notices then and says so.
+    let dir = TempDir::new("sig-raw-asm");
+    let mut run = spawn(
+        "ckpt sig-raw asm",
+        ckpt(&[], &dir.join("img"), &demo("sig-raw"), &["asm"], &dir.path).stdin(Stdio::piped()),
+    );
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    run.write_stdin(b"x");
+    let out = run.finish();
+    out.expect_code(0);
+    let want = "ckpt: the program replaced ckpt's handler of SIGUSR2 with a raw rt_sigaction system call: \
+                the checkpoint signal no longer checkpoints it (choose another signal with -s)\n";
+    assert_eq!(out.stderr_text(), want, "{}", out.describe());
+}
+
+const GO_TICKS: &str = r#"package main
+
+import (
+	"fmt"
+	"time"
+)
+
+func main() {
+	for i := 0; i < 20; i++ {
+		fmt.Printf("tick %d\n", i)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+"#;
+
+#[test]
+fn go_without_cgo_is_named_at_start() {
+    // Linked externally (dynamically, so LD_PRELOAD reaches it) but without
+    // runtime/cgo: the Go runtime installs its handlers with raw system
+    // calls. ckpt says so before the program runs.
+    let Some(go) = tool("go", "golang-go", "go_without_cgo_is_named_at_start") else { return };
+    let dir = TempDir::new("go-nocgo");
+    let prog = go_build(&go, &dir, "go-ticks", GO_TICKS, &["-ldflags=-linkmode=external"]);
+    let mut run = spawn("ckpt go-ticks", &mut ckpt(&[], &dir.join("img"), &prog, &[], &dir.path));
+    let l = run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt: "), "a line from ckpt").text();
+    assert_eq!(
+        l,
+        "ckpt: this Go program does not link runtime/cgo: the Go runtime sets its signal handlers with raw system \
+         calls, over ckpt's, and SIGUSR2 will not checkpoint it (build it with cgo: import \"C\")\n"
+    );
+    assert!(run.lines.iter().all(|l| l.stream == Stream::Stderr), "the line comes before the program's first");
+    run.finish().expect_code(0);
+}

@@ -25,8 +25,9 @@
 //! before it (another library's constructor). Until [`arm`] runs, and in a
 //! process that is not armed, everything is forwarded unchanged.
 //!
-//! Not covered: raw `rt_sigaction`/`rt_sigprocmask` system calls, and the
-//! masks given to `pselect`, `ppoll`, `epoll_pwait` or `signalfd`.
+//! Not covered here: raw `rt_sigaction`/`rt_sigprocmask` system calls (see
+//! [`rawsig`](crate::rawsig)), and the masks given to `pselect`, `ppoll`,
+//! `epoll_pwait` or `signalfd`.
 //!
 //! Everything here is async-signal-safe once resolved: programs call these
 //! functions from signal handlers. The recorded actions are guarded by a
@@ -157,13 +158,21 @@ pub unsafe fn real_sigaction(sig: c_int, act: *const Action, oact: *mut Action) 
 }
 
 /// Which recorded slot `sig` uses, if the process is armed and it is ours.
-fn slot(sig: c_int) -> Option<usize> {
+pub fn slot(sig: c_int) -> Option<usize> {
     let armed = ARMED.load(Relaxed);
     match sig {
         _ if armed == 0 => None,
         _ if sig == armed => Some(0),
         THREAD_SIGNAL => Some(1),
         _ => None,
+    }
+}
+
+/// The two signals as a kernel mask (0 if the process is not armed).
+pub fn protected() -> u64 {
+    match ARMED.load(Relaxed) {
+        0 => 0,
+        armed => 1u64 << (armed - 1) | 1u64 << (THREAD_SIGNAL - 1),
     }
 }
 
@@ -276,7 +285,7 @@ pub unsafe fn programs_own(sig: c_int, info: *mut libc::siginfo_t, uc: *mut core
 
 /// Records the program's wish for one of our signals; warns once if it
 /// would have switched checkpointing off.
-fn record(slot: usize, sig: c_int, new: Option<&Action>) -> Action {
+pub fn record(slot: usize, sig: c_int, new: Option<&Action>) -> Action {
     let old = swap(slot, new);
     if let Some(a) = new {
         if slot == 0 && a.sa_sigaction != libc::SIG_DFL && !WARNED.swap(true, Relaxed) {
@@ -315,6 +324,9 @@ unsafe fn do_sigaction(sig: c_int, act: *const Action, oact: *mut Action) -> c_i
             *oact = old;
         }
         return 0;
+    }
+    if ARMED.load(Relaxed) != 0 {
+        crate::rawsig::check();
     }
     if ARMED.load(Relaxed) != 0 && !act.is_null() {
         let mut a = *act;

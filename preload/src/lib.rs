@@ -30,6 +30,7 @@ mod intercept;
 mod msg;
 mod process;
 mod procfs;
+mod rawsig;
 mod threads;
 mod workspace;
 
@@ -46,6 +47,7 @@ extern "C" fn init() {
     // The real signal functions, looked up now: the interceptors may be
     // called from signal handlers, where dlsym must not run.
     intercept::resolve();
+    rawsig::resolve();
     // Only the process that `ckpt` exec'ed is armed: children that inherit
     // LD_PRELOAD run as they would alone.
     let Some(cfg) = config::from_env() else { return };
@@ -85,6 +87,7 @@ fn arm(cfg: config::Config) -> Result<(), &'static str> {
     // From now on the program cannot replace, ignore or block the two.
     intercept::arm(cfg.signal);
     config::announce();
+    rawsig::check_go();
     Ok(())
 }
 
@@ -116,12 +119,13 @@ fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
 /// blocked, and leaves that stack at once: the capture runs on the
 /// workspace stack, so that nothing it does changes memory that is being
 /// written to the image, and so that a small stack is not overrun.
-extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut c_void) {
+pub(crate) extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut c_void) {
     use core::sync::atomic::Ordering::SeqCst;
     // SAFETY: the handler's own arguments, from the kernel.
     if unsafe { intercept::programs_own(sig, info, uc) } {
         return;
     }
+    rawsig::check();
     // SAFETY: the workspace exists once the handler is installed.
     let (sync, _) = unsafe { workspace::sync_and_threads() };
     loop {
