@@ -576,3 +576,37 @@ fn go_without_cgo_is_named_at_start() {
     assert!(run.lines.iter().all(|l| l.stream == Stream::Stderr), "the line comes before the program's first");
     run.finish().expect_code(0);
 }
+
+// ---------------------------------------------------------------------------
+// Stdio the program redirected itself.
+
+#[test]
+fn stdout_redirected_by_the_program_stays_its_own() {
+    // files-redirect dup2s a file onto its stdout (as `sort -o` does) and is
+    // checkpointed halfway: the restart writes the rest into that file, at
+    // its offset, not into restart's stdout.
+    let dir = TempDir::new("redirect");
+    let prog = demo("files-redirect");
+    let reference_file = dir.join("reference.txt");
+    let mut reference = spawn(
+        "uninterrupted run",
+        command(&prog, &[reference_file.to_str().unwrap(), "3000"], &dir.path).stdin(Stdio::piped()),
+    );
+    reference.write_stdin(b"x");
+    reference.finish().expect_code(0);
+
+    let out = dir.join("sorted.txt");
+    let image = dir.join("img");
+    let args = [out.to_str().unwrap(), "3000"];
+    let mut run = spawn("ckpt files-redirect", ckpt(&[], &image, &prog, &args, &dir.path).stdin(Stdio::piped()));
+    run.wait_line(Stream::Stderr, |l| l == "ready\n", "ready");
+    wait_in_syscall(&run, SYS_READ);
+    run.checkpoint();
+    run.finish().expect_code(CHECKPOINTED);
+    let mut second = spawn("restart", restart(&image, &dir.path).stdin(Stdio::piped()));
+    second.write_stdin(b"x");
+    let second = second.finish();
+    second.expect_code(0);
+    assert!(second.stdout().is_empty(), "the program's output went to restart's stdout\n{}", second.describe());
+    assert_same("sorted.txt", &read(&out), &read(&reference_file));
+}

@@ -79,6 +79,7 @@ fn arm(cfg: config::Config) -> Result<(), &'static str> {
         _ => return Err("cannot reserve the restart loader's address range"),
     }
     workspace::create()?;
+    files::note_inherited_stdio();
     threads::prepare();
     config::install(cfg);
     altstack::ensure_main();

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! base                  guard page (PROT_NONE)
-//! base+4K               capture stack (grows down from `stack_top`)
+//! base+4K               the launcher's stdio (ckpt_image::StdioIdentity)
+//! base+8K               capture stack (grows down from `stack_top`)
 //!                       Shared: coordination words, thread records
 //!                               (every thread writes its own slot)
 //!                       thread stacks: one per slot, where each
@@ -65,7 +66,10 @@ pub struct Tables {
 }
 
 const GUARD: usize = 4096;
-const SHARED_OFFSET: usize = GUARD + STACK_SIZE;
+/// The stdio identity: the start of the lowest writable page, where
+/// `restart` finds it.
+const STDIO_OFFSET: usize = GUARD;
+const SHARED_OFFSET: usize = GUARD + 4096 + STACK_SIZE;
 const THREAD_STACKS_OFFSET: usize = (SHARED_OFFSET + size_of::<Shared>() + 4095) & !4095;
 const TABLES_OFFSET: usize = THREAD_STACKS_OFFSET + MAX_THREADS * THREAD_STACK_SIZE;
 pub const WORKSPACE_SIZE: usize = (TABLES_OFFSET + size_of::<Tables>() + 4095) & !4095;
@@ -104,6 +108,12 @@ pub fn create() -> Result<(), &'static str> {
 /// The address range of the workspace.
 pub fn range() -> (u64, u64) {
     (base(), base() + WORKSPACE_SIZE as u64)
+}
+
+/// Who the launcher's stdin, stdout and stderr are (see
+/// `ckpt_image::StdioIdentity`).
+pub fn stdio_identity() -> *mut ckpt_image::StdioIdentity {
+    (base() + STDIO_OFFSET as u64) as *mut ckpt_image::StdioIdentity
 }
 
 /// The top of the capture stack (16-byte aligned).
