@@ -610,3 +610,84 @@ fn stdout_redirected_by_the_program_stays_its_own() {
     assert!(second.stdout().is_empty(), "the program's output went to restart's stdout\n{}", second.describe());
     assert_same("sorted.txt", &read(&out), &read(&reference_file));
 }
+
+// ---------------------------------------------------------------------------
+// Children in flight at a checkpoint.
+
+/// The children of `pid` whose command is `comm`.
+fn children_named(pid: i32, comm: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{child}/stat")) else { continue };
+        let Some((name, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") ")) else { continue };
+        let ppid = rest.split(' ').nth(1).and_then(|p| p.parse::<i32>().ok());
+        if ppid == Some(pid) && name == comm {
+            found.push(child);
+        }
+    }
+    found
+}
+
+/// `sh -c 'echo start; sleep 30; echo status $?'` under ckpt OPTIONS,
+/// checkpointed while `sleep` runs: returns the run (not finished), the
+/// sleep's pid and the image path.
+fn shell_with_a_child(dir: &TempDir, options: &[&str]) -> (Run, i32, PathBuf) {
+    let image = dir.join("img");
+    let script = "echo start; sleep 30; echo status $?";
+    let mut run = spawn("ckpt sh", &mut ckpt(options, &image, Path::new("/bin/sh"), &["-c", script], &dir.path));
+    run.wait_line(Stream::Stdout, |l| l == "start\n", "start");
+    let start = std::time::Instant::now();
+    let sleep = loop {
+        if let Some(&p) = children_named(run.pid, "sleep").first() {
+            break p;
+        }
+        assert!(start.elapsed() < TIMEOUT, "sh did not start sleep");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    run.checkpoint();
+    (run, sleep, image)
+}
+
+fn kill(pid: i32, sig: i32) {
+    // SAFETY: kill(2) on a process this test started (through sh).
+    unsafe { libc::kill(pid, sig) };
+}
+
+#[test]
+fn children_in_flight_are_named() {
+    let dir = TempDir::new("children");
+    let (mut run, sleep, image) = shell_with_a_child(&dir, &[]);
+    wait_written(&mut run, "checkpoint written");
+    kill(sleep, libc::SIGKILL); // it holds the output pipes open
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    assert!(image.is_file());
+    let want = format!(
+        "ckpt: warning: child {sleep} (sleep 30) is running: the image does not hold it, and after a restart the \
+         program will not find it\n"
+    );
+    assert!(first.text_lines(Stream::Stderr).contains(&want), "expected: {want}{}", first.describe());
+}
+
+#[test]
+fn strict_refuses_a_checkpoint_with_children() {
+    // --strict: one line, no image (the previous one untouched), and the
+    // program goes on; its child, killed by the test, ends as it would.
+    let dir = TempDir::new("children-strict");
+    fs::write(dir.join("img"), b"the previous image").unwrap();
+    let (mut run, sleep, image) = shell_with_a_child(&dir, &["--strict"]);
+    let l = run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt: "), "ckpt's line").text();
+    assert_eq!(
+        l,
+        format!(
+            "ckpt: checkpoint failed: the program has child processes, which an image cannot hold (--strict): \
+             {sleep} (sleep 30); the program continues, any previous image is unchanged\n"
+        )
+    );
+    kill(sleep, libc::SIGTERM);
+    let out = run.finish();
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "start\nstatus 143\n");
+    assert_eq!(read(&image), b"the previous image");
+}

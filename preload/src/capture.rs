@@ -26,6 +26,7 @@ use ckpt_image::{
 };
 use ckpt_sys::{self as sys, thread, Errno};
 
+use crate::children;
 use crate::config::{self, Config};
 use crate::files;
 use crate::msg::{self, Size};
@@ -67,20 +68,22 @@ struct Failure {
     errno: Option<Errno>,
     /// A thread that did not stop, if that is the reason.
     stuck: u32,
+    /// How many children the program has, if that is the reason (--strict).
+    children: usize,
 }
 
 impl Failure {
     fn stuck(tid: u32) -> Failure {
-        Failure { what: "a thread did not stop for the checkpoint", errno: None, stuck: tid }
+        Failure { what: "a thread did not stop for the checkpoint", errno: None, stuck: tid, children: 0 }
     }
 }
 
 fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
-    move |e| Failure { what, errno: Some(e), stuck: 0 }
+    move |e| Failure { what, errno: Some(e), stuck: 0, children: 0 }
 }
 
 fn refuse(what: &'static str) -> Failure {
-    Failure { what, errno: None, stuck: 0 }
+    Failure { what, errno: None, stuck: 0, children: 0 }
 }
 
 /// Entry point on the workspace stack: `arg` is the handler's ucontext.
@@ -153,6 +156,13 @@ pub extern "C" fn run(arg: *mut c_void) {
             if f.stuck != 0 {
                 let _ = write!(l, " (thread {} blocks signal {})", f.stuck, threads::THREAD_SIGNAL);
             }
+            if let Some(child) = (f.children != 0).then(|| children::first(&mut tables.dents)).flatten() {
+                l.push(b": ");
+                children::describe(&mut l, child, &mut tables.dents);
+                if f.children > 1 {
+                    let _ = write!(l, " and {} more", f.children - 1);
+                }
+            }
             if let Some(e) = f.errno {
                 let _ = write!(l, ": {} ({})", sys::errno_text(e), sys::errno_name(e));
             }
@@ -193,6 +203,14 @@ fn capture(
     cfg: &Config,
     t0: u64,
 ) -> Result<u64, Failure> {
+    // Children are not in the image: named, or with --strict a refusal.
+    let n_children = children::report(cfg.strict, &mut t.dents);
+    if cfg.strict && n_children != 0 {
+        return Err(Failure {
+            children: n_children,
+            ..refuse("the program has child processes, which an image cannot hold (--strict)")
+        });
+    }
     // SAFETY: the kernel passed a valid ucontext to the handler.
     let ucr = unsafe { &*uc };
     let mut h = Header::new();

@@ -18,6 +18,7 @@
 //! | `CKPT_SIGNAL`   | `USR1`, `SIGUSR1`, `RTMIN+2`, `10` | signal number              |
 //! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
+//! | `CKPT_STRICT`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed: only it is armed |
 //!
 //! `CKPT_INTERVAL` is informational for the library: the periodic signals
@@ -43,6 +44,8 @@ pub struct Config {
     pub signal: i32,
     pub quiet: bool,
     pub verbose: bool,
+    /// Refuse a checkpoint that cannot hold everything (children).
+    pub strict: bool,
     /// Keep running after a checkpoint instead of stopping (exit status 99).
     pub cont: bool,
     /// Images kept: the newest at `output`, older ones numbered 1..keep-1.
@@ -57,6 +60,7 @@ const DEFAULT: Config = Config {
     signal: libc::SIGUSR2,
     quiet: false,
     verbose: false,
+    strict: false,
     cont: false,
     keep: 1,
     interval_ms: 0,
@@ -144,6 +148,7 @@ pub fn from_env() -> Option<Config> {
     }
     cfg.quiet = flag(env(c"CKPT_QUIET"));
     cfg.verbose = flag(env(c"CKPT_VERBOSE"));
+    cfg.strict = flag(env(c"CKPT_STRICT"));
     cfg.cont = flag(env(c"CKPT_CONTINUE"));
     cfg.interval_ms = env(c"CKPT_INTERVAL").and_then(seconds_ms).unwrap_or(0);
     if cfg.interval_ms != 0 {

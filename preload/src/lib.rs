@@ -24,6 +24,7 @@
 
 mod altstack;
 mod capture;
+mod children;
 mod config;
 mod files;
 mod intercept;
