@@ -370,16 +370,19 @@ fn java_flight_recorder_is_not_a_checkpoint_request() {
 /// written without SIG, the run ends by SIG (saying so), and the image
 /// restarts to the end of an uninterrupted run.
 fn fatal_with_checkpoint(sig: i32, name: &str) {
-    use std::os::unix::process::{CommandExt, ExitStatusExt};
     let dir = TempDir::new(&format!("fatal-{name}"));
-    let prog = demo("cli-count");
+    fatal_case(&Tools::new(), &demo("cli-count"), &dir, sig, name);
+}
+
+fn fatal_case(tools: &Tools, prog: &Path, dir: &TempDir, sig: i32, name: &str) {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
     let args = ["8", "40"];
-    let reference = spawn("uninterrupted run", &mut command(&prog, &args, &dir.path)).finish();
+    let reference = spawn("uninterrupted run", &mut tools.cmd(prog, &args, &dir.path)).finish();
     reference.expect_code(0);
     for options in [&[][..], &["--continue"][..]] {
         let what = format!("ckpt {} cli-count, then SIG{name}", options.join(" "));
         let image = dir.join(&format!("img{}", options.len()));
-        let mut cmd = ckpt(options, &image, &prog, &args, &dir.path);
+        let mut cmd = tools.ckpt_with(options, Some(&image), prog, &args, &dir.path);
         // SAFETY: setrlimit is async-signal-safe; no core file for SIGXCPU.
         unsafe {
             cmd.pre_exec(|| {
@@ -403,10 +406,16 @@ fn fatal_with_checkpoint(sig: i32, name: &str) {
             "{what}\n{}",
             first.describe()
         );
-        let second = spawn("restart", &mut restart(&image, &dir.path)).finish();
+        let second = spawn("restart", &mut tools.restart(Some(&image), &dir.path)).finish();
         second.expect_code(0);
         assert_same(&what, &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
     }
+}
+
+#[test]
+fn unprivileged_sigterm_with_the_checkpoint_signal() {
+    let (bins, tools, work) = unprivileged("nobody-fatal", &[&demo("cli-count")]);
+    fatal_case(&tools, &bins.join("cli-count"), &work, libc::SIGTERM, "TERM");
 }
 
 #[test]
