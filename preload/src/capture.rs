@@ -90,6 +90,7 @@ fn refuse(what: &'static str) -> Failure {
 /// The caller has claimed the coordinator's role (`threads::begin`).
 pub extern "C" fn run(arg: *mut c_void) {
     let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
+    crate::rawsig::check();
     let cfg = config::get();
     // SAFETY: the coordinator is the only user of the tables; the shared
     // part is used as threads::stop_all documents.

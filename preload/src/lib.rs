@@ -48,7 +48,7 @@ extern "C" fn init() {
     // The real signal functions, looked up now: the interceptors may be
     // called from signal handlers, where dlsym must not run.
     intercept::resolve();
-    rawsig::resolve();
+    let _ = rawsig::resolve();
     // Only the process that `ckpt` exec'ed is armed: children that inherit
     // LD_PRELOAD run as they would alone.
     let Some(cfg) = config::from_env() else { return };
@@ -127,7 +127,6 @@ pub(crate) extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut 
     if unsafe { intercept::programs_own(sig, info, uc) } {
         return;
     }
-    rawsig::check();
     // SAFETY: the workspace exists once the handler is installed.
     let (sync, _) = unsafe { workspace::sync_and_threads() };
     loop {

@@ -33,11 +33,17 @@ type SyscallFn = unsafe extern "C" fn(c_long, c_long, c_long, c_long, c_long, c_
 static REAL_SYSCALL: AtomicUsize = AtomicUsize::new(0);
 static WARNED: [AtomicBool; 2] = [const { AtomicBool::new(false) }; 2];
 
-/// Looks up libc's `syscall` (constructor).
-pub fn resolve() {
+/// Looks up libc's `syscall` (constructor; or at the first call, if that
+/// comes before it).
+pub fn resolve() -> usize {
+    let f = REAL_SYSCALL.load(Relaxed);
+    if f != 0 {
+        return f;
+    }
     // SAFETY: dlsym with a NUL-terminated name.
     let f = unsafe { libc::dlsym(libc::RTLD_NEXT, c"syscall".as_ptr()) } as usize;
     REAL_SYSCALL.store(f, Relaxed);
+    f
 }
 
 /// libc's `syscall(2)`, as seen by the program. (Variadic in C; on x86-64
@@ -78,7 +84,7 @@ pub unsafe extern "C" fn syscall(
     } else {
         a2
     };
-    match REAL_SYSCALL.load(Relaxed) {
+    match resolve() {
         0 => {
             *libc::__errno_location() = libc::ENOSYS;
             -1
