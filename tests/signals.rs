@@ -223,7 +223,7 @@ func main() {
 }
 "#;
 
-const GO_ROUNDS: &str = "400";
+const GO_ROUNDS: &str = "300";
 
 fn round(n: usize) -> impl Fn(&str) -> bool {
     move |l: &str| l.starts_with(&format!("round {n} "))
