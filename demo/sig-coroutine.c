@@ -1,9 +1,11 @@
 /* A coroutine on a small makecontext stack, checkpointed while it runs.
  *
- * usage: sig-coroutine own|none STEPS
- *   own:  the program gives its thread an alternate signal stack, as
- *         coroutine libraries do; none: it does not (ckpt gives the main
- *         thread one of its own).
+ * usage: sig-coroutine own|none|thread STEPS
+ *   own:    the program gives its thread an alternate signal stack, as
+ *           coroutine libraries do; none: it does not (ckpt gives the main
+ *           thread one of its own); thread: none either, and everything
+ *           below runs in a second thread (pthread_create) while the main
+ *           one waits in pthread_join.
  *
  * The coroutine runs on a 16 KiB stack (a guard page below it). Each step
  * it computes a little (recursion, on that stack), then paints everything
@@ -17,6 +19,7 @@
  * else ("overwritten ..."), 0 at the end.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -77,14 +80,32 @@ static void coroutine(void)
     }
 }
 
+static int run(const char *mode);
+
+static void *in_thread(void *mode)
+{
+    return (void *)(long)run(mode);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 3 || (strcmp(argv[1], "own") && strcmp(argv[1], "none"))) {
-        fprintf(stderr, "usage: sig-coroutine own|none STEPS\n");
+    if (argc != 3 || (strcmp(argv[1], "own") && strcmp(argv[1], "none") && strcmp(argv[1], "thread"))) {
+        fprintf(stderr, "usage: sig-coroutine own|none|thread STEPS\n");
         return 2;
     }
     steps = atoi(argv[2]);
-    if (!strcmp(argv[1], "own")) {
+    if (strcmp(argv[1], "thread"))
+        return run(argv[1]);
+    pthread_t t;
+    void *status;
+    if (pthread_create(&t, NULL, in_thread, argv[1]) || pthread_join(t, &status))
+        return 1;
+    return (int)(long)status;
+}
+
+static int run(const char *mode)
+{
+    if (!strcmp(mode, "own")) {
         stack_t ss = {.ss_sp = malloc(64 << 10), .ss_size = 64 << 10};
         if (!ss.ss_sp || sigaltstack(&ss, NULL)) {
             perror("sigaltstack");

@@ -40,18 +40,23 @@ fn wait_written(run: &mut Run, what: &str) {
     run.wait_line(Stream::Stderr, is_written, what);
 }
 
-/// The number after `"key":` in the first thread of `readckpt --json`.
-fn leader_field(image: &Path, key: &str) -> u64 {
+/// The numbers after `"key":` in each thread of `readckpt --json`.
+fn thread_fields(image: &Path, key: &str) -> Vec<u64> {
     let o =
         spawn("readckpt --json", &mut command(&exe("readckpt"), &["--json", image.to_str().unwrap()], Path::new("/")))
             .finish();
     o.expect_code(0);
     let json = o.stdout_text();
-    let threads = &json[json.find("\"threads\"").expect("no threads in readckpt --json")..];
-    let at =
-        threads.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in readckpt --json")) + key.len() + 3;
-    let digits: String = threads[at..].chars().take_while(char::is_ascii_digit).collect();
-    digits.parse().unwrap_or_else(|_| panic!("{key} is not a number in readckpt --json"))
+    let start = json.find("\"threads\"").expect("no threads in readckpt --json");
+    let end = start + json[start..].find("\n  ],").expect("no end of the threads in readckpt --json");
+    let pattern = format!("\"{key}\":");
+    json[start..end]
+        .match_indices(&pattern)
+        .map(|(at, _)| {
+            let digits: String = json[start + at + pattern.len()..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().unwrap_or_else(|_| panic!("{key} is not a number in readckpt --json"))
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -64,13 +69,16 @@ fn coroutine_stack(run: &mut Run) -> (u64, u64) {
     (v[0], v[1])
 }
 
-/// The image was taken while the main thread ran on the coroutine's stack,
-/// and its signal frame is not on that stack.
+/// The image was taken while a thread ran on the coroutine's stack, and no
+/// thread's signal frame is on that stack.
 fn check_frame_off_stack(image: &Path, (lo, hi): (u64, u64)) {
-    let rsp = leader_field(image, "rsp");
-    let frame = leader_field(image, "ucontext");
-    assert!((lo..hi).contains(&rsp), "the checkpoint did not interrupt the coroutine (rsp {rsp:#x})");
-    assert!(!(lo..hi).contains(&frame), "the signal frame {frame:#x} is on the coroutine's stack {lo:#x}..{hi:#x}");
+    let rsp = thread_fields(image, "rsp");
+    let frames = thread_fields(image, "ucontext");
+    assert!(rsp.iter().any(|r| (lo..hi).contains(r)), "the checkpoint did not interrupt the coroutine (rsp {rsp:x?})");
+    assert!(
+        !frames.iter().any(|f| (lo..hi).contains(f)),
+        "a signal frame ({frames:x?}) is on the coroutine's stack {lo:#x}..{hi:#x}"
+    );
 }
 
 const STEPS: usize = 6;
@@ -144,6 +152,13 @@ fn coroutine_stack_with_the_programs_altstack() {
 fn coroutine_stack_without_an_altstack() {
     // The program has no alternate stack: ckpt gave the main thread one.
     coroutine_case("none");
+}
+
+#[test]
+fn coroutine_stack_in_a_second_thread() {
+    // The same in a thread the program starts with pthread_create, without
+    // an alternate stack: ckpt gave it one as it started.
+    coroutine_case("thread");
 }
 
 /// Program `name` from PATH, or None after a skip line for `test` saying

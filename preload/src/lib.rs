@@ -84,6 +84,7 @@ fn arm(cfg: config::Config) -> Result<(), &'static str> {
     threads::prepare();
     config::install(cfg);
     altstack::ensure_main();
+    altstack::prepare_threads();
     install_handler(threads::THREAD_SIGNAL, threads::on_thread_signal)?;
     install_handler(cfg.signal, handler)?;
     // From now on the program cannot replace, ignore or block the two.

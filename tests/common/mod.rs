@@ -435,22 +435,25 @@ pub fn wait_switches(pid: i32, n: u64, what: &str) {
     }
 }
 
-/// Waits until `run` is blocked in system call `nr` (first field of
-/// /proc/PID/syscall), i.e. the program reached its wait.
+/// Waits until a thread of `run` is blocked in system call `nr` (first
+/// field of /proc/PID/task/TID/syscall), i.e. the program reached its wait.
 pub fn wait_in_syscall(run: &Run, nr: i64) {
     let start = Instant::now();
-    let path = format!("/proc/{}/syscall", run.pid);
+    let tasks = format!("/proc/{}/task", run.pid);
     loop {
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        if text.split_whitespace().next().and_then(|f| f.parse::<i64>().ok()) == Some(nr) {
-            return;
+        let mut seen = Vec::new();
+        for task in fs::read_dir(&tasks).into_iter().flatten().flatten() {
+            let text = fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+            if text.split_whitespace().next().and_then(|f| f.parse::<i64>().ok()) == Some(nr) {
+                return;
+            }
+            seen.push(text.trim().to_string());
         }
         assert!(
             start.elapsed() < TIMEOUT,
-            "{}: not blocked in system call {nr} after {TIMEOUT:?} (/proc/{}/syscall: {:?})",
+            "{}: no thread blocked in system call {nr} after {TIMEOUT:?} (/proc/{}/task/*/syscall: {seen:?})",
             run.what,
             run.pid,
-            text.trim()
         );
         thread::sleep(Duration::from_millis(5));
     }
