@@ -161,6 +161,17 @@ fn coroutine_stack_in_a_second_thread() {
     coroutine_case("thread");
 }
 
+#[test]
+fn threads_end_through_the_altstack_wrapper() {
+    // pthread_exit and pthread_cancel unwind through ckpt's start wrapper;
+    // each thread had an alternate stack from ckpt.
+    let dir = TempDir::new("threads-exit");
+    let out =
+        spawn("ckpt threads-exit", &mut ckpt(&[], &dir.join("img"), &demo("threads-exit"), &[], &dir.path)).finish();
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "exit 7 altstack=yes\ncancel yes altstack=yes\ndone\n", "{}", out.describe());
+}
+
 /// Program `name` from PATH, or None after a skip line for `test` saying
 /// why (`package`: the Debian package that has it).
 fn tool(name: &str, package: &str, test: &str) -> Option<PathBuf> {
