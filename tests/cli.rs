@@ -338,7 +338,8 @@ fn program_cannot_take_the_checkpoint_signal() {
     let warnings = err.iter().filter(|l| l.contains("set a handler for SIGUSR2, the checkpoint signal")).count();
     assert_eq!(warnings, 1, "the warning should come exactly once\n{}", first.describe());
     assert!(
-        err.iter().any(|l| l.contains("it will not be called (choose another signal with -s)")),
+        err.iter().any(|l| l
+            .contains("it is called only for the signals the program sends itself (choose another signal with -s)")),
         "{}",
         first.describe()
     );

@@ -16,8 +16,7 @@ use common::*;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const CHECKPOINTED: i32 = ckpt_image::EXIT_CHECKPOINTED;
 /// x86-64 system call number of rt_sigsuspend, where the demos wait.
@@ -31,27 +30,6 @@ fn ckpt(image: &Path, program: &Path, args: &[&str], cwd: &Path) -> Command {
 
 fn restart(image: &Path, cwd: &Path) -> Command {
     command(&exe("restart"), &[image.to_str().unwrap()], cwd)
-}
-
-/// Waits until `run` is blocked in system call `nr` (first field of
-/// /proc/PID/syscall), i.e. the program reached its wait.
-fn wait_in_syscall(run: &Run, nr: i64) {
-    let start = Instant::now();
-    let path = format!("/proc/{}/syscall", run.pid);
-    loop {
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        if text.split_whitespace().next().and_then(|f| f.parse::<i64>().ok()) == Some(nr) {
-            return;
-        }
-        assert!(
-            start.elapsed() < TIMEOUT,
-            "{}: not blocked in system call {nr} after {TIMEOUT:?} (/proc/{}/syscall: {:?})",
-            run.what,
-            run.pid,
-            text.trim()
-        );
-        thread::sleep(Duration::from_millis(5));
-    }
 }
 
 /// Runs `program args` under ckpt, waits for its "ready"-like `line` and

@@ -24,55 +24,6 @@ use std::time::{Duration, SystemTime};
 /// Exit status of a checkpointed program.
 const CHECKPOINTED: i32 = ckpt_image::EXIT_CHECKPOINTED;
 
-/// How the executables are run: directly from the workspace, or copied to a
-/// directory everyone can read and run as user `nobody`.
-struct Tools {
-    dir: PathBuf,
-    /// (uid, gid) to run every command as, through setpriv.
-    user: Option<(u32, u32)>,
-}
-
-impl Tools {
-    fn new() -> Tools {
-        // Fail early, with the hint to run make, if something is missing.
-        for p in ["ckpt", "restart", "readckpt", "libckpt.so"] {
-            exe(p);
-        }
-        Tools { dir: root(), user: None }
-    }
-
-    fn bin(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    /// A command running `program args` in `cwd` (as the chosen user), with
-    /// no stdin and piped stdout and stderr.
-    fn cmd(&self, program: &Path, args: &[&str], cwd: &Path) -> Command {
-        match self.user {
-            None => command(program, args, cwd),
-            Some((uid, gid)) => command_as(uid, gid, program, args, cwd),
-        }
-    }
-
-    /// `ckpt [-o IMAGE] PROGRAM ARGS...`
-    fn ckpt(&self, image: Option<&Path>, program: &Path, args: &[&str], cwd: &Path) -> Command {
-        let mut a: Vec<&str> = Vec::new();
-        if let Some(i) = image {
-            a.push("-o");
-            a.push(i.to_str().unwrap());
-        }
-        a.push(program.to_str().unwrap());
-        a.extend_from_slice(args);
-        self.cmd(&self.bin("ckpt"), &a, cwd)
-    }
-
-    /// `restart [IMAGE]`
-    fn restart(&self, image: Option<&Path>, cwd: &Path) -> Command {
-        let a: Vec<&str> = image.iter().map(|p| p.to_str().unwrap()).collect();
-        self.cmd(&self.bin("restart"), &a, cwd)
-    }
-}
-
 /// The checkpointed run's stderr must be the one line saying where the image is.
 fn check_ckpt_message(first: &Outcome, image: &Path) {
     let err = first.stderr_text();
@@ -620,37 +571,9 @@ fn bad_images_are_refused() {
     );
 }
 
-/// Tools copied to a fresh directory that `nobody` can read, a 0777 working
-/// directory, and every command run as nobody (through setpriv). When the
-/// tests do not run as root they are unprivileged already: the commands run
-/// as the current user, from the copies.
-fn unprivileged(tag: &str) -> (TempDir, Tools, TempDir) {
-    let bins = TempDir::new(&format!("{tag}-bin"));
-    bins.chmod(0o755);
-    for name in ["ckpt", "restart", "readckpt", "libckpt.so", "counting-test"] {
-        let to = bins.join(name);
-        fs::copy(exe(name), &to).unwrap();
-        chmod(&to, 0o755);
-    }
-    let work = TempDir::new(tag);
-    work.chmod(0o777);
-    let user = if is_root() {
-        assert!(
-            Path::new("/usr/bin/setpriv").exists(),
-            "running as root, but /usr/bin/setpriv (util-linux) is missing: cannot switch to nobody"
-        );
-        Some((65534, 65534))
-    } else {
-        eprintln!("not root: the unprivileged tests run as the current user");
-        None
-    };
-    let tools = Tools { dir: bins.path.clone(), user };
-    (bins, tools, work)
-}
-
 #[test]
 fn unprivileged_counting_test() {
-    let (bins, tools, work) = unprivileged("nobody-counting");
+    let (bins, tools, work) = unprivileged("nobody-counting", &[]);
     let prog = bins.join("counting-test");
     buffered_case(&tools, &work, &prog, &["5"], Output::File, 3, false);
     if tools.user.is_some() {
@@ -664,7 +587,7 @@ fn unprivileged_counting_test() {
 
 #[test]
 fn unprivileged_python3_loop() {
-    let (_bins, tools, work) = unprivileged("nobody-python");
+    let (_bins, tools, work) = unprivileged("nobody-python", &[]);
     python_case(&tools, &work);
 }
 

@@ -501,6 +501,30 @@ impl FdKind {
     }
 }
 
+/// `Fd::fd_flags` bit, beside `FD_CLOEXEC`: a descriptor 0, 1 or 2 that is
+/// not the one the program got from its launcher (`ckpt`'s caller, or
+/// `restart`): a file the program opened or `dup2`'ed there itself. `restart`
+/// reopens it like any other descriptor instead of giving the program its
+/// own stdin, stdout or stderr.
+pub const FD_NOT_INHERITED: u32 = 1 << 16;
+
+/// Which files the launcher gave the program as descriptors 0, 1 and 2
+/// (device and inode; 0 and 0: none), to tell them from files the program
+/// put there itself ([`FD_NOT_INHERITED`]). It lives at the start of the
+/// lowest writable page of the workspace: the library writes it when the
+/// program starts, and `restart`, whose workspace comes back zero-filled,
+/// writes its own there before the program runs again.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StdioIdentity {
+    /// [`STDIO_IDENTITY_MAGIC`] when valid.
+    pub magic: u64,
+    pub dev: [u64; 3],
+    pub ino: [u64; 3],
+}
+
+pub const STDIO_IDENTITY_MAGIC: u64 = u64::from_le_bytes(*b"ckptstdi");
+
 /// One open file descriptor.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

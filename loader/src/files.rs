@@ -33,8 +33,11 @@
 //! 4. makes descriptors that shared an open file description (dup, `2>&1`)
 //!    share one again (the capture marks them, see [`shared_with`]).
 //!
-//! Stdin, stdout and stderr stay restart's own unless `--keep-stdio`: then
-//! the program's are reopened like any other descriptor (a stdout file
+//! Stdin, stdout and stderr that the program got from its launcher stay
+//! restart's own; one the program opened or `dup2`'ed there itself (marked
+//! `FD_NOT_INHERITED` by the capture: `sort -o FILE`) is reopened like any
+//! other descriptor. With `--keep-stdio` all three are reopened like any
+//! other descriptor (a stdout file
 //! continues at its offset), except those that cannot be (a pipe or a
 //! terminal that is gone), which stay restart's own, with a warning.
 //! Messages during [`restore`] go to restart's own stderr even when the
@@ -44,7 +47,7 @@ use core::cell::UnsafeCell;
 use core::ffi::CStr;
 use core::fmt::Write;
 
-use ckpt_image::{Fd, FdKind, Meta, MAX_FDS};
+use ckpt_image::{Fd, FdKind, Meta, RegionKind, StdioIdentity, FD_NOT_INHERITED, MAX_FDS, STDIO_IDENTITY_MAGIC};
 use ckpt_sys::{self as sys, msg::Line, Errno};
 
 use crate::args::Options;
@@ -144,8 +147,37 @@ fn is_pipe(f: &Fd) -> bool {
     matches!(kind(f), FdKind::PipeRead | FdKind::PipeWrite)
 }
 
+/// Stdin, stdout or stderr as the program got it from its launcher (not
+/// a file it put there itself: those are restored like any other).
 fn is_stdio(f: &Fd) -> bool {
-    (0..=2).contains(&f.fd)
+    (0..=2).contains(&f.fd) && f.fd_flags & FD_NOT_INHERITED == 0
+}
+
+/// Tells the restarted program's library who its launcher's stdio is now:
+/// restart's own descriptors 0, 1 and 2, as `ckpt_image::StdioIdentity` at
+/// the start of the workspace's lowest writable page (mapped zero-filled,
+/// and the program's memory is restored). Before [`restore`] places the
+/// program's own files there.
+pub fn note_stdio(meta: &Meta) {
+    let Some(ws) = meta
+        .regions()
+        .filter(|r| r.kind() == Some(RegionKind::Workspace) && r.prot as i32 & sys::PROT_WRITE != 0)
+        .min_by_key(|r| r.start)
+    else {
+        return;
+    };
+    if ws.len() < core::mem::size_of::<StdioIdentity>() as u64 {
+        return;
+    }
+    let mut id = StdioIdentity { magic: STDIO_IDENTITY_MAGIC, ..Default::default() };
+    for fd in 0..3 {
+        if let Ok(st) = sys::fstat(fd as i32) {
+            (id.dev[fd], id.ino[fd]) = (st.dev, st.ino);
+        }
+    }
+    // SAFETY: a writable anonymous region of the image, mapped by now, that
+    // the program's code does not use (the library's workspace).
+    unsafe { (ws.start as *mut StdioIdentity).write_unaligned(id) };
 }
 
 /// Whether the entry is restored at all: stdin, stdout and stderr only

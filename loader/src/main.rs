@@ -6,9 +6,10 @@
 //! was given. It is a static executable at a fixed address (`linker.ld`),
 //! with no libc, no C runtime, no TLS and no unwinder:
 //!
-//! * `_start` is ours. It leaves the kernel's stack at once for a static one
-//!   inside the loader's range, because the kernel's stack is unmapped with
-//!   everything else that is not the loader.
+//! * `_start` is ours. It blocks every signal (the checkpoint signal must
+//!   not kill a job being restarted), then leaves the kernel's stack at once
+//!   for a static one inside the loader's range, because the kernel's stack
+//!   is unmapped with everything else that is not the loader.
 //! * System calls are raw (`ckpt_sys`). There is no errno.
 //! * The heap is a static arena (`linked_list_allocator`); it holds the
 //!   image's metadata and the loader's own `/proc/self/maps`, nothing else.
@@ -25,8 +26,9 @@
 //! # The flow
 //!
 //! ```text
-//!   main ─ args ─ image::open ─ frames::plan (CPU check; frames laid out
-//!        for this CPU) ─ vdso::plan ─ files::check
+//!   main ─ args ─ image::open ─ unblock all but the checkpoint signal
+//!        ─ frames::plan (CPU check; frames laid out for this CPU)
+//!        ─ vdso::plan ─ files::check
 //!        ─ ticker::start (for ckpt --interval) ─ resume::set_mm
 //!        ── point of no return ──
 //!        vdso park ─ unmap all but the loader ─ vdso place ─ memory::restore
@@ -77,21 +79,53 @@ static mut ARENA: Arena = Arena([0; ARENA_SIZE]);
 #[global_allocator]
 static HEAP: LockedHeap = LockedHeap::empty();
 
+/// Every signal, blocked by `_start`; and the mask restart was started with.
+#[no_mangle]
+static ALL_SIGNALS: u64 = !0;
+#[no_mangle]
+static mut INHERITED_MASK: u64 = 0;
+
 global_asm!(
     ".globl _start",
     ".type _start,@function",
     ".section .text._start,\"ax\",@progbits",
     "_start:",
+    // First of all, block every signal (SIGKILL and SIGSTOP excepted): a
+    // checkpoint signal sent to a job being restarted must not kill the
+    // loader. rt_sigprocmask(SIG_BLOCK, &ALL_SIGNALS, &INHERITED_MASK, 8);
+    // the kernel keeps every register but rax, rcx and r11.
+    "    mov eax, 14",
+    "    xor edi, edi",
+    "    lea rsi, [rip + {all}]",
+    "    lea rdx, [rip + {inherited}]",
+    "    mov r10d, 8",
+    "    syscall",
     // rdi = the kernel's initial stack pointer: argc, argv[], envp[], auxv.
     "    mov rdi, rsp",
     "    lea rsp, [rip + {stack} + {size}]",
     "    xor ebp, ebp",
     "    call {main}",
     "    ud2",
+    all = sym ALL_SIGNALS,
+    inherited = sym INHERITED_MASK,
     stack = sym LOADER_STACK,
     size = const STACK_SIZE,
     main = sym loader_main,
 );
+
+/// Once the image is open: every signal back as restart was started with,
+/// except the image's checkpoint signal, which stays blocked until each
+/// thread's own mask comes back with its frame. A checkpoint signal sent
+/// during the load is then pending, and the restarted program, which
+/// catches it, takes that checkpoint at once. (Any other signal acts now,
+/// on the loader, as it would have.)
+fn unblock_all_but_checkpoint(meta: &ckpt_image::Meta) {
+    let sig = meta.header.process.interval_signal as i32;
+    let keep = if (1..=64).contains(&sig) { 1u64 << (sig - 1) } else { 0 };
+    // SAFETY: written once by _start, before anything else ran.
+    let inherited = unsafe { core::ptr::addr_of!(INHERITED_MASK).read() };
+    let _ = ckpt_sys::rt_sigprocmask(ckpt_sys::SIG_SETMASK, inherited | keep);
+}
 
 /// Entry from `_start`, on the loader's stack.
 ///
@@ -113,6 +147,7 @@ pub enum Never {}
 
 fn restart(opts: &args::Options) -> Result<Never, Fail> {
     let img = image::open(opts.image_cstr(), opts.trust_image)?;
+    unblock_all_but_checkpoint(img.meta);
     let frames = frames::plan(&img, opts.verbose)?;
     threads::check(img.meta)?;
     let mut vdso = vdso::plan(img.meta)?;

@@ -83,6 +83,7 @@ pub unsafe fn resume(meta: &'static Meta<'static>, fd: i32, opts: &Options) -> R
     }
     restore_cwd(meta);
     sys::close(fd);
+    files::note_stdio(meta);
     files::restore(meta, opts)?;
     process::restore(meta);
 

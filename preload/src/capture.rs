@@ -26,6 +26,7 @@ use ckpt_image::{
 };
 use ckpt_sys::{self as sys, thread, Errno};
 
+use crate::children;
 use crate::config::{self, Config};
 use crate::files;
 use crate::msg::{self, Size};
@@ -70,21 +71,23 @@ pub struct Failure {
     errno: Option<Errno>,
     /// A thread that did not stop, if that is the reason.
     stuck: u32,
+    /// How many children the program has, if that is the reason (--strict).
+    children: usize,
 }
 
 impl Failure {
     fn stuck(tid: u32) -> Failure {
-        Failure { what: "a thread did not stop for the checkpoint", detail: "", errno: None, stuck: tid }
+        Failure { what: "a thread did not stop for the checkpoint", detail: "", errno: None, stuck: tid, children: 0 }
     }
 
     /// A refusal about something: `what` followed by `detail`.
     pub fn named(what: &'static str, detail: &'static str) -> Failure {
-        Failure { what, detail, errno: None, stuck: 0 }
+        Failure { what, detail, errno: None, stuck: 0, children: 0 }
     }
 }
 
 pub fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
-    move |e| Failure { what, detail: "", errno: Some(e), stuck: 0 }
+    move |e| Failure { what, detail: "", errno: Some(e), stuck: 0, children: 0 }
 }
 
 pub fn refuse(what: &'static str) -> Failure {
@@ -95,6 +98,7 @@ pub fn refuse(what: &'static str) -> Failure {
 /// The caller has claimed the coordinator's role (`threads::begin`).
 pub extern "C" fn run(arg: *mut c_void) {
     let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
+    crate::rawsig::check();
     let cfg = config::get();
     // SAFETY: the coordinator is the only user of the tables; the shared
     // part is used as threads::stop_all documents.
@@ -109,8 +113,11 @@ pub extern "C" fn run(arg: *mut c_void) {
         Err(threads::StopError::Sys(e)) => Err(failed("stopping the threads")(e)),
     };
     let n_threads = sync.slots.load(core::sync::atomic::Ordering::SeqCst);
+    let blocked = crate::process::blocked_everywhere(&threads[..(n_threads as usize).min(threads.len())]);
     match result {
-        Ok(written) if cfg.cont => {
+        // A signal that ends the program came with the checkpoint: it ends
+        // it now, --continue or not (process.rs).
+        Ok(written) if cfg.cont && crate::process::fatal_pending(blocked).is_none() => {
             // --continue: the image is on disk; let everyone go on.
             let done = sys::clock_ns(sys::CLOCK_MONOTONIC);
             threads::release(sync, generation);
@@ -133,16 +140,21 @@ pub extern "C" fn run(arg: *mut c_void) {
             }
         }
         Ok(written) => {
+            let fatal = crate::process::fatal_pending(blocked);
             if !cfg.quiet {
                 let ms = (sys::clock_ns(sys::CLOCK_MONOTONIC) - t0) as f64 / 1e6;
                 let mut l = msg::Line::new();
                 l.push(b"ckpt: checkpoint written to ").push(cfg.output());
-                let _ = write!(l, " ({} in {:.1} ms); stopping (exit status {})", Size(written), ms, EXIT_CHECKPOINTED);
+                let _ = write!(l, " ({} in {:.1} ms)", Size(written), ms);
+                if fatal.is_none() {
+                    let _ = write!(l, "; stopping (exit status {EXIT_CHECKPOINTED})");
+                }
                 if cfg.verbose {
                     let _ = write!(l, "; {n_threads} thread{}", if n_threads == 1 { "" } else { "s" });
                 }
                 l.emit();
             }
+            crate::process::end_by_fatal_pending(fatal, blocked);
             sys::exit_group(EXIT_CHECKPOINTED);
         }
         Err(f) => {
@@ -152,6 +164,13 @@ pub extern "C" fn run(arg: *mut c_void) {
             l.push(b"ckpt: checkpoint failed: ").push(f.what.as_bytes()).push(f.detail.as_bytes());
             if f.stuck != 0 {
                 let _ = write!(l, " (thread {} blocks signal {})", f.stuck, threads::THREAD_SIGNAL);
+            }
+            if let Some(child) = (f.children != 0).then(|| children::first(&mut tables.dents)).flatten() {
+                l.push(b": ");
+                children::describe(&mut l, child, &mut tables.dents);
+                if f.children > 1 {
+                    let _ = write!(l, " and {} more", f.children - 1);
+                }
             }
             if let Some(e) = f.errno {
                 let _ = write!(l, ": {} ({})", sys::errno_text(e), sys::errno_name(e));
@@ -174,6 +193,14 @@ fn frame_size(fpstate: u64) -> (u64, u32) {
 }
 
 fn capture(t: &mut Tables, threads: &[Thread], cfg: &Config, t0: u64) -> Result<u64, Failure> {
+    // Children are not in the image: named, or with --strict a refusal.
+    let n_children = children::report(cfg.strict, &mut t.dents);
+    if cfg.strict && n_children != 0 {
+        return Err(Failure {
+            children: n_children,
+            ..refuse("the program has child processes, which an image cannot hold (--strict)")
+        });
+    }
     let mut h = Header::new();
     h.created_ns = sys::clock_ns(sys::CLOCK_REALTIME);
     h.pid = sys::getpid() as u32;
@@ -197,7 +224,7 @@ fn capture(t: &mut Tables, threads: &[Thread], cfg: &Config, t0: u64) -> Result<
         }
     }
 
-    crate::process::capture(&mut h.process);
+    crate::process::capture(&mut h.process, crate::process::blocked_everywhere(threads));
     h.process.interval_ms = cfg.interval_ms;
     h.process.interval_signal = cfg.signal as u32;
 

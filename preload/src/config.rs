@@ -20,6 +20,7 @@
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PORTABLE` | a level (`x86-64`, `x86-64-v2`…`v4`), or as `CKPT_CONTINUE` (on: `x86-64-v2`) | the level, unset for none |
 //! | `CKPT_ALLOW_FOREIGN_OUTPUT` | as `CKPT_CONTINUE`  | `1` or `0`                     |
+//! | `CKPT_STRICT`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed, 10 digits: only it is armed (restart puts its own pid there) |
 //!
 //! `CKPT_INTERVAL` is informational for the library: the periodic signals
@@ -46,6 +47,8 @@ pub struct Config {
     pub signal: i32,
     pub quiet: bool,
     pub verbose: bool,
+    /// Refuse a checkpoint that cannot hold everything (children).
+    pub strict: bool,
     /// Keep running after a checkpoint instead of stopping (exit status 99).
     pub cont: bool,
     /// Images kept: the newest at `output`, older ones numbered 1..keep-1.
@@ -68,6 +71,7 @@ const DEFAULT: Config = Config {
     signal: libc::SIGUSR2,
     quiet: false,
     verbose: false,
+    strict: false,
     cont: false,
     keep: 1,
     interval_ms: 0,
@@ -160,6 +164,7 @@ pub fn from_env() -> Option<Config> {
     }
     cfg.quiet = flag(env(c"CKPT_QUIET"));
     cfg.verbose = flag(env(c"CKPT_VERBOSE"));
+    cfg.strict = flag(env(c"CKPT_STRICT"));
     cfg.cont = flag(env(c"CKPT_CONTINUE"));
     cfg.allow_foreign = flag(env(c"CKPT_ALLOW_FOREIGN_OUTPUT"));
     cfg.interval_ms = env(c"CKPT_INTERVAL").and_then(seconds_ms).unwrap_or(0);

@@ -38,10 +38,11 @@
 use core::ffi::CStr;
 use core::fmt::Write as _;
 
-use ckpt_image::{Fd, FdKind, StrRef};
+use ckpt_image::{Fd, FdKind, StdioIdentity, StrRef, FD_NOT_INHERITED, STDIO_IDENTITY_MAGIC};
 use ckpt_sys::{self as sys, Errno, Stat};
 
 use crate::msg;
+use crate::workspace;
 
 /// Where capture puts strings (paths, pipe contents): the image's string table.
 pub trait Strings {
@@ -89,6 +90,7 @@ pub fn capture(out: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) ->
     for f in fds.iter_mut() {
         describe(f, strings, scratch)?;
     }
+    mark_not_inherited(fds);
     pair_pipes(fds);
     find_shared(fds);
     for i in 0..n {
@@ -101,11 +103,40 @@ pub fn capture(out: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) ->
         }
     }
     for f in fds.iter() {
-        if f.kind == FdKind::Lost as u32 && f.fd > 2 {
+        if f.kind == FdKind::Lost as u32 && (f.fd > 2 || f.fd_flags & FD_NOT_INHERITED != 0) {
             warn_lost(f, link_of(f.fd, scratch));
         }
     }
     Ok(n)
+}
+
+/// Records who the launcher's stdin, stdout and stderr are (constructor;
+/// `restart` does the same for a restarted program).
+pub fn note_inherited_stdio() {
+    let mut id = StdioIdentity { magic: STDIO_IDENTITY_MAGIC, ..Default::default() };
+    for fd in 0..3 {
+        if let Ok(st) = sys::fstat(fd as i32) {
+            (id.dev[fd], id.ino[fd]) = (st.dev, st.ino);
+        }
+    }
+    // SAFETY: the workspace exists; nothing else writes this slot.
+    unsafe { workspace::stdio_identity().write(id) };
+}
+
+/// Marks descriptors 0, 1 and 2 that are not the launcher's files: the
+/// program's own, which `restart` reopens like any other descriptor.
+fn mark_not_inherited(fds: &mut [Fd]) {
+    // SAFETY: the workspace exists; read only.
+    let id = unsafe { workspace::stdio_identity().read() };
+    if id.magic != STDIO_IDENTITY_MAGIC {
+        return; // unknown: every stdio descriptor is taken as inherited
+    }
+    for f in fds.iter_mut().filter(|f| (0..3).contains(&f.fd)) {
+        let i = f.fd as usize;
+        if (f.dev, f.ino) != (id.dev[i], id.ino[i]) {
+            f.fd_flags |= FD_NOT_INHERITED;
+        }
+    }
 }
 
 /// The numbers of the open descriptors, into `out` (other fields empty),

@@ -11,7 +11,8 @@
 //!   calls answer with the recorded action, so the program sees its own
 //!   handler. The first time it sets a handler (or SIG_IGN) for the
 //!   checkpoint signal one line on stderr says so; the thread signal is
-//!   protected silently. Any other signal is forwarded, its `sa_mask`
+//!   protected silently. The checkpoint handler hands the signals the
+//!   program sends itself to the recorded handler ([`programs_own`]). Any other signal is forwarded, its `sa_mask`
 //!   stripped of the two signals (a handler that never returns, or leaves
 //!   with `longjmp`, would otherwise keep them blocked).
 //! * `sigprocmask`, `pthread_sigmask`, `sigsuspend`, `sighold`, `sigblock`,
@@ -24,8 +25,9 @@
 //! before it (another library's constructor). Until [`arm`] runs, and in a
 //! process that is not armed, everything is forwarded unchanged.
 //!
-//! Not covered: raw `rt_sigaction`/`rt_sigprocmask` system calls, and the
-//! masks given to `pselect`, `ppoll`, `epoll_pwait` or `signalfd`.
+//! Not covered here: raw `rt_sigaction`/`rt_sigprocmask` system calls (see
+//! [`rawsig`](crate::rawsig)), and the masks given to `pselect`, `ppoll`,
+//! `epoll_pwait` or `signalfd`.
 //!
 //! Everything here is async-signal-safe once resolved: programs call these
 //! functions from signal handlers. The recorded actions are guarded by a
@@ -156,13 +158,21 @@ pub unsafe fn real_sigaction(sig: c_int, act: *const Action, oact: *mut Action) 
 }
 
 /// Which recorded slot `sig` uses, if the process is armed and it is ours.
-fn slot(sig: c_int) -> Option<usize> {
+pub fn slot(sig: c_int) -> Option<usize> {
     let armed = ARMED.load(Relaxed);
     match sig {
         _ if armed == 0 => None,
         _ if sig == armed => Some(0),
         THREAD_SIGNAL => Some(1),
         _ => None,
+    }
+}
+
+/// The two signals as a kernel mask (0 if the process is not armed).
+pub fn protected() -> u64 {
+    match ARMED.load(Relaxed) {
+        0 => 0,
+        armed => 1u64 << (armed - 1) | 1u64 << (THREAD_SIGNAL - 1),
     }
 }
 
@@ -199,9 +209,83 @@ fn swap(slot: usize, new: Option<&Action>) -> Action {
     old
 }
 
+/// Whether the checkpoint signal `info` describes is the program's own
+/// doing: sent by the process to itself (`kill`, `raise`, `sigqueue`,
+/// `pthread_kill`, `tgkill` with its own pid), or by a timer, message queue
+/// or asynchronous I/O it set up. Signals from any other process — the
+/// user's `kill`, ckpt's ticker — are checkpoint requests.
+fn self_sent(info: &libc::siginfo_t) -> bool {
+    match info.si_code {
+        // SAFETY: these codes carry the sender's pid.
+        libc::SI_USER | libc::SI_QUEUE | libc::SI_TKILL => (unsafe { info.si_pid() }) == sys::getpid(),
+        libc::SI_TIMER | libc::SI_MESGQ | libc::SI_ASYNCIO | libc::SI_SIGIO => true,
+        _ => false,
+    }
+}
+
+/// Hands a checkpoint signal the program sent itself to the program, if it
+/// has set its own disposition for the signal: its handler is called as the
+/// kernel would call it (its mask and flags; the kernel's frame `uc`), or
+/// nothing happens if it ignores the signal. Returns false (take a
+/// checkpoint) for signals from outside, and when the program has left the
+/// signal at its default. Called first thing in the checkpoint handler,
+/// with every signal blocked.
+///
+/// # Safety
+/// `info` and `uc` are the handler's arguments, from the kernel.
+pub unsafe fn programs_own(sig: c_int, info: *mut libc::siginfo_t, uc: *mut core::ffi::c_void) -> bool {
+    // SAFETY: the kernel's siginfo, or null.
+    if info.is_null() || !self_sent(&*info) {
+        return false;
+    }
+    let act = swap(0, None);
+    if act.sa_sigaction == libc::SIG_DFL {
+        return false;
+    }
+    if act.sa_sigaction == libc::SIG_IGN {
+        return true;
+    }
+    if act.sa_flags & libc::SA_RESETHAND != 0 {
+        swap(0, Some(&simple(libc::SIG_DFL, 0, 0)));
+    }
+    // The mask the kernel would give the handler: the interrupted one, the
+    // handler's own, the signal itself unless SA_NODEFER; never the thread
+    // signal (a checkpoint must be able to stop this thread meanwhile).
+    // SAFETY: the kernel's ucontext; sigset_t begins with the 64 bits the
+    // kernel uses.
+    let interrupted =
+        core::ptr::read_unaligned(&(*(uc as *const libc::ucontext_t)).uc_sigmask as *const sigset_t as *const u64);
+    // SAFETY: as above, for the recorded action's mask.
+    let own = core::ptr::read_unaligned(&act.sa_mask as *const sigset_t as *const u64);
+    let bit = |s: c_int| 1u64 << (s - 1);
+    let mut mask = interrupted | own;
+    if act.sa_flags & libc::SA_NODEFER == 0 {
+        mask |= bit(sig);
+    } else {
+        mask &= !bit(sig);
+    }
+    mask &= !bit(THREAD_SIGNAL);
+    let ours = sys::rt_sigprocmask(sys::SIG_SETMASK, mask).ok();
+    if act.sa_flags & libc::SA_SIGINFO != 0 {
+        // SAFETY: the program gave this address as an SA_SIGINFO handler.
+        let f = core::mem::transmute::<usize, extern "C" fn(c_int, *mut libc::siginfo_t, *mut core::ffi::c_void)>(
+            act.sa_sigaction,
+        );
+        f(sig, info, uc);
+    } else {
+        // SAFETY: the program gave this address as a plain handler.
+        let f = core::mem::transmute::<usize, extern "C" fn(c_int)>(act.sa_sigaction);
+        f(sig);
+    }
+    if let Some(m) = ours {
+        let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, m);
+    }
+    true
+}
+
 /// Records the program's wish for one of our signals; warns once if it
 /// would have switched checkpointing off.
-fn record(slot: usize, sig: c_int, new: Option<&Action>) -> Action {
+pub fn record(slot: usize, sig: c_int, new: Option<&Action>) -> Action {
     let old = swap(slot, new);
     if let Some(a) = new {
         if slot == 0 && a.sa_sigaction != libc::SIG_DFL && !WARNED.swap(true, Relaxed) {
@@ -212,7 +296,7 @@ fn record(slot: usize, sig: c_int, new: Option<&Action>) -> Action {
             if a.sa_sigaction == libc::SIG_IGN {
                 l.push(b", the checkpoint signal; it still takes checkpoints (choose another signal with -s)");
             } else {
-                l.push(b", the checkpoint signal; it will not be called (choose another signal with -s)");
+                l.push(b", the checkpoint signal; it is called only for the signals the program sends itself (choose another signal with -s)");
             }
             l.emit();
         }
@@ -240,6 +324,9 @@ unsafe fn do_sigaction(sig: c_int, act: *const Action, oact: *mut Action) -> c_i
             *oact = old;
         }
         return 0;
+    }
+    if ARMED.load(Relaxed) != 0 {
+        crate::rawsig::check();
     }
     if ARMED.load(Relaxed) != 0 && !act.is_null() {
         let mut a = *act;

@@ -10,7 +10,8 @@
 //!   buffer and table the capture fills in ([`workspace`]);
 //! * glibc's rseq registration and the offset of the tid it caches in its
 //!   thread descriptor are looked up;
-//! * the checkpoint signal handler is installed.
+//! * the main thread gets an alternate signal stack if it has none, and
+//!   the two signal handlers are installed ([`altstack`]).
 //!
 //! On the checkpoint signal, [`handler`] switches to the workspace stack and
 //! runs [`capture`]. The signal may have interrupted the program anywhere —
@@ -21,7 +22,9 @@
 //! The library never writes to the program's stdout. It speaks on stderr,
 //! one line per event, prefixed `ckpt:`.
 
+mod altstack;
 mod capture;
+mod children;
 mod config;
 mod files;
 mod intercept;
@@ -29,6 +32,7 @@ mod msg;
 mod output;
 mod process;
 mod procfs;
+mod rawsig;
 mod threads;
 mod workspace;
 
@@ -45,6 +49,7 @@ extern "C" fn init() {
     // The real signal functions, looked up now: the interceptors may be
     // called from signal handlers, where dlsym must not run.
     intercept::resolve();
+    let _ = rawsig::resolve();
     // Only the process that `ckpt` exec'ed is armed: children that inherit
     // LD_PRELOAD run as they would alone.
     let Some(cfg) = config::from_env() else { return };
@@ -76,13 +81,17 @@ fn arm(cfg: config::Config) -> Result<(), &'static str> {
         _ => return Err("cannot reserve the restart loader's address range"),
     }
     workspace::create()?;
+    files::note_inherited_stdio();
     threads::prepare();
     config::install(cfg);
+    altstack::ensure_main();
+    altstack::prepare_threads();
     install_handler(threads::THREAD_SIGNAL, threads::on_thread_signal)?;
     install_handler(cfg.signal, handler)?;
     // From now on the program cannot replace, ignore or block the two.
     intercept::arm(cfg.signal);
     config::announce();
+    rawsig::check_go();
     Ok(())
 }
 
@@ -91,11 +100,12 @@ type Handler = extern "C" fn(i32, *mut libc::siginfo_t, *mut c_void);
 fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
     // SAFETY: plain libc calls from the constructor, on a zeroed sigaction;
     // glibc fills in its own SA_RESTORER trampoline. (libc's own sigaction:
-    // the exported one is the interceptor.)
+    // the exported one is the interceptor.) SA_ONSTACK: the frame goes to
+    // the thread's alternate stack when it has one ([`altstack`]).
     let ok = unsafe {
         let mut act: libc::sigaction = core::mem::zeroed();
         act.sa_sigaction = handler as *const () as usize;
-        act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
         libc::sigfillset(&mut act.sa_mask);
         intercept::real_sigaction(signal, &act, core::ptr::null_mut()) == 0
     };
@@ -106,35 +116,48 @@ fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
     }
 }
 
-/// The checkpoint signal handler. It runs on the program's stack (or its
-/// alternate signal stack) with every signal blocked, and leaves that stack
-/// at once: the capture runs on the workspace stack, so that nothing it does
-/// changes memory that is being written to the image.
-extern "C" fn handler(sig: i32, _info: *mut libc::siginfo_t, uc: *mut c_void) {
+/// The checkpoint signal handler. A signal the program sent itself goes to
+/// the program's own handler, if it set one ([`intercept::programs_own`]);
+/// any other is a checkpoint request. It runs on the thread's alternate signal
+/// stack (or, if it has none, on the stack it was on) with every signal
+/// blocked, and leaves that stack at once: the capture runs on the
+/// workspace stack, so that nothing it does changes memory that is being
+/// written to the image, and so that a small stack is not overrun.
+pub(crate) extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut c_void) {
     use core::sync::atomic::Ordering::SeqCst;
+    // SAFETY: the handler's own arguments, from the kernel.
+    if unsafe { intercept::programs_own(sig, info, uc) } {
+        return;
+    }
     // SAFETY: the workspace exists once the handler is installed.
     let (sync, _) = unsafe { workspace::sync_and_threads() };
-    let generation = loop {
-        if let Some(g) = threads::begin(sync) {
-            sync.again.store(0, SeqCst); // this checkpoint is the one asked for
-            break g;
-        }
-        // A checkpoint is being taken: its coordinator takes another when
-        // it ends, unless it ended meanwhile (then try again here).
-        sync.again.store(1, SeqCst);
-        if sync.active.load(SeqCst) % 2 == 1 {
+    loop {
+        let generation = loop {
+            if let Some(g) = threads::begin(sync) {
+                sync.again.store(0, SeqCst); // this checkpoint is the one asked for
+                break g;
+            }
+            // A checkpoint is being taken: its coordinator takes another
+            // when it ends, unless it ended meanwhile (then try again here).
+            sync.again.store(1, SeqCst);
+            if sync.active.load(SeqCst) % 2 == 1 {
+                return;
+            }
+        };
+        let top = workspace::stack_top();
+        // SAFETY: `top` is the top of the workspace stack, which nothing
+        // else uses (the handler is not reentrant: every signal is blocked
+        // in it).
+        unsafe { capture::call_on_stack(uc, capture::run, top) };
+        // Back on the program's stack (the program continues: --continue,
+        // or the checkpoint failed): only now may another checkpoint, in
+        // another thread, take the workspace stack.
+        threads::end(sync, generation);
+        // A checkpoint signal that came meanwhile: one more checkpoint, from
+        // here (re-sending the signal would look like one the program sent
+        // itself).
+        if sync.again.swap(0, SeqCst) == 0 {
             return;
         }
-    };
-    let top = workspace::stack_top();
-    // SAFETY: `top` is the top of the workspace stack, which nothing else
-    // uses (the handler is not reentrant: every signal is blocked in it).
-    unsafe { capture::call_on_stack(uc, capture::run, top) };
-    // Back on the program's stack (the program continues: --continue, or
-    // the checkpoint failed): only now may another checkpoint, in another
-    // thread, take the workspace stack.
-    threads::end(sync, generation);
-    if sync.again.swap(0, SeqCst) == 1 {
-        let _ = sys::kill(sys::getpid(), sig);
     }
 }

@@ -16,6 +16,14 @@
 //!
 //! Pending signals are kept as sets: a real-time signal queued several
 //! times, and the `siginfo` of any signal, come back as one plain `kill`.
+//!
+//! A signal that arrives during the checkpoint (every signal is blocked in
+//! the handlers) is pending when the capture reads the sets. One whose
+//! default action ends the process, left at that default and not blocked by
+//! the program, was sent to the running program — `kill -USR2 P; kill -TERM
+//! P` — and is never kept in the image, where it would end every restart at
+//! once: it acts on the run it was sent to ([`fatal_pending`]). A signal the
+//! program handles or blocks is kept: it comes back pending.
 
 use core::ffi::CStr;
 
@@ -27,7 +35,9 @@ use crate::threads::THREAD_SIGNAL;
 
 /// Fills `state` for the whole process. Called by the coordinator while
 /// every thread is parked.
-pub fn capture(state: &mut ProcessState) {
+/// `blocked`: the signals every thread blocks (a process-wide signal that
+/// some thread does not block would have been delivered).
+pub fn capture(state: &mut ProcessState, blocked: u64) {
     let own = own_signals();
 
     let mut timers = [None; 3];
@@ -48,7 +58,7 @@ pub fn capture(state: &mut ProcessState) {
         state.valid |= PROCESS_ITIMERS;
     }
     if let Some(p) = pending {
-        state.pending = p & !own;
+        state.pending = keep(p & !own, blocked);
         state.valid |= PROCESS_PENDING;
     }
 
@@ -75,10 +85,11 @@ pub fn capture(state: &mut ProcessState) {
     }
 }
 
-/// The calling thread's own pending signals (bit n-1 for signal n).
+/// The calling thread's own pending signals (bit n-1 for signal n), as the
+/// image keeps them; `blocked`: the thread's mask when it was interrupted.
 /// Called by each thread in its checkpoint handler.
-pub fn thread_pending() -> u64 {
-    status_hex(c"/proc/thread-self/status", b"SigPnd:").unwrap_or(0) & !own_signals()
+pub fn thread_pending(blocked: u64) -> u64 {
+    keep(status_hex(c"/proc/thread-self/status", b"SigPnd:").unwrap_or(0) & !own_signals(), blocked)
 }
 
 /// The signals ckpt itself uses, never recorded as pending: a second
@@ -88,11 +99,81 @@ fn own_signals() -> u64 {
     bit(config::get().signal) | bit(THREAD_SIGNAL)
 }
 
-fn bit(sig: i32) -> u64 {
-    if (1..=64).contains(&sig) {
+const fn bit(sig: i32) -> u64 {
+    if 1 <= sig && sig <= 64 {
         1u64 << (sig - 1)
     } else {
         0
+    }
+}
+
+/// Signals whose default action is to be ignored, to stop or to continue:
+/// all others (real-time ones included) end the process by default.
+const NOT_FATAL: u64 = bit(libc::SIGCHLD)
+    | bit(libc::SIGCONT)
+    | bit(libc::SIGSTOP)
+    | bit(libc::SIGTSTP)
+    | bit(libc::SIGTTIN)
+    | bit(libc::SIGTTOU)
+    | bit(libc::SIGURG)
+    | bit(libc::SIGWINCH);
+
+/// The signals that would end the process now if delivered: those left at
+/// a default action that terminates it (ckpt's own two excepted).
+fn fatal_at_default() -> u64 {
+    let mut set = 0;
+    for sig in 1..=64 {
+        if bit(sig) & NOT_FATAL != 0 {
+            continue;
+        }
+        let mut k = sys::KSigAction::default();
+        if sys::rt_sigaction(sig, None, Some(&mut k)).is_ok() && k.handler == libc::SIG_DFL as u64 {
+            set |= bit(sig);
+        }
+    }
+    set & !own_signals()
+}
+
+/// Pending signals as the image keeps them: not those that, unblocked and
+/// at their default action, end the process (see the module's comment).
+fn keep(pending: u64, blocked: u64) -> u64 {
+    if pending == 0 {
+        return 0;
+    }
+    pending & !(fatal_at_default() & !blocked)
+}
+
+/// The signals every one of `threads` blocked when it was interrupted.
+pub fn blocked_everywhere(threads: &[ckpt_image::Thread]) -> u64 {
+    threads.iter().fold(!0, |m, t| m & t.sigmask)
+}
+
+/// A process-wide signal pending now that will end the process as soon as
+/// the handlers return (`blocked`: as [`blocked_everywhere`]): sent during
+/// the checkpoint, left out of the image.
+pub fn fatal_pending(blocked: u64) -> Option<i32> {
+    let p = status_hex(c"/proc/self/status", b"ShdPnd:")? & fatal_at_default() & !blocked;
+    (p != 0).then(|| p.trailing_zeros() as i32 + 1)
+}
+
+/// Says that `sig` came with the checkpoint and ends the program.
+pub fn announce_fatal(sig: i32) {
+    let mut l = crate::msg::Line::new();
+    l.push(b"ckpt: ");
+    config::write_signal(&mut l, sig);
+    l.push(b" arrived during the checkpoint; the program ends by it (the image does not hold it)");
+    l.emit();
+}
+
+/// Once the image is written, in place of stopping: a fatal signal that
+/// came with the checkpoint (`fatal`, or one found now) ends the process as
+/// it would have without ckpt. Never returns then.
+pub fn end_by_fatal_pending(fatal: Option<i32>, blocked: u64) {
+    if let Some(sig) = fatal.or_else(|| fatal_pending(blocked)) {
+        announce_fatal(sig);
+        // Unblocked in this thread, at its default action: delivered when
+        // the system call returns, and the process ends.
+        let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, !bit(sig));
     }
 }
 

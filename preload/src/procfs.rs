@@ -67,6 +67,11 @@ impl Tasks {
         sys::open(c"/proc/self/task", sys::O_RDONLY | sys::O_DIRECTORY).map(|fd| Tasks { fd })
     }
 
+    /// The same listing of `/proc`: every process's pid.
+    pub fn processes() -> Result<Tasks, Errno> {
+        sys::open(c"/proc", sys::O_RDONLY | sys::O_DIRECTORY).map(|fd| Tasks { fd })
+    }
+
     /// Fills `out` with the next tids (using `buf` for the raw entries);
     /// returns how many, 0 at the end.
     pub fn next_batch(&mut self, buf: &mut [u8], out: &mut [u32]) -> Result<usize, Errno> {

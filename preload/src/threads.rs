@@ -194,7 +194,7 @@ pub fn describe(uc: *const libc::ucontext_t, (rseq_area, rseq_len): Rseq) -> Thr
         gregs,
         sigmask,
         comm,
-        pending: crate::process::thread_pending(),
+        pending: crate::process::thread_pending(sigmask),
         fpstate,
         xstate_bv,
         xinuse,
@@ -223,25 +223,51 @@ fn frame_xstate(fpstate: u64) -> (u64, u64) {
     }
 }
 
-/// Handler of THREAD_SIGNAL in every thread but the coordinator.
+/// Handler of THREAD_SIGNAL in every thread but the coordinator. It runs
+/// on the thread's alternate signal stack if it has one (SA_ONSTACK), else
+/// on whatever stack the thread was on, which may be small (a coroutine's):
+/// so it claims a slot and moves at once to that slot's stack in the
+/// workspace, where it records the thread and parks.
 pub extern "C" fn on_thread_signal(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut core::ffi::c_void) {
-    // SAFETY: the workspace exists once the handler is installed; the
-    // slot taken below is this thread's alone.
-    let (sync, table) = unsafe { workspace::sync_and_threads() };
+    // SAFETY: the workspace exists once the handler is installed.
+    let (sync, _) = unsafe { workspace::sync_and_threads() };
     let generation = sync.active.load(SeqCst);
     if generation % 2 == 0 {
         return; // no checkpoint in progress: late, or not ours
     }
+    let mut park = Park { uc, slot: sync.slots.fetch_add(1, SeqCst) as usize, generation };
+    let arg = &mut park as *mut Park as *mut core::ffi::c_void;
+    match workspace::thread_stack_top(park.slot) {
+        // SAFETY: the slot's stack is this thread's alone for this
+        // checkpoint (slots are handed out once per generation).
+        Some(top) => unsafe { crate::capture::call_on_stack(arg, park_thread, top) },
+        None => park_thread(arg), // no slot: the coordinator refuses the checkpoint
+    }
+}
+
+/// What a stopped thread's handler hands to [`park_thread`].
+struct Park {
+    uc: *mut core::ffi::c_void,
+    slot: usize,
+    generation: u32,
+}
+
+/// Records the thread in its slot and parks it until the coordinator
+/// releases the generation (on the slot's stack).
+extern "C" fn park_thread(arg: *mut core::ffi::c_void) {
+    // SAFETY: `arg` is the handler's Park, alive until this returns.
+    let park = unsafe { &*(arg as *const Park) };
+    // SAFETY: the slot taken by the handler is this thread's alone.
+    let (sync, table) = unsafe { workspace::sync_and_threads() };
     let rseq = unregister_rseq();
-    let slot = sync.slots.fetch_add(1, SeqCst) as usize;
-    if let Some(t) = table.get_mut(slot) {
-        *t = describe(uc as *const libc::ucontext_t, rseq);
+    if let Some(t) = table.get_mut(park.slot) {
+        *t = describe(park.uc as *const libc::ucontext_t, rseq);
     }
     sync.arrived.fetch_add(1, SeqCst);
     sys::futex_wake(&sync.arrived, 1);
     loop {
         let released = sync.release.load(SeqCst);
-        if released == generation {
+        if released == park.generation {
             break;
         }
         let _ = sys::futex_wait(&sync.release, released, 0);

@@ -3,9 +3,12 @@
 //!
 //! ```text
 //! base                  guard page (PROT_NONE)
-//! base+4K               capture stack (grows down from `stack_top`)
+//! base+4K               the launcher's stdio (ckpt_image::StdioIdentity)
+//! base+8K               capture stack (grows down from `stack_top`)
 //!                       Shared: coordination words, thread records
 //!                               (every thread writes its own slot)
+//!                       thread stacks: one per slot, where each
+//!                               stopped thread's handler parks
 //!                       Tables: maps text, pagemap words, strings,
 //!                               region, extent and fd tables, bounce buffer
 //!                               (the coordinator's alone)
@@ -34,6 +37,8 @@ pub const MAX_REGIONS: usize = ckpt_image::MAX_REGIONS as usize;
 pub const MAX_EXTENTS: usize = ckpt_image::MAX_EXTENTS as usize;
 pub const MAX_THREADS: usize = ckpt_image::MAX_THREADS as usize;
 pub const MAX_FDS: usize = 8192;
+/// The stack of one stopped thread's handler (slots 1 and up).
+pub const THREAD_STACK_SIZE: usize = 16 << 10;
 
 /// What every thread touches during a checkpoint.
 #[repr(C)]
@@ -61,8 +66,12 @@ pub struct Tables {
 }
 
 const GUARD: usize = 4096;
-const SHARED_OFFSET: usize = GUARD + STACK_SIZE;
-const TABLES_OFFSET: usize = (SHARED_OFFSET + size_of::<Shared>() + 4095) & !4095;
+/// The stdio identity: the start of the lowest writable page, where
+/// `restart` finds it.
+const STDIO_OFFSET: usize = GUARD;
+const SHARED_OFFSET: usize = GUARD + 4096 + STACK_SIZE;
+const THREAD_STACKS_OFFSET: usize = (SHARED_OFFSET + size_of::<Shared>() + 4095) & !4095;
+const TABLES_OFFSET: usize = THREAD_STACKS_OFFSET + MAX_THREADS * THREAD_STACK_SIZE;
 pub const WORKSPACE_SIZE: usize = (TABLES_OFFSET + size_of::<Tables>() + 4095) & !4095;
 
 struct Base(UnsafeCell<u64>);
@@ -101,9 +110,21 @@ pub fn range() -> (u64, u64) {
     (base(), base() + WORKSPACE_SIZE as u64)
 }
 
+/// Who the launcher's stdin, stdout and stderr are (see
+/// `ckpt_image::StdioIdentity`).
+pub fn stdio_identity() -> *mut ckpt_image::StdioIdentity {
+    (base() + STDIO_OFFSET as u64) as *mut ckpt_image::StdioIdentity
+}
+
 /// The top of the capture stack (16-byte aligned).
 pub fn stack_top() -> u64 {
     base() + SHARED_OFFSET as u64
+}
+
+/// The top of the handler stack of thread slot `slot` (16-byte aligned),
+/// if there is such a slot (slot 0 is the coordinator's: [`stack_top`]).
+pub fn thread_stack_top(slot: usize) -> Option<u64> {
+    (1..MAX_THREADS).contains(&slot).then(|| base() + (THREAD_STACKS_OFFSET + (slot + 1) * THREAD_STACK_SIZE) as u64)
 }
 
 /// The coordination words and the thread table.

@@ -113,6 +113,11 @@ impl<J: Job> Split<'_, J> {
 }
 
 unsafe extern "C" fn helper<J: Job>(arg: u64) -> ! {
+    // Every signal blocked, first: the helper is ckpt's, never the
+    // program's, and may outlive `split` by a few instructions (it exits
+    // after `done`): in the loader, a restored program that checkpoints at
+    // once must not find it taking the thread signal on the loader's stack.
+    let _ = crate::rt_sigprocmask(crate::SIG_SETMASK, !0);
     // SAFETY: `split` keeps the Split alive until `done` is set.
     let s = unsafe { &*(arg as *const Split<J>) };
     s.work(1);

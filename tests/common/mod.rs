@@ -472,6 +472,125 @@ pub fn assert_refused(o: &Outcome, code: i32, needles: &[&str]) {
     assert!(o.stdout().is_empty(), "nothing should have run\n{}", o.describe());
 }
 
+/// Waits until a thread of `run` is blocked in system call `nr` (first
+/// field of /proc/PID/task/TID/syscall), i.e. the program reached its wait.
+pub fn wait_in_syscall(run: &Run, nr: i64) {
+    let start = Instant::now();
+    let tasks = format!("/proc/{}/task", run.pid);
+    loop {
+        let mut seen = Vec::new();
+        for task in fs::read_dir(&tasks).into_iter().flatten().flatten() {
+            let text = fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+            if text.split_whitespace().next().and_then(|f| f.parse::<i64>().ok()) == Some(nr) {
+                return;
+            }
+            seen.push(text.trim().to_string());
+        }
+        assert!(
+            start.elapsed() < TIMEOUT,
+            "{}: no thread blocked in system call {nr} after {TIMEOUT:?} (/proc/{}/task/*/syscall: {seen:?})",
+            run.what,
+            run.pid,
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// How the executables are run: directly from the workspace, or copied to a
+/// directory everyone can read and run as user `nobody`.
+pub struct Tools {
+    pub dir: PathBuf,
+    /// (uid, gid) to run every command as, through setpriv.
+    pub user: Option<(u32, u32)>,
+}
+
+impl Tools {
+    pub fn new() -> Tools {
+        // Fail early, with the hint to run make, if something is missing.
+        for p in ["ckpt", "restart", "readckpt", "libckpt.so"] {
+            exe(p);
+        }
+        Tools { dir: root(), user: None }
+    }
+
+    pub fn bin(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// A command running `program args` in `cwd` (as the chosen user), with
+    /// no stdin and piped stdout and stderr.
+    pub fn cmd(&self, program: &Path, args: &[&str], cwd: &Path) -> Command {
+        match self.user {
+            None => command(program, args, cwd),
+            Some((uid, gid)) => command_as(uid, gid, program, args, cwd),
+        }
+    }
+
+    /// `ckpt [-o IMAGE] PROGRAM ARGS...`
+    pub fn ckpt(&self, image: Option<&Path>, program: &Path, args: &[&str], cwd: &Path) -> Command {
+        self.ckpt_with(&[], image, program, args, cwd)
+    }
+
+    /// `ckpt OPTIONS [-o IMAGE] PROGRAM ARGS...`
+    pub fn ckpt_with(
+        &self,
+        options: &[&str],
+        image: Option<&Path>,
+        program: &Path,
+        args: &[&str],
+        cwd: &Path,
+    ) -> Command {
+        let mut a: Vec<&str> = options.to_vec();
+        if let Some(i) = image {
+            a.push("-o");
+            a.push(i.to_str().unwrap());
+        }
+        a.push(program.to_str().unwrap());
+        a.extend_from_slice(args);
+        self.cmd(&self.bin("ckpt"), &a, cwd)
+    }
+
+    /// `restart [IMAGE]`
+    pub fn restart(&self, image: Option<&Path>, cwd: &Path) -> Command {
+        let a: Vec<&str> = image.iter().map(|p| p.to_str().unwrap()).collect();
+        self.cmd(&self.bin("restart"), &a, cwd)
+    }
+}
+
+/// Tools copied to a fresh directory that `nobody` can read, a 0777 working
+/// directory, and every command run as nobody (through setpriv). When the
+/// tests do not run as root they are unprivileged already: the commands run
+/// as the current user, from the copies. `extra`: more programs to copy
+/// (demos), found in the bin directory by their file name.
+pub fn unprivileged(tag: &str, extra: &[&Path]) -> (TempDir, Tools, TempDir) {
+    let bins = TempDir::new(&format!("{tag}-bin"));
+    bins.chmod(0o755);
+    for name in ["ckpt", "restart", "readckpt", "libckpt.so", "counting-test"] {
+        let to = bins.join(name);
+        fs::copy(exe(name), &to).unwrap();
+        chmod(&to, 0o755);
+    }
+    for p in extra {
+        let to = bins.path.join(p.file_name().unwrap());
+        fs::copy(p, &to).unwrap();
+        chmod(&to, 0o755);
+    }
+    let work = TempDir::new(tag);
+    work.chmod(0o777);
+    let user = if is_root() {
+        assert!(
+            Path::new("/usr/bin/setpriv").exists(),
+            "running as root, but /usr/bin/setpriv (util-linux) is missing: cannot switch to nobody"
+        );
+        Some((65534, 65534))
+    } else {
+        eprintln!("not root: the unprivileged tests run as the current user");
+        None
+    };
+    let tools = Tools { dir: bins.path.clone(), user };
+    (bins, tools, work)
+}
+
 /// Asserts two outputs are identical, showing both as text if not.
 pub fn assert_same(what: &str, got: &[u8], want: &[u8]) {
     if got != want {

@@ -37,6 +37,9 @@ Options:
       --keep N           keep the last N images (default 1): the newest at
                          PATH, the ones before as myckpt.1.dat (the previous
                          one), myckpt.2.dat, ... myckpt.(N-1).dat
+      --strict           refuse to write an image that cannot hold the whole
+                         job: while the program has child processes (one
+                         line; the program continues, the previous image stays)
   -s, --signal SIG       the checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2)
                          or a number (default USR2)
       --portable[=LEVEL] hold glibc's CPU dispatch (memcpy, strlen, libm...)
@@ -55,7 +58,7 @@ Every option can also be given in the environment, for batch scripts; an
 option on the command line wins over its variable:
   CKPT_OUTPUT=PATH  CKPT_CONTINUE=1  CKPT_INTERVAL=TIME  CKPT_KEEP=N
   CKPT_SIGNAL=SIG   CKPT_QUIET=1     CKPT_VERBOSE=1   CKPT_PORTABLE=LEVEL
-  CKPT_ALLOW_FOREIGN_OUTPUT=1
+  CKPT_ALLOW_FOREIGN_OUTPUT=1        CKPT_STRICT=1
 
 Examples:
   ckpt ./counting-test 5 &        # runs as ./counting-test 5 would
@@ -110,6 +113,8 @@ struct Options {
     output: PathBuf,
     cont: bool,
     allow_foreign: bool,
+    /// Refuse a checkpoint the image cannot hold whole (children).
+    strict: bool,
     /// Period of the ticker, ms; 0: none.
     interval_ms: u64,
     keep: u32,
@@ -127,6 +132,7 @@ struct Given {
     output: Option<OsString>,
     cont: bool,
     allow_foreign: bool,
+    strict: bool,
     interval_ms: Option<u64>,
     keep: Option<u32>,
     signal: Option<i32>,
@@ -323,6 +329,7 @@ fn parse_args() -> Options {
                 })
             }
             b"--allow-foreign-output" => g.allow_foreign = true,
+            b"--strict" => g.strict = true,
             b"-o" | b"--output" => {
                 let v = value("/tmp/job.dat");
                 if v.is_empty() {
@@ -361,6 +368,7 @@ fn parse_args() -> Options {
     let interval_ms = g.interval_ms.or_else(|| env_value("CKPT_INTERVAL", parse_interval)).unwrap_or(0);
     let cont = g.cont || env_value("CKPT_CONTINUE", parse_flag).unwrap_or(false) || interval_ms != 0;
     let allow_foreign = g.allow_foreign || env_value("CKPT_ALLOW_FOREIGN_OUTPUT", parse_flag).unwrap_or(false);
+    let strict = g.strict || env_value("CKPT_STRICT", parse_flag).unwrap_or(false);
     let keep = g.keep.or_else(|| env_value("CKPT_KEEP", parse_keep)).unwrap_or(1);
     let signal = g.signal.or_else(|| env_value("CKPT_SIGNAL", parse_signal)).unwrap_or(libc::SIGUSR2);
     let portable = g.portable.or_else(|| env_value("CKPT_PORTABLE", parse_portable)).unwrap_or(0);
@@ -378,6 +386,7 @@ fn parse_args() -> Options {
         output: PathBuf::from(output.unwrap_or_else(|| "myckpt.dat".into())),
         cont,
         allow_foreign,
+        strict,
         interval_ms,
         keep,
         signal,
@@ -712,6 +721,7 @@ fn main() {
         .env("CKPT_SIGNAL", opts.signal.to_string())
         .env("CKPT_CONTINUE", flag(opts.cont))
         .env("CKPT_ALLOW_FOREIGN_OUTPUT", flag(opts.allow_foreign))
+        .env("CKPT_STRICT", flag(opts.strict))
         .env("CKPT_KEEP", opts.keep.to_string())
         .env("CKPT_QUIET", flag(opts.verbosity == Verbosity::Quiet))
         .env("CKPT_VERBOSE", flag(opts.verbosity == Verbosity::Verbose));

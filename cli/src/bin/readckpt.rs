@@ -427,7 +427,10 @@ fn fd_cloexec(f: &Fd) -> bool {
 /// matter to the program (other `F_GETFL` bits are in the JSON).
 fn fd_flags(f: &Fd) -> String {
     let mut words = vec![fd_access(f)];
-    for (set, word) in [(fd_append(f), "append"), (fd_nonblock(f), "nonblock"), (fd_cloexec(f), "cloexec")] {
+    let own = f.fd_flags & ckpt_image::FD_NOT_INHERITED != 0;
+    for (set, word) in
+        [(fd_append(f), "append"), (fd_nonblock(f), "nonblock"), (fd_cloexec(f), "cloexec"), (own, "not-inherited")]
+    {
         if set {
             words.push(word);
         }
