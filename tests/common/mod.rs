@@ -483,3 +483,69 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// The image with its header changed by `f` and the header checksum made
+/// right again, so that only the change itself can be refused.
+pub fn patch_header(good: &[u8], f: impl FnOnce(&mut ckpt_image::Header)) -> Vec<u8> {
+    use ckpt_image::{bytes_of, read_at, Header, HEADER_SIZE};
+    let mut h: Header = read_at(good, 0).expect("an image starts with a header");
+    f(&mut h);
+    h.header_checksum = h.compute_checksum();
+    let mut out = good.to_vec();
+    out[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
+    out
+}
+
+/// Makes both checksums of `image` right again after its header or
+/// metadata bytes were changed (in place).
+pub fn reseal(image: &mut [u8]) {
+    use ckpt_image::{bytes_of, checksum, read_at, Header, HEADER_SIZE};
+    let mut h: Header = read_at(image, 0).expect("an image starts with a header");
+    let meta = h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize;
+    if let Some(m) = image.get(meta) {
+        h.meta_checksum = checksum(m);
+    }
+    h.header_checksum = h.compute_checksum();
+    image[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
+}
+
+/// The image with the metadata bytes changed by `f` (given the header and
+/// the metadata, `header.meta_len` bytes), re-sealed.
+pub fn patch_meta(good: &[u8], f: impl FnOnce(&ckpt_image::Header, &mut [u8])) -> Vec<u8> {
+    let h: ckpt_image::Header = ckpt_image::read_at(good, 0).expect("an image starts with a header");
+    let mut out = good.to_vec();
+    f(&h, &mut out[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]);
+    reseal(&mut out);
+    out
+}
+
+/// The image with thread record `i` changed by `f`, re-sealed.
+pub fn patch_thread(good: &[u8], i: usize, f: impl FnOnce(&mut ckpt_image::Thread)) -> Vec<u8> {
+    use ckpt_image::{bytes_of, read_at, MetaLayout, Thread};
+    patch_meta(good, |h, meta| {
+        let l = MetaLayout::of(h);
+        let at = l.regions + l.extents + i * std::mem::size_of::<Thread>();
+        let mut t: Thread = read_at(&meta[at..], 0).expect("thread index out of range");
+        f(&mut t);
+        meta[at..at + std::mem::size_of::<Thread>()].copy_from_slice(bytes_of(&t));
+    })
+}
+
+/// What is wrong with a refusal, if anything: a refused image must give
+/// exit status 1 (never a signal), exactly one line on stderr starting with
+/// `restart: ` (or `prefix`), and nothing on stdout.
+pub fn refusal_problem(prefix: &str, o: &Outcome) -> Option<String> {
+    let err = o.stderr();
+    let one_line =
+        err.starts_with(prefix.as_bytes()) && err.ends_with(b"\n") && err.iter().filter(|&&c| c == b'\n').count() == 1;
+    if o.status.code() == Some(1) && one_line && o.stdout().is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{}: expected exit status 1 and one line \"{prefix}...\" on stderr, nothing on stdout; got {}, stderr {:?}, stdout {:?}",
+        o.what,
+        describe_status(&o.status),
+        o.stderr_text(),
+        o.stdout_text()
+    ))
+}
