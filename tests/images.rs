@@ -13,13 +13,18 @@ use std::time::Duration;
 
 const CHECKPOINTED: i32 = ckpt_image::EXIT_CHECKPOINTED;
 
-/// Checkpoints `counting-test 0` (stdout to a file) after its first sleep:
-/// a small, valid, single-threaded image at `dir/good.dat`.
+/// Checkpoints `counting-test 0` (stdout to `dir/first.out`) after its
+/// first sleep: a small, valid, single-threaded image at `dir/good.dat`.
 fn small_image(dir: &TempDir) -> PathBuf {
+    small_image_writing_to(dir, "first.out")
+}
+
+/// As [`small_image`], with the program's stdout in `dir/STDOUT`.
+fn small_image_writing_to(dir: &TempDir, stdout: &str) -> PathBuf {
     let image = dir.join("good.dat");
     let mut c =
         command(&exe("ckpt"), &["-o", image.to_str().unwrap(), exe("counting-test").to_str().unwrap(), "0"], &dir.path);
-    c.stdout(file(&dir.join("first.out")));
+    c.stdout(file(&dir.join(stdout)));
     let run = spawn("checkpointed run", &mut c);
     run.wait_switches(1);
     run.checkpoint();
@@ -94,4 +99,103 @@ fn hostile_thread_addresses_are_refused() {
     spawn("restart of the good image", &mut c).finish_within(TIMEOUT).expect_code(0);
     let want: String = (0..10).map(|i| format!("{i}\n")).collect();
     assert_same("good image", &cat(&[&read(&dir.join("first.out")), &read(&dir.join("rest.out"))]), want.as_bytes());
+}
+
+/// The image with one byte of its data changed: header and tables are
+/// right, the data's checksum is not (found only while loading).
+fn corrupt_data(good: &[u8]) -> Vec<u8> {
+    let h = Header::parse(good, good.len() as u64).unwrap();
+    let mut bad = good.to_vec();
+    bad[h.data_offset as usize + 100] ^= 0x40;
+    bad
+}
+
+fn restart_cmd(args: &[&str], dir: &TempDir) -> std::process::Command {
+    command(&exe("restart"), args, &dir.path)
+}
+
+#[test]
+fn a_failed_restart_says_one_line() {
+    // A warning found before the point of no return (the program's stdout
+    // file, to be reopened with --keep-stdio, was deleted) and a data error
+    // found while loading: the restart fails, and says so in one line, the
+    // error; the warning is about a program that never runs.
+    let dir = TempDir::new("one-line");
+    let good = read(&small_image(&dir));
+    fs::remove_file(dir.join("first.out")).unwrap();
+    fs::write(dir.join("bad.dat"), corrupt_data(&good)).unwrap();
+    let o =
+        spawn("restart --keep-stdio of corrupted data", &mut restart_cmd(&["--keep-stdio", "bad.dat"], &dir)).finish();
+    assert_eq!(refusal_problem("restart: ", &o), None);
+    assert!(o.stderr_text().contains("corrupted"), "{}", o.describe());
+    // The same warning with good data: the restart goes on and says it.
+    let o = spawn("restart --keep-stdio", &mut restart_cmd(&["--keep-stdio", "good.dat"], &dir)).finish();
+    o.expect_code(0);
+    // (fd 2, the test's pipe, is not restorable either: a second warning.)
+    let err = o.text_lines(Stream::Stderr);
+    assert!(
+        err.iter().all(|l| l.starts_with("restart: warning: fd "))
+            && err.iter().any(|l| l.starts_with("restart: warning: fd 1 (") && l.contains("deleted")),
+        "{}",
+        o.describe()
+    );
+}
+
+#[test]
+fn restart_messages_escape_names() {
+    // Names with a newline and a terminal escape: the image path in an
+    // error, a file's path in a warning. Each message stays one line, with
+    // no control character in it, escaped as readckpt shows names.
+    let dir = TempDir::new("escape");
+    let weird = "out\n\x1b[31mred";
+    let good = read(&small_image_writing_to(&dir, weird));
+    let bad = dir.join("img\n\x1b[31m.dat");
+    fs::write(&bad, corrupt_data(&good)).unwrap();
+    let o = spawn("restart of a weird name", &mut restart_cmd(&[bad.to_str().unwrap()], &dir)).finish();
+    assert_eq!(refusal_problem("restart: ", &o), None);
+    let err = o.stderr_text();
+    assert!(err.contains("img\\x0a\\x1b[31m.dat: "), "the name is escaped: {err:?}");
+    assert!(!err.trim_end().chars().any(char::is_control), "{err:?}");
+
+    fs::remove_file(dir.join(weird)).unwrap();
+    let o = spawn("restart --keep-stdio", &mut restart_cmd(&["--keep-stdio", "good.dat"], &dir)).finish();
+    o.expect_code(0);
+    let err = o.stderr_text();
+    let fd1 = err.lines().find(|l| l.starts_with("restart: warning: fd 1 ("));
+    assert!(fd1.is_some_and(|l| l.contains("out\\x0a\\x1b[31mred")), "{}", o.describe());
+    assert!(err.lines().all(|l| !l.chars().any(char::is_control)), "{err:?}");
+}
+
+#[test]
+fn a_fifo_is_refused_at_once() {
+    // Opening a FIFO for reading waits for a writer: restart must not.
+    let dir = TempDir::new("fifo");
+    let fifo = dir.join("image.fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let problems = refused(&dir, "a FIFO", &fifo);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn readckpt_json_ok_follows_the_exit_status() {
+    // --verify fails on a CPU without the image's register state: the JSON
+    // must not say "ok": true. The CPU is made to lack it by claiming a
+    // feature bit no x86 CPU has (bit 62 of XCR0 is reserved).
+    let dir = TempDir::new("json-ok");
+    let good = read(&small_image(&dir));
+    fs::write(dir.join("bad.dat"), patch_header(&good, |h| h.xfeatures |= 1 << 62)).unwrap();
+    let json = |image: &str| {
+        spawn("readckpt --json --verify", &mut command(&exe("readckpt"), &["--json", "--verify", image], &dir.path))
+            .finish()
+    };
+    let o = json("bad.dat");
+    o.expect_code(1);
+    let out = o.stdout_text();
+    let verify = &out[out.find("\"verify\"").unwrap_or_else(|| panic!("no verify member\n{}", o.describe()))..];
+    assert!(verify.contains("\"ok\":false") && !verify.contains("\"ok\":true"), "{}", o.describe());
+    let o = json("good.dat");
+    o.expect_code(0);
+    assert!(o.stdout_text().contains("\"ok\":true"), "{}", o.describe());
 }

@@ -250,7 +250,7 @@ fn describe_problem(l: &mut Line, p: Problem, f: &Fd, keep_own: bool) {
 
 fn head(l: &mut Line, meta: &Meta, f: &Fd) {
     let _ = write!(l, "fd {} (", f.fd);
-    l.push(meta.string(f.path).unwrap_or(b"?")).push(b")");
+    l.push_escaped(meta.string(f.path).unwrap_or(b"?")).push(b")");
 }
 
 /// Before the point of no return: says (on stderr) what will not come back
@@ -293,7 +293,7 @@ pub fn check(meta: &Meta, opts: &Options) -> Result<(), Fail> {
         if keep_own && !matches!(p, Problem::Lost) {
             l.push(b"; it is restart's own");
         }
-        l.emit();
+        crate::fail::warn(&mut l);
         set_verdict(i, v);
     }
     Ok(())

@@ -25,7 +25,9 @@ pub fn read_exact(fd: i32, buf: &mut [u8], offset: u64) -> Result<(), Fail> {
 }
 
 pub fn open(path: &CStr) -> Result<Image, Fail> {
-    let fd = sys::open(path, sys::O_RDONLY).map_err(fail::sys("cannot open the image"))?;
+    // Non-blocking: opening a FIFO for reading would wait for a writer
+    // (it is refused just below); on a regular file the flag changes nothing.
+    let fd = sys::open(path, sys::O_RDONLY | sys::O_NONBLOCK).map_err(fail::sys("cannot open the image"))?;
     let st = sys::fstat(fd).map_err(fail::sys("cannot stat the image"))?;
     match st.mode & sys::S_IFMT {
         sys::S_IFREG => {}

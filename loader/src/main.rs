@@ -124,6 +124,8 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         memory::unmap_all_but_loader();
         vdso.place()?;
         memory::restore(&img)?;
+        // The program's memory is back and verified: the restart happens.
+        fail::commit();
         resume::resume(img.meta, img.fd, opts)
     }
 }

@@ -131,7 +131,7 @@ unsafe fn reattach_shared_file(meta: &Meta, r: &Region) {
     let Err(why) = why else { return };
     let mut l = Line::new();
     let _ = write!(l, "restart: warning: shared mapping {:x}-{:x} of ", r.start, r.end);
-    l.push(name.strip_suffix(DELETED).unwrap_or(name)).push(b": ");
+    l.push_escaped(name.strip_suffix(DELETED).unwrap_or(name)).push(b": ");
     let _ = match why {
         Detached::Deleted => l.write_str("the file was deleted"),
         Detached::Unknown => l.write_str("the file could not be identified at the checkpoint"),
@@ -142,7 +142,7 @@ unsafe fn reattach_shared_file(meta: &Meta, r: &Region) {
         }
     };
     l.push(b"; the memory keeps its contents of the checkpoint, but no longer reaches the file");
-    l.emit();
+    crate::fail::warn(&mut l);
 }
 
 /// Why a shared file mapping stays detached from its file.

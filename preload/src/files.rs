@@ -391,7 +391,7 @@ fn warn_fifo_data(f: &Fd, scratch: &mut [u8]) {
     let link = link_of(f.fd, scratch);
     let mut l = msg::Line::new();
     let _ = write!(l, "ckpt: warning: fd {} (", f.fd);
-    l.push(link);
+    l.push_escaped(link);
     let _ = write!(l, "): the {waiting} bytes waiting in this FIFO are not saved");
     l.emit();
 }
@@ -400,7 +400,7 @@ fn warn_data(f: &Fd, saved: usize, waiting: usize, scratch: &mut [u8]) {
     let link = link_of(f.fd, scratch);
     let mut l = msg::Line::new();
     let _ = write!(l, "ckpt: warning: fd {} (", f.fd);
-    l.push(link);
+    l.push_escaped(link);
     let _ = write!(l, "): only {saved} of the {waiting} bytes waiting in it could be saved");
     l.emit();
 }

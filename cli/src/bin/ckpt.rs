@@ -133,6 +133,8 @@ fn parse_signal(v: &str) -> Result<i32, String> {
     let why = match sig {
         _ if !(1..=RTMAX).contains(&sig) => "is not a signal (1 to 64)",
         libc::SIGKILL | libc::SIGSTOP => "cannot be caught",
+        libc::SIGCHLD => "is sent by the kernel whenever a child of the program stops or exits",
+        libc::SIGCONT => "is sent by job control to resume a stopped program",
         32 | 33 => "is reserved by glibc",
         THREAD_SIGNAL => "is reserved by ckpt to stop threads",
         libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGSYS => {
