@@ -199,3 +199,167 @@ fn readckpt_json_ok_follows_the_exit_status() {
     o.expect_code(0);
     assert!(o.stdout_text().contains("\"ok\":true"), "{}", o.describe());
 }
+
+/// The pid's `/proc/PID/comm`, if it still exists.
+fn comm(pid: i32) -> Option<String> {
+    fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|s| s.trim_end().to_string())
+}
+
+#[test]
+fn metadata_near_the_arena_is_refused_with_its_reason() {
+    // A valid image whose string table makes the metadata almost 64 MiB:
+    // more than restart's heap can hold with its own needs.
+    let dir = TempDir::new("arena");
+    let good = read(&small_image(&dir));
+    let h = Header::parse(&good, good.len() as u64).unwrap();
+    let extra = (64 << 20) - (16 << 10) - h.meta_len as usize;
+    let big = rebuild_image(&good, |t| t.strings.resize(t.strings.len() + extra, 0));
+    fs::write(dir.join("big.dat"), big).unwrap();
+    let o = spawn("restart of big metadata", &mut restart_cmd(&["big.dat"], &dir)).finish();
+    assert_eq!(refusal_problem("restart: big.dat: ", &o), None);
+    assert!(o.stderr_text().contains("larger than restart can hold"), "{}", o.describe());
+}
+
+#[test]
+fn many_pipe_ends_restart_quickly() {
+    // 65,536 descriptors, all pipe ends but 0, 1 and 2 (both ends of each
+    // pipe in the process): restoring them must not scan the table once per
+    // pipe (that took 4 to 29 s, with every signal blocked). Where the hard
+    // limit on open files cannot be raised to hold them all, the ends above
+    // it are refused by the kernel with a warning each, after the same work.
+    const N: usize = ckpt_image::MAX_FDS as usize - 1; // 0, 1, 2 and pairs
+    let hard = raise_own_nofile(N as u64 + 64);
+    let dir = TempDir::new("pipes");
+    let good = read(&small_image(&dir));
+    let many = rebuild_image(&good, |t| {
+        let proto = t.fds[0];
+        t.fds.retain(|f| f.fd <= 2);
+        let mut fd = 3;
+        while t.fds.len() < N {
+            for kind in [ckpt_image::FdKind::PipeRead, ckpt_image::FdKind::PipeWrite] {
+                t.fds.push(ckpt_image::Fd {
+                    fd,
+                    kind: kind as u32,
+                    flags: if kind == ckpt_image::FdKind::PipeRead { 0 } else { 1 },
+                    fd_flags: 0,
+                    pipe: 1_000_000 + fd as u64 / 2,
+                    path: ckpt_image::StrRef::default(),
+                    data: ckpt_image::StrRef::default(),
+                    ..proto
+                });
+                fd += 1;
+            }
+        }
+    });
+    fs::write(dir.join("many.dat"), many).unwrap();
+    let start = std::time::Instant::now();
+    let run = spawn("restart of 65,535 pipe ends", &mut restart_cmd(&["many.dat"], &dir));
+    // The restored program's name is set once its descriptors are back.
+    while comm(run.pid).is_some_and(|c| c != "counting-test") && start.elapsed() < TIMEOUT {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = start.elapsed();
+    let fds = fs::read_dir(format!("/proc/{}/fd", run.pid)).map(|d| d.count()).unwrap_or(0);
+    let o = run.finish();
+    o.expect_code(0);
+    let fit = N.min(hard as usize - 8);
+    assert!(fds >= fit, "the restarted program has {fds} descriptors, not {fit} (hard limit {hard})");
+    // Linear work takes a few hundred ms here.
+    let limit = Duration::from_millis(2500);
+    assert!(took < limit, "restoring 65,535 pipe ends took {took:?} (limit {limit:?})");
+    eprintln!("restoring 65,535 pipe ends took {took:?} (hard limit on open files {hard})");
+}
+
+/// Raises this process's hard (not soft) limit on open files to `want` if
+/// it may (children inherit it); returns the hard limit now.
+fn raise_own_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on locals; only the hard limit grows.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_max < want {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_cur, rlim_max: want };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    lim.rlim_max
+}
+
+/// A copy of `restart` that user `nobody` can run, and the command that
+/// runs it as nobody (when the tests run as root; else as this user).
+fn restart_as_nobody(dir: &TempDir, bins: &TempDir, image: &Path) -> std::process::Command {
+    bins.chmod(0o755);
+    let restart = bins.join("restart");
+    fs::copy(exe("restart"), &restart).unwrap();
+    chmod(&restart, 0o755);
+    dir.chmod(0o777);
+    chmod(image, 0o644);
+    let image = image.to_str().unwrap();
+    if is_root() {
+        command(
+            Path::new("/usr/bin/setpriv"),
+            &["--reuid=65534", "--regid=65534", "--clear-groups", "--", restart.to_str().unwrap(), image],
+            &dir.path,
+        )
+    } else {
+        command(&restart, &[image], &dir.path)
+    }
+}
+
+#[test]
+fn layouts_the_kernel_refuses_are_found_before_the_point_of_no_return() {
+    let dir = TempDir::new("layouts");
+    let bins = TempDir::new("layouts-bin");
+    let good = read(&small_image(&dir));
+    let sysctl =
+        |name: &str| -> u64 { fs::read_to_string(format!("/proc/sys/vm/{name}")).unwrap().trim().parse().unwrap() };
+    let mut problems = Vec::new();
+    let mut check = |what: &str, image: Vec<u8>, needle: &str, as_nobody: bool| {
+        // (A neutral name: the line names the image, it must not match the needle.)
+        let p = dir.join(&format!("case-{}.dat", what.len()));
+        fs::write(&p, image).unwrap();
+        let mut c =
+            if as_nobody { restart_as_nobody(&dir, &bins, &p) } else { restart_cmd(&[p.to_str().unwrap()], &dir) };
+        let o = spawn(&format!("restart of {what}"), &mut c).finish_within(TIMEOUT + Duration::from_secs(30));
+        problems.extend(refusal_problem("restart: ", &o));
+        if !o.stderr_text().contains(needle) {
+            problems.push(format!("restart of {what}: the line should name {needle:?}: {:?}", o.stderr_text()));
+        }
+    };
+    // Below vm.mmap_min_addr (only CAP_SYS_RAWIO may map there: as nobody).
+    if sysctl("mmap_min_addr") > 0 {
+        let low = rebuild_image(&good, |t| insert_region(&mut t.regions, empty_region(0, 4096, 3)));
+        check("a page at address 0", low, "mmap_min_addr", true);
+    } else {
+        eprintln!("SKIP the low-address case: vm.mmap_min_addr is 0 here");
+    }
+    // More regions than vm.max_map_count (one-page regions with gaps between
+    // them, so the kernel cannot merge them).
+    let max = sysctl("max_map_count");
+    if max < ckpt_image::MAX_REGIONS as u64 - 64 {
+        let many = rebuild_image(&good, |t| {
+            let base = 0x1000_0000_0000u64;
+            // (The kernel checks the count before adding a mapping: it
+            // lets a process reach max_map_count + 1; the loader has its own.)
+            let n = max as usize + 64 - t.regions.len();
+            for i in 0..n as u64 {
+                insert_region(&mut t.regions, empty_region(base + 2 * i * 4096, base + (2 * i + 1) * 4096, 1));
+            }
+        });
+        check("more regions than vm.max_map_count", many, "max_map_count", false);
+    } else {
+        eprintln!("SKIP the region-count case: vm.max_map_count is {max}, above what an image may hold");
+    }
+    // 16 TiB of private writable memory: refused by the overcommit heuristic.
+    if sysctl("overcommit_memory") != 1 {
+        let huge = rebuild_image(&good, |t| {
+            insert_region(&mut t.regions, empty_region(0x1000_0000_0000, 0x2000_0000_0000, 3))
+        });
+        check("a 16 TiB region", huge, "larger than this machine lets a process map", false);
+    } else {
+        eprintln!("SKIP the 16 TiB case: vm.overcommit_memory is 1 (always), the kernel maps anything");
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}

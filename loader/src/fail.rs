@@ -47,6 +47,27 @@ impl Fail {
     }
 }
 
+/// A failure whose line was composed for the occasion (it names numbers or
+/// paths): kept in the loader's static memory, as a `Fail::Msg`. One at a
+/// time: the loader stops at its first failure.
+pub fn composed(l: &Line) -> Fail {
+    struct Text(UnsafeCell<[u8; 1024]>);
+    // SAFETY: written once, by the loader's one thread, just before it exits.
+    unsafe impl Sync for Text {}
+    static TEXT: Text = Text(UnsafeCell::new([0; 1024]));
+    // SAFETY: see Text.
+    let buf = unsafe { &mut *TEXT.0.get() };
+    let msg = l.as_bytes();
+    let n = msg.len().min(buf.len());
+    buf[..n].copy_from_slice(&msg[..n]);
+    let bytes: &'static [u8] = &buf[..n];
+    Fail::Msg(match core::str::from_utf8(bytes) {
+        Ok(s) => s,
+        // Names are escaped into UTF-8; anything else up to where it stops.
+        Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    })
+}
+
 /// Room for the warnings held before the commit (65,536 descriptors' worth
 /// of the shortest lines; what does not fit is counted and said as a number).
 const HELD_SIZE: usize = 1 << 20;

@@ -39,6 +39,11 @@ pub fn open(path: &CStr) -> Result<Image, Fail> {
     let n = (file_len as usize).min(HEADER_SIZE);
     read_exact(fd, &mut head[..n], 0)?;
     let header = Header::parse(&head[..n], file_len)?;
+    if header.meta_len > crate::MAX_META as u64 {
+        return Err(Fail::Msg(
+            "the image's tables (its metadata) are larger than restart can hold (62 MiB): too many regions, extents, descriptors or strings",
+        ));
+    }
     let mut meta = Vec::new();
     meta.try_reserve_exact(header.meta_len as usize).map_err(|_| Fail::Msg("the image metadata is too large"))?;
     meta.resize(header.meta_len as usize, 0u8);

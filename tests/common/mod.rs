@@ -549,3 +549,110 @@ pub fn refusal_problem(prefix: &str, o: &Outcome) -> Option<String> {
         o.stdout_text()
     ))
 }
+
+/// The tables of an image, decoded, to be changed and laid out again by
+/// [`rebuild_image`].
+pub struct Tables {
+    pub header: ckpt_image::Header,
+    pub regions: Vec<ckpt_image::Region>,
+    /// With their `file_pos` in the original image (the bytes are copied
+    /// from there).
+    pub extents: Vec<ckpt_image::Extent>,
+    pub threads: Vec<ckpt_image::Thread>,
+    pub sigactions: Vec<u8>,
+    pub fds: Vec<ckpt_image::Fd>,
+    pub strings: Vec<u8>,
+}
+
+/// A valid image with tables changed by `f`: counts, layout, each region's
+/// `first_extent`, each extent's `file_pos` and both checksums are
+/// recomputed; the data of each extent is copied from `good`. A region
+/// added by `f` must keep the table sorted, and own no extents or own
+/// extents that `f` added in the right place.
+pub fn rebuild_image(good: &[u8], f: impl FnOnce(&mut Tables)) -> Vec<u8> {
+    use ckpt_image::*;
+    use std::mem::size_of;
+    let h = Header::parse(good, good.len() as u64).expect("the image to rebuild is valid");
+    let l = MetaLayout::of(&h);
+    let meta = &good[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize];
+    fn table<T: Pod>(bytes: &[u8], n: usize) -> Vec<T> {
+        (0..n).map(|i| read_at(bytes, i).unwrap()).collect()
+    }
+    let mut at = 0;
+    let mut next = |len: usize| {
+        let s = &meta[at..at + len];
+        at += len;
+        s
+    };
+    let mut t = Tables {
+        header: h,
+        regions: table(next(l.regions), h.n_regions as usize),
+        extents: table(next(l.extents), h.n_extents as usize),
+        threads: table(next(l.threads), h.n_threads as usize),
+        sigactions: next(l.sigactions).to_vec(),
+        fds: table(next(l.fds), h.n_fds as usize),
+        strings: next(l.strings).to_vec(),
+    };
+    f(&mut t);
+    let mut h = t.header;
+    h.n_regions = t.regions.len() as u32;
+    h.n_extents = t.extents.len() as u32;
+    h.n_threads = t.threads.len() as u32;
+    h.n_fds = t.fds.len() as u32;
+    h.strings_len = t.strings.len() as u64;
+    h.layout();
+    let mut first = 0;
+    for r in &mut t.regions {
+        r.first_extent = first;
+        first += r.n_extents;
+    }
+    let mut data = Vec::new();
+    let mut pos = h.data_offset;
+    for x in &mut t.extents {
+        data.extend_from_slice(&good[x.file_pos as usize..(x.file_pos + x.len) as usize]);
+        x.file_pos = pos;
+        pos += x.len;
+    }
+    let mut meta = Vec::with_capacity(h.meta_len as usize);
+    meta.extend_from_slice(bytes_of_slice(&t.regions));
+    meta.extend_from_slice(bytes_of_slice(&t.extents));
+    meta.extend_from_slice(bytes_of_slice(&t.threads));
+    meta.extend_from_slice(&t.sigactions);
+    meta.extend_from_slice(bytes_of_slice(&t.fds));
+    meta.extend_from_slice(&t.strings);
+    assert_eq!(meta.len() as u64, h.meta_len, "sigactions must stay {} bytes", NSIG * size_of::<SigAction>());
+    h.meta_checksum = checksum(&meta);
+    h.data_len = data.len() as u64;
+    h.file_len = h.data_offset + h.data_len;
+    h.header_checksum = h.compute_checksum();
+    let mut out = Vec::with_capacity(h.file_len as usize);
+    out.extend_from_slice(bytes_of(&h));
+    out.resize(h.meta_offset as usize, 0);
+    out.extend_from_slice(&meta);
+    out.resize(h.data_offset as usize, 0);
+    out.extend_from_slice(&data);
+    out
+}
+
+/// An anonymous region without stored data, for [`rebuild_image`].
+pub fn empty_region(start: u64, end: u64, prot: u32) -> ckpt_image::Region {
+    ckpt_image::Region {
+        start,
+        end,
+        prot,
+        flags: 0,
+        kind: ckpt_image::RegionKind::Anon as u32,
+        n_extents: 0,
+        first_extent: 0,
+        _pad: 0,
+        file_offset: 0,
+        file: ckpt_image::FileId::default(),
+        path: ckpt_image::StrRef::default(),
+    }
+}
+
+/// Inserts `r` into a sorted region table at its place.
+pub fn insert_region(regions: &mut Vec<ckpt_image::Region>, r: ckpt_image::Region) {
+    let at = regions.partition_point(|x| x.start < r.start);
+    regions.insert(at, r);
+}
