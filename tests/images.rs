@@ -270,23 +270,6 @@ fn many_pipe_ends_restart_quickly() {
     eprintln!("restoring 65,535 pipe ends took {took:?} (hard limit on open files {hard})");
 }
 
-/// Raises this process's hard (not soft) limit on open files to `want` if
-/// it may (children inherit it); returns the hard limit now.
-fn raise_own_nofile(want: u64) -> u64 {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit on locals; only the hard limit grows.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
-        if lim.rlim_max < want {
-            let raised = libc::rlimit { rlim_cur: lim.rlim_cur, rlim_max: want };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
-                lim = raised;
-            }
-        }
-    }
-    lim.rlim_max
-}
-
 /// A copy of `restart` that user `nobody` can run, and the command that
 /// runs it as nobody (when the tests run as root; else as this user).
 fn restart_as_nobody(dir: &TempDir, bins: &TempDir, image: &Path) -> std::process::Command {

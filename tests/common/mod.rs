@@ -656,3 +656,20 @@ pub fn insert_region(regions: &mut Vec<ckpt_image::Region>, r: ckpt_image::Regio
     let at = regions.partition_point(|x| x.start < r.start);
     regions.insert(at, r);
 }
+
+/// Raises this process's hard (not soft) limit on open files to `want` if
+/// it may (children inherit it); returns the hard limit now.
+pub fn raise_own_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on locals; only the hard limit grows.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_max < want {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_cur, rlim_max: want };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    lim.rlim_max
+}
