@@ -25,6 +25,7 @@
 
 use core::mem::size_of;
 
+pub mod exercise;
 pub mod maps;
 pub mod signals;
 

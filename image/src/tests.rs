@@ -215,16 +215,7 @@ fn region_in_loader_range_is_refused() {
     assert_eq!(Meta::parse(&h, &meta).err(), Some(Error::RegionInLoader));
 }
 
-/// Re-seals a file after its metadata was changed: new metadata and header
-/// checksums, so that only the structural checks stand between the change
-/// and the loader.
-fn reseal(file: &mut [u8]) {
-    let mut h: Header = read_at(file, 0).unwrap();
-    let meta = &file[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize];
-    h.meta_checksum = checksum(meta);
-    h.header_checksum = h.compute_checksum();
-    file[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
-}
+use crate::exercise::reseal;
 
 #[test]
 fn structural_checks_hold_without_checksums() {

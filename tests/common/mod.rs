@@ -496,18 +496,7 @@ pub fn patch_header(good: &[u8], f: impl FnOnce(&mut ckpt_image::Header)) -> Vec
     out
 }
 
-/// Makes both checksums of `image` right again after its header or
-/// metadata bytes were changed (in place).
-pub fn reseal(image: &mut [u8]) {
-    use ckpt_image::{bytes_of, checksum, read_at, Header, HEADER_SIZE};
-    let mut h: Header = read_at(image, 0).expect("an image starts with a header");
-    let meta = h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize;
-    if let Some(m) = image.get(meta) {
-        h.meta_checksum = checksum(m);
-    }
-    h.header_checksum = h.compute_checksum();
-    image[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
-}
+pub use ckpt_image::exercise::reseal;
 
 /// The image with the metadata bytes changed by `f` (given the header and
 /// the metadata, `header.meta_len` bytes), re-sealed.
