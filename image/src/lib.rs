@@ -868,26 +868,20 @@ impl<'a> Meta<'a> {
     /// its own: never the loader's, never unmapped (a fault there would be
     /// a SIGSEGV after the point of no return).
     fn check_thread_addresses(&self, t: &Thread) -> Result<(), Error> {
-        // glibc keeps all of these in the thread's descriptor, in private
-        // memory: a shared mapping may be a file, which the loader must not
-        // write to on an image's word.
-        let own = |addr: u64, len: u64, align: u64| {
-            self.writable(addr, len, align) && self.region_at(addr).is_some_and(|r| r.flags & REGION_SHARED == 0)
-        };
         // arch_prctl(ARCH_SET_FS/GS) and CLONE_SETTLS refuse bases at or
         // above TASK_SIZE_MAX, which is USER_END.
         let ok = t.fs_base < USER_END
             && t.gs_base < USER_END
             // glibc's cached tid: the loader stores the new tid there.
             && (t.tid_offset == 0
-                || t.fs_base.checked_add(t.tid_offset as u64).is_some_and(|a| own(a, 4, 4)))
+                || t.fs_base.checked_add(t.tid_offset as u64).is_some_and(|a| self.writable(a, 4, 4)))
             // set_tid_address: the kernel clears it when the thread exits.
-            && (t.clear_child_tid == 0 || own(t.clear_child_tid, 4, 4))
+            && (t.clear_child_tid == 0 || self.writable(t.clear_child_tid, 4, 4))
             // set_robust_list: struct robust_list_head (three words), read
             // by the loader to rewrite owners and by the kernel at exit.
-            && (t.robust_list == 0 || own(t.robust_list, 24, 8))
+            && (t.robust_list == 0 || self.writable(t.robust_list, 24, 8))
             // rseq: the kernel writes the cpu id into the area (32-byte aligned).
-            && (t.rseq_len == 0 || (t.rseq_len >= 32 && own(t.rseq_area, t.rseq_len as u64, 32)));
+            && (t.rseq_len == 0 || (t.rseq_len >= 32 && self.writable(t.rseq_area, t.rseq_len as u64, 32)));
         if ok {
             Ok(())
         } else {
