@@ -38,7 +38,8 @@ Options:
                          PATH, the ones before as myckpt.1.dat (the previous
                          one), myckpt.2.dat, ... myckpt.(N-1).dat
   -s, --signal SIG       the checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2)
-                         or a number (default USR2)
+                         or a number (default USR2); not KILL, STOP, CHLD,
+                         CONT, a fault signal (SEGV, BUS, ...), 32, 33 or 62
   -q, --quiet            no line on stderr when a checkpoint is written
   -v, --verbose          say more on stderr (at startup, and per checkpoint)
   -h, --help             this help
