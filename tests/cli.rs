@@ -411,6 +411,37 @@ fn option_errors() {
 }
 
 #[test]
+fn signals_that_cannot_serve_are_refused() {
+    // Signals the kernel or job control send on their own (a checkpoint at
+    // every child exit), that cannot be caught, or that ckpt keeps for
+    // itself: refused before the program runs, as an option and from the
+    // environment, with one line.
+    let dir = TempDir::new("cli-bad-signals");
+    let marker = dir.join("ran");
+    let script = format!("touch {}", marker.display());
+    for sig in ["CHLD", "SIGCHLD", "17", "CONT", "18", "KILL", "STOP", "19", "62", "RTMAX-2", "32"] {
+        for from_env in [false, true] {
+            let mut c = if from_env {
+                let mut c = ckpt(&["/bin/sh", "-c", &script], &dir);
+                c.env("CKPT_SIGNAL", sig);
+                c
+            } else {
+                ckpt(&["-s", sig, "/bin/sh", "-c", &script], &dir)
+            };
+            let o = spawn(&format!("ckpt with signal {sig} (environment: {from_env})"), &mut c).finish();
+            o.expect_code(2);
+            let err = o.stderr_text();
+            assert!(
+                err.starts_with("ckpt: ") && err.lines().count() == 1 && err.contains(sig),
+                "expected one line naming {sig}\n{}",
+                o.describe()
+            );
+            assert!(!marker.exists(), "the program ran with checkpoint signal {sig}");
+        }
+    }
+}
+
+#[test]
 fn environment_variables() {
     let dir = TempDir::new("cli-env");
     let prog = demo("cli-count");

@@ -355,16 +355,8 @@ fn bad_frames_are_refused_in_one_line() {
         None => println!("skip: the frame holds no extended component (xstate_bv {:#x})", f.xstate_bv),
     }
 
-    let xcr0 = ckpt_sys::cpu::xcr0();
-    if let Some(bit) = [17u32, 18, 19, 9].into_iter().find(|b| xcr0 & (1 << b) == 0) {
-        let mut b = ImageFile { bytes: good.bytes.clone() };
-        b.seal(|h| {
-            h.required_xfeatures |= 1 << bit;
-            h.xlayout.comps[bit as usize] = Component { offset: 8192, size: 64 };
-        });
-        cases.push(("a component this CPU lacks", b, "this CPU lacks register state the program uses"));
-    } else {
-        println!("skip: XCR0 {xcr0:#x} has every candidate component");
+    if let Some((_, image)) = needing_what_this_cpu_lacks(&good.bytes) {
+        cases.push(("needing what this CPU lacks", ImageFile { bytes: image }, "this CPU"));
     }
 
     for (what, img, want) in cases {

@@ -507,3 +507,62 @@ fn changed_or_unopenable_files_are_named_and_refused_with_strict() {
 fn assert_strict_refused(o: &Outcome, why: &str) {
     assert_refused(o, 1, &[why, "not restarting (--strict)"]);
 }
+
+#[test]
+fn ten_thousand_descriptors() {
+    // More descriptors than the capture's table once held (8,192): files at
+    // their offsets, dups sharing them, pipes with a byte each.
+    const N: &str = "10000";
+    let dir = TempDir::new("files-many");
+    let (run_dir, ref_dir) = (subdir(&dir, "run"), subdir(&dir, "ref"));
+    if let Some(why) = too_few_descriptors(N, &dir) {
+        eprintln!("SKIP ten_thousand_descriptors: {why}");
+        return;
+    }
+    let image = dir.join("many.dat");
+    let (reference, first, second) = stdin_case(
+        "files-many",
+        (&[N, run_dir.to_str().unwrap()], &run_dir),
+        (&[N, ref_dir.to_str().unwrap()], &ref_dir),
+        &image,
+        "files-many: ready",
+        &[],
+    );
+    second.expect_code(0);
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+    assert!(second.stdout_text().contains("files-many: 10000 descriptors checked"), "{}", second.describe());
+}
+
+/// Why `files-many N` cannot run here (its hard limit on open files is too
+/// low), if it cannot.
+fn too_few_descriptors(n: &str, dir: &TempDir) -> Option<String> {
+    raise_own_nofile(n.parse::<u64>().unwrap() + 64);
+    let probe = spawn("files-many probe", &mut command(&demo("files-many"), &[n, "/nonexistent"], &dir.path)).finish();
+    (probe.status.code() == Some(77)).then(|| probe.stderr_text().trim_end().to_string())
+}
+
+#[test]
+fn more_descriptors_than_an_image_holds() {
+    // 65,540 open descriptors: the checkpoint fails, saying why, and the
+    // program goes on with all of them.
+    const N: &str = "65540";
+    let dir = TempDir::new("files-too-many");
+    if let Some(why) = too_few_descriptors(N, &dir) {
+        eprintln!("SKIP more_descriptors_than_an_image_holds: {why}");
+        return;
+    }
+    let image = dir.join("many.dat");
+    let mut c = ckpt(&image, &demo("files-many"), &[N, dir.path.to_str().unwrap()], &dir.path);
+    c.stdin(Stdio::piped());
+    let mut run = spawn("checkpointed run", &mut c);
+    run.wait_line(Stream::Stderr, |l| l.trim_end() == "files-many: ready", "ready");
+    run.checkpoint();
+    let line = run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt: "), "the checkpoint's line");
+    assert!(line.text().contains("more than 65,536 open descriptors"), "{}", line.text());
+    run.write_stdin(b"go\n");
+    run.close_stdin();
+    let o = run.finish();
+    o.expect_code(0);
+    assert!(o.stdout_text().contains("65540 descriptors checked"), "{}", o.describe());
+    assert!(!image.exists(), "an image was written");
+}

@@ -25,6 +25,7 @@
 
 use core::mem::size_of;
 
+pub mod exercise;
 pub mod maps;
 pub mod signals;
 pub mod xstate;
@@ -585,6 +586,7 @@ pub enum Error {
     RegionInLoader,
     BadExtent,
     BadThread,
+    ThreadAddress,
     BadFd,
     BadString,
     BadCpu,
@@ -610,6 +612,9 @@ impl Error {
             Error::RegionInLoader => "an image region overlaps the loader's reserved address range",
             Error::BadExtent => "the image has an invalid data extent",
             Error::BadThread => "the image has an invalid thread record",
+            Error::ThreadAddress => {
+                "a thread record points outside the image's writable memory (TLS, cached tid, tid address, robust list or rseq area)"
+            }
             Error::BadFd => "the image has an invalid file descriptor record",
             Error::BadString => "the image has an invalid string reference",
             Error::BadCpu => "the image has an invalid CPU description (x86-64 level or XSAVE layout)",
@@ -892,6 +897,7 @@ impl<'a> Meta<'a> {
             if t.tid == 0 || !stored {
                 return Err(Error::BadThread);
             }
+            self.check_thread_addresses(&t)?;
         }
         let mut prev_fd = -1;
         for f in self.fds() {
@@ -909,6 +915,43 @@ impl<'a> Meta<'a> {
             self.string(s).ok_or(Error::BadString)?;
         }
         Ok(())
+    }
+
+    /// Every address the loader hands to the kernel or writes to for a
+    /// thread must be where the restarted program has writable memory of
+    /// its own: never the loader's, never unmapped (a fault there would be
+    /// a SIGSEGV after the point of no return).
+    fn check_thread_addresses(&self, t: &Thread) -> Result<(), Error> {
+        // arch_prctl(ARCH_SET_FS/GS) and CLONE_SETTLS refuse bases at or
+        // above TASK_SIZE_MAX, which is USER_END.
+        let ok = t.fs_base < USER_END
+            && t.gs_base < USER_END
+            // glibc's cached tid: the loader stores the new tid there.
+            && (t.tid_offset == 0
+                || t.fs_base.checked_add(t.tid_offset as u64).is_some_and(|a| self.writable(a, 4, 4)))
+            // set_tid_address: the kernel clears it when the thread exits.
+            && (t.clear_child_tid == 0 || self.writable(t.clear_child_tid, 4, 4))
+            // set_robust_list: struct robust_list_head (three words), read
+            // by the loader to rewrite owners and by the kernel at exit.
+            && (t.robust_list == 0 || self.writable(t.robust_list, 24, 8))
+            // rseq: the kernel writes the cpu id into the area (32-byte aligned).
+            && (t.rseq_len == 0 || (t.rseq_len >= 32 && self.writable(t.rseq_area, t.rseq_len as u64, 32)));
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::ThreadAddress)
+        }
+    }
+
+    /// Whether `[addr, addr + len)` is `align`-aligned and lies in one
+    /// writable region that the restart maps as ordinary memory (not the
+    /// kernel's vDSO pages, which come back read-only whatever the image says).
+    pub fn writable(&self, addr: u64, len: u64, align: u64) -> bool {
+        addr.is_multiple_of(align)
+            && addr.checked_add(len).is_some_and(|end| {
+                self.region_at(addr)
+                    .is_some_and(|r| end <= r.end && r.prot & PROT_WRITE != 0 && r.kind().is_some_and(|k| !k.is_vdso()))
+            })
     }
 
     pub fn n_regions(&self) -> usize {

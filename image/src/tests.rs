@@ -221,16 +221,7 @@ fn region_in_loader_range_is_refused() {
     assert_eq!(Meta::parse(&h, &meta).err(), Some(Error::RegionInLoader));
 }
 
-/// Re-seals a file after its metadata was changed: new metadata and header
-/// checksums, so that only the structural checks stand between the change
-/// and the loader.
-fn reseal(file: &mut [u8]) {
-    let mut h: Header = read_at(file, 0).unwrap();
-    let meta = &file[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize];
-    h.meta_checksum = checksum(meta);
-    h.header_checksum = h.compute_checksum();
-    file[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
-}
+use crate::exercise::reseal;
 
 #[test]
 fn structural_checks_hold_without_checksums() {
@@ -278,5 +269,60 @@ fn resealed_header_changes_never_panic() {
             bad[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
             let _ = parse(&bad);
         }
+    }
+}
+
+/// The sample with its one thread record changed by `f`, re-sealed.
+fn with_thread(f: impl FnOnce(&mut Thread)) -> Vec<u8> {
+    let mut file = sample();
+    let h: Header = read_at(&file, 0).unwrap();
+    let at = h.meta_offset as usize + 2 * size_of::<Region>() + 3 * size_of::<Extent>();
+    let mut t: Thread = read_at(&file[at..], 0).unwrap();
+    f(&mut t);
+    file[at..at + size_of::<Thread>()].copy_from_slice(bytes_of(&t));
+    reseal(&mut file);
+    file
+}
+
+#[test]
+fn thread_addresses_must_be_writable_image_memory() {
+    const CODE: u64 = 0x5555_0000_0000; // the sample's read-only region
+    let stack = CODE + 8 * PAGE_SIZE; // its writable one
+    let good = |t: &mut Thread| {
+        t.fs_base = stack + 0x100;
+        t.tid_offset = 0x2d0;
+        t.clear_child_tid = stack + 0x100 + 0x2d0;
+        t.robust_list = stack + 0x300;
+        t.robust_len = 24;
+        t.rseq_area = stack + 0x400;
+        t.rseq_len = 32;
+    };
+    assert_eq!(parse(&with_thread(good)), Ok(()));
+    type Case = (&'static str, fn(&mut Thread));
+    let cases: [Case; 14] = [
+        ("cached tid in the loader", |t| t.fs_base = LOADER_BASE + 0x1000),
+        ("cached tid unmapped", |t| t.fs_base = 0),
+        ("cached tid read-only", |t| t.fs_base = CODE),
+        ("cached tid misaligned", |t| t.tid_offset += 1),
+        ("cached tid address overflows", |t| t.fs_base = u64::MAX - 8),
+        ("fs base beyond user space", |t| {
+            t.fs_base = USER_END;
+            t.tid_offset = 0
+        }),
+        ("gs base beyond user space", |t| t.gs_base = 1 << 63),
+        ("tid address in the loader", |t| t.clear_child_tid = LOADER_BASE),
+        ("robust list past its region", |t| t.robust_list = CODE + 16 * PAGE_SIZE - 16),
+        ("robust list unmapped", |t| t.robust_list = 0x1000),
+        ("robust list misaligned", |t| t.robust_list += 4),
+        ("rseq area read-only", |t| t.rseq_area = CODE),
+        ("rseq area misaligned", |t| t.rseq_area += 8),
+        ("rseq area too short", |t| t.rseq_len = 16),
+    ];
+    for (what, f) in cases {
+        let bad = with_thread(|t| {
+            good(t);
+            f(t)
+        });
+        assert_eq!(parse(&bad), Err(Error::ThreadAddress), "{what}");
     }
 }

@@ -77,16 +77,26 @@ enum Verdict {
 struct Table {
     verdict: [u8; MAX_FDS as usize],
     done: [u8; MAX_FDS as usize],
-    /// The line a `--strict` refusal prints (after "restart: IMAGE: ").
-    refusal: [u8; 1024],
+    /// The ends of each in-process pipe, chained in table order ([`link_pipes`]):
+    /// the group's first entry, and the next entry of the group (`NONE`: last).
+    pipe_head: [u32; MAX_FDS as usize],
+    pipe_next: [u32; MAX_FDS as usize],
+    /// Scratch for [`link_pipes`]'s sort.
+    order: [u32; MAX_FDS as usize],
 }
 
 struct Global(UnsafeCell<Table>);
 // SAFETY: the loader is single-threaded while check and restore run, and
 // nothing else touches the table.
 unsafe impl Sync for Global {}
-static TABLE: Global =
-    Global(UnsafeCell::new(Table { verdict: [0; MAX_FDS as usize], done: [0; MAX_FDS as usize], refusal: [0; 1024] }));
+static TABLE: Global = Global(UnsafeCell::new(Table {
+    verdict: [0; MAX_FDS as usize],
+    done: [0; MAX_FDS as usize],
+    pipe_head: [0; MAX_FDS as usize],
+    pipe_next: [0; MAX_FDS as usize],
+    order: [0; MAX_FDS as usize],
+}));
+const NONE: u32 = u32::MAX;
 
 fn table() -> &'static mut Table {
     // SAFETY: see Global; each caller uses the reference and drops it
@@ -129,6 +139,47 @@ fn set_placed(i: usize) {
     if let Some(slot) = table().done.get_mut(i) {
         *slot = 2;
     }
+}
+
+/// Chains the ends of each pipe (entries with the same pipe inode), so that
+/// restoring a pipe visits its own ends only: one sort, not a scan of the
+/// whole table per pipe (65,536 pipe ends took half a minute that way).
+fn link_pipes(meta: &Meta) {
+    let n = meta.n_fds();
+    let Table { order, pipe_head, pipe_next, .. } = table();
+    let order = &mut order[..n];
+    for (k, o) in order.iter_mut().enumerate() {
+        *o = k as u32;
+    }
+    let group = |i: u32| {
+        let f = meta.fd(i as usize);
+        (!is_pipe(&f), f.pipe, f.dev, f.ino)
+    };
+    order.sort_unstable_by_key(|&i| (group(i), i));
+    for k in 0..n {
+        let i = order[k];
+        let prev =
+            k.checked_sub(1).map(|p| order[p]).filter(|&p| is_pipe(&meta.fd(i as usize)) && group(p) == group(i));
+        pipe_next[i as usize] = NONE;
+        pipe_head[i as usize] = match prev {
+            Some(p) => {
+                pipe_next[p as usize] = i;
+                pipe_head[p as usize]
+            }
+            None => i,
+        };
+    }
+}
+
+/// Every entry of the pipe that entry `i` is an end of, in table order.
+fn pipe_ends(i: usize) -> impl Iterator<Item = usize> {
+    // The table is read afresh at each step (no reference is kept across
+    // the caller's own uses of it).
+    let head = table().pipe_head[i] as usize;
+    core::iter::successors(Some(head), |&k| {
+        let j = table().pipe_next[k];
+        (j != NONE).then_some(j as usize)
+    })
 }
 
 /// The entry that `f` (entry `i`) shares its open file description with:
@@ -323,7 +374,7 @@ fn describe_problem(l: &mut Line, p: Problem, f: &Fd, keep_own: bool) {
 
 fn head(l: &mut Line, meta: &Meta, f: &Fd) {
     let _ = write!(l, "fd {} (", f.fd);
-    l.push(meta.string(f.path).unwrap_or(b"?")).push(b")");
+    l.push_escaped(meta.string(f.path).unwrap_or(b"?")).push(b")");
 }
 
 /// Before the point of no return: says (on stderr) what will not come back
@@ -346,7 +397,7 @@ pub fn check(meta: &Meta, opts: &Options) -> Result<(), Fail> {
                 describe_problem(&mut l, p, &f, false);
             }
             l.push(b"; not restarting (--strict)");
-            return Err(Fail::Msg(refusal(l.as_bytes())));
+            return Err(crate::fail::composed(&l));
         }
         l.push(b"restart: warning: ");
         head(&mut l, meta, &f);
@@ -366,23 +417,10 @@ pub fn check(meta: &Meta, opts: &Options) -> Result<(), Fail> {
         if keep_own && !matches!(p, Problem::Lost) {
             l.push(b"; it is restart's own");
         }
-        l.emit();
+        crate::fail::warn(&mut l);
         set_verdict(i, v);
     }
     Ok(())
-}
-
-/// Keeps `msg` in the loader's static memory, for `Fail::Msg`.
-fn refusal(msg: &[u8]) -> &'static str {
-    let t = table();
-    let n = msg.len().min(t.refusal.len());
-    t.refusal[..n].copy_from_slice(&msg[..n]);
-    let bytes: &'static [u8] = &t.refusal[..n];
-    match core::str::from_utf8(bytes) {
-        Ok(s) => s,
-        // A path that is not UTF-8: the message up to it.
-        Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
-    }
 }
 
 /// Where restore's messages go: restart's own stderr, even once the
@@ -423,6 +461,7 @@ impl Out {
 /// name is closed: the loader must hold none by now.
 pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
     let n = meta.n_fds();
+    link_pipes(meta);
     let _ = sys::close_range(3, u32::MAX, 0);
     let max_fd = meta.fds().filter(|f| wanted(f, opts)).map(|f| f.fd).max().unwrap_or(2);
     raise_nofile(max_fd as u64 + 8);
@@ -610,13 +649,12 @@ fn put_null(meta: &Meta, f: &Fd, out: &Out) {
 /// both ends at all their numbers, the bytes that were in it written back.
 fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
     let p = meta.fd(first);
-    let in_group = |g: &Fd| is_pipe(g) && g.pipe == p.pipe && g.dev == p.dev && g.ino == p.ino;
     let (mut r, mut w) = match sys::pipe2(sys::O_CLOEXEC) {
         Ok(ends) => ends,
         Err(e) => {
-            for i in first..meta.n_fds() {
+            for i in pipe_ends(first) {
                 let g = meta.fd(i);
-                if in_group(&g) && wanted(&g, opts) {
+                if wanted(&g, opts) {
                     set_done(i);
                     out.warn(
                         meta,
@@ -631,14 +669,14 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
     };
     // The bytes, written before the ends are placed (the pipe is empty:
     // writing up to its size does not block).
-    let data = meta.fds().filter(|g| in_group(g)).find_map(|g| meta.string(g.data).filter(|d| !d.is_empty()));
+    let data = pipe_ends(first).find_map(|i| meta.string(meta.fd(i).data).filter(|d| !d.is_empty()));
     if let Some(data) = data {
         write_back(w, data, meta, &p, out);
     }
     let (mut r_placed, mut w_placed) = (false, false);
-    for i in first..meta.n_fds() {
+    for i in pipe_ends(first) {
         let g = meta.fd(i);
-        if !in_group(&g) || !wanted(&g, opts) {
+        if !wanted(&g, opts) {
             continue;
         }
         set_done(i);

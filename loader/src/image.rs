@@ -27,7 +27,9 @@ pub fn read_exact(fd: i32, buf: &mut [u8], offset: u64) -> Result<(), Fail> {
 /// Opens and validates the image; unless `trust`, it must be the
 /// caller's own and writable by no one else ([`check_trusted`]).
 pub fn open(path: &CStr, trust: bool) -> Result<Image, Fail> {
-    let fd = sys::open(path, sys::O_RDONLY).map_err(fail::sys("cannot open the image"))?;
+    // Non-blocking: opening a FIFO for reading would wait for a writer
+    // (it is refused just below); on a regular file the flag changes nothing.
+    let fd = sys::open(path, sys::O_RDONLY | sys::O_NONBLOCK).map_err(fail::sys("cannot open the image"))?;
     let st = sys::fstat(fd).map_err(fail::sys("cannot stat the image"))?;
     match st.mode & sys::S_IFMT {
         sys::S_IFREG => {}
@@ -42,6 +44,11 @@ pub fn open(path: &CStr, trust: bool) -> Result<Image, Fail> {
     let n = (file_len as usize).min(HEADER_SIZE);
     read_exact(fd, &mut head[..n], 0)?;
     let header = Header::parse(&head[..n], file_len)?;
+    if header.meta_len > crate::MAX_META as u64 {
+        return Err(Fail::Msg(
+            "the image's tables (its metadata) are larger than restart can hold (62 MiB): too many regions, extents, descriptors or strings",
+        ));
+    }
     let mut meta = Vec::new();
     meta.try_reserve_exact(header.meta_len as usize).map_err(|_| Fail::Msg("the image metadata is too large"))?;
     meta.resize(header.meta_len as usize, 0u8);

@@ -49,6 +49,7 @@ mod fail;
 mod files;
 mod frames;
 mod image;
+mod layout;
 mod mem;
 mod memory;
 mod process;
@@ -72,6 +73,14 @@ static mut LOADER_STACK: Stack = Stack([0; STACK_SIZE]);
 
 /// The heap arena: the metadata of the largest image (1M extents) fits.
 const ARENA_SIZE: usize = 64 << 20;
+/// What the heap must keep free beside an image's metadata (the loader's
+/// own /proc/self/maps, the vDSO plan): a larger metadata is refused with
+/// its reason, not met by an allocation failure later.
+pub const ARENA_SPARE: usize = 2 << 20;
+/// The largest metadata restart takes.
+pub const MAX_META: usize = ARENA_SIZE - ARENA_SPARE;
+// image::open's refusal names the size.
+const _: () = assert!(MAX_META == 62 << 20);
 #[repr(C, align(4096))]
 struct Arena([u8; ARENA_SIZE]);
 static mut ARENA: Arena = Arena([0; ARENA_SIZE]);
@@ -137,6 +146,9 @@ unsafe extern "C" fn loader_main(initial_sp: *const u64) -> ! {
     unsafe { HEAP.lock().init(core::ptr::addr_of_mut!(ARENA) as *mut u8, ARENA_SIZE) };
     // SAFETY: the kernel's initial stack layout.
     let opts = unsafe { args::parse(initial_sp) };
+    // The options live in this frame, which never returns: the panic
+    // handler may name the image.
+    OPTIONS.store(&opts as *const args::Options as *mut args::Options, core::sync::atomic::Ordering::SeqCst);
     match restart(&opts) {
         Ok(never) => match never {},
         Err(f) => f.exit(opts.image()),
@@ -152,6 +164,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
     threads::check(img.meta)?;
     let mut vdso = vdso::plan(img.meta)?;
     files::check(img.meta, opts)?;
+    layout::check(img.meta)?;
     ticker::start(img.meta);
     resume::set_mm(&img.meta.header)?;
 
@@ -165,12 +178,31 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         memory::restore(&img)?;
         frames.apply()?;
         environ::update_ckpt_pid(img.meta, ckpt_sys::getpid() as u32);
+        // The program's memory is back and verified: the restart happens.
+        fail::commit();
         resume::resume(img.meta, img.fd, opts)
     }
 }
 
+/// The options, for the panic handler (set once, in `loader_main`).
+static OPTIONS: core::sync::atomic::AtomicPtr<args::Options> =
+    core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// A bug of the loader (no input may get here): still one line, naming the
+/// image and what went wrong.
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    let _ = ckpt_sys::write_all(2, b"restart: internal error\n");
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    use core::fmt::Write;
+    let mut l = ckpt_sys::msg::Line::new();
+    l.push(b"restart: ");
+    // SAFETY: null, or the options in loader_main's frame, which never returns.
+    if let Some(opts) = unsafe { OPTIONS.load(core::sync::atomic::Ordering::SeqCst).as_ref() } {
+        l.push_escaped(opts.image()).push(b": ");
+    }
+    let _ = write!(l, "internal error: {}", info.message());
+    if let Some(at) = info.location() {
+        let _ = write!(l, " ({}:{})", at.file(), at.line());
+    }
+    l.emit();
     ckpt_sys::exit_group(1)
 }

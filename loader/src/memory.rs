@@ -75,7 +75,7 @@ pub unsafe fn restore(img: &Image) -> Result<(), Fail> {
 }
 
 /// The protection a region is mapped with: writable while its data is read.
-fn map_prot(r: &Region) -> i32 {
+pub fn map_prot(r: &Region) -> i32 {
     if r.n_extents != 0 {
         r.prot as i32 | sys::PROT_READ | sys::PROT_WRITE
     } else {
@@ -83,9 +83,10 @@ fn map_prot(r: &Region) -> i32 {
     }
 }
 
-unsafe fn map_region(r: &Region) -> Result<(), Fail> {
+/// The `mmap` flags a region is mapped with (but for `MAP_FIXED_NOREPLACE`).
+pub fn map_flags(r: &Region) -> i32 {
     let stored = r.n_extents != 0;
-    let mut flags = sys::MAP_ANONYMOUS | sys::MAP_FIXED_NOREPLACE;
+    let mut flags = sys::MAP_ANONYMOUS;
     flags |= if r.flags & REGION_SHARED != 0 { sys::MAP_SHARED } else { sys::MAP_PRIVATE };
     if r.flags & REGION_GROWSDOWN != 0 {
         flags |= sys::MAP_GROWSDOWN;
@@ -93,6 +94,11 @@ unsafe fn map_region(r: &Region) -> Result<(), Fail> {
     if r.kind() == Some(RegionKind::Workspace) || (!stored && r.prot == 0) {
         flags |= sys::MAP_NORESERVE;
     }
+    flags
+}
+
+unsafe fn map_region(r: &Region) -> Result<(), Fail> {
+    let flags = map_flags(r) | sys::MAP_FIXED_NOREPLACE;
     // SAFETY: NOREPLACE: nothing existing is replaced; the range is
     // validated to be in user space and outside the loader's range.
     let at =
@@ -131,7 +137,7 @@ unsafe fn reattach_shared_file(meta: &Meta, r: &Region) {
     let Err(why) = why else { return };
     let mut l = Line::new();
     let _ = write!(l, "restart: warning: shared mapping {:x}-{:x} of ", r.start, r.end);
-    l.push(name.strip_suffix(DELETED).unwrap_or(name)).push(b": ");
+    l.push_escaped(name.strip_suffix(DELETED).unwrap_or(name)).push(b": ");
     let _ = match why {
         Detached::Deleted => l.write_str("the file was deleted"),
         Detached::Unknown => l.write_str("the file could not be identified at the checkpoint"),
@@ -142,7 +148,7 @@ unsafe fn reattach_shared_file(meta: &Meta, r: &Region) {
         }
     };
     l.push(b"; the memory keeps its contents of the checkpoint, but no longer reaches the file");
-    l.emit();
+    crate::fail::warn(&mut l);
 }
 
 /// Why a shared file mapping stays detached from its file.

@@ -116,7 +116,7 @@ fn restore_cwd(meta: &Meta) {
     let path = core::ffi::CStr::from_bytes_until_nul(&buf).unwrap_or(c"/");
     if let Err(e) = sys::chdir(path) {
         let mut l = Line::new();
-        l.push(b"restart: warning: cannot return to the working directory ").push(cwd);
+        l.push(b"restart: warning: cannot return to the working directory ").push_escaped(cwd);
         let _ = write!(l, ": {} ({})", sys::errno_text(e), sys::errno_name(e));
         l.emit();
     }

@@ -147,21 +147,15 @@ pub unsafe fn register(meta: &Meta, t: &Thread) {
 /// Every address is checked to lie in restored writable memory.
 fn fix_robust_owners(meta: &Meta, t: &Thread, new_tid: u32) {
     const FUTEX_TID_MASK: u32 = 0x3fff_ffff;
-    let writable = |addr: u64, len: u64| {
-        addr.is_multiple_of(4)
-            && meta.region_at(addr).is_some_and(|r| addr + len <= r.end && r.prot & ckpt_image::PROT_WRITE != 0)
-    };
+    // The head itself was checked with the metadata (Meta::parse).
     let head = t.robust_list;
-    if !writable(head, 24) {
-        return;
-    }
     // SAFETY: struct robust_list_head { next, futex_offset, list_op_pending },
     // checked to be in restored memory.
     let (mut entry, offset) = unsafe { (*(head as *const u64), *((head + 8) as *const i64)) };
     let mut steps = 0;
-    while entry != head && steps < 4096 && writable(entry, 8) {
+    while entry != head && steps < 4096 && meta.writable(entry, 8, 8) {
         let lock = entry.wrapping_add(offset as u64);
-        if writable(lock, 12) {
+        if meta.writable(lock, 12, 4) {
             // SAFETY: the lock word and glibc's __owner (lock + 8), checked.
             unsafe {
                 let word = lock as *mut u32;

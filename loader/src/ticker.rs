@@ -54,7 +54,7 @@ fn warn(what: &str, e: Option<Errno>) {
         let _ = write!(l, ": {} ({})", sys::errno_text(e), sys::errno_name(e));
     }
     l.push(b"; periodic checkpoints (--interval) stop here");
-    l.emit();
+    crate::fail::warn(&mut l);
 }
 
 /// The ticker's life.

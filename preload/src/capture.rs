@@ -90,6 +90,9 @@ pub fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
     move |e| Failure { what, detail: "", errno: Some(e), stuck: 0, children: 0 }
 }
 
+// The refusal for too many descriptors names the number.
+const _: () = assert!(ckpt_image::MAX_FDS == 65_536);
+
 pub fn refuse(what: &'static str) -> Failure {
     Failure::named(what, "")
 }
@@ -309,10 +312,13 @@ impl Builder<'_> {
         // The fd table and scratch buffer are taken out of the tables for
         // the call, so that the string table can be lent alongside them.
         let t: *mut Tables = &mut *self.t;
-        // SAFETY: `fds` and `dents` are fields that `add` (strings only)
-        // never touches.
-        let (fds, scratch) = unsafe { (&mut (*t).fds, &mut (*t).dents) };
-        self.n_fds = files::capture(fds, self, scratch).map_err(failed("listing the open files"))?;
+        // SAFETY: `fds`, `dents` and `fd_order` are fields that `add`
+        // (strings only) never touches.
+        let (fds, scratch, order) = unsafe { (&mut (*t).fds, &mut (*t).dents, &mut (*t).fd_order) };
+        self.n_fds = files::capture(fds, self, scratch, order).map_err(|e| match e {
+            files::TOO_MANY => refuse("the program has more than 65,536 open descriptors, more than an image can hold"),
+            e => failed("listing the open files")(e),
+        })?;
         Ok(())
     }
 

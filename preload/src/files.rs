@@ -49,6 +49,11 @@ pub trait Strings {
     fn add(&mut self, bytes: &[u8]) -> Option<StrRef>;
 }
 
+/// What [`capture`] fails with when the program has more descriptors open
+/// than the table holds (`ckpt_image::MAX_FDS`): not an errno any call here
+/// returns, so that it cannot be mistaken for a real failure.
+pub const TOO_MANY: Errno = Errno::E2BIG;
+
 /// Longest link kept (`PATH_MAX`, with its NUL).
 const PATH_MAX: usize = 4096;
 
@@ -81,8 +86,15 @@ fn empty(fd: i32) -> Fd {
 /// Fills `out` with one entry per open descriptor, in descriptor order;
 /// returns how many. Descriptors that cannot be restored are recorded as
 /// `FdKind::Lost` and named on stderr.
-pub fn capture(out: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<usize, Errno> {
-    if scratch.len() < PATH_MAX + 1 {
+/// `order` is scratch for as many indices as `out` has entries: entries are
+/// grouped by sorting (65,536 descriptors, no pair compared twice).
+pub fn capture(
+    out: &mut [Fd],
+    strings: &mut dyn Strings,
+    scratch: &mut [u8],
+    order: &mut [u32],
+) -> Result<usize, Errno> {
+    if scratch.len() < PATH_MAX + 1 || order.len() < out.len() {
         return Err(Errno::ENOBUFS);
     }
     let n = list(out, scratch)?;
@@ -91,16 +103,20 @@ pub fn capture(out: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) ->
         describe(f, strings, scratch)?;
     }
     mark_not_inherited(fds);
-    pair_pipes(fds);
-    find_shared(fds);
-    for i in 0..n {
-        if readable_pipe(&fds[i]) && !fds[..i].iter().any(|g| readable_pipe(g) && same_file(g, &fds[i])) {
-            if fds[i].kind == FdKind::PipeRead as u32 {
-                save_pipe_data(&mut fds[i], strings, scratch)?;
-            } else {
-                warn_fifo_data(&fds[i], scratch);
-            }
+    pair_pipes(fds, order);
+    find_shared(fds, order);
+    // The bytes of each pipe or FIFO, through its first readable descriptor.
+    let m = sort_groups(fds, order, |f| readable_pipe(f).then_some((f.dev, f.ino)));
+    let mut start = 0;
+    while start < m {
+        let end = group_end(fds, &order[..m], start, |f| readable_pipe(f).then_some((f.dev, f.ino)));
+        let i = order[start] as usize;
+        if fds[i].kind == FdKind::PipeRead as u32 {
+            save_pipe_data(&mut fds[i], strings, scratch)?;
+        } else {
+            warn_fifo_data(&fds[i], scratch);
         }
+        start = end;
     }
     for f in fds.iter() {
         if f.kind == FdKind::Lost as u32 && (f.fd > 2 || f.fd_flags & FD_NOT_INHERITED != 0) {
@@ -171,7 +187,7 @@ fn list(out: &mut [Fd], scratch: &mut [u8]) -> Result<usize, Errno> {
             off += reclen.max(1);
         }
         if full {
-            break Err(Errno::EMFILE);
+            break Err(TOO_MANY);
         }
     };
     sys::close(dir);
@@ -283,22 +299,47 @@ fn is_pipe(f: &Fd) -> bool {
     f.kind == FdKind::PipeRead as u32 || f.kind == FdKind::PipeWrite as u32
 }
 
-fn same_file(a: &Fd, b: &Fd) -> bool {
-    a.dev == b.dev && a.ino == b.ino
+/// Puts in `order` the indices of the entries that have a `key`, sorted by
+/// key, then by index (so each group of equal keys is in table order);
+/// returns how many.
+fn sort_groups<K: Ord>(fds: &[Fd], order: &mut [u32], key: impl Fn(&Fd) -> Option<K>) -> usize {
+    let mut m = 0;
+    for (i, f) in fds.iter().enumerate() {
+        if key(f).is_some() {
+            order[m] = i as u32;
+            m += 1;
+        }
+    }
+    order[..m].sort_unstable_by(|&a, &b| key(&fds[a as usize]).cmp(&key(&fds[b as usize])).then(a.cmp(&b)));
+    m
+}
+
+/// The end of the group that starts at `order[start]`.
+fn group_end<K: Ord>(fds: &[Fd], order: &[u32], start: usize, key: impl Fn(&Fd) -> Option<K>) -> usize {
+    let k = key(&fds[order[start] as usize]);
+    let mut end = start + 1;
+    while end < order.len() && key(&fds[order[end] as usize]) == k {
+        end += 1;
+    }
+    end
 }
 
 /// A pipe stays a pipe only if one of its read ends and one of its write
 /// ends are both here; otherwise it leads to another process: Lost.
-fn pair_pipes(fds: &mut [Fd]) {
-    for i in 0..fds.len() {
-        if !is_pipe(&fds[i]) {
-            continue;
+fn pair_pipes(fds: &mut [Fd], order: &mut [u32]) {
+    let key = |f: &Fd| is_pipe(f).then_some((f.pipe, f.dev, f.ino));
+    let m = sort_groups(fds, order, key);
+    let mut start = 0;
+    while start < m {
+        let end = group_end(fds, &order[..m], start, key);
+        let group = &order[start..end];
+        let has = |k: FdKind| group.iter().any(|&i| fds[i as usize].kind == k as u32);
+        if !(has(FdKind::PipeRead) && has(FdKind::PipeWrite)) {
+            for &i in group {
+                fds[i as usize].kind = FdKind::Lost as u32;
+            }
         }
-        let f = fds[i];
-        let paired = fds.iter().any(|g| is_pipe(g) && g.pipe == f.pipe && same_file(g, &f) && g.kind != f.kind);
-        if !paired {
-            fds[i].kind = FdKind::Lost as u32;
-        }
+        start = end;
     }
 }
 
@@ -306,30 +347,34 @@ fn pair_pipes(fds: &mut [Fd]) {
 /// earlier one (kcmp answers only for the same file: the candidates are
 /// narrowed by device and inode first). Pipes are grouped by inode at
 /// restart and need no marks.
-fn find_shared(fds: &mut [Fd]) {
-    let by_path =
-        |f: &Fd| matches!(FdKind::from_u32(f.kind), Some(FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo));
-    for i in 1..fds.len() {
-        if !by_path(&fds[i]) {
-            continue;
-        }
-        for j in 0..i {
-            if fds[j].kind != fds[i].kind || !same_file(&fds[j], &fds[i]) {
-                continue;
-            }
-            match sys::kcmp_file(fds[j].fd, fds[i].fd) {
-                Ok(0) => {
-                    // The first match is the earliest: an entry that shares
-                    // with an earlier one would have matched that one first.
-                    set_shared(&mut fds[i], j);
-                    break;
+fn find_shared(fds: &mut [Fd], order: &mut [u32]) {
+    let key = |f: &Fd| {
+        matches!(FdKind::from_u32(f.kind), Some(FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo))
+            .then_some((f.kind, f.dev, f.ino))
+    };
+    let m = sort_groups(fds, order, key);
+    let mut start = 0;
+    while start < m {
+        let end = group_end(fds, &order[..m], start, key);
+        // The group: the same file, in table order.
+        for a in start + 1..end {
+            let i = order[a] as usize;
+            for &j in &order[start..a] {
+                match sys::kcmp_file(fds[j as usize].fd, fds[i].fd) {
+                    Ok(0) => {
+                        // The first match is the earliest: an entry that shares
+                        // with an earlier one would have matched that one first.
+                        set_shared(&mut fds[i], j as usize);
+                        break;
+                    }
+                    Ok(_) => {}
+                    // No kcmp here (kernel without CONFIG_KCMP, or refused):
+                    // every descriptor is restored on its own.
+                    Err(_) => return,
                 }
-                Ok(_) => {}
-                // No kcmp here (kernel without CONFIG_KCMP, or refused):
-                // every descriptor is restored on its own.
-                Err(_) => return,
             }
         }
+        start = end;
     }
 }
 
@@ -422,7 +467,7 @@ fn warn_fifo_data(f: &Fd, scratch: &mut [u8]) {
     let link = link_of(f.fd, scratch);
     let mut l = msg::Line::new();
     let _ = write!(l, "ckpt: warning: fd {} (", f.fd);
-    l.push(link);
+    l.push_escaped(link);
     let _ = write!(l, "): the {waiting} bytes waiting in this FIFO are not saved");
     l.emit();
 }
@@ -431,7 +476,7 @@ fn warn_data(f: &Fd, saved: usize, waiting: usize, scratch: &mut [u8]) {
     let link = link_of(f.fd, scratch);
     let mut l = msg::Line::new();
     let _ = write!(l, "ckpt: warning: fd {} (", f.fd);
-    l.push(link);
+    l.push_escaped(link);
     let _ = write!(l, "): only {saved} of the {waiting} bytes waiting in it could be saved");
     l.emit();
 }

@@ -36,7 +36,12 @@ pub const STRINGS_SIZE: usize = 8 << 20;
 pub const MAX_REGIONS: usize = ckpt_image::MAX_REGIONS as usize;
 pub const MAX_EXTENTS: usize = ckpt_image::MAX_EXTENTS as usize;
 pub const MAX_THREADS: usize = ckpt_image::MAX_THREADS as usize;
-pub const MAX_FDS: usize = 8192;
+/// As many descriptors as an image may hold. The workspace is
+/// `MAP_NORESERVE` and written in order, so the table costs only the pages
+/// the program's descriptors fill, and no limit the program sets later
+/// (`RLIMIT_NOFILE` can be raised at any time) can outgrow it: a program with
+/// more open descriptors than this cannot be checkpointed, and is told so.
+pub const MAX_FDS: usize = ckpt_image::MAX_FDS as usize;
 /// The stack of one stopped thread's handler (slots 1 and up).
 pub const THREAD_STACK_SIZE: usize = 16 << 10;
 
@@ -57,6 +62,8 @@ pub struct Tables {
     pub extents: [Extent; MAX_EXTENTS],
     pub tids: [u32; MAX_THREADS],
     pub fds: [Fd; MAX_FDS],
+    /// Scratch for grouping the fd table (`files::capture`).
+    pub fd_order: [u32; MAX_FDS],
     pub sigactions: [SigAction; NSIG],
     pub dents: [u8; 64 << 10],
     /// One bounce buffer per writer thread.

@@ -26,6 +26,16 @@ impl Line {
         self
     }
 
+    /// Pushes a name that came from outside (a path, a command line) with
+    /// [`escape`]: a newline or a terminal escape in it cannot break the
+    /// line or drive the terminal.
+    pub fn push_escaped(&mut self, bytes: &[u8]) -> &mut Self {
+        escape(bytes, |piece| {
+            self.push(piece);
+        });
+        self
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
@@ -61,5 +71,60 @@ impl Write for Line {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         self.push(s.as_bytes());
         Ok(())
+    }
+}
+
+/// Escapes a byte string for a one-line message, in pieces handed to `put`:
+/// UTF-8 text stays as it is, except a backslash (`\\`) and control
+/// characters (C0, DEL, C1: `\xNN`); a byte that is not UTF-8 is `\xNN` too.
+/// The one escaping rule of ckpt, restart and readckpt.
+pub fn escape(bytes: &[u8], mut put: impl FnMut(&[u8])) {
+    let hex = |v: u32, put: &mut dyn FnMut(&[u8])| {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        put(&[b'\\', b'x', DIGITS[(v >> 4) as usize & 15], DIGITS[v as usize & 15]]);
+    };
+    for chunk in bytes.utf8_chunks() {
+        let text = chunk.valid();
+        let mut start = 0;
+        for (i, c) in text.char_indices() {
+            if c == '\\' || c.is_control() {
+                put(&text.as_bytes()[start..i]);
+                if c == '\\' {
+                    put(b"\\\\");
+                } else {
+                    hex(c as u32, &mut put);
+                }
+                start = i + c.len_utf8();
+            }
+        }
+        put(&text.as_bytes()[start..]);
+        for &b in chunk.invalid() {
+            hex(b as u32, &mut put);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    fn escaped(b: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        escape(b, |p| v.extend_from_slice(p));
+        v
+    }
+
+    #[test]
+    fn escapes_what_could_break_a_line() {
+        assert_eq!(escaped(b"/tmp/plain name.dat"), b"/tmp/plain name.dat");
+        assert_eq!(escaped(b"a\nb"), b"a\\x0ab");
+        assert_eq!(escaped(b"a\x1b[31mred\\"), b"a\\x1b[31mred\\\\");
+        assert_eq!(escaped("caf\u{e9} \u{9b}".as_bytes()), "caf\u{e9} \\x9b".as_bytes());
+        assert_eq!(escaped(b"\xff\x7f"), b"\\xff\\x7f");
+        let mut l = Line::new();
+        l.push(b"x ").push_escaped(b"\r\n");
+        assert_eq!(l.as_bytes(), b"x \\x0d\\x0a");
     }
 }

@@ -648,3 +648,205 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// The image with its header changed by `f` and the header checksum made
+/// right again, so that only the change itself can be refused.
+pub fn patch_header(good: &[u8], f: impl FnOnce(&mut ckpt_image::Header)) -> Vec<u8> {
+    use ckpt_image::{bytes_of, read_at, Header, HEADER_SIZE};
+    let mut h: Header = read_at(good, 0).expect("an image starts with a header");
+    f(&mut h);
+    h.header_checksum = h.compute_checksum();
+    let mut out = good.to_vec();
+    out[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
+    out
+}
+
+pub use ckpt_image::exercise::reseal;
+
+/// `good` (an image) re-sealed to need what this CPU lacks: an XSAVE
+/// component outside its XCR0 in use (APX, MPX, AMX, PKRU: the first it
+/// lacks, placed in the image's layout), else an x86-64 level above its own
+/// (`ckpt --portable`). With what was changed; None if this CPU has it all.
+pub fn needing_what_this_cpu_lacks(good: &[u8]) -> Option<(String, Vec<u8>)> {
+    let have = ckpt_sys::cpu::xcr0();
+    let level = ckpt_sys::cpu::level();
+    if let Some(bit) = [19u32, 3, 4, 17, 18, 9].into_iter().find(|b| have & (1 << b) == 0) {
+        let what = format!("requires XSAVE component {bit}, which this CPU lacks (XCR0 {have:#x})");
+        let image = patch_header(good, |h| {
+            h.required_xfeatures |= 1 << bit;
+            h.xlayout.comps[bit as usize] = ckpt_image::xstate::Component { offset: 8192, size: 64 };
+        });
+        Some((what, image))
+    } else if level < 4 {
+        let what = format!("held to x86-64-v{} by --portable, above this CPU's level", level + 1);
+        Some((what, patch_header(good, |h| h.portable_level = level + 1)))
+    } else {
+        println!("skip: this CPU (XCR0 {have:#x}, x86-64-v4) has every candidate XSAVE component");
+        None
+    }
+}
+
+/// The image with the metadata bytes changed by `f` (given the header and
+/// the metadata, `header.meta_len` bytes), re-sealed.
+pub fn patch_meta(good: &[u8], f: impl FnOnce(&ckpt_image::Header, &mut [u8])) -> Vec<u8> {
+    let h: ckpt_image::Header = ckpt_image::read_at(good, 0).expect("an image starts with a header");
+    let mut out = good.to_vec();
+    f(&h, &mut out[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]);
+    reseal(&mut out);
+    out
+}
+
+/// The image with thread record `i` changed by `f`, re-sealed.
+pub fn patch_thread(good: &[u8], i: usize, f: impl FnOnce(&mut ckpt_image::Thread)) -> Vec<u8> {
+    use ckpt_image::{bytes_of, read_at, MetaLayout, Thread};
+    patch_meta(good, |h, meta| {
+        let l = MetaLayout::of(h);
+        let at = l.regions + l.extents + i * std::mem::size_of::<Thread>();
+        let mut t: Thread = read_at(&meta[at..], 0).expect("thread index out of range");
+        f(&mut t);
+        meta[at..at + std::mem::size_of::<Thread>()].copy_from_slice(bytes_of(&t));
+    })
+}
+
+/// What is wrong with a refusal, if anything: a refused image must give
+/// exit status 1 (never a signal), exactly one line on stderr starting with
+/// `restart: ` (or `prefix`), and nothing on stdout.
+pub fn refusal_problem(prefix: &str, o: &Outcome) -> Option<String> {
+    let err = o.stderr();
+    let one_line =
+        err.starts_with(prefix.as_bytes()) && err.ends_with(b"\n") && err.iter().filter(|&&c| c == b'\n').count() == 1;
+    if o.status.code() == Some(1) && one_line && o.stdout().is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{}: expected exit status 1 and one line \"{prefix}...\" on stderr, nothing on stdout; got {}, stderr {:?}, stdout {:?}",
+        o.what,
+        describe_status(&o.status),
+        o.stderr_text(),
+        o.stdout_text()
+    ))
+}
+
+/// The tables of an image, decoded, to be changed and laid out again by
+/// [`rebuild_image`].
+pub struct Tables {
+    pub header: ckpt_image::Header,
+    pub regions: Vec<ckpt_image::Region>,
+    /// With their `file_pos` in the original image (the bytes are copied
+    /// from there).
+    pub extents: Vec<ckpt_image::Extent>,
+    pub threads: Vec<ckpt_image::Thread>,
+    pub sigactions: Vec<u8>,
+    pub fds: Vec<ckpt_image::Fd>,
+    pub strings: Vec<u8>,
+}
+
+/// A valid image with tables changed by `f`: counts, layout, each region's
+/// `first_extent`, each extent's `file_pos` and both checksums are
+/// recomputed; the data of each extent is copied from `good`. A region
+/// added by `f` must keep the table sorted, and own no extents or own
+/// extents that `f` added in the right place.
+pub fn rebuild_image(good: &[u8], f: impl FnOnce(&mut Tables)) -> Vec<u8> {
+    use ckpt_image::*;
+    use std::mem::size_of;
+    let h = Header::parse(good, good.len() as u64).expect("the image to rebuild is valid");
+    let l = MetaLayout::of(&h);
+    let meta = &good[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize];
+    fn table<T: Pod>(bytes: &[u8], n: usize) -> Vec<T> {
+        (0..n).map(|i| read_at(bytes, i).unwrap()).collect()
+    }
+    let mut at = 0;
+    let mut next = |len: usize| {
+        let s = &meta[at..at + len];
+        at += len;
+        s
+    };
+    let mut t = Tables {
+        header: h,
+        regions: table(next(l.regions), h.n_regions as usize),
+        extents: table(next(l.extents), h.n_extents as usize),
+        threads: table(next(l.threads), h.n_threads as usize),
+        sigactions: next(l.sigactions).to_vec(),
+        fds: table(next(l.fds), h.n_fds as usize),
+        strings: next(l.strings).to_vec(),
+    };
+    f(&mut t);
+    let mut h = t.header;
+    h.n_regions = t.regions.len() as u32;
+    h.n_extents = t.extents.len() as u32;
+    h.n_threads = t.threads.len() as u32;
+    h.n_fds = t.fds.len() as u32;
+    h.strings_len = t.strings.len() as u64;
+    h.layout();
+    let mut first = 0;
+    for r in &mut t.regions {
+        r.first_extent = first;
+        first += r.n_extents;
+    }
+    let mut data = Vec::new();
+    let mut pos = h.data_offset;
+    for x in &mut t.extents {
+        data.extend_from_slice(&good[x.file_pos as usize..(x.file_pos + x.len) as usize]);
+        x.file_pos = pos;
+        pos += x.len;
+    }
+    let mut meta = Vec::with_capacity(h.meta_len as usize);
+    meta.extend_from_slice(bytes_of_slice(&t.regions));
+    meta.extend_from_slice(bytes_of_slice(&t.extents));
+    meta.extend_from_slice(bytes_of_slice(&t.threads));
+    meta.extend_from_slice(&t.sigactions);
+    meta.extend_from_slice(bytes_of_slice(&t.fds));
+    meta.extend_from_slice(&t.strings);
+    assert_eq!(meta.len() as u64, h.meta_len, "sigactions must stay {} bytes", NSIG * size_of::<SigAction>());
+    h.meta_checksum = checksum(&meta);
+    h.data_len = data.len() as u64;
+    h.file_len = h.data_offset + h.data_len;
+    h.header_checksum = h.compute_checksum();
+    let mut out = Vec::with_capacity(h.file_len as usize);
+    out.extend_from_slice(bytes_of(&h));
+    out.resize(h.meta_offset as usize, 0);
+    out.extend_from_slice(&meta);
+    out.resize(h.data_offset as usize, 0);
+    out.extend_from_slice(&data);
+    out
+}
+
+/// An anonymous region without stored data, for [`rebuild_image`].
+pub fn empty_region(start: u64, end: u64, prot: u32) -> ckpt_image::Region {
+    ckpt_image::Region {
+        start,
+        end,
+        prot,
+        flags: 0,
+        kind: ckpt_image::RegionKind::Anon as u32,
+        n_extents: 0,
+        first_extent: 0,
+        _pad: 0,
+        file_offset: 0,
+        file: ckpt_image::FileId::default(),
+        path: ckpt_image::StrRef::default(),
+    }
+}
+
+/// Inserts `r` into a sorted region table at its place.
+pub fn insert_region(regions: &mut Vec<ckpt_image::Region>, r: ckpt_image::Region) {
+    let at = regions.partition_point(|x| x.start < r.start);
+    regions.insert(at, r);
+}
+
+/// Raises this process's hard (not soft) limit on open files to `want` if
+/// it may (children inherit it); returns the hard limit now.
+pub fn raise_own_nofile(want: u64) -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit on locals; only the hard limit grows.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        if lim.rlim_max < want {
+            let raised = libc::rlimit { rlim_cur: lim.rlim_cur, rlim_max: want };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    lim.rlim_max
+}

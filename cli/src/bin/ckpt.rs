@@ -41,7 +41,8 @@ Options:
                          job: while the program has child processes (one
                          line; the program continues, the previous image stays)
   -s, --signal SIG       the checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2)
-                         or a number (default USR2)
+                         or a number (default USR2); not KILL, STOP, CHLD,
+                         CONT, a fault signal (SEGV, BUS, ...), 32, 33 or 62
       --portable[=LEVEL] hold glibc's CPU dispatch (memcpy, strlen, libm...)
                          to LEVEL: x86-64, x86-64-v2 (the default), x86-64-v3
                          or x86-64-v4, so that the images restart on any CPU
@@ -155,6 +156,8 @@ fn parse_signal(v: &str) -> Result<i32, String> {
     let why = match sig {
         _ if !(1..=RTMAX).contains(&sig) => "is not a signal (1 to 64)",
         libc::SIGKILL | libc::SIGSTOP => "cannot be caught",
+        libc::SIGCHLD => "is sent by the kernel whenever a child of the program stops or exits",
+        libc::SIGCONT => "is sent by job control to resume a stopped program",
         32 | 33 => "is reserved by glibc",
         THREAD_SIGNAL => "is reserved by ckpt to stop threads",
         libc::SIGSEGV | libc::SIGBUS | libc::SIGILL | libc::SIGFPE | libc::SIGTRAP | libc::SIGSYS => {

@@ -146,14 +146,10 @@ fn inspect(opts: &Options, name: &str, out: &mut dyn Write) -> Result<(), Failur
         let v = verify(&mut image.file, &meta).map_err(|e| Failure::Image(read_error(&e)))?;
         verdict = Some(v);
     }
-    let report = Report { name, meta: &meta, disk_len: image.len, verdict };
-    if opts.json {
-        write_json(out, &report)?;
-    } else {
-        write_text(out, &report)?;
-    }
-    out.flush()?;
-    match report.verdict {
+    let mut report = Report { name, meta: &meta, disk_len: image.len, verdict, refused: None };
+    // The exit status is decided before anything is printed, so that the
+    // output (the JSON "ok") says the same as the exit status.
+    let result = match &report.verdict {
         Some(Verdict::Bad(bad)) => Err(Failure::Image(bad.message())),
         // --verify answers "would restart take it here": the CPU too.
         Some(_) => match xstate::check_cpu(&meta.header, ckpt_sys::cpu::xcr0(), ckpt_sys::cpu::level()) {
@@ -161,7 +157,17 @@ fn inspect(opts: &Options, name: &str, out: &mut dyn Write) -> Result<(), Failur
             Ok(()) => Ok(()),
         },
         _ => Ok(()),
+    };
+    if let Err(Failure::Image(why)) = &result {
+        report.refused = Some(why.clone());
     }
+    if opts.json {
+        write_json(out, &report)?;
+    } else {
+        write_text(out, &report)?;
+    }
+    out.flush()?;
+    result
 }
 
 /// The OS error text alone ("No such file or directory"), without Rust's
@@ -267,6 +273,9 @@ struct Report<'a> {
     /// Length of the file on disk (it may exceed the header's `file_len`).
     disk_len: u64,
     verdict: Option<Verdict>,
+    /// Why `--verify` fails although every extent is right (the exit status
+    /// will be 1): the JSON's `verify.ok` follows the exit status.
+    refused: Option<String>,
 }
 
 impl Report<'_> {
@@ -453,17 +462,13 @@ fn kind_name(r: &Region) -> &'static str {
     r.kind().map_or("?", RegionKind::name)
 }
 
-/// A byte string for a terminal: UTF-8 (lossy), control characters escaped.
+/// A byte string for a terminal, escaped as restart's messages escape it
+/// (`ckpt_sys::msg::escape`): control characters and bytes that are not
+/// UTF-8 as `\\xNN`.
 fn show(bytes: &[u8]) -> String {
-    let mut s = String::new();
-    for c in String::from_utf8_lossy(bytes).chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            c if c.is_control() => s.push_str(&format!("\\x{:02x}", c as u32)),
-            c => s.push(c),
-        }
-    }
-    s
+    let mut s = Vec::new();
+    ckpt_sys::msg::escape(bytes, |piece| s.extend_from_slice(piece));
+    String::from_utf8(s).expect("escape leaves only UTF-8")
 }
 
 /// One argument, quoted for a POSIX shell only when it needs it.
@@ -501,9 +506,14 @@ fn write_text(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     write_regions(out, rep.meta)?;
     match &rep.verdict {
         None => Ok(()),
-        Some(Verdict::Good { extents, bytes }) => {
-            writeln!(out, "verify: OK, all {extents} extents ({}) match their checksums", human(*bytes))
-        }
+        Some(Verdict::Good { extents, bytes }) => match &rep.refused {
+            None => writeln!(out, "verify: OK, all {extents} extents ({}) match their checksums", human(*bytes)),
+            Some(why) => writeln!(
+                out,
+                "verify: FAILED: all {extents} extents ({}) match their checksums, but {why}",
+                human(*bytes)
+            ),
+        },
         Some(Verdict::Bad(b)) => writeln!(
             out,
             "verify: FAILED: extent {} ({:#x}-{:#x}, region {}, file offset {:#x}): computed {:#018x}, expected {:#018x}",
@@ -858,7 +868,7 @@ fn write_json(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         ("files", jarray(m.fds().map(|f| json_fd(m, &f)).collect())),
     ];
     if let Some(v) = &rep.verdict {
-        top.push(("verify", json_verdict(v)));
+        top.push(("verify", json_verdict(v, rep.refused.as_deref())));
     }
     let body: Vec<String> = top.iter().map(|(k, v)| format!("  \"{k}\": {v}")).collect();
     writeln!(out, "{{\n{}\n}}", body.join(",\n"))
@@ -1011,10 +1021,18 @@ fn json_region(m: &Meta, r: &Region) -> String {
     ])
 }
 
-fn json_verdict(v: &Verdict) -> String {
+fn json_verdict(v: &Verdict, refused: Option<&str>) -> String {
     match v {
         Verdict::Good { extents, bytes } => {
-            jobj(&[("ok", "true".into()), ("extents", extents.to_string()), ("bytes", bytes.to_string())])
+            let mut o = vec![
+                ("ok", refused.is_none().to_string()),
+                ("extents", extents.to_string()),
+                ("bytes", bytes.to_string()),
+            ];
+            if let Some(why) = refused {
+                o.push(("error", jstr(why.as_bytes())));
+            }
+            jobj(&o)
         }
         Verdict::Bad(b) => jobj(&[
             ("ok", "false".into()),
