@@ -9,7 +9,7 @@
 mod common;
 
 use ckpt_image::xstate::{self, Component, Frame, Layout, Target, MIN_XSAVE, UC_FPSTATE};
-use ckpt_image::{bytes_of, bytes_of_slice, checksum, read_at, Extent, Header, Meta, HEADER_SIZE};
+use ckpt_image::{bytes_of, checksum, read_at, Extent, Header, Meta, HEADER_SIZE};
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -18,14 +18,11 @@ use std::time::Duration;
 const CHECKPOINTED: i32 = ckpt_image::EXIT_CHECKPOINTED;
 
 fn ckpt(opts: &[&str], image: &Path, program: &Path, args: &[&str], cwd: &Path) -> Command {
-    let mut a: Vec<&str> = opts.to_vec();
-    a.extend(["-o", image.to_str().unwrap(), program.to_str().unwrap()]);
-    a.extend_from_slice(args);
-    command(&exe("ckpt"), &a, cwd)
+    Tools::new().ckpt_with(opts, Some(image), program, args, cwd)
 }
 
 fn restart(image: &Path, cwd: &Path) -> Command {
-    command(&exe("restart"), &[image.to_str().unwrap()], cwd)
+    Tools::new().restart(Some(image), cwd)
 }
 
 /// `readckpt --json IMAGE`, parsed just enough: the value of a top-level
@@ -56,6 +53,32 @@ fn stopped_at(opts: &[&str], image: &Path, program: &Path, args: &[&str], cwd: &
     first
 }
 
+/// `vector-NAME 30` started uninterrupted (the reference, still running)
+/// and under ckpt, checkpointed inside its compute loop after step 3.
+fn vector_stopped(name: &str, dir: &TempDir, image: &Path) -> (Run, Outcome) {
+    let prog = demo(&format!("vector-{name}"));
+    let args = ["30"];
+    let reference = spawn("uninterrupted run", &mut command(&prog, &args, &dir.path));
+    let mut run = spawn("checkpointed run", &mut ckpt(&[], image, &prog, &args, &dir.path));
+    run.wait_line(Stream::Stderr, |l| l.starts_with("vector: progress 3/"), "progress 3");
+    run.wait_computing();
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    (reference, first)
+}
+
+/// The widest vector demo this CPU runs.
+fn widest_vector() -> &'static str {
+    if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq") {
+        "avx512"
+    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        "avx2"
+    } else {
+        "sse"
+    }
+}
+
 /// The vector demo, once per register width this CPU has: accumulators in
 /// zmm/ymm/xmm registers, opmask registers, x87 and MXCSR, live across the
 /// checkpoint. The image records the wide state as required.
@@ -72,17 +95,9 @@ fn vector_registers_survive() {
             continue;
         }
         let dir = TempDir::new(&format!("vector-{name}"));
-        let prog = demo(&format!("vector-{name}"));
         const STEPS: usize = 30;
-        let args = ["30"];
-        let reference = spawn("uninterrupted run", &mut command(&prog, &args, &dir.path));
         let image = dir.join("vector.dat");
-        let mut run = spawn("checkpointed run", &mut ckpt(&[], &image, &prog, &args, &dir.path));
-        run.wait_line(Stream::Stderr, |l| l.starts_with("vector: progress 3/"), "progress 3");
-        run.wait_computing();
-        run.checkpoint();
-        let first = run.finish();
-        first.expect_code(CHECKPOINTED);
+        let (reference, first) = vector_stopped(name, &dir, &image);
         let progress = |o: &Outcome| -> Vec<String> {
             o.text_lines(Stream::Stderr).into_iter().filter(|l| l.starts_with("vector: progress")).collect()
         };
@@ -220,26 +235,20 @@ impl ImageFile {
             at += n;
         }
     }
-    /// Every extent checksum, then the metadata's, then the header's (with
-    /// the header changed by `f` first).
+    /// Every extent checksum, then (with the header changed by `f` first)
+    /// the metadata's and the header's.
     fn seal(&mut self, f: impl FnOnce(&mut Header)) {
-        let mut h = self.header_unchecked();
+        let mut h: Header = read_at(&self.bytes, 0).unwrap();
         f(&mut h);
-        let meta = h.meta_offset as usize;
-        let ext_at = meta + h.n_regions as usize * std::mem::size_of::<ckpt_image::Region>();
-        let mut extents: Vec<Extent> =
-            (0..h.n_extents as usize).map(|i| read_at(&self.bytes[ext_at..], i).unwrap()).collect();
-        for x in &mut extents {
+        let ext_at = h.meta_offset as usize + h.n_regions as usize * std::mem::size_of::<ckpt_image::Region>();
+        for i in 0..h.n_extents as usize {
+            let mut x: Extent = read_at(&self.bytes[ext_at..], i).unwrap();
             x.checksum = checksum(&self.bytes[x.file_pos as usize..(x.file_pos + x.len) as usize]);
+            let at = ext_at + i * std::mem::size_of::<Extent>();
+            self.bytes[at..at + std::mem::size_of::<Extent>()].copy_from_slice(bytes_of(&x));
         }
-        let table = bytes_of_slice(&extents).to_vec();
-        self.bytes[ext_at..ext_at + table.len()].copy_from_slice(&table);
-        h.meta_checksum = checksum(&self.bytes[meta..meta + h.meta_len as usize]);
-        h.header_checksum = h.compute_checksum();
         self.bytes[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
-    }
-    fn header_unchecked(&self) -> Header {
-        read_at(&self.bytes, 0).unwrap()
+        reseal(&mut self.bytes);
     }
     /// Each thread's (ucontext, fpstate).
     fn frames(&self) -> Vec<(u64, u64)> {
@@ -278,24 +287,9 @@ fn frames_from_another_layout_are_laid_out_again() {
         println!("skip: this CPU's XSAVE area has one extended component (XCR0 {xcr0:#x}): nothing to move; the xstate unit tests cover the relayout");
         return;
     };
-    let name = if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512dq") {
-        "avx512"
-    } else if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        "avx2"
-    } else {
-        "sse"
-    };
     let dir = TempDir::new("relayout");
-    let prog = demo(&format!("vector-{name}"));
-    let args = ["30"];
-    let reference = spawn("uninterrupted run", &mut command(&prog, &args, &dir.path));
     let image = dir.join("vector.dat");
-    let mut run = spawn("checkpointed run", &mut ckpt(&[], &image, &prog, &args, &dir.path));
-    run.wait_line(Stream::Stderr, |l| l.starts_with("vector: progress 3/"), "progress 3");
-    run.wait_computing();
-    run.checkpoint();
-    let first = run.finish();
-    first.expect_code(CHECKPOINTED);
+    let (reference, first) = vector_stopped(widest_vector(), &dir, &image);
 
     let mut img = ImageFile { bytes: read(&image) };
     let theirs = Target { xfeatures: xcr0, layout: other };
