@@ -54,12 +54,12 @@ fn stopped_at(opts: &[&str], image: &Path, program: &Path, args: &[&str], cwd: &
 }
 
 /// `vector-NAME 30` started uninterrupted (the reference, still running)
-/// and under ckpt, checkpointed inside its compute loop after step 3.
-fn vector_stopped(name: &str, dir: &TempDir, image: &Path) -> (Run, Outcome) {
+/// and under ckpt (with `opts`), checkpointed inside its compute loop after step 3.
+fn vector_stopped(name: &str, opts: &[&str], dir: &TempDir, image: &Path) -> (Run, Outcome) {
     let prog = demo(&format!("vector-{name}"));
     let args = ["30"];
     let reference = spawn("uninterrupted run", &mut command(&prog, &args, &dir.path));
-    let mut run = spawn("checkpointed run", &mut ckpt(&[], image, &prog, &args, &dir.path));
+    let mut run = spawn("checkpointed run", &mut ckpt(opts, image, &prog, &args, &dir.path));
     run.wait_line(Stream::Stderr, |l| l.starts_with("vector: progress 3/"), "progress 3");
     run.wait_computing();
     run.checkpoint();
@@ -97,7 +97,7 @@ fn vector_registers_survive() {
         let dir = TempDir::new(&format!("vector-{name}"));
         const STEPS: usize = 30;
         let image = dir.join("vector.dat");
-        let (reference, first) = vector_stopped(name, &dir, &image);
+        let (reference, first) = vector_stopped(name, &[], &dir, &image);
         let progress = |o: &Outcome| -> Vec<String> {
             o.text_lines(Stream::Stderr).into_iter().filter(|l| l.starts_with("vector: progress")).collect()
         };
@@ -250,6 +250,23 @@ impl ImageFile {
         self.bytes[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
         reseal(&mut self.bytes);
     }
+    /// Every thread's frame laid out (in place: it must fit) as the kernel
+    /// of the CPU `to` writes it, and the image's layout made `to`'s.
+    fn lay_frames_out_for(&mut self, to: &Target) {
+        let from = self.header().xlayout;
+        for (_, fpstate) in self.frames() {
+            let head = self.read(fpstate, MIN_XSAVE);
+            let len = Frame::parse_head(&head).unwrap().total_len();
+            let area = self.read(fpstate, len);
+            let f = Frame::parse(&area, &from).unwrap();
+            let mut moved = vec![0u8; to.frame_len()];
+            xstate::rewrite(&area, &f, &from, to, &mut moved).unwrap();
+            assert!(moved.len() <= area.len(), "the frame for the other CPU does not fit in place");
+            self.write(fpstate, &moved);
+        }
+        self.seal(|h| h.xlayout = to.layout);
+    }
+
     /// Each thread's (ucontext, fpstate).
     fn frames(&self) -> Vec<(u64, u64)> {
         let m = self.meta();
@@ -289,21 +306,10 @@ fn frames_from_another_layout_are_laid_out_again() {
     };
     let dir = TempDir::new("relayout");
     let image = dir.join("vector.dat");
-    let (reference, first) = vector_stopped(widest_vector(), &dir, &image);
+    let (reference, first) = vector_stopped(widest_vector(), &[], &dir, &image);
 
     let mut img = ImageFile { bytes: read(&image) };
-    let theirs = Target { xfeatures: xcr0, layout: other };
-    for (_, fpstate) in img.frames() {
-        let head = img.read(fpstate, MIN_XSAVE);
-        let len = Frame::parse_head(&head).unwrap().total_len();
-        let area = img.read(fpstate, len);
-        let f = Frame::parse(&area, &here).unwrap();
-        let mut moved = vec![0u8; theirs.frame_len()];
-        xstate::rewrite(&area, &f, &here, &theirs, &mut moved).unwrap();
-        assert!(moved.len() <= area.len());
-        img.write(fpstate, &moved);
-    }
-    img.seal(|h| h.xlayout = other);
+    img.lay_frames_out_for(&Target { xfeatures: xcr0, layout: other });
     let moved_image = dir.join("moved.dat");
     write_image(&moved_image, &img.bytes);
 
@@ -313,6 +319,38 @@ fn frames_from_another_layout_are_laid_out_again() {
     assert!(second.stderr_text().contains("laid out again for this CPU"), "{}", second.describe());
     let reference = reference.finish();
     assert_same("vector digest after relayout", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+}
+
+/// An image whose frames are as an AVX2 CPU's kernel writes them (AVX
+/// only, an 832-byte XSAVE area) restarts on this bigger CPU as it is: the
+/// kernel takes a smaller frame and starts the components it lacks afresh;
+/// the AVX2 registers come back exact. (On an AVX2-only CPU the frames
+/// are that already: the other tests cover it.)
+#[test]
+fn frames_from_a_smaller_cpu_are_taken_as_they_are() {
+    let xcr0 = ckpt_sys::cpu::xcr0();
+    if xcr0 & !0x7 == 0 || !is_x86_feature_detected!("avx2") || !is_x86_feature_detected!("fma") {
+        println!("skip: this CPU's frames are no bigger than an AVX2 CPU's (XCR0 {xcr0:#x})");
+        return;
+    }
+    let here = Layout::from_components(ckpt_sys::cpu::xstate_components());
+    let mut avx2 = Layout::default();
+    avx2.comps[2] = here.comps[2];
+    let dir = TempDir::new("smaller-cpu");
+    let image = dir.join("vector.dat");
+    // Held to x86-64-v3, glibc leaves no AVX-512 state in use.
+    let (reference, first) = vector_stopped("avx2", &["--portable=x86-64-v3"], &dir, &image);
+    let mut img = ImageFile { bytes: read(&image) };
+    img.lay_frames_out_for(&Target { xfeatures: 0x7, layout: avx2 });
+    let (_, fpstate) = img.frames()[0];
+    assert_eq!(Frame::parse_head(&img.read(fpstate, MIN_XSAVE)).unwrap().xstate_size, 832);
+    let small = dir.join("avx2.dat");
+    write_image(&small, &img.bytes);
+    let second = spawn("restart", &mut command(&exe("restart"), &["-v", small.to_str().unwrap()], &dir.path)).finish();
+    second.expect_code(0);
+    assert!(!second.stderr_text().contains("laid out again"), "{}", second.describe());
+    let reference = reference.finish();
+    assert_same("vector-avx2 digest from AVX2 frames", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
 }
 
 /// Frames that cannot be resumed are refused before the point of no return,
