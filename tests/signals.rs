@@ -260,7 +260,10 @@ fn go_goroutines_checkpointed_and_restarted() {
     let Some(go) = tool("go", "golang-go", "go_goroutines_checkpointed_and_restarted") else { return };
     let dir = TempDir::new("go-compute");
     let prog = go_build(&go, &dir, "go-compute", GO_COMPUTE, &[]);
-    let reference = spawn("uninterrupted run", &mut command(&prog, &[GO_ROUNDS], &dir.path)).finish();
+    // As long as the checkpointed runs may take: a loaded machine slows Go's
+    // goroutines a lot.
+    let reference = spawn("uninterrupted run", &mut command(&prog, &[GO_ROUNDS], &dir.path))
+        .finish_within(std::time::Duration::from_secs(120));
     reference.expect_code(0);
 
     // Eight checkpoints in a row with --continue, while goroutines run.
