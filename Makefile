@@ -3,7 +3,7 @@
 CARGO ?= cargo
 CC ?= gcc
 RELEASE := target/release
-BINS := ckpt restart readckpt libckpt.so hello-test counting-test
+BINS := ckpt restart readckpt ckpt-slurm libckpt.so hello-test counting-test
 # Demos are built for baseline x86-64, never for the build machine's CPU;
 # the vector demo once per register width (the tests run those this CPU has).
 VECTORS := demo/bin/vector-avx512 demo/bin/vector-avx2 demo/bin/vector-sse
@@ -16,9 +16,9 @@ all: $(BINS) $(DEMOS)
 rust:
 	$(CARGO) build --release --workspace
 
-$(RELEASE)/ckpt $(RELEASE)/restart $(RELEASE)/readckpt $(RELEASE)/libckpt.so: rust
+$(RELEASE)/ckpt $(RELEASE)/restart $(RELEASE)/readckpt $(RELEASE)/ckpt-slurm $(RELEASE)/libckpt.so: rust
 
-ckpt restart readckpt libckpt.so: %: $(RELEASE)/%
+ckpt restart readckpt ckpt-slurm libckpt.so: %: $(RELEASE)/%
 	cp --remove-destination $< $@
 
 # The seed's demo programs: -rdynamic as in the seed (ckpt itself does not need it).
@@ -54,7 +54,7 @@ LIBDIR := $(PREFIX)/lib/ckpt
 MAN1DIR := $(PREFIX)/share/man/man1
 BASHDIR := $(PREFIX)/share/bash-completion/completions
 ZSHDIR := $(PREFIX)/share/zsh/site-functions
-PROGRAMS := ckpt restart readckpt
+PROGRAMS := ckpt restart readckpt ckpt-slurm
 MANPAGES := $(patsubst %,man/%.1,$(PROGRAMS))
 
 install:

@@ -4,7 +4,8 @@
 //! `nobody` when the tests run as root), which the installed restart brings
 //! back; the man pages render with `man -l` without a warning and name every
 //! option each program's --help lists; the bash completion completes
-//! options; uninstall leaves no file behind.
+//! options; uninstall leaves no file behind. (ckpt-slurm is installed with
+//! them; tests/slurm.rs runs it.)
 
 mod common;
 
@@ -84,7 +85,7 @@ fn install_and_run_from_another_directory() {
     make("install", &dest.path);
     let prefix = dest.path.join(PREFIX.trim_start_matches('/'));
     let bin = prefix.join("bin");
-    for f in ["bin/ckpt", "bin/restart", "bin/readckpt", "lib/ckpt/libckpt.so"] {
+    for f in ["bin/ckpt", "bin/restart", "bin/readckpt", "bin/ckpt-slurm", "lib/ckpt/libckpt.so"] {
         assert!(prefix.join(f).is_file(), "make install did not install {f}");
     }
     assert!(!bin.join("libckpt.so").exists(), "the library belongs in lib/ckpt, not beside the programs");
@@ -130,7 +131,7 @@ fn man_pages_render_and_name_every_option() {
     let dest = TempDir::new("install-man");
     make("install", &dest.path);
     let prefix = dest.path.join(PREFIX.trim_start_matches('/'));
-    for name in ["ckpt", "restart", "readckpt"] {
+    for name in ["ckpt", "restart", "readckpt", "ckpt-slurm"] {
         let page = prefix.join(format!("share/man/man1/{name}.1"));
         assert!(page.is_file(), "make install did not install {}", page.display());
         let mut cmd = command(Path::new("man"), &["--warnings", "-l", page.to_str().unwrap()], &dest.path);
@@ -171,6 +172,8 @@ fn bash_completion_completes_options() {
         ("ckpt", "ckpt -s USR", "_ckpt", "USR1"),
         ("restart", "restart --keep", "_ckpt_restart", "--keep-stdio"),
         ("readckpt", "readckpt --ver", "_ckpt_readckpt", "--verify"),
+        ("ckpt-slurm", "ckpt-slurm --keep-im", "_ckpt_slurm", "--keep-images"),
+        ("ckpt-slurm", "ckpt-slurm -w USR1 -i 10m --con", "_ckpt_slurm", "--continue"),
     ];
     for (file, words, function, want) in cases {
         let script = format!(

@@ -61,6 +61,13 @@ pub unsafe fn call_on_stack(arg: *mut c_void, f: extern "C" fn(*mut c_void), sta
     ckpt_call_on_stack(arg, f, stack_top)
 }
 
+/// Set by the handler when the checkpoint signal came with
+/// [`ckpt_image::signals::STOP_AFTER`]: the next checkpoint stops the
+/// program even under `--continue`. Read and cleared when a checkpoint
+/// starts, so the image never holds it set. (While a checkpoint runs the
+/// handler cannot: every thread has the signal blocked.)
+pub static STOP_AFTER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Why a checkpoint failed: what was being done, and the kernel's answer.
 struct Failure {
     what: &'static str,
@@ -88,6 +95,7 @@ fn refuse(what: &'static str) -> Failure {
 pub extern "C" fn run(arg: *mut c_void) {
     let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
     let cfg = config::get();
+    let stop = STOP_AFTER.swap(false, core::sync::atomic::Ordering::SeqCst);
     // SAFETY: the coordinator is the only user of the tables; the shared
     // part is used as threads::stop_all documents.
     let (tables, (sync, threads)) = unsafe { (workspace::tables(), workspace::sync_and_threads()) };
@@ -102,7 +110,7 @@ pub extern "C" fn run(arg: *mut c_void) {
     };
     let n_threads = sync.slots.load(core::sync::atomic::Ordering::SeqCst);
     match result {
-        Ok(written) if cfg.cont => {
+        Ok(written) if cfg.cont && !stop => {
             // --continue: the image is on disk; let everyone go on.
             let done = sys::clock_ns(sys::CLOCK_MONOTONIC);
             threads::release(sync, generation);

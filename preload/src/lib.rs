@@ -109,8 +109,18 @@ fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
 /// alternate signal stack) with every signal blocked, and leaves that stack
 /// at once: the capture runs on the workspace stack, so that nothing it does
 /// changes memory that is being written to the image.
-extern "C" fn handler(sig: i32, _info: *mut libc::siginfo_t, uc: *mut c_void) {
+extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut c_void) {
     use core::sync::atomic::Ordering::SeqCst;
+    // SAFETY: the kernel's siginfo for this signal (SA_SIGINFO); si_value
+    // is only read for a sigqueue'd signal, which has one.
+    let stop = unsafe {
+        !info.is_null()
+            && (*info).si_code == libc::SI_QUEUE
+            && (*info).si_value().sival_ptr as usize as u32 == ckpt_image::signals::STOP_AFTER as u32
+    };
+    if stop {
+        capture::STOP_AFTER.store(true, SeqCst);
+    }
     // SAFETY: the workspace exists once the handler is installed.
     let (sync, _) = unsafe { workspace::sync_and_threads() };
     let generation = loop {
