@@ -4,8 +4,9 @@
 //! slurmctld, slurmd), and stopped at the end, pass or fail.
 //!
 //! Two jobs run at once, each `exec ckpt-slurm ... cli-count N 500` in an
-//! sbatch script with `--time=1 --signal=B:USR1@45 --requeue
-//! --open-mode=append`. SLURM checks its jobs' time limits every 30 s, and
+//! sbatch script with `--requeue --open-mode=append`, submitted with
+//! `--time=1 --signal=B:USR1@45`; job A's script is README's recipe as
+//! written, but for its program. SLURM checks its jobs' time limits every 30 s, and
 //! sends the warning at the first check that finds the job within 45 s (plus
 //! that period) of its limit: with a 1-minute limit, at the first check, so
 //! every run of a job lasts at most about 30 s. Job A's program needs 36 s:
@@ -160,9 +161,10 @@ impl Cluster {
         o.status.success().then(|| String::from_utf8_lossy(&o.stdout).into_owned())
     }
 
-    /// Submits `script`; its job id.
-    fn sbatch(&mut self, script: &Path, args: &[&str]) -> String {
-        let mut a = vec!["--parsable"];
+    /// Submits `script` with `bin` first in its PATH; its job id.
+    fn sbatch(&mut self, script: &Path, bin: &Path, args: &[&str]) -> String {
+        let path = format!("--export=ALL,PATH={}:/usr/bin:/bin", bin.display());
+        let mut a = vec!["--parsable", path.as_str()];
         a.extend_from_slice(args);
         a.push(script.to_str().unwrap());
         let id = self.client("sbatch", &a).unwrap_or_else(|| panic!("sbatch {a:?} failed"));
@@ -257,6 +259,15 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The sbatch script of README's recipe, its program swapped for `program`.
+fn readme_recipe(program: &str) -> String {
+    let readme = fs::read_to_string(root().join("README.md")).unwrap();
+    let section = readme.split("### Batch jobs on SLURM").nth(1).expect("README.md: the SLURM section");
+    let recipe = section.split("```sh\n").nth(1).and_then(|b| b.split("```").next()).expect("README.md: the recipe");
+    assert!(recipe.contains("exec ckpt-slurm") && recipe.contains("./sim input.cfg"), "README's recipe:\n{recipe}");
+    recipe.replace("./sim input.cfg", program)
+}
+
 /// One job of the test: its script, files and expectations.
 struct Job {
     name: &'static str,
@@ -294,25 +305,25 @@ fn slurm_job_is_checkpointed_requeued_and_restarted() {
     fs::copy(demo("cli-count"), work.join("cli-count")).unwrap();
 
     let mut jobs = Vec::new();
-    for (name, steps, min_restarts, options, as_nobody) in
-        [("a", 72, 1, "", false), ("b", 132, 2, "-i 2 --keep 2 ", true)]
-    {
+    // Job A is README's recipe as written, but for its program, and for a
+    // 1-minute limit given on the command line (which wins over #SBATCH).
+    // Job B: periodic checkpoints too, as user nobody.
+    let b_script = "#!/bin/bash\n\
+                    #SBATCH --time=1 --signal=B:USR1@45 --requeue --open-mode=append\n\
+                    exec ckpt-slurm -o b.dat -i 2 --keep 2 ./cli-count 132 500\n"
+        .to_string();
+    let specs = [
+        ("a", readme_recipe("./cli-count 72 500"), 72, 1, vec!["sim.dat"], false),
+        ("b", b_script, 132, 2, vec!["b.dat", "b.1.dat"], true),
+    ];
+    for (name, text, steps, min_restarts, images, as_nobody) in specs {
         let script = cluster.dir.join(format!("{name}.sh"));
-        let image = work.join(format!("{name}.dat"));
-        fs::write(
-            &script,
-            format!(
-                "#!/bin/bash\n\
-                 #SBATCH --time=1 --signal=B:USR1@45 --requeue --open-mode=append\n\
-                 exec {} -o {} {options}./cli-count {steps} 500\n",
-                bin.join("ckpt-slurm").display(),
-                image.display()
-            ),
-        )
-        .unwrap();
+        fs::write(&script, text).unwrap();
         chmod(&script, 0o755);
         let (out, err) = (work.join(format!("{name}.out")), work.join(format!("{name}.err")));
         let mut args = vec![
+            "--time=1".to_string(),
+            "--signal=B:USR1@45".to_string(),
             format!("--job-name=ckpt-{name}"),
             format!("--chdir={}", work.display()),
             format!("--output={}", out.display()),
@@ -322,12 +333,8 @@ fn slurm_job_is_checkpointed_requeued_and_restarted() {
             args.extend(["--uid=65534".to_string(), "--gid=65534".to_string()]);
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let id = cluster.sbatch(&script, &args);
-        let images = if options.contains("--keep 2") {
-            vec![image.clone(), work.join(format!("{name}.1.dat"))]
-        } else {
-            vec![image]
-        };
+        let id = cluster.sbatch(&script, &bin, &args);
+        let images = images.iter().map(|i| work.join(i)).collect();
         jobs.push(Job { name, id, steps, min_restarts, images, out, err });
     }
 
