@@ -42,6 +42,9 @@ pub struct Options {
     pub strict: bool,
     /// Say what is being restored, on stderr.
     pub verbose: bool,
+    /// After how long reading the image shows its progress on a terminal
+    /// (`CKPT_PROGRESS_AFTER` in the environment, ms).
+    pub progress_after_ms: u64,
 }
 
 impl Options {
@@ -66,7 +69,14 @@ fn usage_error(what: &[u8]) -> ! {
 /// # Safety
 /// `sp` must be the kernel's initial stack pointer: argc, then argv.
 pub unsafe fn parse(sp: *const u64) -> Options {
-    let mut opts = Options { path: [0; PATH_MAX + 1], len: 0, keep_stdio: false, strict: false, verbose: false };
+    let mut opts = Options {
+        path: [0; PATH_MAX + 1],
+        len: 0,
+        keep_stdio: false,
+        strict: false,
+        verbose: false,
+        progress_after_ms: sys::progress::AFTER_MS,
+    };
     // SAFETY: the kernel's initial stack: argc, then argc pointers to
     // NUL-terminated strings.
     let argc = unsafe { *sp } as usize;
@@ -89,6 +99,19 @@ pub unsafe fn parse(sp: *const u64) -> Options {
             a if a.starts_with(b"-") && a.len() > 1 => usage_error(b"unknown option"),
             a if image.is_none() => image = Some(a),
             _ => usage_error(b"more than one image given"),
+        }
+    }
+    // The environment follows argv and its NULL.
+    for i in argc + 2.. {
+        // SAFETY: the kernel's initial stack: envp, NULL-terminated.
+        let p = unsafe { *sp.add(i) } as *const core::ffi::c_char;
+        if p.is_null() {
+            break;
+        }
+        // SAFETY: as above.
+        let var = unsafe { CStr::from_ptr(p) }.to_bytes();
+        if let Some(v) = var.strip_prefix(b"CKPT_PROGRESS_AFTER=") {
+            opts.progress_after_ms = sys::progress::after_ms(Some(v));
         }
     }
     let image = image.unwrap_or(b"myckpt.dat");

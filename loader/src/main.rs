@@ -126,7 +126,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         vdso.park()?;
         memory::unmap_all_but_loader();
         vdso.place()?;
-        memory::restore(&img)?;
+        memory::restore(&img, opts.progress_after_ms)?;
         frames.apply()?;
         resume::resume(img.meta, img.fd, opts)
     }

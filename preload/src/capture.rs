@@ -24,6 +24,7 @@ use ckpt_image::{
     bytes_of, bytes_of_slice, checksum, checksum_parts, FileId, Header, Region, RegionKind, StrRef, Thread,
     EXIT_CHECKPOINTED, LOADER_BASE, LOADER_END, MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
 };
+use ckpt_sys::progress::Progress;
 use ckpt_sys::{self as sys, thread, Errno};
 
 use crate::config::{self, Config};
@@ -482,12 +483,14 @@ impl Builder<'_> {
         // Stored pages of unreadable regions are made readable for the copy.
         self.readable_for_copy(true)?;
         let t: *mut Tables = &mut *self.t;
-        let job = WriteData { fd, tables: t, n_regions: self.n_regions, n_extents: self.n_extents };
+        let progress = Progress::new("ckpt: writing the image", h.data_len, t0, config::get().progress_after_ms);
+        let job = WriteData { fd, tables: t, n_regions: self.n_regions, n_extents: self.n_extents, progress };
         // SAFETY: the helper stack is the coordinator's alone; the extents
         // are disjoint, each item writes its own checksum and file range,
         // and each worker has its own bounce buffer.
         let stack = unsafe { &mut (*t).helper_stack };
         let written = unsafe { thread::split(&job, h.data_len >= PARALLEL_BYTES, stack) };
+        job.progress.end();
         self.readable_for_copy(false)?;
         if let Err((_, code)) = written {
             return Err(match code {
@@ -543,6 +546,7 @@ struct WriteData {
     tables: *mut Tables,
     n_regions: usize,
     n_extents: usize,
+    progress: Progress,
 }
 
 // SAFETY: the items touch disjoint data (see write_to).
@@ -577,6 +581,7 @@ impl thread::Job for WriteData {
         let sum = checksum(unsafe { core::slice::from_raw_parts(src as *const u8, x.len as usize) });
         write_at(self.fd, src, x.len, x.file_pos).map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
         t.extents[i].checksum = sum;
+        self.progress.add(x.len);
         Ok(())
     }
 }

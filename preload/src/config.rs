@@ -19,6 +19,7 @@
 //! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PORTABLE` | a level (`x86-64`, `x86-64-v2`…`v4`), or as `CKPT_CONTINUE` (on: `x86-64-v2`) | the level, unset for none |
+//! | `CKPT_PROGRESS_AFTER` | ms (not read by ckpt)    | the same: on a terminal, progress after that long |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed: only it is armed |
 //!
 //! `CKPT_INTERVAL` is informational for the library: the periodic signals
@@ -51,6 +52,9 @@ pub struct Config {
     pub keep: u32,
     /// Period of the ticker's checkpoints in ms (0: none), for messages.
     pub interval_ms: u64,
+    /// After how long a checkpoint shows its progress on a terminal
+    /// (`CKPT_PROGRESS_AFTER`, ms).
+    pub progress_after_ms: u64,
     /// NUL-terminated absolute path of the image.
     pub output: [u8; PATH_MAX],
     /// `--portable`: the x86-64 level glibc's CPU dispatch is held to (0: none).
@@ -68,6 +72,7 @@ const DEFAULT: Config = Config {
     cont: false,
     keep: 1,
     interval_ms: 0,
+    progress_after_ms: sys::progress::AFTER_MS,
     output: [0; PATH_MAX],
     portable_level: 0,
     cpu_level: 0,
@@ -158,6 +163,7 @@ pub fn from_env() -> Option<Config> {
     cfg.verbose = flag(env(c"CKPT_VERBOSE"));
     cfg.cont = flag(env(c"CKPT_CONTINUE"));
     cfg.interval_ms = env(c"CKPT_INTERVAL").and_then(seconds_ms).unwrap_or(0);
+    cfg.progress_after_ms = sys::progress::after_ms(env(c"CKPT_PROGRESS_AFTER"));
     if cfg.interval_ms != 0 {
         cfg.cont = true;
     }
