@@ -471,6 +471,18 @@ fn keep_images_keeps_them_and_the_status_is_the_programs() {
     .finish();
     o.expect_code(0);
     assert!(read(&dir.join("job.dat")) == before, "--keep-images: the image should be kept as it was");
+
+    // An image restart refuses (its last data byte changed): the job fails,
+    // the image stays.
+    let mut bad = before;
+    *bad.last_mut().unwrap() ^= 0xff;
+    fs::write(dir.join("job.dat"), &bad).unwrap();
+    let o =
+        spawn("ckpt-slurm, a corrupted image", &mut ckpt_slurm(&["-o", "job.dat", "./cli-count", "20", "50"], &dir))
+            .finish();
+    o.expect_code(1);
+    assert!(o.stderr_text().contains("the images are kept"), "{}", o.describe());
+    assert!(read(&dir.join("job.dat")) == bad, "a refused image must stay as it was");
 }
 
 #[test]

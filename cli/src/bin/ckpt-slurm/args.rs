@@ -14,8 +14,8 @@ its time limit: when SLURM sends its warning signal (sbatch --signal=B:USR1@T),
 the program is checkpointed and stops, and the job is requeued
 (scontrol requeue $SLURM_JOB_ID); when the requeued job starts again,
 ckpt-slurm restarts the program from the image instead of starting it anew.
-When the program ends, the images are removed and ckpt-slurm exits with the
-program's status. Start it with exec from the batch script, so that it is the
+When the program ends with status 0, the images are removed; ckpt-slurm
+exits with the program's status. Start it with exec from the batch script, so that it is the
 process SLURM signals:
 
   #!/bin/bash
@@ -28,7 +28,8 @@ Options:
                          the job
   -w, --warning SIG      the signal SLURM sends before the time limit
                          (default USR1, as in --signal=B:USR1@300)
-      --keep-images      keep the images when the program ends
+      --keep-images      keep the images when the program ends well (they are
+                         always kept when it fails)
   -h, --help             this help
   -V, --version          the version
 

@@ -19,8 +19,10 @@
 //! - when the program stops after writing a new image (status 99, and a new
 //!   file at the image path), it runs `scontrol requeue $SLURM_JOB_ID` and
 //!   exits 0: the job goes back to the queue, not to the failures.
-//! - when the program ends by itself, it removes the images (unless
-//!   `--keep-images`) and exits with the program's status.
+//! - when the program ends with status 0, it removes the images (unless
+//!   `--keep-images`); on any other end it keeps them (a failing program,
+//!   or restart refusing the image, must not lose it). It exits with the
+//!   program's status.
 
 mod args;
 mod image;
@@ -181,21 +183,32 @@ fn main() {
     if checkpointed {
         requeue(&job, &path);
     }
+    let kept = |how: String| {
+        if image::identity(&path).is_some() {
+            eprintln!("ckpt-slurm: {how}; the images are kept ({})", path.display());
+        }
+    };
     match (status.code(), status.signal()) {
-        (Some(code), _) => {
-            if !opts.keep_images {
-                for p in image::all(&path, opts.keep) {
-                    match std::fs::remove_file(&p) {
-                        Ok(()) => eprintln!("ckpt-slurm: removed {}", p.display()),
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => eprintln!("ckpt-slurm: cannot remove {}: {e}", p.display()),
-                    }
+        (Some(0), _) if !opts.keep_images => {
+            for p in image::all(&path, opts.keep) {
+                match std::fs::remove_file(&p) {
+                    Ok(()) => eprintln!("ckpt-slurm: removed {}", p.display()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => eprintln!("ckpt-slurm: cannot remove {}: {e}", p.display()),
                 }
+            }
+            exit(0)
+        }
+        // A failure, the program's or restart's (an image this machine
+        // cannot take): nothing is removed.
+        (Some(code), _) => {
+            if code != 0 {
+                kept(format!("exit status {code}"));
             }
             exit(code)
         }
         (None, Some(sig)) => {
-            eprintln!("ckpt-slurm: the program was killed by {}; the images are kept", Name(sig));
+            kept(format!("the program was killed by {}", Name(sig)));
             exit(128 + sig)
         }
         _ => exit(1),
