@@ -313,8 +313,8 @@ fn slurm_job_is_checkpointed_requeued_and_restarted() {
                     exec ckpt-slurm -o b.dat -i 2 --keep 2 ./cli-count 132 500\n"
         .to_string();
     let specs = [
-        ("a", readme_recipe("./cli-count 72 500"), 72, 1, vec!["sim.dat"], false),
-        ("b", b_script, 132, 2, vec!["b.dat", "b.1.dat"], true),
+        ("a", readme_recipe("./cli-count 72 500"), 72, 1, vec!["sim.dat", "sim.dat.lock"], false),
+        ("b", b_script, 132, 2, vec!["b.dat", "b.1.dat", "b.dat.lock"], true),
     ];
     for (name, text, steps, min_restarts, images, as_nobody) in specs {
         let script = cluster.dir.join(format!("{name}.sh"));
@@ -398,10 +398,11 @@ fn ckpt_slurm(args: &[&str], dir: &TempDir) -> Command {
     c
 }
 
-/// A work directory with the demo in it.
+/// A work directory with the demo in it (a link: a copy just written may
+/// be "busy" for exec while another test thread forks).
 fn work_dir(tag: &str) -> TempDir {
     let dir = TempDir::new(tag);
-    fs::copy(demo("cli-count"), dir.join("cli-count")).unwrap();
+    std::os::unix::fs::symlink(demo("cli-count"), dir.join("cli-count")).unwrap();
     dir
 }
 
@@ -503,6 +504,24 @@ fn a_foreign_image_is_refused_untouched() {
         assert!(o.stdout().is_empty(), "the program must not have run\n{}", o.describe());
         assert!(read(&dir.join(image)) == before, "{image} was changed");
     }
+}
+
+#[test]
+fn one_job_at_a_time_per_image() {
+    let dir = work_dir("slurm-lock");
+    let mut first =
+        spawn("ckpt-slurm, first job", &mut ckpt_slurm(&["-o", "job.dat", "./cli-count", "30", "50"], &dir));
+    first.wait_line(Stream::Stdout, |l| l.starts_with("step 1 "), "step 1");
+    let mut c = ckpt_slurm(&["-o", "job.dat", "./cli-count", "30", "50"], &dir);
+    c.env("SLURM_JOB_ID", "8");
+    let second = spawn("ckpt-slurm, second job", &mut c).finish();
+    second.expect_code(1);
+    assert!(second.stderr_text().contains("is in use by job 7"), "{}", second.describe());
+    assert!(second.stdout().is_empty(), "the second program must not have run\n{}", second.describe());
+    let first = first.finish();
+    first.expect_code(0);
+    assert_same("the first job's output", &first.stdout(), &reference("30"));
+    assert!(!dir.join("job.dat.lock").exists(), "the lock is left after the program ended well");
 }
 
 #[test]

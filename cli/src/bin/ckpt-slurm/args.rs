@@ -40,11 +40,12 @@ that restart it.
 
 An image found at PATH is restarted only if it is a regular file of this user
 and was taken from the same command line (PROGRAM ARGS); anything else there
-is refused, untouched.
+is refused, untouched. While it runs, ckpt-slurm holds PATH.lock: a second
+job with the same PATH stops at once.
 
 Exit status: the program's own; 0 when the job was requeued after a
-checkpoint; 1 if the image at PATH cannot be used or the requeue failed
-(the image is kept); 2 for a usage error.";
+checkpoint; 1 if the image at PATH cannot be used or is another job's, or
+the requeue failed (the image is kept); 2 for a usage error.";
 
 /// Exit status of a usage error.
 pub const USAGE_ERROR: i32 = 2;

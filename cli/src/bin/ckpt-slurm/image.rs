@@ -83,3 +83,50 @@ pub fn all(path: &Path, keep: u32) -> Vec<PathBuf> {
     }
     out
 }
+
+/// Holds `PATH.lock` locked for as long as it lives: one job at a time per
+/// image path (the same script submitted twice would otherwise have two
+/// programs checkpoint over each other's image).
+pub struct Lock {
+    pub path: PathBuf,
+    _file: File,
+}
+
+/// Takes the image's lock, or says which job holds it.
+pub fn lock(image: &Path, job: &str) -> Result<Lock, String> {
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut path = image.as_os_str().to_owned();
+    path.push(".lock");
+    let path = PathBuf::from(path);
+    // Never through a link someone planted; only a file of our own.
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| format!("cannot open the lock {}: {e}", path.display()))?;
+    let m = file.metadata().map_err(|e| e.to_string())?;
+    // SAFETY: getuid cannot fail.
+    if m.uid() != unsafe { libc::getuid() } || !m.file_type().is_file() {
+        return Err(format!("the lock {} is not a file of this user's", path.display()));
+    }
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(format!(
+            "{} is in use by job {} (it holds {}); give each job its own -o",
+            image.display(),
+            holder.trim(),
+            path.display()
+        ));
+    }
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = writeln!(file, "{job}");
+    Ok(Lock { path, _file: file })
+}

@@ -126,6 +126,7 @@ fn main() {
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
 
+    let lock = image::lock(&path, &job).unwrap_or_else(|e| fail(1, e));
     let mut cmd;
     if image::identity(&path).is_some() {
         if let Err(why) = image::belongs(&path, &command_line) {
@@ -190,9 +191,10 @@ fn main() {
     };
     match (status.code(), status.signal()) {
         (Some(0), _) if !opts.keep_images => {
-            for p in image::all(&path, opts.keep) {
-                match std::fs::remove_file(&p) {
-                    Ok(()) => eprintln!("ckpt-slurm: removed {}", p.display()),
+            for p in image::all(&path, opts.keep).iter().chain([&lock.path]) {
+                match std::fs::remove_file(p) {
+                    Ok(()) if *p != lock.path => eprintln!("ckpt-slurm: removed {}", p.display()),
+                    Ok(()) => {}
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => eprintln!("ckpt-slurm: cannot remove {}: {e}", p.display()),
                 }
