@@ -3,22 +3,22 @@
 CARGO ?= cargo
 CC ?= gcc
 RELEASE := target/release
-BINS := ckpt restart readckpt libckpt.so hello-test counting-test
+BINS := ckpt restart readckpt ckpt-slurm libckpt.so hello-test counting-test
 # Demos are built for baseline x86-64, never for the build machine's CPU;
 # the vector demo once per register width (the tests run those this CPU has).
 VECTORS := demo/bin/vector-avx512 demo/bin/vector-avx2 demo/bin/vector-sse
 DEMOS := $(filter-out demo/bin/hello-test demo/bin/counting-test demo/bin/vector,$(patsubst demo/%.c,demo/bin/%,$(wildcard demo/*.c))) $(VECTORS)
 DEMO_CFLAGS := -O2 -g -fopenmp -pthread
 
-.PHONY: all rust test bench clean fixture
+.PHONY: all rust test bench clean fixture install uninstall
 all: $(BINS) $(DEMOS)
 
 rust:
 	$(CARGO) build --release --workspace
 
-$(RELEASE)/ckpt $(RELEASE)/restart $(RELEASE)/readckpt $(RELEASE)/libckpt.so: rust
+$(RELEASE)/ckpt $(RELEASE)/restart $(RELEASE)/readckpt $(RELEASE)/ckpt-slurm $(RELEASE)/libckpt.so: rust
 
-ckpt restart readckpt libckpt.so: %: $(RELEASE)/%
+ckpt restart readckpt ckpt-slurm libckpt.so: %: $(RELEASE)/%
 	cp --remove-destination $< $@
 
 # The seed's demo programs: -rdynamic as in the seed (ckpt itself does not need it).
@@ -44,6 +44,35 @@ test: all
 # any change of the image format).
 fixture: all
 	$(CARGO) test --release --test cpu -- --ignored --exact make_fixture --nocapture
+
+# `make && sudo make install`: installs what `make` built (it builds
+# nothing, so that cargo never runs as root). ckpt finds the capture library
+# at ../lib/ckpt/libckpt.so from its own path.
+PREFIX ?= /usr/local
+BINDIR := $(PREFIX)/bin
+LIBDIR := $(PREFIX)/lib/ckpt
+MAN1DIR := $(PREFIX)/share/man/man1
+BASHDIR := $(PREFIX)/share/bash-completion/completions
+ZSHDIR := $(PREFIX)/share/zsh/site-functions
+PROGRAMS := ckpt restart readckpt ckpt-slurm
+MANPAGES := $(patsubst %,man/%.1,$(PROGRAMS))
+
+install:
+	@for f in $(PROGRAMS) libckpt.so; do \
+	    [ -f $$f ] || { echo "make install: $$f is missing: run make first" >&2; exit 1; }; done
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(MAN1DIR) $(DESTDIR)$(BASHDIR) $(DESTDIR)$(ZSHDIR)
+	install -m 0755 $(PROGRAMS) $(DESTDIR)$(BINDIR)/
+	install -m 0755 libckpt.so $(DESTDIR)$(LIBDIR)/
+	install -m 0644 $(MANPAGES) $(DESTDIR)$(MAN1DIR)/
+	install -m 0644 completions/ckpt.bash $(DESTDIR)$(BASHDIR)/ckpt
+	for p in $(filter-out ckpt,$(PROGRAMS)); do ln -sf ckpt $(DESTDIR)$(BASHDIR)/$$p; done
+	install -m 0644 completions/_ckpt $(DESTDIR)$(ZSHDIR)/_ckpt
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(BINDIR)/,$(PROGRAMS)) $(DESTDIR)$(LIBDIR)/libckpt.so
+	rm -f $(addprefix $(DESTDIR)$(MAN1DIR)/,$(notdir $(MANPAGES)))
+	rm -f $(addprefix $(DESTDIR)$(BASHDIR)/,$(PROGRAMS)) $(DESTDIR)$(ZSHDIR)/_ckpt
+	-rmdir $(DESTDIR)$(LIBDIR)
 
 bench: all
 	bash bench/run.sh

@@ -9,6 +9,12 @@ const NAMES: [&str; 32] = [
     "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ", "VTALRM", "PROF", "WINCH",
     "IO", "PWR", "SYS",
 ];
+/// The value of a checkpoint signal sent with `sigqueue` that asks for this
+/// checkpoint to stop the program (exit status 99) even under `--continue`:
+/// ckpt-slurm's checkpoint before the time limit, after which the job is
+/// requeued and nothing the program does may follow the image.
+pub const STOP_AFTER: i32 = 0x434b_5054; // "CKPT"
+
 /// glibc keeps 32 and 33 for itself: its SIGRTMIN is 34.
 pub const RTMIN: i32 = 34;
 pub const RTMAX: i32 = 64;

@@ -47,6 +47,9 @@ pub struct Options {
     pub verbose: bool,
     /// Restart an image that is not the caller's own, or that others may write.
     pub trust_image: bool,
+    /// After how long reading the image shows its progress on a terminal
+    /// (`CKPT_PROGRESS_AFTER` in the environment, ms).
+    pub progress_after_ms: u64,
 }
 
 impl Options {
@@ -78,6 +81,7 @@ pub unsafe fn parse(sp: *const u64) -> Options {
         strict: false,
         verbose: false,
         trust_image: false,
+        progress_after_ms: sys::progress::AFTER_MS,
     };
     // SAFETY: the kernel's initial stack: argc, then argc pointers to
     // NUL-terminated strings.
@@ -102,6 +106,19 @@ pub unsafe fn parse(sp: *const u64) -> Options {
             a if a.starts_with(b"-") && a.len() > 1 => usage_error(b"unknown option"),
             a if image.is_none() => image = Some(a),
             _ => usage_error(b"more than one image given"),
+        }
+    }
+    // The environment follows argv and its NULL.
+    for i in argc + 2.. {
+        // SAFETY: the kernel's initial stack: envp, NULL-terminated.
+        let p = unsafe { *sp.add(i) } as *const core::ffi::c_char;
+        if p.is_null() {
+            break;
+        }
+        // SAFETY: as above.
+        let var = unsafe { CStr::from_ptr(p) }.to_bytes();
+        if let Some(v) = var.strip_prefix(b"CKPT_PROGRESS_AFTER=") {
+            opts.progress_after_ms = sys::progress::after_ms(Some(v));
         }
     }
     let image = image.unwrap_or(b"myckpt.dat");

@@ -9,6 +9,7 @@
 //! unverified data.
 
 use ckpt_image::{checksum, Meta};
+use ckpt_sys::progress::Progress;
 use ckpt_sys::{self as sys, thread, Errno, Short};
 
 use crate::fail::Fail;
@@ -28,6 +29,7 @@ static mut HELPER_STACK: Stack = Stack([0; 64 << 10]);
 struct Load<'a> {
     meta: &'a Meta<'a>,
     fd: i32,
+    progress: Progress,
 }
 
 impl thread::Job for Load<'_> {
@@ -51,6 +53,7 @@ impl thread::Job for Load<'_> {
                 // SAFETY: the bytes were just written by the kernel, in our mapping.
                 let data = unsafe { core::slice::from_raw_parts(x.addr as *const u8, x.len as usize) };
                 if checksum(data) == x.checksum {
+                    self.progress.add(x.len);
                     Ok(())
                 } else {
                     Err(WHY_CHECKSUM)
@@ -60,17 +63,22 @@ impl thread::Job for Load<'_> {
     }
 }
 
-/// Reads and verifies every extent.
+/// Reads and verifies every extent; on a terminal, shows the progress
+/// after `progress_after_ms`.
 ///
 /// # Safety
 /// Every extent must lie in memory mapped writable for it.
-pub unsafe fn read_all(img: &Image) -> Result<(), Fail> {
-    let job = Load { meta: img.meta, fd: img.fd };
+pub unsafe fn read_all(img: &Image, progress_after_ms: u64) -> Result<(), Fail> {
+    let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
+    let progress = Progress::new("restart: reading the image", img.meta.header.data_len, t0, progress_after_ms);
+    let job = Load { meta: img.meta, fd: img.fd, progress };
     // SAFETY: the helper stack is used by nothing else; extents are
     // disjoint, so the items are independent.
     let stack = unsafe { &mut (*core::ptr::addr_of_mut!(HELPER_STACK)).0 };
     let parallel = img.meta.header.data_len >= PARALLEL_BYTES;
-    let Err((failed, why)) = (unsafe { thread::split(&job, parallel, stack) }) else {
+    let result = unsafe { thread::split(&job, parallel, stack) };
+    job.progress.end();
+    let Err((failed, why)) = result else {
         return Ok(());
     };
     let x = img.meta.extent(failed);

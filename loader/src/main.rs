@@ -175,7 +175,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         vdso.park()?;
         memory::unmap_all_but_loader();
         vdso.place()?;
-        memory::restore(&img)?;
+        memory::restore(&img, opts.progress_after_ms)?;
         frames.apply()?;
         environ::update_ckpt_pid(img.meta, ckpt_sys::getpid() as u32);
         // The program's memory is back and verified: the restart happens.

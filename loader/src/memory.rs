@@ -46,20 +46,21 @@ pub unsafe fn unmap_all_but_loader() {
     }
 }
 
-/// Maps every region of the image, fills it from the file, and gives it
-/// its final protection.
+/// Maps every region of the image, fills it from the file (showing its
+/// progress on a terminal after `progress_after_ms`), and gives it its
+/// final protection.
 ///
 /// # Safety
 /// The address space outside the loader's range must be empty but for the
 /// placed vDSO.
-pub unsafe fn restore(img: &Image) -> Result<(), Fail> {
+pub unsafe fn restore(img: &Image, progress_after_ms: u64) -> Result<(), Fail> {
     let regions = || img.meta.regions().filter(|r| !r.kind().is_some_and(|k| k.is_vdso()));
     for r in regions() {
         // SAFETY: as the function's contract.
         unsafe { map_region(&r)? };
     }
     // SAFETY: every stored extent lies in a region just mapped writable.
-    unsafe { crate::data::read_all(img)? };
+    unsafe { crate::data::read_all(img, progress_after_ms)? };
     for r in regions().filter(|r| r.kind() == Some(RegionKind::File) && r.flags & REGION_SHARED != 0) {
         // SAFETY: the region is mapped and holds its verified contents.
         unsafe { reattach_shared_file(img.meta, &r) };

@@ -24,6 +24,7 @@ use ckpt_image::{
     bytes_of, bytes_of_slice, checksum, checksum_parts, FileId, Header, Region, RegionKind, StrRef, Thread,
     EXIT_CHECKPOINTED, LOADER_BASE, LOADER_END, MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
 };
+use ckpt_sys::progress::Progress;
 use ckpt_sys::{self as sys, thread, Errno};
 
 use crate::children;
@@ -62,6 +63,13 @@ extern "C" {
 pub unsafe fn call_on_stack(arg: *mut c_void, f: extern "C" fn(*mut c_void), stack_top: u64) {
     ckpt_call_on_stack(arg, f, stack_top)
 }
+
+/// Set by the handler when the checkpoint signal came with
+/// [`ckpt_image::signals::STOP_AFTER`]: the next checkpoint stops the
+/// program even under `--continue`. Read and cleared when a checkpoint
+/// starts, so the image never holds it set. (While a checkpoint runs the
+/// handler cannot: every thread has the signal blocked.)
+pub static STOP_AFTER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Why a checkpoint failed: what was being done, and the kernel's answer.
 pub struct Failure {
@@ -103,6 +111,7 @@ pub extern "C" fn run(arg: *mut c_void) {
     let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
     crate::rawsig::check();
     let cfg = config::get();
+    let stop = STOP_AFTER.swap(false, core::sync::atomic::Ordering::SeqCst);
     // SAFETY: the coordinator is the only user of the tables; the shared
     // part is used as threads::stop_all documents.
     let (tables, (sync, threads)) = unsafe { (workspace::tables(), workspace::sync_and_threads()) };
@@ -119,8 +128,9 @@ pub extern "C" fn run(arg: *mut c_void) {
     let blocked = crate::process::blocked_everywhere(&threads[..(n_threads as usize).min(threads.len())]);
     match result {
         // A signal that ends the program came with the checkpoint: it ends
-        // it now, --continue or not (process.rs).
-        Ok(written) if cfg.cont && crate::process::fatal_pending(blocked).is_none() => {
+        // it now, --continue or not (process.rs); so does ckpt-slurm's
+        // STOP_AFTER request.
+        Ok(written) if cfg.cont && !stop && crate::process::fatal_pending(blocked).is_none() => {
             // --continue: the image is on disk; let everyone go on.
             let done = sys::clock_ns(sys::CLOCK_MONOTONIC);
             threads::release(sync, generation);
@@ -504,12 +514,14 @@ impl Builder<'_> {
         // Stored pages of unreadable regions are made readable for the copy.
         self.readable_for_copy(true)?;
         let t: *mut Tables = &mut *self.t;
-        let job = WriteData { fd, tables: t, n_regions: self.n_regions, n_extents: self.n_extents };
+        let progress = Progress::new("ckpt: writing the image", h.data_len, t0, config::get().progress_after_ms);
+        let job = WriteData { fd, tables: t, n_regions: self.n_regions, n_extents: self.n_extents, progress };
         // SAFETY: the helper stack is the coordinator's alone; the extents
         // are disjoint, each item writes its own checksum and file range,
         // and each worker has its own bounce buffer.
         let stack = unsafe { &mut (*t).helper_stack };
         let written = unsafe { thread::split(&job, h.data_len >= PARALLEL_BYTES, stack) };
+        job.progress.end();
         self.readable_for_copy(false)?;
         if let Err((_, code)) = written {
             return Err(match code {
@@ -565,6 +577,7 @@ struct WriteData {
     tables: *mut Tables,
     n_regions: usize,
     n_extents: usize,
+    progress: Progress,
 }
 
 // SAFETY: the items touch disjoint data (see write_to).
@@ -599,6 +612,7 @@ impl thread::Job for WriteData {
         let sum = checksum(unsafe { core::slice::from_raw_parts(src as *const u8, x.len as usize) });
         write_at(self.fd, src, x.len, x.file_pos).map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
         t.extents[i].checksum = sum;
+        self.progress.add(x.len);
         Ok(())
     }
 }

@@ -21,6 +21,7 @@
 //! | `CKPT_PORTABLE` | a level (`x86-64`, `x86-64-v2`…`v4`), or as `CKPT_CONTINUE` (on: `x86-64-v2`) | the level, unset for none |
 //! | `CKPT_ALLOW_FOREIGN_OUTPUT` | as `CKPT_CONTINUE`  | `1` or `0`                     |
 //! | `CKPT_STRICT`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
+//! | `CKPT_PROGRESS_AFTER` | ms (not read by ckpt)    | the same: on a terminal, progress after that long |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed, 10 digits: only it is armed (restart puts its own pid there) |
 //!
 //! `CKPT_INTERVAL` is informational for the library: the periodic signals
@@ -57,6 +58,9 @@ pub struct Config {
     pub interval_ms: u64,
     /// An image path that is another user's file may be replaced.
     pub allow_foreign: bool,
+    /// After how long a checkpoint shows its progress on a terminal
+    /// (`CKPT_PROGRESS_AFTER`, ms).
+    pub progress_after_ms: u64,
     /// NUL-terminated absolute path of the image.
     pub output: [u8; PATH_MAX],
     /// `--portable`: the x86-64 level glibc's CPU dispatch is held to (0: none).
@@ -76,6 +80,7 @@ const DEFAULT: Config = Config {
     keep: 1,
     interval_ms: 0,
     allow_foreign: false,
+    progress_after_ms: sys::progress::AFTER_MS,
     output: [0; PATH_MAX],
     portable_level: 0,
     cpu_level: 0,
@@ -168,6 +173,7 @@ pub fn from_env() -> Option<Config> {
     cfg.cont = flag(env(c"CKPT_CONTINUE"));
     cfg.allow_foreign = flag(env(c"CKPT_ALLOW_FOREIGN_OUTPUT"));
     cfg.interval_ms = env(c"CKPT_INTERVAL").and_then(seconds_ms).unwrap_or(0);
+    cfg.progress_after_ms = sys::progress::after_ms(env(c"CKPT_PROGRESS_AFTER"));
     if cfg.interval_ms != 0 {
         cfg.cont = true;
     }

@@ -118,16 +118,28 @@ fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
 
 /// The checkpoint signal handler. A signal the program sent itself goes to
 /// the program's own handler, if it set one ([`intercept::programs_own`]);
-/// any other is a checkpoint request. It runs on the thread's alternate signal
-/// stack (or, if it has none, on the stack it was on) with every signal
-/// blocked, and leaves that stack at once: the capture runs on the
-/// workspace stack, so that nothing it does changes memory that is being
-/// written to the image, and so that a small stack is not overrun.
+/// any other is a checkpoint request (one queued with `STOP_AFTER`, from
+/// `ckpt-slurm`, asks that the program stop after it even in --continue
+/// mode). It runs on the thread's alternate signal stack (or, if it has
+/// none, on the stack it was on) with every signal blocked, and leaves that
+/// stack at once: the capture runs on the workspace stack, so that nothing
+/// it does changes memory that is being written to the image, and so that a
+/// small stack is not overrun.
 pub(crate) extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut c_void) {
     use core::sync::atomic::Ordering::SeqCst;
     // SAFETY: the handler's own arguments, from the kernel.
     if unsafe { intercept::programs_own(sig, info, uc) } {
         return;
+    }
+    // SAFETY: the kernel's siginfo for this signal (SA_SIGINFO); si_value
+    // is only read for a sigqueue'd signal, which has one.
+    let stop = unsafe {
+        !info.is_null()
+            && (*info).si_code == libc::SI_QUEUE
+            && (*info).si_value().sival_ptr as usize as u32 == ckpt_image::signals::STOP_AFTER as u32
+    };
+    if stop {
+        capture::STOP_AFTER.store(true, SeqCst);
     }
     // SAFETY: the workspace exists once the handler is installed.
     let (sync, _) = unsafe { workspace::sync_and_threads() };

@@ -1,8 +1,6 @@
 //! One-line messages on stderr, composed without allocation.
 
-use core::fmt;
-
-pub use ckpt_sys::msg::Line;
+pub use ckpt_sys::msg::{Line, Size};
 
 /// Writes the parts as one line on stderr.
 pub fn line(parts: &[&[u8]]) {
@@ -11,20 +9,4 @@ pub fn line(parts: &[&[u8]]) {
         l.push(p);
     }
     l.emit();
-}
-
-/// Bytes as a human-readable size ("3.1 MiB").
-pub struct Size(pub u64);
-
-impl fmt::Display for Size {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let b = self.0;
-        if b >= 1 << 30 {
-            write!(f, "{:.2} GiB", b as f64 / (1u64 << 30) as f64)
-        } else if b >= 1 << 20 {
-            write!(f, "{:.1} MiB", b as f64 / (1u64 << 20) as f64)
-        } else {
-            write!(f, "{:.1} KiB", b as f64 / 1024.0)
-        }
-    }
 }

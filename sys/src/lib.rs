@@ -12,6 +12,7 @@ use core::ffi::CStr;
 
 pub mod cpu;
 pub mod msg;
+pub mod progress;
 pub mod thread;
 
 pub use syscalls::Errno;

@@ -74,6 +74,21 @@ impl Write for Line {
     }
 }
 
+/// Bytes as a human-readable size ("3.1 MiB").
+pub struct Size(pub u64);
+
+impl fmt::Display for Size {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = self.0;
+        if b >= 1 << 30 {
+            write!(f, "{:.2} GiB", b as f64 / (1u64 << 30) as f64)
+        } else if b >= 1 << 20 {
+            write!(f, "{:.1} MiB", b as f64 / (1u64 << 20) as f64)
+        } else {
+            write!(f, "{:.1} KiB", b as f64 / 1024.0)
+        }
+    }
+}
 /// Escapes a byte string for a one-line message, in pieces handed to `put`:
 /// UTF-8 text stays as it is, except a backslash (`\\`) and control
 /// characters (C0, DEL, C1: `\xNN`); a byte that is not UTF-8 is `\xNN` too.
