@@ -42,6 +42,7 @@ extern crate alloc;
 
 mod args;
 mod data;
+mod events;
 mod fail;
 mod files;
 mod frames;
@@ -50,6 +51,7 @@ mod mem;
 mod memory;
 mod process;
 mod resume;
+mod sockets;
 mod threads;
 mod ticker;
 mod vdso;

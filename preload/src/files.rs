@@ -41,7 +41,7 @@ use core::fmt::Write as _;
 use ckpt_image::{Fd, FdKind, StrRef};
 use ckpt_sys::{self as sys, Errno, Stat};
 
-use crate::msg;
+use crate::{events, msg, sockets};
 
 /// Where capture puts strings (paths, pipe contents): the image's string table.
 pub trait Strings {
@@ -90,7 +90,9 @@ pub fn capture(out: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) ->
         describe(f, strings, scratch)?;
     }
     pair_pipes(fds);
+    sockets::capture(fds, strings, scratch)?;
     find_shared(fds);
+    events::capture_epolls(fds, strings, scratch)?;
     for i in 0..n {
         if readable_pipe(&fds[i]) && !fds[..i].iter().any(|g| readable_pipe(g) && same_file(g, &fds[i])) {
             if fds[i].kind == FdKind::PipeRead as u32 {
@@ -176,12 +178,7 @@ fn parse_fd(s: &[u8]) -> Option<i32> {
 
 /// `/proc/self/fd/N`, NUL-terminated, in `buf`.
 fn proc_fd_path(fd: i32, buf: &mut [u8; 32]) -> &CStr {
-    let mut l = msg::Line::new();
-    let _ = write!(l, "/proc/self/fd/{fd}");
-    let b = l.as_bytes();
-    buf[..b.len()].copy_from_slice(b);
-    buf[b.len()] = 0;
-    CStr::from_bytes_with_nul(&buf[..b.len() + 1]).unwrap_or(c"/proc/self/fd")
+    msg::c_path(buf, format_args!("/proc/self/fd/{fd}"), c"/proc/self/fd")
 }
 
 /// Fills in everything about `f.fd` that the descriptor itself says, and
@@ -223,6 +220,9 @@ fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result
         sys::S_IFIFO => FdKind::Fifo,
         _ => FdKind::Lost,
     };
+    if let Some(k) = events::kind_of_link(link).filter(|_| kind == FdKind::Lost) {
+        return events::describe(f, k, strings, scratch);
+    }
     let by_path = matches!(kind, FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo);
     if by_path && !path_leads_to(link_len, &st, scratch) {
         return Ok(()); // Lost: deleted, unreachable, an anonymous inode…
@@ -276,8 +276,10 @@ fn pair_pipes(fds: &mut [Fd]) {
 /// narrowed by device and inode first). Pipes are grouped by inode at
 /// restart and need no marks.
 fn find_shared(fds: &mut [Fd]) {
-    let by_path =
-        |f: &Fd| matches!(FdKind::from_u32(f.kind), Some(FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo));
+    let by_path = |f: &Fd| {
+        matches!(FdKind::from_u32(f.kind), Some(FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo))
+            || events::shareable(f)
+    };
     for i in 1..fds.len() {
         if !by_path(&fds[i]) {
             continue;

@@ -23,11 +23,14 @@
 
 mod capture;
 mod config;
+mod events;
+mod fdinfo;
 mod files;
 mod intercept;
 mod msg;
 mod process;
 mod procfs;
+mod sockets;
 mod threads;
 mod workspace;
 

@@ -11,6 +11,7 @@
 use core::ffi::CStr;
 
 pub mod cpu;
+pub mod events;
 pub mod msg;
 pub mod thread;
 

@@ -1,0 +1,197 @@
+//! UNIX sockets whose peer is in the process too (a `socketpair`, or a
+//! connection between two sockets of the program): `FdKind::Socket`.
+//!
+//! Runs inside the capture (raw system calls only, no allocation).
+//!
+//! The peer of a UNIX socket is asked of the kernel's sock_diag netlink
+//! (`UNIX_DIAG_PEER`), by inode. A socket whose peer is among the table's
+//! descriptors is kept (its peer's inode in the `Fd`'s `pipe`); any other
+//! socket (to another process, a listening one, TCP…) stays Lost.
+//!
+//! The bytes waiting to be read on each such socket are read without
+//! consuming them: `SO_PEEK_OFF` set to 0, then `MSG_PEEK` reads that each
+//! move the peek offset on, message by message for datagram and seqpacket
+//! sockets (their boundaries are kept); the program's own peek offset is
+//! put back. If the checkpoint fails, the program's queues are intact.
+
+use ckpt_image::events::SocketState;
+use ckpt_image::{bytes_of, Fd, FdKind, StrRef};
+use ckpt_sys::events::{self as ev};
+use ckpt_sys::{self as sys, Errno};
+
+use crate::events::Appender;
+use crate::files::Strings;
+
+/// Marks `f` (a socket) as an in-process UNIX socket candidate, with its
+/// peer's inode, if the kernel names one; [`capture`] decides.
+fn describe(f: &mut Fd, diag: &mut Diag) {
+    if ev::getsockopt_int(f.fd, ev::SOL_SOCKET, SO_DOMAIN) != Ok(ev::AF_UNIX) {
+        return;
+    }
+    if let Some(peer) = diag.peer(f.ino) {
+        f.pipe = peer;
+        f.kind = FdKind::Socket as u32;
+    }
+}
+
+const SO_DOMAIN: i32 = 39;
+
+/// Keeps the sockets whose peer is here, and records the messages waiting
+/// on each (once per socket: on its first descriptor).
+pub fn capture(fds: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(), Errno> {
+    let is_socket = |f: &Fd| f.kind == FdKind::Socket as u32;
+    if !fds.iter().any(|f| f.kind == FdKind::Lost as u32 && f.mode & sys::S_IFMT == sys::S_IFSOCK) {
+        return Ok(());
+    }
+    let mut diag = Diag::open();
+    for f in fds.iter_mut() {
+        if f.kind == FdKind::Lost as u32 && f.mode & sys::S_IFMT == sys::S_IFSOCK {
+            describe(f, &mut diag);
+        }
+    }
+    for i in 0..fds.len() {
+        if is_socket(&fds[i]) && !fds.iter().any(|g| is_socket(g) && g.ino == fds[i].pipe && g.dev == fds[i].dev) {
+            fds[i].kind = FdKind::Lost as u32;
+            fds[i].pipe = 0;
+        }
+    }
+    for i in 0..fds.len() {
+        if !is_socket(&fds[i]) {
+            continue;
+        }
+        let first = fds[..i].iter().find(|g| is_socket(g) && g.ino == fds[i].ino && g.dev == fds[i].dev);
+        fds[i].data = match first {
+            Some(g) => g.data,
+            None => save_queue(fds[i].fd, strings, scratch)?,
+        };
+    }
+    Ok(())
+}
+
+/// The record and the messages waiting on socket `fd`, read with MSG_PEEK
+/// twice (the program is stopped, its queues cannot change between): once
+/// to count them, once to store them.
+fn save_queue(fd: i32, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<StrRef, Errno> {
+    let sock_type = ev::getsockopt_int(fd, ev::SOL_SOCKET, ev::SO_TYPE).unwrap_or(ev::SOCK_STREAM);
+    let old_off = ev::getsockopt_int(fd, ev::SOL_SOCKET, ev::SO_PEEK_OFF).unwrap_or(-1);
+    let stream = sock_type == ev::SOCK_STREAM;
+    let (mut n_msgs, mut stream_len) = (0u32, 0usize);
+    let counted = peek_all(fd, stream, scratch, |piece| {
+        n_msgs += 1;
+        stream_len += piece.len();
+        Ok(())
+    });
+    let result = counted.and_then(|()| {
+        let mut out = Appender::default();
+        if stream {
+            n_msgs = (stream_len > 0) as u32;
+        }
+        out.add(strings, bytes_of(&SocketState { sock_type: sock_type as u32, n_msgs }))?;
+        if stream && stream_len > 0 {
+            out.add(strings, &(stream_len as u32).to_le_bytes())?;
+        }
+        peek_all(fd, stream, scratch, |piece| {
+            if !stream {
+                out.add(strings, &(piece.len() as u32).to_le_bytes())?;
+            }
+            out.add(strings, piece)
+        })?;
+        Ok(out.whole)
+    });
+    let _ = ev::setsockopt_int(fd, ev::SOL_SOCKET, ev::SO_PEEK_OFF, old_off);
+    result
+}
+
+/// Peeks at every message waiting on `fd` from the start of its queue (a
+/// stream socket's bytes in pieces of `scratch`), handing each to `each`.
+fn peek_all(
+    fd: i32,
+    stream: bool,
+    scratch: &mut [u8],
+    mut each: impl FnMut(&[u8]) -> Result<(), Errno>,
+) -> Result<(), Errno> {
+    ev::setsockopt_int(fd, ev::SOL_SOCKET, ev::SO_PEEK_OFF, 0)?;
+    let flags = ev::MSG_PEEK | ev::MSG_DONTWAIT | if stream { 0 } else { ev::MSG_TRUNC };
+    loop {
+        let got = match ev::recv(fd, scratch, flags) {
+            Ok(n) => n,
+            Err(Errno::EAGAIN) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        };
+        if stream && got == 0 {
+            return Ok(()); // the peer shut its side down
+        }
+        if got > scratch.len() {
+            return Err(Errno::EMSGSIZE); // a datagram larger than the buffer
+        }
+        each(&scratch[..got])?;
+        if got == 0 {
+            return Ok(()); // an empty datagram does not move the peek offset
+        }
+    }
+}
+
+/// The kernel's sock_diag netlink, asked for the peers of UNIX sockets.
+struct Diag {
+    fd: i32,
+}
+
+impl Diag {
+    fn open() -> Diag {
+        let fd = ev::socket(ev::AF_NETLINK, ev::SOCK_DGRAM | ev::SOCK_CLOEXEC, ev::NETLINK_SOCK_DIAG).unwrap_or(-1);
+        Diag { fd }
+    }
+
+    /// The inode of the peer of the UNIX socket of inode `ino`, if it has one.
+    fn peer(&mut self, ino: u64) -> Option<u64> {
+        if self.fd < 0 {
+            return None;
+        }
+        const SOCK_DIAG_BY_FAMILY: u16 = 20;
+        const NLM_F_REQUEST: u16 = 1;
+        const UDIAG_SHOW_PEER: u32 = 4;
+        const UNIX_DIAG_PEER: u16 = 2;
+        // struct nlmsghdr (16 bytes) + struct unix_diag_req (24 bytes).
+        let mut req = [0u8; 40];
+        req[0..4].copy_from_slice(&40u32.to_le_bytes());
+        req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_le_bytes());
+        req[6..8].copy_from_slice(&NLM_F_REQUEST.to_le_bytes());
+        req[8..12].copy_from_slice(&(ino as u32).to_le_bytes()); // sequence
+        req[16] = ev::AF_UNIX as u8;
+        req[20..24].copy_from_slice(&u32::MAX.to_le_bytes()); // every state
+        req[24..28].copy_from_slice(&(ino as u32).to_le_bytes());
+        req[28..32].copy_from_slice(&UDIAG_SHOW_PEER.to_le_bytes());
+        req[32..40].copy_from_slice(&[0xff; 8]); // no cookie
+        ev::send_netlink(self.fd, &req).ok()?;
+        let mut buf = [0u8; 512];
+        let n = ev::recv(self.fd, &mut buf, 0).ok()?;
+        let msg = &buf[..n];
+        // nlmsghdr, then struct unix_diag_msg (16 bytes), then attributes.
+        let ty = u16::from_le_bytes(msg.get(4..6)?.try_into().ok()?);
+        if ty != SOCK_DIAG_BY_FAMILY {
+            return None; // NLMSG_ERROR: no such socket, no unix_diag…
+        }
+        let mut attrs = msg.get(32..)?;
+        while attrs.len() >= 4 {
+            let len = u16::from_le_bytes([attrs[0], attrs[1]]) as usize;
+            let ty = u16::from_le_bytes([attrs[2], attrs[3]]);
+            if len < 4 || len > attrs.len() {
+                return None;
+            }
+            if ty == UNIX_DIAG_PEER && len >= 8 {
+                return Some(u32::from_le_bytes(attrs[4..8].try_into().ok()?) as u64);
+            }
+            attrs = attrs.get((len + 3) & !3..).unwrap_or(&[]);
+        }
+        None
+    }
+}
+
+impl Drop for Diag {
+    fn drop(&mut self) {
+        if self.fd >= 0 {
+            sys::close(self.fd);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! Integration tests: event loops across checkpoint and restart — eventfd,
+//! timerfd, signalfd, epoll and in-process socketpairs (demo/events.c), and
+//! real runtimes built on them (Node.js, Python asyncio, Go), each
+//! checkpointed, restarted, checkpointed again and restarted, with the
+//! output of the three runs together compared with an uninterrupted run.
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const CHECKPOINTED: i32 = ckpt_image::EXIT_CHECKPOINTED;
+
+/// Runs commands directly, or as user `nobody` (through setpriv) from
+/// copies of the tools in a directory everyone can read.
+struct As {
+    dir: PathBuf,
+    nobody: bool,
+    _bins: Option<TempDir>,
+}
+
+impl As {
+    fn me() -> As {
+        As { dir: root(), nobody: false, _bins: None }
+    }
+
+    /// As nobody when root (else as the current user, who is not root),
+    /// with `programs` copied beside the tools.
+    fn nobody(programs: &[PathBuf]) -> As {
+        let bins = TempDir::new("events-bin");
+        bins.chmod(0o755);
+        let tools = ["ckpt", "restart", "libckpt.so"].map(exe);
+        for p in tools.iter().chain(programs) {
+            let to = bins.join(p.file_name().unwrap().to_str().unwrap());
+            fs::copy(p, &to).unwrap();
+            chmod(&to, 0o755);
+        }
+        let nobody = is_root();
+        if nobody {
+            assert!(Path::new("/usr/bin/setpriv").exists(), "running as root, but /usr/bin/setpriv is missing");
+        }
+        As { dir: bins.path.clone(), nobody, _bins: Some(bins) }
+    }
+
+    fn program(&self, p: &Path) -> PathBuf {
+        if self._bins.is_some() {
+            self.dir.join(p.file_name().unwrap())
+        } else {
+            p.to_path_buf()
+        }
+    }
+
+    fn cmd(&self, program: &Path, args: &[&str], cwd: &Path) -> Command {
+        if !self.nobody {
+            return command(program, args, cwd);
+        }
+        let mut full = vec!["--reuid=65534", "--regid=65534", "--clear-groups", "--", program.to_str().unwrap()];
+        full.extend_from_slice(args);
+        command(Path::new("/usr/bin/setpriv"), &full, cwd)
+    }
+
+    fn ckpt(&self, image: &Path, program: &Path, args: &[&str], cwd: &Path) -> Command {
+        let mut a = vec!["-o", image.to_str().unwrap(), program.to_str().unwrap()];
+        a.extend_from_slice(args);
+        self.cmd(&self.dir.join("ckpt"), &a, cwd)
+    }
+
+    fn restart(&self, image: &Path, cwd: &Path) -> Command {
+        self.cmd(&self.dir.join("restart"), &[image.to_str().unwrap()], cwd)
+    }
+}
+
+fn lines_starting(o: &Outcome, s: Stream, prefix: &str) -> Vec<String> {
+    o.text_lines(s).into_iter().filter(|l| l.starts_with(prefix)).collect()
+}
+
+/// demo/events: uninterrupted, then checkpointed once it is ready and
+/// restarted; the outputs must be equal, and say what the demo checks.
+fn events_case(who: &As, dir: &TempDir) {
+    let prog = who.program(&demo("events"));
+    let reference = run_with_input("uninterrupted run", &mut command(&prog, &[], &dir.path), b"go\n");
+    reference.expect_code(0);
+
+    let image = dir.join("events.dat");
+    let mut c = who.ckpt(&image, &prog, &[], &dir.path);
+    c.stdin(Stdio::piped());
+    let mut run = spawn("checkpointed run", &mut c);
+    run.wait_line(Stream::Stderr, |l| l == "events: ready\n", "events: ready");
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    assert!(
+        lines_starting(&first, Stream::Stderr, "ckpt: warning").is_empty(),
+        "event descriptors and the socketpairs are not lost\n{}",
+        first.describe()
+    );
+
+    let second = run_with_input("restart", &mut who.restart(&image, &dir.path), b"go\n");
+    second.expect_code(0);
+    assert!(
+        lines_starting(&second, Stream::Stderr, "restart: warning").is_empty(),
+        "nothing is lost at restart\n{}",
+        second.describe()
+    );
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+    let out = second.stdout_text();
+    for want in [
+        "fd 10 flags: nonblock, fd 17 cloexec\n",
+        "epoll 17: 0x10(in)\n",
+        "epoll 16: 0xa(in) 0xd(in) 0xf(in) 0x12(in) 0x14(in)\n",
+        "epoll 16 again: 0xd(in) 0xf(in) 0x12(in)\n",
+        "eventfd 10 read 8: 1\n",
+        "eventfd 11 read 8: 0x123456789\n",
+        "timerfd 12: armed, at most 30 s left\n",
+        "timerfd 13 read 8: 1 expiration(s)\n",
+        "timerfd 14: deadline kept\n",
+        "signalfd 15 read 128: signal 10 (SIGUSR1)\n",
+        "socket 20: 5 \"hello\"\n",
+        "socket 21: 6 \"world!\"\n",
+        "socket 20 then: 4 \"more\"\n",
+        "datagram 1: 4 \"two2\"\n",
+        "datagram 2: 7 \"three33\"\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?}\n{}", second.describe());
+    }
+}
+
+#[test]
+fn event_descriptors_keep_their_state() {
+    let dir = TempDir::new("events");
+    events_case(&As::me(), &dir);
+}
+
+#[test]
+fn event_descriptors_as_nobody() {
+    let who = As::nobody(&[demo("events")]);
+    let dir = TempDir::new("events-nobody");
+    dir.chmod(0o777);
+    events_case(&who, &dir);
+}
