@@ -139,3 +139,86 @@ fn event_descriptors_as_nobody() {
     dir.chmod(0o777);
     events_case(&who, &dir);
 }
+
+/// `program args`, run uninterrupted in `ref_dir`, then under ckpt in
+/// `run_dir`: checkpointed once its stdout shows a line starting with
+/// `marks[0]`, restarted, checkpointed again at `marks[1]`, and restarted
+/// to its end. The three runs' stdout together must be the uninterrupted
+/// run's, and none may have lost a descriptor.
+fn two_generations(program: &Path, args: &[&str], (run_dir, ref_dir): (&Path, &Path), marks: [&str; 2]) {
+    let reference = spawn("uninterrupted run", &mut command(program, args, ref_dir)).finish();
+    reference.expect_code(0);
+    let image = run_dir.join("gen.dat");
+    let who = As::me();
+    let mut runs = Vec::new();
+    for (gen, mark) in marks.iter().enumerate() {
+        let mut c = if gen == 0 { who.ckpt(&image, program, args, run_dir) } else { who.restart(&image, run_dir) };
+        let mut run = spawn(&format!("generation {gen}"), &mut c);
+        run.wait_line(Stream::Stdout, |l| l.starts_with(mark), mark);
+        run.checkpoint();
+        let o = run.finish();
+        o.expect_code(CHECKPOINTED);
+        runs.push(o);
+    }
+    let last = spawn("last restart", &mut who.restart(&image, run_dir)).finish();
+    last.expect_code(0);
+    runs.push(last);
+    for o in &runs {
+        let lost: Vec<String> =
+            o.text_lines(Stream::Stderr).into_iter().filter(|l| l.contains("warning: fd")).collect();
+        assert!(lost.is_empty(), "descriptors were lost\n{}", o.describe());
+    }
+    let parts: Vec<Vec<u8>> = runs.iter().map(|o| o.stdout()).collect();
+    let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+    assert_same("stdout of the three runs", &cat(&parts), &reference.stdout());
+}
+
+/// A program the test needs, or a skip line saying why it is missing.
+fn tool(path: &str, package: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(path);
+    if p.exists() {
+        Some(p)
+    } else {
+        println!("skip: {path} not found (Debian package {package}; .ci/run installs it)");
+        None
+    }
+}
+
+fn subdirs(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let (run, reference) = (dir.join("run"), dir.join("ref"));
+    fs::create_dir(&run).unwrap();
+    fs::create_dir(&reference).unwrap();
+    (run, reference)
+}
+
+#[test]
+fn nodejs_set_interval_and_fs_promises() {
+    let Some(node) = tool("/usr/bin/node", "nodejs") else { return };
+    let dir = TempDir::new("events-node");
+    let (run, reference) = subdirs(&dir);
+    let script = root().join("demo/runtimes/tick.js");
+    let args = [script.to_str().unwrap(), "40", "out.txt"];
+    two_generations(&node, &args, (&run, &reference), ["tick 8:", "tick 20:"]);
+    assert_same("the file it wrote", &read(&run.join("out.txt")), &read(&reference.join("out.txt")));
+}
+
+#[test]
+fn go_goroutines_and_ticker_with_cgo() {
+    let Some(go) = tool("/usr/bin/go", "golang-go") else { return };
+    let dir = TempDir::new("events-go");
+    let (run, reference) = subdirs(&dir);
+    // Built by the test, with cgo (so dynamically linked: LD_PRELOAD works).
+    let bin = dir.join("go-ticker");
+    let cache = root().join("target/go-cache");
+    let build = Command::new(go)
+        .args(["build", "-o", bin.to_str().unwrap(), "."])
+        .current_dir(root().join("demo/runtimes/go-ticker"))
+        .env("CGO_ENABLED", "1")
+        .env("GOCACHE", &cache)
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "go build: {}", String::from_utf8_lossy(&build.stderr));
+    two_generations(&bin, &["40"], (&run, &reference), ["tick 8:", "tick 20:"]);
+}

@@ -28,10 +28,25 @@ pub fn restore_pair(meta: &Meta, opts: &Options, first: usize, out: &Out) {
         return lost(meta, first, &a, out, "its record is malformed");
     };
     let pair = ev::socketpair(ev::AF_UNIX, state.sock_type as i32 | ev::SOCK_CLOEXEC, 0);
-    let (sa, sb) = match pair {
+    let (sa, mut sb) = match pair {
         Ok(p) => p,
         Err(e) => return lost(meta, first, &a, out, sys::errno_text(e)),
     };
+    // The first end goes to its number, which may be the other end's
+    // temporary one: move that away first.
+    if sb == a.fd {
+        match sys::fcntl(sb, sys::F_DUPFD_CLOEXEC, 0) {
+            Ok(moved) => {
+                sys::close(sb);
+                sb = moved;
+            }
+            Err(e) => {
+                sys::close(sa);
+                sys::close(sb);
+                return lost(meta, first, &a, out, sys::errno_text(e));
+            }
+        }
+    }
     fill(meta, &a, sb, out);
     let b = peer.map(|j| (j, meta.fd(j)));
     if let Some((_, b)) = &b {
