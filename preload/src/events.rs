@@ -19,7 +19,7 @@
 //! (eventfds, timerfds… all share one anonymous inode: kcmp decides).
 
 use ckpt_image::events::{EpollTarget, EventFdState, SignalFdState, TimerFdState};
-use ckpt_image::{bytes_of, Fd, FdKind, StrRef};
+use ckpt_image::{bytes_of, checksum, Fd, FdKind, StrRef};
 use ckpt_sys::{self as sys, Errno};
 
 use crate::fdinfo::{self, after, field, number, timespec_ns};
@@ -49,6 +49,11 @@ pub fn shareable(f: &Fd) -> bool {
 /// Records the state of an eventfd, timerfd or signalfd in `f.data` (an
 /// epoll's is recorded by [`capture_epolls`], once the table is complete).
 /// Leaves `f` Lost if its fdinfo cannot be read.
+///
+/// All these share one anonymous inode: `f.pipe` gets a key that tells
+/// their open files apart (the eventfd's id; a digest of a timerfd's
+/// state, a signalfd's mask, an epoll's interest list), so that only
+/// descriptors with equal keys need `kcmp` to find dups.
 pub fn describe(f: &mut Fd, kind: FdKind, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(), Errno> {
     let data = match kind {
         FdKind::EventFd => {
@@ -60,6 +65,8 @@ pub fn describe(f: &mut Fd, kind: FdKind, strings: &mut dyn Strings, scratch: &m
                     seen = true;
                 } else if let Some((v, _)) = field(line, b"eventfd-semaphore:").and_then(|v| number(v, 10)) {
                     s.semaphore = v as u32;
+                } else if let Some((v, _)) = field(line, b"eventfd-id:").and_then(|v| number(v, 10)) {
+                    f.pipe = v + 1;
                 }
             })?;
             seen.then(|| strings.add(bytes_of(&s)))
@@ -84,6 +91,7 @@ pub fn describe(f: &mut Fd, kind: FdKind, strings: &mut dyn Strings, scratch: &m
                     seen += 1;
                 }
             })?;
+            f.pipe = checksum(bytes_of(&TimerFdState { realtime_ns: 0, ..s }));
             (seen == 3).then(|| strings.add(bytes_of(&s)))
         }
         FdKind::SignalFd => {
@@ -93,9 +101,21 @@ pub fn describe(f: &mut Fd, kind: FdKind, strings: &mut dyn Strings, scratch: &m
                     s = Some(SignalFdState { mask: v });
                 }
             })?;
+            f.pipe = s.map_or(0, |s| s.mask);
             s.map(|s| strings.add(bytes_of(&s)))
         }
-        FdKind::Epoll => Some(Some(StrRef::default())),
+        FdKind::Epoll => {
+            // The interest list is recorded once the table is complete
+            // (capture_epolls); here only its digest, for the key.
+            let mut key = 0u64;
+            read(f.fd, scratch, |line| {
+                if line.starts_with(b"tfd:") {
+                    key = key.rotate_left(7) ^ checksum(line);
+                }
+            })?;
+            f.pipe = key;
+            Some(Some(StrRef::default()))
+        }
         _ => None,
     };
     match data {
@@ -162,6 +182,11 @@ fn parse_target(line: &[u8], epfd: i32, fds: &[Fd]) -> Option<EpollTarget> {
 fn find_target(fds: &[Fd], epfd: i32, tfd: i32, ino: u64, dev: u64) -> i32 {
     let same = |g: &&Fd| g.ino == ino && g.dev == dev && g.fd != epfd;
     let by_number = fds.iter().filter(same).find(|g| g.fd == tfd);
+    // A socket's inode is its own (one open file per socket, dups aside):
+    // no need to ask kcmp (which costs as much as reading fdinfo).
+    if by_number.is_some_and(|g| g.mode & sys::S_IFMT == sys::S_IFSOCK) {
+        return tfd;
+    }
     let mut kcmp_works = true;
     for g in by_number.into_iter().chain(fds.iter().filter(same)) {
         match sys::events::kcmp_epoll_tfd(g.fd, epfd, tfd) {

@@ -285,7 +285,9 @@ fn find_shared(fds: &mut [Fd]) {
             continue;
         }
         for j in 0..i {
-            if fds[j].kind != fds[i].kind || !same_file(&fds[j], &fds[i]) {
+            // (`pipe`: 0, or a key that tells apart the open files of
+            // event descriptors, which all share one inode; a socket's peer.)
+            if fds[j].kind != fds[i].kind || !same_file(&fds[j], &fds[i]) || fds[j].pipe != fds[i].pipe {
                 continue;
             }
             match sys::kcmp_file(fds[j].fd, fds[i].fd) {

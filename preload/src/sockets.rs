@@ -73,8 +73,12 @@ pub fn capture(fds: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) ->
 /// to count them, once to store them.
 fn save_queue(fd: i32, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<StrRef, Errno> {
     let sock_type = ev::getsockopt_int(fd, ev::SOL_SOCKET, ev::SO_TYPE).unwrap_or(ev::SOCK_STREAM);
-    let old_off = ev::getsockopt_int(fd, ev::SOL_SOCKET, ev::SO_PEEK_OFF).unwrap_or(-1);
     let stream = sock_type == ev::SOCK_STREAM;
+    if stream && sys::fionread(fd) == Ok(0) {
+        // Nothing waiting (the common case): no need to peek.
+        return strings.add(bytes_of(&SocketState { sock_type: sock_type as u32, n_msgs: 0 })).ok_or(Errno::ENOBUFS);
+    }
+    let old_off = ev::getsockopt_int(fd, ev::SOL_SOCKET, ev::SO_PEEK_OFF).unwrap_or(-1);
     let (mut n_msgs, mut stream_len) = (0u32, 0usize);
     let counted = peek_all(fd, stream, scratch, |piece| {
         n_msgs += 1;
