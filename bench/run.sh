@@ -168,6 +168,16 @@ hello_checkpoint() {
     SIZE=$(stat -c %s "$img")
 }
 
+# wait_for_line REGEX FILE: until a line of FILE matches (30 s at most).
+wait_for_line() {
+    local w
+    for ((w = 0; w < 3000; w++)); do
+        grep -q "$1" "$2" 2>/dev/null && return 0
+        sleep 0.01
+    done
+    return 1
+}
+
 # threads_checkpoint N: checkpoints threads-count with N threads (small
 # memory) once it is running; sets PRE_MS (the preload's own time, from the
 # signal to the image written) and CK_MS (kill -USR2 to exit).
@@ -177,11 +187,7 @@ threads_checkpoint() {
     ./ckpt -o "$img" demo/bin/threads-count "$n" 100000 >/dev/null 2>"$T/thr.err" &
     local pid=$!
     PIDS+=("$pid")
-    for ((w = 0; w < 3000; w++)); do
-        grep -q '^round 20$' "$T/thr.err" 2>/dev/null && break
-        sleep 0.01
-    done
-    grep -q '^round 20$' "$T/thr.err" || die "threads-count $n did not start: $(cat "$T/thr.err")"
+    wait_for_line '^round 20$' "$T/thr.err" || die "threads-count $n did not start: $(cat "$T/thr.err")"
     t0=$EPOCHREALTIME
     kill -USR2 "$pid"
     wait "$pid" || st=$?
@@ -200,11 +206,7 @@ events_checkpoint() {
     ./ckpt -o "$img" demo/bin/events-many "$@" <>"$T/events.fifo" >/dev/null 2>"$T/ev.err" &
     local pid=$!
     PIDS+=("$pid")
-    for ((w = 0; w < 3000; w++)); do
-        grep -q '^events-many: ready$' "$T/ev.err" 2>/dev/null && break
-        sleep 0.01
-    done
-    grep -q '^events-many: ready$' "$T/ev.err" || die "events-many $* did not start: $(cat "$T/ev.err")"
+    wait_for_line '^events-many: ready$' "$T/ev.err" || die "events-many $* did not start: $(cat "$T/ev.err")"
     kill -USR2 "$pid"
     wait "$pid" || st=$?
     [[ $st == 99 ]] || die "checkpoint of events-many $* exited with status $st: $(cat "$T/ev.err")"
