@@ -10,6 +10,8 @@
  *   17 epoll watching epoll 16 (data 0x10)
  *   20/21 stream socketpair: "hello" waiting on 20, "world!" on 21
  *   22/23 datagram socketpair: "one", "two2", "three33" waiting on 22
+ *   24 inotify, non-blocking: watch 2 on watch-b (IN_CREATE), watch 3 on
+ *      watch-c (IN_CREATE | IN_ONESHOT); watch 1 (watch-a) was removed
  * Says "events: ready" on stderr and waits for a line on stdin (the
  * checkpoint comes then); then prints the state of each, the same whether
  * or not a checkpoint and restart happened in between. */
@@ -22,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -130,6 +134,23 @@ int main(void) {
     add(17, 16, EPOLLIN, 0x10);
     fcntl(17, F_SETFD, FD_CLOEXEC);
 
+    const char *dirs[] = {"watch-a", "watch-b", "watch-c"};
+    for (int i = 0; i < 3; i++) {
+        char f[32];
+        snprintf(f, sizeof f, "%s/new", dirs[i]);
+        unlink(f);
+        if (mkdir(dirs[i], 0700) != 0 && errno != EEXIST)
+            return 1;
+    }
+    at(inotify_init1(IN_NONBLOCK), 24);
+    int wa = inotify_add_watch(24, "watch-a", IN_CREATE);
+    inotify_add_watch(24, "watch-b", IN_CREATE);
+    inotify_rm_watch(24, wa);
+    inotify_add_watch(24, "watch-c", IN_CREATE | IN_ONESHOT);
+    char ibuf[4096];
+    while (read(24, ibuf, sizeof ibuf) > 0) /* the IN_IGNORED of watch 1 */
+        ;
+
     /* Let the 1 ms timer expire. */
     struct timespec ms2 = {0, 2000000};
     nanosleep(&ms2, NULL);
@@ -182,6 +203,14 @@ int main(void) {
     for (int i = 0; i < 4; i++) {
         r = recv(22, buf, sizeof buf, MSG_DONTWAIT);
         printf("datagram %d: %zd \"%.*s\"\n", i, r, r > 0 ? (int)r : 0, buf);
+    }
+    close(open("watch-c/new", O_CREAT | O_WRONLY, 0600));
+    close(open("watch-b/new", O_CREAT | O_WRONLY, 0600));
+    r = read(24, ibuf, sizeof ibuf);
+    for (char *p = ibuf; r > 0 && p < ibuf + r;) {
+        struct inotify_event *e = (struct inotify_event *)p;
+        printf("inotify: watch %d mask %#x name \"%s\"\n", e->wd, e->mask, e->len ? e->name : "");
+        p += sizeof *e + e->len;
     }
     printf("events: done\n");
     return 0;

@@ -1,5 +1,6 @@
 //! Integration tests: event loops across checkpoint and restart — eventfd,
-//! timerfd, signalfd, epoll and in-process socketpairs (demo/events.c), and
+//! timerfd, signalfd, epoll, inotify and in-process socketpairs
+//! (demo/events.c), and
 //! real runtimes built on them (Node.js, Python asyncio, Go), each
 //! checkpointed, restarted, checkpointed again and restarted, with the
 //! output of the three runs together compared with an uninterrupted run.
@@ -79,7 +80,7 @@ fn lines_starting(o: &Outcome, s: Stream, prefix: &str) -> Vec<String> {
 /// restarted; the outputs must be equal, and say what the demo checks.
 fn events_case(who: &As, dir: &TempDir) {
     let prog = who.program(&demo("events"));
-    let reference = run_with_input("uninterrupted run", &mut command(&prog, &[], &dir.path), b"go\n");
+    let reference = run_with_input("uninterrupted run", &mut who.cmd(&prog, &[], &dir.path), b"go\n");
     reference.expect_code(0);
 
     let image = dir.join("events.dat");
@@ -121,6 +122,9 @@ fn events_case(who: &As, dir: &TempDir) {
         "socket 20 then: 4 \"more\"\n",
         "datagram 1: 4 \"two2\"\n",
         "datagram 2: 7 \"three33\"\n",
+        "inotify: watch 3 mask 0x100 name \"new\"\n",
+        "inotify: watch 3 mask 0x8000 name \"\"\n",
+        "inotify: watch 2 mask 0x100 name \"new\"\n",
     ] {
         assert!(out.contains(want), "missing {want:?}\n{}", second.describe());
     }

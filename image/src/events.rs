@@ -82,6 +82,20 @@ pub struct SocketState {
 }
 unsafe impl Pod for SocketState {}
 
+/// `FdKind::Inotify`: one watch (one `inotify wd:` line of fdinfo).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InotifyWatch {
+    /// The watch descriptor the program holds.
+    pub wd: i32,
+    /// The events mask (with `IN_ONESHOT`, `IN_EXCL_UNLINK`…).
+    pub mask: u32,
+    /// The absolute path it was added with (recorded by the capture
+    /// library's `inotify_add_watch`).
+    pub path: crate::StrRef,
+}
+unsafe impl Pod for InotifyWatch {}
+
 /// The record size of a kind that keeps one (`data` must be exactly this
 /// long, or for epoll and sockets a multiple or a prefix of it).
 pub fn record_size(kind: FdKind) -> Option<usize> {
@@ -91,6 +105,7 @@ pub fn record_size(kind: FdKind) -> Option<usize> {
         FdKind::SignalFd => size_of::<SignalFdState>(),
         FdKind::Epoll => size_of::<EpollTarget>(),
         FdKind::Socket => size_of::<SocketState>(),
+        FdKind::Inotify => size_of::<InotifyWatch>(),
         _ => return None,
     })
 }
@@ -99,7 +114,7 @@ pub fn record_size(kind: FdKind) -> Option<usize> {
 pub fn data_fits(kind: FdKind, data: &[u8]) -> bool {
     match (kind, record_size(kind)) {
         (FdKind::PipeRead, _) => true,
-        (FdKind::Epoll, Some(size)) => data.len().is_multiple_of(size),
+        (FdKind::Epoll | FdKind::Inotify, Some(size)) => data.len().is_multiple_of(size),
         (FdKind::Socket, Some(_)) => socket_messages(data).is_some(),
         (_, Some(size)) => data.len() == size,
         (_, None) => data.is_empty(),

@@ -487,6 +487,9 @@ pub enum FdKind {
     /// A UNIX socket whose peer is in the process too (a socketpair):
     /// `data` holds an [`events::SocketState`] and the bytes waiting on it.
     Socket = 11,
+    /// An inotify instance: `data` holds its watches, an array of
+    /// [`events::InotifyWatch`].
+    Inotify = 12,
 }
 
 impl FdKind {
@@ -504,6 +507,7 @@ impl FdKind {
             9 => Self::SignalFd,
             10 => Self::Epoll,
             11 => Self::Socket,
+            12 => Self::Inotify,
             _ => return None,
         })
     }
@@ -521,6 +525,7 @@ impl FdKind {
             Self::SignalFd => "signalfd",
             Self::Epoll => "epoll",
             Self::Socket => "socket",
+            Self::Inotify => "inotify",
         }
     }
 }

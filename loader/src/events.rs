@@ -1,4 +1,5 @@
-//! Recreating event descriptors: eventfd, timerfd, signalfd and epoll
+//! Recreating event descriptors: eventfd, timerfd, signalfd, epoll (and
+//! inotify, in `inotify.rs`)
 //! (their records: `ckpt_image::events`). Called by `files::restore` for
 //! entries of these kinds; single-threaded, every signal blocked.
 //!
@@ -35,7 +36,7 @@ const NS: u64 = 1_000_000_000;
 
 /// Whether entries of kind `k` are created here (epoll included).
 pub fn handles(k: FdKind) -> bool {
-    matches!(k, FdKind::EventFd | FdKind::TimerFd | FdKind::SignalFd | FdKind::Epoll)
+    matches!(k, FdKind::EventFd | FdKind::TimerFd | FdKind::SignalFd | FdKind::Epoll | FdKind::Inotify)
 }
 
 /// Creates the eventfd, timerfd or signalfd of `f`; returns the new
@@ -80,6 +81,7 @@ pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
             out.verbose(meta, f, format_args!(": signalfd recreated, mask {:#x}", s.mask));
             fd
         }
+        FdKind::Inotify => crate::inotify::create(meta, f, out)?,
         _ => return Err(Errno::EINVAL),
     };
     let _ = sys::fcntl(fd, sys::F_SETFL, f.flags as u64);

@@ -47,6 +47,7 @@ mod fail;
 mod files;
 mod frames;
 mod image;
+mod inotify;
 mod mem;
 mod memory;
 mod process;

@@ -33,6 +33,7 @@ pub fn kind_of_link(link: &[u8]) -> Option<FdKind> {
         b"anon_inode:[timerfd]" => FdKind::TimerFd,
         b"anon_inode:[signalfd]" => FdKind::SignalFd,
         b"anon_inode:[eventpoll]" => FdKind::Epoll,
+        b"anon_inode:inotify" => FdKind::Inotify,
         _ => return None,
     })
 }
@@ -42,7 +43,7 @@ pub fn kind_of_link(link: &[u8]) -> Option<FdKind> {
 pub fn shareable(f: &Fd) -> bool {
     matches!(
         FdKind::from_u32(f.kind),
-        Some(FdKind::EventFd | FdKind::TimerFd | FdKind::SignalFd | FdKind::Epoll | FdKind::Socket)
+        Some(FdKind::EventFd | FdKind::TimerFd | FdKind::SignalFd | FdKind::Epoll | FdKind::Socket | FdKind::Inotify)
     )
 }
 
@@ -56,6 +57,7 @@ pub fn shareable(f: &Fd) -> bool {
 /// descriptors with equal keys need `kcmp` to find dups.
 pub fn describe(f: &mut Fd, kind: FdKind, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(), Errno> {
     let data = match kind {
+        FdKind::Inotify => return crate::inotify::describe(f, strings, scratch),
         FdKind::EventFd => {
             let mut s = EventFdState::default();
             let mut seen = false;

@@ -26,6 +26,7 @@ mod config;
 mod events;
 mod fdinfo;
 mod files;
+mod inotify;
 mod intercept;
 mod msg;
 mod process;

@@ -125,3 +125,18 @@ pub fn send_netlink(fd: i32, buf: &[u8]) -> Result<usize> {
     let addr: [u32; 3] = [AF_NETLINK as u32, 0, 0];
     unsafe { syscall!(Sysno::sendto, fd, buf.as_ptr(), buf.len(), 0, addr.as_ptr(), 12usize) }
 }
+
+pub fn inotify_init1(flags: i32) -> Result<i32> {
+    unsafe { syscall!(Sysno::inotify_init1, flags) }.map(|fd| fd as i32)
+}
+
+pub fn inotify_add_watch(fd: i32, path: &core::ffi::CStr, mask: u32) -> Result<i32> {
+    unsafe { syscall!(Sysno::inotify_add_watch, fd, path.as_ptr(), mask) }.map(|wd| wd as i32)
+}
+
+/// `ioctl(fd, INOTIFY_IOC_SETNEXTWD)`: the watch descriptor the next
+/// `inotify_add_watch` of a new inode gets (needs CONFIG_CHECKPOINT_RESTORE).
+pub fn inotify_set_next_wd(fd: i32, wd: i32) -> Result<()> {
+    const INOTIFY_IOC_SETNEXTWD: u64 = 0x4004_4900;
+    unsafe { syscall!(Sysno::ioctl, fd, INOTIFY_IOC_SETNEXTWD, wd as i64) }.map(drop)
+}

@@ -677,7 +677,9 @@ fn write_signals(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
 
 /// What an event descriptor or an in-process socket held, in words.
 fn event_state(m: &Meta, f: &Fd, kind: FdKind) -> Option<String> {
-    use ckpt_image::events::{record, socket_messages, EpollTarget, EventFdState, SignalFdState, TimerFdState};
+    use ckpt_image::events::{
+        record, socket_messages, EpollTarget, EventFdState, InotifyWatch, SignalFdState, TimerFdState,
+    };
     let data = m.string(f.data)?;
     let secs = |ns: u64| format!("{:.3} s", ns as f64 / 1e9);
     Some(match kind {
@@ -703,6 +705,14 @@ fn event_state(m: &Meta, f: &Fd, kind: FdKind) -> Option<String> {
                 .map(|t| format!("{}:{:#x}", t.tfd, t.events))
                 .collect();
             format!("{n} registrations: {}", list.join(" "))
+        }
+        FdKind::Inotify => {
+            let n = data.len() / core::mem::size_of::<InotifyWatch>();
+            let list: Vec<String> = (0..n)
+                .filter_map(|i| record::<InotifyWatch>(data, i))
+                .map(|w| format!("{}:{}", w.wd, show(m.string(w.path).unwrap_or_default())))
+                .collect();
+            format!("{n} watches: {}", list.join(" "))
         }
         FdKind::Socket => {
             let (s, msgs) = socket_messages(data)?;
@@ -1704,12 +1714,13 @@ mod tests {
         let file_id = fields!(FileId: dev, ino, size, mtime_ns);
         let itimer = fields!(ITimer: interval_ns, value_ns);
         let strref = fields!(StrRef: offset, len);
-        use ckpt_image::events::{EpollTarget, EventFdState, SignalFdState, SocketState, TimerFdState};
+        use ckpt_image::events::{EpollTarget, EventFdState, InotifyWatch, SignalFdState, SocketState, TimerFdState};
         let eventfd = fields!(EventFdState: count, semaphore, _pad);
         let timerfd = fields!(TimerFdState: clockid, settime_flags, ticks, value_ns, interval_ns, realtime_ns);
         let signalfd = fields!(SignalFdState: mask);
         let epoll = fields!(EpollTarget: tfd, fd, events, _pad, data);
         let socket = fields!(SocketState: sock_type, n_msgs);
+        let inotify = fields!(InotifyWatch: wd, mask, path);
         // (name, size, fields, heading of its table in FORMAT.md, or None: prose)
         let structs = [
             ("Header", HEADER_SIZE, header, Some("## Header (")),
@@ -1728,6 +1739,7 @@ mod tests {
             ("SignalFdState", size_of::<SignalFdState>(), signalfd, Some("#### SignalFdState (")),
             ("EpollTarget", size_of::<EpollTarget>(), epoll, Some("#### EpollTarget (")),
             ("SocketState", size_of::<SocketState>(), socket, Some("#### SocketState (")),
+            ("InotifyWatch", size_of::<InotifyWatch>(), inotify, Some("#### InotifyWatch (")),
         ];
         for (name, size, fields, heading) in &structs {
             println!("{name} ({size} bytes)");
