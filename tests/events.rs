@@ -226,3 +226,32 @@ fn go_goroutines_and_ticker_with_cgo() {
     assert!(build.status.success(), "go build: {}", String::from_utf8_lossy(&build.stderr));
     two_generations(&bin, &["40"], (&run, &reference), ["tick 8:", "tick 20:"]);
 }
+
+#[test]
+fn ckpt_strict_refuses_an_image_that_would_lose_a_socket() {
+    // files-socket holds a listening TCP socket (fd 12) among a socketpair,
+    // an eventfd and a file, which can all be restored.
+    let dir = TempDir::new("events-strict");
+    let prog = demo("files-socket");
+    let reference = run_with_input("uninterrupted run", &mut command(&prog, &[], &dir.path), b"go\n");
+    reference.expect_code(0);
+    let image = dir.join("strict.dat");
+    let mut c = command(&exe("ckpt"), &["--strict", "-o", image.to_str().unwrap(), prog.to_str().unwrap()], &dir.path);
+    c.stdin(Stdio::piped());
+    let mut run = spawn("ckpt --strict", &mut c);
+    run.wait_line(Stream::Stderr, |l| l == "files-socket: ready\n", "files-socket: ready");
+    run.checkpoint();
+    let refusal = run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt:"), "the refusal").text();
+    run.write_stdin(b"go\n");
+    run.close_stdin();
+    let o = run.finish();
+    o.expect_code(0);
+    assert!(
+        refusal.starts_with("ckpt: checkpoint failed: fd 12 (socket:[") && refusal.contains("--strict"),
+        "{refusal}"
+    );
+    let said: Vec<String> = o.text_lines(Stream::Stderr).into_iter().filter(|l| l.starts_with("ckpt:")).collect();
+    assert_eq!(said, vec![refusal], "one line, naming the socket\n{}", o.describe());
+    assert!(!image.exists(), "no image is written");
+    assert_same("stdout", &o.stdout(), &reference.stdout());
+}

@@ -67,20 +67,22 @@ struct Failure {
     errno: Option<Errno>,
     /// A thread that did not stop, if that is the reason.
     stuck: u32,
+    /// 1 + a descriptor that would be lost (`--strict`), if that is the reason.
+    lost_fd: u32,
 }
 
 impl Failure {
     fn stuck(tid: u32) -> Failure {
-        Failure { what: "a thread did not stop for the checkpoint", errno: None, stuck: tid }
+        Failure { what: "a thread did not stop for the checkpoint", errno: None, stuck: tid, lost_fd: 0 }
     }
 }
 
 fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
-    move |e| Failure { what, errno: Some(e), stuck: 0 }
+    move |e| Failure { what, errno: Some(e), stuck: 0, lost_fd: 0 }
 }
 
 fn refuse(what: &'static str) -> Failure {
-    Failure { what, errno: None, stuck: 0 }
+    Failure { what, errno: None, stuck: 0, lost_fd: 0 }
 }
 
 /// Entry point on the workspace stack: `arg` is the handler's ucontext.
@@ -141,7 +143,11 @@ pub extern "C" fn run(arg: *mut c_void) {
             threads::release(sync, generation);
             threads::reregister_rseq(rseq);
             let mut l = msg::Line::new();
-            l.push(b"ckpt: checkpoint failed: ").push(f.what.as_bytes());
+            l.push(b"ckpt: checkpoint failed: ");
+            if let Some(fd) = f.lost_fd.checked_sub(1) {
+                files::name_lost(&mut l, fd as i32, &mut tables.dents);
+            }
+            l.push(f.what.as_bytes());
             if f.stuck != 0 {
                 let _ = write!(l, " (thread {} blocks signal {})", f.stuck, threads::THREAD_SIGNAL);
             }
@@ -282,6 +288,13 @@ impl Builder<'_> {
         // never touches.
         let (fds, scratch) = unsafe { (&mut (*t).fds, &mut (*t).dents) };
         self.n_fds = files::capture(fds, self, scratch).map_err(failed("listing the open files"))?;
+        if config::get().strict {
+            // --strict: no image that would lose a descriptor.
+            if let Some(f) = fds[..self.n_fds].iter().find(|f| f.kind == ckpt_image::FdKind::Lost as u32 && f.fd > 2) {
+                let what = "cannot be restored (--strict: no image written)";
+                return Err(Failure { what, errno: None, stuck: 0, lost_fd: f.fd as u32 + 1 });
+            }
+        }
         Ok(())
     }
 

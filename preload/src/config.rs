@@ -18,6 +18,7 @@
 //! | `CKPT_SIGNAL`   | `USR1`, `SIGUSR1`, `RTMIN+2`, `10` | signal number              |
 //! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
+//! | `CKPT_STRICT`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PORTABLE` | a level (`x86-64`, `x86-64-v2`…`v4`), or as `CKPT_CONTINUE` (on: `x86-64-v2`) | the level, unset for none |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed: only it is armed |
 //!
@@ -47,6 +48,8 @@ pub struct Config {
     pub verbose: bool,
     /// Keep running after a checkpoint instead of stopping (exit status 99).
     pub cont: bool,
+    /// Fail a checkpoint that would lose a descriptor (`ckpt --strict`).
+    pub strict: bool,
     /// Images kept: the newest at `output`, older ones numbered 1..keep-1.
     pub keep: u32,
     /// Period of the ticker's checkpoints in ms (0: none), for messages.
@@ -66,6 +69,7 @@ const DEFAULT: Config = Config {
     quiet: false,
     verbose: false,
     cont: false,
+    strict: false,
     keep: 1,
     interval_ms: 0,
     output: [0; PATH_MAX],
@@ -157,6 +161,7 @@ pub fn from_env() -> Option<Config> {
     cfg.quiet = flag(env(c"CKPT_QUIET"));
     cfg.verbose = flag(env(c"CKPT_VERBOSE"));
     cfg.cont = flag(env(c"CKPT_CONTINUE"));
+    cfg.strict = flag(env(c"CKPT_STRICT"));
     cfg.interval_ms = env(c"CKPT_INTERVAL").and_then(seconds_ms).unwrap_or(0);
     if cfg.interval_ms != 0 {
         cfg.cont = true;

@@ -102,7 +102,8 @@ pub fn capture(out: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) ->
             }
         }
     }
-    for f in fds.iter() {
+    // (With --strict the checkpoint fails instead, naming the first one.)
+    for f in fds.iter().filter(|_| !crate::config::get().strict) {
         if f.kind == FdKind::Lost as u32 && f.fd > 2 {
             warn_lost(f, link_of(f.fd, scratch));
         }
@@ -378,6 +379,12 @@ fn link_of(fd: i32, scratch: &mut [u8]) -> &[u8] {
     let mut pbuf = [0u8; 32];
     let n = sys::readlink(proc_fd_path(fd, &mut pbuf), &mut scratch[..PATH_MAX]).unwrap_or(0);
     &scratch[..n]
+}
+
+/// "fd N (LINK) " of descriptor `fd`, for a failed `--strict` checkpoint.
+pub fn name_lost(l: &mut msg::Line, fd: i32, scratch: &mut [u8]) {
+    let _ = write!(l, "fd {fd} (");
+    l.push(link_of(fd, scratch)).push(b") ");
 }
 
 fn warn_lost(f: &Fd, link: &[u8]) {

@@ -149,6 +149,9 @@ pub fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Re
         return Err(e);
     }
     if let Some(wd) = missing {
+        if crate::config::get().strict {
+            return Ok(()); // Lost: the checkpoint fails, naming it
+        }
         let mut l = crate::msg::Line::new();
         let _ = write!(l, "ckpt: warning: fd {fd} (inotify): watch {wd} was not added through inotify_add_watch, ");
         l.push(b"its path is unknown; it will be /dev/null after a restart");

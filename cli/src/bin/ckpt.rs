@@ -43,6 +43,10 @@ Options:
                          to LEVEL: x86-64, x86-64-v2 (the default), x86-64-v3
                          or x86-64-v4, so that the images restart on any CPU
                          of that level
+      --strict           refuse to write an image that would lose an open
+                         descriptor (a socket to another process...): the
+                         checkpoint fails with one line naming it, and the
+                         program continues
   -q, --quiet            no line on stderr when a checkpoint is written
   -v, --verbose          say more on stderr (at startup, and per checkpoint)
   -h, --help             this help
@@ -52,6 +56,7 @@ Every option can also be given in the environment, for batch scripts; an
 option on the command line wins over its variable:
   CKPT_OUTPUT=PATH  CKPT_CONTINUE=1  CKPT_INTERVAL=TIME  CKPT_KEEP=N
   CKPT_SIGNAL=SIG   CKPT_QUIET=1     CKPT_VERBOSE=1   CKPT_PORTABLE=LEVEL
+  CKPT_STRICT=1
 
 Examples:
   ckpt ./counting-test 5 &        # runs as ./counting-test 5 would
@@ -103,6 +108,8 @@ enum Verbosity {
 struct Options {
     output: PathBuf,
     cont: bool,
+    /// `--strict`: a checkpoint that would lose a descriptor fails.
+    strict: bool,
     /// Period of the ticker, ms; 0: none.
     interval_ms: u64,
     keep: u32,
@@ -119,6 +126,7 @@ struct Options {
 struct Given {
     output: Option<OsString>,
     cont: bool,
+    strict: bool,
     interval_ms: Option<u64>,
     keep: Option<u32>,
     signal: Option<i32>,
@@ -302,6 +310,7 @@ fn parse_args() -> Options {
             b"-q" | b"--quiet" => g.verbosity = Some(Verbosity::Quiet),
             b"-v" | b"--verbose" => g.verbosity = Some(Verbosity::Verbose),
             b"--continue" => g.cont = true,
+            b"--strict" => g.strict = true,
             b"--portable" => {
                 g.portable = Some(match inline.clone() {
                     Some(v) => checked(
@@ -352,6 +361,7 @@ fn parse_args() -> Options {
     let interval_ms = g.interval_ms.or_else(|| env_value("CKPT_INTERVAL", parse_interval)).unwrap_or(0);
     let cont = g.cont || env_value("CKPT_CONTINUE", parse_flag).unwrap_or(false) || interval_ms != 0;
     let keep = g.keep.or_else(|| env_value("CKPT_KEEP", parse_keep)).unwrap_or(1);
+    let strict = g.strict || env_value("CKPT_STRICT", parse_flag).unwrap_or(false);
     let signal = g.signal.or_else(|| env_value("CKPT_SIGNAL", parse_signal)).unwrap_or(libc::SIGUSR2);
     let portable = g.portable.or_else(|| env_value("CKPT_PORTABLE", parse_portable)).unwrap_or(0);
     let verbosity = g.verbosity.unwrap_or_else(|| {
@@ -367,6 +377,7 @@ fn parse_args() -> Options {
     Options {
         output: PathBuf::from(output.unwrap_or_else(|| "myckpt.dat".into())),
         cont,
+        strict,
         interval_ms,
         keep,
         signal,
@@ -658,6 +669,7 @@ fn main() {
         .env("CKPT_OUTPUT", &output)
         .env("CKPT_SIGNAL", opts.signal.to_string())
         .env("CKPT_CONTINUE", flag(opts.cont))
+        .env("CKPT_STRICT", flag(opts.strict))
         .env("CKPT_KEEP", opts.keep.to_string())
         .env("CKPT_QUIET", flag(opts.verbosity == Verbosity::Quiet))
         .env("CKPT_VERBOSE", flag(opts.verbosity == Verbosity::Verbose));
