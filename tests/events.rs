@@ -72,6 +72,18 @@ impl As {
     }
 }
 
+/// Runs `ckpt` (its stdin a pipe kept open), checkpoints the program once
+/// it says `ready` on stderr; the run must end with the checkpoint status.
+fn checkpointed_when_ready(ckpt: &mut Command, ready: &str) -> Outcome {
+    ckpt.stdin(Stdio::piped());
+    let mut run = spawn("checkpointed run", ckpt);
+    run.wait_line(Stream::Stderr, |l| l == ready, ready);
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    first
+}
+
 fn lines_starting(o: &Outcome, s: Stream, prefix: &str) -> Vec<String> {
     o.text_lines(s).into_iter().filter(|l| l.starts_with(prefix)).collect()
 }
@@ -84,13 +96,7 @@ fn events_case(who: &As, dir: &TempDir) {
     reference.expect_code(0);
 
     let image = dir.join("events.dat");
-    let mut c = who.ckpt(&image, &prog, &[], &dir.path);
-    c.stdin(Stdio::piped());
-    let mut run = spawn("checkpointed run", &mut c);
-    run.wait_line(Stream::Stderr, |l| l == "events: ready\n", "events: ready");
-    run.checkpoint();
-    let first = run.finish();
-    first.expect_code(CHECKPOINTED);
+    let first = checkpointed_when_ready(&mut who.ckpt(&image, &prog, &[], &dir.path), "events: ready\n");
     assert!(
         lines_starting(&first, Stream::Stderr, "ckpt: warning").is_empty(),
         "event descriptors and the socketpairs are not lost\n{}",
@@ -254,4 +260,54 @@ fn ckpt_strict_refuses_an_image_that_would_lose_a_socket() {
     assert_eq!(said, vec![refusal], "one line, naming the socket\n{}", o.describe());
     assert!(!image.exists(), "no image is written");
     assert_same("stdout", &o.stdout(), &reference.stdout());
+}
+
+#[test]
+fn file_locks_are_taken_again() {
+    let dir = TempDir::new("events-locks");
+    let (run, reference) = subdirs(&dir);
+    let prog = demo("locks");
+    let ref_out = run_with_input("uninterrupted run", &mut command(&prog, &[], &reference), b"go\n");
+    ref_out.expect_code(0);
+    assert!(ref_out.stdout_text().starts_with("held: record Resource temporarily unavailable, ofd Resource"));
+
+    let image = dir.join("locks.dat");
+    let first = checkpointed_when_ready(&mut As::me().ckpt(&image, &prog, &[], &run), "locks: ready\n");
+    let second = run_with_input("restart", &mut As::me().restart(&image, &run), b"go\n");
+    second.expect_code(0);
+    assert!(!second.stderr_text().contains("warning"), "{}", second.describe());
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &ref_out.stdout());
+
+    // Another process holds the flock lock now: --strict refuses in one
+    // line; without it, a warning, and the program goes on without it.
+    let Some(python) = tool("/usr/bin/python3", "python3") else { return };
+    let holder = "import fcntl, sys\nf = open('lk-flock', 'r+')\nfcntl.flock(f, fcntl.LOCK_EX)\nprint('held', flush=True)\nsys.stdin.readline()\n";
+    let mut c = command(&python, &["-c", holder], &run);
+    c.stdin(Stdio::piped());
+    let mut holder = spawn("lock holder", &mut c);
+    holder.wait_line(Stream::Stdout, |l| l == "held\n", "held");
+    let strict = run_with_input(
+        "restart --strict",
+        &mut command(&exe("restart"), &["--strict", image.to_str().unwrap()], &run),
+        b"go\n",
+    );
+    strict.expect_code(1);
+    let err = strict.stderr_text();
+    assert!(
+        err.lines().count() == 1
+            && err.contains("fd 12 (")
+            && err.contains("flock write lock is held by another process"),
+        "{}",
+        strict.describe()
+    );
+    let warned = run_with_input("restart", &mut As::me().restart(&image, &run), b"go\n");
+    warned.expect_code(0);
+    let warnings = lines_starting(&warned, Stream::Stderr, "restart: warning");
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("its flock write lock is held by another process; not re-acquired"),
+        "{}",
+        warned.describe()
+    );
+    holder.close_stdin();
+    holder.finish().expect_code(0);
 }

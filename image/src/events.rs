@@ -96,6 +96,29 @@ pub struct InotifyWatch {
 }
 unsafe impl Pod for InotifyWatch {}
 
+/// A lock held through a regular file's descriptor (`FdKind::File`: its
+/// `data` is an array of them, one per `lock:` line of fdinfo).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileLock {
+    /// [`LOCK_POSIX`], [`LOCK_OFD`] or [`LOCK_FLOCK`].
+    pub kind: u32,
+    /// 1: a write (exclusive) lock; 0: a read (shared) one.
+    pub write: u32,
+    /// First byte (record locks; 0 for `flock`).
+    pub start: u64,
+    /// Bytes, 0: to the end of the file, however long it grows.
+    pub len: u64,
+}
+unsafe impl Pod for FileLock {}
+
+/// A `fcntl` record lock (owned by the process).
+pub const LOCK_POSIX: u32 = 1;
+/// An open file description lock (`F_OFD_SETLK`).
+pub const LOCK_OFD: u32 = 2;
+/// A `flock` lock.
+pub const LOCK_FLOCK: u32 = 3;
+
 /// The record size of a kind that keeps one (`data` must be exactly this
 /// long, or for epoll and sockets a multiple or a prefix of it).
 pub fn record_size(kind: FdKind) -> Option<usize> {
@@ -106,6 +129,7 @@ pub fn record_size(kind: FdKind) -> Option<usize> {
         FdKind::Epoll => size_of::<EpollTarget>(),
         FdKind::Socket => size_of::<SocketState>(),
         FdKind::Inotify => size_of::<InotifyWatch>(),
+        FdKind::File => size_of::<FileLock>(),
         _ => return None,
     })
 }
@@ -114,7 +138,7 @@ pub fn record_size(kind: FdKind) -> Option<usize> {
 pub fn data_fits(kind: FdKind, data: &[u8]) -> bool {
     match (kind, record_size(kind)) {
         (FdKind::PipeRead, _) => true,
-        (FdKind::Epoll | FdKind::Inotify, Some(size)) => data.len().is_multiple_of(size),
+        (FdKind::Epoll | FdKind::Inotify | FdKind::File, Some(size)) => data.len().is_multiple_of(size),
         (FdKind::Socket, Some(_)) => socket_messages(data).is_some(),
         (_, Some(size)) => data.len() == size,
         (_, None) => data.is_empty(),

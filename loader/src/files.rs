@@ -47,7 +47,7 @@ use ckpt_sys::{self as sys, msg::Line, Errno};
 
 use crate::args::Options;
 use crate::fail::Fail;
-use crate::{events, sockets};
+use crate::{events, locks, sockets};
 
 const PATH_MAX: usize = 4096;
 /// Largest amount of pipe data written back (the kernel's largest pipe).
@@ -154,7 +154,7 @@ pub(crate) fn wanted(f: &Fd, opts: &Options) -> bool {
 }
 
 /// The saved path of `f`, NUL-terminated in `buf`, if it is one.
-fn c_path<'b>(meta: &Meta, f: &Fd, buf: &'b mut [u8; PATH_MAX + 1]) -> Option<&'b CStr> {
+pub(crate) fn c_path<'b>(meta: &Meta, f: &Fd, buf: &'b mut [u8; PATH_MAX + 1]) -> Option<&'b CStr> {
     let p = meta.string(f.path)?;
     if p.is_empty() || p.len() > PATH_MAX || p[0] != b'/' || p.contains(&0) {
         return None;
@@ -263,6 +263,7 @@ pub fn check(meta: &Meta, opts: &Options) -> Result<(), Fail> {
         if !wanted(&f, opts) {
             continue;
         }
+        locks::check(meta, &f, opts)?;
         let Some(p) = problem(meta, &f) else { continue };
         let keep_own = is_stdio(&f) && p.is_fatal();
         let mut l = Line::new();
@@ -301,7 +302,7 @@ pub fn check(meta: &Meta, opts: &Options) -> Result<(), Fail> {
 }
 
 /// Keeps `msg` in the loader's static memory, for `Fail::Msg`.
-fn refusal(msg: &[u8]) -> &'static str {
+pub(crate) fn refusal(msg: &[u8]) -> &'static str {
     let t = table();
     let n = msg.len().min(t.refusal.len());
     t.refusal[..n].copy_from_slice(&msg[..n]);
@@ -497,6 +498,7 @@ fn restore_one(meta: &Meta, i: usize, f: &Fd, out: &Out) {
         return;
     }
     set_placed(i);
+    locks::restore(meta, f, out);
     if matches!(k, FdKind::File | FdKind::Dir) {
         out.verbose(meta, f, format_args!(": {} reopened at offset {}", k.name(), f.offset));
     } else if !events::handles(k) {

@@ -48,6 +48,7 @@ mod files;
 mod frames;
 mod image;
 mod inotify;
+mod locks;
 mod mem;
 mod memory;
 mod process;

@@ -41,7 +41,7 @@ use core::fmt::Write as _;
 use ckpt_image::{Fd, FdKind, StrRef};
 use ckpt_sys::{self as sys, Errno, Stat};
 
-use crate::{events, msg, sockets};
+use crate::{events, locks, msg, sockets};
 
 /// Where capture puts strings (paths, pipe contents): the image's string table.
 pub trait Strings {
@@ -93,6 +93,7 @@ pub fn capture(out: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) ->
     sockets::capture(fds, strings, scratch)?;
     find_shared(fds);
     events::capture_epolls(fds, strings, scratch)?;
+    locks::capture(fds, strings, scratch)?;
     for i in 0..n {
         if readable_pipe(&fds[i]) && !fds[..i].iter().any(|g| readable_pipe(g) && same_file(g, &fds[i])) {
             if fds[i].kind == FdKind::PipeRead as u32 {

@@ -28,6 +28,7 @@ mod fdinfo;
 mod files;
 mod inotify;
 mod intercept;
+mod locks;
 mod msg;
 mod process;
 mod procfs;

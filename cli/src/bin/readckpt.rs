@@ -675,10 +675,12 @@ fn write_signals(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
     Ok(())
 }
 
-/// What an event descriptor or an in-process socket held, in words.
+/// What an event descriptor or an in-process socket held, or the locks
+/// held through a file, in words.
 fn event_state(m: &Meta, f: &Fd, kind: FdKind) -> Option<String> {
     use ckpt_image::events::{
-        record, socket_messages, EpollTarget, EventFdState, InotifyWatch, SignalFdState, TimerFdState,
+        record, socket_messages, EpollTarget, EventFdState, FileLock, InotifyWatch, SignalFdState, TimerFdState,
+        LOCK_FLOCK, LOCK_OFD,
     };
     let data = m.string(f.data)?;
     let secs = |ns: u64| format!("{:.3} s", ns as f64 / 1e9);
@@ -705,6 +707,25 @@ fn event_state(m: &Meta, f: &Fd, kind: FdKind) -> Option<String> {
                 .map(|t| format!("{}:{:#x}", t.tfd, t.events))
                 .collect();
             format!("{n} registrations: {}", list.join(" "))
+        }
+        FdKind::File if !data.is_empty() => {
+            let n = data.len() / core::mem::size_of::<FileLock>();
+            let list: Vec<String> = (0..n)
+                .filter_map(|i| record::<FileLock>(data, i))
+                .map(|l| {
+                    let kind = match l.kind {
+                        LOCK_FLOCK => "flock",
+                        LOCK_OFD => "ofd",
+                        _ => "record",
+                    };
+                    let mode = if l.write != 0 { "write" } else { "read" };
+                    match l.len {
+                        0 => format!("{kind} {mode} {}-EOF", l.start),
+                        n => format!("{kind} {mode} {}-{}", l.start, l.start + n - 1),
+                    }
+                })
+                .collect();
+            format!("locks: {}", list.join(", "))
         }
         FdKind::Inotify => {
             let n = data.len() / core::mem::size_of::<InotifyWatch>();
@@ -1714,13 +1735,16 @@ mod tests {
         let file_id = fields!(FileId: dev, ino, size, mtime_ns);
         let itimer = fields!(ITimer: interval_ns, value_ns);
         let strref = fields!(StrRef: offset, len);
-        use ckpt_image::events::{EpollTarget, EventFdState, InotifyWatch, SignalFdState, SocketState, TimerFdState};
+        use ckpt_image::events::{
+            EpollTarget, EventFdState, FileLock, InotifyWatch, SignalFdState, SocketState, TimerFdState,
+        };
         let eventfd = fields!(EventFdState: count, semaphore, _pad);
         let timerfd = fields!(TimerFdState: clockid, settime_flags, ticks, value_ns, interval_ns, realtime_ns);
         let signalfd = fields!(SignalFdState: mask);
         let epoll = fields!(EpollTarget: tfd, fd, events, _pad, data);
         let socket = fields!(SocketState: sock_type, n_msgs);
         let inotify = fields!(InotifyWatch: wd, mask, path);
+        let lock = fields!(FileLock: kind, write, start, len);
         // (name, size, fields, heading of its table in FORMAT.md, or None: prose)
         let structs = [
             ("Header", HEADER_SIZE, header, Some("## Header (")),
@@ -1740,6 +1764,7 @@ mod tests {
             ("EpollTarget", size_of::<EpollTarget>(), epoll, Some("#### EpollTarget (")),
             ("SocketState", size_of::<SocketState>(), socket, Some("#### SocketState (")),
             ("InotifyWatch", size_of::<InotifyWatch>(), inotify, Some("#### InotifyWatch (")),
+            ("FileLock", size_of::<FileLock>(), lock, Some("#### FileLock (")),
         ];
         for (name, size, fields, heading) in &structs {
             println!("{name} ({size} bytes)");
