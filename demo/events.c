@@ -12,6 +12,8 @@
  *   22/23 datagram socketpair: "one", "two2", "three33" waiting on 22
  *   24 inotify, non-blocking: watch 2 on watch-b (IN_CREATE), watch 3 on
  *      watch-c (IN_CREATE | IN_ONESHOT); watch 1 (watch-a) was removed
+ *   25 memfd "ckpt-demo", 4096 bytes starting "memfd contents", sealed
+ *      against shrinking and growing, mapped shared once; offset 6
  * Says "events: ready" on stderr and waits for a line on stdin (the
  * checkpoint comes then); then prints the state of each, the same whether
  * or not a checkpoint and restart happened in between. */
@@ -25,6 +27,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/inotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -151,6 +154,15 @@ int main(void) {
     while (read(24, ibuf, sizeof ibuf) > 0) /* the IN_IGNORED of watch 1 */
         ;
 
+    at(memfd_create("ckpt-demo", MFD_ALLOW_SEALING), 25);
+    if (ftruncate(25, 4096) != 0 || pwrite(25, "memfd contents", 14, 0) != 14)
+        return 1;
+    fcntl(25, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW);
+    char *map = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 25, 0);
+    if (map == MAP_FAILED)
+        return 1;
+    lseek(25, 6, SEEK_SET);
+
     /* Let the 1 ms timer expire. */
     struct timespec ms2 = {0, 2000000};
     nanosleep(&ms2, NULL);
@@ -212,6 +224,14 @@ int main(void) {
         printf("inotify: watch %d mask %#x name \"%s\"\n", e->wd, e->mask, e->len ? e->name : "");
         p += sizeof *e + e->len;
     }
+    char mbuf[32] = {0};
+    r = read(25, mbuf, 8);
+    printf("memfd: seals %#x, size %ld, read at 6: \"%s\"\n", fcntl(25, F_GET_SEALS), (long)lseek(25, 0, SEEK_END), mbuf);
+    memcpy(map + 100, "through the map", 15);
+    memset(mbuf, 0, sizeof mbuf);
+    r = pread(25, mbuf, 15, 100);
+    printf("memfd: the mapping %s the file; %s\n", strcmp(mbuf, "through the map") == 0 ? "reaches" : "DOES NOT reach",
+           ftruncate(25, 100) != 0 && errno == EPERM ? "cannot shrink" : "WRONG: shrinks");
     printf("events: done\n");
     return 0;
 }

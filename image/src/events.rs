@@ -119,6 +119,18 @@ pub const LOCK_OFD: u32 = 2;
 /// A `flock` lock.
 pub const LOCK_FLOCK: u32 = 3;
 
+/// `FdKind::Memfd`: its seals and size; its contents follow the record.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemfdState {
+    /// `fcntl(F_GET_SEALS)` (`F_SEAL_SEAL` alone: sealing was not allowed).
+    pub seals: u32,
+    pub _pad: u32,
+    /// Its size; the contents that follow are this long.
+    pub size: u64,
+}
+unsafe impl Pod for MemfdState {}
+
 /// The record size of a kind that keeps one (`data` must be exactly this
 /// long, or for epoll and sockets a multiple or a prefix of it).
 pub fn record_size(kind: FdKind) -> Option<usize> {
@@ -130,6 +142,7 @@ pub fn record_size(kind: FdKind) -> Option<usize> {
         FdKind::Socket => size_of::<SocketState>(),
         FdKind::Inotify => size_of::<InotifyWatch>(),
         FdKind::File => size_of::<FileLock>(),
+        FdKind::Memfd => size_of::<MemfdState>(),
         _ => return None,
     })
 }
@@ -140,6 +153,9 @@ pub fn data_fits(kind: FdKind, data: &[u8]) -> bool {
         (FdKind::PipeRead, _) => true,
         (FdKind::Epoll | FdKind::Inotify | FdKind::File, Some(size)) => data.len().is_multiple_of(size),
         (FdKind::Socket, Some(_)) => socket_messages(data).is_some(),
+        (FdKind::Memfd, Some(size)) => {
+            read_at::<MemfdState>(data, 0).is_some_and(|m| (data.len() - size) as u64 == m.size)
+        }
         (_, Some(size)) => data.len() == size,
         (_, None) => data.is_empty(),
     }

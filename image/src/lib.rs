@@ -490,6 +490,8 @@ pub enum FdKind {
     /// An inotify instance: `data` holds its watches, an array of
     /// [`events::InotifyWatch`].
     Inotify = 12,
+    /// A memfd: `data` holds an [`events::MemfdState`] and its contents.
+    Memfd = 13,
 }
 
 impl FdKind {
@@ -508,6 +510,7 @@ impl FdKind {
             10 => Self::Epoll,
             11 => Self::Socket,
             12 => Self::Inotify,
+            13 => Self::Memfd,
             _ => return None,
         })
     }
@@ -526,6 +529,7 @@ impl FdKind {
             Self::Epoll => "epoll",
             Self::Socket => "socket",
             Self::Inotify => "inotify",
+            Self::Memfd => "memfd",
         }
     }
 }

@@ -36,7 +36,7 @@ const NS: u64 = 1_000_000_000;
 
 /// Whether entries of kind `k` are created here (epoll included).
 pub fn handles(k: FdKind) -> bool {
-    matches!(k, FdKind::EventFd | FdKind::TimerFd | FdKind::SignalFd | FdKind::Epoll | FdKind::Inotify)
+    matches!(k, FdKind::EventFd | FdKind::TimerFd | FdKind::SignalFd | FdKind::Epoll | FdKind::Inotify | FdKind::Memfd)
 }
 
 /// Creates the eventfd, timerfd or signalfd of `f`; returns the new
@@ -82,6 +82,7 @@ pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
             fd
         }
         FdKind::Inotify => crate::inotify::create(meta, f, out)?,
+        FdKind::Memfd => crate::memfd::create(meta, f, out)?,
         _ => return Err(Errno::EINVAL),
     };
     let _ = sys::fcntl(fd, sys::F_SETFL, f.flags as u64);

@@ -50,6 +50,7 @@ mod image;
 mod inotify;
 mod locks;
 mod mem;
+mod memfd;
 mod memory;
 mod process;
 mod resume;

@@ -373,6 +373,10 @@ impl Builder<'_> {
             }
         }
         let mut buf = [0u8; 4097];
+        if m.name.starts_with(b"/memfd:") && m.name.ends_with(b" (deleted)") {
+            // A memfd: only its inode, to find its descriptor at restart.
+            return FileId { ino: m.inode, ..FileId::default() };
+        }
         if m.inode == 0 || m.name.len() >= buf.len() || m.name.ends_with(b" (deleted)") {
             return FileId::default();
         }

@@ -43,7 +43,15 @@ pub fn kind_of_link(link: &[u8]) -> Option<FdKind> {
 pub fn shareable(f: &Fd) -> bool {
     matches!(
         FdKind::from_u32(f.kind),
-        Some(FdKind::EventFd | FdKind::TimerFd | FdKind::SignalFd | FdKind::Epoll | FdKind::Socket | FdKind::Inotify)
+        Some(
+            FdKind::EventFd
+                | FdKind::TimerFd
+                | FdKind::SignalFd
+                | FdKind::Epoll
+                | FdKind::Socket
+                | FdKind::Inotify
+                | FdKind::Memfd
+        )
     )
 }
 

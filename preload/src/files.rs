@@ -41,7 +41,7 @@ use core::fmt::Write as _;
 use ckpt_image::{Fd, FdKind, StrRef};
 use ckpt_sys::{self as sys, Errno, Stat};
 
-use crate::{events, locks, msg, sockets};
+use crate::{events, locks, memfd, msg, sockets};
 
 /// Where capture puts strings (paths, pipe contents): the image's string table.
 pub trait Strings {
@@ -226,6 +226,10 @@ fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result
         return events::describe(f, k, strings, scratch);
     }
     let by_path = matches!(kind, FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo);
+    let link = &scratch[..link_len];
+    if kind == FdKind::File && link.starts_with(b"/memfd:") && link.ends_with(b" (deleted)") {
+        return memfd::describe(f, link_len, strings, scratch);
+    }
     if by_path && !path_leads_to(link_len, &st, scratch) {
         return Ok(()); // Lost: deleted, unreachable, an anonymous inode…
     }

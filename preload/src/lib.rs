@@ -29,6 +29,7 @@ mod files;
 mod inotify;
 mod intercept;
 mod locks;
+mod memfd;
 mod msg;
 mod process;
 mod procfs;

@@ -126,6 +126,20 @@ pub fn send_netlink(fd: i32, buf: &[u8]) -> Result<usize> {
     unsafe { syscall!(Sysno::sendto, fd, buf.as_ptr(), buf.len(), 0, addr.as_ptr(), 12usize) }
 }
 
+pub const MFD_CLOEXEC: u32 = 1;
+pub const MFD_ALLOW_SEALING: u32 = 2;
+pub const F_ADD_SEALS: i32 = 1033;
+pub const F_GET_SEALS: i32 = 1034;
+
+pub fn memfd_create(name: &core::ffi::CStr, flags: u32) -> Result<i32> {
+    unsafe { syscall!(Sysno::memfd_create, name.as_ptr(), flags) }.map(|fd| fd as i32)
+}
+
+/// `pwrite` of a whole buffer at `offset`.
+pub fn pwrite(fd: i32, buf: &[u8], offset: u64) -> Result<usize> {
+    unsafe { syscall!(Sysno::pwrite64, fd, buf.as_ptr(), buf.len(), offset) }
+}
+
 pub fn inotify_init1(flags: i32) -> Result<i32> {
     unsafe { syscall!(Sysno::inotify_init1, flags) }.map(|fd| fd as i32)
 }

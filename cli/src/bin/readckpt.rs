@@ -727,6 +727,10 @@ fn event_state(m: &Meta, f: &Fd, kind: FdKind) -> Option<String> {
                 .collect();
             format!("locks: {}", list.join(", "))
         }
+        FdKind::Memfd => {
+            let s: ckpt_image::events::MemfdState = record(data, 0)?;
+            format!("{} bytes, seals {:#x}", s.size, s.seals)
+        }
         FdKind::Inotify => {
             let n = data.len() / core::mem::size_of::<InotifyWatch>();
             let list: Vec<String> = (0..n)
@@ -1736,7 +1740,7 @@ mod tests {
         let itimer = fields!(ITimer: interval_ns, value_ns);
         let strref = fields!(StrRef: offset, len);
         use ckpt_image::events::{
-            EpollTarget, EventFdState, FileLock, InotifyWatch, SignalFdState, SocketState, TimerFdState,
+            EpollTarget, EventFdState, FileLock, InotifyWatch, MemfdState, SignalFdState, SocketState, TimerFdState,
         };
         let eventfd = fields!(EventFdState: count, semaphore, _pad);
         let timerfd = fields!(TimerFdState: clockid, settime_flags, ticks, value_ns, interval_ns, realtime_ns);
@@ -1745,6 +1749,7 @@ mod tests {
         let socket = fields!(SocketState: sock_type, n_msgs);
         let inotify = fields!(InotifyWatch: wd, mask, path);
         let lock = fields!(FileLock: kind, write, start, len);
+        let memfd = fields!(MemfdState: seals, _pad, size);
         // (name, size, fields, heading of its table in FORMAT.md, or None: prose)
         let structs = [
             ("Header", HEADER_SIZE, header, Some("## Header (")),
@@ -1765,6 +1770,7 @@ mod tests {
             ("SocketState", size_of::<SocketState>(), socket, Some("#### SocketState (")),
             ("InotifyWatch", size_of::<InotifyWatch>(), inotify, Some("#### InotifyWatch (")),
             ("FileLock", size_of::<FileLock>(), lock, Some("#### FileLock (")),
+            ("MemfdState", size_of::<MemfdState>(), memfd, Some("#### MemfdState (")),
         ];
         for (name, size, fields, heading) in &structs {
             println!("{name} ({size} bytes)");
