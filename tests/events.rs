@@ -288,11 +288,9 @@ fn file_locks_are_taken_again() {
     c.stdin(Stdio::piped());
     let mut holder = spawn("lock holder", &mut c);
     holder.wait_line(Stream::Stdout, |l| l == "held\n", "held");
-    let strict = run_with_input(
-        "restart --strict",
-        &mut command(&exe("restart"), &["--strict", image.to_str().unwrap()], &run),
-        b"go\n",
-    );
+    // (Refused before the program runs: its stdin is never read.)
+    let strict =
+        spawn("restart --strict", &mut command(&exe("restart"), &["--strict", image.to_str().unwrap()], &run)).finish();
     strict.expect_code(1);
     let err = strict.stderr_text();
     assert!(

@@ -15,8 +15,13 @@
 //!   `/memfd:… (deleted)`): otherwise the descriptor is `Lost`;
 //! * a pipe is kept only if both of its ends are open here (same inode on a
 //!   read end and a write end); a pipe to another process is `Lost`;
-//! * sockets, eventfd, epoll, timerfd, signalfd, pidfd, io_uring… (links
-//!   `socket:[…]`, `anon_inode:[…]`) are `Lost`;
+//! * eventfd, timerfd, signalfd, epoll and inotify instances are kept with
+//!   their state (`events.rs`, `inotify.rs`), memfds with their contents
+//!   (`memfd.rs`), UNIX sockets whose peer is in the process with the bytes
+//!   waiting on them (`sockets.rs`), and the locks held through regular
+//!   files are recorded (`locks.rs`);
+//! * other sockets, pidfds, io_uring… (links `socket:[…]`,
+//!   `anon_inode:[…]`) are `Lost`;
 //! * descriptors that share one open file description (dup, dup2, a fork's
 //!   inheritance: same offset and status flags) are found with
 //!   `kcmp(KCMP_FILE)`, and marked in [`Fd`]'s `shared` field as
