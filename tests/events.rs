@@ -156,8 +156,14 @@ fn event_descriptors_as_nobody() {
 /// `run_dir`: checkpointed once its stdout shows a line starting with
 /// `marks[0]`, restarted, checkpointed again at `marks[1]`, and restarted
 /// to its end. The three runs' stdout together must be the uninterrupted
-/// run's, and none may have lost a descriptor.
-fn two_generations(program: &Path, args: &[&str], (run_dir, ref_dir): (&Path, &Path), marks: [&str; 2]) {
+/// run's, and none may have lost a descriptor. Returns the uninterrupted
+/// run and the last restart.
+fn two_generations(
+    program: &Path,
+    args: &[&str],
+    (run_dir, ref_dir): (&Path, &Path),
+    marks: [&str; 2],
+) -> (Outcome, Outcome) {
     let reference = spawn("uninterrupted run", &mut command(program, args, ref_dir)).finish();
     reference.expect_code(0);
     let image = run_dir.join("gen.dat");
@@ -183,6 +189,7 @@ fn two_generations(program: &Path, args: &[&str], (run_dir, ref_dir): (&Path, &P
     let parts: Vec<Vec<u8>> = runs.iter().map(|o| o.stdout()).collect();
     let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
     assert_same("stdout of the three runs", &cat(&parts), &reference.stdout());
+    (reference, runs.pop().unwrap())
 }
 
 /// A program the test needs, or a skip line saying why it is missing.
@@ -212,6 +219,30 @@ fn nodejs_set_interval_and_fs_promises() {
     let args = [script.to_str().unwrap(), "40", "out.txt"];
     two_generations(&node, &args, (&run, &reference), ["tick 8:", "tick 20:"]);
     assert_same("the file it wrote", &read(&run.join("out.txt")), &read(&reference.join("out.txt")));
+}
+
+#[test]
+fn ruby_threads_do_not_busy_poll_after_restart() {
+    let Some(ruby) = tool("/usr/bin/ruby", "ruby") else { return };
+    let dir = TempDir::new("events-ruby");
+    let (run, reference) = subdirs(&dir);
+    let script = root().join("demo/runtimes/tick.rb");
+    let (reference, last) =
+        two_generations(&ruby, &[script.to_str().unwrap(), "60"], (&run, &reference), ["tick 10:", "tick 25:"]);
+    // CPU seconds the script reports at its end ("cpu S" on stderr).
+    let cpu = |o: &Outcome| -> f64 {
+        let line = o.text_lines(Stream::Stderr).into_iter().find(|l| l.starts_with("cpu ")).expect("a cpu line");
+        line[4..].trim().parse().unwrap()
+    };
+    // The last restart runs the last 35 of 60 ticks: with its eventfds
+    // lost, Ruby busy-polls for the whole of them.
+    assert!(
+        cpu(&last) <= 2.0 * cpu(&reference),
+        "the restarted run used {} s of CPU, the uninterrupted one {} s\n{}",
+        cpu(&last),
+        cpu(&reference),
+        last.describe()
+    );
 }
 
 #[test]
