@@ -3,8 +3,8 @@
 //!
 //! Runs inside the capture (raw system calls only, no allocation).
 //!
-//! The peer of a UNIX socket is asked of the kernel's sock_diag netlink
-//! (`UNIX_DIAG_PEER`), by inode. A socket whose peer is among the table's
+//! The peers of UNIX sockets are asked of the kernel's sock_diag netlink
+//! (one dump of the UNIX sockets with `UNIX_DIAG_PEER`). A socket whose peer is among the table's
 //! descriptors is kept (its peer's inode in the `Fd`'s `pipe`); any other
 //! socket (to another process, a listening one, TCP…) stays Lost.
 //!
@@ -22,20 +22,6 @@ use ckpt_sys::{self as sys, Errno};
 use crate::events::Appender;
 use crate::files::Strings;
 
-/// Marks `f` (a socket) as an in-process UNIX socket candidate, with its
-/// peer's inode, if the kernel names one; [`capture`] decides.
-fn describe(f: &mut Fd, diag: &mut Diag) {
-    if ev::getsockopt_int(f.fd, ev::SOL_SOCKET, SO_DOMAIN) != Ok(ev::AF_UNIX) {
-        return;
-    }
-    if let Some(peer) = diag.peer(f.ino) {
-        f.pipe = peer;
-        f.kind = FdKind::Socket as u32;
-    }
-}
-
-const SO_DOMAIN: i32 = 39;
-
 /// Keeps the sockets whose peer is here, and records the messages waiting
 /// on each (once per socket: on its first descriptor).
 pub fn capture(fds: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(), Errno> {
@@ -43,12 +29,7 @@ pub fn capture(fds: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) ->
     if !fds.iter().any(|f| f.kind == FdKind::Lost as u32 && f.mode & sys::S_IFMT == sys::S_IFSOCK) {
         return Ok(());
     }
-    let mut diag = Diag::open();
-    for f in fds.iter_mut() {
-        if f.kind == FdKind::Lost as u32 && f.mode & sys::S_IFMT == sys::S_IFSOCK {
-            describe(f, &mut diag);
-        }
-    }
+    Diag::open().peers(fds, scratch);
     for i in 0..fds.len() {
         if is_socket(&fds[i]) && !fds.iter().any(|g| is_socket(g) && g.ino == fds[i].pipe && g.dev == fds[i].dev) {
             fds[i].kind = FdKind::Lost as u32;
@@ -147,49 +128,75 @@ impl Diag {
         Diag { fd }
     }
 
-    /// The inode of the peer of the UNIX socket of inode `ino`, if it has one.
-    fn peer(&mut self, ino: u64) -> Option<u64> {
-        if self.fd < 0 {
-            return None;
-        }
+    /// Marks each Lost socket of `fds` that is a UNIX socket with a peer
+    /// as a `Socket` candidate, its peer's inode in `pipe` ([`capture`]
+    /// decides): one dump of the UNIX sockets with their peers
+    /// (`UDIAG_SHOW_PEER`), read into `scratch`.
+    fn peers(&self, fds: &mut [Fd], scratch: &mut [u8]) {
         const SOCK_DIAG_BY_FAMILY: u16 = 20;
-        const NLM_F_REQUEST: u16 = 1;
+        const NLM_F_REQUEST_DUMP: u16 = 0x301;
+        const NLMSG_DONE: u16 = 3;
         const UDIAG_SHOW_PEER: u32 = 4;
         const UNIX_DIAG_PEER: u16 = 2;
+        if self.fd < 0 {
+            return;
+        }
         // struct nlmsghdr (16 bytes) + struct unix_diag_req (24 bytes).
         let mut req = [0u8; 40];
         req[0..4].copy_from_slice(&40u32.to_le_bytes());
         req[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_le_bytes());
-        req[6..8].copy_from_slice(&NLM_F_REQUEST.to_le_bytes());
-        req[8..12].copy_from_slice(&(ino as u32).to_le_bytes()); // sequence
+        req[6..8].copy_from_slice(&NLM_F_REQUEST_DUMP.to_le_bytes());
         req[16] = ev::AF_UNIX as u8;
         req[20..24].copy_from_slice(&u32::MAX.to_le_bytes()); // every state
-        req[24..28].copy_from_slice(&(ino as u32).to_le_bytes());
         req[28..32].copy_from_slice(&UDIAG_SHOW_PEER.to_le_bytes());
-        req[32..40].copy_from_slice(&[0xff; 8]); // no cookie
-        ev::send_netlink(self.fd, &req).ok()?;
-        let mut buf = [0u8; 512];
-        let n = ev::recv(self.fd, &mut buf, 0).ok()?;
-        let msg = &buf[..n];
-        // nlmsghdr, then struct unix_diag_msg (16 bytes), then attributes.
-        let ty = u16::from_le_bytes(msg.get(4..6)?.try_into().ok()?);
-        if ty != SOCK_DIAG_BY_FAMILY {
-            return None; // NLMSG_ERROR: no such socket, no unix_diag…
+        if ev::send_netlink(self.fd, &req).is_err() {
+            return;
         }
-        let mut attrs = msg.get(32..)?;
-        while attrs.len() >= 4 {
-            let len = u16::from_le_bytes([attrs[0], attrs[1]]) as usize;
-            let ty = u16::from_le_bytes([attrs[2], attrs[3]]);
-            if len < 4 || len > attrs.len() {
-                return None;
+        loop {
+            let n = match ev::recv(self.fd, scratch, 0) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let mut msgs = &scratch[..n];
+            // Each: nlmsghdr, struct unix_diag_msg (16 bytes: inode at 4),
+            // then attributes.
+            while msgs.len() >= 16 {
+                let len = u32::from_le_bytes([msgs[0], msgs[1], msgs[2], msgs[3]]) as usize;
+                let ty = u16::from_le_bytes([msgs[4], msgs[5]]);
+                if ty == NLMSG_DONE || len < 16 || len > msgs.len() {
+                    return;
+                }
+                if ty == SOCK_DIAG_BY_FAMILY && len >= 32 {
+                    let ino = u32::from_le_bytes([msgs[20], msgs[21], msgs[22], msgs[23]]) as u64;
+                    if let Some(peer) = attribute(&msgs[32..len], UNIX_DIAG_PEER) {
+                        for f in fds.iter_mut().filter(|f| f.ino == ino && f.kind == FdKind::Lost as u32) {
+                            if f.mode & sys::S_IFMT == sys::S_IFSOCK {
+                                f.pipe = peer as u64;
+                                f.kind = FdKind::Socket as u32;
+                            }
+                        }
+                    }
+                }
+                msgs = msgs.get((len + 3) & !3..).unwrap_or(&[]);
             }
-            if ty == UNIX_DIAG_PEER && len >= 8 {
-                return Some(u32::from_le_bytes(attrs[4..8].try_into().ok()?) as u64);
-            }
-            attrs = attrs.get((len + 3) & !3..).unwrap_or(&[]);
         }
-        None
     }
+}
+
+/// The u32 value of netlink attribute `want` among `attrs`.
+fn attribute(mut attrs: &[u8], want: u16) -> Option<u32> {
+    while attrs.len() >= 4 {
+        let len = u16::from_le_bytes([attrs[0], attrs[1]]) as usize;
+        let ty = u16::from_le_bytes([attrs[2], attrs[3]]);
+        if len < 4 || len > attrs.len() {
+            return None;
+        }
+        if ty == want && len >= 8 {
+            return Some(u32::from_le_bytes([attrs[4], attrs[5], attrs[6], attrs[7]]));
+        }
+        attrs = attrs.get((len + 3) & !3..).unwrap_or(&[]);
+    }
+    None
 }
 
 impl Drop for Diag {
