@@ -258,6 +258,7 @@ fn go_goroutines_and_ticker_with_cgo() {
         .current_dir(root().join("demo/runtimes/go-ticker"))
         .env("CGO_ENABLED", "1")
         .env("GOCACHE", &cache)
+        .env("GOPATH", root().join("target/go-path"))
         .env("GOFLAGS", "-mod=mod")
         .env("GOTOOLCHAIN", "local")
         .output()
