@@ -268,6 +268,26 @@ fn go_goroutines_and_ticker_with_cgo() {
 }
 
 #[test]
+fn glib_main_loop_with_thread_pool_and_socketpair() {
+    // In place of tokio (its crates cannot be built here offline): a C
+    // program on GLib's main loop, built against the system's GLib.
+    let flags = Command::new("pkg-config").args(["--cflags", "--libs", "glib-2.0"]).output();
+    let Some(flags) = flags.ok().filter(|o| o.status.success()) else {
+        println!("skip: pkg-config or glib-2.0 not found (Debian packages pkg-config, libglib2.0-dev; .ci/run installs them)");
+        return;
+    };
+    let dir = TempDir::new("events-glib");
+    let (run, reference) = subdirs(&dir);
+    let bin = dir.join("glib-loop");
+    let source = root().join("demo/runtimes/glib-loop.c");
+    let mut args = vec!["-O2".to_string(), "-o".into(), bin.to_str().unwrap().into(), source.to_str().unwrap().into()];
+    args.extend(String::from_utf8(flags.stdout).unwrap().split_whitespace().map(String::from));
+    let build = Command::new("gcc").args(&args).output().unwrap();
+    assert!(build.status.success(), "gcc: {}", String::from_utf8_lossy(&build.stderr));
+    two_generations(&bin, &["40"], (&run, &reference), ["job 8:", "job 20:"]);
+}
+
+#[test]
 fn ckpt_strict_refuses_an_image_that_would_lose_a_socket() {
     // files-socket holds a listening TCP socket (fd 12) among a socketpair,
     // an eventfd and a file, which can all be restored.
