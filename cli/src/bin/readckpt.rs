@@ -1028,6 +1028,7 @@ fn json_fd(m: &Meta, f: &Fd) -> String {
         ("offset", f.offset.to_string()),
         ("path", jstr(m.string(f.path).unwrap_or_default())),
         ("data_len", f.data.len.to_string()),
+        ("state", jstr(f.kind().and_then(|k| event_state(m, f, k)).unwrap_or_default().as_bytes())),
         ("pipe", f.pipe.to_string()),
         ("size", f.size.to_string()),
         ("dev", f.dev.to_string()),
