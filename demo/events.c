@@ -14,6 +14,7 @@
  *      watch-c (IN_CREATE | IN_ONESHOT); watch 1 (watch-a) was removed
  *   25 memfd "ckpt-demo", 4096 bytes starting "memfd contents", sealed
  *      against shrinking and growing, mapped shared once; offset 6
+ *   a POSIX semaphore (sem_open, /dev/shm/sem.ckpt-events-PID), value 2
  * Says "events: ready" on stderr and waits for a line on stdin (the
  * checkpoint comes then); then prints the state of each, the same whether
  * or not a checkpoint and restart happened in between. */
@@ -28,6 +29,7 @@
 #include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/mman.h>
+#include <semaphore.h>
 #include <sys/stat.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -163,6 +165,12 @@ int main(void) {
         return 1;
     lseek(25, 6, SEEK_SET);
 
+    char sem_name[64];
+    snprintf(sem_name, sizeof sem_name, "/ckpt-events-%d", (int)getpid());
+    sem_t *sem = sem_open(sem_name, O_CREAT | O_EXCL, 0600, 3);
+    if (sem == SEM_FAILED || sem_wait(sem) != 0)
+        return 1;
+
     /* Let the 1 ms timer expire. */
     struct timespec ms2 = {0, 2000000};
     nanosleep(&ms2, NULL);
@@ -232,6 +240,19 @@ int main(void) {
     r = pread(25, mbuf, 15, 100);
     printf("memfd: the mapping %s the file; %s\n", strcmp(mbuf, "through the map") == 0 ? "reaches" : "DOES NOT reach",
            ftruncate(25, 100) != 0 && errno == EPERM ? "cannot shrink" : "WRONG: shrinks");
+    /* The semaphore still is its file: a second mapping of the file sees
+       what the first one does. */
+    sem_post(sem);
+    char sem_path[80];
+    snprintf(sem_path, sizeof sem_path, "/dev/shm/sem.%s", sem_name + 1);
+    int sfd = open(sem_path, O_RDWR);
+    sem_t *again = sfd < 0 ? MAP_FAILED : mmap(NULL, sizeof(sem_t), PROT_READ | PROT_WRITE, MAP_SHARED, sfd, 0);
+    int v1 = -1, v2 = -1;
+    sem_getvalue(sem, &v1);
+    if (again != MAP_FAILED)
+        sem_getvalue(again, &v2);
+    printf("semaphore: %d, through its file %d\n", v1, v2);
+    sem_unlink(sem_name);
     printf("events: done\n");
     return 0;
 }

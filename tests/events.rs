@@ -133,6 +133,7 @@ fn events_case(who: &As, dir: &TempDir) {
         "inotify: watch 2 mask 0x100 name \"new\"\n",
         "memfd: seals 0x6, size 4096, read at 6: \"contents\"\n",
         "memfd: the mapping reaches the file; cannot shrink\n",
+        "semaphore: 3, through its file 3\n",
     ] {
         assert!(out.contains(want), "missing {want:?}\n{}", second.describe());
     }

@@ -336,6 +336,10 @@ impl Builder<'_> {
         if kind == RegionKind::Stack {
             flags |= REGION_GROWSDOWN;
         }
+        // A sem_open semaphore's mapping: under the name its file has now.
+        let mut live = [0u8; 512];
+        let renamed = if m.shared { crate::shm::live_path(m.name, m.inode, &mut live) } else { None };
+        let m = &Mapping { name: renamed.unwrap_or(m.name), ..*m };
         let path = self.string(m.name)?;
         let first_extent = self.n_extents;
         if !kind.is_vdso() && kind != RegionKind::Workspace {

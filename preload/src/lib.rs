@@ -33,6 +33,7 @@ mod memfd;
 mod msg;
 mod process;
 mod procfs;
+mod shm;
 mod sockets;
 mod threads;
 mod workspace;
