@@ -2,7 +2,8 @@
  * its own eventfd wakeups and poll) with a timeout source every 30 ms, a
  * socketpair watched with a GIOChannel, and a GThreadPool of 2 workers.
  * Each tick hands a job to the pool; the worker computes and writes a line
- * into the socketpair; the loop's watch reads it and prints it. After N
+ * into the socketpair (in job order, whichever worker finishes first);
+ * the loop's watch reads it and prints it. After N
  * lines the loop quits. Built by the events test (it needs libglib2.0-dev). */
 #include <glib.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@ static int n, done_lines;
 static GMainLoop *loop;
 static GThreadPool *pool;
 static GMutex write_lock;
+static GCond turn;
+static long next_job = 1;
 
 static void work(gpointer data, gpointer user) {
     (void)user;
@@ -25,8 +28,12 @@ static void work(gpointer data, gpointer user) {
     char line[64];
     int len = snprintf(line, sizeof line, "job %ld: %lu\n", i, sum);
     g_mutex_lock(&write_lock);
+    while (next_job != i)
+        g_cond_wait(&turn, &write_lock);
     if (write(sv[1], line, len) != len)
         perror("write");
+    next_job++;
+    g_cond_broadcast(&turn);
     g_mutex_unlock(&write_lock);
 }
 
