@@ -236,9 +236,11 @@ fn ruby_threads_do_not_busy_poll_after_restart() {
         line[4..].trim().parse().unwrap()
     };
     // The last restart runs the last 35 of 60 ticks: with its eventfds
-    // lost, Ruby busy-polls for the whole of them.
+    // lost, Ruby busy-polls for the whole of them (1.2 s of CPU where the
+    // whole uninterrupted run takes 0.04 s). The restart's own work
+    // (reading and checking the image) is allowed 0.1 s more.
     assert!(
-        cpu(&last) <= 2.0 * cpu(&reference),
+        cpu(&last) <= 2.0 * cpu(&reference) + 0.1,
         "the restarted run used {} s of CPU, the uninterrupted one {} s\n{}",
         cpu(&last),
         cpu(&reference),
