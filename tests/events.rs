@@ -298,25 +298,33 @@ fn ckpt_strict_refuses_an_image_that_would_lose_a_socket() {
     let prog = demo("files-socket");
     let reference = run_with_input("uninterrupted run", &mut command(&prog, &[], &dir.path), b"go\n");
     reference.expect_code(0);
+    let (refusal, o) = strict_refusal(&prog, &dir, "files-socket: ready\n");
+    assert!(
+        refusal.starts_with("ckpt: checkpoint failed: fd 12 (socket:[") && refusal.contains("--strict"),
+        "{refusal}"
+    );
+    assert_same("stdout", &o.stdout(), &reference.stdout());
+}
+
+/// `ckpt --strict PROGRAM` checkpointed once it says `ready`: the
+/// checkpoint must fail with one line, write no image, and the program go
+/// on to its end (given a line on stdin). Returns that line and the run.
+fn strict_refusal(prog: &Path, dir: &TempDir, ready: &str) -> (String, Outcome) {
     let image = dir.join("strict.dat");
     let mut c = command(&exe("ckpt"), &["--strict", "-o", image.to_str().unwrap(), prog.to_str().unwrap()], &dir.path);
     c.stdin(Stdio::piped());
     let mut run = spawn("ckpt --strict", &mut c);
-    run.wait_line(Stream::Stderr, |l| l == "files-socket: ready\n", "files-socket: ready");
+    run.wait_line(Stream::Stderr, |l| l == ready, ready);
     run.checkpoint();
     let refusal = run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt:"), "the refusal").text();
     run.write_stdin(b"go\n");
     run.close_stdin();
     let o = run.finish();
     o.expect_code(0);
-    assert!(
-        refusal.starts_with("ckpt: checkpoint failed: fd 12 (socket:[") && refusal.contains("--strict"),
-        "{refusal}"
-    );
     let said: Vec<String> = o.text_lines(Stream::Stderr).into_iter().filter(|l| l.starts_with("ckpt:")).collect();
-    assert_eq!(said, vec![refusal], "one line, naming the socket\n{}", o.describe());
+    assert_eq!(said, vec![refusal.clone()], "one line\n{}", o.describe());
     assert!(!image.exists(), "no image is written");
-    assert_same("stdout", &o.stdout(), &reference.stdout());
+    (refusal, o)
 }
 
 #[test]
@@ -365,4 +373,29 @@ fn file_locks_are_taken_again() {
     );
     holder.close_stdin();
     holder.finish().expect_code(0);
+}
+
+#[test]
+fn epoll_registration_of_a_file_no_descriptor_holds() {
+    // Named at checkpoint and at restart (the program goes on without it);
+    // with ckpt --strict the checkpoint fails, naming the epoll.
+    let dir = TempDir::new("events-orphan");
+    let prog = demo("epoll-orphan");
+    let image = dir.join("orphan.dat");
+    let first = checkpointed_when_ready(&mut As::me().ckpt(&image, &prog, &[], &dir.path), "epoll-orphan: ready\n");
+    let warned = lines_starting(&first, Stream::Stderr, "ckpt: warning");
+    assert!(
+        warned.len() == 1
+            && warned[0].contains("fd 6 (epoll): its registration of fd 5 is of a file no descriptor holds"),
+        "{}",
+        first.describe()
+    );
+    let second = run_with_input("restart", &mut As::me().restart(&image, &dir.path), b"go\n");
+    second.expect_code(0);
+    let warned = lines_starting(&second, Stream::Stderr, "restart: warning");
+    assert!(warned.len() == 1 && warned[0].contains("the registration of fd 5 was dropped"), "{}", second.describe());
+    assert_eq!(second.stdout_text(), "epoll_wait: 0\n");
+
+    let (refusal, _) = strict_refusal(&prog, &dir, "epoll-orphan: ready\n");
+    assert!(refusal.starts_with("ckpt: checkpoint failed: fd 6 (anon_inode:[eventpoll])"), "{refusal}");
 }

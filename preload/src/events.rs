@@ -157,12 +157,15 @@ pub fn capture_epolls(fds: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [
         }
         let epfd = fds[i].fd;
         let mut list = Appender::default();
-        let mut failed = None;
+        let (mut failed, mut orphan) = (None, None);
         fdinfo::for_each_line(epfd, scratch, |line| {
             if failed.is_some() || !line.starts_with(b"tfd:") {
                 return;
             }
             let Some(t) = parse_target(line, epfd, fds) else { return };
+            if t.fd < 0 {
+                orphan = Some(t.tfd);
+            }
             if let Err(e) = list.add(strings, bytes_of(&t)) {
                 failed = Some(e);
             }
@@ -171,8 +174,31 @@ pub fn capture_epolls(fds: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [
             return Err(e);
         }
         fds[i].data = list.whole;
+        if let Some(tfd) = orphan {
+            warn_orphan(&mut fds[i], tfd);
+        }
     }
     Ok(())
+}
+
+/// A registration whose file no descriptor of the process holds (it was
+/// passed away, or is held by a mapping): it cannot be added again. Named
+/// on stderr; with `--strict` the epoll counts as lost (the checkpoint
+/// fails, naming it).
+fn warn_orphan(f: &mut Fd, tfd: i32) {
+    if crate::config::get().strict {
+        f.kind = FdKind::Lost as u32;
+        return;
+    }
+    let mut l = crate::msg::Line::new();
+    let _ = core::fmt::Write::write_fmt(
+        &mut l,
+        format_args!(
+            "ckpt: warning: fd {} (epoll): its registration of fd {tfd} is of a file no descriptor holds; it will be dropped at restart",
+            f.fd
+        ),
+    );
+    l.emit();
 }
 
 /// One `tfd:` line, its file found in the table.
