@@ -8,6 +8,7 @@
  *   16 epoll: 10 (EPOLLET, data 0xa), 13 (0xd), 15 (0xf), 20 (EPOLLONESHOT,
  *      0x14), and 11 registered as fd 18, since closed (0x12)
  *   17 epoll watching epoll 16 (data 0x10)
+ *   26 a dup of epoll 16; 27 an epoll watching it through 26 (data 0x1a)
  *   20/21 stream socketpair: "hello" waiting on 20, "world!" on 21
  *   22/23 datagram socketpair: "one", "two2", "three33" waiting on 22
  *   24 inotify, non-blocking: watch 2 on watch-b (IN_CREATE), watch 3 on
@@ -138,6 +139,9 @@ int main(void) {
     at(epoll_create1(EPOLL_CLOEXEC), 17);
     add(17, 16, EPOLLIN, 0x10);
     fcntl(17, F_SETFD, FD_CLOEXEC);
+    at(dup(16), 26);
+    at(epoll_create1(0), 27);
+    add(27, 26, EPOLLIN, 0x1a);
 
     const char *dirs[] = {"watch-a", "watch-b", "watch-c"};
     for (int i = 0; i < 3; i++) {
@@ -183,6 +187,7 @@ int main(void) {
     printf("fd 10 flags: %s%s\n", fcntl(10, F_GETFL) & O_NONBLOCK ? "nonblock" : "block",
            fcntl(17, F_GETFD) & FD_CLOEXEC ? ", fd 17 cloexec" : "");
     wait_list(17, "epoll 17");
+    wait_list(27, "epoll 27");
     wait_list(16, "epoll 16");
     wait_list(16, "epoll 16 again");
     uint64_t v = 0;

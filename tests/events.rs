@@ -115,6 +115,7 @@ fn events_case(who: &As, dir: &TempDir) {
     for want in [
         "fd 10 flags: nonblock, fd 17 cloexec\n",
         "epoll 17: 0x10(in)\n",
+        "epoll 27: 0x1a(in)\n",
         "epoll 16: 0xa(in) 0xd(in) 0xf(in) 0x12(in) 0x14(in)\n",
         "epoll 16 again: 0xd(in) 0xf(in) 0x12(in)\n",
         "eventfd 10 read 8: 1\n",

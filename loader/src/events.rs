@@ -125,7 +125,10 @@ pub fn restore_epolls(meta: &Meta, opts: &Options, out: &Out) {
             left = true;
             let f = meta.fd(i);
             // Epolls this one watches come first.
-            let waits = targets(meta, &f).any(|t| index_of(meta, t.fd).is_some_and(|k| k != i && pending(k)));
+            // (A dup of an epoll is placed once the epoll it shares is.)
+            let source = |k: usize| files::shared_with(meta, k, &meta.fd(k)).unwrap_or(k);
+            let waits =
+                targets(meta, &f).any(|t| index_of(meta, t.fd).is_some_and(|k| source(k) != i && pending(source(k))));
             if !waits {
                 restore_epoll(meta, i, &f, out);
                 progress = true;
@@ -184,7 +187,7 @@ fn restore_epoll(meta: &Meta, i: usize, f: &Fd, out: &Out) {
     };
     let mut added = 0;
     for t in targets(meta, f) {
-        match add(meta, ep, &t) {
+        match add(meta, ep, &t, out) {
             Ok(()) => added += 1,
             Err(why) => out.warn(meta, f, format_args!(": the registration of fd {} was dropped: {why}", t.tfd)),
         }
@@ -198,8 +201,13 @@ fn restore_epoll(meta: &Meta, i: usize, f: &Fd, out: &Out) {
 }
 
 /// Adds one registration to the new epoll `ep`.
-fn add(meta: &Meta, ep: i32, t: &EpollTarget) -> Result<(), &'static str> {
+fn add(meta: &Meta, ep: i32, t: &EpollTarget, out: &Out) -> Result<(), &'static str> {
     let k = index_of(meta, t.fd).ok_or("its file was closed")?;
+    let target = meta.fd(k);
+    if !files::placed(k) && files::shared_with(meta, k, &target).is_some_and(files::placed) {
+        // A dup of an epoll placed already: it goes in place now.
+        files::restore_shared(meta, k, &target, out);
+    }
     let placed = files::placed(k) || (0..=2).contains(&t.fd);
     if !placed {
         return Err("its file was not restored");
