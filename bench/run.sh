@@ -168,6 +168,16 @@ hello_checkpoint() {
     SIZE=$(stat -c %s "$img")
 }
 
+# wait_for_line REGEX FILE: until a line of FILE matches (30 s at most).
+wait_for_line() {
+    local w
+    for ((w = 0; w < 3000; w++)); do
+        grep -q "$1" "$2" 2>/dev/null && return 0
+        sleep 0.01
+    done
+    return 1
+}
+
 # threads_checkpoint N: checkpoints threads-count with N threads (small
 # memory) once it is running; sets PRE_MS (the preload's own time, from the
 # signal to the image written) and CK_MS (kill -USR2 to exit).
@@ -177,11 +187,7 @@ threads_checkpoint() {
     ./ckpt -o "$img" demo/bin/threads-count "$n" 100000 >/dev/null 2>"$T/thr.err" &
     local pid=$!
     PIDS+=("$pid")
-    for ((w = 0; w < 3000; w++)); do
-        grep -q '^round 20$' "$T/thr.err" 2>/dev/null && break
-        sleep 0.01
-    done
-    grep -q '^round 20$' "$T/thr.err" || die "threads-count $n did not start: $(cat "$T/thr.err")"
+    wait_for_line '^round 20$' "$T/thr.err" || die "threads-count $n did not start: $(cat "$T/thr.err")"
     t0=$EPOCHREALTIME
     kill -USR2 "$pid"
     wait "$pid" || st=$?
@@ -189,6 +195,22 @@ threads_checkpoint() {
     [[ $st == 99 ]] || die "checkpoint of threads-count $n exited with status $st: $(cat "$T/thr.err")"
     CK_MS=$(ms_between "$t0" "$t1")
     PRE_MS=$(preload_time "$T/thr.err")
+}
+
+# events_checkpoint ARGS...: checkpoints events-many ARGS once it is ready;
+# sets PRE_MS (the preload's own time).
+events_checkpoint() {
+    local img=$T/events.dat st=0
+    rm -f "$img" "$T/events.fifo" "$T/ev.err"
+    mkfifo "$T/events.fifo"
+    ./ckpt -o "$img" demo/bin/events-many "$@" <>"$T/events.fifo" >/dev/null 2>"$T/ev.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_for_line '^events-many: ready$' "$T/ev.err" || die "events-many $* did not start: $(cat "$T/ev.err")"
+    kill -USR2 "$pid"
+    wait "$pid" || st=$?
+    [[ $st == 99 ]] || die "checkpoint of events-many $* exited with status $st: $(cat "$T/ev.err")"
+    PRE_MS=$(preload_time "$T/ev.err")
 }
 
 echo "ckpt benchmark: $(nproc) CPUs, $(uname -r), images and baselines in $T ($(df -PT "$T" | awk 'NR == 2 { print $2 " on " $1 }'))"
@@ -234,6 +256,21 @@ for n in 1 8 64; do
     TH_CK[$n]=$(median "${ck[@]}")
 done
 TH_EXTRA=$(awk -v a="${TH_PRE[64]}" -v b="${TH_PRE[1]}" 'BEGIN { printf "%.1f", a - b }')
+
+# Event loops: 1000 epoll registrations (of socketpair ends, or of eventfds)
+# and 100 timerfds, against the same program with none.
+declare -A EV_PRE
+for c in "0 0" "1000 100 socket" "1000 100 eventfd"; do
+    pre=()
+    for ((i = 0; i < REPS; i++)); do
+        # shellcheck disable=SC2086
+        events_checkpoint $c
+        pre+=("$PRE_MS")
+    done
+    EV_PRE[$c]=$(median "${pre[@]}")
+done
+EV_SOCK=$(awk -v a="${EV_PRE[1000 100 socket]}" -v b="${EV_PRE[0 0]}" 'BEGIN { printf "%.1f", a - b }')
+EV_EFD=$(awk -v a="${EV_PRE[1000 100 eventfd]}" -v b="${EV_PRE[0 0]}" 'BEGIN { printf "%.1f", a - b }')
 
 # What --portable costs: cpu-dispatch (memcpy, memmove, strlen... in a loop)
 # run whole under ckpt natively and held to x86-64-v2 and -v3, the three
@@ -282,6 +319,9 @@ for n in 1 8 64; do
     row "threads-count $n threads: signal -> image, ms" "${TH_PRE[$n]}" "" "" "" ""
 done
 row "  64 threads beyond 1 thread, ms" "$TH_EXTRA" "" "" "<5" "$(verdict "$TH_EXTRA" 5)"
+row "events-many: signal -> image, ms" "${EV_PRE[0 0]}" "" "" "" ""
+row "  1000 socket regs + 100 timerfds beyond none" "$EV_SOCK" "" "" "<20" "$(verdict "$EV_SOCK" 20)"
+row "  1000 eventfd regs + 100 timerfds beyond none" "$EV_EFD" "" "" "" ""
 row "cpu-dispatch 40 (string functions), ms" "" "" "" "" ""
 row "  --portable=x86-64-v2 vs native" "$P_V2" "$P_NATIVE" "$(ratio "$P_V2" "$P_NATIVE")" "" ""
 row "  --portable=x86-64-v3 vs native" "$P_V3" "$P_NATIVE" "$(ratio "$P_V3" "$P_NATIVE")" "" ""

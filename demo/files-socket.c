@@ -1,9 +1,10 @@
-/* files-socket: descriptors that cannot be restored. A socket pair (10,
- * 11), a listening TCP socket on 127.0.0.1 (12), an eventfd (13), and a
- * plain file that can (14, "keep" in the working directory). It describes
- * them, says "files-socket: ready" on stderr, waits for a line on stdin
- * (the checkpoint comes then), and describes them again: after a restart
- * the lost ones are /dev/null (character device 1:3). */
+/* files-socket: a descriptor that cannot be restored among ones that can.
+ * A socket pair (10, 11: restored), a listening TCP socket on 127.0.0.1
+ * (12: cannot be), an eventfd (13: restored), and a plain file (14, "keep"
+ * in the working directory). It describes them, says "files-socket: ready"
+ * on stderr, waits for a line on stdin (the checkpoint comes then), and
+ * describes them again: after a restart the lost one is /dev/null
+ * (character device 1:3). */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>

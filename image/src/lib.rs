@@ -25,6 +25,7 @@
 
 use core::mem::size_of;
 
+pub mod events;
 pub mod exercise;
 pub mod maps;
 pub mod signals;
@@ -471,9 +472,27 @@ pub enum FdKind {
     PipeWrite = 4,
     /// A named pipe (FIFO), reopened by path.
     Fifo = 5,
-    /// Not restorable: a socket, a pipe to another process, an eventfd…
-    /// Comes back as /dev/null, with a warning at checkpoint and restart.
+    /// Not restorable: a socket to another process, a pipe to another
+    /// process, an io_uring… Comes back as /dev/null, with a warning at
+    /// checkpoint and restart.
     Lost = 6,
+    /// An eventfd: `data` holds an [`events::EventFdState`].
+    EventFd = 7,
+    /// A timerfd: `data` holds an [`events::TimerFdState`].
+    TimerFd = 8,
+    /// A signalfd: `data` holds an [`events::SignalFdState`].
+    SignalFd = 9,
+    /// An epoll instance: `data` holds its interest list, an array of
+    /// [`events::EpollTarget`].
+    Epoll = 10,
+    /// A UNIX socket whose peer is in the process too (a socketpair):
+    /// `data` holds an [`events::SocketState`] and the bytes waiting on it.
+    Socket = 11,
+    /// An inotify instance: `data` holds its watches, an array of
+    /// [`events::InotifyWatch`].
+    Inotify = 12,
+    /// A memfd: `data` holds an [`events::MemfdState`] and its contents.
+    Memfd = 13,
 }
 
 impl FdKind {
@@ -486,6 +505,13 @@ impl FdKind {
             4 => Self::PipeWrite,
             5 => Self::Fifo,
             6 => Self::Lost,
+            7 => Self::EventFd,
+            8 => Self::TimerFd,
+            9 => Self::SignalFd,
+            10 => Self::Epoll,
+            11 => Self::Socket,
+            12 => Self::Inotify,
+            13 => Self::Memfd,
             _ => return None,
         })
     }
@@ -498,6 +524,13 @@ impl FdKind {
             Self::PipeWrite => "pipe-w",
             Self::Fifo => "fifo",
             Self::Lost => "lost",
+            Self::EventFd => "eventfd",
+            Self::TimerFd => "timerfd",
+            Self::SignalFd => "signalfd",
+            Self::Epoll => "epoll",
+            Self::Socket => "socket",
+            Self::Inotify => "inotify",
+            Self::Memfd => "memfd",
         }
     }
 }
@@ -555,7 +588,8 @@ pub struct Fd {
     pub pipe: u64,
     /// What `/proc/self/fd/N` names (a path, `pipe:[…]`, `socket:[…]`).
     pub path: StrRef,
-    /// Pipes (read end): the bytes that were in the pipe.
+    /// Pipes (read end): the bytes that were in the pipe; event
+    /// descriptors and sockets: their state record (`events`).
     pub data: StrRef,
 }
 unsafe impl Pod for Fd {}
@@ -902,14 +936,18 @@ impl<'a> Meta<'a> {
         let mut prev_fd = -1;
         for f in self.fds() {
             // Sorted by number, no duplicates; a real access mode; bytes
-            // only for the read end of a pipe.
+            // only for the read end of a pipe, a state record of the
+            // right size for the kinds that have one.
             let kind = f.kind().ok_or(Error::BadFd)?;
-            if f.fd <= prev_fd || f.flags & 3 == 3 || (f.data.len != 0 && kind != FdKind::PipeRead) {
+            if f.fd <= prev_fd || f.flags & 3 == 3 {
                 return Err(Error::BadFd);
             }
             prev_fd = f.fd;
             self.string(f.path).ok_or(Error::BadString)?;
-            self.string(f.data).ok_or(Error::BadString)?;
+            let data = self.string(f.data).ok_or(Error::BadString)?;
+            if !events::data_fits(kind, data) {
+                return Err(Error::BadFd);
+            }
         }
         for s in [h.cmdline, h.cwd, h.exe] {
             self.string(s).ok_or(Error::BadString)?;

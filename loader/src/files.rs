@@ -52,6 +52,7 @@ use ckpt_sys::{self as sys, msg::Line, Errno};
 
 use crate::args::Options;
 use crate::fail::Fail;
+use crate::{events, locks, sockets};
 
 const PATH_MAX: usize = 4096;
 /// Largest amount of pipe data written back (the kernel's largest pipe).
@@ -120,22 +121,22 @@ fn set_verdict(i: usize, v: Verdict) {
 }
 
 /// Whether entry `i` was dealt with (placed, or given /dev/null, or left).
-fn done(i: usize) -> bool {
+pub(crate) fn done(i: usize) -> bool {
     table().done.get(i).is_some_and(|&d| d != 0)
 }
 
 /// Whether entry `i` is in place as what it was (its file, its pipe).
-fn placed(i: usize) -> bool {
+pub(crate) fn placed(i: usize) -> bool {
     table().done.get(i).is_some_and(|&d| d == 2)
 }
 
-fn set_done(i: usize) {
+pub(crate) fn set_done(i: usize) {
     if let Some(slot) = table().done.get_mut(i) {
         *slot = 1;
     }
 }
 
-fn set_placed(i: usize) {
+pub(crate) fn set_placed(i: usize) {
     if let Some(slot) = table().done.get_mut(i) {
         *slot = 2;
     }
@@ -185,12 +186,12 @@ fn pipe_ends(i: usize) -> impl Iterator<Item = usize> {
 /// The entry that `f` (entry `i`) shares its open file description with:
 /// an earlier entry, of the same kind (the capture keeps it, as k+1, in the
 /// `shared` field of [`Fd`]; 0: none).
-fn shared_with(meta: &Meta, i: usize, f: &Fd) -> Option<usize> {
+pub(crate) fn shared_with(meta: &Meta, i: usize, f: &Fd) -> Option<usize> {
     let k = (f.shared as usize).checked_sub(1)?;
     (k < i && meta.fd(k).kind == f.kind && !is_pipe(f)).then_some(k)
 }
 
-fn kind(f: &Fd) -> FdKind {
+pub(crate) fn kind(f: &Fd) -> FdKind {
     f.kind().unwrap_or(FdKind::Lost)
 }
 
@@ -233,12 +234,12 @@ pub fn note_stdio(meta: &Meta) {
 
 /// Whether the entry is restored at all: stdin, stdout and stderr only
 /// with `--keep-stdio`.
-fn wanted(f: &Fd, opts: &Options) -> bool {
+pub(crate) fn wanted(f: &Fd, opts: &Options) -> bool {
     f.fd >= 0 && (opts.keep_stdio || !is_stdio(f))
 }
 
 /// The saved path of `f`, NUL-terminated in `buf`, if it is one.
-fn c_path<'b>(meta: &Meta, f: &Fd, buf: &'b mut [u8; PATH_MAX + 1]) -> Option<&'b CStr> {
+pub(crate) fn c_path<'b>(meta: &Meta, f: &Fd, buf: &'b mut [u8; PATH_MAX + 1]) -> Option<&'b CStr> {
     let p = meta.string(f.path)?;
     if p.is_empty() || p.len() > PATH_MAX || p[0] != b'/' || p.contains(&0) {
         return None;
@@ -281,7 +282,7 @@ fn problem(meta: &Meta, f: &Fd) -> Option<Problem> {
     if k == FdKind::Lost {
         return Some(Problem::Lost);
     }
-    if matches!(k, FdKind::PipeRead | FdKind::PipeWrite) {
+    if matches!(k, FdKind::PipeRead | FdKind::PipeWrite | FdKind::Socket) || events::handles(k) {
         return None;
     }
     let mut buf = [0u8; PATH_MAX + 1];
@@ -386,6 +387,7 @@ pub fn check(meta: &Meta, opts: &Options) -> Result<(), Fail> {
         if !wanted(&f, opts) {
             continue;
         }
+        locks::check(meta, &f, opts)?;
         let Some(p) = problem(meta, &f) else { continue };
         let keep_own = is_stdio(&f) && p.is_fatal();
         let mut l = Line::new();
@@ -425,7 +427,7 @@ pub fn check(meta: &Meta, opts: &Options) -> Result<(), Fail> {
 
 /// Where restore's messages go: restart's own stderr, even once the
 /// program's is in place.
-struct Out {
+pub(crate) struct Out {
     fd: i32,
     verbose: bool,
 }
@@ -436,7 +438,7 @@ impl Out {
         let _ = sys::write_all(self.fd, l.as_bytes());
     }
 
-    fn warn(&self, meta: &Meta, f: &Fd, what: core::fmt::Arguments) {
+    pub(crate) fn warn(&self, meta: &Meta, f: &Fd, what: core::fmt::Arguments) {
         let mut l = Line::new();
         l.push(b"restart: warning: ");
         head(&mut l, meta, f);
@@ -444,7 +446,7 @@ impl Out {
         self.emit(&mut l);
     }
 
-    fn verbose(&self, meta: &Meta, f: &Fd, what: core::fmt::Arguments) {
+    pub(crate) fn verbose(&self, meta: &Meta, f: &Fd, what: core::fmt::Arguments) {
         if self.verbose {
             let mut l = Line::new();
             l.push(b"restart: ");
@@ -481,6 +483,8 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
             }
             if is_pipe(&f) {
                 restore_pipe(meta, opts, i, &out);
+            } else if sockets::is_socket(&f) {
+                sockets::restore_pair(meta, opts, i, &out);
             } else {
                 restore_one(meta, i, &f, &out);
             }
@@ -492,27 +496,35 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
         if !wanted(&f, opts) || done(i) {
             continue;
         }
-        match shared_with(meta, i, &f) {
-            Some(k) if placed(k) && verdict(i) != Verdict::Null => {
-                let src = meta.fd(k).fd;
-                match sys::dup3(src, f.fd, cloexec(&f)) {
-                    Ok(_) => {
-                        set_placed(i);
-                        out.verbose(meta, &f, format_args!(": shares fd {src}'s open file"));
-                    }
-                    Err(e) => {
-                        out.warn(meta, &f, format_args!(": cannot share fd {src}'s open file: {}", sys::errno_text(e)));
-                        restore_one(meta, i, &f, &out);
-                    }
-                }
-            }
-            _ => restore_one(meta, i, &f, &out),
-        }
+        restore_shared(meta, i, &f, &out);
     }
+    // Epolls last: after everything they watch.
+    events::restore_epolls(meta, opts, &out);
     if let Some(fd) = err_copy {
         sys::close(fd);
     }
     Ok(())
+}
+
+/// Makes entry `i` share the open file of the entry it shares with, if
+/// that one is in place; else restores it on its own.
+pub(crate) fn restore_shared(meta: &Meta, i: usize, f: &Fd, out: &Out) {
+    match shared_with(meta, i, f) {
+        Some(k) if placed(k) && verdict(i) != Verdict::Null => {
+            let src = meta.fd(k).fd;
+            match sys::dup3(src, f.fd, cloexec(f)) {
+                Ok(_) => {
+                    set_placed(i);
+                    out.verbose(meta, f, format_args!(": shares fd {src}'s open file"));
+                }
+                Err(e) => {
+                    out.warn(meta, f, format_args!(": cannot share fd {src}'s open file: {}", sys::errno_text(e)));
+                    restore_one(meta, i, f, out);
+                }
+            }
+        }
+        _ => restore_one(meta, i, f, out),
+    }
 }
 
 /// Raises the soft limit on descriptors to `need` if it is lower (up to the
@@ -535,7 +547,7 @@ fn cloexec(f: &Fd) -> i32 {
 }
 
 /// Puts `tmp` at `f`'s number (closing `tmp`), with `f`'s FD_CLOEXEC.
-fn place(tmp: i32, f: &Fd) -> Result<(), Errno> {
+pub(crate) fn place(tmp: i32, f: &Fd) -> Result<(), Errno> {
     if tmp == f.fd {
         return sys::fcntl(tmp, sys::F_SETFD, (f.fd_flags as i32 & sys::FD_CLOEXEC) as u64).map(drop);
     }
@@ -546,8 +558,11 @@ fn place(tmp: i32, f: &Fd) -> Result<(), Errno> {
 
 /// Reopens one descriptor by path (or /dev/null in its place).
 fn restore_one(meta: &Meta, i: usize, f: &Fd, out: &Out) {
-    set_done(i);
     let k = kind(f);
+    if k == FdKind::Epoll {
+        return; // events::restore_epolls, once what it watches is in place
+    }
+    set_done(i);
     let v = verdict(i);
     if v == Verdict::KeepOwn {
         return;
@@ -569,7 +584,8 @@ fn restore_one(meta: &Meta, i: usize, f: &Fd, out: &Out) {
     if v == Verdict::Null {
         return put_null(meta, f, out);
     }
-    let tmp = match reopen(meta, f, out) {
+    let created = if events::handles(k) { events::create(meta, f, out) } else { reopen(meta, f, out) };
+    let tmp = match created {
         Ok(t) => t,
         Err(e) => {
             let own = is_stdio(f);
@@ -594,9 +610,10 @@ fn restore_one(meta: &Meta, i: usize, f: &Fd, out: &Out) {
         return;
     }
     set_placed(i);
+    locks::restore(meta, f, out);
     if matches!(k, FdKind::File | FdKind::Dir) {
         out.verbose(meta, f, format_args!(": {} reopened at offset {}", k.name(), f.offset));
-    } else {
+    } else if !events::handles(k) {
         out.verbose(meta, f, format_args!(": {} reopened", k.name()));
     }
 }
@@ -638,7 +655,7 @@ fn reopen(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
 }
 
 /// `/dev/null` at `f`'s number (read-write), with `f`'s FD_CLOEXEC.
-fn put_null(meta: &Meta, f: &Fd, out: &Out) {
+pub(crate) fn put_null(meta: &Meta, f: &Fd, out: &Out) {
     let result = sys::open(c"/dev/null", sys::O_RDWR).and_then(|t| place(t, f));
     if let Err(e) = result {
         out.warn(meta, f, format_args!(": cannot put /dev/null there: {}", sys::errno_text(e)));

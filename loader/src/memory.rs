@@ -126,8 +126,8 @@ unsafe fn map_region(r: &Region) -> Result<(), Fail> {
 unsafe fn reattach_shared_file(meta: &Meta, r: &Region) {
     const DELETED: &[u8] = b" (deleted)";
     let name = meta.string(r.path).unwrap_or(b"");
-    if name == b"/dev/zero (deleted)" {
-        return;
+    if name == b"/dev/zero (deleted)" || crate::memfd::backs_fd(meta, r) {
+        return; // (a memfd the program holds: memfd.rs maps it again)
     }
     let why = if name.ends_with(DELETED) {
         Err(Detached::Deleted)

@@ -81,21 +81,23 @@ pub struct Failure {
     stuck: u32,
     /// How many children the program has, if that is the reason (--strict).
     children: usize,
+    /// 1 + a descriptor that would be lost (`--strict`), if that is the reason.
+    lost_fd: u32,
 }
 
 impl Failure {
     fn stuck(tid: u32) -> Failure {
-        Failure { what: "a thread did not stop for the checkpoint", detail: "", errno: None, stuck: tid, children: 0 }
+        Failure { stuck: tid, ..refuse("a thread did not stop for the checkpoint") }
     }
 
     /// A refusal about something: `what` followed by `detail`.
     pub fn named(what: &'static str, detail: &'static str) -> Failure {
-        Failure { what, detail, errno: None, stuck: 0, children: 0 }
+        Failure { what, detail, errno: None, stuck: 0, children: 0, lost_fd: 0 }
     }
 }
 
 pub fn failed(what: &'static str) -> impl FnOnce(Errno) -> Failure {
-    move |e| Failure { what, detail: "", errno: Some(e), stuck: 0, children: 0 }
+    move |e| Failure { errno: Some(e), ..refuse(what) }
 }
 
 // The refusal for too many descriptors names the number.
@@ -174,7 +176,11 @@ pub extern "C" fn run(arg: *mut c_void) {
             threads::release(sync, generation);
             threads::reregister_rseq(rseq);
             let mut l = msg::Line::new();
-            l.push(b"ckpt: checkpoint failed: ").push(f.what.as_bytes()).push(f.detail.as_bytes());
+            l.push(b"ckpt: checkpoint failed: ");
+            if let Some(fd) = f.lost_fd.checked_sub(1) {
+                files::name_lost(&mut l, fd as i32, &mut tables.dents);
+            }
+            l.push(f.what.as_bytes()).push(f.detail.as_bytes());
             if f.stuck != 0 {
                 let _ = write!(l, " (thread {} blocks signal {})", f.stuck, threads::THREAD_SIGNAL);
             }
@@ -329,6 +335,13 @@ impl Builder<'_> {
             files::TOO_MANY => refuse("the program has more than 65,536 open descriptors, more than an image can hold"),
             e => failed("listing the open files")(e),
         })?;
+        if config::get().strict {
+            // --strict: no image that would lose a descriptor.
+            if let Some(f) = fds[..self.n_fds].iter().find(|f| files::is_lost(f)) {
+                let what = "cannot be restored (--strict: no image written)";
+                return Err(Failure { lost_fd: f.fd as u32 + 1, ..refuse(what) });
+            }
+        }
         Ok(())
     }
 
@@ -370,6 +383,10 @@ impl Builder<'_> {
         if kind == RegionKind::Stack {
             flags |= REGION_GROWSDOWN;
         }
+        // A sem_open semaphore's mapping: under the name its file has now.
+        let mut live = [0u8; 512];
+        let renamed = if m.shared { crate::shm::live_path(m.name, m.inode, &mut live) } else { None };
+        let m = &Mapping { name: renamed.unwrap_or(m.name), ..*m };
         let path = self.string(m.name)?;
         let first_extent = self.n_extents;
         if !kind.is_vdso() && kind != RegionKind::Workspace {
@@ -407,6 +424,10 @@ impl Builder<'_> {
             }
         }
         let mut buf = [0u8; 4097];
+        if m.name.starts_with(b"/memfd:") && m.name.ends_with(b" (deleted)") {
+            // A memfd: only its inode, to find its descriptor at restart.
+            return FileId { ino: m.inode, ..FileId::default() };
+        }
         if m.inode == 0 || m.name.len() >= buf.len() || m.name.ends_with(b" (deleted)") {
             return FileId::default();
         }

@@ -18,9 +18,9 @@
 //! | `CKPT_SIGNAL`   | `USR1`, `SIGUSR1`, `RTMIN+2`, `10` | signal number              |
 //! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
+//! | `CKPT_STRICT`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PORTABLE` | a level (`x86-64`, `x86-64-v2`…`v4`), or as `CKPT_CONTINUE` (on: `x86-64-v2`) | the level, unset for none |
 //! | `CKPT_ALLOW_FOREIGN_OUTPUT` | as `CKPT_CONTINUE`  | `1` or `0`                     |
-//! | `CKPT_STRICT`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PROGRESS_AFTER` | ms (not read by ckpt)    | the same: on a terminal, progress after that long |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed, 10 digits: only it is armed (restart puts its own pid there) |
 //!
@@ -48,7 +48,8 @@ pub struct Config {
     pub signal: i32,
     pub quiet: bool,
     pub verbose: bool,
-    /// Refuse a checkpoint that cannot hold everything (children).
+    /// `ckpt --strict`: refuse a checkpoint whose image would not hold
+    /// everything (a child process, a descriptor that cannot come back).
     pub strict: bool,
     /// Keep running after a checkpoint instead of stopping (exit status 99).
     pub cont: bool,

@@ -15,8 +15,13 @@
 //!   `/memfd:… (deleted)`): otherwise the descriptor is `Lost`;
 //! * a pipe is kept only if both of its ends are open here (same inode on a
 //!   read end and a write end); a pipe to another process is `Lost`;
-//! * sockets, eventfd, epoll, timerfd, signalfd, pidfd, io_uring… (links
-//!   `socket:[…]`, `anon_inode:[…]`) are `Lost`;
+//! * eventfd, timerfd, signalfd, epoll and inotify instances are kept with
+//!   their state (`events.rs`, `inotify.rs`), memfds with their contents
+//!   (`memfd.rs`), UNIX sockets whose peer is in the process with the bytes
+//!   waiting on them (`sockets.rs`), and the locks held through regular
+//!   files are recorded (`locks.rs`);
+//! * other sockets, pidfds, io_uring… (links `socket:[…]`,
+//!   `anon_inode:[…]`) are `Lost`;
 //! * descriptors that share one open file description (dup, dup2, a fork's
 //!   inheritance: same offset and status flags) are found with
 //!   `kcmp(KCMP_FILE)`, and marked in [`Fd`]'s `shared` field as
@@ -43,6 +48,7 @@ use ckpt_sys::{self as sys, Errno, Stat};
 
 use crate::msg;
 use crate::workspace;
+use crate::{events, locks, memfd, sockets};
 
 /// Where capture puts strings (paths, pipe contents): the image's string table.
 pub trait Strings {
@@ -104,7 +110,10 @@ pub fn capture(
     }
     mark_not_inherited(fds);
     pair_pipes(fds, order);
+    sockets::capture(fds, strings, scratch)?;
     find_shared(fds, order);
+    events::capture_epolls(fds, strings, scratch)?;
+    locks::capture(fds, strings, scratch)?;
     // The bytes of each pipe or FIFO, through its first readable descriptor.
     let m = sort_groups(fds, order, |f| readable_pipe(f).then_some((f.dev, f.ino)));
     let mut start = 0;
@@ -118,8 +127,9 @@ pub fn capture(
         }
         start = end;
     }
-    for f in fds.iter() {
-        if f.kind == FdKind::Lost as u32 && (f.fd > 2 || f.fd_flags & FD_NOT_INHERITED != 0) {
+    // (With --strict the checkpoint fails instead, naming the first one.)
+    for f in fds.iter().filter(|_| !crate::config::get().strict) {
+        if is_lost(f) {
             warn_lost(f, link_of(f.fd, scratch));
         }
     }
@@ -223,12 +233,7 @@ fn parse_fd(s: &[u8]) -> Option<i32> {
 
 /// `/proc/self/fd/N`, NUL-terminated, in `buf`.
 fn proc_fd_path(fd: i32, buf: &mut [u8; 32]) -> &CStr {
-    let mut l = msg::Line::new();
-    let _ = write!(l, "/proc/self/fd/{fd}");
-    let b = l.as_bytes();
-    buf[..b.len()].copy_from_slice(b);
-    buf[b.len()] = 0;
-    CStr::from_bytes_with_nul(&buf[..b.len() + 1]).unwrap_or(c"/proc/self/fd")
+    msg::c_path(buf, format_args!("/proc/self/fd/{fd}"), c"/proc/self/fd")
 }
 
 /// Fills in everything about `f.fd` that the descriptor itself says, and
@@ -270,7 +275,14 @@ fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result
         sys::S_IFIFO => FdKind::Fifo,
         _ => FdKind::Lost,
     };
+    if let Some(k) = events::kind_of_link(link).filter(|_| kind == FdKind::Lost) {
+        return events::describe(f, k, strings, scratch);
+    }
     let by_path = matches!(kind, FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo);
+    let link = &scratch[..link_len];
+    if kind == FdKind::File && link.starts_with(b"/memfd:") && link.ends_with(b" (deleted)") {
+        return memfd::describe(f, link_len, strings, scratch);
+    }
     if by_path && !path_leads_to(link_len, &st, scratch) {
         return Ok(()); // Lost: deleted, unreachable, an anonymous inode…
     }
@@ -348,9 +360,12 @@ fn pair_pipes(fds: &mut [Fd], order: &mut [u32]) {
 /// narrowed by device and inode first). Pipes are grouped by inode at
 /// restart and need no marks.
 fn find_shared(fds: &mut [Fd], order: &mut [u32]) {
+    // (`pipe`: 0, or a key that tells apart the open files of event
+    // descriptors, which all share one inode; a socket's peer.)
     let key = |f: &Fd| {
-        matches!(FdKind::from_u32(f.kind), Some(FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo))
-            .then_some((f.kind, f.dev, f.ino))
+        (matches!(FdKind::from_u32(f.kind), Some(FdKind::File | FdKind::Dir | FdKind::CharDev | FdKind::Fifo))
+            || events::shareable(f))
+        .then_some((f.kind, f.dev, f.ino, f.pipe))
     };
     let m = sort_groups(fds, order, key);
     let mut start = 0;
@@ -450,6 +465,19 @@ fn link_of(fd: i32, scratch: &mut [u8]) -> &[u8] {
     let mut pbuf = [0u8; 32];
     let n = sys::readlink(proc_fd_path(fd, &mut pbuf), &mut scratch[..PATH_MAX]).unwrap_or(0);
     &scratch[..n]
+}
+
+/// A descriptor the image cannot bring back that the program would miss:
+/// any but the stdio it inherited from ckpt's caller (which follows
+/// restart's).
+pub fn is_lost(f: &Fd) -> bool {
+    f.kind == FdKind::Lost as u32 && (f.fd > 2 || f.fd_flags & FD_NOT_INHERITED != 0)
+}
+
+/// "fd N (LINK) " of descriptor `fd`, for a failed `--strict` checkpoint.
+pub fn name_lost(l: &mut msg::Line, fd: i32, scratch: &mut [u8]) {
+    let _ = write!(l, "fd {fd} (");
+    l.push(link_of(fd, scratch)).push(b") ");
 }
 
 fn warn_lost(f: &Fd, link: &[u8]) {

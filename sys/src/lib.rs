@@ -11,6 +11,8 @@
 use core::ffi::CStr;
 
 pub mod cpu;
+pub mod events;
+pub mod locks;
 pub mod msg;
 pub mod progress;
 pub mod thread;

@@ -644,6 +644,15 @@ pub fn command_as(uid: u32, gid: u32, program: &Path, args: &[&str], cwd: &Path)
     command(Path::new("/usr/bin/setpriv"), &full, cwd)
 }
 
+/// Runs `cmd` to its end with `input` on its stdin (then closed).
+pub fn run_with_input(what: &str, cmd: &mut Command, input: &[u8]) -> Outcome {
+    cmd.stdin(Stdio::piped());
+    let mut run = spawn(what, cmd);
+    run.write_stdin(input);
+    run.close_stdin();
+    run.finish()
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
     unsafe { libc::geteuid() == 0 }

@@ -38,8 +38,10 @@ Options:
                          PATH, the ones before as myckpt.1.dat (the previous
                          one), myckpt.2.dat, ... myckpt.(N-1).dat
       --strict           refuse to write an image that cannot hold the whole
-                         job: while the program has child processes (one
-                         line; the program continues, the previous image stays)
+                         job: while the program has child processes, or one
+                         that would lose an open descriptor (a socket to
+                         another process...): one line names it, the program
+                         continues, the previous image stays
   -s, --signal SIG       the checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2)
                          or a number (default USR2); not KILL, STOP, CHLD,
                          CONT, a fault signal (SEGV, BUS, ...), 32, 33 or 62
@@ -114,7 +116,8 @@ struct Options {
     output: PathBuf,
     cont: bool,
     allow_foreign: bool,
-    /// Refuse a checkpoint the image cannot hold whole (children).
+    /// `--strict`: a checkpoint the image cannot hold whole (children, a
+    /// descriptor that cannot come back) fails.
     strict: bool,
     /// Period of the ticker, ms; 0: none.
     interval_ms: u64,
@@ -319,6 +322,7 @@ fn parse_args() -> Options {
             b"-q" | b"--quiet" => g.verbosity = Some(Verbosity::Quiet),
             b"-v" | b"--verbose" => g.verbosity = Some(Verbosity::Verbose),
             b"--continue" => g.cont = true,
+            b"--strict" => g.strict = true,
             b"--portable" => {
                 g.portable = Some(match inline.clone() {
                     Some(v) => checked(
@@ -332,7 +336,6 @@ fn parse_args() -> Options {
                 })
             }
             b"--allow-foreign-output" => g.allow_foreign = true,
-            b"--strict" => g.strict = true,
             b"-o" | b"--output" => {
                 let v = value("/tmp/job.dat");
                 if v.is_empty() {

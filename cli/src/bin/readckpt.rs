@@ -688,6 +688,79 @@ fn write_signals(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
     Ok(())
 }
 
+/// What an event descriptor or an in-process socket held, or the locks
+/// held through a file, in words.
+fn event_state(m: &Meta, f: &Fd, kind: FdKind) -> Option<String> {
+    use ckpt_image::events::{
+        record, socket_messages, EpollTarget, EventFdState, FileLock, InotifyWatch, SignalFdState, TimerFdState,
+        LOCK_FLOCK, LOCK_OFD,
+    };
+    let data = m.string(f.data)?;
+    let secs = |ns: u64| format!("{:.3} s", ns as f64 / 1e9);
+    Some(match kind {
+        FdKind::EventFd => {
+            let s: EventFdState = record(data, 0)?;
+            format!("counter {}{}", s.count, if s.semaphore != 0 { ", semaphore" } else { "" })
+        }
+        FdKind::TimerFd => {
+            let s: TimerFdState = record(data, 0)?;
+            let armed = if s.value_ns == 0 && s.interval_ns == 0 {
+                "disarmed".to_string()
+            } else {
+                format!("{} left, every {}", secs(s.value_ns), secs(s.interval_ns))
+            };
+            let abs = if s.settime_flags & 1 != 0 { ", absolute" } else { "" };
+            format!("clock {}{abs}, {armed}, {} pending", s.clockid, s.ticks)
+        }
+        FdKind::SignalFd => format!("mask {:#x}", record::<SignalFdState>(data, 0)?.mask),
+        FdKind::Epoll => {
+            let n = data.len() / core::mem::size_of::<EpollTarget>();
+            let list: Vec<String> = (0..n)
+                .filter_map(|i| record::<EpollTarget>(data, i))
+                .map(|t| format!("{}:{:#x}", t.tfd, t.events))
+                .collect();
+            format!("{n} registrations: {}", list.join(" "))
+        }
+        FdKind::File if !data.is_empty() => {
+            let n = data.len() / core::mem::size_of::<FileLock>();
+            let list: Vec<String> = (0..n)
+                .filter_map(|i| record::<FileLock>(data, i))
+                .map(|l| {
+                    let kind = match l.kind {
+                        LOCK_FLOCK => "flock",
+                        LOCK_OFD => "ofd",
+                        _ => "record",
+                    };
+                    let mode = if l.write != 0 { "write" } else { "read" };
+                    match l.len {
+                        0 => format!("{kind} {mode} {}-EOF", l.start),
+                        n => format!("{kind} {mode} {}-{}", l.start, l.start + n - 1),
+                    }
+                })
+                .collect();
+            format!("locks: {}", list.join(", "))
+        }
+        FdKind::Memfd => {
+            let s: ckpt_image::events::MemfdState = record(data, 0)?;
+            format!("{} bytes, seals {:#x}", s.size, s.seals)
+        }
+        FdKind::Inotify => {
+            let n = data.len() / core::mem::size_of::<InotifyWatch>();
+            let list: Vec<String> = (0..n)
+                .filter_map(|i| record::<InotifyWatch>(data, i))
+                .map(|w| format!("{}:{}", w.wd, show(m.string(w.path).unwrap_or_default())))
+                .collect();
+            format!("{n} watches: {}", list.join(" "))
+        }
+        FdKind::Socket => {
+            let (s, msgs) = socket_messages(data)?;
+            let bytes: usize = msgs.map(|m| m.len()).sum();
+            format!("type {}, {} messages, {bytes} bytes waiting, peer inode {}", s.sock_type, s.n_msgs, f.pipe)
+        }
+        _ => return None,
+    })
+}
+
 /// One line per descriptor, in table order; the ones that cannot be
 /// restored say so.
 fn write_files(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
@@ -714,7 +787,12 @@ fn write_files(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
                 tail = format!("{tail} ({held} {unit} held)");
             }
             Some(FdKind::Lost) => tail = format!("{tail}  NOT RESTORED (becomes /dev/null)"),
-            _ => {}
+            Some(k) => {
+                if let Some(state) = event_state(m, &f, k) {
+                    tail = format!("{tail} ({state})");
+                }
+            }
+            None => {}
         }
         let line =
             format!("  {:>6}  {:<8} {:<30} {offset:>12}  {}", f.fd, fd_kind_name(&f), fd_flags(&f), tail.trim_start());
@@ -963,6 +1041,7 @@ fn json_fd(m: &Meta, f: &Fd) -> String {
         ("offset", f.offset.to_string()),
         ("path", jstr(m.string(f.path).unwrap_or_default())),
         ("data_len", f.data.len.to_string()),
+        ("state", jstr(f.kind().and_then(|k| event_state(m, f, k)).unwrap_or_default().as_bytes())),
         ("pipe", f.pipe.to_string()),
         ("size", f.size.to_string()),
         ("dev", f.dev.to_string()),
@@ -1682,6 +1761,17 @@ mod tests {
         let file_id = fields!(FileId: dev, ino, size, mtime_ns);
         let itimer = fields!(ITimer: interval_ns, value_ns);
         let strref = fields!(StrRef: offset, len);
+        use ckpt_image::events::{
+            EpollTarget, EventFdState, FileLock, InotifyWatch, MemfdState, SignalFdState, SocketState, TimerFdState,
+        };
+        let eventfd = fields!(EventFdState: count, semaphore, _pad);
+        let timerfd = fields!(TimerFdState: clockid, settime_flags, ticks, value_ns, interval_ns, realtime_ns);
+        let signalfd = fields!(SignalFdState: mask);
+        let epoll = fields!(EpollTarget: tfd, fd, events, _pad, data);
+        let socket = fields!(SocketState: sock_type, n_msgs);
+        let inotify = fields!(InotifyWatch: wd, mask, path);
+        let lock = fields!(FileLock: kind, write, start, len);
+        let memfd = fields!(MemfdState: seals, _pad, size);
         // (name, size, fields, heading of its table in FORMAT.md, or None: prose)
         let structs = [
             ("Header", HEADER_SIZE, header, Some("## Header (")),
@@ -1695,6 +1785,14 @@ mod tests {
             ("FileId", size_of::<FileId>(), file_id, None),
             ("ITimer", size_of::<ITimer>(), itimer, None),
             ("StrRef", size_of::<StrRef>(), strref, None),
+            ("EventFdState", size_of::<EventFdState>(), eventfd, Some("#### EventFdState (")),
+            ("TimerFdState", size_of::<TimerFdState>(), timerfd, Some("#### TimerFdState (")),
+            ("SignalFdState", size_of::<SignalFdState>(), signalfd, Some("#### SignalFdState (")),
+            ("EpollTarget", size_of::<EpollTarget>(), epoll, Some("#### EpollTarget (")),
+            ("SocketState", size_of::<SocketState>(), socket, Some("#### SocketState (")),
+            ("InotifyWatch", size_of::<InotifyWatch>(), inotify, Some("#### InotifyWatch (")),
+            ("FileLock", size_of::<FileLock>(), lock, Some("#### FileLock (")),
+            ("MemfdState", size_of::<MemfdState>(), memfd, Some("#### MemfdState (")),
         ];
         for (name, size, fields, heading) in &structs {
             println!("{name} ({size} bytes)");

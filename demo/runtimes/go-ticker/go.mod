@@ -1,0 +1,3 @@
+module goticker
+
+go 1.19

@@ -1,0 +1,156 @@
+//! Event descriptors (eventfd, timerfd, signalfd, epoll) and sockets: one
+//! thin typed wrapper per system call, as in the rest of the crate.
+
+use syscalls::{syscall, Sysno};
+
+use crate::{getpid, Result};
+
+pub const EFD_SEMAPHORE: i32 = 1;
+pub const TFD_TIMER_ABSTIME: i32 = 1;
+pub const EPOLL_CTL_ADD: i32 = 1;
+
+pub const AF_UNIX: i32 = 1;
+pub const AF_NETLINK: i32 = 16;
+pub const SOCK_STREAM: i32 = 1;
+pub const SOCK_DGRAM: i32 = 2;
+pub const SOCK_SEQPACKET: i32 = 5;
+pub const SOCK_CLOEXEC: i32 = 0o2000000;
+pub const SOL_SOCKET: i32 = 1;
+pub const SO_TYPE: i32 = 3;
+pub const SO_SNDBUF: i32 = 7;
+pub const SO_RCVBUF: i32 = 8;
+pub const SO_PEEK_OFF: i32 = 42;
+pub const MSG_PEEK: i32 = 2;
+pub const MSG_TRUNC: i32 = 0x20;
+pub const MSG_DONTWAIT: i32 = 0x40;
+pub const MSG_NOSIGNAL: i32 = 0x4000;
+pub const NETLINK_SOCK_DIAG: i32 = 4;
+
+/// `struct itimerspec`: interval then value, each (seconds, nanoseconds).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct ITimerSpec {
+    pub interval: [i64; 2],
+    pub value: [i64; 2],
+}
+
+/// `struct epoll_event` (packed on x86-64).
+#[repr(C, packed)]
+#[derive(Clone, Copy, Default)]
+pub struct EpollEvent {
+    pub events: u32,
+    pub data: u64,
+}
+
+// SAFETY (for every wrapper below): as in the crate root, each passes its
+// arguments to the kernel as the system call documents them; the pointers
+// are to locals or slices of the length passed with them.
+
+pub fn eventfd2(initval: u32, flags: i32) -> Result<i32> {
+    unsafe { syscall!(Sysno::eventfd2, initval, flags) }.map(|fd| fd as i32)
+}
+
+pub fn timerfd_create(clockid: i32, flags: i32) -> Result<i32> {
+    unsafe { syscall!(Sysno::timerfd_create, clockid, flags) }.map(|fd| fd as i32)
+}
+
+pub fn timerfd_settime(fd: i32, flags: i32, new: &ITimerSpec) -> Result<()> {
+    unsafe { syscall!(Sysno::timerfd_settime, fd, flags, new as *const ITimerSpec, 0usize) }.map(drop)
+}
+
+/// `ioctl(fd, TFD_IOC_SET_TICKS)`: sets a timerfd's count of expirations
+/// not yet read (needs CONFIG_CHECKPOINT_RESTORE).
+pub fn timerfd_set_ticks(fd: i32, ticks: u64) -> Result<()> {
+    const TFD_IOC_SET_TICKS: u64 = 0x4008_5400;
+    unsafe { syscall!(Sysno::ioctl, fd, TFD_IOC_SET_TICKS, &ticks as *const u64) }.map(drop)
+}
+
+/// `signalfd4(-1, mask)`: a new signalfd for the signals of `mask`.
+pub fn signalfd4(mask: u64, flags: i32) -> Result<i32> {
+    unsafe { syscall!(Sysno::signalfd4, -1i32, &mask as *const u64, 8usize, flags) }.map(|fd| fd as i32)
+}
+
+pub fn epoll_create1(flags: i32) -> Result<i32> {
+    unsafe { syscall!(Sysno::epoll_create1, flags) }.map(|fd| fd as i32)
+}
+
+pub fn epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) -> Result<()> {
+    let ev = EpollEvent { events, data };
+    unsafe { syscall!(Sysno::epoll_ctl, epfd, op, fd, &ev as *const EpollEvent) }.map(drop)
+}
+
+/// Whether the file registered in epoll `epfd` under descriptor number
+/// `tfd` is the open file of descriptor `fd` (`kcmp(KCMP_EPOLL_TFD)`:
+/// Ok(0) if it is).
+pub fn kcmp_epoll_tfd(fd: i32, epfd: i32, tfd: i32) -> Result<usize> {
+    const KCMP_EPOLL_TFD: i32 = 7;
+    // struct kcmp_epoll_slot { efd, tfd, toff: u32 }
+    let slot: [u32; 3] = [epfd as u32, tfd as u32, 0];
+    let pid = getpid();
+    unsafe { syscall!(Sysno::kcmp, pid, pid, KCMP_EPOLL_TFD, fd, slot.as_ptr()) }
+}
+
+pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<i32> {
+    unsafe { syscall!(Sysno::socket, domain, ty, protocol) }.map(|fd| fd as i32)
+}
+
+pub fn socketpair(domain: i32, ty: i32, protocol: i32) -> Result<(i32, i32)> {
+    let mut fds = [0i32; 2];
+    unsafe { syscall!(Sysno::socketpair, domain, ty, protocol, fds.as_mut_ptr()) }.map(|_| (fds[0], fds[1]))
+}
+
+pub fn getsockopt_int(fd: i32, level: i32, name: i32) -> Result<i32> {
+    let mut v: i32 = 0;
+    let mut len: u32 = 4;
+    unsafe { syscall!(Sysno::getsockopt, fd, level, name, &mut v as *mut i32, &mut len as *mut u32) }.map(|_| v)
+}
+
+pub fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::setsockopt, fd, level, name, &value as *const i32, 4usize) }.map(drop)
+}
+
+/// `recvfrom(fd, buf, flags)` without an address: bytes received (with
+/// MSG_TRUNC on a datagram socket, the message's whole length).
+pub fn recv(fd: i32, buf: &mut [u8], flags: i32) -> Result<usize> {
+    unsafe { syscall!(Sysno::recvfrom, fd, buf.as_mut_ptr(), buf.len(), flags, 0usize, 0usize) }
+}
+
+/// `sendto(fd, buf, flags)` without an address.
+pub fn send(fd: i32, buf: &[u8], flags: i32) -> Result<usize> {
+    unsafe { syscall!(Sysno::sendto, fd, buf.as_ptr(), buf.len(), flags, 0usize, 0usize) }
+}
+
+/// `sendto` the kernel's netlink (`struct sockaddr_nl` with pid 0).
+pub fn send_netlink(fd: i32, buf: &[u8]) -> Result<usize> {
+    let addr: [u32; 3] = [AF_NETLINK as u32, 0, 0];
+    unsafe { syscall!(Sysno::sendto, fd, buf.as_ptr(), buf.len(), 0, addr.as_ptr(), 12usize) }
+}
+
+pub const MFD_CLOEXEC: u32 = 1;
+pub const MFD_ALLOW_SEALING: u32 = 2;
+pub const F_ADD_SEALS: i32 = 1033;
+pub const F_GET_SEALS: i32 = 1034;
+
+pub fn memfd_create(name: &core::ffi::CStr, flags: u32) -> Result<i32> {
+    unsafe { syscall!(Sysno::memfd_create, name.as_ptr(), flags) }.map(|fd| fd as i32)
+}
+
+/// `pwrite` of a whole buffer at `offset`.
+pub fn pwrite(fd: i32, buf: &[u8], offset: u64) -> Result<usize> {
+    unsafe { syscall!(Sysno::pwrite64, fd, buf.as_ptr(), buf.len(), offset) }
+}
+
+pub fn inotify_init1(flags: i32) -> Result<i32> {
+    unsafe { syscall!(Sysno::inotify_init1, flags) }.map(|fd| fd as i32)
+}
+
+pub fn inotify_add_watch(fd: i32, path: &core::ffi::CStr, mask: u32) -> Result<i32> {
+    unsafe { syscall!(Sysno::inotify_add_watch, fd, path.as_ptr(), mask) }.map(|wd| wd as i32)
+}
+
+/// `ioctl(fd, INOTIFY_IOC_SETNEXTWD)`: the watch descriptor the next
+/// `inotify_add_watch` of a new inode gets (needs CONFIG_CHECKPOINT_RESTORE).
+pub fn inotify_set_next_wd(fd: i32, wd: i32) -> Result<()> {
+    const INOTIFY_IOC_SETNEXTWD: u64 = 0x4004_4900;
+    unsafe { syscall!(Sysno::ioctl, fd, INOTIFY_IOC_SETNEXTWD, wd as i64) }.map(drop)
+}

@@ -1,0 +1,49 @@
+//! File locks: `fcntl` record and OFD locks, `flock`. One thin typed
+//! wrapper per call, as in the rest of the crate.
+
+use syscalls::{syscall, Sysno};
+
+use crate::Result;
+
+pub const F_GETLK: i32 = 5;
+pub const F_SETLK: i32 = 6;
+pub const F_OFD_GETLK: i32 = 36;
+pub const F_OFD_SETLK: i32 = 37;
+pub const F_RDLCK: i16 = 0;
+pub const F_WRLCK: i16 = 1;
+pub const F_UNLCK: i16 = 2;
+pub const LOCK_SH: i32 = 1;
+pub const LOCK_EX: i32 = 2;
+pub const LOCK_NB: i32 = 4;
+pub const LOCK_UN: i32 = 8;
+
+/// `struct flock` on x86-64.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub struct Flock {
+    pub l_type: i16,
+    pub l_whence: i16,
+    pub _pad: u32,
+    pub l_start: i64,
+    pub l_len: i64,
+    pub l_pid: i32,
+    pub _pad2: u32,
+}
+
+// SAFETY (for every wrapper below): as in the crate root; the pointers are
+// to the caller's `Flock`, of the size the kernel reads and writes.
+
+/// `fcntl(fd, F_SETLK or F_OFD_SETLK, lock)`.
+pub fn set_lock(fd: i32, cmd: i32, lock: &Flock) -> Result<()> {
+    unsafe { syscall!(Sysno::fcntl, fd, cmd, lock as *const Flock) }.map(drop)
+}
+
+/// `fcntl(fd, F_GETLK or F_OFD_GETLK, lock)`: `lock` becomes the first
+/// conflicting lock, or has `l_type` F_UNLCK.
+pub fn get_lock(fd: i32, cmd: i32, lock: &mut Flock) -> Result<()> {
+    unsafe { syscall!(Sysno::fcntl, fd, cmd, lock as *mut Flock) }.map(drop)
+}
+
+pub fn flock(fd: i32, op: i32) -> Result<()> {
+    unsafe { syscall!(Sysno::flock, fd, op) }.map(drop)
+}

@@ -1,0 +1,402 @@
+//! Integration tests: event loops across checkpoint and restart — eventfd,
+//! timerfd, signalfd, epoll, inotify and in-process socketpairs
+//! (demo/events.c), and
+//! real runtimes built on them (Node.js, Python asyncio, Go), each
+//! checkpointed, restarted, checkpointed again and restarted, with the
+//! output of the three runs together compared with an uninterrupted run.
+mod common;
+
+use common::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const CHECKPOINTED: i32 = ckpt_image::EXIT_CHECKPOINTED;
+
+/// Runs commands directly, or as user `nobody` (through setpriv) from
+/// copies of the tools in a directory everyone can read.
+struct As {
+    dir: PathBuf,
+    nobody: bool,
+    _bins: Option<TempDir>,
+}
+
+impl As {
+    fn me() -> As {
+        As { dir: root(), nobody: false, _bins: None }
+    }
+
+    /// As nobody when root (else as the current user, who is not root),
+    /// with `programs` copied beside the tools.
+    fn nobody(programs: &[PathBuf]) -> As {
+        let bins = TempDir::new("events-bin");
+        bins.chmod(0o755);
+        let tools = ["ckpt", "restart", "libckpt.so"].map(exe);
+        for p in tools.iter().chain(programs) {
+            let to = bins.join(p.file_name().unwrap().to_str().unwrap());
+            fs::copy(p, &to).unwrap();
+            chmod(&to, 0o755);
+        }
+        let nobody = is_root();
+        if nobody {
+            assert!(Path::new("/usr/bin/setpriv").exists(), "running as root, but /usr/bin/setpriv is missing");
+        }
+        As { dir: bins.path.clone(), nobody, _bins: Some(bins) }
+    }
+
+    fn program(&self, p: &Path) -> PathBuf {
+        if self._bins.is_some() {
+            self.dir.join(p.file_name().unwrap())
+        } else {
+            p.to_path_buf()
+        }
+    }
+
+    fn cmd(&self, program: &Path, args: &[&str], cwd: &Path) -> Command {
+        if !self.nobody {
+            return command(program, args, cwd);
+        }
+        let mut full = vec!["--reuid=65534", "--regid=65534", "--clear-groups", "--", program.to_str().unwrap()];
+        full.extend_from_slice(args);
+        command(Path::new("/usr/bin/setpriv"), &full, cwd)
+    }
+
+    fn ckpt(&self, image: &Path, program: &Path, args: &[&str], cwd: &Path) -> Command {
+        let mut a = vec!["-o", image.to_str().unwrap(), program.to_str().unwrap()];
+        a.extend_from_slice(args);
+        self.cmd(&self.dir.join("ckpt"), &a, cwd)
+    }
+
+    fn restart(&self, image: &Path, cwd: &Path) -> Command {
+        self.cmd(&self.dir.join("restart"), &[image.to_str().unwrap()], cwd)
+    }
+}
+
+/// Runs `ckpt` (its stdin a pipe kept open), checkpoints the program once
+/// it says `ready` on stderr; the run must end with the checkpoint status.
+fn checkpointed_when_ready(ckpt: &mut Command, ready: &str) -> Outcome {
+    ckpt.stdin(Stdio::piped());
+    let mut run = spawn("checkpointed run", ckpt);
+    run.wait_line(Stream::Stderr, |l| l == ready, ready);
+    run.checkpoint();
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    first
+}
+
+fn lines_starting(o: &Outcome, s: Stream, prefix: &str) -> Vec<String> {
+    o.text_lines(s).into_iter().filter(|l| l.starts_with(prefix)).collect()
+}
+
+/// demo/events: uninterrupted, then checkpointed once it is ready and
+/// restarted; the outputs must be equal, and say what the demo checks.
+fn events_case(who: &As, dir: &TempDir) {
+    let prog = who.program(&demo("events"));
+    let reference = run_with_input("uninterrupted run", &mut who.cmd(&prog, &[], &dir.path), b"go\n");
+    reference.expect_code(0);
+
+    let image = dir.join("events.dat");
+    let first = checkpointed_when_ready(&mut who.ckpt(&image, &prog, &[], &dir.path), "events: ready\n");
+    assert!(
+        lines_starting(&first, Stream::Stderr, "ckpt: warning").is_empty(),
+        "event descriptors and the socketpairs are not lost\n{}",
+        first.describe()
+    );
+
+    let second = run_with_input("restart", &mut who.restart(&image, &dir.path), b"go\n");
+    second.expect_code(0);
+    assert!(
+        lines_starting(&second, Stream::Stderr, "restart: warning").is_empty(),
+        "nothing is lost at restart\n{}",
+        second.describe()
+    );
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
+    let out = second.stdout_text();
+    for want in [
+        "fd 10 flags: nonblock, fd 17 cloexec\n",
+        "epoll 17: 0x10(in)\n",
+        "epoll 27: 0x1a(in)\n",
+        "epoll 16: 0xa(in) 0xd(in) 0xf(in) 0x12(in) 0x14(in)\n",
+        "epoll 16 again: 0xd(in) 0xf(in) 0x12(in)\n",
+        "eventfd 10 read 8: 1\n",
+        "eventfd 11 read 8: 0x123456789\n",
+        "timerfd 12: armed, at most 30 s left\n",
+        "timerfd 13 read 8: 1 expiration(s)\n",
+        "timerfd 14: deadline kept\n",
+        "signalfd 15 read 128: signal 10 (SIGUSR1)\n",
+        "socket 20: 5 \"hello\"\n",
+        "socket 21: 6 \"world!\"\n",
+        "socket 20 then: 4 \"more\"\n",
+        "datagram 1: 4 \"two2\"\n",
+        "datagram 2: 7 \"three33\"\n",
+        "inotify: watch 3 mask 0x100 name \"new\"\n",
+        "inotify: watch 3 mask 0x8000 name \"\"\n",
+        "inotify: watch 2 mask 0x100 name \"new\"\n",
+        "memfd: seals 0x6, size 4096, read at 6: \"contents\"\n",
+        "memfd: the mapping reaches the file; cannot shrink\n",
+        "semaphore: 3, through its file 3\n",
+    ] {
+        assert!(out.contains(want), "missing {want:?}\n{}", second.describe());
+    }
+}
+
+#[test]
+fn event_descriptors_keep_their_state() {
+    let dir = TempDir::new("events");
+    events_case(&As::me(), &dir);
+}
+
+#[test]
+fn event_descriptors_as_nobody() {
+    let who = As::nobody(&[demo("events")]);
+    let dir = TempDir::new("events-nobody");
+    dir.chmod(0o777);
+    events_case(&who, &dir);
+}
+
+/// `program args`, run uninterrupted in `ref_dir`, then under ckpt in
+/// `run_dir`: checkpointed once its stdout shows a line starting with
+/// `marks[0]`, restarted, checkpointed again at `marks[1]`, and restarted
+/// to its end. The three runs' stdout together must be the uninterrupted
+/// run's, and none may have lost a descriptor. Returns the uninterrupted
+/// run and the last restart.
+fn two_generations(
+    program: &Path,
+    args: &[&str],
+    (run_dir, ref_dir): (&Path, &Path),
+    marks: [&str; 2],
+) -> (Outcome, Outcome) {
+    let reference = spawn("uninterrupted run", &mut command(program, args, ref_dir)).finish();
+    reference.expect_code(0);
+    let image = run_dir.join("gen.dat");
+    let who = As::me();
+    let mut runs = Vec::new();
+    for (gen, mark) in marks.iter().enumerate() {
+        let mut c = if gen == 0 { who.ckpt(&image, program, args, run_dir) } else { who.restart(&image, run_dir) };
+        let mut run = spawn(&format!("generation {gen}"), &mut c);
+        run.wait_line(Stream::Stdout, |l| l.starts_with(mark), mark);
+        run.checkpoint();
+        let o = run.finish();
+        o.expect_code(CHECKPOINTED);
+        runs.push(o);
+    }
+    let last = spawn("last restart", &mut who.restart(&image, run_dir)).finish();
+    last.expect_code(0);
+    runs.push(last);
+    for o in &runs {
+        let lost: Vec<String> =
+            o.text_lines(Stream::Stderr).into_iter().filter(|l| l.contains("warning: fd")).collect();
+        assert!(lost.is_empty(), "descriptors were lost\n{}", o.describe());
+    }
+    let parts: Vec<Vec<u8>> = runs.iter().map(|o| o.stdout()).collect();
+    let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+    assert_same("stdout of the three runs", &cat(&parts), &reference.stdout());
+    (reference, runs.pop().unwrap())
+}
+
+/// A program the test needs, or a skip line saying why it is missing.
+fn tool(path: &str, package: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(path);
+    if p.exists() {
+        Some(p)
+    } else {
+        println!("skip: {path} not found (Debian package {package}; .ci/run installs it)");
+        None
+    }
+}
+
+fn subdirs(dir: &TempDir) -> (PathBuf, PathBuf) {
+    let (run, reference) = (dir.join("run"), dir.join("ref"));
+    fs::create_dir(&run).unwrap();
+    fs::create_dir(&reference).unwrap();
+    (run, reference)
+}
+
+#[test]
+fn nodejs_set_interval_and_fs_promises() {
+    let Some(node) = tool("/usr/bin/node", "nodejs") else { return };
+    let dir = TempDir::new("events-node");
+    let (run, reference) = subdirs(&dir);
+    let script = root().join("demo/runtimes/tick.js");
+    let args = [script.to_str().unwrap(), "40", "out.txt"];
+    two_generations(&node, &args, (&run, &reference), ["tick 8:", "tick 20:"]);
+    assert_same("the file it wrote", &read(&run.join("out.txt")), &read(&reference.join("out.txt")));
+}
+
+#[test]
+fn ruby_threads_do_not_busy_poll_after_restart() {
+    let Some(ruby) = tool("/usr/bin/ruby", "ruby") else { return };
+    let dir = TempDir::new("events-ruby");
+    let (run, reference) = subdirs(&dir);
+    let script = root().join("demo/runtimes/tick.rb");
+    let (reference, last) =
+        two_generations(&ruby, &[script.to_str().unwrap(), "60"], (&run, &reference), ["tick 10:", "tick 25:"]);
+    // CPU seconds the script reports at its end ("cpu S" on stderr).
+    let cpu = |o: &Outcome| -> f64 {
+        let line = o.text_lines(Stream::Stderr).into_iter().find(|l| l.starts_with("cpu ")).expect("a cpu line");
+        line[4..].trim().parse().unwrap()
+    };
+    // The last restart runs the last 35 of 60 ticks: with its eventfds
+    // lost, Ruby busy-polls for the whole of them (1.2 s of CPU where the
+    // whole uninterrupted run takes 0.04 s). The restart's own work
+    // (reading and checking the image) is allowed 0.1 s more.
+    assert!(
+        cpu(&last) <= 2.0 * cpu(&reference) + 0.1,
+        "the restarted run used {} s of CPU, the uninterrupted one {} s\n{}",
+        cpu(&last),
+        cpu(&reference),
+        last.describe()
+    );
+}
+
+#[test]
+fn go_goroutines_and_ticker_with_cgo() {
+    let Some(go) = tool("/usr/bin/go", "golang-go") else { return };
+    let dir = TempDir::new("events-go");
+    let (run, reference) = subdirs(&dir);
+    // Built by the test, with cgo (so dynamically linked: LD_PRELOAD works).
+    let bin = dir.join("go-ticker");
+    let cache = root().join("target/go-cache");
+    let build = Command::new(go)
+        .args(["build", "-o", bin.to_str().unwrap(), "."])
+        .current_dir(root().join("demo/runtimes/go-ticker"))
+        .env("CGO_ENABLED", "1")
+        .env("GOCACHE", &cache)
+        .env("GOPATH", root().join("target/go-path"))
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOTOOLCHAIN", "local")
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "go build: {}", String::from_utf8_lossy(&build.stderr));
+    two_generations(&bin, &["40"], (&run, &reference), ["tick 8:", "tick 20:"]);
+}
+
+#[test]
+fn glib_main_loop_with_thread_pool_and_socketpair() {
+    // In place of tokio (its crates cannot be built here offline): a C
+    // program on GLib's main loop, built against the system's GLib.
+    let flags = Command::new("pkg-config").args(["--cflags", "--libs", "glib-2.0"]).output();
+    let Some(flags) = flags.ok().filter(|o| o.status.success()) else {
+        println!("skip: pkg-config or glib-2.0 not found (Debian packages pkg-config, libglib2.0-dev; .ci/run installs them)");
+        return;
+    };
+    let dir = TempDir::new("events-glib");
+    let (run, reference) = subdirs(&dir);
+    let bin = dir.join("glib-loop");
+    let source = root().join("demo/runtimes/glib-loop.c");
+    let mut args = vec!["-O2".to_string(), "-o".into(), bin.to_str().unwrap().into(), source.to_str().unwrap().into()];
+    args.extend(String::from_utf8(flags.stdout).unwrap().split_whitespace().map(String::from));
+    let build = Command::new("gcc").args(&args).output().unwrap();
+    assert!(build.status.success(), "gcc: {}", String::from_utf8_lossy(&build.stderr));
+    two_generations(&bin, &["40"], (&run, &reference), ["job 8:", "job 20:"]);
+}
+
+#[test]
+fn ckpt_strict_refuses_an_image_that_would_lose_a_socket() {
+    // files-socket holds a listening TCP socket (fd 12) among a socketpair,
+    // an eventfd and a file, which can all be restored.
+    let dir = TempDir::new("events-strict");
+    let prog = demo("files-socket");
+    let reference = run_with_input("uninterrupted run", &mut command(&prog, &[], &dir.path), b"go\n");
+    reference.expect_code(0);
+    let (refusal, o) = strict_refusal(&prog, &dir, "files-socket: ready\n");
+    assert!(
+        refusal.starts_with("ckpt: checkpoint failed: fd 12 (socket:[") && refusal.contains("--strict"),
+        "{refusal}"
+    );
+    assert_same("stdout", &o.stdout(), &reference.stdout());
+}
+
+/// `ckpt --strict PROGRAM` checkpointed once it says `ready`: the
+/// checkpoint must fail with one line, write no image, and the program go
+/// on to its end (given a line on stdin). Returns that line and the run.
+fn strict_refusal(prog: &Path, dir: &TempDir, ready: &str) -> (String, Outcome) {
+    let image = dir.join("strict.dat");
+    let mut c = command(&exe("ckpt"), &["--strict", "-o", image.to_str().unwrap(), prog.to_str().unwrap()], &dir.path);
+    c.stdin(Stdio::piped());
+    let mut run = spawn("ckpt --strict", &mut c);
+    run.wait_line(Stream::Stderr, |l| l == ready, ready);
+    run.checkpoint();
+    let refusal = run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt:"), "the refusal").text();
+    run.write_stdin(b"go\n");
+    run.close_stdin();
+    let o = run.finish();
+    o.expect_code(0);
+    let said: Vec<String> = o.text_lines(Stream::Stderr).into_iter().filter(|l| l.starts_with("ckpt:")).collect();
+    assert_eq!(said, vec![refusal.clone()], "one line\n{}", o.describe());
+    assert!(!image.exists(), "no image is written");
+    (refusal, o)
+}
+
+#[test]
+fn file_locks_are_taken_again() {
+    let dir = TempDir::new("events-locks");
+    let (run, reference) = subdirs(&dir);
+    let prog = demo("locks");
+    let ref_out = run_with_input("uninterrupted run", &mut command(&prog, &[], &reference), b"go\n");
+    ref_out.expect_code(0);
+    assert!(ref_out.stdout_text().starts_with("held: record Resource temporarily unavailable, ofd Resource"));
+
+    let image = dir.join("locks.dat");
+    let first = checkpointed_when_ready(&mut As::me().ckpt(&image, &prog, &[], &run), "locks: ready\n");
+    let second = run_with_input("restart", &mut As::me().restart(&image, &run), b"go\n");
+    second.expect_code(0);
+    assert!(!second.stderr_text().contains("warning"), "{}", second.describe());
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &ref_out.stdout());
+
+    // Another process holds the flock lock now: --strict refuses in one
+    // line; without it, a warning, and the program goes on without it.
+    let Some(python) = tool("/usr/bin/python3", "python3") else { return };
+    let holder = "import fcntl, sys\nf = open('lk-flock', 'r+')\nfcntl.flock(f, fcntl.LOCK_EX)\nprint('held', flush=True)\nsys.stdin.readline()\n";
+    let mut c = command(&python, &["-c", holder], &run);
+    c.stdin(Stdio::piped());
+    let mut holder = spawn("lock holder", &mut c);
+    holder.wait_line(Stream::Stdout, |l| l == "held\n", "held");
+    // (Refused before the program runs: its stdin is never read.)
+    let strict =
+        spawn("restart --strict", &mut command(&exe("restart"), &["--strict", image.to_str().unwrap()], &run)).finish();
+    strict.expect_code(1);
+    let err = strict.stderr_text();
+    assert!(
+        err.lines().count() == 1
+            && err.contains("fd 12 (")
+            && err.contains("flock write lock is held by another process"),
+        "{}",
+        strict.describe()
+    );
+    let warned = run_with_input("restart", &mut As::me().restart(&image, &run), b"go\n");
+    warned.expect_code(0);
+    let warnings = lines_starting(&warned, Stream::Stderr, "restart: warning");
+    assert!(
+        warnings.len() == 1 && warnings[0].contains("its flock write lock is held by another process; not re-acquired"),
+        "{}",
+        warned.describe()
+    );
+    holder.close_stdin();
+    holder.finish().expect_code(0);
+}
+
+#[test]
+fn epoll_registration_of_a_file_no_descriptor_holds() {
+    // Named at checkpoint and at restart (the program goes on without it);
+    // with ckpt --strict the checkpoint fails, naming the epoll.
+    let dir = TempDir::new("events-orphan");
+    let prog = demo("epoll-orphan");
+    let image = dir.join("orphan.dat");
+    let first = checkpointed_when_ready(&mut As::me().ckpt(&image, &prog, &[], &dir.path), "epoll-orphan: ready\n");
+    let warned = lines_starting(&first, Stream::Stderr, "ckpt: warning");
+    assert!(
+        warned.len() == 1
+            && warned[0].contains("fd 6 (epoll): its registration of fd 5 is of a file no descriptor holds"),
+        "{}",
+        first.describe()
+    );
+    let second = run_with_input("restart", &mut As::me().restart(&image, &dir.path), b"go\n");
+    second.expect_code(0);
+    let warned = lines_starting(&second, Stream::Stderr, "restart: warning");
+    assert!(warned.len() == 1 && warned[0].contains("the registration of fd 5 was dropped"), "{}", second.describe());
+    assert_eq!(second.stdout_text(), "epoll_wait: 0\n");
+
+    let (refusal, _) = strict_refusal(&prog, &dir, "epoll-orphan: ready\n");
+    assert!(refusal.starts_with("ckpt: checkpoint failed: fd 6 (anon_inode:[eventpoll])"), "{refusal}");
+}
