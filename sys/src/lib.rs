@@ -460,6 +460,7 @@ pub fn rt_sigtimedwait_now(set: u64) -> Result<i32> {
     unsafe { syscall!(Sysno::rt_sigtimedwait, &set as *const u64, 0, ts.as_ptr(), 8) }.map(|s| s as i32)
 }
 
+const FUTEX_WAIT: i32 = 0;
 const FUTEX_WAIT_PRIVATE: i32 = 128;
 const FUTEX_WAKE_PRIVATE: i32 = 129;
 
@@ -468,6 +469,14 @@ pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_n
     let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
     let tsp = if timeout_ns == 0 { core::ptr::null() } else { ts.as_ptr() };
     unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAIT_PRIVATE, expected, tsp, 0, 0) }.map(drop)
+}
+
+/// Sleeps while the tid word of an exiting thread (`CLONE_CHILD_CLEARTID`)
+/// holds `expected`. The kernel's wake-up at thread exit is a shared-futex
+/// one, which a private wait would never see.
+pub fn futex_wait_tid(word: &core::sync::atomic::AtomicU32, expected: u32) -> Result<()> {
+    // SAFETY: the kernel reads the word, which the reference keeps alive.
+    unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAIT, expected, 0, 0, 0) }.map(drop)
 }
 
 /// Wakes up to `n` waiters on `word` (the kernel takes an int: clamped).
