@@ -25,6 +25,7 @@
 
 use core::mem::size_of;
 
+pub mod encode;
 pub mod exercise;
 mod layout;
 pub mod maps;

@@ -22,10 +22,10 @@ use core::fmt::Write as _;
 use ckpt_image::maps::{self, Mapping};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+use ckpt_image::encode::{self, Encoder};
 use ckpt_image::{
-    bytes_of, bytes_of_slice, checksum, checksum_parts, Extent, Fd, FileId, Header, Region, RegionKind, SigAction,
-    StrRef, Thread, EXIT_CHECKPOINTED, LOADER_BASE, LOADER_END, MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED,
-    USER_END,
+    bytes_of, checksum, Extent, FileId, Header, Region, RegionKind, StrRef, EXIT_CHECKPOINTED, LOADER_BASE, LOADER_END,
+    MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
 };
 use ckpt_sys::{self as sys, thread, Errno};
 
@@ -294,31 +294,28 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
     sys::close(b.pagemap);
     walked?;
 
-    h.n_regions = b.n_regions as u32;
-    h.n_extents = b.n_extents as u32;
-    h.n_fds = n_fds as u32;
-    h.strings_len = b.strings_len as u64;
-    h.layout();
-    let mut pos = h.data_offset;
-    for x in &mut b.extents[..b.n_extents] {
-        x.file_pos = pos;
-        pos += x.len;
-    }
-    h.data_len = pos - h.data_offset;
-    h.file_len = pos;
+    let Builder { strings, regions, extents, strings_len, n_regions, n_extents, .. } = b;
+    let regions = &regions[..n_regions];
+    let tables = encode::Tables {
+        regions,
+        extents: &mut extents[..n_extents],
+        threads,
+        sigactions: &sigactions[..],
+        fds: &fds[..n_fds],
+        strings: &strings[..strings_len],
+    };
+    let mut enc = Encoder::new(h, tables);
 
     let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
     out.check_targets()?;
     out.remove_stale(dents);
-    let rest = Rest { threads, sigactions, fds: &fds[..n_fds], sums, bounce, helper_stack };
-    b.write(&mut h, rest, &mut out, t0).map(|()| h.file_len)
+    let writer = Writer { regions, sums, bounce, helper_stack };
+    write(&mut enc, writer, &mut out, t0).map(|()| enc.header().file_len)
 }
 
-/// The tables the writing uses beside the builder's.
-struct Rest<'a> {
-    threads: &'a [Thread],
-    sigactions: &'a [SigAction],
-    fds: &'a [Fd],
+/// What the data writer uses beside the encoder's tables.
+struct Writer<'a> {
+    regions: &'a [Region],
     sums: &'a [AtomicU64],
     bounce: &'a [Bounce],
     helper_stack: &'a mut [u8],
@@ -507,86 +504,77 @@ impl Builder<'_> {
         }
         Ok(())
     }
+}
 
-    /// Writes the image to a temporary file, then moves it into place
-    /// (the steps are in output.rs).
-    fn write(&mut self, h: &mut Header, rest: Rest, out: &mut Output, t0: u64) -> Result<(), Failure> {
-        let temp = out.create()?;
-        let fd = temp.fd;
-        // A write past the program's RLIMIT_FSIZE raises SIGXFSZ (blocked
-        // in here) as well as failing with EFBIG: that signal is ours, and
-        // must not kill the program once the handler returns.
-        const SIGXFSZ: u64 = 1 << (25 - 1);
-        let xfsz_pending = sys::rt_sigpending() & SIGXFSZ != 0;
-        let result = self.write_to(fd, h, rest, t0);
-        let result = result.and_then(|()| sys::fsync(fd).map_err(failed("writing the image to disk")));
-        if result.is_err() && !xfsz_pending {
-            let _ = sys::rt_sigtimedwait_now(SIGXFSZ);
-        }
-        match result {
-            // Only now, with the new image complete on disk, are the older
-            // ones moved along (--keep) and the new one put in place.
-            Ok(()) => out.commit(temp),
-            Err(f) => {
-                out.abandon(temp);
-                Err(f)
-            }
+/// Writes the image to a temporary file, then moves it into place
+/// (the steps are in output.rs).
+fn write(enc: &mut Encoder, w: Writer, out: &mut Output, t0: u64) -> Result<(), Failure> {
+    let temp = out.create()?;
+    let fd = temp.fd;
+    // A write past the program's RLIMIT_FSIZE raises SIGXFSZ (blocked
+    // in here) as well as failing with EFBIG: that signal is ours, and
+    // must not kill the program once the handler returns.
+    const SIGXFSZ: u64 = 1 << (25 - 1);
+    let xfsz_pending = sys::rt_sigpending() & SIGXFSZ != 0;
+    let result = write_to(fd, enc, w, t0);
+    let result = result.and_then(|()| sys::fsync(fd).map_err(failed("writing the image to disk")));
+    if result.is_err() && !xfsz_pending {
+        let _ = sys::rt_sigtimedwait_now(SIGXFSZ);
+    }
+    match result {
+        // Only now, with the new image complete on disk, are the older
+        // ones moved along (--keep) and the new one put in place.
+        Ok(()) => out.commit(temp),
+        Err(f) => {
+            out.abandon(temp);
+            Err(f)
         }
     }
+}
 
-    fn write_to(&mut self, fd: i32, h: &mut Header, rest: Rest, t0: u64) -> Result<(), Failure> {
-        // Stored pages of unreadable regions are made readable for the copy.
-        self.readable_for_copy(true)?;
-        let extents = &self.extents[..self.n_extents];
-        let job =
-            WriteData { fd, regions: &self.regions[..self.n_regions], extents, sums: rest.sums, bounce: rest.bounce };
-        // SAFETY: the helper stack is the coordinator's alone (borrowed
-        // here); the extents are disjoint, each item writes its own checksum
-        // and file range, and each worker has its own bounce buffer.
-        let written = unsafe { thread::split(&job, h.data_len >= PARALLEL_BYTES, rest.helper_stack) };
-        self.readable_for_copy(false)?;
-        if let Err((_, code)) = written {
-            return Err(match code {
-                NO_PROGRESS => refuse("writing the image: no progress"),
-                e => failed("writing the image")(Errno::new(e as i32)),
-            });
-        }
-        for (x, sum) in self.extents[..self.n_extents].iter_mut().zip(rest.sums) {
-            x.checksum = sum.load(Relaxed); // split's end ordered the workers' stores
-        }
-        h.capture_ns = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
-        let parts = [
-            bytes_of_slice(&self.regions[..self.n_regions]),
-            bytes_of_slice(&self.extents[..self.n_extents]),
-            bytes_of_slice(rest.threads),
-            bytes_of_slice(rest.sigactions),
-            bytes_of_slice(rest.fds),
-            &self.strings[..self.strings_len],
-        ];
-        let mut pos = h.meta_offset;
-        for part in parts {
-            write_at(fd, part.as_ptr() as u64, part.len() as u64, pos)?;
-            pos += part.len() as u64;
-        }
-        h.meta_checksum = checksum_parts(&parts);
-        h.header_checksum = h.compute_checksum();
-        let hb = bytes_of(h);
-        write_at(fd, hb.as_ptr() as u64, hb.len() as u64, 0)?;
-        sys::ftruncate(fd, h.file_len).map_err(failed("sizing the image file"))
+/// The data (hashed as written, by two threads for much of it), then the
+/// metadata, then the sealed header.
+fn write_to(fd: i32, enc: &mut Encoder, w: Writer, t0: u64) -> Result<(), Failure> {
+    // Stored pages of unreadable regions are made readable for the copy.
+    readable_for_copy(w.regions, true)?;
+    let job = WriteData { fd, regions: w.regions, extents: enc.extents(), sums: w.sums, bounce: w.bounce };
+    // SAFETY: the helper stack is the coordinator's alone (borrowed here);
+    // the extents are disjoint, each item writes its own checksum and file
+    // range, and each worker has its own bounce buffer.
+    let written = unsafe { thread::split(&job, enc.header().data_len >= PARALLEL_BYTES, w.helper_stack) };
+    readable_for_copy(w.regions, false)?;
+    if let Err((_, code)) = written {
+        return Err(match code {
+            NO_PROGRESS => refuse("writing the image: no progress"),
+            e => failed("writing the image")(Errno::new(e as i32)),
+        });
     }
+    for (i, sum) in w.sums[..enc.extents().len()].iter().enumerate() {
+        enc.set_checksum(i, sum.load(Relaxed)); // split's end ordered the workers' stores
+    }
+    enc.header_mut().capture_ns = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
+    let mut pos = enc.header().meta_offset;
+    for part in enc.meta_parts() {
+        write_at(fd, part.as_ptr() as u64, part.len() as u64, pos)?;
+        pos += part.len() as u64;
+    }
+    let h = *enc.seal();
+    let hb = bytes_of(&h);
+    write_at(fd, hb.as_ptr() as u64, hb.len() as u64, 0)?;
+    sys::ftruncate(fd, h.file_len).map_err(failed("sizing the image file"))
+}
 
-    /// Adds read access to the unreadable regions that have stored pages
-    /// (`on`), or gives them back their own protection.
-    fn readable_for_copy(&self, on: bool) -> Result<(), Failure> {
-        for r in &self.regions[..self.n_regions] {
-            if r.n_extents != 0 && r.prot & 1 == 0 {
-                let prot = if on { r.prot as i32 | sys::PROT_READ } else { r.prot as i32 };
-                // SAFETY: read access only, for the copy; then the program's own.
-                unsafe { sys::mprotect(r.start, r.len(), prot) }.map_err(failed("making a region readable"))?;
-            }
+/// Adds read access to the unreadable regions that have stored pages
+/// (`on`), or gives them back their own protection.
+fn readable_for_copy(regions: &[Region], on: bool) -> Result<(), Failure> {
+    for r in regions {
+        if r.n_extents != 0 && r.prot & 1 == 0 {
+            let prot = if on { r.prot as i32 | sys::PROT_READ } else { r.prot as i32 };
+            // SAFETY: read access only, for the copy; then the program's own.
+            unsafe { sys::mprotect(r.start, r.len(), prot) }.map_err(failed("making a region readable"))?;
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Data larger than this is hashed and written by two threads.
