@@ -66,10 +66,12 @@ impl thread::Job for Load<'_> {
 /// Every extent must lie in memory mapped writable for it.
 pub unsafe fn read_all(img: &Image) -> Result<(), Fail> {
     let job = Load { meta: img.meta, fd: img.fd };
-    // SAFETY: the helper stack is used by nothing else; extents are
-    // disjoint, so the items are independent.
+    // SAFETY: the helper stack is used by nothing else (this runs once, on
+    // the loader's one thread): this is its only reference.
     let stack = unsafe { &mut (*core::ptr::addr_of_mut!(HELPER_STACK)).0 };
     let parallel = img.meta.header.data_len >= PARALLEL_BYTES;
+    // SAFETY: that stack, lent for the call; the items touch disjoint
+    // memory and file ranges, so they may run concurrently.
     let Err((failed, why)) = (unsafe { thread::split(&job, parallel, stack) }) else {
         return Ok(());
     };
