@@ -91,7 +91,7 @@ pub fn plan(img: &Image, verbose: bool) -> Result<Frames, Fail> {
         if here.accepts(&f, &h.xlayout) {
             continue;
         }
-        // SAFETY-free single owner: a fresh allocation, leaked for the program's
+        // The one owner of this `&'static mut`: a fresh allocation, leaked for the program's
         // lifetime and owned by this thread's `Moved` entry alone.
         let buf: &'static mut [u8] = vec![0u8; here.frame_len() + 63].leak();
         let skip = (64 - buf.as_ptr() as usize % 64) % 64;
