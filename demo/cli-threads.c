@@ -1,4 +1,4 @@
-/* cli-threads: 8 threads that work until stdin ends, each keeping state
+/* cli-threads [N]: N threads (default 8, at most 64) that work until stdin ends, each keeping state
  * whose consistency it checks at the end: its own array (a[j] == j + rounds
  * * (k+1)), a thread-local round counter, and a counter shared under a
  * mutex (the sum of every thread's rounds). Half the threads sleep 1 ms per
@@ -12,14 +12,15 @@
 #include <time.h>
 #include <unistd.h>
 
-#define THREADS 8
+#define MAX_THREADS 64
+static int nthreads = 8;
 #define WORDS 4096
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static long shared;
 static volatile int stop;
-static volatile int begun[THREADS];
-static long rounds_of[THREADS];
+static volatile int begun[MAX_THREADS];
+static long rounds_of[MAX_THREADS];
 static __thread long tls_rounds;
 
 static void *work(void *arg) {
@@ -50,11 +51,15 @@ static void *work(void *arg) {
     return (void *)bad;
 }
 
-int main(void) {
-    pthread_t t[THREADS];
-    for (long k = 0; k < THREADS; k++)
+int main(int argc, char **argv) {
+    if (argc > 1)
+        nthreads = atoi(argv[1]);
+    if (nthreads < 1 || nthreads > MAX_THREADS)
+        return 2;
+    pthread_t t[MAX_THREADS];
+    for (long k = 0; k < nthreads; k++)
         pthread_create(&t[k], NULL, work, (void *)k);
-    for (int k = 0; k < THREADS; k++)
+    for (int k = 0; k < nthreads; k++)
         while (!begun[k])
             usleep(1000);
     printf("started\n");
@@ -64,7 +69,7 @@ int main(void) {
         ;
     stop = 1;
     long total = 0;
-    for (int k = 0; k < THREADS; k++) {
+    for (int k = 0; k < nthreads; k++) {
         void *bad;
         pthread_join(t[k], &bad);
         total += rounds_of[k];

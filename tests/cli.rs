@@ -519,20 +519,8 @@ fn help_and_version() {
 #[test]
 fn twenty_fast_checkpoints_of_eight_threads() {
     let dir = TempDir::new("cli-threads");
-    let prog = demo("cli-threads");
-    let mut c = command(&prog, &[], &dir.path);
-    c.stdin(Stdio::piped());
-    let mut reference = spawn("uninterrupted run", &mut c);
-    reference.wait_line(Stream::Stdout, |l| l == "started\n", "started");
-    reference.close_stdin();
-    let reference = reference.finish();
-    reference.expect_code(0);
-
+    let (reference, mut run) = cli_threads(&dir, &[]);
     let image = dir.join("threads.dat");
-    let mut c = ckpt(&["--continue", "-o", "threads.dat", path_str(&prog)], &dir);
-    c.stdin(Stdio::piped());
-    let mut run = spawn("ckpt --continue cli-threads", &mut c);
-    run.wait_line(Stream::Stdout, |l| l == "started\n", "started");
     for n in 1..=20 {
         run.checkpoint();
         let line = wait_written(&mut run, &format!("checkpoint {n} of 20"));
@@ -550,13 +538,60 @@ fn twenty_fast_checkpoints_of_eight_threads() {
     assert_same("eight threads, 20 checkpoints", &first.stdout(), &reference.stdout());
     assert!(count_written(&first) >= 21, "{}", first.describe());
     assert!(!first.stderr_text().contains("failed"), "{}", first.describe());
-    verify(&image, &dir);
+    restart_cli_threads(&image, &dir, &reference);
+}
 
-    // The restart resumes main in its read of stdin (here /dev/null).
-    let second = spawn("restart", &mut restart(&image, &dir)).finish();
+/// An uninterrupted run of cli-threads with `args` (ended once started),
+/// and one under `ckpt --continue -o threads.dat`, started.
+fn cli_threads(dir: &TempDir, args: &[&str]) -> (Outcome, Run) {
+    let prog = demo("cli-threads");
+    let mut c = command(&prog, args, &dir.path);
+    c.stdin(Stdio::piped());
+    let mut reference = spawn("uninterrupted run", &mut c);
+    reference.wait_line(Stream::Stdout, |l| l == "started\n", "started");
+    reference.close_stdin();
+    let reference = reference.finish();
+    reference.expect_code(0);
+    let mut a = vec!["--continue", "-o", "threads.dat", path_str(&prog)];
+    a.extend_from_slice(args);
+    let mut c = ckpt(&a, dir);
+    c.stdin(Stdio::piped());
+    let mut run = spawn("ckpt --continue cli-threads", &mut c);
+    run.wait_line(Stream::Stdout, |l| l == "started\n", "started");
+    (reference, run)
+}
+
+/// The image verifies, and its restart resumes main in its read of stdin
+/// (here /dev/null): the reference's output after "started".
+fn restart_cli_threads(image: &Path, dir: &TempDir, reference: &Outcome) {
+    verify(image, dir);
+    let second = spawn("restart", &mut restart(image, dir)).finish();
     second.expect_code(0);
     let want = reference.stdout_text().strip_prefix("started\n").unwrap().to_string();
     assert_same("restart of the last image", &second.stdout(), want.as_bytes());
+}
+
+/// The coordination under stress: 150 checkpoints of 64 threads in
+/// --continue mode (half of them in the kernel at each one, half
+/// computing), each waited for; every thread's state checks out at the end,
+/// the output equals an uninterrupted run's, and the last image restarts.
+#[test]
+fn many_checkpoints_of_sixty_four_threads() {
+    const ROUNDS: usize = 150;
+    let dir = TempDir::new("cli-threads-64");
+    let (reference, mut run) = cli_threads(&dir, &["64"]);
+    let image = dir.join("threads.dat");
+    for n in 1..=ROUNDS {
+        run.checkpoint();
+        wait_written(&mut run, &format!("checkpoint {n} of {ROUNDS}"));
+    }
+    run.close_stdin();
+    let first = run.finish();
+    first.expect_code(0);
+    assert_same("64 threads, 150 checkpoints", &first.stdout(), &reference.stdout());
+    assert_eq!(count_written(&first), ROUNDS, "{}", first.describe());
+    assert!(!first.stderr_text().contains("failed"), "{}", first.describe());
+    restart_cli_threads(&image, &dir, &reference);
 }
 
 const FORK_SCRIPT: &str = r#"

@@ -18,6 +18,7 @@ pub struct EventFdState {
     pub semaphore: u32,
     pub _pad: u32,
 }
+// SAFETY: repr(C) integers without padding (sizes and offsets: layout.rs).
 unsafe impl Pod for EventFdState {}
 
 /// `FdKind::TimerFd`: the clock, the timer, the expirations not yet read.
@@ -38,6 +39,7 @@ pub struct TimerFdState {
     /// `CLOCK_REALTIME` timer's deadline is this plus `value_ns`.
     pub realtime_ns: u64,
 }
+// SAFETY: repr(C) integers without padding (sizes and offsets: layout.rs).
 unsafe impl Pod for TimerFdState {}
 
 /// `FdKind::SignalFd`: the signals it accepts.
@@ -47,6 +49,7 @@ pub struct SignalFdState {
     /// Bit n-1: signal n (`sigmask` of fdinfo).
     pub mask: u64,
 }
+// SAFETY: repr(C) integers without padding (sizes and offsets: layout.rs).
 unsafe impl Pod for SignalFdState {}
 
 /// `FdKind::Epoll`: one registration of the interest list (one `tfd:` line
@@ -65,6 +68,7 @@ pub struct EpollTarget {
     /// The program's 64-bit data.
     pub data: u64,
 }
+// SAFETY: repr(C) integers without padding (sizes and offsets: layout.rs).
 unsafe impl Pod for EpollTarget {}
 
 /// `FdKind::Socket` (a UNIX socket whose peer is also in the process): the
@@ -80,6 +84,7 @@ pub struct SocketState {
     /// How many messages follow.
     pub n_msgs: u32,
 }
+// SAFETY: repr(C) integers without padding (sizes and offsets: layout.rs).
 unsafe impl Pod for SocketState {}
 
 /// `FdKind::Inotify`: one watch (one `inotify wd:` line of fdinfo).
@@ -94,6 +99,7 @@ pub struct InotifyWatch {
     /// library's `inotify_add_watch`).
     pub path: crate::StrRef,
 }
+// SAFETY: repr(C) integers without padding (sizes and offsets: layout.rs).
 unsafe impl Pod for InotifyWatch {}
 
 /// A lock held through a regular file's descriptor (`FdKind::File`: its
@@ -110,6 +116,7 @@ pub struct FileLock {
     /// Bytes, 0: to the end of the file, however long it grows.
     pub len: u64,
 }
+// SAFETY: repr(C) integers without padding (sizes and offsets: layout.rs).
 unsafe impl Pod for FileLock {}
 
 /// A `fcntl` record lock (owned by the process).
@@ -129,6 +136,7 @@ pub struct MemfdState {
     /// Its size; the contents that follow are this long.
     pub size: u64,
 }
+// SAFETY: repr(C) integers without padding (sizes and offsets: layout.rs).
 unsafe impl Pod for MemfdState {}
 
 /// The record size of a kind that keeps one (`data` must be exactly this

@@ -25,8 +25,10 @@
 
 use core::mem::size_of;
 
+pub mod encode;
 pub mod events;
 pub mod exercise;
+mod layout;
 pub mod maps;
 pub mod signals;
 pub mod xstate;
@@ -206,6 +208,8 @@ pub struct MmLayout {
     pub env_start: u64,
     pub env_end: u64,
 }
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for MmLayout {}
 
 /// The fixed-size header at offset 0.
@@ -273,6 +277,8 @@ pub struct Header {
     /// xxh3 of the header bytes with this field zero.
     pub header_checksum: u64,
 }
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for Header {}
 
 pub const HEADER_SIZE: usize = size_of::<Header>();
@@ -284,6 +290,8 @@ pub struct StrRef {
     pub offset: u32,
     pub len: u32,
 }
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for StrRef {}
 
 /// One memory mapping of the process, one line of `/proc/self/maps`.
@@ -313,6 +321,8 @@ pub struct Region {
     /// for the others, empty for plain anonymous memory.
     pub path: StrRef,
 }
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for Region {}
 
 impl Region {
@@ -336,6 +346,8 @@ pub struct FileId {
     pub size: u64,
     pub mtime_ns: u64,
 }
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for FileId {}
 
 /// A run of stored pages of one region. Pages of a region that no extent
@@ -352,6 +364,8 @@ pub struct Extent {
     /// xxh3 of the bytes.
     pub checksum: u64,
 }
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for Extent {}
 
 /// One thread, as its checkpoint signal handler found it.
@@ -398,6 +412,8 @@ pub struct Thread {
     /// (`xstate_bv`, less components that hold zeros): what it requires.
     pub xinuse: u64,
 }
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for Thread {}
 
 /// A signal disposition in the kernel's `struct sigaction` layout.
@@ -409,6 +425,8 @@ pub struct SigAction {
     pub restorer: u64,
     pub mask: u64,
 }
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for SigAction {}
 
 /// An interval timer (`setitimer`), in nanoseconds; zero value: disarmed.
@@ -418,6 +436,8 @@ pub struct ITimer {
     pub interval_ns: u64,
     pub value_ns: u64,
 }
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for ITimer {}
 
 /// Number of resource limits stored (`RLIMIT_NLIMITS` on Linux).
@@ -448,6 +468,8 @@ pub struct ProcessState {
     pub _pad: u32,
     pub reserved: [u64; 4],
 }
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for ProcessState {}
 
 pub const PROCESS_ITIMERS: u32 = 1;
@@ -592,6 +614,8 @@ pub struct Fd {
     /// descriptors and sockets: their state record (`events`).
     pub data: StrRef,
 }
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for Fd {}
 
 impl Fd {

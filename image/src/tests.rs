@@ -36,24 +36,14 @@ fn sample() -> Vec<u8> {
         },
     ];
     let mut h = Header::new();
-    h.n_regions = 2;
-    h.n_extents = 3;
-    h.n_threads = 1;
-    h.strings_len = strings.len() as u64;
     h.cmdline = StrRef { offset: 0, len: 17 };
     h.cwd = StrRef { offset: 18, len: 8 };
-    h.layout();
     let lens = [4 * PAGE_SIZE, PAGE_SIZE, 2 * PAGE_SIZE];
     let addrs = [base, base + 9 * PAGE_SIZE, base + 12 * PAGE_SIZE];
-    let mut pos = h.data_offset;
-    let mut data = Vec::new();
-    let mut extents = Vec::new();
-    for (i, (&a, &l)) in addrs.iter().zip(&lens).enumerate() {
-        let bytes: Vec<u8> = (0..l).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect();
-        extents.push(Extent { addr: a, len: l, file_pos: pos, checksum: checksum(&bytes) });
-        pos += l;
-        data.extend_from_slice(&bytes);
-    }
+    let data: Vec<Vec<u8>> =
+        lens.iter().enumerate().map(|(i, &l)| (0..l).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect()).collect();
+    let mut extents: Vec<Extent> =
+        addrs.iter().zip(&lens).map(|(&addr, &len)| Extent { addr, len, file_pos: 0, checksum: 0 }).collect();
     let thread = Thread {
         tid: 42,
         tid_offset: 0,
@@ -75,24 +65,46 @@ fn sample() -> Vec<u8> {
         xinuse: 3,
     };
     let sig = [SigAction::default(); NSIG];
-    let mut meta = Vec::new();
-    meta.extend_from_slice(bytes_of_slice(&regions));
-    meta.extend_from_slice(bytes_of_slice(&extents));
-    meta.extend_from_slice(bytes_of(&thread));
-    meta.extend_from_slice(bytes_of_slice(&sig));
-    meta.extend_from_slice(&strings);
-    assert_eq!(meta.len() as u64, h.meta_len);
-    h.meta_checksum = checksum(&meta);
-    h.data_len = data.len() as u64;
-    h.file_len = h.data_offset + h.data_len;
-    h.header_checksum = h.compute_checksum();
-    let mut file = Vec::new();
-    file.extend_from_slice(bytes_of(&h));
-    file.resize(HEADER_SPACE as usize, 0);
-    file.extend_from_slice(&meta);
-    file.resize(h.data_offset as usize, 0);
-    file.extend_from_slice(&data);
+    let tables = encode::Tables {
+        regions: &regions,
+        extents: &mut extents,
+        threads: &[thread],
+        sigactions: &sig,
+        fds: &[],
+        strings: &strings,
+    };
+    let enc = encode::Encoder::new(h, tables);
+    let mut file = std::vec![0u8; enc.header().file_len as usize];
+    enc.write_into(|i| &data[i], &mut file);
     file
+}
+
+/// The encoder's layout is the format's: metadata right after the header
+/// page in table order, data page aligned after it, extents back to back in
+/// table order, each with the checksum of its bytes; both checksums sealed.
+#[test]
+fn encoder_layout() {
+    let file = sample();
+    let h = Header::parse(&file, file.len() as u64).unwrap();
+    assert_eq!(h.meta_offset, HEADER_SPACE);
+    assert_eq!(h.meta_len as usize, MetaLayout::of(&h).total());
+    assert_eq!(h.data_offset, page_up(h.meta_offset + h.meta_len));
+    assert_eq!(h.file_len, file.len() as u64);
+    let meta = &file[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize];
+    assert_eq!(checksum(meta), h.meta_checksum);
+    let m = Meta::parse(&h, meta).unwrap();
+    let mut pos = h.data_offset;
+    for i in 0..h.n_extents as usize {
+        let x = m.extent(i);
+        assert_eq!(x.file_pos, pos);
+        assert_eq!(checksum(&file[pos as usize..(pos + x.len) as usize]), x.checksum);
+        pos += x.len;
+    }
+    assert_eq!(pos, h.file_len);
+    // The threads follow the extents, the strings close the metadata.
+    let threads_at = MetaLayout::of(&h).regions + MetaLayout::of(&h).extents;
+    assert_eq!(read_at::<Thread>(&meta[threads_at..], 0).unwrap().tid, 42);
+    assert!(meta.ends_with(b"/usr/bin/prog\0arg\0/tmp/dir"));
 }
 
 fn parse(file: &[u8]) -> Result<(), Error> {

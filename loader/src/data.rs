@@ -72,10 +72,12 @@ pub unsafe fn read_all(img: &Image, progress_after_ms: u64) -> Result<(), Fail> 
     let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
     let progress = Progress::new("restart: reading the image", img.meta.header.data_len, t0, progress_after_ms);
     let job = Load { meta: img.meta, fd: img.fd, progress };
-    // SAFETY: the helper stack is used by nothing else; extents are
-    // disjoint, so the items are independent.
+    // SAFETY: the helper stack is used by nothing else (this runs once, on
+    // the loader's one thread): this is its only reference.
     let stack = unsafe { &mut (*core::ptr::addr_of_mut!(HELPER_STACK)).0 };
     let parallel = img.meta.header.data_len >= PARALLEL_BYTES;
+    // SAFETY: that stack, lent for the call; the items touch disjoint
+    // memory and file ranges, so they may run concurrently.
     let result = unsafe { thread::split(&job, parallel, stack) };
     job.progress.end();
     let Err((failed, why)) = result else {

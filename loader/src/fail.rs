@@ -89,14 +89,19 @@ struct HeldCell(UnsafeCell<Held>);
 unsafe impl Sync for HeldCell {}
 static HELD: HeldCell = HeldCell(UnsafeCell::new(Held { buf: [0; HELD_SIZE], len: 0, dropped: 0, committed: false }));
 
-fn held() -> &'static mut Held {
-    // SAFETY: see HeldCell; each caller drops the reference before the next call.
-    unsafe { &mut *HELD.0.get() }
+/// Lends the held warnings to `f`, which never warns itself (the one
+/// `&mut` is the only one alive).
+fn with_held<R>(f: impl FnOnce(&mut Held) -> R) -> R {
+    // SAFETY: see HeldCell: one thread; and no nested borrow (above).
+    f(unsafe { &mut *HELD.0.get() })
 }
 
 /// Says a warning line, or holds it until [`commit`].
 pub fn warn(l: &mut Line) {
-    let h = held();
+    with_held(|h| hold(h, l))
+}
+
+fn hold(h: &mut Held, l: &mut Line) {
     if h.committed {
         l.emit();
         return;
@@ -113,7 +118,10 @@ pub fn warn(l: &mut Line) {
 
 /// The restart will happen: says the held warnings, and every later one at once.
 pub fn commit() {
-    let h = held();
+    with_held(commit_held)
+}
+
+fn commit_held(h: &mut Held) {
     h.committed = true;
     let _ = sys::write_all(2, &h.buf[..h.len]);
     if h.dropped != 0 {

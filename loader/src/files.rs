@@ -99,14 +99,15 @@ static TABLE: Global = Global(UnsafeCell::new(Table {
 }));
 const NONE: u32 = u32::MAX;
 
-fn table() -> &'static mut Table {
-    // SAFETY: see Global; each caller uses the reference and drops it
-    // before the next call (no two are alive across a call).
-    unsafe { &mut *TABLE.0.get() }
+/// Lends the table to `f`. `f` never calls back into this function (the
+/// uses below are leaf ones), so the one `&mut` is the only one alive.
+fn with_table<R>(f: impl FnOnce(&mut Table) -> R) -> R {
+    // SAFETY: see Global: one thread; and no nested borrow (above).
+    f(unsafe { &mut *TABLE.0.get() })
 }
 
 fn verdict(i: usize) -> Verdict {
-    match table().verdict.get(i).copied().unwrap_or(0) {
+    match with_table(|t| t.verdict.get(i).copied().unwrap_or(0)) {
         1 => Verdict::ReopenWarned,
         2 => Verdict::Null,
         3 => Verdict::KeepOwn,
@@ -115,39 +116,49 @@ fn verdict(i: usize) -> Verdict {
 }
 
 fn set_verdict(i: usize, v: Verdict) {
-    if let Some(slot) = table().verdict.get_mut(i) {
-        *slot = v as u8;
-    }
+    with_table(|t| {
+        if let Some(slot) = t.verdict.get_mut(i) {
+            *slot = v as u8;
+        }
+    })
 }
 
 /// Whether entry `i` was dealt with (placed, or given /dev/null, or left).
 pub(crate) fn done(i: usize) -> bool {
-    table().done.get(i).is_some_and(|&d| d != 0)
+    with_table(|t| t.done.get(i).is_some_and(|&d| d != 0))
 }
 
 /// Whether entry `i` is in place as what it was (its file, its pipe).
 pub(crate) fn placed(i: usize) -> bool {
-    table().done.get(i).is_some_and(|&d| d == 2)
+    with_table(|t| t.done.get(i).is_some_and(|&d| d == 2))
 }
 
 pub(crate) fn set_done(i: usize) {
-    if let Some(slot) = table().done.get_mut(i) {
-        *slot = 1;
-    }
+    with_table(|t| {
+        if let Some(slot) = t.done.get_mut(i) {
+            *slot = 1;
+        }
+    })
 }
 
 pub(crate) fn set_placed(i: usize) {
-    if let Some(slot) = table().done.get_mut(i) {
-        *slot = 2;
-    }
+    with_table(|t| {
+        if let Some(slot) = t.done.get_mut(i) {
+            *slot = 2;
+        }
+    })
 }
 
 /// Chains the ends of each pipe (entries with the same pipe inode), so that
 /// restoring a pipe visits its own ends only: one sort, not a scan of the
 /// whole table per pipe (65,536 pipe ends took half a minute that way).
 fn link_pipes(meta: &Meta) {
+    with_table(|t| link_pipes_in(meta, t))
+}
+
+fn link_pipes_in(meta: &Meta, t: &mut Table) {
     let n = meta.n_fds();
-    let Table { order, pipe_head, pipe_next, .. } = table();
+    let Table { order, pipe_head, pipe_next, .. } = t;
     let order = &mut order[..n];
     for (k, o) in order.iter_mut().enumerate() {
         *o = k as u32;
@@ -176,9 +187,9 @@ fn link_pipes(meta: &Meta) {
 fn pipe_ends(i: usize) -> impl Iterator<Item = usize> {
     // The table is read afresh at each step (no reference is kept across
     // the caller's own uses of it).
-    let head = table().pipe_head[i] as usize;
+    let head = with_table(|t| t.pipe_head[i]) as usize;
     core::iter::successors(Some(head), |&k| {
-        let j = table().pipe_next[k];
+        let j = with_table(|t| t.pipe_next[k]);
         (j != NONE).then_some(j as usize)
     })
 }

@@ -91,11 +91,13 @@ pub fn plan(img: &Image, verbose: bool) -> Result<Frames, Fail> {
         if here.accepts(&f, &h.xlayout) {
             continue;
         }
-        let buf: &'static mut [u8] = vec![0u8; here.frame_len() + 63].leak();
+        let mut buf = vec![0u8; here.frame_len() + 63];
         let skip = (64 - buf.as_ptr() as usize % 64) % 64;
-        let new = &mut buf[skip..];
-        xstate::rewrite(&area, &f, &h.xlayout, &here, new).map_err(Fail::Cpu)?;
-        moved.push(Moved { ucontext: t.ucontext, fpstate, original: area, area: new });
+        xstate::rewrite(&area, &f, &h.xlayout, &here, &mut buf[skip..]).map_err(Fail::Cpu)?;
+        // Leaked, read-only from here: the kernel reads it at rt_sigreturn,
+        // after the loader's last word (leaking does not move the buffer).
+        let buf: &'static [u8] = buf.leak();
+        moved.push(Moved { ucontext: t.ucontext, fpstate, original: area, area: &buf[skip..] });
     }
     if h.portable_level == 0 && h.cpu_level > level {
         let mut l = Line::new();

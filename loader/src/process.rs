@@ -45,7 +45,7 @@ pub fn restore(meta: &Meta) {
         }
     }
     if p.valid & PROCESS_PRCTL != 0 {
-        // SAFETY (all three): these options take plain values, no address.
+        // SAFETY: these options (all three) take plain values, no address.
         unsafe {
             let _ = sys::prctl(sys::PR_SET_PDEATHSIG, p.pdeathsig as u64, 0, 0, 0);
             // 2 (core dumps readable by root only) can only come from a

@@ -20,7 +20,8 @@
 //! loader blocks every signal first; each thread's own mask comes back from
 //! its frame.
 
-use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 
 use ckpt_image::{Meta, Thread, LOADER_THREAD_STACKS, LOADER_THREAD_STACK_SIZE, MAX_THREADS};
 use ckpt_sys as sys;
@@ -72,9 +73,10 @@ pub unsafe fn start_others(meta: &'static Meta<'static>) -> Result<(), Fail> {
         }
         .map_err(fail::sys("cannot map the thread stacks"))?;
     }
+    let records = decode_records(meta);
     let mut started = 0;
     for i in (0..n).filter(|&i| i != main) {
-        let t = record(meta, i);
+        let Some(t) = records[i].as_ref() else { continue };
         let stack_end = LOADER_THREAD_STACKS + (i as u64 + 1) * LOADER_THREAD_STACK_SIZE;
         // SAFETY: a new thread of this process on its own temporary stack,
         // starting in thread_main with the program's %fs.
@@ -93,18 +95,29 @@ pub unsafe fn start_others(meta: &'static Meta<'static>) -> Result<(), Fail> {
     }
 }
 
-/// A thread record by index, from the loader's copy of the metadata.
-fn record(meta: &'static Meta<'static>, i: usize) -> &'static Thread {
-    // The records are decoded once, into a static table, so that each
-    // thread can be handed a stable address.
-    static mut TABLE: [Option<Thread>; MAX_THREADS as usize] = [None; MAX_THREADS as usize];
-    // SAFETY: filled by the main thread before any clone; children only
-    // read their own entry afterwards.
-    unsafe {
-        let table = &mut *core::ptr::addr_of_mut!(TABLE);
-        table[i] = Some(meta.thread(i));
-        table[i].as_ref().unwrap_unchecked()
+/// The thread records, decoded once into a static table so that each
+/// thread can be handed a stable address.
+struct Records(UnsafeCell<[Option<Thread>; MAX_THREADS as usize]>);
+// SAFETY: written only by `decode_records`, once, before any thread that
+// reads it exists; only read afterwards.
+unsafe impl Sync for Records {}
+static RECORDS: Records = Records(UnsafeCell::new([None; MAX_THREADS as usize]));
+static DECODED: AtomicBool = AtomicBool::new(false);
+
+/// Decodes every record of `meta` into the static table (the single-owner
+/// initialiser: the main thread, once, before the first clone), and gives
+/// the table out shared.
+fn decode_records(meta: &Meta) -> &'static [Option<Thread>] {
+    if !DECODED.swap(true, SeqCst) {
+        // SAFETY: the first call, by the only thread: nothing reads the
+        // table yet, and this borrow ends here.
+        let table = unsafe { &mut *RECORDS.0.get() };
+        for (i, slot) in table.iter_mut().enumerate().take(meta.n_threads()) {
+            *slot = Some(meta.thread(i));
+        }
     }
+    // SAFETY: never written again (above).
+    unsafe { &*RECORDS.0.get() }
 }
 
 /// Sets up the calling thread's kernel state from its record.

@@ -20,9 +20,12 @@ use core::ffi::{c_void, CStr};
 use core::fmt::Write as _;
 
 use ckpt_image::maps::{self, Mapping};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use ckpt_image::encode::{self, Encoder};
 use ckpt_image::{
-    bytes_of, bytes_of_slice, checksum, checksum_parts, FileId, Header, Region, RegionKind, StrRef, Thread,
-    EXIT_CHECKPOINTED, LOADER_BASE, LOADER_END, MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
+    bytes_of, checksum, Extent, FileId, Header, Region, RegionKind, StrRef, EXIT_CHECKPOINTED, LOADER_BASE, LOADER_END,
+    MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
 };
 use ckpt_sys::progress::Progress;
 use ckpt_sys::{self as sys, thread, Errno};
@@ -34,7 +37,7 @@ use crate::msg::{self, Size};
 use crate::output::Output;
 use crate::procfs;
 use crate::threads;
-use crate::workspace::{self, Tables, MAX_EXTENTS, MAX_REGIONS, PAGEMAP_WORDS};
+use crate::workspace::{self, Bounce, Tables, MAX_EXTENTS, MAX_REGIONS, PAGEMAP_WORDS};
 
 core::arch::global_asm!(
     // ckpt_call_on_stack(arg: rdi, f: rsi, stack_top: rdx): calls f(arg) on
@@ -114,20 +117,25 @@ pub extern "C" fn run(arg: *mut c_void) {
     crate::rawsig::check();
     let cfg = config::get();
     let stop = STOP_AFTER.swap(false, core::sync::atomic::Ordering::SeqCst);
-    // SAFETY: the coordinator is the only user of the tables; the shared
-    // part is used as threads::stop_all documents.
-    let (tables, (sync, threads)) = unsafe { (workspace::tables(), workspace::sync_and_threads()) };
+    // SAFETY: the caller won threads::begin: this thread is the checkpoint's
+    // coordinator, and this its one session.
+    let (shared, mut session) = unsafe { (workspace::shared(), workspace::Session::claim()) };
+    let tables = session.tables();
+    let sync = &shared.sync;
     let generation = sync.active.load(core::sync::atomic::Ordering::SeqCst);
     let rseq = threads::unregister_rseq();
-    threads[0] = threads::describe(arg as *const libc::ucontext_t, rseq);
-    let result = match threads::stop_all(sync, &mut tables.tids, &mut tables.dents) {
-        Ok(n) if n <= threads.len() => capture(tables, &threads[..n], cfg, t0),
-        Ok(_) | Err(threads::StopError::TooMany) => Err(refuse("too many threads")),
+    tables.threads[0] = threads::describe(arg as *const libc::ucontext_t, rseq);
+    let mut n_threads = 1;
+    let result = match threads::stop_all(shared, generation, &mut tables.tids, &mut tables.dents, &mut tables.threads) {
+        Ok(n) => {
+            n_threads = n;
+            capture(tables, n, cfg, t0)
+        }
+        Err(threads::StopError::TooMany) => Err(refuse("too many threads")),
         Err(threads::StopError::Stuck(tid)) => Err(Failure::stuck(tid)),
         Err(threads::StopError::Sys(e)) => Err(failed("stopping the threads")(e)),
     };
-    let n_threads = sync.slots.load(core::sync::atomic::Ordering::SeqCst);
-    let blocked = crate::process::blocked_everywhere(&threads[..(n_threads as usize).min(threads.len())]);
+    let blocked = crate::process::blocked_everywhere(&tables.threads[..n_threads]);
     match result {
         // A signal that ends the program came with the checkpoint: it ends
         // it now, --continue or not (process.rs); so does ckpt-slurm's
@@ -211,9 +219,27 @@ fn frame_size(fpstate: u64) -> (u64, u32) {
     ckpt_image::xstate::Frame::parse_head(head).map_or((0, 0), |f| (f.xfeatures, f.xstate_size as u32))
 }
 
-fn capture(t: &mut Tables, threads: &[Thread], cfg: &Config, t0: u64) -> Result<u64, Failure> {
+fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u64, Failure> {
+    // Each part of the tables is lent where it is used: disjoint borrows.
+    let Tables {
+        maps,
+        pagemap,
+        strings,
+        regions,
+        extents,
+        sums,
+        threads,
+        fds,
+        fd_order,
+        sigactions,
+        dents,
+        bounce,
+        helper_stack,
+        ..
+    } = t;
+    let threads = &threads[..n_threads];
     // Children are not in the image: named, or with --strict a refusal.
-    let n_children = children::report(cfg.strict, &mut t.dents);
+    let n_children = children::report(cfg.strict, dents);
     if cfg.strict && n_children != 0 {
         return Err(Failure {
             children: n_children,
@@ -235,11 +261,10 @@ fn capture(t: &mut Tables, threads: &[Thread], cfg: &Config, t0: u64) -> Result<
     sys::umask(mask);
     h.umask = mask;
 
-    for sig in 1..t.sigactions.len() {
+    for (sig, action) in sigactions.iter_mut().enumerate().skip(1) {
         let mut k = sys::KSigAction::default();
         if sys::rt_sigaction(sig as i32, None, Some(&mut k)).is_ok() {
-            t.sigactions[sig] =
-                ckpt_image::SigAction { handler: k.handler, flags: k.flags, restorer: k.restorer, mask: k.mask };
+            *action = ckpt_image::SigAction { handler: k.handler, flags: k.flags, restorer: k.restorer, mask: k.mask };
         }
     }
 
@@ -247,16 +272,25 @@ fn capture(t: &mut Tables, threads: &[Thread], cfg: &Config, t0: u64) -> Result<
     h.process.interval_ms = cfg.interval_ms;
     h.process.interval_signal = cfg.signal as u32;
 
-    let mut b = Builder { t, strings_len: 0, n_regions: 0, n_extents: 0, n_fds: 0, pagemap: -1 };
-    h.mm = procfs::mm_layout(&mut b.t.dents).map_err(failed("reading /proc/self/stat"))?;
-    let n = procfs::read_file(c"/proc/self/auxv", &mut b.t.dents).map_err(failed("reading /proc/self/auxv"))?;
+    let mut b = Builder {
+        strings: &mut strings[..],
+        regions: &mut regions[..],
+        extents: &mut extents[..],
+        pagemap_words: &mut pagemap[..],
+        strings_len: 0,
+        n_regions: 0,
+        n_extents: 0,
+        pagemap: -1,
+    };
+    h.mm = procfs::mm_layout(dents).map_err(failed("reading /proc/self/stat"))?;
+    let n = procfs::read_file(c"/proc/self/auxv", dents).map_err(failed("reading /proc/self/auxv"))?;
     let words = (n / 8).min(h.auxv.len());
     for (i, w) in h.auxv[..words].iter_mut().enumerate() {
-        *w = u64::from_le_bytes(b.t.dents[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        *w = u64::from_le_bytes(dents[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
     }
     h.auxv_words = words as u32;
-    let n = procfs::read_file(c"/proc/self/comm", &mut b.t.dents).map_err(failed("reading /proc/self/comm"))?;
-    let comm = &b.t.dents[..n.min(16)];
+    let n = procfs::read_file(c"/proc/self/comm", dents).map_err(failed("reading /proc/self/comm"))?;
+    let comm = &dents[..n.min(16)];
     let comm_len = comm.iter().position(|&c| c == b'\n' || c == 0).unwrap_or(comm.len());
     h.comm[..comm_len].copy_from_slice(&comm[..comm_len]);
 
@@ -266,37 +300,59 @@ fn capture(t: &mut Tables, threads: &[Thread], cfg: &Config, t0: u64) -> Result<
     h.cwd = b.string_from(sys::getcwd).map_err(failed("reading the working directory"))?;
     h.exe = b.string_from(|buf| sys::readlink(c"/proc/self/exe", buf)).map_err(failed("reading /proc/self/exe"))?;
 
-    b.capture_fds()?;
+    let n_fds = files::capture(fds, &mut b, dents, fd_order).map_err(|e| match e {
+        files::TOO_MANY => refuse("the program has more than 65,536 open descriptors, more than an image can hold"),
+        e => failed("listing the open files")(e),
+    })?;
+    if cfg.strict {
+        // --strict: no image that would lose a descriptor.
+        if let Some(f) = fds[..n_fds].iter().find(|f| files::is_lost(f)) {
+            let what = "cannot be restored (--strict: no image written)";
+            return Err(Failure { lost_fd: f.fd as u32 + 1, ..refuse(what) });
+        }
+    }
 
     b.pagemap = sys::open(c"/proc/self/pagemap", sys::O_RDONLY).map_err(failed("opening /proc/self/pagemap"))?;
-    let walked = b.walk_maps();
+    let walked = b.walk_maps(maps);
     sys::close(b.pagemap);
     walked?;
 
-    h.n_regions = b.n_regions as u32;
-    h.n_extents = b.n_extents as u32;
-    h.n_fds = b.n_fds as u32;
-    h.strings_len = b.strings_len as u64;
-    h.layout();
-    let mut pos = h.data_offset;
-    for x in &mut b.t.extents[..b.n_extents] {
-        x.file_pos = pos;
-        pos += x.len;
-    }
-    h.data_len = pos - h.data_offset;
-    h.file_len = pos;
+    let Builder { strings, regions, extents, strings_len, n_regions, n_extents, .. } = b;
+    let regions = &regions[..n_regions];
+    let tables = encode::Tables {
+        regions,
+        extents: &mut extents[..n_extents],
+        threads,
+        sigactions: &sigactions[..],
+        fds: &fds[..n_fds],
+        strings: &strings[..strings_len],
+    };
+    let mut enc = Encoder::new(h, tables);
 
     let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
-    b.write(&mut h, threads, &mut out, t0).map(|()| h.file_len)
+    out.check_targets()?;
+    out.remove_stale(dents);
+    let writer = Writer { regions, sums, bounce, helper_stack };
+    write(&mut enc, writer, &mut out, t0).map(|()| enc.header().file_len)
+}
+
+/// What the data writer uses beside the encoder's tables.
+struct Writer<'a> {
+    regions: &'a [Region],
+    sums: &'a [AtomicU64],
+    bounce: &'a [Bounce],
+    helper_stack: &'a mut [u8],
 }
 
 /// Fills the region, extent and string tables.
 struct Builder<'a> {
-    t: &'a mut Tables,
+    strings: &'a mut [u8],
+    regions: &'a mut [Region],
+    extents: &'a mut [Extent],
+    pagemap_words: &'a mut [u64],
     strings_len: usize,
     n_regions: usize,
     n_extents: usize,
-    n_fds: usize,
     pagemap: i32,
 }
 
@@ -311,47 +367,24 @@ impl Builder<'_> {
     /// Appends what `fill` writes to the string table.
     fn string_from(&mut self, fill: impl FnOnce(&mut [u8]) -> Result<usize, Errno>) -> Result<StrRef, Errno> {
         let start = self.strings_len;
-        let n = fill(&mut self.t.strings[start..])?;
+        let n = fill(&mut self.strings[start..])?;
         self.strings_len += n;
         Ok(StrRef { offset: start as u32, len: n as u32 })
     }
 
     fn string(&mut self, s: &[u8]) -> Result<StrRef, Failure> {
         let start = self.strings_len;
-        let dst = self.t.strings.get_mut(start..start + s.len()).ok_or(refuse("too many mapped file names"))?;
+        let dst = self.strings.get_mut(start..start + s.len()).ok_or(refuse("too many mapped file names"))?;
         dst.copy_from_slice(s);
         self.strings_len += s.len();
         Ok(StrRef { offset: start as u32, len: s.len() as u32 })
     }
 
-    fn capture_fds(&mut self) -> Result<(), Failure> {
-        // The fd table and scratch buffer are taken out of the tables for
-        // the call, so that the string table can be lent alongside them.
-        let t: *mut Tables = &mut *self.t;
-        // SAFETY: `fds`, `dents` and `fd_order` are fields that `add`
-        // (strings only) never touches.
-        let (fds, scratch, order) = unsafe { (&mut (*t).fds, &mut (*t).dents, &mut (*t).fd_order) };
-        self.n_fds = files::capture(fds, self, scratch, order).map_err(|e| match e {
-            files::TOO_MANY => refuse("the program has more than 65,536 open descriptors, more than an image can hold"),
-            e => failed("listing the open files")(e),
-        })?;
-        if config::get().strict {
-            // --strict: no image that would lose a descriptor.
-            if let Some(f) = fds[..self.n_fds].iter().find(|f| files::is_lost(f)) {
-                let what = "cannot be restored (--strict: no image written)";
-                return Err(Failure { lost_fd: f.fd as u32 + 1, ..refuse(what) });
-            }
-        }
-        Ok(())
-    }
-
-    fn walk_maps(&mut self) -> Result<(), Failure> {
-        let n = procfs::read_file(c"/proc/self/maps", &mut self.t.maps).map_err(failed("reading /proc/self/maps"))?;
+    /// Reads `/proc/self/maps` into `buf` and adds its regions.
+    fn walk_maps(&mut self, buf: &mut [u8]) -> Result<(), Failure> {
+        let n = procfs::read_file(c"/proc/self/maps", buf).map_err(failed("reading /proc/self/maps"))?;
         let (ws_start, ws_end) = workspace::range();
-        // The maps text lives in the workspace, which the walk never changes.
-        // SAFETY: the slice covers bytes just read; the tables written below
-        // are other fields of the workspace.
-        let text: &[u8] = unsafe { core::slice::from_raw_parts(self.t.maps.as_ptr(), n) };
+        let text = &buf[..n];
         for m in maps::mappings(text) {
             let m = m.map_err(|_| refuse("cannot parse /proc/self/maps"))?;
             if m.end > USER_END || (m.start < LOADER_END && m.end > LOADER_BASE) {
@@ -392,7 +425,7 @@ impl Builder<'_> {
         if !kind.is_vdso() && kind != RegionKind::Workspace {
             self.add_extents(m, kind)?;
         }
-        self.t.regions[self.n_regions] = Region {
+        self.regions[self.n_regions] = Region {
             start: m.start,
             end: m.end,
             prot: m.prot,
@@ -416,9 +449,9 @@ impl Builder<'_> {
     /// not the mapping's). The regions of one file usually follow each
     /// other: the previous region's answer is reused.
     fn file_id(&self, m: &Mapping) -> FileId {
-        if let Some(prev) = self.n_regions.checked_sub(1).map(|i| &self.t.regions[i]) {
+        if let Some(prev) = self.n_regions.checked_sub(1).map(|i| &self.regions[i]) {
             let start = prev.path.offset as usize;
-            let prev_name = self.t.strings.get(start..start + prev.path.len as usize);
+            let prev_name = self.strings.get(start..start + prev.path.len as usize);
             if prev.kind == RegionKind::File as u32 && prev.file.ino == m.inode && prev_name == Some(m.name) {
                 return prev.file;
             }
@@ -459,7 +492,7 @@ impl Builder<'_> {
         let mut page = 0u64;
         while page < pages {
             let chunk = (pages - page).min(PAGEMAP_WORDS as u64) as usize;
-            let words = &mut self.t.pagemap[..chunk];
+            let words = &mut self.pagemap_words[..chunk];
             // SAFETY: the u64 words are plain memory of the right size.
             let bytes = unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, chunk * 8) };
             let offset = (m.start / PAGE_SIZE + page) * 8;
@@ -468,7 +501,7 @@ impl Builder<'_> {
                 return Err(refuse("short read of /proc/self/pagemap"));
             }
             for i in 0..chunk {
-                let has = self.t.pagemap[i] & (3 << 62) != 0;
+                let has = self.pagemap_words[i] & (3 << 62) != 0;
                 let addr = m.start + (page + i as u64) * PAGE_SIZE;
                 if has {
                     if run_len == 0 {
@@ -495,95 +528,87 @@ impl Builder<'_> {
                 return Err(refuse("memory too fragmented (too many extents)"));
             }
             let piece = len.min(MAX_EXTENT);
-            self.t.extents[self.n_extents] = ckpt_image::Extent { addr, len: piece, file_pos: 0, checksum: 0 };
+            self.extents[self.n_extents] = Extent { addr, len: piece, file_pos: 0, checksum: 0 };
             self.n_extents += 1;
             addr += piece;
             len -= piece;
         }
         Ok(())
     }
+}
 
-    /// Writes the image to a temporary file, then moves it into place
-    /// (the steps are in output.rs).
-    fn write(&mut self, h: &mut Header, threads: &[Thread], out: &mut Output, t0: u64) -> Result<(), Failure> {
-        out.check_targets()?;
-        out.remove_stale(&mut self.t.dents);
-        let temp = out.create()?;
-        let fd = temp.fd;
-        // A write past the program's RLIMIT_FSIZE raises SIGXFSZ (blocked
-        // in here) as well as failing with EFBIG: that signal is ours, and
-        // must not kill the program once the handler returns.
-        const SIGXFSZ: u64 = 1 << (25 - 1);
-        let xfsz_pending = sys::rt_sigpending() & SIGXFSZ != 0;
-        let result = self.write_to(fd, h, threads, t0);
-        let result = result.and_then(|()| sys::fsync(fd).map_err(failed("writing the image to disk")));
-        if result.is_err() && !xfsz_pending {
-            let _ = sys::rt_sigtimedwait_now(SIGXFSZ);
-        }
-        match result {
-            // Only now, with the new image complete on disk, are the older
-            // ones moved along (--keep) and the new one put in place.
-            Ok(()) => out.commit(temp),
-            Err(f) => {
-                out.abandon(temp);
-                Err(f)
-            }
+/// Writes the image to a temporary file, then moves it into place
+/// (the steps are in output.rs).
+fn write(enc: &mut Encoder, w: Writer, out: &mut Output, t0: u64) -> Result<(), Failure> {
+    let temp = out.create()?;
+    let fd = temp.fd;
+    // A write past the program's RLIMIT_FSIZE raises SIGXFSZ (blocked
+    // in here) as well as failing with EFBIG: that signal is ours, and
+    // must not kill the program once the handler returns.
+    const SIGXFSZ: u64 = 1 << (25 - 1);
+    let xfsz_pending = sys::rt_sigpending() & SIGXFSZ != 0;
+    let result = write_to(fd, enc, w, t0);
+    let result = result.and_then(|()| sys::fsync(fd).map_err(failed("writing the image to disk")));
+    if result.is_err() && !xfsz_pending {
+        let _ = sys::rt_sigtimedwait_now(SIGXFSZ);
+    }
+    match result {
+        // Only now, with the new image complete on disk, are the older
+        // ones moved along (--keep) and the new one put in place.
+        Ok(()) => out.commit(temp),
+        Err(f) => {
+            out.abandon(temp);
+            Err(f)
         }
     }
+}
 
-    fn write_to(&mut self, fd: i32, h: &mut Header, threads: &[Thread], t0: u64) -> Result<(), Failure> {
-        // Stored pages of unreadable regions are made readable for the copy.
-        self.readable_for_copy(true)?;
-        let t: *mut Tables = &mut *self.t;
-        let progress = Progress::new("ckpt: writing the image", h.data_len, t0, config::get().progress_after_ms);
-        let job = WriteData { fd, tables: t, n_regions: self.n_regions, n_extents: self.n_extents, progress };
-        // SAFETY: the helper stack is the coordinator's alone; the extents
-        // are disjoint, each item writes its own checksum and file range,
-        // and each worker has its own bounce buffer.
-        let stack = unsafe { &mut (*t).helper_stack };
-        let written = unsafe { thread::split(&job, h.data_len >= PARALLEL_BYTES, stack) };
-        job.progress.end();
-        self.readable_for_copy(false)?;
-        if let Err((_, code)) = written {
-            return Err(match code {
-                NO_PROGRESS => refuse("writing the image: no progress"),
-                e => failed("writing the image")(Errno::new(e as i32)),
-            });
-        }
-        h.capture_ns = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
-        let t = &*self.t;
-        let parts = [
-            bytes_of_slice(&t.regions[..self.n_regions]),
-            bytes_of_slice(&t.extents[..self.n_extents]),
-            bytes_of_slice(threads),
-            bytes_of_slice(&t.sigactions[..]),
-            bytes_of_slice(&t.fds[..self.n_fds]),
-            &t.strings[..self.strings_len],
-        ];
-        let mut pos = h.meta_offset;
-        for part in parts {
-            write_at(fd, part.as_ptr() as u64, part.len() as u64, pos)?;
-            pos += part.len() as u64;
-        }
-        h.meta_checksum = checksum_parts(&parts);
-        h.header_checksum = h.compute_checksum();
-        let hb = bytes_of(h);
-        write_at(fd, hb.as_ptr() as u64, hb.len() as u64, 0)?;
-        sys::ftruncate(fd, h.file_len).map_err(failed("sizing the image file"))
+/// The data (hashed as written, by two threads for much of it), then the
+/// metadata, then the sealed header.
+fn write_to(fd: i32, enc: &mut Encoder, w: Writer, t0: u64) -> Result<(), Failure> {
+    // Stored pages of unreadable regions are made readable for the copy.
+    readable_for_copy(w.regions, true)?;
+    let data_len = enc.header().data_len;
+    let progress = Progress::new("ckpt: writing the image", data_len, t0, config::get().progress_after_ms);
+    let job = WriteData { fd, regions: w.regions, extents: enc.extents(), sums: w.sums, bounce: w.bounce, progress };
+    // SAFETY: the helper stack is the coordinator's alone (borrowed here);
+    // the extents are disjoint, each item writes its own checksum and file
+    // range, and each worker has its own bounce buffer.
+    let written = unsafe { thread::split(&job, data_len >= PARALLEL_BYTES, w.helper_stack) };
+    job.progress.end();
+    readable_for_copy(w.regions, false)?;
+    if let Err((_, code)) = written {
+        return Err(match code {
+            NO_PROGRESS => refuse("writing the image: no progress"),
+            e => failed("writing the image")(Errno::new(e as i32)),
+        });
     }
+    for (i, sum) in w.sums[..enc.extents().len()].iter().enumerate() {
+        enc.set_checksum(i, sum.load(Relaxed)); // split's end ordered the workers' stores
+    }
+    enc.header_mut().capture_ns = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
+    let mut pos = enc.header().meta_offset;
+    for part in enc.meta_parts() {
+        write_at(fd, part.as_ptr() as u64, part.len() as u64, pos)?;
+        pos += part.len() as u64;
+    }
+    let h = *enc.seal();
+    let hb = bytes_of(&h);
+    write_at(fd, hb.as_ptr() as u64, hb.len() as u64, 0)?;
+    sys::ftruncate(fd, h.file_len).map_err(failed("sizing the image file"))
+}
 
-    /// Adds read access to the unreadable regions that have stored pages
-    /// (`on`), or gives them back their own protection.
-    fn readable_for_copy(&self, on: bool) -> Result<(), Failure> {
-        for r in &self.t.regions[..self.n_regions] {
-            if r.n_extents != 0 && r.prot & 1 == 0 {
-                let prot = if on { r.prot as i32 | sys::PROT_READ } else { r.prot as i32 };
-                // SAFETY: read access only, for the copy; then the program's own.
-                unsafe { sys::mprotect(r.start, r.len(), prot) }.map_err(failed("making a region readable"))?;
-            }
+/// Adds read access to the unreadable regions that have stored pages
+/// (`on`), or gives them back their own protection.
+fn readable_for_copy(regions: &[Region], on: bool) -> Result<(), Failure> {
+    for r in regions {
+        if r.n_extents != 0 && r.prot & 1 == 0 {
+            let prot = if on { r.prot as i32 | sys::PROT_READ } else { r.prot as i32 };
+            // SAFETY: read access only, for the copy; then the program's own.
+            unsafe { sys::mprotect(r.start, r.len(), prot) }.map_err(failed("making a region readable"))?;
         }
-        Ok(())
     }
+    Ok(())
 }
 
 /// Data larger than this is hashed and written by two threads.
@@ -592,39 +617,36 @@ const PARALLEL_BYTES: u64 = 32 << 20;
 const NO_PROGRESS: u32 = u32::MAX;
 
 /// Hashing and writing the extents, one item each
-/// (`ckpt_sys::thread::split`).
-struct WriteData {
+/// (`ckpt_sys::thread::split`): the tables are read only; item `i` stores
+/// its checksum in `sums[i]`, worker `w` uses `bounce[w]` alone.
+struct WriteData<'a> {
     fd: i32,
-    tables: *mut Tables,
-    n_regions: usize,
-    n_extents: usize,
+    regions: &'a [Region],
+    extents: &'a [Extent],
+    sums: &'a [AtomicU64],
+    bounce: &'a [Bounce],
     progress: Progress,
 }
 
-// SAFETY: the items touch disjoint data (see write_to).
-unsafe impl Sync for WriteData {}
-
-impl thread::Job for WriteData {
+impl thread::Job for WriteData<'_> {
     fn len(&self) -> usize {
-        self.n_extents
+        self.extents.len()
     }
 
     /// Hashes and writes extent `i`. Shared memory (which another process
     /// may change meanwhile) goes through the worker's bounce buffer, so
     /// that the checksum is that of the bytes written.
     fn run(&self, worker: usize, i: usize) -> Result<(), u32> {
-        // SAFETY: the tables outlive the job; extent i is this item's.
-        let t = unsafe { &mut *self.tables };
-        let x = t.extents[i];
-        let regions = &t.regions[..self.n_regions];
-        let r = regions.partition_point(|r| r.first_extent as usize + r.n_extents as usize <= i);
-        let shared = regions.get(r).is_some_and(|r| r.flags & REGION_SHARED != 0);
+        let x = self.extents[i];
+        let r = self.regions.partition_point(|r| r.first_extent as usize + r.n_extents as usize <= i);
+        let shared = self.regions.get(r).is_some_and(|r| r.flags & REGION_SHARED != 0);
         let src = if shared {
-            let bounce = &mut t.bounce[worker];
+            let bounce = self.bounce[worker].as_mut_ptr();
             // SAFETY: the extent is readable memory of at most MAX_EXTENT
-            // bytes, the size of the worker's own bounce buffer.
-            unsafe { core::ptr::copy_nonoverlapping(x.addr as *const u8, bounce.as_mut_ptr(), x.len as usize) };
-            bounce.as_ptr() as u64
+            // bytes, the size of the worker's own bounce buffer, which no
+            // one else uses (Bounce).
+            unsafe { core::ptr::copy_nonoverlapping(x.addr as *const u8, bounce, x.len as usize) };
+            bounce as u64
         } else {
             x.addr
         };
@@ -632,7 +654,7 @@ impl thread::Job for WriteData {
         // chosen) and does not change during the capture.
         let sum = checksum(unsafe { core::slice::from_raw_parts(src as *const u8, x.len as usize) });
         write_at(self.fd, src, x.len, x.file_pos).map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
-        t.extents[i].checksum = sum;
+        self.sums[i].store(sum, Relaxed);
         self.progress.add(x.len);
         Ok(())
     }

@@ -149,7 +149,7 @@ pub(crate) extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut 
         capture::STOP_AFTER.store(true, SeqCst);
     }
     // SAFETY: the workspace exists once the handler is installed.
-    let (sync, _) = unsafe { workspace::sync_and_threads() };
+    let sync = &unsafe { workspace::shared() }.sync;
     loop {
         let generation = loop {
             if let Some(g) = threads::begin(sync) {

@@ -34,7 +34,7 @@ use core::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use ckpt_image::{Thread, PAGE_SIZE};
 use ckpt_sys::{self as sys, Errno};
 
-use crate::workspace::{self, MAX_THREADS};
+use crate::workspace::{self, Shared, MAX_THREADS};
 
 /// The signal that stops the other threads: a real-time signal that
 /// programs leave alone (glibc uses 32 and 33; SIGRTMIN is 34).
@@ -230,7 +230,7 @@ fn frame_xstate(fpstate: u64) -> (u64, u64) {
 /// workspace, where it records the thread and parks.
 pub extern "C" fn on_thread_signal(_sig: i32, _info: *mut libc::siginfo_t, uc: *mut core::ffi::c_void) {
     // SAFETY: the workspace exists once the handler is installed.
-    let (sync, _) = unsafe { workspace::sync_and_threads() };
+    let sync = &unsafe { workspace::shared() }.sync;
     let generation = sync.active.load(SeqCst);
     if generation % 2 == 0 {
         return; // no checkpoint in progress: late, or not ours
@@ -243,6 +243,12 @@ pub extern "C" fn on_thread_signal(_sig: i32, _info: *mut libc::siginfo_t, uc: *
         Some(top) => unsafe { crate::capture::call_on_stack(arg, park_thread, top) },
         None => park_thread(arg), // no slot: the coordinator refuses the checkpoint
     }
+    // Off the slot's stack: only now may the coordinator count this thread
+    // gone, end the checkpoint, and the next one hand the slot (and its
+    // stack) to another thread. The coordinator waits for the last one only.
+    if sync.arrived.fetch_sub(1, SeqCst) == 1 {
+        sys::futex_wake(&sync.arrived, 1);
+    }
 }
 
 /// What a stopped thread's handler hands to [`park_thread`].
@@ -253,15 +259,18 @@ struct Park {
 }
 
 /// Records the thread in its slot and parks it until the coordinator
-/// releases the generation (on the slot's stack).
+/// releases the generation (on the slot's stack; the caller, back on its
+/// own, says it has left).
 extern "C" fn park_thread(arg: *mut core::ffi::c_void) {
     // SAFETY: `arg` is the handler's Park, alive until this returns.
     let park = unsafe { &*(arg as *const Park) };
-    // SAFETY: the slot taken by the handler is this thread's alone.
-    let (sync, table) = unsafe { workspace::sync_and_threads() };
+    // SAFETY: the workspace exists once the handler is installed.
+    let shared = unsafe { workspace::shared() };
+    let sync = &shared.sync;
     let rseq = unregister_rseq();
-    if let Some(t) = table.get_mut(park.slot) {
-        *t = describe(park.uc as *const libc::ucontext_t, rseq);
+    if let Some(slot) = shared.slots.get(park.slot) {
+        // SAFETY: the handler claimed this slot for this generation.
+        unsafe { slot.publish(park.generation, describe(park.uc as *const libc::ucontext_t, rseq)) };
     }
     sync.arrived.fetch_add(1, SeqCst);
     sys::futex_wake(&sync.arrived, 1);
@@ -273,8 +282,6 @@ extern "C" fn park_thread(arg: *mut core::ffi::c_void) {
         let _ = sys::futex_wait(&sync.release, released, 0);
     }
     reregister_rseq(rseq);
-    sync.arrived.fetch_sub(1, SeqCst);
-    sys::futex_wake(&sync.arrived, 1);
 }
 
 /// Why stopping the threads failed.
@@ -284,9 +291,17 @@ pub enum StopError {
     Sys(Errno),
 }
 
-/// Stops every other thread (the coordinator holds slot 0). Returns the
-/// number of thread records filled, the coordinator's included.
-pub fn stop_all(sync: &Sync, tids: &mut [u32; MAX_THREADS], dents: &mut [u8]) -> Result<usize, StopError> {
+/// Stops every other thread (the coordinator holds slot 0) and collects
+/// their records into `records` (slot order; the coordinator's, slot 0, is
+/// the caller's to fill). Returns the number of records, the coordinator's
+/// included.
+pub fn stop_all(
+    shared: &Shared,
+    generation: u32,
+    tids: &mut [u32; MAX_THREADS],
+    dents: &mut [u8],
+    records: &mut [Thread; MAX_THREADS],
+) -> Result<usize, StopError> {
     let me = sys::gettid() as u32;
     let pid = sys::getpid();
     let mut signaled = 0usize;
@@ -319,16 +334,42 @@ pub fn stop_all(sync: &Sync, tids: &mut [u32; MAX_THREADS], dents: &mut [u8]) ->
             }
         }
         drop(scan);
-        gone = wait_arrivals(sync, &tids[..signaled], gone, pid)?;
+        gone = wait_arrivals(shared, generation, &tids[..signaled], gone, pid)?;
         if new == 0 {
-            return Ok(sync.slots.load(SeqCst) as usize);
+            return collect(shared, generation, records);
         }
     }
 }
 
+/// Copies the published records of slots 1 and up into `records`, waiting
+/// for any slot claimed but not yet published (a thread that took the
+/// signal from elsewhere may be counted among the arrivals late).
+fn collect(shared: &Shared, generation: u32, records: &mut [Thread; MAX_THREADS]) -> Result<usize, StopError> {
+    let sync = &shared.sync;
+    let n = sync.slots.load(SeqCst) as usize;
+    if n > MAX_THREADS {
+        return Err(StopError::TooMany);
+    }
+    let start = sys::clock_ns(sys::CLOCK_MONOTONIC);
+    for (slot, record) in shared.slots[1..n].iter().zip(&mut records[1..n]) {
+        *record = loop {
+            if let Some(t) = slot.get(generation) {
+                break t;
+            }
+            let arrived = sync.arrived.load(SeqCst);
+            if sys::clock_ns(sys::CLOCK_MONOTONIC) - start > ARRIVAL_TIMEOUT_NS {
+                return Err(StopError::Stuck(0));
+            }
+            let _ = sys::futex_wait(&sync.arrived, arrived, 50_000_000);
+        };
+    }
+    Ok(n)
+}
+
 /// Waits until every signaled thread has arrived or is known to be gone.
 /// Returns the updated number of threads that exited before arriving.
-fn wait_arrivals(sync: &Sync, tids: &[u32], mut gone: u32, pid: i32) -> Result<u32, StopError> {
+fn wait_arrivals(shared: &Shared, generation: u32, tids: &[u32], mut gone: u32, pid: i32) -> Result<u32, StopError> {
+    let sync = &shared.sync;
     let start = sys::clock_ns(sys::CLOCK_MONOTONIC);
     loop {
         let arrived = sync.arrived.load(SeqCst);
@@ -337,10 +378,8 @@ fn wait_arrivals(sync: &Sync, tids: &[u32], mut gone: u32, pid: i32) -> Result<u
         }
         if sys::futex_wait(&sync.arrived, arrived, 50_000_000) == Err(Errno::ETIMEDOUT) {
             // Count the threads that no longer exist and never arrived.
-            // SAFETY: reading the thread table after the arrivals counted.
-            let (_, table) = unsafe { workspace::sync_and_threads() };
-            let filled = (sync.slots.load(SeqCst) as usize).min(table.len());
-            let recorded = |tid: u32| table[1..filled].iter().any(|t| t.tid == tid);
+            let filled = (sync.slots.load(SeqCst) as usize).min(MAX_THREADS);
+            let recorded = |tid: u32| shared.slots[1..filled].iter().any(|s| s.tid(generation) == Some(tid));
             gone = tids.iter().filter(|&&t| !recorded(t) && !alive(pid, t)).count() as u32;
             if sys::clock_ns(sys::CLOCK_MONOTONIC) - start > ARRIVAL_TIMEOUT_NS {
                 let stuck = tids.iter().copied().find(|&t| !recorded(t)).unwrap_or(0);

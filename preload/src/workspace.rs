@@ -5,8 +5,9 @@
 //! base                  guard page (PROT_NONE)
 //! base+4K               the launcher's stdio (ckpt_image::StdioIdentity)
 //! base+8K               capture stack (grows down from `stack_top`)
-//!                       Shared: coordination words, thread records
-//!                               (every thread writes its own slot)
+//!                       Shared: coordination words, thread slots
+//!                               (every thread writes its own slot and
+//!                               publishes it with the slot's ready word)
 //!                       thread stacks: one per slot, where each
 //!                               stopped thread's handler parks
 //!                       Tables: maps text, pagemap words, strings,
@@ -23,6 +24,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::size_of;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use ckpt_image::{Extent, Fd, Region, SigAction, Thread, MAX_EXTENT, NSIG};
 use ckpt_sys as sys;
@@ -45,14 +47,72 @@ pub const MAX_FDS: usize = ckpt_image::MAX_FDS as usize;
 /// The stack of one stopped thread's handler (slots 1 and up).
 pub const THREAD_STACK_SIZE: usize = 16 << 10;
 
-/// What every thread touches during a checkpoint.
+/// What every thread touches during a checkpoint: only through atomics and
+/// the slots' publication protocol, so a shared reference is all anyone
+/// holds.
 #[repr(C)]
 pub struct Shared {
     pub sync: Sync,
-    pub threads: [Thread; MAX_THREADS],
+    pub slots: [Slot; MAX_THREADS],
 }
 
-/// What only the coordinator touches.
+/// One stopped thread's record. The thread that claimed the slot for a
+/// generation (`Sync::slots`, handed out once per generation) writes the
+/// record, then stores the generation in `ready` (Release); the coordinator
+/// reads the record only once it has seen that generation there (Acquire),
+/// and the writer never touches it again in that generation.
+#[repr(C)]
+pub struct Slot {
+    ready: AtomicU32,
+    thread: UnsafeCell<Thread>,
+}
+
+// SAFETY: the record is written by one thread (the slot's claimant) before
+// `ready` publishes it and only read after; see Slot.
+unsafe impl core::marker::Sync for Slot {}
+
+impl Slot {
+    /// Writes and publishes this slot's record for `generation`.
+    ///
+    /// # Safety
+    /// The caller claimed this slot for `generation` and publishes once.
+    pub unsafe fn publish(&self, generation: u32, t: Thread) {
+        // SAFETY: the slot is the caller's alone until `ready` says
+        // otherwise: the coordinator does not read it before.
+        unsafe { *self.thread.get() = t };
+        self.ready.store(generation, Ordering::Release);
+    }
+
+    /// The record, once published for `generation`.
+    pub fn get(&self, generation: u32) -> Option<Thread> {
+        // SAFETY: published (Acquire pairs with publish's Release): the
+        // writer is done with it.
+        (self.ready.load(Ordering::Acquire) == generation).then(|| unsafe { *self.thread.get() })
+    }
+
+    /// The tid of the record, once published for `generation`.
+    pub fn tid(&self, generation: u32) -> Option<u32> {
+        // SAFETY: as get.
+        (self.ready.load(Ordering::Acquire) == generation).then(|| unsafe { (*self.thread.get()).tid })
+    }
+}
+
+/// One writer worker's bounce buffer. `ckpt_sys::thread::split` gives each
+/// worker its own index and worker `w` uses only buffer `w`, so the buffer
+/// has one user at a time; it is reached through a raw pointer only.
+#[repr(transparent)]
+pub struct Bounce(UnsafeCell<[u8; MAX_EXTENT as usize]>);
+
+// SAFETY: one user at a time, see Bounce.
+unsafe impl core::marker::Sync for Bounce {}
+
+impl Bounce {
+    pub fn as_mut_ptr(&self) -> *mut u8 {
+        self.0.get() as *mut u8
+    }
+}
+
+/// What only the coordinator touches (through its [`Session`]).
 #[repr(C)]
 pub struct Tables {
     pub maps: [u8; MAPS_SIZE],
@@ -60,14 +120,19 @@ pub struct Tables {
     pub strings: [u8; STRINGS_SIZE],
     pub regions: [Region; MAX_REGIONS],
     pub extents: [Extent; MAX_EXTENTS],
+    /// The extents' checksums, each written by the worker that wrote the
+    /// extent (then copied into the extent table).
+    pub sums: [AtomicU64; MAX_EXTENTS],
     pub tids: [u32; MAX_THREADS],
+    /// The thread records collected from the slots, in slot order.
+    pub threads: [Thread; MAX_THREADS],
     pub fds: [Fd; MAX_FDS],
     /// Scratch for grouping the fd table (`files::capture`).
     pub fd_order: [u32; MAX_FDS],
     pub sigactions: [SigAction; NSIG],
     pub dents: [u8; 64 << 10],
     /// One bounce buffer per writer thread.
-    pub bounce: [[u8; MAX_EXTENT as usize]; 2],
+    pub bounce: [Bounce; 2],
     /// The stack of the capture's helper thread.
     pub helper_stack: [u8; 64 << 10],
 }
@@ -134,22 +199,33 @@ pub fn thread_stack_top(slot: usize) -> Option<u64> {
     (1..MAX_THREADS).contains(&slot).then(|| base() + (THREAD_STACKS_OFFSET + (slot + 1) * THREAD_STACK_SIZE) as u64)
 }
 
-/// The coordination words and the thread table.
+/// The coordination words and the thread slots.
 ///
 /// # Safety
 /// The workspace must exist (the handlers are installed after it is made).
-/// Each thread writes only the slot it claimed; the coordinator reads the
-/// table only once the threads have arrived.
-pub unsafe fn sync_and_threads() -> (&'static Sync, &'static mut [Thread; MAX_THREADS]) {
-    let shared = (base() + SHARED_OFFSET as u64) as *mut Shared;
-    (&(*shared).sync, &mut (*shared).threads)
+pub unsafe fn shared() -> &'static Shared {
+    // SAFETY: the workspace exists (caller); Shared is used only through
+    // atomics and Slot's protocol.
+    unsafe { &*((base() + SHARED_OFFSET as u64) as *const Shared) }
 }
 
-/// The tables.
-///
-/// # Safety
-/// Only the capture (one at a time: the handler blocks every signal) may
-/// hold this reference.
-pub unsafe fn tables() -> &'static mut Tables {
-    &mut *((base() + TABLES_OFFSET as u64) as *mut Tables)
+/// The coordinator's hold on the tables for one checkpoint. Made once per
+/// checkpoint by the thread that won `threads::begin`, neither Copy nor
+/// Clone: the `&mut Tables` it lends lives no longer than the borrow of the
+/// session, so there is never more than one.
+pub struct Session(*mut Tables);
+
+impl Session {
+    /// # Safety
+    /// The workspace must exist, the caller must be the coordinator of the
+    /// checkpoint in progress, and make one session for it.
+    pub unsafe fn claim() -> Session {
+        Session((base() + TABLES_OFFSET as u64) as *mut Tables)
+    }
+
+    pub fn tables(&mut self) -> &mut Tables {
+        // SAFETY: the session is the one holder of the tables (claim), and
+        // this borrow is tied to the session's.
+        unsafe { &mut *self.0 }
+    }
 }

@@ -42,19 +42,18 @@ pub struct EpollEvent {
     pub data: u64,
 }
 
-// SAFETY (for every wrapper below): as in the crate root, each passes its
-// arguments to the kernel as the system call documents them; the pointers
-// are to locals or slices of the length passed with them.
-
 pub fn eventfd2(initval: u32, flags: i32) -> Result<i32> {
+    // SAFETY: no pointer: an integer and flags.
     unsafe { syscall!(Sysno::eventfd2, initval, flags) }.map(|fd| fd as i32)
 }
 
 pub fn timerfd_create(clockid: i32, flags: i32) -> Result<i32> {
+    // SAFETY: no pointer: a clock id and flags.
     unsafe { syscall!(Sysno::timerfd_create, clockid, flags) }.map(|fd| fd as i32)
 }
 
 pub fn timerfd_settime(fd: i32, flags: i32, new: &ITimerSpec) -> Result<()> {
+    // SAFETY: `new` is a live ITimerSpec the kernel only reads; no old value is asked for.
     unsafe { syscall!(Sysno::timerfd_settime, fd, flags, new as *const ITimerSpec, 0usize) }.map(drop)
 }
 
@@ -62,20 +61,24 @@ pub fn timerfd_settime(fd: i32, flags: i32, new: &ITimerSpec) -> Result<()> {
 /// not yet read (needs CONFIG_CHECKPOINT_RESTORE).
 pub fn timerfd_set_ticks(fd: i32, ticks: u64) -> Result<()> {
     const TFD_IOC_SET_TICKS: u64 = 0x4008_5400;
+    // SAFETY: the kernel reads one u64 from `ticks`, a live local.
     unsafe { syscall!(Sysno::ioctl, fd, TFD_IOC_SET_TICKS, &ticks as *const u64) }.map(drop)
 }
 
 /// `signalfd4(-1, mask)`: a new signalfd for the signals of `mask`.
 pub fn signalfd4(mask: u64, flags: i32) -> Result<i32> {
+    // SAFETY: the kernel reads the 8-byte mask from `mask`, a live local.
     unsafe { syscall!(Sysno::signalfd4, -1i32, &mask as *const u64, 8usize, flags) }.map(|fd| fd as i32)
 }
 
 pub fn epoll_create1(flags: i32) -> Result<i32> {
+    // SAFETY: no pointer: flags only.
     unsafe { syscall!(Sysno::epoll_create1, flags) }.map(|fd| fd as i32)
 }
 
 pub fn epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) -> Result<()> {
     let ev = EpollEvent { events, data };
+    // SAFETY: the kernel reads one epoll_event from `ev`, a live local.
     unsafe { syscall!(Sysno::epoll_ctl, epfd, op, fd, &ev as *const EpollEvent) }.map(drop)
 }
 
@@ -87,42 +90,50 @@ pub fn kcmp_epoll_tfd(fd: i32, epfd: i32, tfd: i32) -> Result<usize> {
     // struct kcmp_epoll_slot { efd, tfd, toff: u32 }
     let slot: [u32; 3] = [epfd as u32, tfd as u32, 0];
     let pid = getpid();
+    // SAFETY: the kernel reads the three-word kcmp_epoll_slot `slot`, a live local.
     unsafe { syscall!(Sysno::kcmp, pid, pid, KCMP_EPOLL_TFD, fd, slot.as_ptr()) }
 }
 
 pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<i32> {
+    // SAFETY: no pointer: three integers.
     unsafe { syscall!(Sysno::socket, domain, ty, protocol) }.map(|fd| fd as i32)
 }
 
 pub fn socketpair(domain: i32, ty: i32, protocol: i32) -> Result<(i32, i32)> {
     let mut fds = [0i32; 2];
+    // SAFETY: the kernel writes two ints into `fds`, a live array of two.
     unsafe { syscall!(Sysno::socketpair, domain, ty, protocol, fds.as_mut_ptr()) }.map(|_| (fds[0], fds[1]))
 }
 
 pub fn getsockopt_int(fd: i32, level: i32, name: i32) -> Result<i32> {
     let mut v: i32 = 0;
     let mut len: u32 = 4;
+    // SAFETY: the kernel writes at most `len` (4) bytes into `v` and updates `len`, both live locals.
     unsafe { syscall!(Sysno::getsockopt, fd, level, name, &mut v as *mut i32, &mut len as *mut u32) }.map(|_| v)
 }
 
 pub fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) -> Result<()> {
+    // SAFETY: the kernel reads 4 bytes from `value`, a live local.
     unsafe { syscall!(Sysno::setsockopt, fd, level, name, &value as *const i32, 4usize) }.map(drop)
 }
 
 /// `recvfrom(fd, buf, flags)` without an address: bytes received (with
 /// MSG_TRUNC on a datagram socket, the message's whole length).
 pub fn recv(fd: i32, buf: &mut [u8], flags: i32) -> Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, borrowed mutably for the call.
     unsafe { syscall!(Sysno::recvfrom, fd, buf.as_mut_ptr(), buf.len(), flags, 0usize, 0usize) }
 }
 
 /// `sendto(fd, buf, flags)` without an address.
 pub fn send(fd: i32, buf: &[u8], flags: i32) -> Result<usize> {
+    // SAFETY: the kernel reads `buf.len()` bytes from `buf`, borrowed for the call.
     unsafe { syscall!(Sysno::sendto, fd, buf.as_ptr(), buf.len(), flags, 0usize, 0usize) }
 }
 
 /// `sendto` the kernel's netlink (`struct sockaddr_nl` with pid 0).
 pub fn send_netlink(fd: i32, buf: &[u8]) -> Result<usize> {
     let addr: [u32; 3] = [AF_NETLINK as u32, 0, 0];
+    // SAFETY: the kernel reads `buf` and the 12-byte sockaddr_nl `addr`, both live for the call.
     unsafe { syscall!(Sysno::sendto, fd, buf.as_ptr(), buf.len(), 0, addr.as_ptr(), 12usize) }
 }
 
@@ -132,19 +143,23 @@ pub const F_ADD_SEALS: i32 = 1033;
 pub const F_GET_SEALS: i32 = 1034;
 
 pub fn memfd_create(name: &core::ffi::CStr, flags: u32) -> Result<i32> {
+    // SAFETY: `name` is a NUL-terminated string the kernel only reads.
     unsafe { syscall!(Sysno::memfd_create, name.as_ptr(), flags) }.map(|fd| fd as i32)
 }
 
 /// `pwrite` of a whole buffer at `offset`.
 pub fn pwrite(fd: i32, buf: &[u8], offset: u64) -> Result<usize> {
+    // SAFETY: the kernel reads `buf.len()` bytes from `buf`, borrowed for the call.
     unsafe { syscall!(Sysno::pwrite64, fd, buf.as_ptr(), buf.len(), offset) }
 }
 
 pub fn inotify_init1(flags: i32) -> Result<i32> {
+    // SAFETY: no pointer: flags only.
     unsafe { syscall!(Sysno::inotify_init1, flags) }.map(|fd| fd as i32)
 }
 
 pub fn inotify_add_watch(fd: i32, path: &core::ffi::CStr, mask: u32) -> Result<i32> {
+    // SAFETY: `path` is a NUL-terminated string the kernel only reads.
     unsafe { syscall!(Sysno::inotify_add_watch, fd, path.as_ptr(), mask) }.map(|wd| wd as i32)
 }
 
@@ -152,5 +167,6 @@ pub fn inotify_add_watch(fd: i32, path: &core::ffi::CStr, mask: u32) -> Result<i
 /// `inotify_add_watch` of a new inode gets (needs CONFIG_CHECKPOINT_RESTORE).
 pub fn inotify_set_next_wd(fd: i32, wd: i32) -> Result<()> {
     const INOTIFY_IOC_SETNEXTWD: u64 = 0x4004_4900;
+    // SAFETY: no pointer: the watch descriptor is passed by value.
     unsafe { syscall!(Sysno::ioctl, fd, INOTIFY_IOC_SETNEXTWD, wd as i64) }.map(drop)
 }

@@ -145,12 +145,14 @@ pub struct IoVec {
     pub len: usize,
 }
 
-// SAFETY (for every wrapper below): each passes its arguments to the kernel
-// exactly as the system call documents them; slices are passed with their
-// own length, so the kernel never reads or writes past them. Wrappers that
-// take raw addresses are `unsafe fn` and say what the caller must uphold.
+// Every wrapper below passes its arguments to the kernel exactly as the
+// system call documents them, and says on its own SAFETY line what memory
+// the kernel touches; slices go with their own length, so the kernel never
+// reads or writes past them. Wrappers that take raw addresses are
+// `unsafe fn` and say what the caller must uphold.
 
 pub fn openat(dir: i32, path: &CStr, flags: i32, mode: u32) -> Result<i32> {
+    // SAFETY: the path is a NUL-terminated CStr that lives through the call; the kernel only reads it.
     unsafe { syscall!(Sysno::openat, dir, path.as_ptr(), flags | O_CLOEXEC, mode) }.map(|fd| fd as i32)
 }
 
@@ -159,14 +161,17 @@ pub fn open(path: &CStr, flags: i32) -> Result<i32> {
 }
 
 pub fn close(fd: i32) {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     let _ = unsafe { syscall!(Sysno::close, fd) };
 }
 
 pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, borrowed mutably for the call.
     unsafe { syscall!(Sysno::read, fd, buf.as_mut_ptr(), buf.len()) }
 }
 
 pub fn pread(fd: i32, buf: &mut [u8], offset: u64) -> Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, borrowed mutably for the call.
     unsafe { syscall!(Sysno::pread64, fd, buf.as_mut_ptr(), buf.len(), offset) }
 }
 
@@ -179,6 +184,7 @@ pub unsafe fn pread_raw(fd: i32, addr: u64, len: usize, offset: u64) -> Result<u
 }
 
 pub fn write(fd: i32, buf: &[u8]) -> Result<usize> {
+    // SAFETY: the kernel reads at most `buf.len()` bytes of `buf`, borrowed for the call.
     unsafe { syscall!(Sysno::write, fd, buf.as_ptr(), buf.len()) }
 }
 
@@ -254,19 +260,23 @@ pub fn write_all(fd: i32, mut buf: &[u8]) -> Result<()> {
 }
 
 pub fn fsync(fd: i32) -> Result<()> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::fsync, fd) }.map(drop)
 }
 
 pub fn ftruncate(fd: i32, len: u64) -> Result<()> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::ftruncate, fd, len) }.map(drop)
 }
 
 pub fn fstat(fd: i32) -> Result<Stat> {
     let mut st = Stat::default();
+    // SAFETY: the kernel writes one `struct stat` into the local `st`, which has its layout.
     unsafe { syscall!(Sysno::fstat, fd, &mut st as *mut Stat) }.map(|_| st)
 }
 
 pub fn renameat(old: &CStr, new: &CStr) -> Result<()> {
+    // SAFETY: both paths are NUL-terminated CStrs that live through the call; the kernel only reads them.
     unsafe { syscall!(Sysno::renameat, AT_FDCWD, old.as_ptr(), AT_FDCWD, new.as_ptr()) }.map(drop)
 }
 
@@ -274,6 +284,7 @@ pub fn renameat(old: &CStr, new: &CStr) -> Result<()> {
 /// replaces `new` (EEXIST). A symbolic link `old` is linked itself, unless
 /// `flags` has `AT_SYMLINK_FOLLOW`.
 pub fn linkat(old: &CStr, new: &CStr, flags: i32) -> Result<()> {
+    // SAFETY: both paths are NUL-terminated CStrs that live through the call; the kernel only reads them.
     unsafe { syscall!(Sysno::linkat, AT_FDCWD, old.as_ptr(), AT_FDCWD, new.as_ptr(), flags) }.map(drop)
 }
 
@@ -282,10 +293,12 @@ pub fn unlink(path: &CStr) -> Result<()> {
 }
 
 pub fn chdir(path: &CStr) -> Result<()> {
+    // SAFETY: the path is a NUL-terminated CStr that lives through the call; the kernel only reads it.
     unsafe { syscall!(Sysno::chdir, path.as_ptr()) }.map(drop)
 }
 
 pub fn getdents64(fd: i32, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, borrowed mutably for the call.
     unsafe { syscall!(Sysno::getdents64, fd, buf.as_mut_ptr(), buf.len()) }
 }
 
@@ -318,10 +331,12 @@ impl<'a> Iterator for DirentNames<'a> {
 
 /// The working directory, NUL excluded.
 pub fn getcwd(buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, borrowed mutably for the call.
     unsafe { syscall!(Sysno::getcwd, buf.as_mut_ptr(), buf.len()) }.map(|n| n.saturating_sub(1))
 }
 
 pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize> {
+    // SAFETY: the path is a CStr the kernel reads; it writes at most `buf.len()` bytes into `buf`.
     unsafe { syscall!(Sysno::readlinkat, AT_FDCWD, path.as_ptr(), buf.as_mut_ptr(), buf.len()) }
 }
 
@@ -358,41 +373,49 @@ pub unsafe fn madvise(addr: u64, len: u64, advice: i32) -> Result<()> {
 
 /// Sets or reads the program break (`brk(0)` reads it).
 pub fn brk(addr: u64) -> u64 {
+    // SAFETY: brk only moves the program break, which no Rust reference covers.
     unsafe { syscall!(Sysno::brk, addr) }.unwrap_or(0) as u64
 }
 
 pub fn getpid() -> i32 {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::getpid) }.unwrap_or(0) as i32
 }
 
 pub fn gettid() -> i32 {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::gettid) }.unwrap_or(0) as i32
 }
 
 pub fn umask(mask: u32) -> u32 {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::umask, mask) }.unwrap_or(0) as u32
 }
 
 /// Ends the calling thread only.
 pub fn exit_thread(status: i32) -> ! {
     loop {
+        // SAFETY: ends this thread; its arguments are integers.
         let _ = unsafe { syscall!(Sysno::exit, status) };
     }
 }
 
 pub fn exit_group(status: i32) -> ! {
     loop {
+        // SAFETY: ends the process; its arguments are integers.
         let _ = unsafe { syscall!(Sysno::exit_group, status) };
     }
 }
 
 pub fn tgkill(pid: i32, tid: i32, sig: i32) -> Result<()> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::tgkill, pid, tid, sig) }.map(drop)
 }
 
 /// Sends `sig` to process `pid` (process-directed: any thread that does not
 /// block it may take it).
 pub fn kill(pid: i32, sig: i32) -> Result<()> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::kill, pid, sig) }.map(drop)
 }
 
@@ -412,6 +435,7 @@ pub struct ITimerVal {
 
 pub fn getitimer(which: i32) -> Result<ITimerVal> {
     let mut v = ITimerVal::default();
+    // SAFETY: the kernel writes one `struct itimerval` into the local `v`, which has its layout.
     unsafe { syscall!(Sysno::getitimer, which, &mut v as *mut ITimerVal) }.map(|_| v)
 }
 
@@ -419,6 +443,7 @@ pub fn getitimer(which: i32) -> Result<ITimerVal> {
 /// previous setting.
 pub fn setitimer(which: i32, new: &ITimerVal) -> Result<ITimerVal> {
     let mut old = ITimerVal::default();
+    // SAFETY: the kernel reads `*new` and writes the local `old`, both `struct itimerval`s alive for the call.
     unsafe { syscall!(Sysno::setitimer, which, new as *const ITimerVal, &mut old as *mut ITimerVal) }.map(|_| old)
 }
 
@@ -438,6 +463,7 @@ pub struct RLimit {
 pub fn prlimit64(pid: i32, resource: i32, new: Option<&RLimit>) -> Result<RLimit> {
     let mut old = RLimit::default();
     let new = new.map_or(core::ptr::null(), |n| n as *const RLimit);
+    // SAFETY: `new` is null or points to a live `RLimit`; the kernel writes the local `old`.
     unsafe { syscall!(Sysno::prlimit64, pid, resource, new, &mut old as *mut RLimit) }.map(|_| old)
 }
 
@@ -447,12 +473,14 @@ pub const SIG_SETMASK: i32 = 2;
 /// Sets the calling thread's signal mask; returns the old one.
 pub fn rt_sigprocmask(how: i32, set: u64) -> Result<u64> {
     let mut old = 0u64;
+    // SAFETY: the kernel reads the local `set` and writes the local `old`, 8 bytes each as the size says.
     unsafe { syscall!(Sysno::rt_sigprocmask, how, &set as *const u64, &mut old as *mut u64, 8) }.map(|_| old)
 }
 
 /// Signals pending for the calling thread or the process (bit n-1: signal n).
 pub fn rt_sigpending() -> u64 {
     let mut set = 0u64;
+    // SAFETY: the kernel writes the local `set`, 8 bytes as the size says.
     let _ = unsafe { syscall!(Sysno::rt_sigpending, &mut set as *mut u64, 8) };
     set
 }
@@ -460,9 +488,11 @@ pub fn rt_sigpending() -> u64 {
 /// Takes one pending signal of `set` without waiting; Err(EAGAIN) if none.
 pub fn rt_sigtimedwait_now(set: u64) -> Result<i32> {
     let ts = [0i64; 2];
+    // SAFETY: the kernel reads the local `set` and timeout `ts`; no siginfo is asked for (null).
     unsafe { syscall!(Sysno::rt_sigtimedwait, &set as *const u64, 0, ts.as_ptr(), 8) }.map(|s| s as i32)
 }
 
+const FUTEX_WAIT: i32 = 0;
 const FUTEX_WAIT_PRIVATE: i32 = 128;
 const FUTEX_WAKE_PRIVATE: i32 = 129;
 
@@ -470,18 +500,29 @@ const FUTEX_WAKE_PRIVATE: i32 = 129;
 pub fn futex_wait(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_ns: u64) -> Result<()> {
     let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
     let tsp = if timeout_ns == 0 { core::ptr::null() } else { ts.as_ptr() };
+    // SAFETY: the futex word is a live AtomicU32 (the kernel reads it atomically); the timeout, if any, is a local timespec.
     unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAIT_PRIVATE, expected, tsp, 0, 0) }.map(drop)
+}
+
+/// Sleeps while the tid word of an exiting thread (`CLONE_CHILD_CLEARTID`)
+/// holds `expected`. The kernel's wake-up at thread exit is a shared-futex
+/// one, which a private wait would never see.
+pub fn futex_wait_tid(word: &core::sync::atomic::AtomicU32, expected: u32) -> Result<()> {
+    // SAFETY: the kernel reads the word, which the reference keeps alive.
+    unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAIT, expected, 0, 0, 0) }.map(drop)
 }
 
 /// Wakes up to `n` waiters on `word` (the kernel takes an int: clamped).
 pub fn futex_wake(word: &core::sync::atomic::AtomicU32, n: u32) {
     let n = n.min(i32::MAX as u32);
+    // SAFETY: the futex word is a live AtomicU32; a wake reads no other memory.
     let _ = unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAKE_PRIVATE, n, 0, 0, 0) };
 }
 
 pub fn rt_sigaction(sig: i32, new: Option<&KSigAction>, old: Option<&mut KSigAction>) -> Result<()> {
     let new = new.map_or(core::ptr::null(), |n| n as *const KSigAction);
     let old = old.map_or(core::ptr::null_mut(), |o| o as *mut KSigAction);
+    // SAFETY: `new` and `old` are null or point to live `KSigAction`s, the kernel's layout; the mask size is 8.
     unsafe { syscall!(Sysno::rt_sigaction, sig, new, old, 8) }.map(drop)
 }
 
@@ -520,12 +561,14 @@ pub unsafe fn set_robust_list(head: u64, len: u64) -> Result<()> {
 /// The calling thread's robust list (head, length).
 pub fn get_robust_list() -> Result<(u64, u64)> {
     let (mut head, mut len) = (0u64, 0u64);
+    // SAFETY: the kernel writes the locals `head` and `len`, one word each.
     unsafe { syscall!(Sysno::get_robust_list, 0, &mut head as *mut u64, &mut len as *mut u64) }.map(|_| (head, len))
 }
 
 /// Nanoseconds on `clock`.
 pub fn clock_ns(clock: i32) -> u64 {
     let mut ts = [0i64; 2];
+    // SAFETY: the kernel writes the local two-word timespec `ts`.
     let _ = unsafe { syscall!(Sysno::clock_gettime, clock, ts.as_mut_ptr()) };
     ts[0] as u64 * 1_000_000_000 + ts[1] as u64
 }
@@ -539,6 +582,7 @@ pub fn readable(addr: u64) -> bool {
     let remote = IoVec { base: addr as *mut u8, len: 1 };
     let pid = getpid();
     matches!(
+        // SAFETY: both iovecs are locals for one byte: the kernel writes `byte` and reads the remote address itself, answering EFAULT if it is not mapped.
         unsafe { syscall!(Sysno::process_vm_readv, pid, &local as *const IoVec, 1, &remote as *const IoVec, 1, 0) },
         Ok(1)
     )
@@ -578,28 +622,33 @@ pub const SPLICE_F_NONBLOCK: u32 = 2;
 
 /// `fcntl` with an integer argument (F_GETFL, F_SETFD, F_DUPFD_CLOEXEC…).
 pub fn fcntl(fd: i32, cmd: i32, arg: u64) -> Result<i32> {
+    // SAFETY: the commands this takes have an integer argument (see above): no memory is touched.
     unsafe { syscall!(Sysno::fcntl, fd, cmd, arg) }.map(|r| r as i32)
 }
 
 /// Moves (or, with SEEK_CUR and 0, reads) the file offset; returns the new one.
 pub fn lseek(fd: i32, offset: i64, whence: i32) -> Result<u64> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::lseek, fd, offset, whence) }.map(|r| r as u64)
 }
 
 /// Makes `new` a copy of `old` (closing what `new` was); `flags`: O_CLOEXEC or 0.
 pub fn dup3(old: i32, new: i32, flags: i32) -> Result<i32> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::dup3, old, new, flags) }.map(|r| r as i32)
 }
 
 /// A new pipe: (read end, write end).
 pub fn pipe2(flags: i32) -> Result<(i32, i32)> {
     let mut fds = [0i32; 2];
+    // SAFETY: the kernel writes two ints into the local `fds`.
     unsafe { syscall!(Sysno::pipe2, fds.as_mut_ptr(), flags) }.map(|_| (fds[0], fds[1]))
 }
 
 /// Copies up to `len` bytes from pipe `fd_in` to pipe `fd_out` without
 /// consuming them.
 pub fn tee(fd_in: i32, fd_out: i32, len: usize, flags: u32) -> Result<usize> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::tee, fd_in, fd_out, len, flags) }
 }
 
@@ -607,12 +656,14 @@ pub fn tee(fd_in: i32, fd_out: i32, len: usize, flags: u32) -> Result<usize> {
 pub fn fionread(fd: i32) -> Result<usize> {
     const FIONREAD: u64 = 0x541b;
     let mut n: i32 = 0;
+    // SAFETY: FIONREAD writes one int into the local `n`.
     unsafe { syscall!(Sysno::ioctl, fd, FIONREAD, &mut n as *mut i32) }.map(|_| n.max(0) as usize)
 }
 
 /// `stat` of a path (following symbolic links).
 pub fn stat(path: &CStr) -> Result<Stat> {
     let mut st = Stat::default();
+    // SAFETY: the path is a CStr the kernel reads; it writes one `struct stat` into the local `st`.
     unsafe { syscall!(Sysno::newfstatat, AT_FDCWD, path.as_ptr(), &mut st as *mut Stat, 0) }.map(|_| st)
 }
 
@@ -621,11 +672,13 @@ pub fn stat(path: &CStr) -> Result<Stat> {
 pub fn kcmp_file(fd1: i32, fd2: i32) -> Result<usize> {
     const KCMP_FILE: i32 = 0;
     let pid = getpid();
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::kcmp, pid, pid, KCMP_FILE, fd1, fd2) }
 }
 
 /// Closes every descriptor from `first` to `last` (inclusive).
 pub fn close_range(first: u32, last: u32, flags: u32) -> Result<()> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::close_range, first, last, flags) }.map(drop)
 }
 
@@ -643,19 +696,23 @@ pub unsafe fn fork() -> Result<i32> {
 /// Waits for child `pid` to end; its exit status.
 pub fn wait4(pid: i32) -> Result<i32> {
     let mut status = 0i32;
+    // SAFETY: the kernel writes the local `status`; no rusage is asked for (null).
     unsafe { syscall!(Sysno::wait4, pid, &mut status as *mut i32, 0, 0) }.map(|_| status)
 }
 
 pub fn setsid() -> Result<i32> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::setsid) }.map(|s| s as i32)
 }
 
 /// A pidfd of process `pid` (close-on-exec).
 pub fn pidfd_open(pid: i32) -> Result<i32> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::pidfd_open, pid, 0) }.map(|fd| fd as i32)
 }
 
 pub fn pidfd_send_signal(pidfd: i32, sig: i32) -> Result<()> {
+    // SAFETY: integer arguments and a null siginfo: no memory of ours is touched.
     unsafe { syscall!(Sysno::pidfd_send_signal, pidfd, sig, 0, 0) }.map(drop)
 }
 
@@ -670,6 +727,7 @@ pub fn poll_readable(fd: i32, timeout_ns: u64) -> Result<bool> {
     const POLLIN: i16 = 1;
     let mut p = PollFd { fd, events: POLLIN, revents: 0 };
     let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
+    // SAFETY: the kernel reads and writes the local `p` (one pollfd) and reads the local timeout `ts`; no mask (null).
     unsafe { syscall!(Sysno::ppoll, &mut p as *mut PollFd, 1, ts.as_ptr(), 0, 8) }.map(|n| n > 0)
 }
 
@@ -689,6 +747,7 @@ pub const LOCK_NB: i32 = 4;
 /// with `flags` (`AT_SYMLINK_NOFOLLOW`: a symbolic link itself).
 pub fn fstatat(dir: i32, name: &CStr, flags: i32) -> Result<Stat> {
     let mut st = Stat::default();
+    // SAFETY: the path is a CStr the kernel reads; it writes one `struct stat` into the local `st`.
     unsafe { syscall!(Sysno::newfstatat, dir, name.as_ptr(), &mut st as *mut Stat, flags) }.map(|_| st)
 }
 
@@ -698,10 +757,12 @@ pub fn lstat(path: &CStr) -> Result<Stat> {
 }
 
 pub fn fchmod(fd: i32, mode: u32) -> Result<()> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::fchmod, fd, mode) }.map(drop)
 }
 
 pub fn geteuid() -> u32 {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::geteuid) }.unwrap_or(u32::MAX as usize) as u32
 }
 
@@ -709,11 +770,13 @@ pub fn geteuid() -> u32 {
 /// pool is ready).
 pub fn getrandom(buf: &mut [u8]) -> Result<usize> {
     const GRND_NONBLOCK: u32 = 1;
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, borrowed mutably for the call.
     unsafe { syscall!(Sysno::getrandom, buf.as_mut_ptr(), buf.len(), GRND_NONBLOCK) }
 }
 
 /// Removes `name` from directory `dir`.
 pub fn unlinkat(dir: i32, name: &CStr) -> Result<()> {
+    // SAFETY: the path is a NUL-terminated CStr that lives through the call; the kernel only reads it.
     unsafe { syscall!(Sysno::unlinkat, dir, name.as_ptr(), 0) }.map(drop)
 }
 
@@ -723,10 +786,12 @@ pub const W_OK: i32 = 2;
 /// Whether the caller may open `path` for `mode` (`R_OK`, `W_OK`), without
 /// opening it (`faccessat`: real uid, as restart is never setuid).
 pub fn access(path: &CStr, mode: i32) -> Result<()> {
+    // SAFETY: the path is a NUL-terminated CStr that lives through the call; the kernel only reads it.
     unsafe { syscall!(Sysno::faccessat, AT_FDCWD, path.as_ptr(), mode) }.map(drop)
 }
 
 /// `flock(fd, op)`.
 pub fn flock(fd: i32, op: i32) -> Result<()> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::flock, fd, op) }.map(drop)
 }

@@ -30,20 +30,20 @@ pub struct Flock {
     pub _pad2: u32,
 }
 
-// SAFETY (for every wrapper below): as in the crate root; the pointers are
-// to the caller's `Flock`, of the size the kernel reads and writes.
-
 /// `fcntl(fd, F_SETLK or F_OFD_SETLK, lock)`.
 pub fn set_lock(fd: i32, cmd: i32, lock: &Flock) -> Result<()> {
+    // SAFETY: the kernel reads one Flock from `lock`, borrowed for the call.
     unsafe { syscall!(Sysno::fcntl, fd, cmd, lock as *const Flock) }.map(drop)
 }
 
 /// `fcntl(fd, F_GETLK or F_OFD_GETLK, lock)`: `lock` becomes the first
 /// conflicting lock, or has `l_type` F_UNLCK.
 pub fn get_lock(fd: i32, cmd: i32, lock: &mut Flock) -> Result<()> {
+    // SAFETY: the kernel reads and writes one Flock at `lock`, borrowed mutably for the call.
     unsafe { syscall!(Sysno::fcntl, fd, cmd, lock as *mut Flock) }.map(drop)
 }
 
 pub fn flock(fd: i32, op: i32) -> Result<()> {
+    // SAFETY: no pointer: a descriptor and an operation.
     unsafe { syscall!(Sysno::flock, fd, op) }.map(drop)
 }

@@ -7,9 +7,9 @@
 //! helper, which take items from a common counter until none is left.
 
 use core::arch::global_asm;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::SeqCst};
 
-use crate::{exit_thread, futex_wait, futex_wake, Errno};
+use crate::{exit_thread, futex_wait_tid, Errno};
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_FS: u64 = 0x200;
@@ -18,6 +18,8 @@ const CLONE_SIGHAND: u64 = 0x800;
 const CLONE_THREAD: u64 = 0x10000;
 const CLONE_SYSVSEM: u64 = 0x40000;
 const CLONE_SETTLS: u64 = 0x80000;
+const CLONE_PARENT_SETTID: u64 = 0x10_0000;
+const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
 
 /// A thread of this process, sharing everything (and the caller's %fs).
 pub const THREAD: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
@@ -25,16 +27,18 @@ pub const THREAD: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLON
 pub const THREAD_TLS: u64 = THREAD | CLONE_SETTLS;
 
 global_asm!(
-    // ckpt_sys_clone(flags: rdi, stack: rsi, tls: rdx) -> tid or -errno.
-    // The child's stack holds [arg, entry]: it pops both and calls entry(arg).
+    // ckpt_sys_clone(flags: rdi, stack: rsi, tls: rdx, tid_word: rcx) -> tid
+    // or -errno. The tid word is both parent_tid and child_tid (used only
+    // with CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID). The child's stack
+    // holds [arg, entry]: it pops both and calls entry(arg).
     ".globl ckpt_sys_clone",
     ".hidden ckpt_sys_clone",
     ".type ckpt_sys_clone,@function",
     "ckpt_sys_clone:",
-    "    mov r8, rdx",    // tls
-    "    xor edx, edx",   // parent_tid
-    "    xor r10d, r10d", // child_tid
-    "    mov eax, 56",    // __NR_clone
+    "    mov r8, rdx",  // tls
+    "    mov rdx, rcx", // parent_tid
+    "    mov r10, rcx", // child_tid
+    "    mov eax, 56",  // __NR_clone
     "    syscall",
     "    test rax, rax",
     "    jnz 1f",
@@ -47,7 +51,7 @@ global_asm!(
 );
 
 extern "C" {
-    fn ckpt_sys_clone(flags: u64, stack: u64, tls: u64) -> i64;
+    fn ckpt_sys_clone(flags: u64, stack: u64, tls: u64, tid_word: u64) -> i64;
 }
 
 /// Starts `entry(arg)` in a new thread on the stack that ends at
@@ -64,12 +68,59 @@ pub unsafe fn spawn(
     entry: unsafe extern "C" fn(u64) -> !,
     arg: u64,
 ) -> Result<i32, Errno> {
+    clone(flags, stack_end, tls, entry, arg, 0)
+}
+
+/// As [`spawn`], for a thread whose end the caller waits for: the kernel
+/// stores the new tid in `*tid_word` before the thread runs, and when the
+/// thread has exited (and no longer uses its stack), clears it and wakes a
+/// futex waiter on it (`CLONE_CHILD_CLEARTID`, see [`join`]).
+///
+/// # Safety
+/// As [`spawn`]; `tid_word` must stay alive until [`join`] returns.
+unsafe fn spawn_joinable(
+    stack_end: u64,
+    entry: unsafe extern "C" fn(u64) -> !,
+    arg: u64,
+    tid_word: &AtomicU32,
+) -> Result<i32, Errno> {
+    let flags = THREAD | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
+    clone(flags, stack_end, 0, entry, arg, tid_word.as_ptr() as u64)
+}
+
+/// Waits until the thread started by [`spawn_joinable`] with `tid_word`
+/// has exited: the kernel cleared the word.
+fn join(tid_word: &AtomicU32) {
+    loop {
+        let tid = tid_word.load(Acquire);
+        if tid == 0 {
+            return;
+        }
+        let _ = futex_wait_tid(tid_word, tid);
+    }
+}
+
+/// # Safety
+/// As [`spawn`].
+unsafe fn clone(
+    flags: u64,
+    stack_end: u64,
+    tls: u64,
+    entry: unsafe extern "C" fn(u64) -> !,
+    arg: u64,
+    tid_word: u64,
+) -> Result<i32, Errno> {
     // After the child pops two words its stack is 16-byte aligned again,
     // as a call requires.
     let top = stack_end - 16;
-    core::ptr::write(top as *mut u64, arg);
-    core::ptr::write((top + 8) as *mut u64, entry as usize as u64);
-    let tid = ckpt_sys_clone(flags, top, tls);
+    // SAFETY: the caller's stack, unused memory (see spawn).
+    unsafe {
+        core::ptr::write(top as *mut u64, arg);
+        core::ptr::write((top + 8) as *mut u64, entry as usize as u64);
+    }
+    // SAFETY: the child starts on that stack, in `entry`; the tid word, if
+    // any, outlives it (see spawn_joinable).
+    let tid = unsafe { ckpt_sys_clone(flags, top, tls, tid_word) };
     if tid < 0 {
         Err(Errno::new(-tid as i32))
     } else {
@@ -92,7 +143,6 @@ struct Split<'a, J: Job> {
     /// First failed item + 1 (0: none), and its error code.
     failed: AtomicUsize,
     code: AtomicU32,
-    done: AtomicU32,
 }
 
 impl<J: Job> Split<'_, J> {
@@ -118,11 +168,13 @@ unsafe extern "C" fn helper<J: Job>(arg: u64) -> ! {
     // after `done`): in the loader, a restored program that checkpoints at
     // once must not find it taking the thread signal on the loader's stack.
     let _ = crate::rt_sigprocmask(crate::SIG_SETMASK, !0);
-    // SAFETY: `split` keeps the Split alive until `done` is set.
+    // SAFETY: `split` keeps the Split alive until the kernel reports this
+    // thread gone (join); it is not touched after `work`.
     let s = unsafe { &*(arg as *const Split<J>) };
     s.work(1);
-    s.done.store(1, SeqCst);
-    futex_wake(&s.done, 1);
+    // Nothing is signalled by hand: the kernel clears the tid word and wakes
+    // `split` only once this thread has exited, so neither the Split nor this
+    // stack is touched after the caller may reuse them.
     exit_thread(0)
 }
 
@@ -133,21 +185,17 @@ unsafe extern "C" fn helper<J: Job>(arg: u64) -> ! {
 /// `stack` must be memory nothing else uses while this runs (16-byte aligned
 /// end); the job's items must be safe to run concurrently.
 pub unsafe fn split<J: Job>(job: &J, parallel: bool, stack: &mut [u8]) -> Result<(), (usize, u32)> {
-    let s = Split {
-        job,
-        next: AtomicUsize::new(0),
-        failed: AtomicUsize::new(0),
-        code: AtomicU32::new(0),
-        done: AtomicU32::new(0),
-    };
+    let s = Split { job, next: AtomicUsize::new(0), failed: AtomicUsize::new(0), code: AtomicU32::new(0) };
+    let tid_word = AtomicU32::new(0);
     let end = (stack.as_mut_ptr() as u64 + stack.len() as u64) & !15;
+    let arg = &s as *const Split<J> as u64;
+    // SAFETY: the stack is the caller's to lend (see above); `s` and
+    // `tid_word` live until `join` returns.
     let helped =
-        parallel && stack.len() >= 16 << 10 && spawn(THREAD, end, 0, helper::<J>, &s as *const Split<J> as u64).is_ok();
+        parallel && stack.len() >= 16 << 10 && unsafe { spawn_joinable(end, helper::<J>, arg, &tid_word) }.is_ok();
     s.work(0);
     if helped {
-        while s.done.load(SeqCst) == 0 {
-            let _ = futex_wait(&s.done, 0, 0);
-        }
+        join(&tid_word);
     }
     match s.failed.load(SeqCst) {
         0 => Ok(()),

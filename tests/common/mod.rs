@@ -745,7 +745,7 @@ pub struct Tables {
     /// from there).
     pub extents: Vec<ckpt_image::Extent>,
     pub threads: Vec<ckpt_image::Thread>,
-    pub sigactions: Vec<u8>,
+    pub sigactions: Vec<ckpt_image::SigAction>,
     pub fds: Vec<ckpt_image::Fd>,
     pub strings: Vec<u8>,
 }
@@ -757,7 +757,6 @@ pub struct Tables {
 /// extents that `f` added in the right place.
 pub fn rebuild_image(good: &[u8], f: impl FnOnce(&mut Tables)) -> Vec<u8> {
     use ckpt_image::*;
-    use std::mem::size_of;
     let h = Header::parse(good, good.len() as u64).expect("the image to rebuild is valid");
     let l = MetaLayout::of(&h);
     let meta = &good[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize];
@@ -775,48 +774,30 @@ pub fn rebuild_image(good: &[u8], f: impl FnOnce(&mut Tables)) -> Vec<u8> {
         regions: table(next(l.regions), h.n_regions as usize),
         extents: table(next(l.extents), h.n_extents as usize),
         threads: table(next(l.threads), h.n_threads as usize),
-        sigactions: next(l.sigactions).to_vec(),
+        sigactions: table(next(l.sigactions), NSIG),
         fds: table(next(l.fds), h.n_fds as usize),
         strings: next(l.strings).to_vec(),
     };
     f(&mut t);
-    let mut h = t.header;
-    h.n_regions = t.regions.len() as u32;
-    h.n_extents = t.extents.len() as u32;
-    h.n_threads = t.threads.len() as u32;
-    h.n_fds = t.fds.len() as u32;
-    h.strings_len = t.strings.len() as u64;
-    h.layout();
     let mut first = 0;
     for r in &mut t.regions {
         r.first_extent = first;
         first += r.n_extents;
     }
-    let mut data = Vec::new();
-    let mut pos = h.data_offset;
-    for x in &mut t.extents {
-        data.extend_from_slice(&good[x.file_pos as usize..(x.file_pos + x.len) as usize]);
-        x.file_pos = pos;
-        pos += x.len;
-    }
-    let mut meta = Vec::with_capacity(h.meta_len as usize);
-    meta.extend_from_slice(bytes_of_slice(&t.regions));
-    meta.extend_from_slice(bytes_of_slice(&t.extents));
-    meta.extend_from_slice(bytes_of_slice(&t.threads));
-    meta.extend_from_slice(&t.sigactions);
-    meta.extend_from_slice(bytes_of_slice(&t.fds));
-    meta.extend_from_slice(&t.strings);
-    assert_eq!(meta.len() as u64, h.meta_len, "sigactions must stay {} bytes", NSIG * size_of::<SigAction>());
-    h.meta_checksum = checksum(&meta);
-    h.data_len = data.len() as u64;
-    h.file_len = h.data_offset + h.data_len;
-    h.header_checksum = h.compute_checksum();
-    let mut out = Vec::with_capacity(h.file_len as usize);
-    out.extend_from_slice(bytes_of(&h));
-    out.resize(h.meta_offset as usize, 0);
-    out.extend_from_slice(&meta);
-    out.resize(h.data_offset as usize, 0);
-    out.extend_from_slice(&data);
+    // Each extent's data, from where it was in `good`.
+    let data: Vec<&[u8]> =
+        t.extents.iter().map(|x| &good[x.file_pos as usize..(x.file_pos + x.len) as usize]).collect();
+    let tables = encode::Tables {
+        regions: &t.regions,
+        extents: &mut t.extents,
+        threads: &t.threads,
+        sigactions: &t.sigactions,
+        fds: &t.fds,
+        strings: &t.strings,
+    };
+    let enc = encode::Encoder::new(t.header, tables);
+    let mut out = vec![0u8; enc.header().file_len as usize];
+    enc.write_into(|i| data[i], &mut out);
     out
 }
 

@@ -1129,7 +1129,7 @@ fn json_verdict(v: &Verdict, refused: Option<&str>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ckpt_image::{bytes_of, bytes_of_slice, checksum, FileId, ITimer, SigAction, StrRef, HEADER_SPACE, PAGE_SIZE};
+    use ckpt_image::{bytes_of, checksum, encode, FileId, ITimer, SigAction, StrRef, HEADER_SPACE, PAGE_SIZE};
     use core::mem::offset_of;
     use std::path::PathBuf;
 
@@ -1203,11 +1203,7 @@ mod tests {
             })
             .collect();
         let mut h = Header::new();
-        h.n_regions = SPECS.len() as u32;
-        h.n_extents = SPECS.iter().map(|s| s.6.len() as u32).sum();
-        h.n_threads = 2;
         h.leader = 1;
-        h.strings_len = strings.len() as u64;
         (h.cmdline, h.cwd, h.exe) = (cmdline, cwd, exe);
         (h.created_ns, h.capture_ns, h.pid) = (1_700_000_000_123_456_789, 2_345_678, 1000);
         // The CPU it was taken on had AVX-512 (recorded, for display); the
@@ -1218,7 +1214,6 @@ mod tests {
         h.cpu_brand[..8].copy_from_slice(b"Test CPU");
         h.comm[..4].copy_from_slice(b"prog");
         (h.mm.start_code, h.mm.end_code, h.mm.start_brk, h.mm.brk) = (BASE, BASE + 4 * P, BASE + 8 * P, BASE + 16 * P);
-        h.n_fds = fds.len() as u32;
         let p = &mut h.process;
         p.valid = PROCESS_ITIMERS | PROCESS_RLIMITS | PROCESS_PENDING | PROCESS_PRCTL;
         p.itimers[0] = ITimer { interval_ns: 250_000_000, value_ns: 1_500_000_000 };
@@ -1230,15 +1225,12 @@ mod tests {
         p.pending = 1 << 9 | 1 << 14;
         (p.pdeathsig, p.dumpable, p.child_subreaper) = (15, 1, 0);
         edit(&mut h);
-        h.layout();
         let (mut regions, mut extents, mut data) = (Vec::new(), Vec::new(), Vec::new());
         for (i, &(start, pages, prot, flags, kind, _, exts)) in SPECS.iter().enumerate() {
             let first_extent = extents.len() as u32;
             for &(page, n) in exts {
-                let bytes: Vec<u8> = (0..n * P).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect();
-                let file_pos = h.data_offset + data.len() as u64;
-                extents.push(Extent { addr: start + page * P, len: n * P, file_pos, checksum: checksum(&bytes) });
-                data.extend_from_slice(&bytes);
+                data.push((0..n * P).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect::<Vec<u8>>());
+                extents.push(Extent { addr: start + page * P, len: n * P, file_pos: 0, checksum: 0 });
             }
             let n_extents = exts.len() as u32;
             let (end, path, file_offset) = (start + pages * P, paths[i], 0);
@@ -1282,23 +1274,17 @@ mod tests {
         sig[2] = SigAction { handler: BASE + 0x1234, flags: 0x0400_0004, restorer: BASE + 0x99, mask: 1 << 1 };
         sig[13].handler = 1;
         sig[33] = SigAction { handler: BASE + 0x2000, flags: 0x0c00_0004, restorer: 0, mask: 1 << 63 };
-        let mut meta = Vec::new();
-        meta.extend_from_slice(bytes_of_slice(&regions));
-        meta.extend_from_slice(bytes_of_slice(&extents));
-        meta.extend_from_slice(bytes_of_slice(&threads));
-        meta.extend_from_slice(bytes_of_slice(&sig));
-        meta.extend_from_slice(bytes_of_slice(&fds));
-        meta.extend_from_slice(&strings);
-        assert_eq!(meta.len() as u64, h.meta_len);
-        h.meta_checksum = checksum(&meta);
-        h.data_len = data.len() as u64;
-        h.file_len = h.data_offset + h.data_len;
-        h.header_checksum = h.compute_checksum();
-        let mut file = bytes_of(&h).to_vec();
-        file.resize(HEADER_SPACE as usize, 0);
-        file.extend_from_slice(&meta);
-        file.resize(h.data_offset as usize, 0);
-        file.extend_from_slice(&data);
+        let tables = encode::Tables {
+            regions: &regions,
+            extents: &mut extents,
+            threads: &threads,
+            sigactions: &sig,
+            fds: &fds,
+            strings: &strings,
+        };
+        let enc = encode::Encoder::new(h, tables);
+        let mut file = vec![0u8; enc.header().file_len as usize];
+        enc.write_into(|i| &data[i], &mut file);
         file
     }
 
