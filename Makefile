@@ -25,7 +25,7 @@ ckpt restart readckpt ckpt-slurm libckpt.so: %: $(RELEASE)/%
 hello-test counting-test: %: demo/%.c
 	$(CC) -O2 -g -rdynamic -o $@ $<
 
-demo/bin/%: demo/%.c
+demo/bin/%: demo/%.c demo/fd-at.h
 	@mkdir -p demo/bin
 	$(CC) $(DEMO_CFLAGS) -o $@ $< -lm
 

@@ -39,19 +39,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static void at(int fd, int want) {
-    if (fd < 0) {
-        perror("create");
-        exit(1);
-    }
-    if (fd != want) {
-        if (dup2(fd, want) != want) {
-            perror("dup2");
-            exit(1);
-        }
-        close(fd);
-    }
-}
+#include "fd-at.h"
 
 static void add(int ep, int fd, uint32_t events, uint64_t data) {
     struct epoll_event ev = {.events = events, .data.u64 = data};

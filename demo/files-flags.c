@@ -17,19 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void at(int fd, int want) {
-    if (fd < 0) {
-        perror("open");
-        exit(1);
-    }
-    if (fd != want) {
-        if (dup2(fd, want) != want) {
-            perror("dup2");
-            exit(1);
-        }
-        close(fd);
-    }
-}
+#include "fd-at.h"
 
 static const int fds[] = {10, 11, 12, 13, 14, 15, 16, 17, 100};
 
