@@ -513,7 +513,7 @@ mod tests {
     fn unused_components_are_dropped_for_a_smaller_cpu() {
         // glibc's EVEX string functions leave the AVX-512 bits set with zeros
         // in them after a vzeroupper: not in use.
-        let src = frame(&intel(), 0x2e7, 0x7);
+        let src = frame(&intel(), FPSSE | AVX | AVX512 | PKRU, FPSSE | AVX);
         let f = Frame::parse(&src, &intel().layout).unwrap();
         assert_eq!(f.in_use(&src, &intel().layout), 0x7);
         assert!(!avx2().accepts(&f, &intel().layout));

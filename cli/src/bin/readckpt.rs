@@ -1169,6 +1169,10 @@ mod tests {
     ];
 
     /// A small valid image with every kind of thing readckpt shows.
+    /// The XCR0 the sample records for the CPU it was "taken" on (an Intel
+    /// with AVX-512 and PKRU): data shown by readckpt, never this machine's.
+    const SAMPLE_XCR0: u64 = xstate::FPSSE | xstate::AVX | xstate::AVX512 | xstate::PKRU;
+
     fn sample() -> Vec<u8> {
         sample_with(|_| {})
     }
@@ -1209,7 +1213,7 @@ mod tests {
         // The CPU it was taken on had AVX-512 (recorded, for display); the
         // program used only x87 and SSE and was held to baseline x86-64, so
         // every x86-64 CPU can take it (--verify checks the running one).
-        (h.xfeatures, h.xsave_size, h.umask) = (0x2e7, 2696, 0o22);
+        (h.xfeatures, h.xsave_size, h.umask) = (SAMPLE_XCR0, 2696, 0o22);
         (h.required_xfeatures, h.cpu_level, h.portable_level) = (0x3, 4, 1);
         h.cpu_brand[..8].copy_from_slice(b"Test CPU");
         h.comm[..4].copy_from_slice(b"prog");
@@ -1355,7 +1359,7 @@ mod tests {
             "cwd         /tmp/dir \"q\"\n",
             "comm        prog\n",
             "umask       0022\n",
-            "cpu         Test CPU (x86-64-v4)\nxfeatures   0x2e7 (x87 SSE AVX AVX-512 PKRU)\n",
+            &format!("cpu         Test CPU (x86-64-v4)\nxfeatures   {SAMPLE_XCR0:#x} (x87 SSE AVX AVX-512 PKRU)\n"),
             "requires    0x3 (x87 SSE), x86-64; held to x86-64 by ckpt --portable\n",
             "  brk       0x555500008000-0x555500010000\n",
             "threads (2; * wrote the image)\n",
@@ -1547,7 +1551,7 @@ mod tests {
         let argv = ["/usr/bin/prog", "two words", "it's", "", "\x1bx"];
         assert_eq!(v.get("argv"), &Json::Arr(argv.iter().map(|a| s(a)).collect()));
         assert_eq!(v.get("cwd"), &s("/tmp/dir \"q\""));
-        assert_eq!(v.get("xfeatures"), &s("0x2e7"));
+        assert_eq!(v.get("xfeatures"), &s(&format!("{SAMPLE_XCR0:#x}")));
         assert_eq!(v.get("required_xfeatures"), &s("0x3"));
         assert_eq!(v.get("required_names"), &Json::Arr(vec![s("x87"), s("SSE")]));
         assert_eq!(v.get("required_level"), &s("x86-64"));
