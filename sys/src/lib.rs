@@ -16,6 +16,7 @@ pub mod locks;
 pub mod msg;
 pub mod progress;
 pub mod thread;
+pub mod ticker;
 
 pub use syscalls::Errno;
 use syscalls::{syscall, Sysno};

@@ -534,7 +534,7 @@ fn start_ticker(signal: i32, interval_ms: u64) -> Result<i32, String> {
             let ticker = libc::fork();
             if ticker == 0 {
                 libc::close(pipe[0]);
-                tick(pidfd, signal, interval_ms, me);
+                ckpt_sys::ticker::run(pidfd, me, signal, interval_ms * 1_000_000);
             }
             let _ = libc::write(pipe[1], &ticker as *const i32 as *const libc::c_void, 4);
             libc::_exit(0);
@@ -557,108 +557,6 @@ fn start_ticker(signal: i32, interval_ms: u64) -> Result<i32, String> {
         }
         Ok(ticker)
     }
-}
-
-/// The hex mask field `key` ("SigCgt:") of /proc/PID/status text.
-fn status_mask(text: &[u8], key: &[u8]) -> Option<u64> {
-    let at = text.windows(key.len()).position(|w| w == key)? + key.len();
-    let hex: Vec<u8> = text[at..]
-        .iter()
-        .copied()
-        .skip_while(|c| c.is_ascii_whitespace())
-        .take_while(|c| c.is_ascii_hexdigit())
-        .collect();
-    u64::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()
-}
-
-/// Whether to signal now: the program has its handler installed (before
-/// libckpt.so arms it, the signal would kill it) and the signal is not
-/// already pending (a checkpoint slower than the interval).
-fn ready(status_path: &CString, signal: i32) -> bool {
-    let mut buf = [0u8; 4096];
-    // SAFETY: reading a proc file into a local buffer.
-    let n = unsafe {
-        let fd = libc::open(status_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return true; // cannot tell: the pidfd still protects the pid
-        }
-        let n = libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len());
-        libc::close(fd);
-        n
-    };
-    let text = &buf[..n.max(0) as usize];
-    let bit = 1u64 << (signal - 1);
-    let caught = status_mask(text, b"\nSigCgt:").is_none_or(|m| m & bit != 0);
-    let pending = status_mask(text, b"\nShdPnd:").is_some_and(|m| m & bit != 0);
-    caught && !pending
-}
-
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: writes the timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// The ticker's life: every `interval_ms`, the checkpoint signal through the
-/// pidfd; exit when the program does.
-fn tick(pidfd: i32, signal: i32, interval_ms: u64, pid: i32) -> ! {
-    const FD: i32 = 3;
-    // SAFETY: system calls on this (forked, single-threaded) process.
-    unsafe {
-        libc::setsid();
-        libc::prctl(libc::PR_SET_NAME, c"ckpt-ticker".as_ptr());
-        let _ = libc::chdir(c"/".as_ptr());
-        // Keep the pidfd only: holding the program's stdout or stderr open
-        // would keep a reader of its pipes waiting after it ended.
-        if pidfd != FD {
-            libc::dup2(pidfd, FD);
-        }
-        let low = libc::syscall(libc::SYS_close_range, 0u32, (FD - 1) as u32, 0u32);
-        let high = libc::syscall(libc::SYS_close_range, (FD + 1) as u32, u32::MAX, 0u32);
-        if low != 0 || high != 0 {
-            // Before Linux 5.9: one by one.
-            let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(1024, 1 << 20) as i32;
-            for fd in (0..max).filter(|&fd| fd != FD) {
-                libc::close(fd);
-            }
-        }
-        for _ in 0..3 {
-            libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        }
-        let mut none: libc::sigset_t = core::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, core::ptr::null_mut());
-    }
-    let status = CString::new(format!("/proc/{pid}/status")).unwrap_or_default();
-    let period = interval_ms * 1_000_000;
-    let mut next = now_ns() + period;
-    loop {
-        let now = now_ns();
-        if now >= next {
-            if ready(&status, signal) {
-                // SAFETY: sends a signal through our pidfd.
-                let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, FD, signal, 0usize, 0u32) };
-                if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-                    break;
-                }
-            }
-            next += period;
-            if next <= now {
-                next = now + period; // missed ticks are not made up
-            }
-            continue;
-        }
-        let wait = next - now;
-        let ts = libc::timespec { tv_sec: (wait / 1_000_000_000) as i64, tv_nsec: (wait % 1_000_000_000) as i64 };
-        let mut pfd = libc::pollfd { fd: FD, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one pollfd, a timeout, no signal mask change.
-        if unsafe { libc::ppoll(&mut pfd, 1, &ts, core::ptr::null()) } > 0 {
-            break; // the program exited
-        }
-    }
-    // SAFETY: ends the ticker.
-    unsafe { libc::_exit(0) }
 }
 
 fn main() {
