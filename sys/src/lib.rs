@@ -15,6 +15,7 @@ pub mod events;
 pub mod locks;
 pub mod msg;
 pub mod progress;
+pub mod status;
 pub mod thread;
 pub mod ticker;
 

@@ -78,30 +78,7 @@ fn ready(status: &core::ffi::CStr, signal: i32) -> bool {
     sys::close(fd);
     let text = &buf[..n];
     let bit = 1u64 << (signal - 1);
-    let caught = status_mask(text, b"SigCgt").is_some_and(|m| m & bit != 0);
-    let pending = status_mask(text, b"ShdPnd").is_some_and(|m| m & bit != 0);
+    let caught = sys::status::hex(text, b"SigCgt").is_some_and(|m| m & bit != 0);
+    let pending = sys::status::hex(text, b"ShdPnd").is_some_and(|m| m & bit != 0);
     caught && !pending
-}
-
-/// The hex mask of field `name` (`SigCgt`, `ShdPnd`...) in
-/// `/proc/PID/status` text.
-pub fn status_mask(text: &[u8], name: &[u8]) -> Option<u64> {
-    let line = text.split(|&c| c == b'\n').find(|l| l.strip_prefix(name).is_some_and(|r| r.first() == Some(&b':')))?;
-    let value = &line[name.len() + 1..];
-    let mut digits = value.iter().skip_while(|c| c.is_ascii_whitespace()).take_while(|c| c.is_ascii_hexdigit());
-    digits.try_fold(0u64, |acc, &c| Some(acc << 4 | (c as char).to_digit(16)? as u64))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::status_mask;
-
-    #[test]
-    fn masks_of_a_status_file() {
-        let text = b"Name:\tx\nShdPnd:\t0000000000000800\nSigBlk:\t0\nSigCgt:\t0000000180000200\n";
-        assert_eq!(status_mask(text, b"SigCgt"), Some(0x1_8000_0200));
-        assert_eq!(status_mask(text, b"ShdPnd"), Some(0x800));
-        assert_eq!(status_mask(text, b"SigPnd"), None);
-        assert_eq!(status_mask(b"XSigCgt:\t1\n", b"SigCgt"), None);
-    }
 }
