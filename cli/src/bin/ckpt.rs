@@ -66,7 +66,8 @@ setuid, setgid or has file capabilities: it could not be checkpointed);
     about = ABOUT,
     after_help = AFTER_HELP,
     override_usage = "ckpt [OPTIONS] PROGRAM [ARGS...]",
-    max_term_width = 80
+    max_term_width = 80,
+    args_override_self = true
 )]
 struct Cli {
     /// Where to write the image (default: myckpt.dat in the directory where
