@@ -81,9 +81,7 @@ fn restart_ends_like(image: &Path, dir: &TempDir, reference: &str) -> Outcome {
 
 /// The mask field `key` ("SigCgt") of /proc/PID/status.
 fn status_mask(pid: i32, key: &str) -> Option<u64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = s.lines().find(|l| l.starts_with(key))?;
-    u64::from_str_radix(line[key.len() + 1..].trim(), 16).ok()
+    ckpt_sys::status::hex(&fs::read(format!("/proc/{pid}/status")).ok()?, key.as_bytes())
 }
 
 /// Polls `cond` every 5 ms until it holds; fails the test after TIMEOUT.
@@ -308,7 +306,7 @@ fn signal_option_leaves_the_programs_usr2_alone() {
     let pid = second.pid;
     let want = 1u64 << (libc::SIGUSR1 - 1) | 1u64 << (libc::SIGUSR2 - 1);
     wait_until("the restarted program catches SIGUSR1 and SIGUSR2", || {
-        status_mask(pid, "SigCgt:").is_some_and(|m| m & want == want)
+        status_mask(pid, "SigCgt").is_some_and(|m| m & want == want)
     });
     for k in 3..=4 {
         second.signal(libc::SIGUSR2);

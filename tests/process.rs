@@ -52,9 +52,7 @@ fn line_after(run: &mut Run, prefix: &str) -> String {
 
 /// `ShdPnd` of a process, as a bit set.
 fn shared_pending(pid: i32) -> u64 {
-    let s = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let v = s.lines().find_map(|l| l.strip_prefix("ShdPnd:")).unwrap();
-    u64::from_str_radix(v.trim(), 16).unwrap()
+    ckpt_sys::status::hex(&fs::read(format!("/proc/{pid}/status")).unwrap(), b"ShdPnd").unwrap()
 }
 
 #[test]

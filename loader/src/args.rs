@@ -33,7 +33,7 @@ Exit status: the program's own; 1 if the image cannot be restarted (one line
 on stderr says why); 2 for a usage error.
 ";
 
-const PATH_MAX: usize = 4096;
+use ckpt_sys::PATH_MAX;
 
 pub struct Options {
     /// The image path, NUL-terminated.

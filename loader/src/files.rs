@@ -54,7 +54,7 @@ use crate::args::Options;
 use crate::fail::Fail;
 use crate::{events, locks, sockets};
 
-const PATH_MAX: usize = 4096;
+use ckpt_sys::PATH_MAX;
 /// Largest amount of pipe data written back (the kernel's largest pipe).
 const MAX_PIPE: usize = 1 << 30;
 

@@ -12,7 +12,7 @@ use ckpt_sys::{self as sys, Errno};
 
 use crate::files::Out;
 
-const PATH_MAX: usize = 4096;
+use ckpt_sys::PATH_MAX;
 
 /// A new inotify instance with the watches of `f`.
 pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {

@@ -37,8 +37,8 @@ use core::fmt::Write as _;
 use ckpt_image::xstate::{self, Component, Layout, NCOMP};
 use ckpt_sys as sys;
 
-/// Longest output path (with room for the temporary and rotation suffixes).
-const PATH_MAX: usize = 4096;
+// The longest output path, with room for the temporary and rotation suffixes.
+use ckpt_sys::PATH_MAX;
 
 /// Most images `--keep` may keep.
 pub const MAX_KEEP: u32 = 1000;

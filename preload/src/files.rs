@@ -60,8 +60,8 @@ pub trait Strings {
 /// returns, so that it cannot be mistaken for a real failure.
 pub const TOO_MANY: Errno = Errno::E2BIG;
 
-/// Longest link kept (`PATH_MAX`, with its NUL).
-const PATH_MAX: usize = 4096;
+// Longest link kept.
+use ckpt_sys::PATH_MAX;
 
 /// Records that `fd` shares its open file description with entry `index`
 /// of the table (which comes before it). Kept in the `shared` field of

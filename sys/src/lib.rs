@@ -15,13 +15,17 @@ pub mod events;
 pub mod locks;
 pub mod msg;
 pub mod progress;
+pub mod status;
 pub mod thread;
+pub mod ticker;
 
 pub use syscalls::Errno;
 use syscalls::{syscall, Sysno};
 
 pub type Result<T> = core::result::Result<T, Errno>;
 
+/// Longest path the kernel takes, with its NUL (`PATH_MAX` of <linux/limits.h>).
+pub const PATH_MAX: usize = 4096;
 pub const AT_FDCWD: i32 = -100;
 pub const O_RDONLY: i32 = 0;
 pub const O_WRONLY: i32 = 1;

@@ -409,17 +409,9 @@ impl Drop for Run {
 
 /// `State:` and `voluntary_ctxt_switches:` of /proc/PID/status, if it exists.
 fn proc_status(pid: i32) -> Option<(String, u64)> {
-    let s = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let mut state = None;
-    let mut vol = None;
-    for line in s.lines() {
-        if let Some(v) = line.strip_prefix("State:") {
-            state = Some(v.trim().to_string());
-        } else if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
-            vol = v.trim().parse().ok();
-        }
-    }
-    Some((state?, vol?))
+    let s = fs::read(format!("/proc/{pid}/status")).ok()?;
+    let state = String::from_utf8_lossy(ckpt_sys::status::field(&s, b"State")?).into_owned();
+    Some((state, ckpt_sys::status::decimal(&s, b"voluntary_ctxt_switches")?))
 }
 
 fn proc_state(pid: i32) -> String {

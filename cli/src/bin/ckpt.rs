@@ -15,53 +15,23 @@
 //! pidfd of the program, opened before the fork, so it can never signal a
 //! process that took over the pid, and it exits as soon as the program does.
 
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
+use std::error::Error as _;
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
 
-const USAGE: &str = "\
-usage: ckpt [OPTIONS] PROGRAM [ARGS...]
-
+const ABOUT: &str = "\
 Runs PROGRAM so that it can be checkpointed: `kill -USR2 PID` writes its
-whole state to an image and stops it; `restart IMAGE` brings it back.
+whole state to an image and stops it; `restart IMAGE` brings it back.";
 
-Options:
-  -o, --output PATH      where to write the image (default: myckpt.dat in the
-                         directory where ckpt was started)
-      --continue         keep running after each checkpoint (default: stop,
-                         exit status 99)
-  -i, --interval TIME    also checkpoint every TIME seconds (30, 0.5, or with
-                         a unit: 500ms, 30s, 5m, 1h); implies --continue
-      --keep N           keep the last N images (default 1): the newest at
-                         PATH, the ones before as myckpt.1.dat (the previous
-                         one), myckpt.2.dat, ... myckpt.(N-1).dat
-      --strict           refuse to write an image that cannot hold the whole
-                         job: while the program has child processes, or one
-                         that would lose an open descriptor (a socket to
-                         another process...): one line names it, the program
-                         continues, the previous image stays
-  -s, --signal SIG       the checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2)
-                         or a number (default USR2); not KILL, STOP, CHLD,
-                         CONT, a fault signal (SEGV, BUS, ...), 32, 33 or 62
-      --portable[=LEVEL] hold glibc's CPU dispatch (memcpy, strlen, libm...)
-                         to LEVEL: x86-64, x86-64-v2 (the default), x86-64-v3
-                         or x86-64-v4, so that the images restart on any CPU
-                         of that level
-      --allow-foreign-output
-                         replace an image at PATH that belongs to another
-                         user (default: refuse that checkpoint)
-  -q, --quiet            no line on stderr when a checkpoint is written
-  -v, --verbose          say more on stderr (at startup, and per checkpoint)
-  -h, --help             this help
-  -V, --version          the version
-
-Every option can also be given in the environment, for batch scripts; an
-option on the command line wins over its variable:
-  CKPT_OUTPUT=PATH  CKPT_CONTINUE=1  CKPT_INTERVAL=TIME  CKPT_KEEP=N
-  CKPT_SIGNAL=SIG   CKPT_QUIET=1     CKPT_VERBOSE=1   CKPT_PORTABLE=LEVEL
-  CKPT_ALLOW_FOREIGN_OUTPUT=1        CKPT_STRICT=1
+const AFTER_HELP: &str = "\
+Every option can also be given in the environment (the [env: ...] above),
+for batch scripts; an option on the command line wins over its variable.
+The flags' variables take 1 or 0 (yes/no, true/false, on/off).
 
 Examples:
   ckpt ./counting-test 5 &        # runs as ./counting-test 5 would
@@ -85,6 +55,74 @@ Exit status: the program's own; 99 when it stopped for a checkpoint;
 2 for a usage error; 126 if PROGRAM cannot be run (or is statically linked,
 setuid, setgid or has file capabilities: it could not be checkpointed);
 127 if it is not found.";
+
+/// The command line. Every option also has a `CKPT_*` variable; values are
+/// taken as text here and checked in `options`, so that a bad one is
+/// reported naming what the user wrote: the option, or the variable.
+#[derive(Parser)]
+#[command(
+    name = "ckpt",
+    version,
+    about = ABOUT,
+    after_help = AFTER_HELP,
+    override_usage = "ckpt [OPTIONS] PROGRAM [ARGS...]",
+    max_term_width = 80,
+    args_override_self = true
+)]
+struct Cli {
+    /// Where to write the image (default: myckpt.dat in the directory where
+    /// ckpt was started)
+    #[arg(short, long, value_name = "PATH", env = "CKPT_OUTPUT", hide_env_values = true)]
+    output: Option<OsString>,
+    /// Keep running after each checkpoint (default: stop, exit status 99)
+    #[arg(long = "continue", env = "CKPT_CONTINUE", hide_env_values = true, value_parser = parse_flag)]
+    #[arg(action = ArgAction::SetTrue)]
+    cont: bool,
+    /// Also checkpoint every TIME seconds (30, 0.5, or with a unit: 500ms,
+    /// 30s, 5m, 1h); implies --continue
+    #[arg(short, long, value_name = "TIME", env = "CKPT_INTERVAL", hide_env_values = true)]
+    #[arg(allow_hyphen_values = true)]
+    interval: Option<String>,
+    /// Keep the last N images (default 1): the newest at PATH, the ones
+    /// before as myckpt.1.dat (the previous one), myckpt.2.dat, ...
+    /// myckpt.(N-1).dat
+    #[arg(long, value_name = "N", env = "CKPT_KEEP", hide_env_values = true, allow_hyphen_values = true)]
+    keep: Option<String>,
+    /// Refuse to write an image that cannot hold the whole job: while the
+    /// program has child processes, or one that would lose an open
+    /// descriptor (a socket to another process...): one line names it, the
+    /// program continues, the previous image stays
+    #[arg(long, env = "CKPT_STRICT", hide_env_values = true, value_parser = parse_flag, action = ArgAction::SetTrue)]
+    strict: bool,
+    /// The checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2) or a number
+    /// (default USR2); not KILL, STOP, CHLD, CONT, a fault signal (SEGV,
+    /// BUS, ...), 32, 33 or 62
+    #[arg(short, long, value_name = "SIG", env = "CKPT_SIGNAL", hide_env_values = true)]
+    #[arg(allow_hyphen_values = true)]
+    signal: Option<String>,
+    /// Hold glibc's CPU dispatch (memcpy, strlen, libm...) to LEVEL: x86-64,
+    /// x86-64-v2 (the default), x86-64-v3 or x86-64-v4, so that the images
+    /// restart on any CPU of that level
+    #[arg(long, value_name = "LEVEL", env = "CKPT_PORTABLE", hide_env_values = true)]
+    #[arg(num_args = 0..=1, require_equals = true, default_missing_value = "x86-64-v2")]
+    portable: Option<String>,
+    /// Replace an image at PATH that belongs to another user (default:
+    /// refuse that checkpoint)
+    #[arg(long, env = "CKPT_ALLOW_FOREIGN_OUTPUT", hide_env_values = true, value_parser = parse_flag)]
+    #[arg(action = ArgAction::SetTrue)]
+    allow_foreign_output: bool,
+    /// No line on stderr when a checkpoint is written
+    #[arg(short, long, env = "CKPT_QUIET", hide_env_values = true, value_parser = parse_flag)]
+    #[arg(action = ArgAction::SetTrue)]
+    quiet: bool,
+    /// Say more on stderr (at startup, and per checkpoint)
+    #[arg(short, long, env = "CKPT_VERBOSE", hide_env_values = true, value_parser = parse_flag)]
+    #[arg(action = ArgAction::SetTrue)]
+    verbose: bool,
+    /// The program to run, found in PATH as exec finds it, and its arguments
+    #[arg(value_name = "PROGRAM", required = true, num_args = 1.., trailing_var_arg = true)]
+    command: Vec<OsString>,
+}
 
 /// Exit status of a usage error.
 const USAGE_ERROR: i32 = 2;
@@ -128,20 +166,6 @@ struct Options {
     portable: u32,
     program: OsString,
     args: Vec<OsString>,
-}
-
-/// The command line; None: not given (the environment decides).
-#[derive(Default)]
-struct Given {
-    output: Option<OsString>,
-    cont: bool,
-    allow_foreign: bool,
-    strict: bool,
-    interval_ms: Option<u64>,
-    keep: Option<u32>,
-    signal: Option<i32>,
-    verbosity: Option<Verbosity>,
-    portable: Option<u32>,
 }
 
 use ckpt_image::signals::{Name, RTMAX};
@@ -255,151 +279,94 @@ fn parse_flag(v: &str) -> Result<bool, String> {
     }
 }
 
-/// An environment variable, if set (and not empty).
-fn var(name: &str) -> Option<String> {
-    let v = std::env::var_os(name)?;
-    if v.is_empty() {
+/// A clap error as one line, `ckpt: ... (try: ckpt --help)`, exit status
+/// 2; `--help` and `--version` print and exit 0.
+fn clap_error(e: clap::Error) -> ! {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => s.clone(),
+        _ => String::new(),
+    };
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
+        ErrorKind::MissingRequiredArgument => usage("no program given"),
+        // Only the flags have their values checked by clap, and a flag's
+        // value can only come from its variable.
+        ErrorKind::ValueValidation => {
+            let flag = context(ContextKind::InvalidArg);
+            let name = flag.trim_start_matches('-').split(' ').next().unwrap_or_default();
+            let var = format!("CKPT_{}", name.to_ascii_uppercase().replace('-', "_"));
+            let why = e.source().map(|s| s.to_string()).unwrap_or_default();
+            usage(format!("{var}={}: {why}", context(ContextKind::InvalidValue)))
+        }
+        _ => {
+            let text = e.to_string();
+            let line = text.lines().next().unwrap_or_default();
+            usage(line.strip_prefix("error: ").unwrap_or(line))
+        }
+    }
+}
+
+/// A valued option through its parser, from the command line or else from
+/// its variable (empty: unset); a bad value is a usage error naming the
+/// option, or the variable with its value.
+fn checked<T>(m: &ArgMatches, id: &str, v: Option<String>, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
+    let v = v?;
+    let from_env = m.value_source(id) == Some(ValueSource::EnvVariable);
+    if from_env && v.is_empty() {
         return None;
     }
-    match v.into_string() {
-        Ok(s) => Some(s),
-        Err(_) => usage(format!("{name} is not valid UTF-8")),
-    }
-}
-
-/// An environment variable through a parser; a bad value is a usage error
-/// naming the variable.
-fn env_value<T>(name: &str, parse: impl Fn(&str) -> Result<T, String>) -> Option<T> {
-    let v = var(name)?;
-    match parse(&v) {
-        Ok(x) => Some(x),
-        Err(e) => usage(format!("{name}={v}: {e}")),
-    }
-}
-
-/// An option's value through its parser; a bad value is a usage error
-/// naming the option.
-fn checked<T>(option: &str, r: Result<T, String>) -> T {
-    r.unwrap_or_else(|e| usage(format!("{option}: {e}")))
+    parse(&v).map(Some).unwrap_or_else(|e| {
+        if from_env {
+            usage(format!("CKPT_{}={v}: {e}", id.to_ascii_uppercase()))
+        } else {
+            usage(format!("--{id}: {e}"))
+        }
+    })
 }
 
 fn parse_args() -> Options {
-    let mut args = std::env::args_os().skip(1);
-    let mut g = Given::default();
-    let mut program = None;
-    while let Some(arg) = args.next() {
-        let bytes = arg.as_bytes();
-        // "--name=value" and "-xvalue" forms of the options with a value.
-        let (name, inline): (&[u8], Option<OsString>) = if bytes.starts_with(b"--") {
-            match bytes.iter().position(|&c| c == b'=') {
-                Some(eq) => (&bytes[..eq], Some(OsStr::from_bytes(&bytes[eq + 1..]).to_owned())),
-                None => (bytes, None),
-            }
-        } else if bytes.len() > 2 && bytes[0] == b'-' && matches!(bytes[1], b'o' | b'i' | b's') {
-            (&bytes[..2], Some(OsStr::from_bytes(&bytes[2..]).to_owned()))
-        } else {
-            (bytes, None)
-        };
-        let shown = String::from_utf8_lossy(name).into_owned();
-        let mut value = |example: &str| -> OsString {
-            match inline.clone().or_else(|| args.next()) {
-                Some(v) => v,
-                None => usage(format!("{shown} needs a value (e.g. {shown} {example})")),
-            }
-        };
-        let text = |v: OsString| -> String {
-            v.into_string().unwrap_or_else(|v| usage(format!("{shown} {}: not valid UTF-8", v.to_string_lossy())))
-        };
-        match name {
-            b"-h" | b"--help" => {
-                println!("{USAGE}");
-                exit(0)
-            }
-            b"-V" | b"--version" => {
-                println!("ckpt {}", env!("CARGO_PKG_VERSION"));
-                exit(0)
-            }
-            b"-q" | b"--quiet" => g.verbosity = Some(Verbosity::Quiet),
-            b"-v" | b"--verbose" => g.verbosity = Some(Verbosity::Verbose),
-            b"--continue" => g.cont = true,
-            b"--strict" => g.strict = true,
-            b"--portable" => {
-                g.portable = Some(match inline.clone() {
-                    Some(v) => checked(
-                        &shown,
-                        parse_portable(&text(v)).and_then(|l| match l {
-                            0 => Err("give a level, e.g. --portable=x86-64-v2".into()),
-                            l => Ok(l),
-                        }),
-                    ),
-                    None => 2,
-                })
-            }
-            b"--allow-foreign-output" => g.allow_foreign = true,
-            b"-o" | b"--output" => {
-                let v = value("/tmp/job.dat");
-                if v.is_empty() {
-                    usage(format!("{shown} needs a non-empty path"));
-                }
-                g.output = Some(v);
-            }
-            b"-i" | b"--interval" => g.interval_ms = Some(checked(&shown, parse_interval(&text(value("30"))))),
-            b"--keep" => g.keep = Some(checked(&shown, parse_keep(&text(value("3"))))),
-            b"-s" | b"--signal" => g.signal = Some(checked(&shown, parse_signal(&text(value("USR1"))))),
-            b"--" => {
-                program = Some(args.next().unwrap_or_else(|| usage("no program given")));
-                break;
-            }
-            _ if bytes.starts_with(b"-") && bytes.len() > 1 => {
-                usage(format!("unknown option {}", arg.to_string_lossy()))
-            }
-            _ => {
-                program = Some(arg);
-                break;
-            }
-        }
-        if inline.is_some()
-            && !matches!(
-                name,
-                b"-o" | b"--output" | b"-i" | b"--interval" | b"--keep" | b"-s" | b"--signal" | b"--portable"
-            )
-        {
-            usage(format!("option {shown} takes no value"));
-        }
+    let m = Cli::command().try_get_matches().unwrap_or_else(|e| clap_error(e));
+    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| clap_error(e));
+    let cmdline = |id| m.value_source(id) == Some(ValueSource::CommandLine);
+    let output = cli.output.filter(|v| !v.is_empty() || cmdline("output"));
+    if output.as_ref().is_some_and(|v| v.is_empty()) {
+        usage("--output needs a non-empty path");
     }
-    let Some(program) = program else { usage("no program given") };
-
-    // The environment fills in what the command line did not say.
-    let output = g.output.or_else(|| std::env::var_os("CKPT_OUTPUT").filter(|v| !v.is_empty()));
-    let interval_ms = g.interval_ms.or_else(|| env_value("CKPT_INTERVAL", parse_interval)).unwrap_or(0);
-    let cont = g.cont || env_value("CKPT_CONTINUE", parse_flag).unwrap_or(false) || interval_ms != 0;
-    let allow_foreign = g.allow_foreign || env_value("CKPT_ALLOW_FOREIGN_OUTPUT", parse_flag).unwrap_or(false);
-    let strict = g.strict || env_value("CKPT_STRICT", parse_flag).unwrap_or(false);
-    let keep = g.keep.or_else(|| env_value("CKPT_KEEP", parse_keep)).unwrap_or(1);
-    let signal = g.signal.or_else(|| env_value("CKPT_SIGNAL", parse_signal)).unwrap_or(libc::SIGUSR2);
-    let portable = g.portable.or_else(|| env_value("CKPT_PORTABLE", parse_portable)).unwrap_or(0);
-    let verbosity = g.verbosity.unwrap_or_else(|| {
-        let quiet = env_value("CKPT_QUIET", parse_flag).unwrap_or(false);
-        let verbose = env_value("CKPT_VERBOSE", parse_flag).unwrap_or(false);
-        match (quiet, verbose) {
-            (true, true) => usage("CKPT_QUIET and CKPT_VERBOSE are both set; unset one"),
-            (true, false) => Verbosity::Quiet,
-            (false, true) => Verbosity::Verbose,
-            (false, false) => Verbosity::Normal,
-        }
-    });
+    let interval_ms = checked(&m, "interval", cli.interval, parse_interval).unwrap_or(0);
+    let keep = checked(&m, "keep", cli.keep, parse_keep).unwrap_or(1);
+    let signal = checked(&m, "signal", cli.signal, parse_signal).unwrap_or(libc::SIGUSR2);
+    let portable = checked(&m, "portable", cli.portable, |v| match parse_portable(v) {
+        // On the command line, a level (the variable may also say 0).
+        Ok(0) if cmdline("portable") => Err("give a level, e.g. --portable=x86-64-v2".into()),
+        r => r,
+    })
+    .unwrap_or(0);
+    // The command line's last word wins; else the variables, which must
+    // not contradict each other.
+    let last = |id| m.index_of(id).filter(|_| cmdline(id));
+    let verbosity = match (cli.quiet, cli.verbose) {
+        _ if last("verbose") > last("quiet") => Verbosity::Verbose,
+        _ if last("quiet").is_some() => Verbosity::Quiet,
+        (true, true) => usage("CKPT_QUIET and CKPT_VERBOSE are both set; unset one"),
+        (true, false) => Verbosity::Quiet,
+        (false, true) => Verbosity::Verbose,
+        (false, false) => Verbosity::Normal,
+    };
+    let mut command = cli.command.into_iter();
+    let Some(program) = command.next() else { usage("no program given") };
     Options {
         output: PathBuf::from(output.unwrap_or_else(|| "myckpt.dat".into())),
-        cont,
-        allow_foreign,
-        strict,
+        cont: cli.cont || interval_ms != 0,
+        allow_foreign: cli.allow_foreign_output,
+        strict: cli.strict,
         interval_ms,
         keep,
         signal,
         verbosity,
         portable,
         program,
-        args: args.collect(),
+        args: command.collect(),
     }
 }
 
@@ -568,7 +535,7 @@ fn start_ticker(signal: i32, interval_ms: u64) -> Result<i32, String> {
             let ticker = libc::fork();
             if ticker == 0 {
                 libc::close(pipe[0]);
-                tick(pidfd, signal, interval_ms, me);
+                ckpt_sys::ticker::run(pidfd, me, signal, interval_ms * 1_000_000);
             }
             let _ = libc::write(pipe[1], &ticker as *const i32 as *const libc::c_void, 4);
             libc::_exit(0);
@@ -591,108 +558,6 @@ fn start_ticker(signal: i32, interval_ms: u64) -> Result<i32, String> {
         }
         Ok(ticker)
     }
-}
-
-/// The hex mask field `key` ("SigCgt:") of /proc/PID/status text.
-fn status_mask(text: &[u8], key: &[u8]) -> Option<u64> {
-    let at = text.windows(key.len()).position(|w| w == key)? + key.len();
-    let hex: Vec<u8> = text[at..]
-        .iter()
-        .copied()
-        .skip_while(|c| c.is_ascii_whitespace())
-        .take_while(|c| c.is_ascii_hexdigit())
-        .collect();
-    u64::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()
-}
-
-/// Whether to signal now: the program has its handler installed (before
-/// libckpt.so arms it, the signal would kill it) and the signal is not
-/// already pending (a checkpoint slower than the interval).
-fn ready(status_path: &CString, signal: i32) -> bool {
-    let mut buf = [0u8; 4096];
-    // SAFETY: reading a proc file into a local buffer.
-    let n = unsafe {
-        let fd = libc::open(status_path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return true; // cannot tell: the pidfd still protects the pid
-        }
-        let n = libc::read(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len());
-        libc::close(fd);
-        n
-    };
-    let text = &buf[..n.max(0) as usize];
-    let bit = 1u64 << (signal - 1);
-    let caught = status_mask(text, b"\nSigCgt:").is_none_or(|m| m & bit != 0);
-    let pending = status_mask(text, b"\nShdPnd:").is_some_and(|m| m & bit != 0);
-    caught && !pending
-}
-
-fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: writes the timespec.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// The ticker's life: every `interval_ms`, the checkpoint signal through the
-/// pidfd; exit when the program does.
-fn tick(pidfd: i32, signal: i32, interval_ms: u64, pid: i32) -> ! {
-    const FD: i32 = 3;
-    // SAFETY: system calls on this (forked, single-threaded) process.
-    unsafe {
-        libc::setsid();
-        libc::prctl(libc::PR_SET_NAME, c"ckpt-ticker".as_ptr());
-        let _ = libc::chdir(c"/".as_ptr());
-        // Keep the pidfd only: holding the program's stdout or stderr open
-        // would keep a reader of its pipes waiting after it ended.
-        if pidfd != FD {
-            libc::dup2(pidfd, FD);
-        }
-        let low = libc::syscall(libc::SYS_close_range, 0u32, (FD - 1) as u32, 0u32);
-        let high = libc::syscall(libc::SYS_close_range, (FD + 1) as u32, u32::MAX, 0u32);
-        if low != 0 || high != 0 {
-            // Before Linux 5.9: one by one.
-            let max = libc::sysconf(libc::_SC_OPEN_MAX).clamp(1024, 1 << 20) as i32;
-            for fd in (0..max).filter(|&fd| fd != FD) {
-                libc::close(fd);
-            }
-        }
-        for _ in 0..3 {
-            libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        }
-        let mut none: libc::sigset_t = core::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, core::ptr::null_mut());
-    }
-    let status = CString::new(format!("/proc/{pid}/status")).unwrap_or_default();
-    let period = interval_ms * 1_000_000;
-    let mut next = now_ns() + period;
-    loop {
-        let now = now_ns();
-        if now >= next {
-            if ready(&status, signal) {
-                // SAFETY: sends a signal through our pidfd.
-                let r = unsafe { libc::syscall(libc::SYS_pidfd_send_signal, FD, signal, 0usize, 0u32) };
-                if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
-                    break;
-                }
-            }
-            next += period;
-            if next <= now {
-                next = now + period; // missed ticks are not made up
-            }
-            continue;
-        }
-        let wait = next - now;
-        let ts = libc::timespec { tv_sec: (wait / 1_000_000_000) as i64, tv_nsec: (wait % 1_000_000_000) as i64 };
-        let mut pfd = libc::pollfd { fd: FD, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one pollfd, a timeout, no signal mask change.
-        if unsafe { libc::ppoll(&mut pfd, 1, &ts, core::ptr::null()) } > 0 {
-            break; // the program exited
-        }
-    }
-    // SAFETY: ends the ticker.
-    unsafe { libc::_exit(0) }
 }
 
 fn main() {

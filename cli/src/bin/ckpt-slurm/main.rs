@@ -53,9 +53,8 @@ fn sibling(name: &str) -> PathBuf {
 
 /// Whether `sig` is in the mask `key` ("SigCgt", "ShdPnd") of `pid`'s status.
 fn in_mask(pid: i32, key: &str, sig: i32) -> Option<bool> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let mask = status.lines().find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))?;
-    Some(u64::from_str_radix(mask.trim(), 16).ok()? & (1u64 << (sig - 1)) != 0)
+    let status = std::fs::read(format!("/proc/{pid}/status")).ok()?;
+    Some(ckpt_sys::status::hex(&status, key.as_bytes())? & (1u64 << (sig - 1)) != 0)
 }
 
 /// Whether the checkpoint signal can be sent now: the library has its
