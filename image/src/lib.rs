@@ -90,6 +90,11 @@ pub const LOADER_THREAD_STACK_SIZE: u64 = 16 << 10;
 /// size, so that each piece is still in cache when it is written or checked.
 pub const MAX_EXTENT: u64 = 4 << 20;
 
+/// SIGKILL and SIGSTOP (bits 8 and 18 of a pending set): the kernel acts on
+/// them at once, so no real process has them pending; an image that says so
+/// is corrupt (restarting it would kill or stop the program at once).
+pub const NEVER_PENDING: u64 = 1 << (9 - 1) | 1 << (19 - 1);
+
 /// Exit status of a program that stopped because it was checkpointed.
 pub const EXIT_CHECKPOINTED: i32 = 99;
 
@@ -648,6 +653,7 @@ pub enum Error {
     BadFd,
     BadString,
     BadCpu,
+    BadSignals,
 }
 
 impl Error {
@@ -676,6 +682,7 @@ impl Error {
             Error::BadFd => "the image has an invalid file descriptor record",
             Error::BadString => "the image has an invalid string reference",
             Error::BadCpu => "the image has an invalid CPU description (x86-64 level or XSAVE layout)",
+            Error::BadSignals => "the image has SIGKILL or SIGSTOP pending, which no process can have",
         }
     }
 }
@@ -840,6 +847,9 @@ impl Header {
         if h.cpu_level > 4 || h.portable_level > 4 || h.xlayout.size_for(h.required_xfeatures).is_none() {
             return Err(Error::BadCpu);
         }
+        if h.process.pending & NEVER_PENDING != 0 {
+            return Err(Error::BadSignals);
+        }
         if file_len < h.file_len {
             return Err(Error::Truncated);
         }
@@ -946,6 +956,9 @@ impl<'a> Meta<'a> {
         }
         for i in 0..h.n_threads as usize {
             let t = self.thread(i);
+            if t.pending & NEVER_PENDING != 0 {
+                return Err(Error::BadSignals);
+            }
             // The signal frame must lie in stored, writable memory: the
             // loader resumes the thread from it.
             let frame_end = t.ucontext.checked_add(UCONTEXT_SIZE).ok_or(Error::BadThread)?;

@@ -338,3 +338,19 @@ fn thread_addresses_must_be_writable_image_memory() {
         assert_eq!(parse(&bad), Err(Error::ThreadAddress), "{what}");
     }
 }
+
+#[test]
+fn sigkill_or_sigstop_pending_is_refused() {
+    // A real process never has them pending: the kernel acts on them at once.
+    for sig in [9u64, 19] {
+        assert_eq!(parse(&with_thread(|t| t.pending = 1 << (sig - 1))), Err(Error::BadSignals), "thread, {sig}");
+        let mut file = sample();
+        let mut h: Header = read_at(&file, 0).unwrap();
+        h.process.pending |= 1 << (sig - 1);
+        file[..HEADER_SIZE].copy_from_slice(bytes_of(&h));
+        crate::exercise::reseal(&mut file);
+        assert_eq!(parse(&file), Err(Error::BadSignals), "process, {sig}");
+    }
+    // SIGTSTP may be pending (blocked): accepted.
+    assert_eq!(parse(&with_thread(|t| t.pending = 1 << (20 - 1))), Ok(()));
+}

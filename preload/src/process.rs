@@ -135,12 +135,14 @@ fn fatal_at_default() -> u64 {
 }
 
 /// Pending signals as the image keeps them: not those that, unblocked and
-/// at their default action, end the process (see the module's comment).
+/// at their default action, end the process (see the module's comment),
+/// and never SIGKILL or SIGSTOP, which the kernel is about to act on (an
+/// image with them pending is refused as corrupt).
 fn keep(pending: u64, blocked: u64) -> u64 {
     if pending == 0 {
         return 0;
     }
-    pending & !(fatal_at_default() & !blocked)
+    pending & !(fatal_at_default() & !blocked) & !ckpt_image::NEVER_PENDING
 }
 
 /// The signals every one of `threads` blocked when it was interrupted.
