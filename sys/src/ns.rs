@@ -36,6 +36,8 @@ pub struct CloneArgs {
 /// (namespaces) and, if `pid` is not 0, at that pid in the child's pid
 /// namespace (`set_tid`: needs `CAP_CHECKPOINT_RESTORE` in the user
 /// namespace that owns it). Ok(0) in the child, Ok(pid) in the parent.
+/// Where `clone3` is filtered out (ENOSYS, as Docker's default seccomp
+/// profile does), `clone` makes the process if no pid is asked for.
 ///
 /// # Safety
 /// As [`crate::fork`]: the child is a copy of the calling thread only.
@@ -51,7 +53,11 @@ pub unsafe fn clone_process(flags: u64, pid: u32) -> Result<i32> {
     // SAFETY (the caller's, for the child): the kernel reads `args` and the
     // local `tid` array; no stack is given, so the child runs on a copy of
     // this one, as after fork.
-    syscall!(Sysno::clone3, &args as *const CloneArgs, core::mem::size_of::<CloneArgs>()).map(|p| p as i32)
+    match syscall!(Sysno::clone3, &args as *const CloneArgs, core::mem::size_of::<CloneArgs>()) {
+        Err(crate::Errno::ENOSYS) if pid == 0 => syscall!(Sysno::clone, flags | SIGCHLD, 0, 0, 0, 0),
+        r => r,
+    }
+    .map(|p| p as i32)
 }
 
 pub const MS_NOSUID: u64 = 2;
