@@ -18,16 +18,9 @@ use std::process::{Command, Stdio};
 const CHECKPOINTED: i32 = ckpt_image::EXIT_CHECKPOINTED;
 const SYS_READ: i64 = 0;
 
-/// Whether `tools`' user can create the namespaces restart needs; if not,
-/// says why in a skip line.
 fn namespaces_available(tools: &Tools, dir: &Path, test: &str) -> bool {
-    let args = ["--user", "--map-current-user", "--pid", "--mount", "--fork", "true"];
-    let o = spawn("unshare", &mut tools.cmd(Path::new("/usr/bin/unshare"), &args, dir)).finish();
-    if o.status.success() {
-        return true;
-    }
-    println!("skip: {test}: user namespaces are unavailable here: {}", o.stderr_text().trim());
-    false
+    let (unshare, args) = UNSHARE_PROBE;
+    common::namespaces_available(tools.cmd(Path::new(unshare), &args, dir), test)
 }
 
 /// The cases, run by the current user and by nobody: (tools, work dir, the

@@ -421,6 +421,22 @@ fn proc_state(pid: i32) -> String {
     }
 }
 
+/// Whether the user `unshare` runs as (a command made with
+/// [`UNSHARE_PROBE`]) can create the namespaces `restart` makes for exact
+/// pids; if not, says so in a skip line naming `test` and the reason.
+pub fn namespaces_available(mut unshare: Command, test: &str) -> bool {
+    let o = spawn("unshare", &mut unshare).finish();
+    if o.status.success() {
+        return true;
+    }
+    println!("skip: {test}: user namespaces are unavailable here: {}", o.stderr_text().trim());
+    false
+}
+
+/// The program and arguments of the probe [`namespaces_available`] runs.
+pub const UNSHARE_PROBE: (&str, [&str; 6]) =
+    ("/usr/bin/unshare", ["--user", "--map-current-user", "--pid", "--mount", "--fork", "true"]);
+
 /// The children of process `p` (its main thread's).
 fn children(p: i32) -> Vec<i32> {
     let text = fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
