@@ -82,7 +82,7 @@ fn serve(program: i32, report: i32) -> ! {
             Ok(si) if si.signo == SIGCHLD => reap(program, report, ns::WNOHANG),
             // Sent by a process (kill, sigqueue, tgkill): for the program.
             Ok(si) if si.code <= 0 => {
-                let _ = sys::kill(program, si.signo);
+                let _ = ns::forward(program, &si);
             }
             _ => {}
         }

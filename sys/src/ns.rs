@@ -83,11 +83,16 @@ pub fn signalfd(mask: u64) -> Result<i32> {
 }
 
 /// What `signalfd` says of one signal: its number and `si_code` (positive
-/// for the kernel's own signals, 0 or negative for those a process sent).
+/// for the kernel's own signals, 0 or negative for those a process sent),
+/// the sender's uid, and the value of a `sigqueue`d one.
 pub struct SigInfo {
     pub signo: i32,
     pub code: i32,
+    pub uid: u32,
+    pub value: u64,
 }
+
+pub const SI_QUEUE: i32 = -1;
 
 /// Reads one signal from a signalfd (blocks until there is one).
 pub fn read_signal(fd: i32) -> Result<SigInfo> {
@@ -98,7 +103,27 @@ pub fn read_signal(fd: i32) -> Result<SigInfo> {
         return Err(crate::Errno::EIO);
     }
     let word = |at: usize| i32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-    Ok(SigInfo { signo: word(0), code: word(8) })
+    // ssi_uid at 16, ssi_ptr (the sigval) at 48.
+    let value = u64::from(word(48) as u32) | u64::from(word(52) as u32) << 32;
+    Ok(SigInfo { signo: word(0), code: word(8), uid: word(16) as u32, value })
+}
+
+/// Sends a signal a process sent us on to process `pid`: as `kill` does,
+/// or, for a `sigqueue`d one, queued with its value (`rt_sigqueueinfo`),
+/// from pid 0 (a sender outside the receiver's pid namespace).
+pub fn forward(pid: i32, si: &SigInfo) -> Result<()> {
+    if si.code != SI_QUEUE {
+        return crate::kill(pid, si.signo);
+    }
+    // siginfo_t: si_signo, si_errno, si_code, padding; si_pid at 16, si_uid
+    // at 20, si_value at 24; 128 bytes.
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&si.signo.to_ne_bytes());
+    info[8..12].copy_from_slice(&SI_QUEUE.to_ne_bytes());
+    info[20..24].copy_from_slice(&si.uid.to_ne_bytes());
+    info[24..32].copy_from_slice(&si.value.to_ne_bytes());
+    // SAFETY: the kernel reads the local 128-byte siginfo.
+    unsafe { syscall!(Sysno::rt_sigqueueinfo, pid, si.signo, info.as_ptr()) }.map(drop)
 }
 
 pub const WNOHANG: i32 = 1;
