@@ -144,6 +144,42 @@ fn signals_to_the_outer_restart_reach_the_program() {
     });
 }
 
+/// The state letter of process `pid` (R, S, T...), from /proc/PID/stat.
+fn state(pid: i32) -> char {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rfind(')').and_then(|i| stat[i + 2..].chars().next()).unwrap_or('?')
+}
+
+/// Waits until process `pid` is in state `want`.
+fn wait_state(pid: i32, want: char, what: &str) {
+    let start = std::time::Instant::now();
+    while state(pid) != want {
+        assert!(start.elapsed() < TIMEOUT, "{what}: pid {pid} is in state {}, not {want}", state(pid));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_stopped_program_stops_the_outer_restart_and_sigcont_goes_on() {
+    // Job control: when the program stops (here SIGSTOP, as Ctrl-Z's
+    // SIGTSTP would), the restart the shell waits for stops too; SIGCONT
+    // to it (the shell's fg/bg) continues the program.
+    as_each_user("pids-stop", &["pids"], |tools, dir, demos| {
+        let image = dir.join("pids.dat");
+        let (ids, _) = checkpointed_pids(tools, dir, &demos[0], &image);
+        let run = restarted(tools, dir, &image, &[], "restart");
+        let program = program_pid(run.pid);
+        assert_ne!(program, run.pid, "the program runs in its own process");
+        // SAFETY: kill(2) of the program's process, which this test started.
+        assert_eq!(unsafe { libc::kill(program, libc::SIGSTOP) }, 0);
+        wait_state(run.pid, 'T', "the outer restart after the program stopped");
+        run.signal(libc::SIGCONT);
+        wait_state(program, 'S', "the program after SIGCONT to the outer restart");
+        let o = finished(run);
+        assert_eq!(o.text_lines(Stream::Stdout)[0], ids, "{}", o.describe());
+    });
+}
+
 #[test]
 fn without_user_namespaces_pids_change_with_one_line_or_are_refused() {
     // nouserns denies user namespaces with a seccomp filter (EPERM, and

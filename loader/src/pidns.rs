@@ -171,8 +171,9 @@ fn namespaces(meta: &Meta, opts: &Options) -> Result<(), Why> {
     let init = match unsafe { ns::clone_process(flags, 0) } {
         Ok(0) => {
             crate::init::run(meta, pid, &pipes);
-            // The program's process.
-            pipes.close_all();
+            // The program's process (init closed the other two ends).
+            sys::close(pipes.go.0);
+            sys::close(pipes.report.1);
             let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, mask);
             if opts.verbose {
                 let mut l = Line::new();
