@@ -79,8 +79,7 @@ checkpoint_memtouch() {
 }
 
 # restart_first_line IMAGE [OPTIONS...]: sets RS_MS, from starting ./restart
-# (with OPTIONS) to reading the restarted program's first line; then kills it
-# (killing the outer restart kills the namespace with it).
+# (with OPTIONS) to reading the restarted program's first line; then kills it.
 restart_first_line() {
     local img=$1 line t0 t1 st=0
     t0=$EPOCHREALTIME
@@ -90,7 +89,12 @@ restart_first_line() {
     exec 3<"$T/fifo"
     read -r -t 60 line <&3 || { exec 3<&-; die "restart of $img printed nothing: $(cat "$T/restart.err")"; }
     t1=$EPOCHREALTIME
-    kill -9 "$pid" 2>/dev/null || true
+    # In namespace mode the program runs under init, restart's child:
+    # killing init ends the whole namespace before restart itself ends, so
+    # no line of this program reaches the next measurement's reader.
+    local init
+    init=$(cat "/proc/$pid/task/$pid/children" 2>/dev/null || true)
+    kill -9 ${init:-$pid} 2>/dev/null || true
     wait "$pid" 2>/dev/null || st=$?
     exec 3<&-
     [[ $line == tick* ]] || die "restart of $img printed '$line', not a tick"

@@ -206,9 +206,11 @@ fn namespaces(meta: &Meta, opts: &Options) -> Result<(), Why> {
     if let Err(e) = sys::write_all(pipes.go.1, b"g") {
         return failed(Why("cannot start the new namespace's init", Some(e)));
     }
-    sys::close(pipes.go.1);
     match Report::receive(pipes.report.0) {
-        Some(Report::Ready) => crate::outer::run(init, pipes.report.0, meta.header.process.interval_signal as i32),
+        Some(Report::Ready) => {
+            sys::close(pipes.go.1);
+            crate::outer::run(init, pipes.report.0, meta.header.process.interval_signal as i32)
+        }
         Some(Report::Failed(stage, e)) => {
             let what = STAGES.get(stage as usize).copied().unwrap_or(STAGES[3]);
             failed(Why(what, Some(Errno::new(e))))
