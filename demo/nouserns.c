@@ -1,9 +1,11 @@
-/* nouserns PROGRAM ARGS...: runs PROGRAM where user namespaces cannot be
- * created, as under a restrictive container profile: a seccomp filter makes
- * clone and unshare with CLONE_NEWUSER fail with EPERM, and clone3 (whose
- * flags a filter cannot see) fail with ENOSYS, as Docker's default profile
- * does (glibc then falls back to clone). For the tests of restart's
- * fallback to new pids. */
+/* nouserns PROGRAM ARGS...: runs PROGRAM where no namespace can be made
+ * for it, as in a restrictive container: CAP_SYS_ADMIN is dropped from the
+ * bounding set (root keeps no privilege to make pid namespaces; as another
+ * user this step is skipped), and a seccomp filter makes clone and unshare
+ * with CLONE_NEWUSER fail with EPERM, and clone3 (whose flags a filter
+ * cannot see) fail with ENOSYS, as Docker's default profile does (glibc
+ * then falls back to clone). For the tests of restart's fallback to new
+ * pids. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/audit.h>
@@ -12,6 +14,7 @@
 #include <sched.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -35,6 +38,10 @@ int main(int argc, char **argv) {
         /* 10 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
         /* 11 */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     };
+    if (geteuid() == 0 && prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0)) {
+        perror("nouserns: dropping CAP_SYS_ADMIN");
+        return 2;
+    }
     struct sock_fprog prog = {.len = sizeof f / sizeof f[0], .filter = f};
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog)) {
         perror("nouserns: seccomp");

@@ -88,6 +88,8 @@ pub fn signalfd(mask: u64) -> Result<i32> {
 pub struct SigInfo {
     pub signo: i32,
     pub code: i32,
+    /// The sender's pid (0 if outside our pid namespace).
+    pub pid: u32,
     pub uid: u32,
     pub value: u64,
 }
@@ -103,9 +105,9 @@ pub fn read_signal(fd: i32) -> Result<SigInfo> {
         return Err(crate::Errno::EIO);
     }
     let word = |at: usize| i32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-    // ssi_uid at 16, ssi_ptr (the sigval) at 48.
+    // ssi_pid at 12, ssi_uid at 16, ssi_ptr (the sigval) at 48.
     let value = u64::from(word(48) as u32) | u64::from(word(52) as u32) << 32;
-    Ok(SigInfo { signo: word(0), code: word(8), uid: word(16) as u32, value })
+    Ok(SigInfo { signo: word(0), code: word(8), pid: word(12) as u32, uid: word(16) as u32, value })
 }
 
 /// Sends a signal a process sent us on to process `pid`: as `kill` does,
@@ -138,6 +140,20 @@ pub fn wait_any(pid: i32, options: i32) -> Result<Option<(i32, i32)>> {
     // SAFETY: the kernel writes the local `status`; no rusage (null).
     let p = unsafe { syscall!(Sysno::wait4, pid, &mut status as *mut i32, options, 0) }?;
     Ok((p != 0).then_some((p as i32, status)))
+}
+
+pub const CAP_SYS_ADMIN: u32 = 21;
+
+/// Whether the calling thread has capability `cap` in effect (in its own
+/// user namespace).
+pub fn has_capability(cap: u32) -> bool {
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = [VERSION_3, 0u32];
+    // Two structs {effective, permitted, inheritable}: capabilities 0-31, 32-63.
+    let mut data = [0u32; 6];
+    // SAFETY: the kernel reads the local header and writes the two local structs.
+    let ok = unsafe { syscall!(Sysno::capget, header.as_ptr(), data.as_mut_ptr()) }.is_ok();
+    ok && cap < 64 && data[(cap / 32) as usize * 3] & (1 << (cap % 32)) != 0
 }
 
 /// Drops every capability of the calling thread (effective, permitted,
