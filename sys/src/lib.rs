@@ -416,6 +416,12 @@ pub fn tgkill(pid: i32, tid: i32, sig: i32) -> Result<()> {
     unsafe { syscall!(Sysno::tgkill, pid, tid, sig) }.map(drop)
 }
 
+/// The parent's pid.
+pub fn getppid() -> i32 {
+    // SAFETY: no arguments: the kernel touches no memory of ours.
+    unsafe { syscall!(Sysno::getppid) }.unwrap_or(0) as i32
+}
+
 /// Sends `sig` to process `pid` (process-directed: any thread that does not
 /// block it may take it).
 pub fn kill(pid: i32, sig: i32) -> Result<()> {
@@ -798,4 +804,29 @@ pub fn access(path: &CStr, mode: i32) -> Result<()> {
 pub fn flock(fd: i32, op: i32) -> Result<()> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::flock, fd, op) }.map(drop)
+}
+
+// ---------------------------------------------------------------------------
+// A job of several processes (the capture's barrier between them).
+
+pub const MFD_CLOEXEC: u32 = 1;
+
+/// An anonymous memory file (`memfd_create`), close-on-exec.
+pub fn memfd_create(name: &CStr) -> Result<i32> {
+    // SAFETY: the name is a NUL-terminated CStr that lives through the call; the kernel only reads it.
+    unsafe { syscall!(Sysno::memfd_create, name.as_ptr(), MFD_CLOEXEC) }.map(|fd| fd as i32)
+}
+
+/// `sigqueue(pid, sig, value)`: a process-directed signal carrying `value`
+/// (`si_code` SI_QUEUE, `si_pid` the caller).
+pub fn sigqueue(pid: i32, sig: i32, value: u64) -> Result<()> {
+    const SI_QUEUE: i32 = -1;
+    // The kernel's siginfo: 128 bytes; signo, errno, code, then pid, uid, value.
+    let mut info = [0u64; 16];
+    info[0] = sig as u32 as u64;
+    info[1] = SI_QUEUE as u32 as u64;
+    info[2] = getpid() as u32 as u64 | (geteuid() as u64) << 32;
+    info[3] = value;
+    // SAFETY: the kernel reads the 128-byte siginfo, borrowed for the call.
+    unsafe { syscall!(Sysno::rt_sigqueueinfo, pid, sig, info.as_ptr()) }.map(drop)
 }
