@@ -49,6 +49,7 @@ mod events;
 mod fail;
 mod files;
 mod frames;
+mod job;
 mod image;
 mod inotify;
 mod layout;
