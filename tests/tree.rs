@@ -1,0 +1,330 @@
+//! Integration tests: `ckpt --tree`, a whole process tree as one job (see
+//! tests/common for the harness). The program's descendants (a shell's
+//! pipeline, its command substitution, its background job) are checkpointed
+//! with it by one signal to it, into one job image whose member table
+//! (pid, parent, process group, session, state) the tests compare with what
+//! /proc said before the checkpoint.
+//!
+//! Synchronisation is the program's flushed output, the processes that
+//! /proc lists, and "checkpoint written" lines.
+
+mod common;
+
+use ckpt_image::job::{Job, JobHeader, Member, JOB_HEADER_SIZE, MEMBER_RUNNING, MEMBER_ZOMBIE};
+use common::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+const CHECKPOINTED: i32 = ckpt_image::EXIT_CHECKPOINTED;
+
+/// What /proc says of one process: (ppid, pgid, sid, comm).
+type Proc = (u32, u32, u32, String);
+
+fn stat_of(pid: u32) -> Option<Proc> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (name, rest) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") "))?;
+    let f: Vec<&str> = rest.split(' ').collect();
+    Some((f[1].parse().ok()?, f[2].parse().ok()?, f[3].parse().ok()?, name.to_string()))
+}
+
+/// Every descendant of `root` (not `root` itself), by pid.
+fn descendants(root: u32) -> BTreeMap<u32, Proc> {
+    let all: BTreeMap<u32, Proc> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, stat_of(pid)?)))
+        .collect();
+    let mut found = BTreeMap::new();
+    let mut parents = vec![root];
+    while let Some(p) = parents.pop() {
+        for (&pid, s) in all.iter().filter(|(_, s)| s.0 == p) {
+            found.insert(pid, s.clone());
+            parents.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits until the descendants of `root` include a process named after
+/// each of `comms`; returns them.
+fn wait_tree(root: i32, comms: &[&str]) -> BTreeMap<u32, Proc> {
+    let start = Instant::now();
+    loop {
+        let d = descendants(root as u32);
+        if comms.iter().all(|c| d.values().any(|p| p.3 == *c)) {
+            return d;
+        }
+        assert!(start.elapsed() < TIMEOUT, "the tree of {root} never had {comms:?}: {d:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The member table of a job image.
+fn members(image: &Path) -> Vec<(Member, String)> {
+    let bytes = fs::read(image).unwrap();
+    let h = JobHeader::parse(&bytes, bytes.len() as u64).unwrap_or_else(|e| panic!("not a job image: {e:?}"));
+    let table = &bytes[JOB_HEADER_SIZE..JOB_HEADER_SIZE + h.table_len() as usize];
+    let job = Job::parse(h, table).unwrap();
+    (0..job.len())
+        .map(|i| {
+            let m = job.member(i);
+            let cmd = String::from_utf8_lossy(job.command(&m)).replace('\0', " ").trim_end().to_string();
+            (m, cmd)
+        })
+        .collect()
+}
+
+fn is_written(l: &str) -> bool {
+    l.starts_with("ckpt: checkpoint written to ")
+}
+
+fn alive(pid: u32) -> bool {
+    stat_of(pid).is_some_and(|_| {
+        let s = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z'))
+    })
+}
+
+/// A shell with a pipeline, a command substitution and a background job in
+/// flight, checkpointed (stop mode): one job image holds every process,
+/// each with its parent, group and session as /proc gave them; every one
+/// of them stops; readckpt verifies them all; restart brings back the shell
+/// and names the processes it does not restart.
+fn whole_tree_stops(tools: &Tools, work: &TempDir) {
+    let image = work.join("tree.dat");
+    let script = "echo start; sleep 60 & x=$(sleep 61; echo sub) | cat; wait";
+    let mut run = spawn(
+        "ckpt --tree sh",
+        &mut tools.ckpt_with(&["--tree"], Some(&image), Path::new("/bin/bash"), &["-c", script], &work.path),
+    );
+    run.wait_line(Stream::Stdout, |l| l == "start\n", "start");
+    let before = wait_tree(run.pid, &["sleep", "cat"]);
+    // Both sleeps (the background job's and the substitution's) are there.
+    let wanted = |d: &BTreeMap<u32, Proc>| d.values().filter(|p| p.3 == "sleep").count() == 2;
+    let start = Instant::now();
+    let before = if wanted(&before) {
+        before
+    } else {
+        loop {
+            let d = descendants(run.pid as u32);
+            if wanted(&d) {
+                break d;
+            }
+            assert!(start.elapsed() < TIMEOUT, "the second sleep never started: {d:?}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    let root = run.pid as u32;
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let o = run.finish();
+    o.expect_code(CHECKPOINTED);
+    let n = before.len() + 1;
+    assert!(
+        o.stderr_text().contains(&format!(", {n} processes)")),
+        "the line should count {n} processes\n{}",
+        o.describe()
+    );
+    let start = Instant::now();
+    while let Some(pid) = before.keys().find(|&&p| alive(p)) {
+        assert!(start.elapsed() < TIMEOUT, "process {pid} of the job did not stop: {before:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let table = members(&image);
+    assert_eq!(table.len(), n, "members {table:?}, /proc said {before:?}");
+    assert_eq!(table[0].0.pid, root, "the root comes first: {table:?}");
+    assert_eq!(table[0].1, format!("/bin/bash -c {script}"));
+    for (m, cmd) in &table[1..] {
+        let p = before.get(&m.pid).unwrap_or_else(|| panic!("member {m:?} ({cmd}) was not a descendant: {before:?}"));
+        assert_eq!((m.ppid, m.pgid, m.sid), (p.0, p.1, p.2), "member {cmd}: {m:?} against /proc {p:?}");
+        assert_eq!(m.state, MEMBER_RUNNING, "{cmd}");
+        // Parents before children.
+        let parent = table.iter().position(|(x, _)| x.pid == m.ppid).expect("its parent is a member");
+        let me = table.iter().position(|(x, _)| x.pid == m.pid).unwrap();
+        assert!(parent < me, "parent after child: {table:?}");
+    }
+    let v = tools.cmd(&tools.bin("readckpt"), &["--verify", image.to_str().unwrap()], &work.path).output().unwrap();
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "readckpt --verify: {}\n{text}", String::from_utf8_lossy(&v.stderr));
+    assert!(text.starts_with(&format!("job:          {n} processes")), "{text}");
+    assert_eq!(text.matches("verify: OK").count(), n, "{text}");
+    // Restart brings back the shell alone (for now) and names the others.
+    let r = spawn("restart of the job", &mut tools.restart(Some(&image), &work.path)).finish();
+    for (m, _) in &table[1..] {
+        let needle = format!("restart: warning: process {} (", m.pid);
+        assert!(r.stderr_text().contains(&needle), "no line names {}\n{}", m.pid, r.describe());
+    }
+}
+
+#[test]
+fn whole_tree_stops_at_one_signal() {
+    let work = TempDir::new("tree-stop");
+    whole_tree_stops(&Tools::new(), &work);
+}
+
+#[test]
+fn unprivileged_whole_tree_stops_at_one_signal() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-stop", &[]);
+    whole_tree_stops(&tools, &work);
+}
+
+/// With --continue every process of the job goes on: a shell loop whose
+/// external command is in flight at the checkpoint, then a command
+/// substitution, give the same output and exit status as an uninterrupted
+/// run; the image holds the shell and its children of the moment.
+fn tree_continues(tools: &Tools, work: &TempDir) {
+    let script = "for i in 1 2 3; do sh -c \"sleep 0.2; exit $i\"; echo status $?; done; \
+                  x=$(sh -c 'sleep 0.2; echo inner'); echo got $x; exit 5";
+    let plain = tools.cmd(Path::new("/bin/bash"), &["-c", script], &work.path).output().unwrap();
+    assert_eq!(plain.status.code(), Some(5));
+    let image = work.join("cont.dat");
+    let mut run = spawn(
+        "ckpt --tree --continue bash",
+        &mut tools.ckpt_with(
+            &["--tree", "--continue"],
+            Some(&image),
+            Path::new("/bin/bash"),
+            &["-c", script],
+            &work.path,
+        ),
+    );
+    run.wait_line(Stream::Stdout, |l| l == "status 1\n", "status 1");
+    wait_tree(run.pid, &["sleep"]);
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let o = run.finish();
+    o.expect_code(5);
+    assert_same("the shell under ckpt --tree --continue", &o.stdout(), &plain.stdout);
+    let table = members(&image);
+    assert!(table.len() >= 2, "the children in flight are members: {table:?}");
+    assert!(table.iter().any(|(_, c)| c.starts_with("sh -c sleep 0.2; exit")), "{table:?}");
+}
+
+#[test]
+fn tree_continues_after_a_checkpoint() {
+    let work = TempDir::new("tree-continue");
+    tree_continues(&Tools::new(), &work);
+}
+
+#[test]
+fn unprivileged_tree_continues_after_a_checkpoint() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-continue", &[]);
+    tree_continues(&tools, &work);
+}
+
+const ZOMBIE_SCRIPT: &str = r#"
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+print("zombie", pid, flush=True)
+sys.stdin.readline()
+_, st = os.waitpid(pid, 0)
+print("reaped", os.WEXITSTATUS(st), flush=True)
+"#;
+
+/// A child that has exited and is not yet waited for is in the job as a
+/// zombie with its wait status; with --continue its parent then reaps it
+/// as if nothing had happened.
+#[test]
+fn zombie_is_recorded_with_its_status() {
+    let work = TempDir::new("tree-zombie");
+    let script = work.join("z.py");
+    fs::write(&script, ZOMBIE_SCRIPT).unwrap();
+    let image = work.join("z.dat");
+    let tools = Tools::new();
+    let mut cmd = tools.ckpt_with(
+        &["--tree", "--continue"],
+        Some(&image),
+        Path::new("/usr/bin/python3"),
+        &[script.to_str().unwrap()],
+        &work.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("python with a zombie", &mut cmd);
+    let l = run.wait_line(Stream::Stdout, |l| l.starts_with("zombie "), "zombie").text();
+    let zombie: u32 = l.trim().strip_prefix("zombie ").unwrap().parse().unwrap();
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.write_stdin(b"\n");
+    let o = run.finish();
+    o.expect_code(0);
+    assert!(o.stdout_text().ends_with("reaped 7\n"), "{}", o.describe());
+    let table = members(&image);
+    assert_eq!(table.len(), 2, "{table:?}");
+    let (m, _) = &table[1];
+    assert_eq!((m.pid, m.ppid, m.state, m.wait_status), (zombie, run_pid(&table), MEMBER_ZOMBIE, 7 << 8), "{m:?}");
+    assert_eq!((m.offset, m.len), (0, 0), "a zombie has no process image");
+}
+
+fn run_pid(table: &[(Member, String)]) -> u32 {
+    table[0].0.pid
+}
+
+/// A descendant that cannot be in the job (a static executable never takes
+/// the checkpoint signal) fails the checkpoint, named in one line; the
+/// previous image stays, and the program goes on.
+#[test]
+fn static_descendant_is_named_and_refused() {
+    let work = TempDir::new("tree-static");
+    let src = work.join("static-wait.c");
+    fs::write(&src, "#include <stdio.h>\n#include <unistd.h>\nint main(void) { puts(\"ready\"); fflush(stdout); read(0, (char[1]){0}, 1); return 4; }\n").unwrap();
+    let prog = work.join("static-wait");
+    let cc = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&prog).arg(&src).output().expect("cannot run gcc");
+    assert!(
+        cc.status.success(),
+        "gcc -static failed (is libc6-dev installed?):\n{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let image = work.join("s.dat");
+    fs::write(&image, b"the previous image").unwrap();
+    let script = format!("{}; echo status $?", prog.to_str().unwrap());
+    let tools = Tools::new();
+    let mut cmd = tools.ckpt_with(&["--tree"], Some(&image), Path::new("/bin/bash"), &["-c", &script], &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("bash running a static program", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    let d = wait_tree(run.pid, &["static-wait"]);
+    let pid = d.iter().find(|(_, p)| p.3 == "static-wait").map(|(&p, _)| p).unwrap();
+    run.checkpoint();
+    let l = run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt: "), "ckpt's line").text();
+    assert_eq!(
+        l,
+        format!(
+            "ckpt: checkpoint failed: process {pid} ({}) never took the checkpoint signal (a static executable, or a \
+             program run without the capture library: it cannot be in the job); the program continues, any previous \
+             image is unchanged\n",
+            prog.to_str().unwrap()
+        )
+    );
+    run.write_stdin(b"\n");
+    let o = run.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "ready\nstatus 4\n");
+    assert_eq!(read(&image), b"the previous image");
+}
+
+/// A job of one process is written as a plain process image, which restart
+/// takes as before.
+#[test]
+fn job_of_one_is_a_plain_image() {
+    let work = TempDir::new("tree-one");
+    let image = work.join("one.dat");
+    let tools = Tools::new();
+    let prog = "import sys; print('ready', flush=True); sys.stdin.readline(); print('done')";
+    let mut cmd = tools.ckpt_with(&["--tree"], Some(&image), Path::new("/usr/bin/python3"), &["-c", prog], &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("ckpt --tree python3", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    run.checkpoint();
+    run.finish().expect_code(CHECKPOINTED);
+    assert_eq!(&read(&image)[..8], &ckpt_image::MAGIC, "a plain process image");
+    let r = spawn("restart", &mut tools.restart(Some(&image), &work.path)).finish();
+    r.expect_code(0);
+    assert_eq!(r.stdout_text(), "done\n", "{}", r.describe());
+}
