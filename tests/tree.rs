@@ -10,7 +10,7 @@
 
 mod common;
 
-use ckpt_image::job::{Job, JobHeader, Member, JOB_HEADER_SIZE, MEMBER_RUNNING, MEMBER_ZOMBIE};
+use ckpt_image::job::{Job, JobHeader, Link, Member, JOB_HEADER_SIZE, MEMBER_RUNNING, MEMBER_ZOMBIE};
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
@@ -65,17 +65,34 @@ fn wait_tree(root: i32, comms: &[&str]) -> BTreeMap<u32, Proc> {
 
 /// The member table of a job image.
 fn members(image: &Path) -> Vec<(Member, String)> {
+    with_job(image, |job| {
+        (0..job.len())
+            .map(|i| {
+                let m = job.member(i);
+                let cmd = String::from_utf8_lossy(job.command(&m)).replace('\0', " ").trim_end().to_string();
+                (m, cmd)
+            })
+            .collect()
+    })
+}
+
+fn with_job<T>(image: &Path, f: impl FnOnce(&Job) -> T) -> T {
     let bytes = fs::read(image).unwrap();
     let h = JobHeader::parse(&bytes, bytes.len() as u64).unwrap_or_else(|e| panic!("not a job image: {e:?}"));
     let table = &bytes[JOB_HEADER_SIZE..JOB_HEADER_SIZE + h.table_len() as usize];
-    let job = Job::parse(h, table).unwrap();
-    (0..job.len())
-        .map(|i| {
-            let m = job.member(i);
-            let cmd = String::from_utf8_lossy(job.command(&m)).replace('\0', " ").trim_end().to_string();
-            (m, cmd)
-        })
-        .collect()
+    f(&Job::parse(h, table).unwrap())
+}
+
+/// The links of a job image, with the bytes each holds.
+fn links(image: &Path) -> Vec<(Link, Vec<u8>)> {
+    with_job(image, |job| {
+        (0..job.header.n_links as usize)
+            .map(|i| {
+                let l = job.link(i);
+                (l, job.string(l.data).to_vec())
+            })
+            .collect()
+    })
 }
 
 fn is_written(l: &str) -> bool {
@@ -327,4 +344,57 @@ fn job_of_one_is_a_plain_image() {
     let r = spawn("restart", &mut tools.restart(Some(&image), &work.path)).finish();
     r.expect_code(0);
     assert_eq!(r.stdout_text(), "done\n", "{}", r.describe());
+}
+
+/// What ties the processes together is recorded: a pipe between two
+/// members with the bytes waiting in it (read, not consumed: with
+/// --continue the reader still gets them), and the stdout every process
+/// inherited, one open file description for all.
+#[test]
+fn pipes_and_shared_descriptions_are_recorded() {
+    let work = TempDir::new("tree-links");
+    let image = work.join("links.dat");
+    let script = "echo start; sh -c \"printf 'waiting bytes\\n'; touch written\" \
+                  | { while [ ! -e go ]; do sleep 0.05; done; cat; }; echo end";
+    let tools = Tools::new();
+    let mut run = spawn(
+        "ckpt --tree --continue bash",
+        &mut tools.ckpt_with(
+            &["--tree", "--continue"],
+            Some(&image),
+            Path::new("/bin/bash"),
+            &["-c", script],
+            &work.path,
+        ),
+    );
+    run.wait_line(Stream::Stdout, |l| l == "start\n", "start");
+    let start = Instant::now();
+    while !work.join("written").exists() {
+        assert!(start.elapsed() < TIMEOUT, "the writer never wrote");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    wait_tree(run.pid, &["sleep"]); // the reader's loop: it is there
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    fs::write(work.join("go"), b"").unwrap();
+    let o = run.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "start\nwaiting bytes\nend\n", "the bytes were not consumed\n{}", o.describe());
+    let table = members(&image);
+    let links = links(&image);
+    let pid_of = |l: &Link| table[l.member as usize].0.pid;
+    // The pipe: its read end is the subshell's stdin, the bytes are there.
+    let pipe: Vec<_> = links.iter().filter(|(l, d)| l.pipe != 0 && d == b"waiting bytes\n").collect();
+    assert_eq!(pipe.len(), 1, "one read end holds the bytes: {links:?}\n{table:?}");
+    // (The shell itself may still hold the read end it is handing to the
+    // reader: then it is one description with the reader's stdin.)
+    let d = pipe[0].0.description;
+    let reader = links.iter().map(|(l, _)| l).find(|l| l.description == d && l.fd == 0 && l.member != 0);
+    let reader = reader.unwrap_or_else(|| panic!("the reader's stdin is the pipe's read end: {links:?}"));
+    // The stdout the root and the reader inherited: one description.
+    let out = links.iter().map(|(l, _)| l).find(|l| l.member == 0 && l.fd == 1).expect("the root's stdout is shared");
+    let outs: Vec<&Link> = links.iter().map(|(l, _)| l).filter(|l| l.pipe == out.pipe && l.fd == 1).collect();
+    let reader = pid_of(reader);
+    assert!(outs.iter().any(|l| pid_of(l) == reader), "the reader holds the root's stdout: {links:?}");
+    assert!(outs.iter().all(|l| l.description == outs[0].description), "one description: {outs:?}");
 }

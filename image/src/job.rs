@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! offset 0             JobHeader (JOB_HEADER_SIZE bytes)
-//! JOB_HEADER_SIZE      Member[n_members], then the job's strings (command lines)
+//! JOB_HEADER_SIZE      Member[n_members], Link[n_links], then the job's strings
+//!                      (command lines, the bytes waiting in pipes between members)
 //! page aligned         member 0's process image (a whole image as the single-process
 //!                      format has it, its offsets relative to its own start), then
 //!                      member 1's at the next page boundary, ...
@@ -23,8 +24,10 @@ pub const JOB_MAGIC: [u8; 8] = *b"CKPTJOB\0";
 pub const JOB_VERSION: u32 = 1;
 /// Most members a job image may hold.
 pub const MAX_MEMBERS: u32 = 1024;
-/// Most bytes of command lines in a job's string table.
-pub const MAX_JOB_STRINGS: u64 = 1 << 20;
+/// Most links a job image may hold.
+pub const MAX_LINKS: u32 = 1 << 16;
+/// Most bytes of a job's string table.
+pub const MAX_JOB_STRINGS: u64 = 64 << 20;
 
 /// The fixed-size header at offset 0 of a job image.
 #[repr(C)]
@@ -33,6 +36,8 @@ pub struct JobHeader {
     pub magic: [u8; 8],
     pub version: u32,
     pub n_members: u32,
+    pub n_links: u32,
+    pub _pad: u32,
     /// Wall-clock time the checkpoint was taken, nanoseconds since the epoch.
     pub created_ns: u64,
     /// Bytes of the string table after the member table.
@@ -76,6 +81,29 @@ pub struct Member {
 // SAFETY: repr(C), integers only, no padding (layout.rs).
 unsafe impl Pod for Member {}
 
+/// A descriptor that ties members together: one of an open file
+/// description that descriptors of several members share (inherited
+/// across fork: one offset, one set of flags), or an end of a pipe
+/// between members. Each member's own process image describes the
+/// descriptor as it would alone (a pipe to another process as lost).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Link {
+    /// Index of the member in the member table, and its descriptor.
+    pub member: u32,
+    pub fd: u32,
+    /// The open file description: links with the same number share one
+    /// (numbered from 1 in the order of the table).
+    pub description: u32,
+    /// A pipe: 1 + its number, the same for its read and write ends; 0
+    /// for anything else.
+    pub pipe: u32,
+    /// On a pipe's first read end: the bytes that were waiting in it.
+    pub data: StrRef,
+}
+// SAFETY: repr(C), integers only, no padding (layout.rs).
+unsafe impl Pod for Link {}
+
 /// What is wrong with a job image.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobError {
@@ -86,6 +114,7 @@ pub enum JobError {
     TableChecksum,
     TooMany,
     BadMember,
+    BadLink,
 }
 
 impl JobError {
@@ -98,6 +127,7 @@ impl JobError {
             JobError::TableChecksum => "the job's member table checksum does not match (corrupt job image)",
             JobError::TooMany => "the job image has more members than it may",
             JobError::BadMember => "a member of the job image lies outside the file or overlaps another",
+            JobError::BadLink => "a link of the job image names no member or lies outside its strings",
         }
     }
 }
@@ -108,13 +138,21 @@ pub fn is_job(bytes: &[u8]) -> bool {
 }
 
 impl JobHeader {
-    pub fn new(n_members: u32, strings_len: u64) -> JobHeader {
-        JobHeader { magic: JOB_MAGIC, version: JOB_VERSION, n_members, strings_len, ..JobHeader::default() }
+    pub fn new(n_members: u32, n_links: u32, strings_len: u64) -> JobHeader {
+        JobHeader { magic: JOB_MAGIC, version: JOB_VERSION, n_members, n_links, strings_len, ..JobHeader::default() }
     }
 
-    /// Bytes of the member table and the strings.
+    fn links_offset(&self) -> usize {
+        self.n_members as usize * size_of::<Member>()
+    }
+
+    fn strings_offset(&self) -> usize {
+        self.links_offset() + self.n_links as usize * size_of::<Link>()
+    }
+
+    /// Bytes of the member table, the links and the strings.
     pub fn table_len(&self) -> u64 {
-        self.n_members as u64 * size_of::<Member>() as u64 + self.strings_len
+        self.strings_offset() as u64 + self.strings_len
     }
 
     /// Where the first member's image may start.
@@ -140,7 +178,7 @@ impl JobHeader {
         if h.compute_checksum() != h.header_checksum {
             return Err(JobError::HeaderChecksum);
         }
-        if h.n_members == 0 || h.n_members > MAX_MEMBERS || h.strings_len > MAX_JOB_STRINGS {
+        if h.n_members == 0 || h.n_members > MAX_MEMBERS || h.n_links > MAX_LINKS || h.strings_len > MAX_JOB_STRINGS {
             return Err(JobError::TooMany);
         }
         if file_len < h.file_len || h.file_len < h.members_offset() {
@@ -190,6 +228,13 @@ impl<'a> Job<'a> {
         if job.member(0).state != MEMBER_RUNNING {
             return Err(JobError::BadMember);
         }
+        for i in 0..header.n_links as usize {
+            let l = job.link(i);
+            let data_end = l.data.offset as u64 + l.data.len as u64;
+            if l.member >= header.n_members || l.description == 0 || data_end > header.strings_len {
+                return Err(JobError::BadLink);
+            }
+        }
         Ok(job)
     }
 
@@ -206,10 +251,20 @@ impl<'a> Job<'a> {
         read_at(self.table, i).unwrap_or_default()
     }
 
+    /// Link `i` (`i < header.n_links`).
+    pub fn link(&self, i: usize) -> Link {
+        read_at(&self.table[self.header.links_offset()..], i).unwrap_or_default()
+    }
+
+    /// A string of the job's table (a command line, a pipe's bytes).
+    pub fn string(&self, s: StrRef) -> &'a [u8] {
+        let strings = &self.table[self.header.strings_offset()..];
+        let start = s.offset as usize;
+        strings.get(start..start + s.len as usize).unwrap_or(&[])
+    }
+
     /// The command line of `m` (NUL separated).
     pub fn command(&self, m: &Member) -> &'a [u8] {
-        let strings = &self.table[self.header.n_members as usize * size_of::<Member>()..];
-        let start = m.command.offset as usize;
-        strings.get(start..start + m.command.len as usize).unwrap_or(&[])
+        self.string(m.command)
     }
 }

@@ -10,7 +10,7 @@ use core::mem::{offset_of, size_of};
 use crate::events::{
     EpollTarget, EventFdState, FileLock, InotifyWatch, MemfdState, SignalFdState, SocketState, TimerFdState,
 };
-use crate::job::{JobHeader, Member};
+use crate::job::{JobHeader, Link, Member};
 use crate::xstate::{Component, Layout, NCOMP};
 use crate::{Extent, Fd, FileId, Header, ITimer, MmLayout, ProcessState, Region, SigAction, StrRef, Thread};
 
@@ -203,14 +203,17 @@ layout!(MemfdState, 16, seals 0, _pad 4, size 8);
 
 layout!(
     JobHeader,
-    56,
+    64,
     magic 0,
     version 8,
     n_members 12,
-    created_ns 16,
-    strings_len 24,
-    file_len 32,
-    table_checksum 40,
-    header_checksum 48,
+    n_links 16,
+    _pad 20,
+    created_ns 24,
+    strings_len 32,
+    file_len 40,
+    table_checksum 48,
+    header_checksum 56,
 );
+layout!(Link, 24, member 0, fd 4, description 8, pipe 12, data 16);
 layout!(Member, 48, pid 0, ppid 4, pgid 8, sid 12, state 16, wait_status 20, offset 24, len 32, command 40);

@@ -280,7 +280,7 @@ fn capture(
     if !cfg.tree {
         return capture_one(t, n_threads, cfg, t0, Role::Single);
     }
-    let mut root = job::start(&mut job_tables.members, &mut job_tables.strings)?;
+    let mut root = job::start(job_tables)?;
     let gathered = root.gather(cfg.signal, &mut t.dents);
     if gathered.is_ok() && root.len() == 1 {
         root.end(false); // no one else: an image of one process

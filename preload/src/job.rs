@@ -37,13 +37,16 @@ use core::ffi::CStr;
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
 
-use ckpt_image::job::{JobHeader, Member, MAX_MEMBERS, MEMBER_RUNNING, MEMBER_ZOMBIE};
+use ckpt_image::job::{JobHeader, Link, Member, MAX_MEMBERS, MEMBER_RUNNING, MEMBER_ZOMBIE};
 use ckpt_image::{bytes_of, bytes_of_slice, checksum_parts, page_up};
 use ckpt_sys::{self as sys, Errno};
 
 use crate::capture::{failed, refuse, Failure};
+use crate::files::Strings;
+use crate::links::{self, Entry};
 use crate::msg::{self, Line};
 use crate::procfs;
+use crate::workspace::JobTables;
 
 /// The high half of a JOIN request's value: a tag and the checkpoint's nonce.
 const JOIN_TAG: u64 = 0xc4b7;
@@ -190,12 +193,30 @@ pub struct Root<'t> {
     memfd: i32,
     n: usize,
     members: &'t mut [Member],
-    strings: &'t mut [u8],
-    strings_len: usize,
+    links: &'t mut [Link],
+    n_links: usize,
+    entries: &'t mut [Entry],
+    strings: JobStrings<'t>,
+}
+
+/// The job's string table (command lines, pipe contents).
+struct JobStrings<'t> {
+    bytes: &'t mut [u8],
+    len: usize,
+}
+
+impl Strings for JobStrings<'_> {
+    fn add(&mut self, bytes: &[u8]) -> Option<ckpt_image::StrRef> {
+        let dst = self.bytes.get_mut(self.len..self.len + bytes.len())?;
+        dst.copy_from_slice(bytes);
+        let s = ckpt_image::StrRef { offset: self.len as u32, len: bytes.len() as u32 };
+        self.len += bytes.len();
+        Some(s)
+    }
 }
 
 /// Starts a job checkpoint in the root: the board, with the root in slot 0.
-pub fn start<'t>(members: &'t mut [Member], strings: &'t mut [u8]) -> Result<Root<'t>, Failure> {
+pub fn start(t: &mut JobTables) -> Result<Root<'_>, Failure> {
     let memfd = sys::memfd_create(c"ckpt-job").map_err(failed("creating the job's barrier"))?;
     BOARD_FD.store(memfd, SeqCst);
     let board = sys::ftruncate(memfd, BOARD_SIZE).and_then(|()| map(memfd));
@@ -213,7 +234,17 @@ pub fn start<'t>(members: &'t mut [Member], strings: &'t mut [u8]) -> Result<Roo
     board.slots[0].pid.store(sys::getpid() as u32, SeqCst);
     board.slots[0].state.store(ARRIVED, SeqCst);
     board.phase.store(GATHER, SeqCst);
-    Ok(Root { board, memfd, n: 1, members, strings, strings_len: 0 })
+    let strings = JobStrings { bytes: &mut t.strings, len: 0 };
+    Ok(Root {
+        board,
+        memfd,
+        n: 1,
+        members: &mut t.members,
+        links: &mut t.links,
+        n_links: 0,
+        entries: &mut t.entries,
+        strings,
+    })
 }
 
 impl Root<'_> {
@@ -351,9 +382,7 @@ impl Root<'_> {
             let path = msg::c_path(&mut p, format_args!("/proc/{pid}/cmdline"), c"/proc/0/cmdline");
             let cmd_len = procfs::read_file(path, dents).or_else(|e| if e == Errno::E2BIG { Ok(4096) } else { Err(e) });
             let cmd = &dents[..cmd_len.unwrap_or(0).min(4096)];
-            let room = self.strings.len() - self.strings_len;
-            let cmd = &cmd[..cmd.len().min(room)];
-            self.strings[self.strings_len..self.strings_len + cmd.len()].copy_from_slice(cmd);
+            let command = self.strings.add(cmd).unwrap_or_default();
             self.members[i] = Member {
                 pid,
                 ppid: f[4] as u32,
@@ -363,9 +392,8 @@ impl Root<'_> {
                 wait_status: if zombie { s.len.load(SeqCst) as u32 } else { 0 },
                 offset: 0,
                 len: 0,
-                command: ckpt_image::StrRef { offset: self.strings_len as u32, len: cmd.len() as u32 },
+                command,
             };
-            self.strings_len += cmd.len();
         }
         self.board.phase.store(CAPTURE, SeqCst);
         sys::futex_wake(&self.board.phase, u32::MAX);
@@ -403,7 +431,11 @@ impl Root<'_> {
     /// Returns the root's place.
     pub fn lay_out(&mut self, root_len: u64, buf: &mut [u8]) -> Result<u64, Failure> {
         self.wait_all(CAPTURED, buf)?;
-        let mut next = JobHeader::new(self.n as u32, self.strings_len as u64).members_offset();
+        // Every member is stopped and captured: what ties them together.
+        let members = &self.members[..self.n];
+        self.n_links = links::capture(members, self.entries, self.links, &mut self.strings, buf)
+            .map_err(failed("finding the descriptors shared by the job's processes"))?;
+        let mut next = self.header().members_offset();
         for i in 0..self.n {
             if self.members[i].state == MEMBER_ZOMBIE {
                 continue;
@@ -415,6 +447,11 @@ impl Root<'_> {
             next = page_up(next + len);
         }
         Ok(self.members[0].offset)
+    }
+
+    /// The job header for the tables as they are (counts, no checksums).
+    fn header(&self) -> JobHeader {
+        JobHeader::new(self.n as u32, self.n_links as u32, self.strings.len as u64)
     }
 
     /// Lets the members write into `fd` (the temporary image file).
@@ -429,14 +466,15 @@ impl Root<'_> {
     pub fn finish_writing(&self, fd: i32, created_ns: u64, buf: &mut [u8]) -> Result<u64, Failure> {
         self.wait_all(WRITTEN, buf)?;
         let members = &self.members[..self.n];
-        let strings = &self.strings[..self.strings_len];
-        let mut h = JobHeader::new(self.n as u32, self.strings_len as u64);
+        let links = &self.links[..self.n_links];
+        let strings = &self.strings.bytes[..self.strings.len];
+        let mut h = self.header();
         h.created_ns = created_ns;
         h.file_len = members.iter().map(|m| m.offset + m.len).max().unwrap_or(0);
-        h.table_checksum = checksum_parts(&[bytes_of_slice(members), strings]);
+        h.table_checksum = checksum_parts(&[bytes_of_slice(members), bytes_of_slice(links), strings]);
         h.header_checksum = h.compute_checksum();
         let mut pos = 0;
-        for part in [bytes_of(&h), bytes_of_slice(members), strings] {
+        for part in [bytes_of(&h), bytes_of_slice(members), bytes_of_slice(links), strings] {
             // SAFETY: the kernel reads [part] of our own memory.
             unsafe { sys::pwrite_all(fd, part.as_ptr() as u64, part.len() as u64, pos) }
                 .map_err(|_| refuse("writing the job table"))?;

@@ -32,6 +32,7 @@ mod files;
 mod inotify;
 mod intercept;
 mod job;
+mod links;
 mod locks;
 mod memfd;
 mod msg;

@@ -79,6 +79,12 @@ impl Tasks {
         sys::open(c"/proc/self/task", sys::O_RDONLY | sys::O_DIRECTORY).map(|fd| Tasks { fd })
     }
 
+    /// The same listing of any directory of numbered entries
+    /// (`/proc/PID/fd`).
+    pub fn dir(path: &CStr) -> Result<Tasks, Errno> {
+        sys::open(path, sys::O_RDONLY | sys::O_DIRECTORY).map(|fd| Tasks { fd })
+    }
+
     /// The same listing of `/proc`: every process's pid.
     pub fn processes() -> Result<Tasks, Errno> {
         sys::open(c"/proc", sys::O_RDONLY | sys::O_DIRECTORY).map(|fd| Tasks { fd })

@@ -142,7 +142,11 @@ pub struct Tables {
 #[repr(C)]
 pub struct JobTables {
     pub members: [ckpt_image::job::Member; ckpt_image::job::MAX_MEMBERS as usize],
-    pub strings: [u8; 256 << 10],
+    pub links: [ckpt_image::job::Link; ckpt_image::job::MAX_LINKS as usize],
+    /// Scratch for finding the links: every descriptor of every member.
+    pub entries: [crate::links::Entry; ckpt_image::job::MAX_LINKS as usize],
+    /// Command lines, and the bytes waiting in pipes between members.
+    pub strings: [u8; 16 << 20],
 }
 
 const GUARD: usize = 4096;

@@ -680,10 +680,16 @@ pub fn stat(path: &CStr) -> Result<Stat> {
 /// Whether two descriptors of this process share one open file description
 /// (`kcmp(KCMP_FILE)`: Ok(0) if they do; ENOSYS without CONFIG_KCMP).
 pub fn kcmp_file(fd1: i32, fd2: i32) -> Result<usize> {
+    kcmp_files(getpid(), fd1, getpid(), fd2)
+}
+
+/// Whether descriptor `fd1` of process `pid1` and `fd2` of `pid2` share one
+/// open file description (Ok(0) if they do; the caller may read both
+/// processes, as for /proc/PID/fd).
+pub fn kcmp_files(pid1: i32, fd1: i32, pid2: i32, fd2: i32) -> Result<usize> {
     const KCMP_FILE: i32 = 0;
-    let pid = getpid();
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::kcmp, pid, pid, KCMP_FILE, fd1, fd2) }
+    unsafe { syscall!(Sysno::kcmp, pid1, pid2, KCMP_FILE, fd1, fd2) }
 }
 
 /// Closes every descriptor from `first` to `last` (inclusive).

@@ -2011,7 +2011,7 @@ mod job {
     use ckpt_image::job::{self as fmt, JobHeader, Member, JOB_HEADER_SIZE, MEMBER_ZOMBIE};
     use std::ffi::OsString;
     use std::fs::File;
-    use std::io::{Read, Write};
+    use std::io::{self, Read, Write};
 
     /// A job image's validated header and table.
     pub struct JobImage {
@@ -2088,7 +2088,21 @@ mod job {
                     ("command", jarray(command(&job, m).iter().map(|a| jstr(a)).collect())),
                 ])
             });
-            let j = jobj(&[("job", jarray(table.collect())), ("processes", jarray(reports))]);
+            let links = (0..job.header.n_links as usize).map(|i| {
+                let l = job.link(i);
+                jobj(&[
+                    ("pid", members[l.member as usize].pid.to_string()),
+                    ("fd", l.fd.to_string()),
+                    ("description", l.description.to_string()),
+                    ("pipe", l.pipe.to_string()),
+                    ("waiting", jstr(job.string(l.data))),
+                ])
+            });
+            let j = jobj(&[
+                ("job", jarray(table.collect())),
+                ("links", jarray(links.collect())),
+                ("processes", jarray(reports)),
+            ]);
             writeln!(out, "{j}")?;
             out.flush()?;
             return result;
@@ -2100,6 +2114,7 @@ mod job {
             let st = if m.state == MEMBER_ZOMBIE { "zombie" } else { "running" };
             writeln!(out, "  {:>7} {:>7} {:>7} {:>7}  {:<10} {}", m.pid, m.ppid, m.pgid, m.sid, st, cmd.join(" "))?;
         }
+        write_links(out, &job, &members)?;
         for m in &members {
             writeln!(out, "\nprocess {}: {}", m.pid, state(m))?;
             if m.state == MEMBER_ZOMBIE {
@@ -2113,6 +2128,37 @@ mod job {
         }
         out.flush()?;
         result
+    }
+
+    /// The descriptors that tie the processes together, one line per open
+    /// file description: its descriptors (pid:fd), and for a pipe the
+    /// bytes that were waiting in it.
+    fn write_links(out: &mut dyn Write, job: &fmt::Job, members: &[Member]) -> io::Result<()> {
+        let links: Vec<fmt::Link> = (0..job.header.n_links as usize).map(|i| job.link(i)).collect();
+        if links.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "shared by the processes (open file descriptions):")?;
+        let mut seen = Vec::new();
+        for l in &links {
+            if seen.contains(&l.description) {
+                continue;
+            }
+            seen.push(l.description);
+            let fds: Vec<String> = links
+                .iter()
+                .filter(|o| o.description == l.description)
+                .map(|o| format!("{}:{}", members[o.member as usize].pid, o.fd))
+                .collect();
+            write!(out, "  {:<4} {}", l.description, fds.join(" "))?;
+            if l.pipe != 0 {
+                let waiting: Vec<u8> =
+                    links.iter().filter(|o| o.pipe == l.pipe).flat_map(|o| job.string(o.data).to_vec()).collect();
+                write!(out, "  (pipe {}, {} bytes waiting)", l.pipe, waiting.len())?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
     }
 
     fn in_member(pid: u32, f: Failure) -> Failure {
