@@ -384,7 +384,8 @@ fn pipes_and_shared_descriptions_are_recorded() {
     let links = links(&image);
     let pid_of = |l: &Link| table[l.member as usize].0.pid;
     // The pipe: its read end is the subshell's stdin, the bytes are there.
-    let pipe: Vec<_> = links.iter().filter(|(l, d)| l.pipe != 0 && d == b"waiting bytes\n").collect();
+    let pipe: Vec<_> =
+        links.iter().filter(|(l, d)| l.kind == ckpt_image::job::LINK_PIPE && d == b"waiting bytes\n").collect();
     assert_eq!(pipe.len(), 1, "one read end holds the bytes: {links:?}\n{table:?}");
     // (The shell itself may still hold the read end it is handing to the
     // reader: then it is one description with the reader's stdin.)
@@ -393,8 +394,66 @@ fn pipes_and_shared_descriptions_are_recorded() {
     let reader = reader.unwrap_or_else(|| panic!("the reader's stdin is the pipe's read end: {links:?}"));
     // The stdout the root and the reader inherited: one description.
     let out = links.iter().map(|(l, _)| l).find(|l| l.member == 0 && l.fd == 1).expect("the root's stdout is shared");
-    let outs: Vec<&Link> = links.iter().map(|(l, _)| l).filter(|l| l.pipe == out.pipe && l.fd == 1).collect();
+    let outs: Vec<&Link> = links.iter().map(|(l, _)| l).filter(|l| l.channel == out.channel && l.fd == 1).collect();
     let reader = pid_of(reader);
     assert!(outs.iter().any(|l| pid_of(l) == reader), "the reader holds the root's stdout: {links:?}");
     assert!(outs.iter().all(|l| l.description == outs[0].description), "one description: {outs:?}");
+}
+
+const SOCKETPAIR_SCRIPT: &str = r#"
+import os, socket, sys
+a, b = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    a.close()
+    b.send(b"from the child")
+    sys.stdin.readline()
+    print("child got", b.recv(100).decode(), flush=True)
+    os._exit(0)
+b.close()
+a.send(b"from the parent")
+a.recv(100, socket.MSG_PEEK)  # the child's message is there
+print("ready", flush=True)
+sys.stdin.readline()
+os.waitpid(pid, 0)
+print("parent got", a.recv(100).decode(), flush=True)
+"#;
+
+/// A socketpair made before a fork ties the parent and the child: its two
+/// ends are links of one pair, each with the message waiting on it (peeked,
+/// not consumed: with --continue each process still reads its own).
+#[test]
+fn socketpair_between_processes_is_recorded() {
+    let work = TempDir::new("tree-socketpair");
+    let script = work.join("sp.py");
+    fs::write(&script, SOCKETPAIR_SCRIPT).unwrap();
+    let image = work.join("sp.dat");
+    let tools = Tools::new();
+    let mut cmd = tools.ckpt_with(
+        &["--tree", "--continue"],
+        Some(&image),
+        Path::new("/usr/bin/python3"),
+        &[script.to_str().unwrap()],
+        &work.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("python with a socketpair", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.write_stdin(b"\n\n");
+    run.close_stdin();
+    let o = run.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "ready\nchild got from the parent\nparent got from the child\n", "{}", o.describe());
+    let links = links(&image);
+    let socks: Vec<_> = links.iter().filter(|(l, _)| l.kind == ckpt_image::job::LINK_SOCKET).collect();
+    assert_eq!(socks.len(), 2, "{links:?}");
+    assert_ne!(socks[0].0.member, socks[1].0.member, "{socks:?}");
+    assert!(socks[0].0.channel != 0 && socks[0].0.channel == socks[1].0.channel, "one pair: {socks:?}");
+    let holds = |member: u32, text: &[u8]| {
+        socks.iter().any(|(l, d)| l.member == member && d.windows(text.len()).any(|w| w == text))
+    };
+    assert!(holds(0, b"from the child"), "the parent's end holds the child's message: {socks:?}");
+    assert!(holds(1, b"from the parent"), "the child's end holds the parent's message: {socks:?}");
 }

@@ -83,9 +83,10 @@ unsafe impl Pod for Member {}
 
 /// A descriptor that ties members together: one of an open file
 /// description that descriptors of several members share (inherited
-/// across fork: one offset, one set of flags), or an end of a pipe
-/// between members. Each member's own process image describes the
-/// descriptor as it would alone (a pipe to another process as lost).
+/// across fork: one offset, one set of flags), or an end of a pipe or of a
+/// connected UNIX socket between members. Each member's own process image
+/// describes the descriptor as it would alone (a pipe to another process
+/// as lost).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Link {
@@ -95,12 +96,22 @@ pub struct Link {
     /// The open file description: links with the same number share one
     /// (numbered from 1 in the order of the table).
     pub description: u32,
-    /// A pipe: 1 + its number, the same for its read and write ends; 0
-    /// for anything else.
-    pub pipe: u32,
-    /// On a pipe's first read end: the bytes that were waiting in it.
+    /// A pipe, or a pair of connected UNIX sockets: 1 + its number, the
+    /// same for both ends; 0 for anything else.
+    pub channel: u32,
+    /// `LINK_FILE`, `LINK_PIPE` or `LINK_SOCKET`.
+    pub kind: u32,
+    pub _pad: u32,
+    /// On a pipe's first read end: the bytes that were waiting in it; on
+    /// a socket's first descriptor: its `events::SocketState` and the
+    /// messages waiting on it (as a process image holds them).
     pub data: StrRef,
 }
+
+/// A link to anything but a pipe or a socket (a file, a terminal...).
+pub const LINK_FILE: u32 = 0;
+pub const LINK_PIPE: u32 = 1;
+pub const LINK_SOCKET: u32 = 2;
 // SAFETY: repr(C), integers only, no padding (layout.rs).
 unsafe impl Pod for Link {}
 
@@ -231,7 +242,11 @@ impl<'a> Job<'a> {
         for i in 0..header.n_links as usize {
             let l = job.link(i);
             let data_end = l.data.offset as u64 + l.data.len as u64;
-            if l.member >= header.n_members || l.description == 0 || data_end > header.strings_len {
+            if l.member >= header.n_members
+                || l.description == 0
+                || l.kind > LINK_SOCKET
+                || data_end > header.strings_len
+            {
                 return Err(JobError::BadLink);
             }
         }

@@ -1,8 +1,11 @@
 //! What ties the members of a job together through their descriptors,
 //! found by the root once every member is stopped: open file descriptions
 //! that descriptors of several members share (a fork's inherited stdout, a
-//! file both append to) and pipes between members, with the bytes waiting
-//! in them (copied with `tee`, not consumed).
+//! file both append to, a listening socket), pipes between members with the
+//! bytes waiting in them (copied with `tee`, not consumed), and connected
+//! UNIX sockets between members (a socketpair made before a fork) with the
+//! messages waiting on them (peeked, as `sockets.rs` does in one process,
+//! through a copy of the descriptor from `pidfd_getfd`).
 //!
 //! Every descriptor of every running member is listed through
 //! `/proc/PID/fd`; those of one file (device and inode) that more than one
@@ -12,7 +15,7 @@
 
 use core::ffi::CStr;
 
-use ckpt_image::job::{Link, Member, MEMBER_RUNNING};
+use ckpt_image::job::{Link, Member, LINK_FILE, LINK_PIPE, LINK_SOCKET, MEMBER_RUNNING};
 use ckpt_image::StrRef;
 use ckpt_sys::{self as sys, Errno};
 
@@ -28,8 +31,11 @@ pub struct Entry {
     member: u32,
     fd: u32,
     pid: u32,
-    pipe: bool,
+    /// `LINK_FILE`, `LINK_PIPE` or `LINK_SOCKET`.
+    kind: u32,
     readable: bool,
+    /// A connected UNIX socket's peer (inode).
+    peer: u64,
 }
 
 /// Fills `links` with the links of the members (`entries`: scratch, one per
@@ -46,22 +52,38 @@ pub fn capture(
         n = list(i as u32, m.pid, entries, n, scratch)?;
     }
     let entries = &mut entries[..n];
+    crate::sockets::each_unix_peer(scratch, |ino, peer| {
+        for e in entries.iter_mut().filter(|e| e.ino == ino && e.kind == LINK_SOCKET) {
+            e.peer = peer;
+        }
+    });
     entries.sort_unstable_by_key(|e| (e.dev, e.ino, e.member, e.fd));
-    let (mut count, mut descriptions, mut pipes) = (0, 0, 0);
+    let entries = &entries[..];
+    // The first entry of the file (dev, ino), if a member holds it.
+    let first_of = |dev: u64, ino: u64| {
+        let i = entries.partition_point(|e| (e.dev, e.ino) < (dev, ino));
+        entries.get(i).filter(|e| (e.dev, e.ino) == (dev, ino)).map(|_| i)
+    };
+    let (mut count, mut descriptions) = (0, 0);
     let mut start = 0;
     while start < entries.len() {
-        let key = (entries[start].dev, entries[start].ino);
-        let end = start + entries[start..].iter().take_while(|e| (e.dev, e.ino) == key).count();
+        let first = entries[start];
+        let end = start + entries[start..].iter().take_while(|e| (e.dev, e.ino) == (first.dev, first.ino)).count();
         let group = &entries[start..end];
-        if group.iter().any(|e| e.member != group[0].member) {
+        let spans = group.iter().any(|e| e.member != first.member);
+        // A socket whose peer another member holds.
+        let peer = (first.kind == LINK_SOCKET && first.peer != 0).then(|| first_of(first.dev, first.peer)).flatten();
+        let crosses = peer.is_some_and(|p| entries[p].member != first.member || group.len() > 1);
+        if spans || crosses {
             if count + group.len() > links.len() {
                 return Err(Errno::ENOBUFS);
             }
-            let pipe = if group[0].pipe {
-                pipes += 1;
-                pipes
-            } else {
-                0
+            // Both ends of a pipe (one inode) or of a socket pair (the
+            // lower inode's first entry) get the same number.
+            let channel = match (first.kind, peer) {
+                (LINK_PIPE, _) => 1 + start as u32,
+                (LINK_SOCKET, Some(p)) => 1 + start.min(p) as u32,
+                _ => 0,
             };
             let mut data_saved = false;
             for (k, e) in group.iter().enumerate() {
@@ -74,11 +96,15 @@ pub fn capture(
                     }
                 };
                 let mut data = StrRef::default();
-                if pipe != 0 && e.readable && !data_saved {
-                    data = pipe_bytes(e, strings, scratch)?;
+                if !data_saved && (e.kind == LINK_SOCKET || (e.kind == LINK_PIPE && e.readable)) {
+                    data = if e.kind == LINK_PIPE {
+                        pipe_bytes(e, strings, scratch)?
+                    } else {
+                        socket_queue(e, strings, scratch)?
+                    };
                     data_saved = true;
                 }
-                links[count] = Link { member: e.member, fd: e.fd, description, pipe, data };
+                links[count] = Link { member: e.member, fd: e.fd, description, channel, kind: e.kind, _pad: 0, data };
                 count += 1;
             }
         }
@@ -107,13 +133,17 @@ fn list(member: u32, pid: u32, entries: &mut [Entry], mut n: usize, scratch: &mu
             let path = msg::c_path(&mut q, format_args!("/proc/{pid}/fd/{fd}"), c"/proc/0/fd/0");
             let Ok(st) = sys::stat(path) else { continue };
             let link_len = sys::readlink(path, rest).unwrap_or(0);
-            let pipe = st.mode & sys::S_IFMT == sys::S_IFIFO && rest[..link_len].starts_with(b"pipe:[");
+            let kind = match st.mode & sys::S_IFMT {
+                sys::S_IFIFO if rest[..link_len].starts_with(b"pipe:[") => LINK_PIPE,
+                sys::S_IFSOCK => LINK_SOCKET,
+                _ => LINK_FILE,
+            };
             let flags = fdinfo_flags(pid, fd, rest).unwrap_or(0);
             if n == entries.len() {
                 return Err(Errno::ENOBUFS);
             }
             let readable = flags as i32 & sys::O_ACCMODE != sys::O_WRONLY;
-            entries[n] = Entry { dev: st.dev, ino: st.ino, member, fd, pid, pipe, readable };
+            entries[n] = Entry { dev: st.dev, ino: st.ino, member, fd, pid, kind, readable, peer: 0 };
             n += 1;
         }
     }
@@ -157,4 +187,16 @@ fn pipe_bytes(e: &Entry, strings: &mut dyn Strings, scratch: &mut [u8]) -> Resul
     let result = files::peek_pipe(fd, strings, scratch);
     sys::close(fd);
     result.map(|(data, _)| data)
+}
+
+/// The messages waiting on the socket of `e`, peeked (not consumed)
+/// through a copy of its descriptor; nothing if no copy can be had.
+fn socket_queue(e: &Entry, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<StrRef, Errno> {
+    let Ok(pidfd) = sys::pidfd_open(e.pid as i32) else { return Ok(StrRef::default()) };
+    let copy = sys::pidfd_getfd(pidfd, e.fd as i32);
+    sys::close(pidfd);
+    let Ok(fd) = copy else { return Ok(StrRef::default()) };
+    let result = crate::sockets::save_queue(fd, strings, scratch);
+    sys::close(fd);
+    result
 }

@@ -722,6 +722,13 @@ pub fn setsid() -> Result<i32> {
 }
 
 /// A pidfd of process `pid` (close-on-exec).
+/// A copy, in this process, of descriptor `fd` of the process of `pidfd`
+/// (close-on-exec; the caller must be allowed to ptrace it).
+pub fn pidfd_getfd(pidfd: i32, fd: i32) -> Result<i32> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
+    unsafe { syscall!(Sysno::pidfd_getfd, pidfd, fd, 0) }.map(|fd| fd as i32)
+}
+
 pub fn pidfd_open(pid: i32) -> Result<i32> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::pidfd_open, pid, 0) }.map(|fd| fd as i32)

@@ -2094,7 +2094,15 @@ mod job {
                     ("pid", members[l.member as usize].pid.to_string()),
                     ("fd", l.fd.to_string()),
                     ("description", l.description.to_string()),
-                    ("pipe", l.pipe.to_string()),
+                    ("channel", l.channel.to_string()),
+                    (
+                        "kind",
+                        jstr(match l.kind {
+                            fmt::LINK_PIPE => b"pipe",
+                            fmt::LINK_SOCKET => b"socket",
+                            _ => b"file",
+                        }),
+                    ),
                     ("waiting", jstr(job.string(l.data))),
                 ])
             });
@@ -2151,10 +2159,13 @@ mod job {
                 .map(|o| format!("{}:{}", members[o.member as usize].pid, o.fd))
                 .collect();
             write!(out, "  {:<4} {}", l.description, fds.join(" "))?;
-            if l.pipe != 0 {
-                let waiting: Vec<u8> =
-                    links.iter().filter(|o| o.pipe == l.pipe).flat_map(|o| job.string(o.data).to_vec()).collect();
-                write!(out, "  (pipe {}, {} bytes waiting)", l.pipe, waiting.len())?;
+            let waiting: usize =
+                links.iter().filter(|o| o.description == l.description).map(|o| o.data.len as usize).sum();
+            match l.kind {
+                fmt::LINK_PIPE => write!(out, "  (pipe {}, {waiting} bytes waiting)", l.channel)?,
+                fmt::LINK_SOCKET if l.channel != 0 => write!(out, "  (connected UNIX socket, pair {})", l.channel)?,
+                fmt::LINK_SOCKET => write!(out, "  (socket)")?,
+                _ => {}
             }
             writeln!(out)?;
         }
