@@ -457,3 +457,53 @@ fn socketpair_between_processes_is_recorded() {
     assert!(holds(0, b"from the child"), "the parent's end holds the child's message: {socks:?}");
     assert!(holds(1, b"from the parent"), "the child's end holds the parent's message: {socks:?}");
 }
+
+const SHARED_SCRIPT: &str = r#"
+import mmap, os, sys
+m = mmap.mmap(-1, 8192)  # MAP_SHARED | MAP_ANONYMOUS
+pid = os.fork()
+if pid == 0:
+    m[:5] = b"child"
+    sys.stdin.readline()
+    os._exit(0)
+while m[:5] != b"child":
+    os.sched_yield()
+print("ready", hex(m.__len__()), flush=True)
+sys.stdin.readline()
+os.waitpid(pid, 0)
+print("seen", m[:5].decode(), flush=True)
+"#;
+
+/// MAP_SHARED anonymous memory mapped before a fork is one object that both
+/// processes map, at the same place.
+#[test]
+fn shared_memory_between_processes_is_recorded() {
+    let work = TempDir::new("tree-shm");
+    let script = work.join("shm.py");
+    fs::write(&script, SHARED_SCRIPT).unwrap();
+    let image = work.join("shm.dat");
+    let tools = Tools::new();
+    let mut cmd = tools.ckpt_with(
+        &["--tree", "--continue"],
+        Some(&image),
+        Path::new("/usr/bin/python3"),
+        &[script.to_str().unwrap()],
+        &work.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("python with shared memory", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l.starts_with("ready"), "ready");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.write_stdin(b"\n\n");
+    run.close_stdin();
+    let o = run.finish();
+    o.expect_code(0);
+    assert!(o.stdout_text().ends_with("seen child\n"), "{}", o.describe());
+    let maps = with_job(&image, |job| (0..job.header.n_shared as usize).map(|i| job.shared(i)).collect::<Vec<_>>());
+    let of_size: Vec<_> = maps.iter().filter(|m| m.end - m.start == 8192).collect();
+    assert_eq!(of_size.len(), 2, "the 8 KiB mapping, in both processes: {maps:?}");
+    assert_eq!(of_size[0].object, of_size[1].object, "{maps:?}");
+    assert_eq!((of_size[0].member, of_size[1].member), (0, 1), "{maps:?}");
+    assert_eq!(of_size[0].start, of_size[1].start, "inherited at the same place: {maps:?}");
+}

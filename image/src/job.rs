@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! offset 0             JobHeader (JOB_HEADER_SIZE bytes)
-//! JOB_HEADER_SIZE      Member[n_members], Link[n_links], then the job's strings
+//! JOB_HEADER_SIZE      Member[n_members], Link[n_links], SharedMap[n_shared], then the job's strings
 //!                      (command lines, the bytes waiting in pipes between members)
 //! page aligned         member 0's process image (a whole image as the single-process
 //!                      format has it, its offsets relative to its own start), then
@@ -37,7 +37,7 @@ pub struct JobHeader {
     pub version: u32,
     pub n_members: u32,
     pub n_links: u32,
-    pub _pad: u32,
+    pub n_shared: u32,
     /// Wall-clock time the checkpoint was taken, nanoseconds since the epoch.
     pub created_ns: u64,
     /// Bytes of the string table after the member table.
@@ -108,6 +108,24 @@ pub struct Link {
     pub data: StrRef,
 }
 
+/// A shared memory mapping (`MAP_SHARED` anonymous memory, a `/dev/shm`
+/// object, a shared file mapping) that several members map: the same
+/// pages, which each member's process image also stores as its own.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SharedMap {
+    /// Index of the member in the member table.
+    pub member: u32,
+    /// The object: the same number for every mapping of it.
+    pub object: u32,
+    pub start: u64,
+    pub end: u64,
+    /// Offset of `start` in the object.
+    pub offset: u64,
+}
+// SAFETY: repr(C), integers only, no padding (layout.rs).
+unsafe impl Pod for SharedMap {}
+
 /// A link to anything but a pipe or a socket (a file, a terminal...).
 pub const LINK_FILE: u32 = 0;
 pub const LINK_PIPE: u32 = 1;
@@ -149,16 +167,28 @@ pub fn is_job(bytes: &[u8]) -> bool {
 }
 
 impl JobHeader {
-    pub fn new(n_members: u32, n_links: u32, strings_len: u64) -> JobHeader {
-        JobHeader { magic: JOB_MAGIC, version: JOB_VERSION, n_members, n_links, strings_len, ..JobHeader::default() }
+    pub fn new(n_members: u32, n_links: u32, n_shared: u32, strings_len: u64) -> JobHeader {
+        JobHeader {
+            magic: JOB_MAGIC,
+            version: JOB_VERSION,
+            n_members,
+            n_links,
+            n_shared,
+            strings_len,
+            ..JobHeader::default()
+        }
     }
 
     fn links_offset(&self) -> usize {
         self.n_members as usize * size_of::<Member>()
     }
 
-    fn strings_offset(&self) -> usize {
+    fn shared_offset(&self) -> usize {
         self.links_offset() + self.n_links as usize * size_of::<Link>()
+    }
+
+    fn strings_offset(&self) -> usize {
+        self.shared_offset() + self.n_shared as usize * size_of::<SharedMap>()
     }
 
     /// Bytes of the member table, the links and the strings.
@@ -189,7 +219,12 @@ impl JobHeader {
         if h.compute_checksum() != h.header_checksum {
             return Err(JobError::HeaderChecksum);
         }
-        if h.n_members == 0 || h.n_members > MAX_MEMBERS || h.n_links > MAX_LINKS || h.strings_len > MAX_JOB_STRINGS {
+        if h.n_members == 0
+            || h.n_members > MAX_MEMBERS
+            || h.n_links > MAX_LINKS
+            || h.n_shared > MAX_LINKS
+            || h.strings_len > MAX_JOB_STRINGS
+        {
             return Err(JobError::TooMany);
         }
         if file_len < h.file_len || h.file_len < h.members_offset() {
@@ -250,6 +285,12 @@ impl<'a> Job<'a> {
                 return Err(JobError::BadLink);
             }
         }
+        for i in 0..header.n_shared as usize {
+            let m = job.shared(i);
+            if m.member >= header.n_members || m.object == 0 || m.start >= m.end {
+                return Err(JobError::BadLink);
+            }
+        }
         Ok(job)
     }
 
@@ -269,6 +310,11 @@ impl<'a> Job<'a> {
     /// Link `i` (`i < header.n_links`).
     pub fn link(&self, i: usize) -> Link {
         read_at(&self.table[self.header.links_offset()..], i).unwrap_or_default()
+    }
+
+    /// Shared mapping `i` (`i < header.n_shared`).
+    pub fn shared(&self, i: usize) -> SharedMap {
+        read_at(&self.table[self.header.shared_offset()..], i).unwrap_or_default()
     }
 
     /// A string of the job's table (a command line, a pipe's bytes).

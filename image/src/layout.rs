@@ -10,7 +10,7 @@ use core::mem::{offset_of, size_of};
 use crate::events::{
     EpollTarget, EventFdState, FileLock, InotifyWatch, MemfdState, SignalFdState, SocketState, TimerFdState,
 };
-use crate::job::{JobHeader, Link, Member};
+use crate::job::{JobHeader, Link, Member, SharedMap};
 use crate::xstate::{Component, Layout, NCOMP};
 use crate::{Extent, Fd, FileId, Header, ITimer, MmLayout, ProcessState, Region, SigAction, StrRef, Thread};
 
@@ -208,7 +208,7 @@ layout!(
     version 8,
     n_members 12,
     n_links 16,
-    _pad 20,
+    n_shared 20,
     created_ns 24,
     strings_len 32,
     file_len 40,
@@ -217,3 +217,4 @@ layout!(
 );
 layout!(Link, 32, member 0, fd 4, description 8, channel 12, kind 16, _pad 20, data 24);
 layout!(Member, 48, pid 0, ppid 4, pgid 8, sid 12, state 16, wait_status 20, offset 24, len 32, command 40);
+layout!(SharedMap, 32, member 0, object 4, start 8, end 16, offset 24);

@@ -37,13 +37,13 @@ use core::ffi::CStr;
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::SeqCst};
 
-use ckpt_image::job::{JobHeader, Link, Member, MAX_MEMBERS, MEMBER_RUNNING, MEMBER_ZOMBIE};
+use ckpt_image::job::{JobHeader, Link, Member, SharedMap, MAX_MEMBERS, MEMBER_RUNNING, MEMBER_ZOMBIE};
 use ckpt_image::{bytes_of, bytes_of_slice, checksum_parts, page_up};
 use ckpt_sys::{self as sys, Errno};
 
 use crate::capture::{failed, refuse, Failure};
 use crate::files::Strings;
-use crate::links::{self, Entry};
+use crate::links::{self, Entry, MapEntry};
 use crate::msg::{self, Line};
 use crate::procfs;
 use crate::workspace::JobTables;
@@ -191,11 +191,20 @@ fn exited(pid: u32, buf: &mut [u8]) -> Option<u32> {
 pub struct Root<'t> {
     board: &'static Board,
     memfd: i32,
+    /// Slots handed out on the board (every process found).
     n: usize,
+    /// Members in the table (the processes still there once all stopped),
+    /// and the board slot of each.
+    n_members: usize,
+    slot_of: [u16; MAX_MEMBERS as usize],
     members: &'t mut [Member],
     links: &'t mut [Link],
     n_links: usize,
     entries: &'t mut [Entry],
+    shared: &'t mut [SharedMap],
+    n_shared: usize,
+    map_entries: &'t mut [MapEntry],
+    maps_text: &'t mut [u8],
     strings: JobStrings<'t>,
 }
 
@@ -239,18 +248,29 @@ pub fn start(t: &mut JobTables) -> Result<Root<'_>, Failure> {
         board,
         memfd,
         n: 1,
+        n_members: 0,
+        slot_of: [0; MAX_MEMBERS as usize],
         members: &mut t.members,
         links: &mut t.links,
         n_links: 0,
         entries: &mut t.entries,
+        shared: &mut t.shared,
+        n_shared: 0,
+        map_entries: &mut t.map_entries,
+        maps_text: &mut t.maps_text,
         strings,
     })
 }
 
 impl Root<'_> {
-    /// How many processes the job has (zombies included).
+    /// How many processes the job has (zombies included; before
+    /// [`describe`](Self::describe): found so far).
     pub fn len(&self) -> usize {
-        self.n
+        if self.n_members == 0 {
+            self.n
+        } else {
+            self.n_members
+        }
     }
 
     fn slot(&self, i: usize) -> &Slot {
@@ -372,13 +392,22 @@ impl Root<'_> {
     /// command line, into the job table; then the members capture.
     pub fn describe(&mut self, dents: &mut [u8]) -> Result<(), Failure> {
         let board = self.board;
-        for i in 0..self.n {
-            let s = &board.slots[i];
+        for slot in 0..self.n {
+            let s = &board.slots[slot];
             let pid = s.pid.load(SeqCst);
             let zombie = s.state.load(SeqCst) == ZOMBIE;
             let mut p = [0u8; 40];
             let path = msg::c_path(&mut p, format_args!("/proc/{pid}/stat"), c"/proc/0/stat");
-            let f = procfs::stat_fields(path, dents).map(|(_, f)| f).unwrap_or([0; 53]);
+            let f = match procfs::stat_fields(path, dents) {
+                Ok((_, f)) => f,
+                // A process that exited and was reaped before its parent
+                // stopped: not in the job.
+                Err(_) if zombie => continue,
+                Err(_) => [0; 53],
+            };
+            let i = self.n_members;
+            self.slot_of[i] = slot as u16;
+            self.n_members += 1;
             let path = msg::c_path(&mut p, format_args!("/proc/{pid}/cmdline"), c"/proc/0/cmdline");
             let cmd_len = procfs::read_file(path, dents).or_else(|e| if e == Errno::E2BIG { Ok(4096) } else { Err(e) });
             let cmd = &dents[..cmd_len.unwrap_or(0).min(4096)];
@@ -389,7 +418,7 @@ impl Root<'_> {
                 pgid: f[5] as u32,
                 sid: f[6] as u32,
                 state: if zombie { MEMBER_ZOMBIE } else { MEMBER_RUNNING },
-                wait_status: if zombie { s.len.load(SeqCst) as u32 } else { 0 },
+                wait_status: if zombie { f[52] as u32 } else { 0 },
                 offset: 0,
                 len: 0,
                 command,
@@ -432,16 +461,19 @@ impl Root<'_> {
     pub fn lay_out(&mut self, root_len: u64, buf: &mut [u8]) -> Result<u64, Failure> {
         self.wait_all(CAPTURED, buf)?;
         // Every member is stopped and captured: what ties them together.
-        let members = &self.members[..self.n];
+        let members = &self.members[..self.n_members];
         self.n_links = links::capture(members, self.entries, self.links, &mut self.strings, buf)
             .map_err(failed("finding the descriptors shared by the job's processes"))?;
+        self.n_shared = links::capture_shared(members, self.map_entries, self.shared, self.maps_text)
+            .map_err(failed("finding the memory shared by the job's processes"))?;
         let mut next = self.header().members_offset();
-        for i in 0..self.n {
+        for i in 0..self.n_members {
             if self.members[i].state == MEMBER_ZOMBIE {
                 continue;
             }
-            let len = if i == 0 { root_len } else { self.slot(i).len.load(SeqCst) };
-            self.slot(i).base.store(next, SeqCst);
+            let slot = self.slot(self.slot_of[i] as usize);
+            let len = if i == 0 { root_len } else { slot.len.load(SeqCst) };
+            slot.base.store(next, SeqCst);
             self.members[i].offset = next;
             self.members[i].len = len;
             next = page_up(next + len);
@@ -451,7 +483,7 @@ impl Root<'_> {
 
     /// The job header for the tables as they are (counts, no checksums).
     fn header(&self) -> JobHeader {
-        JobHeader::new(self.n as u32, self.n_links as u32, self.strings.len as u64)
+        JobHeader::new(self.n_members as u32, self.n_links as u32, self.n_shared as u32, self.strings.len as u64)
     }
 
     /// Lets the members write into `fd` (the temporary image file).
@@ -465,16 +497,18 @@ impl Root<'_> {
     /// table at the start of `fd` and gives the file its length.
     pub fn finish_writing(&self, fd: i32, created_ns: u64, buf: &mut [u8]) -> Result<u64, Failure> {
         self.wait_all(WRITTEN, buf)?;
-        let members = &self.members[..self.n];
+        let members = &self.members[..self.n_members];
         let links = &self.links[..self.n_links];
+        let shared = &self.shared[..self.n_shared];
         let strings = &self.strings.bytes[..self.strings.len];
         let mut h = self.header();
         h.created_ns = created_ns;
         h.file_len = members.iter().map(|m| m.offset + m.len).max().unwrap_or(0);
-        h.table_checksum = checksum_parts(&[bytes_of_slice(members), bytes_of_slice(links), strings]);
+        h.table_checksum =
+            checksum_parts(&[bytes_of_slice(members), bytes_of_slice(links), bytes_of_slice(shared), strings]);
         h.header_checksum = h.compute_checksum();
         let mut pos = 0;
-        for part in [bytes_of(&h), bytes_of_slice(members), bytes_of_slice(links), strings] {
+        for part in [bytes_of(&h), bytes_of_slice(members), bytes_of_slice(links), bytes_of_slice(shared), strings] {
             // SAFETY: the kernel reads [part] of our own memory.
             unsafe { sys::pwrite_all(fd, part.as_ptr() as u64, part.len() as u64, pos) }
                 .map_err(|_| refuse("writing the job table"))?;

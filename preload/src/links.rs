@@ -5,7 +5,9 @@
 //! bytes waiting in them (copied with `tee`, not consumed), and connected
 //! UNIX sockets between members (a socketpair made before a fork) with the
 //! messages waiting on them (peeked, as `sockets.rs` does in one process,
-//! through a copy of the descriptor from `pidfd_getfd`).
+//! through a copy of the descriptor from `pidfd_getfd`); and the shared
+//! memory mappings (same inode and name in `/proc/PID/maps`) that several
+//! members map.
 //!
 //! Every descriptor of every running member is listed through
 //! `/proc/PID/fd`; those of one file (device and inode) that more than one
@@ -15,7 +17,8 @@
 
 use core::ffi::CStr;
 
-use ckpt_image::job::{Link, Member, LINK_FILE, LINK_PIPE, LINK_SOCKET, MEMBER_RUNNING};
+use ckpt_image::job::{Link, Member, SharedMap, LINK_FILE, LINK_PIPE, LINK_SOCKET, MEMBER_RUNNING};
+use ckpt_image::maps;
 use ckpt_image::StrRef;
 use ckpt_sys::{self as sys, Errno};
 
@@ -74,7 +77,15 @@ pub fn capture(
         // A socket whose peer another member holds.
         let peer = (first.kind == LINK_SOCKET && first.peer != 0).then(|| first_of(first.dev, first.peer)).flatten();
         let crosses = peer.is_some_and(|p| entries[p].member != first.member || group.len() > 1);
-        if spans || crosses {
+        // A pipe that one member alone holds, whose writer is gone: its
+        // bytes are the job's too (the process image would lose them).
+        let mut waiting = StrRef::default();
+        if !spans && !crosses && first.kind == LINK_PIPE {
+            if let Some(reader) = group.iter().find(|e| e.readable) {
+                waiting = pipe_bytes(reader, strings, scratch)?;
+            }
+        }
+        if spans || crosses || waiting.len != 0 {
             if count + group.len() > links.len() {
                 return Err(Errno::ENOBUFS);
             }
@@ -85,7 +96,7 @@ pub fn capture(
                 (LINK_SOCKET, Some(p)) => 1 + start.min(p) as u32,
                 _ => 0,
             };
-            let mut data_saved = false;
+            let mut data_saved = waiting.len != 0;
             for (k, e) in group.iter().enumerate() {
                 let same = group[..k].iter().position(|o| shared(o, e, scratch));
                 let description = match same {
@@ -95,7 +106,11 @@ pub fn capture(
                         descriptions
                     }
                 };
-                let mut data = StrRef::default();
+                let mut data = if e.readable && k == group.iter().position(|o| o.readable).unwrap_or(0) {
+                    waiting
+                } else {
+                    StrRef::default()
+                };
                 if !data_saved && (e.kind == LINK_SOCKET || (e.kind == LINK_PIPE && e.readable)) {
                     data = if e.kind == LINK_PIPE {
                         pipe_bytes(e, strings, scratch)?
@@ -199,4 +214,74 @@ fn socket_queue(e: &Entry, strings: &mut dyn Strings, scratch: &mut [u8]) -> Res
     let result = crate::sockets::save_queue(fd, strings, scratch);
     sys::close(fd);
     result
+}
+
+/// One shared mapping of one member.
+#[derive(Clone, Copy, Default)]
+pub struct MapEntry {
+    inode: u64,
+    /// xxh3 of the mapping's name (its path, or `/dev/zero (deleted)`):
+    /// with the inode, the object.
+    name: u64,
+    member: u32,
+    start: u64,
+    end: u64,
+    offset: u64,
+}
+
+/// Fills `shared` with the shared mappings of objects that more than one
+/// member maps (`entries`: scratch; `text`: room for one member's
+/// `/proc/PID/maps`); returns how many.
+pub fn capture_shared(
+    members: &[Member],
+    entries: &mut [MapEntry],
+    shared: &mut [SharedMap],
+    text: &mut [u8],
+) -> Result<usize, Errno> {
+    let (board_start, board_end) = crate::job::board_range();
+    let mut n = 0;
+    for (i, m) in members.iter().enumerate().filter(|(_, m)| m.state == MEMBER_RUNNING) {
+        let mut p = [0u8; 32];
+        let path = msg::c_path(&mut p, format_args!("/proc/{}/maps", m.pid), c"/proc/0/maps");
+        let Ok(len) = procfs::read_file(path, text) else { continue };
+        for map in maps::mappings(&text[..len]).flatten().filter(|map| map.shared && map.inode != 0) {
+            if i == 0 && map.start < board_end && map.end > board_start {
+                continue; // the job's own barrier
+            }
+            if n == entries.len() {
+                return Err(Errno::ENOBUFS);
+            }
+            entries[n] = MapEntry {
+                inode: map.inode,
+                name: ckpt_image::checksum(map.name),
+                member: i as u32,
+                start: map.start,
+                end: map.end,
+                offset: map.offset,
+            };
+            n += 1;
+        }
+    }
+    let entries = &mut entries[..n];
+    entries.sort_unstable_by_key(|e| (e.inode, e.name, e.member, e.start));
+    let mut count = 0;
+    let mut start = 0;
+    while start < entries.len() {
+        let first = entries[start];
+        let end =
+            start + entries[start..].iter().take_while(|e| (e.inode, e.name) == (first.inode, first.name)).count();
+        let group = &entries[start..end];
+        if group.iter().any(|e| e.member != first.member) {
+            for e in group {
+                if count == shared.len() {
+                    return Err(Errno::ENOBUFS);
+                }
+                let object = 1 + start as u32;
+                shared[count] = SharedMap { member: e.member, object, start: e.start, end: e.end, offset: e.offset };
+                count += 1;
+            }
+        }
+        start = end;
+    }
+    Ok(count)
 }

@@ -145,6 +145,10 @@ pub struct JobTables {
     pub links: [ckpt_image::job::Link; ckpt_image::job::MAX_LINKS as usize],
     /// Scratch for finding the links: every descriptor of every member.
     pub entries: [crate::links::Entry; ckpt_image::job::MAX_LINKS as usize],
+    pub shared: [ckpt_image::job::SharedMap; ckpt_image::job::MAX_LINKS as usize],
+    /// Scratch for finding the shared mappings.
+    pub map_entries: [crate::links::MapEntry; ckpt_image::job::MAX_LINKS as usize],
+    pub maps_text: [u8; 4 << 20],
     /// Command lines, and the bytes waiting in pipes between members.
     pub strings: [u8; 16 << 20],
 }

@@ -2106,9 +2106,20 @@ mod job {
                     ("waiting", jstr(job.string(l.data))),
                 ])
             });
+            let shared = (0..job.header.n_shared as usize).map(|i| {
+                let m = job.shared(i);
+                jobj(&[
+                    ("pid", members[m.member as usize].pid.to_string()),
+                    ("object", m.object.to_string()),
+                    ("start", m.start.to_string()),
+                    ("end", m.end.to_string()),
+                    ("offset", m.offset.to_string()),
+                ])
+            });
             let j = jobj(&[
                 ("job", jarray(table.collect())),
                 ("links", jarray(links.collect())),
+                ("shared_memory", jarray(shared.collect())),
                 ("processes", jarray(reports)),
             ]);
             writeln!(out, "{j}")?;
@@ -2123,6 +2134,7 @@ mod job {
             writeln!(out, "  {:>7} {:>7} {:>7} {:>7}  {:<10} {}", m.pid, m.ppid, m.pgid, m.sid, st, cmd.join(" "))?;
         }
         write_links(out, &job, &members)?;
+        write_shared(out, &job, &members)?;
         for m in &members {
             writeln!(out, "\nprocess {}: {}", m.pid, state(m))?;
             if m.state == MEMBER_ZOMBIE {
@@ -2168,6 +2180,30 @@ mod job {
                 _ => {}
             }
             writeln!(out)?;
+        }
+        Ok(())
+    }
+
+    /// The memory mapped shared by several processes, one line per
+    /// object: its mappings (pid start-end).
+    fn write_shared(out: &mut dyn Write, job: &fmt::Job, members: &[Member]) -> io::Result<()> {
+        let maps: Vec<fmt::SharedMap> = (0..job.header.n_shared as usize).map(|i| job.shared(i)).collect();
+        if maps.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "memory shared by the processes:")?;
+        let mut seen = Vec::new();
+        for m in &maps {
+            if seen.contains(&m.object) {
+                continue;
+            }
+            seen.push(m.object);
+            let at: Vec<String> = maps
+                .iter()
+                .filter(|o| o.object == m.object)
+                .map(|o| format!("{}:{:#x}-{:#x}+{:#x}", members[o.member as usize].pid, o.start, o.end, o.offset))
+                .collect();
+            writeln!(out, "  {:<4} {}", m.object, at.join(" "))?;
         }
         Ok(())
     }
