@@ -303,7 +303,7 @@ fn signal_option_leaves_the_programs_usr2_alone() {
     // SIGUSR1 is still ckpt's. Wait until both are caught (the loader has
     // restored the handlers) before signalling.
     let mut second = spawn("restart", &mut restart(&image, &dir));
-    let pid = second.pid;
+    let pid = program_pid(second.pid);
     let want = 1u64 << (libc::SIGUSR1 - 1) | 1u64 << (libc::SIGUSR2 - 1);
     wait_until("the restarted program catches SIGUSR1 and SIGUSR2", || {
         status_mask(pid, "SigCgt").is_some_and(|m| m & want == want)

@@ -166,13 +166,30 @@ fn two_generations(
     (run_dir, ref_dir): (&Path, &Path),
     marks: [&str; 2],
 ) -> (Outcome, Outcome) {
+    two_generations_with(program, args, (run_dir, ref_dir), marks, &[])
+}
+
+/// As [`two_generations`], with options for every `restart`.
+fn two_generations_with(
+    program: &Path,
+    args: &[&str],
+    (run_dir, ref_dir): (&Path, &Path),
+    marks: [&str; 2],
+    restart_opts: &[&str],
+) -> (Outcome, Outcome) {
     let reference = spawn("uninterrupted run", &mut command(program, args, ref_dir)).finish();
     reference.expect_code(0);
     let image = run_dir.join("gen.dat");
     let who = As::me();
     let mut runs = Vec::new();
     for (gen, mark) in marks.iter().enumerate() {
-        let mut c = if gen == 0 { who.ckpt(&image, program, args, run_dir) } else { who.restart(&image, run_dir) };
+        let mut c = if gen == 0 {
+            who.ckpt(&image, program, args, run_dir)
+        } else {
+            let mut c = who.restart(&image, run_dir);
+            c.args(restart_opts);
+            c
+        };
         let mut run = spawn(&format!("generation {gen}"), &mut c);
         run.wait_line(Stream::Stdout, |l| l.starts_with(mark), mark);
         run.checkpoint();
@@ -180,7 +197,7 @@ fn two_generations(
         o.expect_code(CHECKPOINTED);
         runs.push(o);
     }
-    let last = spawn("last restart", &mut who.restart(&image, run_dir)).finish();
+    let last = spawn("last restart", who.restart(&image, run_dir).args(restart_opts)).finish();
     last.expect_code(0);
     runs.push(last);
     for o in &runs {
@@ -229,8 +246,18 @@ fn ruby_threads_do_not_busy_poll_after_restart() {
     let dir = TempDir::new("events-ruby");
     let (run, reference) = subdirs(&dir);
     let script = root().join("demo/runtimes/tick.rb");
-    let (reference, last) =
-        two_generations(&ruby, &[script.to_str().unwrap(), "60"], (&run, &reference), ["tick 10:", "tick 25:"]);
+    // POSIX timers are not saved (README). Ruby 3.1 arms one for its thread
+    // scheduler and creates it again only when its pid changed: with its
+    // own pid back (namespace mode) it deletes a timer that no longer
+    // exists, and crashes at exit. So this test keeps new pids until timers
+    // are saved.
+    let (reference, last) = two_generations_with(
+        &ruby,
+        &[script.to_str().unwrap(), "60"],
+        (&run, &reference),
+        ["tick 10:", "tick 25:"],
+        &["--new-pids"],
+    );
     // CPU seconds the script reports at its end ("cpu S" on stderr).
     let cpu = |o: &Outcome| -> f64 {
         let line = o.text_lines(Stream::Stderr).into_iter().find(|l| l.starts_with("cpu ")).expect("a cpu line");

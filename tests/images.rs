@@ -255,12 +255,14 @@ fn many_pipe_ends_restart_quickly() {
     fs::write(dir.join("many.dat"), many).unwrap();
     let start = std::time::Instant::now();
     let run = spawn("restart of 65,535 pipe ends", &mut restart_cmd(&["many.dat"], &dir));
-    // The restored program's name is set once its descriptors are back.
-    while comm(run.pid).is_some_and(|c| c != "counting-test") && start.elapsed() < TIMEOUT {
+    // The restored program's name is set once its descriptors are back
+    // (in namespace mode, in the program's process under restart and init).
+    let pid = program_pid(run.pid);
+    while comm(pid).is_some_and(|c| c != "counting-test") && start.elapsed() < TIMEOUT {
         std::thread::sleep(Duration::from_millis(10));
     }
     let took = start.elapsed();
-    let fds = fs::read_dir(format!("/proc/{}/fd", run.pid)).map(|d| d.count()).unwrap_or(0);
+    let fds = fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
     let o = run.finish();
     o.expect_code(0);
     let fit = N.min(hard as usize - 8);

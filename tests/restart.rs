@@ -660,7 +660,8 @@ fn failed_checkpoint_keeps_the_previous_image_and_the_program_runs_on() {
 #[test]
 fn restarted_program_shows_its_own_command_line() {
     // ps and /proc/PID/cmdline show the program's command line, and
-    // /proc/PID/comm its name, not "restart IMAGE".
+    // /proc/PID/comm its name, not "restart IMAGE" (in namespace mode PID is
+    // the program's process, under the outer restart and init).
     let dir = TempDir::new("cmdline");
     let tools = Tools::new();
     let image = dir.join("img.dat");
@@ -669,8 +670,9 @@ fn restarted_program_shows_its_own_command_line() {
     c.stdout(file(&dir.join("restart.out")));
     let run = spawn("restart", &mut c);
     run.wait_switches(1);
-    let cmdline = fs::read(format!("/proc/{}/cmdline", run.pid)).unwrap();
-    let comm = fs::read_to_string(format!("/proc/{}/comm", run.pid)).unwrap();
+    let pid = program_pid(run.pid);
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
     let want = format!("{}\0{}\0", exe("counting-test").display(), 0);
     assert_eq!(String::from_utf8_lossy(&cmdline), want);
     assert_eq!(comm.trim_end(), "counting-test");

@@ -484,9 +484,15 @@ fn sigxcpu_with_the_checkpoint_signal() {
 // The checkpoint signal while restart loads an image.
 
 /// `rchar` of /proc/PID/io: bytes the process has read so far.
+/// Bytes read by restart `pid` (with init and the program's process, which
+/// loads the image in namespace mode); None once it has ended.
 fn bytes_read(pid: i32) -> Option<u64> {
-    let io = fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
-    io.lines().find_map(|l| l.strip_prefix("rchar:")).and_then(|v| v.trim().parse().ok())
+    let rchar = |p: i32| -> Option<u64> {
+        let io = fs::read_to_string(format!("/proc/{p}/io")).ok()?;
+        io.lines().find_map(|l| l.strip_prefix("rchar:")).and_then(|v| v.trim().parse().ok())
+    };
+    let outer = rchar(pid)?;
+    Some(outer + job_pids(pid).into_iter().skip(1).filter_map(rchar).sum::<u64>())
 }
 
 #[test]

@@ -10,8 +10,10 @@ usage: restart [OPTIONS] [IMAGE]
 
 Brings back the program saved in IMAGE (default: myckpt.dat) by ckpt. It
 continues from the instruction where it was checkpointed, in this process
-(same pid as restart), with restart's stdin, stdout and stderr. The image is
-not consumed: it can be restarted again.
+with its own pid and thread ids (in a user, pid and mount namespace that
+restart creates; restart stays in between and passes signals on), with
+restart's stdin, stdout and stderr. The image is not consumed: it can be
+restarted again.
 
 Options:
   --keep-stdio   reopen the program's own stdin/stdout/stderr (files) instead
@@ -21,6 +23,11 @@ Options:
   --trust-image  restart an image that belongs to another user or that
                  group or others may write (default: refused, since it
                  would run code they chose with your credentials)
+  --exact-pids   refuse to restart (exit 1) where the pids cannot be
+                 restored (user namespaces unavailable); default: restart
+                 with new pids and say so in one line
+  --new-pids     do not create namespaces: the program takes restart's pid
+                 and new thread ids
   -v, --verbose  say what is restored
   -h, --help     this help
   -V, --version  the version
@@ -47,6 +54,10 @@ pub struct Options {
     pub verbose: bool,
     /// Restart an image that is not the caller's own, or that others may write.
     pub trust_image: bool,
+    /// Refuse to restart with pids other than the image's.
+    pub exact_pids: bool,
+    /// Restart with new pids, without namespaces.
+    pub new_pids: bool,
     /// After how long reading the image shows its progress on a terminal
     /// (`CKPT_PROGRESS_AFTER` in the environment, ms).
     pub progress_after_ms: u64,
@@ -81,6 +92,8 @@ pub unsafe fn parse(sp: *const u64) -> Options {
         strict: false,
         verbose: false,
         trust_image: false,
+        exact_pids: false,
+        new_pids: false,
         progress_after_ms: sys::progress::AFTER_MS,
     };
     // SAFETY: the kernel's initial stack: argc, then argc pointers to
@@ -102,6 +115,8 @@ pub unsafe fn parse(sp: *const u64) -> Options {
             b"--keep-stdio" => opts.keep_stdio = true,
             b"--strict" => opts.strict = true,
             b"--trust-image" => opts.trust_image = true,
+            b"--exact-pids" => opts.exact_pids = true,
+            b"--new-pids" => opts.new_pids = true,
             b"-v" | b"--verbose" => opts.verbose = true,
             a if a.starts_with(b"-") && a.len() > 1 => usage_error(b"unknown option"),
             a if image.is_none() => image = Some(a),
@@ -120,6 +135,9 @@ pub unsafe fn parse(sp: *const u64) -> Options {
         if let Some(v) = var.strip_prefix(b"CKPT_PROGRESS_AFTER=") {
             opts.progress_after_ms = sys::progress::after_ms(Some(v));
         }
+    }
+    if opts.exact_pids && opts.new_pids {
+        usage_error(b"--exact-pids and --new-pids exclude each other");
     }
     let image = image.unwrap_or(b"myckpt.dat");
     if image.is_empty() || image.len() > PATH_MAX {

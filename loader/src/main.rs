@@ -28,14 +28,20 @@
 //! ```text
 //!   main ─ args ─ image::open ─ unblock all but the checkpoint signal
 //!        ─ frames::plan (CPU check; frames laid out for this CPU)
-//!        ─ vdso::plan ─ files::check
-//!        ─ ticker::start (for ckpt --interval) ─ resume::set_mm
+//!        ─ vdso::plan ─ files::check ─ layout::check   (the image is valid)
+//!        ─ pidns::enter: user+pid+mount namespaces; this process stays
+//!          outside (outer.rs: forwards signals, mirrors the end), init is
+//!          pid 1 (init.rs), the program's process is cloned at its pid and
+//!          goes on below (fallback: this process, new pids, one line)
+//!        ─ ticker::start (for ckpt --interval)
+//!        ─ exe::prepare (namespace mode) ─ resume::set_mm (+ exe_fd)
 //!        ── point of no return ──
 //!        vdso park ─ unmap all but the loader ─ vdso place ─ memory::restore
 //!        ─ frames::apply
-//!        ─ resume::resume (sigactions, cwd) ─ threads (clone each, then
-//!          tid address, robust list, rseq, %fs) ─ every thread returns
-//!          into the program by rt_sigreturn on its own signal frame
+//!        ─ resume::resume (sigactions, cwd) ─ threads (clone3 each at its
+//!          tid, or clone with a new one; then tid address, robust list,
+//!          rseq, %fs) ─ every thread returns into the program by
+//!          rt_sigreturn on its own signal frame
 //! ```
 #![no_std]
 #![no_main]
@@ -46,10 +52,12 @@ mod args;
 mod data;
 mod environ;
 mod events;
+mod exe;
 mod fail;
 mod files;
 mod frames;
 mod image;
+mod init;
 mod inotify;
 mod job;
 mod layout;
@@ -57,6 +65,8 @@ mod locks;
 mod mem;
 mod memfd;
 mod memory;
+mod outer;
+mod pidns;
 mod process;
 mod resume;
 mod sockets;
@@ -171,8 +181,12 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
     let mut vdso = vdso::plan(img.meta)?;
     files::check(img.meta, opts)?;
     layout::check(img.meta)?;
+    // The image is valid: the namespaces, and from here (in namespace mode)
+    // this is the program's process, at its pid, under init.
+    let pids = pidns::enter(img.meta, opts)?;
     ticker::start(img.meta);
-    resume::set_mm(&img.meta.header)?;
+    let exe = if pids == pidns::Pids::Exact { exe::prepare(img.meta) } else { None };
+    resume::set_mm(img.meta, exe)?;
 
     // The point of no return: from here on the loader's world is gone.
     // SAFETY: the vDSO plan was checked against this process's own maps;
@@ -186,7 +200,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         environ::update_ckpt_pid(img.meta, ckpt_sys::getpid() as u32);
         // The program's memory is back and verified: the restart happens.
         fail::commit();
-        resume::resume(img.meta, img.fd, opts)
+        resume::resume(img.meta, img.fd, opts, pids)
     }
 }
 

@@ -17,6 +17,7 @@ use ckpt_sys::{self as sys, msg::Line, PrctlMmMap};
 
 use crate::args::Options;
 use crate::fail::{self, Fail};
+use crate::pidns::Pids;
 use crate::threads;
 use crate::Never;
 use crate::{files, process};
@@ -29,8 +30,28 @@ extern "C" {
 /// Restores the memory layout the kernel keeps for the process: code, data,
 /// break, stack, argument and environment ranges, auxv. The kernel checks
 /// them without looking at the mappings, so this is done before the point
-/// of no return: a refusal leaves the loader intact.
-pub fn set_mm(h: &Header) -> Result<(), Fail> {
+/// of no return: a refusal leaves the loader intact. With `exe`, the
+/// program's executable becomes `/proc/self/exe` again (see exe.rs); if the
+/// kernel refuses that, the rest is set without it, with a warning.
+pub fn set_mm(meta: &Meta, exe: Option<i32>) -> Result<(), Fail> {
+    let h = &meta.header;
+    if let Some(fd) = exe {
+        let done = set_mm_map(h, fd as u32);
+        sys::close(fd);
+        match done {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                let mut why = Line::new();
+                let _ = write!(why, "the kernel refused it: {} ({})", sys::errno_text(e), sys::errno_name(e));
+                let path = meta.string(h.exe).unwrap_or(b"");
+                crate::exe::warn(path, core::str::from_utf8(why.as_bytes()).unwrap_or(""));
+            }
+        }
+    }
+    set_mm_map(h, u32::MAX).map_err(fail::sys("the kernel refused the program's memory layout (prctl PR_SET_MM_MAP)"))
+}
+
+fn set_mm_map(h: &Header, exe_fd: u32) -> Result<(), sys::Errno> {
     let mm = &h.mm;
     let map = PrctlMmMap {
         start_code: mm.start_code,
@@ -46,7 +67,7 @@ pub fn set_mm(h: &Header) -> Result<(), Fail> {
         env_end: mm.env_end,
         auxv: h.auxv.as_ptr() as u64,
         auxv_size: h.auxv_words * 8,
-        exe_fd: u32::MAX,
+        exe_fd,
     };
     // SAFETY: the kernel reads `map` (and the auxv it points to), both
     // alive for the call.
@@ -59,15 +80,14 @@ pub fn set_mm(h: &Header) -> Result<(), Fail> {
             0,
         )
     }
-    .map_err(fail::sys("the kernel refused the program's memory layout (prctl PR_SET_MM_MAP)"))?;
-    Ok(())
+    .map(drop)
 }
 
 /// Gives the process back its kernel state and jumps into the program.
 ///
 /// # Safety
 /// The program's memory must be fully restored.
-pub unsafe fn resume(meta: &'static Meta<'static>, fd: i32, opts: &Options) -> Result<Never, Fail> {
+pub unsafe fn resume(meta: &'static Meta<'static>, fd: i32, opts: &Options, pids: Pids) -> Result<Never, Fail> {
     // No signal may run program code before every thread is back: block
     // them all; each thread's own mask returns with its frame.
     let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, !0);
@@ -88,11 +108,12 @@ pub unsafe fn resume(meta: &'static Meta<'static>, fd: i32, opts: &Options) -> R
     process::restore(meta);
 
     // SAFETY: memory is restored and signals are blocked.
-    unsafe { threads::start_others(meta)? };
+    unsafe { threads::start_others(meta, pids)? };
     reserve_loader_range(meta.n_threads());
     let t = meta.thread(threads::main_index(meta));
     // SAFETY: the thread's own registrations, in restored memory.
     unsafe { threads::register(meta, &t) };
+    threads::drop_namespace_capabilities();
     // The process name is the main thread's.
     // SAFETY: PR_SET_NAME reads 16 bytes, NUL padded.
     let _ = unsafe { sys::prctl(sys::PR_SET_NAME, h.comm.as_ptr() as u64, 0, 0, 0) };

@@ -2,9 +2,14 @@
 //!
 //! The loader's own thread keeps the process's pid, so it becomes the
 //! program's main thread (the record whose tid was the old pid). Every other
-//! record gets a new kernel thread from `clone`, on a small temporary stack
-//! inside the loader's range, with the program's %fs already set
-//! (CLONE_SETTLS):
+//! record gets a kernel thread, on a small temporary stack inside the
+//! loader's range, with the program's %fs already set (CLONE_SETTLS): in
+//! namespace mode (`Pids::Exact`) at its own tid (`clone3` with `set_tid`),
+//! otherwise (the fallback) with a new one from `clone`.
+//!
+//! A thread whose tid changed (the fallback) has the new one written where
+//! glibc caches it and into the robust mutexes it holds; with its own tid
+//! back there is nothing to fix, and nothing is written.
 //!
 //! ```text
 //!  main (loader thread)                    thread i (clone)
@@ -27,11 +32,14 @@ use ckpt_image::{Meta, Thread, LOADER_THREAD_STACKS, LOADER_THREAD_STACK_SIZE, M
 use ckpt_sys as sys;
 
 use crate::fail::{self, Fail};
+use crate::pidns::Pids;
 
 /// Threads that have set themselves up and wait for `GO`.
 static READY: AtomicU32 = AtomicU32::new(0);
 /// 1 when every thread may return into the program.
 static GO: AtomicU32 = AtomicU32::new(0);
+/// Namespace mode (`Pids::Exact`): the threads drop the namespace's capabilities.
+static EXACT: AtomicBool = AtomicBool::new(false);
 /// The image's metadata, for the threads (set before the first clone).
 static META: core::sync::atomic::AtomicPtr<Meta<'static>> = core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
 
@@ -55,10 +63,11 @@ pub fn check(meta: &Meta) -> Result<(), Fail> {
 ///
 /// # Safety
 /// The program's memory must be restored, and every signal blocked.
-pub unsafe fn start_others(meta: &'static Meta<'static>) -> Result<(), Fail> {
+pub unsafe fn start_others(meta: &'static Meta<'static>, pids: Pids) -> Result<(), Fail> {
     let n = meta.n_threads();
     let main = main_index(meta);
     META.store(meta as *const Meta<'static> as *mut Meta<'static>, SeqCst);
+    EXACT.store(pids == Pids::Exact, SeqCst);
     if n > 1 {
         // SAFETY: the stack area is inside the loader's range, empty.
         unsafe {
@@ -77,11 +86,16 @@ pub unsafe fn start_others(meta: &'static Meta<'static>) -> Result<(), Fail> {
     let mut started = 0;
     for i in (0..n).filter(|&i| i != main) {
         let Some(t) = records[i].as_ref() else { continue };
-        let stack_end = LOADER_THREAD_STACKS + (i as u64 + 1) * LOADER_THREAD_STACK_SIZE;
+        let stack = LOADER_THREAD_STACKS + i as u64 * LOADER_THREAD_STACK_SIZE;
+        let stack_end = stack + LOADER_THREAD_STACK_SIZE;
+        let (flags, arg) = (sys::thread::THREAD_TLS, t as *const Thread as u64);
         // SAFETY: a new thread of this process on its own temporary stack,
-        // starting in thread_main with the program's %fs.
+        // starting in thread_main with the program's %fs. At its own tid if
+        // it can be had (a tid the image repeats cannot): else a new one.
         unsafe {
-            sys::thread::spawn(sys::thread::THREAD_TLS, stack_end, t.fs_base, thread_main, t as *const Thread as u64)
+            let exact = || sys::thread::spawn_at(flags, stack, stack_end, t.fs_base, thread_main, arg, t.tid);
+            (if pids == Pids::Exact { exact() } else { Err(sys::Errno::EPERM) })
+                .or_else(|_| sys::thread::spawn(flags, stack_end, t.fs_base, thread_main, arg))
         }
         .map_err(fail::sys("cannot create a thread"))?;
         started += 1;
@@ -128,13 +142,16 @@ pub unsafe fn register(meta: &Meta, t: &Thread) {
     // SAFETY: the thread's own registrations, in restored memory.
     unsafe {
         let tid = sys::set_tid_address(t.clear_child_tid);
-        if t.tid_offset != 0 {
+        let moved = tid as u32 != t.tid;
+        if moved && t.tid_offset != 0 {
             // glibc caches the tid in its descriptor: pthread_kill, raise and
             // mutex ownership use it. The kernel gave a new tid.
             core::ptr::write_volatile((t.fs_base + t.tid_offset as u64) as *mut u32, tid as u32);
         }
         if t.robust_list != 0 {
-            fix_robust_owners(meta, t, tid as u32);
+            if moved {
+                fix_robust_owners(meta, t, tid as u32);
+            }
             let _ = sys::set_robust_list(t.robust_list, t.robust_len);
         }
         if t.rseq_len != 0 {
@@ -187,6 +204,17 @@ fn fix_robust_owners(meta: &Meta, t: &Thread, new_tid: u32) {
     }
 }
 
+/// In namespace mode the loader holds every capability in the user
+/// namespace it created (clone3 set_tid and the exe change needed them);
+/// the program, run by an ordinary user, had none: each thread drops them
+/// before it returns into the program. (Root's program keeps root's
+/// capabilities, of the namespace.)
+pub fn drop_namespace_capabilities() {
+    if EXACT.load(SeqCst) && sys::geteuid() != 0 {
+        let _ = sys::ns::drop_capabilities();
+    }
+}
+
 /// Lets the other threads return into the program.
 pub fn go() {
     GO.store(1, SeqCst);
@@ -199,6 +227,7 @@ unsafe extern "C" fn thread_main(record: u64) -> ! {
     let t = unsafe { &*(record as *const Thread) };
     // SAFETY: the record's addresses are in restored memory.
     unsafe { register(META.load(SeqCst).as_ref().unwrap_unchecked(), t) };
+    drop_namespace_capabilities();
     READY.fetch_add(1, SeqCst);
     sys::futex_wake(&READY, 1);
     while GO.load(SeqCst) == 0 {

@@ -92,7 +92,7 @@ pub fn plan(meta: &Meta) -> Result<Plan, Fail> {
     Ok(Plan { specials })
 }
 
-fn read_own_maps(buf: &mut [u8]) -> Result<usize, Fail> {
+pub fn read_own_maps(buf: &mut [u8]) -> Result<usize, Fail> {
     let fd = sys::open(c"/proc/self/maps", sys::O_RDONLY).map_err(fail::sys("cannot read /proc/self/maps"))?;
     let mut len = 0;
     loop {

@@ -14,6 +14,7 @@ pub mod cpu;
 pub mod events;
 pub mod locks;
 pub mod msg;
+pub mod ns;
 pub mod progress;
 pub mod status;
 pub mod thread;

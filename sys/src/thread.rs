@@ -29,8 +29,7 @@ pub const THREAD_TLS: u64 = THREAD | CLONE_SETTLS;
 global_asm!(
     // ckpt_sys_clone(flags: rdi, stack: rsi, tls: rdx, tid_word: rcx) -> tid
     // or -errno. The tid word is both parent_tid and child_tid (used only
-    // with CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID). The child's stack
-    // holds [arg, entry]: it pops both and calls entry(arg).
+    // with CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID).
     ".globl ckpt_sys_clone",
     ".hidden ckpt_sys_clone",
     ".type ckpt_sys_clone,@function",
@@ -41,17 +40,31 @@ global_asm!(
     "    mov eax, 56",  // __NR_clone
     "    syscall",
     "    test rax, rax",
-    "    jnz 1f",
-    "    xor ebp, ebp",
+    "    jz 2f",
+    "    ret",
+    // ckpt_sys_clone3(args: rdi, size: rsi) -> tid or -errno; the child's
+    // stack ends at args.stack + args.stack_size.
+    ".globl ckpt_sys_clone3",
+    ".hidden ckpt_sys_clone3",
+    ".type ckpt_sys_clone3,@function",
+    "ckpt_sys_clone3:",
+    "    mov eax, 435", // __NR_clone3
+    "    syscall",
+    "    test rax, rax",
+    "    jz 2f",
+    "    ret",
+    // The child of either: its stack holds [arg, entry]; it pops both and
+    // calls entry(arg).
+    "2:  xor ebp, ebp",
     "    pop rdi", // arg
     "    pop rax", // entry
     "    call rax",
     "    ud2",
-    "1:  ret",
 );
 
 extern "C" {
     fn ckpt_sys_clone(flags: u64, stack: u64, tls: u64, tid_word: u64) -> i64;
+    fn ckpt_sys_clone3(args: *const crate::ns::CloneArgs, size: usize) -> i64;
 }
 
 /// Starts `entry(arg)` in a new thread on the stack that ends at
@@ -69,6 +82,61 @@ pub unsafe fn spawn(
     arg: u64,
 ) -> Result<i32, Errno> {
     clone(flags, stack_end, tls, entry, arg, 0)
+}
+
+/// As [`spawn`], with the thread's tid chosen: `tid` in this process's
+/// pid namespace (`clone3` with `set_tid`; the caller needs
+/// `CAP_CHECKPOINT_RESTORE` in the user namespace that owns it). The stack
+/// is `[stack_start, stack_end)`.
+///
+/// # Safety
+/// As [`spawn`].
+pub unsafe fn spawn_at(
+    flags: u64,
+    stack_start: u64,
+    stack_end: u64,
+    tls: u64,
+    entry: unsafe extern "C" fn(u64) -> !,
+    arg: u64,
+    tid: u32,
+) -> Result<i32, Errno> {
+    let top = push_entry(stack_end, entry, arg);
+    let tids = [tid as i32];
+    let args = crate::ns::CloneArgs {
+        flags,
+        stack: stack_start,
+        stack_size: top - stack_start,
+        tls,
+        set_tid: tids.as_ptr() as u64,
+        set_tid_size: 1,
+        ..Default::default()
+    };
+    // SAFETY: the kernel reads `args` and `tids`; the child starts on the
+    // caller's stack (see spawn), in `entry`.
+    let tid = unsafe { ckpt_sys_clone3(&args, core::mem::size_of::<crate::ns::CloneArgs>()) };
+    tid_or_errno(tid)
+}
+
+fn tid_or_errno(r: i64) -> Result<i32, Errno> {
+    if r < 0 {
+        Err(Errno::new(-r as i32))
+    } else {
+        Ok(r as i32)
+    }
+}
+
+/// Writes `[arg, entry]` at the top of a new thread's stack, which ends at
+/// `stack_end`: the child's first instructions pop them and call
+/// `entry(arg)`. Returns the child's stack pointer. After the child pops
+/// two words its stack is 16-byte aligned again, as a call requires.
+fn push_entry(stack_end: u64, entry: unsafe extern "C" fn(u64) -> !, arg: u64) -> u64 {
+    let top = stack_end - 16;
+    // SAFETY: the caller's stack, unused memory (see spawn).
+    unsafe {
+        core::ptr::write(top as *mut u64, arg);
+        core::ptr::write((top + 8) as *mut u64, entry as usize as u64);
+    }
+    top
 }
 
 /// As [`spawn`], for a thread whose end the caller waits for: the kernel
@@ -110,22 +178,11 @@ unsafe fn clone(
     arg: u64,
     tid_word: u64,
 ) -> Result<i32, Errno> {
-    // After the child pops two words its stack is 16-byte aligned again,
-    // as a call requires.
-    let top = stack_end - 16;
-    // SAFETY: the caller's stack, unused memory (see spawn).
-    unsafe {
-        core::ptr::write(top as *mut u64, arg);
-        core::ptr::write((top + 8) as *mut u64, entry as usize as u64);
-    }
+    let top = push_entry(stack_end, entry, arg);
     // SAFETY: the child starts on that stack, in `entry`; the tid word, if
     // any, outlives it (see spawn_joinable).
     let tid = unsafe { ckpt_sys_clone(flags, top, tls, tid_word) };
-    if tid < 0 {
-        Err(Errno::new(-tid as i32))
-    } else {
-        Ok(tid as i32)
-    }
+    tid_or_errno(tid)
 }
 
 /// Work that can be shared: `len` independent items.

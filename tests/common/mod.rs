@@ -287,7 +287,7 @@ impl Run {
     /// `voluntary_ctxt_switches` reached `n` (each `sleep` is one) and it is
     /// sleeping (State S). For programs whose output is fully buffered.
     pub fn wait_switches(&self, n: u64) {
-        wait_switches(self.pid, n, &self.what);
+        wait_switches(program_pid(self.pid), n, &self.what);
     }
 
     /// Waits until the process has run two more clock ticks of its own code
@@ -301,14 +301,14 @@ impl Run {
             stat[stat.rfind(')')? + 2..].split(' ').nth(11)?.parse().ok()
         };
         let start = Instant::now();
-        let from = utime(self.pid);
+        let pid = program_pid(self.pid);
+        let from = utime(pid);
         loop {
-            let running =
-                fs::read_to_string(format!("/proc/{}/syscall", self.pid)).is_ok_and(|s| s.starts_with("running"));
-            match (from, utime(self.pid)) {
+            let running = fs::read_to_string(format!("/proc/{pid}/syscall")).is_ok_and(|s| s.starts_with("running"));
+            match (from, utime(pid)) {
                 (Some(a), Some(b)) if b >= a + 2 && running => return,
                 (Some(_), Some(_)) if start.elapsed() < TIMEOUT => thread::yield_now(),
-                other => panic!("{}: pid {} is not computing (utime {other:?})", self.what, self.pid),
+                other => panic!("{}: pid {pid} is not computing (utime {other:?})", self.what),
             }
         }
     }
@@ -421,6 +421,46 @@ fn proc_state(pid: i32) -> String {
     }
 }
 
+/// The process that runs the program started as `pid`, as this test sees
+/// it: `pid` itself, or for a `restart` in namespace mode (pid is the outer
+/// process: outer → init, pid 1 of the new namespace → the program), the
+/// program's process once it is restored (it no longer calls itself
+/// `restart`). `pid` itself if it ended, or after the usual timeout.
+pub fn program_pid(pid: i32) -> i32 {
+    let comm = |p: i32| fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim_end().to_string();
+    let children = |p: i32| -> Vec<i32> {
+        let text = fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        text.split_whitespace().filter_map(|c| c.parse().ok()).collect()
+    };
+    let start = Instant::now();
+    while comm(pid) == "restart" && start.elapsed() < TIMEOUT {
+        for init in children(pid) {
+            let program = children(init).into_iter().find(|&c| !["restart", "ckpt-ticker", ""].contains(&&*comm(c)));
+            if let Some(p) = program {
+                return p;
+            }
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    pid
+}
+
+/// `pid` and its descendants two levels down (for a `restart` in namespace
+/// mode: the outer process, init, and the program's process, which may
+/// still be loading the image).
+pub fn job_pids(pid: i32) -> Vec<i32> {
+    let children = |p: i32| -> Vec<i32> {
+        let text = fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        text.split_whitespace().filter_map(|c| c.parse().ok()).collect()
+    };
+    let mut all = vec![pid];
+    for c in children(pid) {
+        all.push(c);
+        all.extend(children(c));
+    }
+    all
+}
+
 /// Waits until process `pid` made `n` voluntary context switches and is
 /// asleep (State S), i.e. it has done `n` sleeps. Fails on timeout or if the
 /// process becomes a zombie or disappears first.
@@ -468,7 +508,7 @@ pub fn assert_refused(o: &Outcome, code: i32, needles: &[&str]) {
 /// field of /proc/PID/task/TID/syscall), i.e. the program reached its wait.
 pub fn wait_in_syscall(run: &Run, nr: i64) {
     let start = Instant::now();
-    let tasks = format!("/proc/{}/task", run.pid);
+    let tasks = format!("/proc/{}/task", program_pid(run.pid));
     loop {
         let mut seen = Vec::new();
         for task in fs::read_dir(&tasks).into_iter().flatten().flatten() {

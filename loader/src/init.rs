@@ -1,0 +1,108 @@
+//! The new pid namespace's init (pid 1): a copy of the loader that makes
+//! the namespace usable, creates the program's process at its pid, then
+//! only forwards signals, reaps, and reports.
+//!
+//! ```text
+//!  wait for the outer's "go" (the id maps are written)
+//!  ─ / private (recursively) ─ a fresh /proc ─ ns_last_pid above every tid
+//!  ─ clone3(set_tid = pid) ──► the program's process: run returns there
+//!  ─ report Ready ─ loop: a signal sent by a process → the program;
+//!                         SIGCHLD → reap; the program stopped → report;
+//!                         the program ended → report its status, exit
+//! ```
+//!
+//! Signals the kernel sends to the whole process group (the terminal's
+//! Ctrl-C, Ctrl-Z, window size changes) reach the program directly, as
+//! they reach init: init does not forward those (`si_code` > 0), or the
+//! program would see each twice. When init exits, the kernel kills
+//! whatever else is left in the namespace.
+
+use core::fmt::Write;
+
+use ckpt_image::Meta;
+use ckpt_sys::{self as sys, msg::Line, ns};
+
+use crate::pidns::{Pipes, Report};
+
+const SIGCHLD: i32 = 17;
+const SIGKILL: u64 = 9;
+
+/// Init's life. Returns only in the program's process (at pid `pid`).
+pub fn run(meta: &Meta, pid: u32, pipes: &Pipes) {
+    sys::close(pipes.go.1);
+    sys::close(pipes.report.0);
+    let report = pipes.report.1;
+    // If the outer process dies, so does the namespace (as the program
+    // would have died with restart).
+    // SAFETY: PR_SET_PDEATHSIG takes a plain value.
+    let _ = unsafe { sys::prctl(sys::PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) };
+    let mut go = [0u8; 1];
+    if sys::read(pipes.go.0, &mut go) != Ok(1) {
+        sys::exit_group(1); // the outer gave up (it says why)
+    }
+    let fail = |stage: u32, e: sys::Errno| -> ! {
+        Report::Failed(stage, e.into_raw()).send(report);
+        sys::exit_group(1)
+    };
+    if let Err(e) = ns::mount(None, c"/", None, ns::MS_REC | ns::MS_PRIVATE) {
+        fail(0, e)
+    }
+    let proc_flags = ns::MS_NOSUID | ns::MS_NODEV | ns::MS_NOEXEC;
+    if let Err(e) = ns::mount(Some(c"proc"), c"/proc", Some(c"proc"), proc_flags) {
+        fail(1, e)
+    }
+    // New processes (the ticker, the program's own children) take pids
+    // above every tid of the image, which stay free for its threads.
+    let top = meta.threads().map(|t| t.tid).max().unwrap_or(pid).max(pid);
+    let mut l = Line::new();
+    let _ = write!(l, "{top}");
+    let _ = ns::write_file(c"/proc/sys/kernel/ns_last_pid", l.as_bytes());
+    // SAFETY: single-threaded; the child goes on as the loader.
+    match unsafe { ns::clone_process(0, pid) } {
+        Ok(0) => return,
+        Ok(_) => {}
+        Err(e) => fail(2, e),
+    }
+    sys::close(pipes.go.0);
+    Report::Ready.send(report);
+    serve(pid as i32, report)
+}
+
+/// Forwards signals to the program, reaps every child, reports the
+/// program's stops and its end.
+fn serve(program: i32, report: i32) -> ! {
+    let Ok(sfd) = ns::signalfd(!0) else {
+        // Without a signalfd init can still reap: it just waits.
+        loop {
+            reap(program, report, 0);
+        }
+    };
+    loop {
+        match ns::read_signal(sfd) {
+            Ok(si) if si.signo == SIGCHLD => reap(program, report, ns::WNOHANG),
+            // Sent by a process (kill, sigqueue, tgkill): for the program.
+            Ok(si) if si.code <= 0 => {
+                let _ = sys::kill(program, si.signo);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Reaps every child that changed state (`options`: WNOHANG, or 0 to wait).
+fn reap(program: i32, report: i32, options: i32) {
+    while let Ok(Some((pid, status))) = ns::wait_any(-1, options | ns::WUNTRACED | ns::WALL) {
+        if pid != program {
+            continue; // an orphan the namespace handed to init
+        }
+        if status & 0xff == 0x7f {
+            Report::Stopped((status >> 8) & 0xff).send(report);
+        } else {
+            Report::Ended(status).send(report);
+            sys::exit_group(0);
+        }
+        if options == 0 {
+            return;
+        }
+    }
+}
