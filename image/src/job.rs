@@ -101,7 +101,8 @@ pub struct Link {
     pub channel: u32,
     /// `LINK_FILE`, `LINK_PIPE` or `LINK_SOCKET`.
     pub kind: u32,
-    pub _pad: u32,
+    /// The description's flags (`O_ACCMODE`, `O_NONBLOCK`...).
+    pub flags: u32,
     /// On a pipe's first read end: the bytes that were waiting in it; on
     /// a socket's first descriptor: its `events::SocketState` and the
     /// messages waiting on it (as a process image holds them).

@@ -215,6 +215,6 @@ layout!(
     table_checksum 48,
     header_checksum 56,
 );
-layout!(Link, 32, member 0, fd 4, description 8, channel 12, kind 16, _pad 20, data 24);
+layout!(Link, 32, member 0, fd 4, description 8, channel 12, kind 16, flags 20, data 24);
 layout!(Member, 48, pid 0, ppid 4, pgid 8, sid 12, state 16, wait_status 20, offset 24, len 32, command 40);
 layout!(SharedMap, 32, member 0, object 4, start 8, end 16, offset 24);

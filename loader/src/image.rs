@@ -43,6 +43,12 @@ pub fn open(path: &CStr, trust: bool) -> Result<Image, Fail> {
         check_trusted(&st)?;
     }
     let (base, file_len) = crate::job::root_of(fd, st.size as u64)?;
+    open_at(fd, base, file_len)
+}
+
+/// The process image at `base` in the open image file `fd`, `file_len`
+/// bytes long (the root's, or another member's of a job image).
+pub fn open_at(fd: i32, base: u64, file_len: u64) -> Result<Image, Fail> {
     let mut head = [0u8; HEADER_SIZE];
     let n = (file_len as usize).min(HEADER_SIZE);
     read_exact(fd, &mut head[..n], base)?;

@@ -1,20 +1,68 @@
-//! A job image (`ckpt --tree`): restart brings back its root, the process
-//! ckpt started; the other processes of the job are named on stderr, one
-//! line each, as not restarted (a whole tree restarts only with exact pids:
-//! not done yet).
+//! A job image (`ckpt --tree`) at restart: the whole process tree comes
+//! back, each process at its own pid, in the pid namespace `pidns.rs`
+//! makes.
+//!
+//! ```text
+//!  root's loader (the root's pid, under init)
+//!    ns_last_pid above every pid and tid of the job
+//!    the pipes between members: made once, their bytes written back
+//!    for each child of the root, in table order: clone3(set_tid = its pid)
+//!      └─ child's loader: its session / process group, then its own
+//!         children the same way (parents before children); a zombie
+//!         exits at once with its status, for its parent's wait
+//!  each loader: the pipe ends its process holds (kept above its other
+//!  descriptors until files.rs has put those back, then moved to their
+//!  numbers), its own image restored as a single image is
+//! ```
+//!
+//! Without exact pids (no namespace: the fallback), only the root is
+//! restarted, and each other process is named on stderr. Pipes whose both
+//! ends are in the job come back shared; a pipe that leads outside the job
+//! (the caller's stdout…), a socket between members, or a file several
+//! members share are restored by each member on its own, as for a single
+//! process (a socket between members as /dev/null, with a warning).
 
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
+use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
 
-use ckpt_image::job::{Job, JobHeader, JOB_HEADER_SIZE, MEMBER_ZOMBIE};
-use ckpt_sys::msg::Line;
+use ckpt_image::job::{Job, JobHeader, JOB_HEADER_SIZE, LINK_PIPE, MEMBER_ZOMBIE};
+use ckpt_image::Meta;
+use ckpt_sys::{self as sys, msg::Line, ns};
 
 use crate::fail::Fail;
-use crate::image::read_exact;
+use crate::image::{self, read_exact, Image};
+use crate::pidns::Pids;
+
+/// The job of the image being restarted (leaked: it lives as long as the
+/// loader).
+struct Tree {
+    job: Job<'static>,
+    /// Channels (pipes) with a read end and a write end in the job.
+    internal: Vec<u32>,
+}
+
+static TREE: AtomicPtr<Tree> = AtomicPtr::new(core::ptr::null_mut());
+/// The member this process restores (0: the root).
+static ME: AtomicUsize = AtomicUsize::new(0);
+/// This process's pipe ends, kept above its descriptors: (its number,
+/// where it is kept, flags of the description).
+static STASH: AtomicPtr<Vec<(i32, i32)>> = AtomicPtr::new(core::ptr::null_mut());
+
+fn tree() -> Option<&'static Tree> {
+    // SAFETY: null, or a Tree leaked once by root_of and never changed.
+    unsafe { TREE.load(SeqCst).as_ref() }
+}
+
+fn stash() -> &'static [(i32, i32)] {
+    // SAFETY: null, or a Vec leaked once by keep_pipe_ends and never changed.
+    unsafe { STASH.load(SeqCst).as_ref() }.map_or(&[], |v| &v[..])
+}
 
 /// Where the process image to restart lies in the file of `file_len`
 /// bytes: (0, file_len) for a process image; for a job image, the root's
-/// place, after its table is validated and the other members are named.
+/// place, once its tables are validated.
 pub fn root_of(fd: i32, file_len: u64) -> Result<(u64, u64), Fail> {
     let mut head = [0u8; JOB_HEADER_SIZE];
     let n = (file_len as usize).min(JOB_HEADER_SIZE);
@@ -27,8 +75,86 @@ pub fn root_of(fd: i32, file_len: u64) -> Result<(u64, u64), Fail> {
     table.try_reserve_exact(header.table_len() as usize).map_err(|_| Fail::Msg("the job's table is too large"))?;
     table.resize(header.table_len() as usize, 0u8);
     read_exact(fd, &mut table, JOB_HEADER_SIZE as u64)?;
-    let job = Job::parse(header, &table).map_err(|e| Fail::Msg(e.message()))?;
+    let table: &'static [u8] = table.leak();
+    let job = Job::parse(header, table).map_err(|e| Fail::Msg(e.message()))?;
+    let links = || (0..job.header.n_links as usize).map(|i| job.link(i)).filter(|l| l.kind == LINK_PIPE);
+    let mut internal = Vec::new();
+    for l in links() {
+        let access = |o: &ckpt_image::job::Link| o.flags as i32 & sys::O_ACCMODE;
+        let both = links().any(|o| o.channel == l.channel && access(&o) == sys::O_RDONLY)
+            && links().any(|o| o.channel == l.channel && access(&o) == sys::O_WRONLY);
+        if both && !internal.contains(&l.channel) {
+            internal.push(l.channel);
+        }
+    }
     let root = job.member(0);
+    TREE.store(Box::leak(Box::new(Tree { job, internal })), SeqCst);
+    Ok((root.offset, root.len))
+}
+
+/// Whether descriptor `fd` of this process is an end of a pipe between
+/// members, which this module puts in place (files.rs leaves it alone).
+pub fn is_linked(fd: i32) -> bool {
+    let Some(t) = tree() else { return false };
+    let me = ME.load(SeqCst) as u32;
+    (0..t.job.header.n_links as usize)
+        .map(|i| t.job.link(i))
+        .any(|l| l.member == me && l.fd as i32 == fd && l.kind == LINK_PIPE && t.internal.contains(&l.channel))
+}
+
+/// The pid of the job's root, if this is a job.
+pub fn root_pid() -> Option<u32> {
+    tree().map(|t| t.job.member(0).pid)
+}
+
+/// Whether this process restores the root (or a single image).
+pub fn is_root() -> bool {
+    ME.load(SeqCst) == 0
+}
+
+/// With exact pids, creates every other process of the job, each in a copy
+/// of this loader at its pid, parents before children; returns in each
+/// the image that process restores (None in the root: `root`, its own).
+/// Without, names the processes that are not restarted.
+pub fn spawn(root: &Image, pids: Pids) -> Result<Option<Image>, Fail> {
+    let Some(t) = tree() else { return Ok(None) };
+    let job = &t.job;
+    if pids != Pids::Exact {
+        name_not_restarted(job);
+        return Ok(None);
+    }
+    // Every member's tables, read now (a bad one is refused before any
+    // process is made); their highest tid keeps new processes off them.
+    let mut images: Vec<Option<Image>> = Vec::new();
+    let mut top = 0;
+    for i in 0..job.len() {
+        let m = job.member(i);
+        top = top.max(m.pid);
+        if i == 0 || m.state == MEMBER_ZOMBIE {
+            images.push(None);
+            continue;
+        }
+        let img = image::open_at(root.fd, m.offset, m.len)?;
+        top = top.max(max_tid(img.meta));
+        images.push(Some(img));
+    }
+    top = top.max(max_tid(root.meta));
+    let mut l = Line::new();
+    let _ = write!(l, "{top}");
+    let _ = ns::write_file(c"/proc/sys/kernel/ns_last_pid", l.as_bytes());
+    let pipes = make_pipes(t)?;
+    let me = fork_tree(job)?;
+    ME.store(me, SeqCst);
+    let meta = if me == 0 { root.meta } else { images[me].as_ref().map_or(root.meta, |i| i.meta) };
+    keep_pipe_ends(t, me, &pipes, meta.fds().map(|f| f.fd).max().unwrap_or(2));
+    Ok(if me == 0 { None } else { images.swap_remove(me) })
+}
+
+fn max_tid(meta: &Meta) -> u32 {
+    meta.threads().map(|t| t.tid).max().unwrap_or(0)
+}
+
+fn name_not_restarted(job: &Job) {
     for i in 1..job.len() {
         let m = job.member(i);
         let mut l = Line::new();
@@ -38,14 +164,142 @@ pub fn root_of(fd: i32, file_len: u64) -> Result<(u64, u64), Fail> {
         for (k, part) in cmd.split(|&c| c == 0).take(8).enumerate() {
             l.push(if k == 0 { b"" } else { b" " }).push_escaped(part);
         }
-        let _ = write!(l, ") of the job ({}) is not restarted: only the process ckpt started is", {
-            if m.state == MEMBER_ZOMBIE {
-                "exited, not yet waited for"
-            } else {
-                "running"
-            }
-        });
+        let state = if m.state == MEMBER_ZOMBIE { "exited, not yet waited for" } else { "running" };
+        let _ =
+            write!(l, ") of the job ({state}) is not restarted: without exact pids only the process ckpt started is");
         l.emit();
     }
-    Ok((root.offset, root.len))
+}
+
+/// The pipes between members, made once, with their bytes: for each
+/// description of an internal pipe, the end it is (description, fd).
+fn make_pipes(t: &Tree) -> Result<Vec<(u32, i32)>, Fail> {
+    let job = &t.job;
+    let mut ends = Vec::new();
+    for &channel in &t.internal {
+        let (r, w) = sys::pipe2(sys::O_CLOEXEC).map_err(|e| Fail::Sys("creating a pipe of the job", e))?;
+        for i in 0..job.header.n_links as usize {
+            let l = job.link(i);
+            if l.channel != channel || ends.iter().any(|&(d, _)| d == l.description) {
+                continue;
+            }
+            let read = l.flags as i32 & sys::O_ACCMODE == sys::O_RDONLY;
+            ends.push((l.description, if read { r } else { w }));
+            let data = job.string(l.data);
+            if !data.is_empty() {
+                let _ = sys::fcntl(w, sys::F_SETPIPE_SZ, data.len().next_power_of_two().max(4096) as u64);
+                sys::write_all(w, data).map_err(|e| Fail::Sys("writing back the bytes of a pipe of the job", e))?;
+            }
+        }
+    }
+    Ok(ends)
+}
+
+/// Creates the children of this process's member, each at its pid, and
+/// in each child its own children; returns the member this process is.
+fn fork_tree(job: &Job) -> Result<usize, Fail> {
+    let mut me = 0;
+    let mut i = 1;
+    while i < job.len() {
+        let m = job.member(i);
+        if m.ppid != job.member(me).pid {
+            i += 1;
+            continue;
+        }
+        // SAFETY: the loader is single-threaded here; the child goes on as
+        // the loader of member i.
+        match unsafe { ns::clone_process(0, m.pid) } {
+            Ok(0) => {
+                me = i;
+                become_member(job, i);
+                i = 1; // now this member's own children
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => return Err(Fail::Sys("creating a process of the job at its pid (clone3 set_tid)", e)),
+        }
+        i += 1;
+    }
+    Ok(me)
+}
+
+/// In the new process of member `i`: its session and process group, or,
+/// for a zombie, its end (the parent's wait will find its status).
+fn become_member(job: &Job, i: usize) {
+    let m = job.member(i);
+    if m.state == MEMBER_ZOMBIE {
+        let status = m.wait_status;
+        let sig = (status & 0x7f) as i32;
+        if sig != 0 && sig != 0x7f {
+            let dfl = sys::KSigAction::default();
+            let _ = sys::rt_sigaction(sig, Some(&dfl), None);
+            let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, 0);
+            let _ = sys::kill(sys::getpid(), sig);
+        }
+        sys::exit_group(((status >> 8) & 0xff) as i32);
+    }
+    let member_pid = |pid: u32| (0..job.len()).any(|k| job.member(k).pid == pid);
+    if m.sid == m.pid {
+        let _ = sys::setsid();
+    } else if m.pgid == m.pid || member_pid(m.pgid) {
+        let _ = sys::setpgid(0, m.pgid as i32);
+    }
+}
+
+/// Keeps the pipe ends member `me` holds above every descriptor of its
+/// image (files.rs closes the others), and closes every other end.
+fn keep_pipe_ends(t: &Tree, me: usize, ends: &[(u32, i32)], max_fd: i32) {
+    let job = &t.job;
+    let mut kept = Vec::new();
+    let base = max_fd.max(2) as u64 + 64;
+    if let Ok(cur) = sys::prlimit64(0, sys::RLIMIT_NOFILE, None) {
+        let need = base + job.header.n_links as u64 + 16;
+        if cur.soft < need {
+            let _ =
+                sys::prlimit64(0, sys::RLIMIT_NOFILE, Some(&sys::RLimit { soft: need.min(cur.hard), hard: cur.hard }));
+        }
+    }
+    for i in 0..job.header.n_links as usize {
+        let l = job.link(i);
+        if l.member as usize != me {
+            continue;
+        }
+        if let Some(&(_, src)) = ends.iter().find(|&&(d, _)| d == l.description) {
+            if let Ok(copy) = sys::fcntl(src, sys::F_DUPFD_CLOEXEC, base) {
+                // (Above every descriptor of the image, and of the loader's
+                // now: the pipes were made before the fork.)
+                kept.push((l.fd as i32, copy));
+            }
+        }
+    }
+    for &(_, fd) in ends {
+        sys::close(fd);
+    }
+    STASH.store(Box::leak(Box::new(kept)), SeqCst);
+}
+
+/// Closes every descriptor from 3 up but the kept pipe ends (files.rs,
+/// before it puts the image's descriptors back).
+pub fn close_all_but_kept() {
+    let low = stash().iter().map(|&(_, k)| k).min();
+    match low {
+        Some(low) => {
+            let _ = sys::close_range(3, low as u32 - 1, 0);
+            let high = stash().iter().map(|&(_, k)| k).max().unwrap_or(low);
+            let _ = sys::close_range(high as u32 + 1, u32::MAX, 0);
+        }
+        None => {
+            let _ = sys::close_range(3, u32::MAX, 0);
+        }
+    }
+}
+
+/// Puts each kept pipe end at its number, with its descriptor flags from
+/// the image (files.rs, once the others are in place).
+pub fn place_kept(meta: &Meta) {
+    for &(fd, kept) in stash() {
+        let cloexec = meta.fds().find(|f| f.fd == fd).is_some_and(|f| f.fd_flags as i32 & sys::FD_CLOEXEC != 0);
+        let _ = sys::dup3(kept, fd, if cloexec { sys::O_CLOEXEC } else { 0 });
+        sys::close(kept);
+    }
 }

@@ -37,6 +37,7 @@ pub struct Entry {
     /// `LINK_FILE`, `LINK_PIPE` or `LINK_SOCKET`.
     kind: u32,
     readable: bool,
+    flags: u32,
     /// A connected UNIX socket's peer (inode).
     peer: u64,
 }
@@ -119,7 +120,8 @@ pub fn capture(
                     };
                     data_saved = true;
                 }
-                links[count] = Link { member: e.member, fd: e.fd, description, channel, kind: e.kind, _pad: 0, data };
+                links[count] =
+                    Link { member: e.member, fd: e.fd, description, channel, kind: e.kind, flags: e.flags, data };
                 count += 1;
             }
         }
@@ -158,7 +160,8 @@ fn list(member: u32, pid: u32, entries: &mut [Entry], mut n: usize, scratch: &mu
                 return Err(Errno::ENOBUFS);
             }
             let readable = flags as i32 & sys::O_ACCMODE != sys::O_WRONLY;
-            entries[n] = Entry { dev: st.dev, ino: st.ino, member, fd, pid, kind, readable, peer: 0 };
+            entries[n] =
+                Entry { dev: st.dev, ino: st.ino, member, fd, pid, kind, readable, flags: flags as u32, peer: 0 };
             n += 1;
         }
     }

@@ -722,6 +722,12 @@ pub fn setsid() -> Result<i32> {
     unsafe { syscall!(Sysno::setsid) }.map(|s| s as i32)
 }
 
+/// Puts process `pid` (0: the caller) in process group `pgid`.
+pub fn setpgid(pid: i32, pgid: i32) -> Result<()> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
+    unsafe { syscall!(Sysno::setpgid, pid, pgid) }.map(drop)
+}
+
 /// A pidfd of process `pid` (close-on-exec).
 /// A copy, in this process, of descriptor `fd` of the process of `pidfd`
 /// (close-on-exec; the caller must be allowed to ptrace it).
