@@ -169,12 +169,49 @@ fn whole_tree_stops(tools: &Tools, work: &TempDir) {
     assert!(v.status.success(), "readckpt --verify: {}\n{text}", String::from_utf8_lossy(&v.stderr));
     assert!(text.starts_with(&format!("job:          {n} processes")), "{text}");
     assert_eq!(text.matches("verify: OK").count(), n, "{text}");
-    // Restart brings back the shell alone (for now) and names the others.
-    let r = spawn("restart of the job", &mut tools.restart(Some(&image), &work.path)).finish();
-    for (m, _) in &table[1..] {
-        let needle = format!("restart: warning: process {} (", m.pid);
-        assert!(r.stderr_text().contains(&needle), "no line names {}\n{}", m.pid, r.describe());
+    // Restart brings the whole tree back, each process at its pid in
+    // restart's pid namespace (where there is one; else the shell alone,
+    // naming the others).
+    let r = spawn("restart of the job", &mut tools.restart(Some(&image), &work.path));
+    if !namespaces_available(tools, work) {
+        let o = r.finish();
+        for (m, _) in &table[1..] {
+            let needle = format!("restart: warning: process {} (", m.pid);
+            assert!(o.stderr_text().contains(&needle), "no line names {}\n{}", m.pid, o.describe());
+        }
+        return;
     }
+    // The restarted processes as this (the host's) /proc sees them, once
+    // each is back (its name again: no longer a loader).
+    let comms: Vec<&str> = before.values().map(|p| p.3.as_str()).chain(["bash"]).collect();
+    let start = Instant::now();
+    let back = loop {
+        let d = descendants(r.pid as u32);
+        let back: Vec<u32> = d.iter().filter(|(_, p)| p.3 != "restart").map(|(&pid, _)| pid).collect();
+        let mut names: Vec<&str> = d.values().filter(|p| p.3 != "restart").map(|p| p.3.as_str()).collect();
+        let mut want = comms.clone();
+        names.sort();
+        want.sort();
+        if names == want {
+            break back;
+        }
+        assert!(start.elapsed() < TIMEOUT, "the restarted tree has {d:?}, not {comms:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let mut pids: Vec<u32> = back.iter().map(|&p| ns_pid(p)).collect();
+    let mut want: Vec<u32> = table.iter().map(|(m, _)| m.pid).collect();
+    pids.sort();
+    want.sort();
+    assert_eq!(pids, want, "the same pids in restart's namespace");
+    r.signal(libc::SIGKILL);
+    let _ = r.finish();
+}
+
+/// The pid of host process `pid` in its own (innermost) pid namespace.
+fn ns_pid(pid: u32) -> u32 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("NSpid:")).unwrap_or("NSpid:\t0");
+    line.split_whitespace().last().and_then(|p| p.parse().ok()).unwrap_or(0)
 }
 
 #[test]
@@ -506,4 +543,241 @@ fn shared_memory_between_processes_is_recorded() {
     assert_eq!(of_size[0].object, of_size[1].object, "{maps:?}");
     assert_eq!((of_size[0].member, of_size[1].member), (0, 1), "{maps:?}");
     assert_eq!(of_size[0].start, of_size[1].start, "inherited at the same place: {maps:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Restart of a whole job (exact pids in restart's namespaces).
+
+/// Whether this machine lets restart make its namespaces (else restart
+/// falls back to new pids and only the root comes back: the tests below
+/// say so and skip).
+fn namespaces_available(tools: &Tools, work: &TempDir) -> bool {
+    let o = tools
+        .cmd(Path::new("/usr/bin/unshare"), &["--user", "--pid", "--fork", "--mount-proc", "true"], &work.path)
+        .output();
+    let ok = o.as_ref().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skip: user and pid namespaces are not available here: a job restarts only with them");
+    }
+    ok
+}
+
+/// Runs `script` with bash uninterrupted, then under `ckpt --tree`,
+/// checkpointed once `ready` is seen and `comm` runs in the tree; restarts
+/// the image `generations` times (each restarted job checkpointed again
+/// the same way but the last); the output of all runs together and the
+/// last exit status must be the uninterrupted run's.
+fn job_round_trip(tools: &Tools, work: &TempDir, script: &str, ready: &str, comm: &str, generations: usize) {
+    let plain = tools.cmd(Path::new("/bin/bash"), &["-c", script], &work.path).output().unwrap();
+    let image = work.join("job.dat");
+    let mut run = spawn(
+        "ckpt --tree bash",
+        &mut tools.ckpt_with(&["--tree"], Some(&image), Path::new("/bin/bash"), &["-c", script], &work.path),
+    );
+    run.wait_line(Stream::Stdout, |l| l == ready, ready);
+    wait_tree(run.pid, &[comm]);
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    let mut out = first.stdout();
+    for g in 1..=generations {
+        let mut run = spawn(&format!("restart, generation {g}"), &mut tools.restart(Some(&image), &work.path));
+        if g < generations {
+            wait_tree(run.pid, &[comm]);
+            run.checkpoint();
+            run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+            let o = run.finish();
+            o.expect_code(CHECKPOINTED);
+            out.extend(o.stdout());
+        } else {
+            let o = run.finish();
+            out.extend(o.stdout());
+            assert_eq!(o.status.code(), plain.status.code(), "exit status after restart\n{}", o.describe());
+        }
+    }
+    assert_same("the job across its restarts", &out, &plain.stdout);
+}
+
+const LOOP_SCRIPT: &str = "echo start; for i in 1 2 3; do sh -c 'sleep 0.3; exit 3'; echo \"status $?\"; done; \
+                           x=$(sh -c 'sleep 0.3; echo inner'); echo \"got $x\"; exit 7";
+
+/// A shell loop whose external command is in flight at the checkpoint:
+/// after restart the shell gets that command's status (3), not 0.
+#[test]
+fn loop_command_in_flight_keeps_its_status() {
+    let work = TempDir::new("tree-loop");
+    let tools = Tools::new();
+    if namespaces_available(&tools, &work) {
+        job_round_trip(&tools, &work, LOOP_SCRIPT, "start\n", "sleep", 1);
+    }
+}
+
+#[test]
+fn unprivileged_loop_command_in_flight_keeps_its_status() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-loop", &[]);
+    if namespaces_available(&tools, &work) {
+        job_round_trip(&tools, &work, LOOP_SCRIPT, "start\n", "sleep", 1);
+    }
+}
+
+const SUBST_SCRIPT: &str = "echo start; x=$(sh -c 'sleep 0.5; echo inner; sleep 0.5; echo more'); echo \"got $x\"";
+
+/// A command substitution in flight at the checkpoint (twice: the restarted
+/// job is checkpointed again) yields its real output.
+#[test]
+fn substitution_in_flight_yields_its_output() {
+    let work = TempDir::new("tree-subst");
+    let tools = Tools::new();
+    if namespaces_available(&tools, &work) {
+        job_round_trip(&tools, &work, SUBST_SCRIPT, "start\n", "sleep", 2);
+    }
+}
+
+const PIPELINE_SCRIPT: &str = r#"
+producer() { for i in $(seq 1 12); do echo "line $i"; sleep 0.05; done; }
+filter() { while read -r l; do echo "[$l]"; done; }
+consumer() { n=0; while read -r l; do n=$((n+1)); echo "$l"; done; echo "consumed $n"; }
+echo start
+sleep 0.4 & bg=$!
+producer | filter | consumer
+s=$(echo sub; sleep 0.2; echo stitution)
+echo $s
+wait $bg; echo "background $?"
+exit 4
+"#;
+
+/// A pipeline (producer | filter | consumer), a command substitution and a
+/// background job: the same output and exit status as an uninterrupted
+/// run, across two restarts.
+#[test]
+fn pipeline_substitution_and_background_job() {
+    let work = TempDir::new("tree-pipeline");
+    let tools = Tools::new();
+    if namespaces_available(&tools, &work) {
+        job_round_trip(&tools, &work, PIPELINE_SCRIPT, "start\n", "sleep", 2);
+    }
+}
+
+#[test]
+fn unprivileged_pipeline_substitution_and_background_job() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-pipeline", &[]);
+    if namespaces_available(&tools, &work) {
+        job_round_trip(&tools, &work, PIPELINE_SCRIPT, "start\n", "sleep", 1);
+    }
+}
+
+/// A zombie at the checkpoint (stop mode) is a zombie after restart: its
+/// parent reaps it and gets its status.
+#[test]
+fn zombie_reaped_after_restart_gets_its_status() {
+    let work = TempDir::new("tree-zombie-restart");
+    let tools = Tools::new();
+    if !namespaces_available(&tools, &work) {
+        return;
+    }
+    let script = work.join("z.py");
+    fs::write(&script, ZOMBIE_SCRIPT).unwrap();
+    let image = work.join("z.dat");
+    let mut cmd = tools.ckpt_with(
+        &["--tree"],
+        Some(&image),
+        Path::new("/usr/bin/python3"),
+        &[script.to_str().unwrap()],
+        &work.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("python with a zombie", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l.starts_with("zombie "), "zombie");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.finish().expect_code(CHECKPOINTED);
+    let mut cmd = tools.restart(Some(&image), &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut r = spawn("restart", &mut cmd);
+    r.write_stdin(b"\n");
+    let o = r.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "reaped 7\n", "{}", o.describe());
+}
+
+const GROUP_SCRIPT: &str = r#"
+import os, signal, sys, time
+os.setpgid(0, 0)
+def say(text):
+    os.write(1, (text + "\n").encode())
+r, w = os.pipe()
+def child(n):
+    signal.signal(signal.SIGTERM, lambda *a: (say(f"child {n} got TERM"), os._exit(n)))
+    os.write(w, b"x")
+    while True:
+        signal.pause()
+pids = []
+for n in (1, 2):
+    pid = os.fork()
+    if pid == 0:
+        child(n)
+    pids.append(pid)
+signal.signal(signal.SIGTERM, lambda *a: say("parent got TERM"))
+os.read(r, 1), os.read(r, 1)
+say("ready")
+st = sorted(os.WEXITSTATUS(os.waitpid(p, 0)[1]) for p in pids)
+say(f"children ended {st}")
+"#;
+
+/// After restart the job's processes are one process group again: a
+/// signal to the group reaches them all.
+#[test]
+fn process_group_signal_after_restart_reaches_all() {
+    let work = TempDir::new("tree-pgid");
+    let tools = Tools::new();
+    if !namespaces_available(&tools, &work) {
+        return;
+    }
+    let script = work.join("g.py");
+    fs::write(&script, GROUP_SCRIPT).unwrap();
+    let image = work.join("g.dat");
+    let mut run = spawn(
+        "python group",
+        &mut tools.ckpt_with(
+            &["--tree"],
+            Some(&image),
+            Path::new("/usr/bin/python3"),
+            &[script.to_str().unwrap()],
+            &work.path,
+        ),
+    );
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    let before = wait_tree(run.pid, &["python3"]);
+    assert_eq!(before.len(), 2, "{before:?}");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.finish().expect_code(CHECKPOINTED);
+    let table = members(&image);
+    assert!(table.iter().all(|(m, _)| m.pgid == table[0].0.pid), "one group, led by the root: {table:?}");
+    let r = spawn("restart", &mut tools.restart(Some(&image), &work.path));
+    // The restarted processes, as this (the host's) /proc sees them, once
+    // each is back (its name again: its handlers are in place).
+    let start = Instant::now();
+    let group = loop {
+        let d = descendants(r.pid as u32);
+        let back: Vec<&Proc> = d.values().filter(|p| p.3 == "python3").collect();
+        if back.len() == 3 && back.iter().all(|p| p.1 == back[0].1) {
+            break back[0].1;
+        }
+        assert!(start.elapsed() < TIMEOUT, "the restarted job never was one group: {d:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    // SAFETY: kill(2) of the process group of processes this test started.
+    assert_eq!(unsafe { libc::kill(-(group as i32), libc::SIGTERM) }, 0);
+    let o = r.finish();
+    o.expect_code(0);
+    let mut lines = o.text_lines(Stream::Stdout);
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["child 1 got TERM\n", "child 2 got TERM\n", "children ended [1, 2]\n", "parent got TERM\n"],
+        "{}",
+        o.describe()
+    );
 }

@@ -143,6 +143,7 @@ pub fn spawn(root: &Image, pids: Pids) -> Result<Option<Image>, Fail> {
     let _ = write!(l, "{top}");
     let _ = ns::write_file(c"/proc/sys/kernel/ns_last_pid", l.as_bytes());
     let pipes = make_pipes(t)?;
+    join_group(job, 0);
     let me = fork_tree(job)?;
     ME.store(me, SeqCst);
     let meta = if me == 0 { root.meta } else { images[me].as_ref().map_or(root.meta, |i| i.meta) };
@@ -238,6 +239,14 @@ fn become_member(job: &Job, i: usize) {
         }
         sys::exit_group(((status >> 8) & 0xff) as i32);
     }
+    join_group(job, i);
+}
+
+/// Puts this process (member `i`) in its session or process group, when
+/// it leads it or its leader is a member (made before: parents first);
+/// else it stays in its parent's.
+fn join_group(job: &Job, i: usize) {
+    let m = job.member(i);
     let member_pid = |pid: u32| (0..job.len()).any(|k| job.member(k).pid == pid);
     if m.sid == m.pid {
         let _ = sys::setsid();
