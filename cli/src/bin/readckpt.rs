@@ -1772,6 +1772,12 @@ mod tests {
         let inotify = fields!(InotifyWatch: wd, mask, path);
         let lock = fields!(FileLock: kind, write, start, len);
         let memfd = fields!(MemfdState: seals, _pad, size);
+        use ckpt_image::job::{JobHeader, Link, Member, SharedMap};
+        let job_header = fields!(JobHeader: magic, version, n_members, n_links, n_shared, created_ns, strings_len,
+            file_len, table_checksum, header_checksum);
+        let member = fields!(Member: pid, ppid, pgid, sid, state, wait_status, offset, len, command);
+        let link = fields!(Link: member, fd, description, channel, kind, flags, data);
+        let shared = fields!(SharedMap: member, object, start, end, offset);
         // (name, size, fields, heading of its table in FORMAT.md, or None: prose)
         let structs = [
             ("Header", HEADER_SIZE, header, Some("## Header (")),
@@ -1793,6 +1799,10 @@ mod tests {
             ("InotifyWatch", size_of::<InotifyWatch>(), inotify, Some("#### InotifyWatch (")),
             ("FileLock", size_of::<FileLock>(), lock, Some("#### FileLock (")),
             ("MemfdState", size_of::<MemfdState>(), memfd, Some("#### MemfdState (")),
+            ("JobHeader", size_of::<JobHeader>(), job_header, Some("### JobHeader (")),
+            ("Member", size_of::<Member>(), member, Some("### Member (")),
+            ("Link", size_of::<Link>(), link, Some("### Link (")),
+            ("SharedMap", size_of::<SharedMap>(), shared, Some("### SharedMap (")),
         ];
         for (name, size, fields, heading) in &structs {
             println!("{name} ({size} bytes)");
