@@ -99,7 +99,7 @@ pub struct Link {
     /// A pipe, or a pair of connected UNIX sockets: 1 + its number, the
     /// same for both ends; 0 for anything else.
     pub channel: u32,
-    /// `LINK_FILE`, `LINK_PIPE` or `LINK_SOCKET`.
+    /// `LINK_FILE`, `LINK_PIPE`, `LINK_SOCKET` or `LINK_PIPE_ENDED`.
     pub kind: u32,
     /// The description's flags (`O_ACCMODE`, `O_NONBLOCK`...).
     pub flags: u32,
@@ -131,6 +131,9 @@ unsafe impl Pod for SharedMap {}
 pub const LINK_FILE: u32 = 0;
 pub const LINK_PIPE: u32 = 1;
 pub const LINK_SOCKET: u32 = 2;
+/// A read end of a pipe whose write ends are all closed (its writer has
+/// exited): what waits in it, then the end of file.
+pub const LINK_PIPE_ENDED: u32 = 3;
 // SAFETY: repr(C), integers only, no padding (layout.rs).
 unsafe impl Pod for Link {}
 
@@ -280,7 +283,7 @@ impl<'a> Job<'a> {
             let data_end = l.data.offset as u64 + l.data.len as u64;
             if l.member >= header.n_members
                 || l.description == 0
-                || l.kind > LINK_SOCKET
+                || l.kind > LINK_PIPE_ENDED
                 || data_end > header.strings_len
             {
                 return Err(JobError::BadLink);

@@ -16,19 +16,21 @@
 //! ```
 //!
 //! Without exact pids (no namespace: the fallback), only the root is
-//! restarted, and each other process is named on stderr. Pipes whose both
-//! ends are in the job come back shared; a pipe that leads outside the job
-//! (the caller's stdout…), a socket between members, or a file several
-//! members share are restored by each member on its own, as for a single
-//! process (a socket between members as /dev/null, with a warning).
+//! restarted, and each other process is named on stderr. Pipes and socket
+//! pairs whose both ends are in the job come back shared, with what waited
+//! in them; a pipe that leads outside the job (the caller's stdout…) or a
+//! file several members share are restored by each member on its own, as
+//! for a single process; shared memory comes back as each one's copy.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use core::fmt::Write as _;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
 
-use ckpt_image::job::{Job, JobHeader, JOB_HEADER_SIZE, LINK_PIPE, MEMBER_ZOMBIE};
+use ckpt_image::events::socket_messages;
+use ckpt_image::job::{Job, JobHeader, Link, JOB_HEADER_SIZE, LINK_PIPE, LINK_PIPE_ENDED, LINK_SOCKET, MEMBER_ZOMBIE};
 use ckpt_image::Meta;
+use ckpt_sys::events as ev;
 use ckpt_sys::{self as sys, msg::Line, ns};
 
 use crate::fail::Fail;
@@ -39,23 +41,25 @@ use crate::pidns::Pids;
 /// loader).
 struct Tree {
     job: Job<'static>,
-    /// Channels (pipes) with a read end and a write end in the job.
+    /// Channels whose both ends are in the job: pipes with a read end and a
+    /// write end, socket pairs with both sockets.
     internal: Vec<u32>,
 }
 
 static TREE: AtomicPtr<Tree> = AtomicPtr::new(core::ptr::null_mut());
 /// The member this process restores (0: the root).
 static ME: AtomicUsize = AtomicUsize::new(0);
-/// This process's pipe ends, kept above its descriptors: (its number,
-/// where it is kept, flags of the description).
-static STASH: AtomicPtr<Vec<(i32, i32)>> = AtomicPtr::new(core::ptr::null_mut());
+/// This process's ends of pipes and socket pairs between members, kept
+/// above its descriptors: (its number, where it is kept, flags of the
+/// description).
+static STASH: AtomicPtr<Vec<(i32, i32, u32)>> = AtomicPtr::new(core::ptr::null_mut());
 
 fn tree() -> Option<&'static Tree> {
     // SAFETY: null, or a Tree leaked once by root_of and never changed.
     unsafe { TREE.load(SeqCst).as_ref() }
 }
 
-fn stash() -> &'static [(i32, i32)] {
+fn stash() -> &'static [(i32, i32, u32)] {
     // SAFETY: null, or a Vec leaked once by keep_pipe_ends and never changed.
     unsafe { STASH.load(SeqCst).as_ref() }.map_or(&[], |v| &v[..])
 }
@@ -77,12 +81,19 @@ pub fn root_of(fd: i32, file_len: u64) -> Result<(u64, u64), Fail> {
     read_exact(fd, &mut table, JOB_HEADER_SIZE as u64)?;
     let table: &'static [u8] = table.leak();
     let job = Job::parse(header, table).map_err(|e| Fail::Msg(e.message()))?;
-    let links = || (0..job.header.n_links as usize).map(|i| job.link(i)).filter(|l| l.kind == LINK_PIPE);
+    let links = || (0..job.header.n_links as usize).map(|i| job.link(i)).filter(|l| l.channel != 0);
     let mut internal = Vec::new();
     for l in links() {
-        let access = |o: &ckpt_image::job::Link| o.flags as i32 & sys::O_ACCMODE;
-        let both = links().any(|o| o.channel == l.channel && access(&o) == sys::O_RDONLY)
-            && links().any(|o| o.channel == l.channel && access(&o) == sys::O_WRONLY);
+        let same = || links().filter(|o| o.channel == l.channel);
+        let access = |o: &Link| o.flags as i32 & sys::O_ACCMODE;
+        let both = match l.kind {
+            LINK_PIPE => same().any(|o| access(&o) == sys::O_RDONLY) && same().any(|o| access(&o) == sys::O_WRONLY),
+            // Its writer is gone: what waits in it, then the end of file.
+            LINK_PIPE_ENDED => true,
+            // Two sockets: two descriptions (a socket cannot be reopened).
+            LINK_SOCKET => same().any(|o| o.description != l.description),
+            _ => false,
+        };
         if both && !internal.contains(&l.channel) {
             internal.push(l.channel);
         }
@@ -99,7 +110,7 @@ pub fn is_linked(fd: i32) -> bool {
     let me = ME.load(SeqCst) as u32;
     (0..t.job.header.n_links as usize)
         .map(|i| t.job.link(i))
-        .any(|l| l.member == me && l.fd as i32 == fd && l.kind == LINK_PIPE && t.internal.contains(&l.channel))
+        .any(|l| l.member == me && l.fd as i32 == fd && l.channel != 0 && t.internal.contains(&l.channel))
 }
 
 /// The pid of the job's root, if this is a job.
@@ -142,7 +153,7 @@ pub fn spawn(root: &Image, pids: Pids) -> Result<Option<Image>, Fail> {
     let mut l = Line::new();
     let _ = write!(l, "{top}");
     let _ = ns::write_file(c"/proc/sys/kernel/ns_last_pid", l.as_bytes());
-    let pipes = make_pipes(t)?;
+    let pipes = make_channels(t)?;
     join_group(job, 0);
     let me = fork_tree(job)?;
     ME.store(me, SeqCst);
@@ -172,25 +183,48 @@ fn name_not_restarted(job: &Job) {
     }
 }
 
-/// The pipes between members, made once, with their bytes: for each
-/// description of an internal pipe, the end it is (description, fd).
-fn make_pipes(t: &Tree) -> Result<Vec<(u32, i32)>, Fail> {
+/// The pipes and socket pairs between members, made once, with what was
+/// waiting in them: for each of their descriptions, its end (description,
+/// fd).
+fn make_channels(t: &Tree) -> Result<Vec<(u32, i32)>, Fail> {
     let job = &t.job;
+    let links = || (0..job.header.n_links as usize).map(|i| job.link(i));
     let mut ends = Vec::new();
     for &channel in &t.internal {
+        let first = links().find(|l| l.channel == channel).unwrap_or_default();
+        if first.kind == LINK_SOCKET {
+            let state = socket_messages(job.string(first.data)).map(|(s, _)| s);
+            let ty = state.map_or(ev::SOCK_STREAM, |s| s.sock_type as i32);
+            let (a, b) = ev::socketpair(ev::AF_UNIX, ty | ev::SOCK_CLOEXEC, 0)
+                .map_err(|e| Fail::Sys("creating a socket pair of the job", e))?;
+            let other = links().find(|l| l.channel == channel && l.description != first.description);
+            ends.push((first.description, a));
+            // What waited on each socket comes from its new peer.
+            let _ = crate::sockets::send_waiting(job.string(first.data), b);
+            if let Some(o) = other {
+                ends.push((o.description, b));
+                let data = links().find(|l| l.description == o.description && l.data.len != 0).map(|l| l.data);
+                let _ = crate::sockets::send_waiting(job.string(data.unwrap_or_default()), a);
+            }
+            continue;
+        }
         let (r, w) = sys::pipe2(sys::O_CLOEXEC).map_err(|e| Fail::Sys("creating a pipe of the job", e))?;
-        for i in 0..job.header.n_links as usize {
-            let l = job.link(i);
-            if l.channel != channel || ends.iter().any(|&(d, _)| d == l.description) {
+        for l in links().filter(|l| l.channel == channel) {
+            if ends.iter().any(|&(d, _)| d == l.description) {
                 continue;
             }
             let read = l.flags as i32 & sys::O_ACCMODE == sys::O_RDONLY;
             ends.push((l.description, if read { r } else { w }));
+        }
+        for l in links().filter(|l| l.channel == channel) {
             let data = job.string(l.data);
             if !data.is_empty() {
                 let _ = sys::fcntl(w, sys::F_SETPIPE_SZ, data.len().next_power_of_two().max(4096) as u64);
                 sys::write_all(w, data).map_err(|e| Fail::Sys("writing back the bytes of a pipe of the job", e))?;
             }
+        }
+        if first.kind == LINK_PIPE_ENDED {
+            sys::close(w); // no one writes to it any more
         }
     }
     Ok(ends)
@@ -277,7 +311,7 @@ fn keep_pipe_ends(t: &Tree, me: usize, ends: &[(u32, i32)], max_fd: i32) {
             if let Ok(copy) = sys::fcntl(src, sys::F_DUPFD_CLOEXEC, base) {
                 // (Above every descriptor of the image, and of the loader's
                 // now: the pipes were made before the fork.)
-                kept.push((l.fd as i32, copy));
+                kept.push((l.fd as i32, copy, l.flags));
             }
         }
     }
@@ -290,11 +324,11 @@ fn keep_pipe_ends(t: &Tree, me: usize, ends: &[(u32, i32)], max_fd: i32) {
 /// Closes every descriptor from 3 up but the kept pipe ends (files.rs,
 /// before it puts the image's descriptors back).
 pub fn close_all_but_kept() {
-    let low = stash().iter().map(|&(_, k)| k).min();
+    let low = stash().iter().map(|&(_, k, _)| k).min();
     match low {
         Some(low) => {
             let _ = sys::close_range(3, low as u32 - 1, 0);
-            let high = stash().iter().map(|&(_, k)| k).max().unwrap_or(low);
+            let high = stash().iter().map(|&(_, k, _)| k).max().unwrap_or(low);
             let _ = sys::close_range(high as u32 + 1, u32::MAX, 0);
         }
         None => {
@@ -306,9 +340,11 @@ pub fn close_all_but_kept() {
 /// Puts each kept pipe end at its number, with its descriptor flags from
 /// the image (files.rs, once the others are in place).
 pub fn place_kept(meta: &Meta) {
-    for &(fd, kept) in stash() {
+    for &(fd, kept, flags) in stash() {
         let cloexec = meta.fds().find(|f| f.fd == fd).is_some_and(|f| f.fd_flags as i32 & sys::FD_CLOEXEC != 0);
-        let _ = sys::dup3(kept, fd, if cloexec { sys::O_CLOEXEC } else { 0 });
+        if sys::dup3(kept, fd, if cloexec { sys::O_CLOEXEC } else { 0 }).is_ok() {
+            let _ = sys::fcntl(fd, sys::F_SETFL, flags as u64);
+        }
         sys::close(kept);
     }
 }

@@ -17,7 +17,7 @@
 
 use core::ffi::CStr;
 
-use ckpt_image::job::{Link, Member, SharedMap, LINK_FILE, LINK_PIPE, LINK_SOCKET, MEMBER_RUNNING};
+use ckpt_image::job::{Link, Member, SharedMap, LINK_FILE, LINK_PIPE, LINK_PIPE_ENDED, LINK_SOCKET, MEMBER_RUNNING};
 use ckpt_image::maps;
 use ckpt_image::StrRef;
 use ckpt_sys::{self as sys, Errno};
@@ -78,12 +78,14 @@ pub fn capture(
         // A socket whose peer another member holds.
         let peer = (first.kind == LINK_SOCKET && first.peer != 0).then(|| first_of(first.dev, first.peer)).flatten();
         let crosses = peer.is_some_and(|p| entries[p].member != first.member || group.len() > 1);
-        // A pipe that one member alone holds, whose writer is gone: its
-        // bytes are the job's too (the process image would lose them).
+        // A pipe's bytes, on its first read end, and whether its writers
+        // are all gone: then a pipe that one member alone reads is the
+        // job's too if bytes wait in it (the process image would lose them).
         let mut waiting = StrRef::default();
-        if !spans && !crosses && first.kind == LINK_PIPE {
+        let mut ended = false;
+        if first.kind == LINK_PIPE {
             if let Some(reader) = group.iter().find(|e| e.readable) {
-                waiting = pipe_bytes(reader, strings, scratch)?;
+                (waiting, ended) = pipe_bytes(reader, strings, scratch)?;
             }
         }
         if spans || crosses || waiting.len != 0 {
@@ -97,7 +99,7 @@ pub fn capture(
                 (LINK_SOCKET, Some(p)) => 1 + start.min(p) as u32,
                 _ => 0,
             };
-            let mut data_saved = waiting.len != 0;
+            let mut data_saved = first.kind == LINK_PIPE;
             for (k, e) in group.iter().enumerate() {
                 let same = group[..k].iter().position(|o| shared(o, e, scratch));
                 let description = match same {
@@ -112,16 +114,12 @@ pub fn capture(
                 } else {
                     StrRef::default()
                 };
-                if !data_saved && (e.kind == LINK_SOCKET || (e.kind == LINK_PIPE && e.readable)) {
-                    data = if e.kind == LINK_PIPE {
-                        pipe_bytes(e, strings, scratch)?
-                    } else {
-                        socket_queue(e, strings, scratch)?
-                    };
+                if !data_saved && e.kind == LINK_SOCKET {
+                    data = socket_queue(e, strings, scratch)?;
                     data_saved = true;
                 }
-                links[count] =
-                    Link { member: e.member, fd: e.fd, description, channel, kind: e.kind, flags: e.flags, data };
+                let kind = if ended { LINK_PIPE_ENDED } else { e.kind };
+                links[count] = Link { member: e.member, fd: e.fd, description, channel, kind, flags: e.flags, data };
                 count += 1;
             }
         }
@@ -197,14 +195,16 @@ fn shared(a: &Entry, b: &Entry, scratch: &mut [u8]) -> bool {
 }
 
 /// The bytes waiting in the pipe that `e` reads from, read through a
-/// descriptor of its own (opened through /proc), not consumed.
-fn pipe_bytes(e: &Entry, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<StrRef, Errno> {
+/// descriptor of its own (opened through /proc), not consumed; and whether
+/// every write end of the pipe is closed.
+fn pipe_bytes(e: &Entry, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(StrRef, bool), Errno> {
     let mut p = [0u8; 48];
     let path: &CStr = msg::c_path(&mut p, format_args!("/proc/{}/fd/{}", e.pid, e.fd), c"/proc/0/fd/0");
-    let Ok(fd) = sys::open(path, sys::O_RDONLY | sys::O_NONBLOCK) else { return Ok(StrRef::default()) };
+    let Ok(fd) = sys::open(path, sys::O_RDONLY | sys::O_NONBLOCK) else { return Ok((StrRef::default(), false)) };
     let result = files::peek_pipe(fd, strings, scratch);
+    let ended = sys::pipe_widowed(fd);
     sys::close(fd);
-    result.map(|(data, _)| data)
+    result.map(|(data, _)| (data, ended))
 }
 
 /// The messages waiting on the socket of `e`, peeked (not consumed)

@@ -748,6 +748,18 @@ pub fn pidfd_send_signal(pidfd: i32, sig: i32) -> Result<()> {
 
 /// Waits until `fd` is readable or `timeout_ns` passed; true if readable.
 pub fn poll_readable(fd: i32, timeout_ns: u64) -> Result<bool> {
+    poll_in(fd, timeout_ns).map(|revents| revents != 0)
+}
+
+/// Whether the pipe that `fd` reads from has no write end left anywhere
+/// (`POLLHUP`, at once).
+pub fn pipe_widowed(fd: i32) -> bool {
+    const POLLHUP: i16 = 0x10;
+    poll_in(fd, 0).is_ok_and(|revents| revents & POLLHUP != 0)
+}
+
+/// `ppoll` of one descriptor for POLLIN: its `revents` (0: timed out).
+fn poll_in(fd: i32, timeout_ns: u64) -> Result<i16> {
     #[repr(C)]
     struct PollFd {
         fd: i32,
@@ -758,7 +770,8 @@ pub fn poll_readable(fd: i32, timeout_ns: u64) -> Result<bool> {
     let mut p = PollFd { fd, events: POLLIN, revents: 0 };
     let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
     // SAFETY: the kernel reads and writes the local `p` (one pollfd) and reads the local timeout `ts`; no mask (null).
-    unsafe { syscall!(Sysno::ppoll, &mut p as *mut PollFd, 1, ts.as_ptr(), 0, 8) }.map(|n| n > 0)
+    let n = unsafe { syscall!(Sysno::ppoll, &mut p as *mut PollFd, 1, ts.as_ptr(), 0, 8) }?;
+    Ok(if n > 0 { p.revents } else { 0 })
 }
 
 // Creating files safely where other users may write (the image's directory

@@ -2037,10 +2037,12 @@ mod job {
 
     /// The job image at `path`, or None if it is not one (a process image).
     pub fn open(path: &OsString) -> Result<Option<JobImage>, String> {
-        let Ok(mut file) = File::open(path) else { return Ok(None) };
+        // stat before open: opening a FIFO would block (Image::open says
+        // what is wrong with anything but a regular file).
         if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
             return Ok(None);
         }
+        let Ok(mut file) = File::open(path) else { return Ok(None) };
         let len = file.metadata().map_err(|e| os_message(&e))?.len();
         let mut head = Vec::new();
         (&mut file).take(JOB_HEADER_SIZE as u64).read_to_end(&mut head).map_err(|e| os_message(&e))?;
@@ -2109,6 +2111,7 @@ mod job {
                         "kind",
                         jstr(match l.kind {
                             fmt::LINK_PIPE => b"pipe",
+                            fmt::LINK_PIPE_ENDED => b"pipe-ended",
                             fmt::LINK_SOCKET => b"socket",
                             _ => b"file",
                         }),
@@ -2185,6 +2188,9 @@ mod job {
                 links.iter().filter(|o| o.description == l.description).map(|o| o.data.len as usize).sum();
             match l.kind {
                 fmt::LINK_PIPE => write!(out, "  (pipe {}, {waiting} bytes waiting)", l.channel)?,
+                fmt::LINK_PIPE_ENDED => {
+                    write!(out, "  (pipe {}, its writers gone, {waiting} bytes waiting)", l.channel)?
+                }
                 fmt::LINK_SOCKET if l.channel != 0 => write!(out, "  (connected UNIX socket, pair {})", l.channel)?,
                 fmt::LINK_SOCKET => write!(out, "  (socket)")?,
                 _ => {}
