@@ -780,3 +780,54 @@ fn process_group_signal_after_restart_reaches_all() {
         o.describe()
     );
 }
+
+const COUNTER_SCRIPT: &str = r#"
+import mmap, os, struct, sys
+m = mmap.mmap(-1, 4096)  # MAP_SHARED | MAP_ANONYMOUS: one counter for both
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.read(r, 1)  # the parent's go, after the restart
+    struct.pack_into("q", m, 0, struct.unpack_from("q", m, 0)[0] + 1000)
+    os._exit(0)
+struct.pack_into("q", m, 0, 7)
+print("ready", flush=True)
+sys.stdin.readline()
+os.write(w, b"g")
+os.waitpid(pid, 0)
+print("counter", struct.unpack_from("q", m, 0)[0], flush=True)
+"#;
+
+/// Memory mapped shared by two processes comes back shared: the child
+/// writes after the restart, the parent reads what it wrote.
+#[test]
+fn shared_memory_comes_back_shared() {
+    let work = TempDir::new("tree-shm-restart");
+    let tools = Tools::new();
+    if !namespaces_available(&tools, &work) {
+        return;
+    }
+    let script = work.join("c.py");
+    fs::write(&script, COUNTER_SCRIPT).unwrap();
+    let image = work.join("c.dat");
+    let mut cmd = tools.ckpt_with(
+        &["--tree"],
+        Some(&image),
+        Path::new("/usr/bin/python3"),
+        &[script.to_str().unwrap()],
+        &work.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("python with a shared counter", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.finish().expect_code(CHECKPOINTED);
+    let mut cmd = tools.restart(Some(&image), &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut r = spawn("restart", &mut cmd);
+    r.write_stdin(b"\n");
+    let o = r.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "counter 1007\n", "{}", o.describe());
+}

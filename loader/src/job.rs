@@ -59,6 +59,15 @@ fn tree() -> Option<&'static Tree> {
     unsafe { TREE.load(SeqCst).as_ref() }
 }
 
+/// The shared memory objects of the job, made by the root's loader before
+/// the fork: (object, memfd).
+static OBJECTS: AtomicPtr<Vec<(u32, i32)>> = AtomicPtr::new(core::ptr::null_mut());
+
+fn objects() -> &'static [(u32, i32)] {
+    // SAFETY: null, or a Vec leaked once by make_objects and never changed.
+    unsafe { OBJECTS.load(SeqCst).as_ref() }.map_or(&[], |v| &v[..])
+}
+
 fn stash() -> &'static [(i32, i32, u32)] {
     // SAFETY: null, or a Vec leaked once by keep_pipe_ends and never changed.
     unsafe { STASH.load(SeqCst).as_ref() }.map_or(&[], |v| &v[..])
@@ -154,6 +163,7 @@ pub fn spawn(root: &Image, pids: Pids) -> Result<Option<Image>, Fail> {
     let _ = write!(l, "{top}");
     let _ = ns::write_file(c"/proc/sys/kernel/ns_last_pid", l.as_bytes());
     let pipes = make_channels(t)?;
+    make_objects(job, root, &images)?;
     join_group(job, 0);
     let me = fork_tree(job)?;
     ME.store(me, SeqCst);
@@ -228,6 +238,80 @@ fn make_channels(t: &Tree) -> Result<Vec<(u32, i32)>, Fail> {
         }
     }
     Ok(ends)
+}
+
+/// The memory several members map shared: one memfd per object, holding
+/// what the first member that maps it stored (every member's copy is the
+/// same: they were all stopped), for each member to map at its place.
+fn make_objects(job: &Job, root: &Image, images: &[Option<Image>]) -> Result<(), Fail> {
+    let mut made: Vec<(u32, i32)> = Vec::new();
+    let mut buf = Vec::new();
+    buf.resize(64 << 10, 0u8);
+    for i in 0..job.header.n_shared as usize {
+        let m = job.shared(i);
+        if made.iter().any(|&(o, _)| o == m.object) {
+            continue;
+        }
+        let size = (0..job.header.n_shared as usize)
+            .map(|k| job.shared(k))
+            .filter(|k| k.object == m.object)
+            .map(|k| k.offset + (k.end - k.start))
+            .max()
+            .unwrap_or(0);
+        let fd = sys::memfd_create(c"ckpt-job-shared").map_err(|e| Fail::Sys("creating the job's shared memory", e))?;
+        sys::ftruncate(fd, size).map_err(|e| Fail::Sys("sizing the job's shared memory", e))?;
+        let img = if m.member == 0 { Some(root) } else { images.get(m.member as usize).and_then(Option::as_ref) };
+        if let Some(img) = img {
+            let mut at = m.start;
+            while at < m.end {
+                // Page by page where the image stores only some of a chunk.
+                let chunk = ((m.end - at) as usize).min(buf.len());
+                let n = if img.read_memory(at, &mut buf[..chunk]).is_ok() { chunk } else { 4096.min(chunk) };
+                // A page the image does not store was never touched: zero.
+                if img.read_memory(at, &mut buf[..n]).is_ok() {
+                    // SAFETY: the kernel reads the first n bytes of our buffer.
+                    let _ = unsafe { sys::pwrite_all(fd, buf.as_ptr() as u64, n as u64, m.offset + (at - m.start)) };
+                }
+                at += n as u64;
+            }
+        }
+        made.push((m.object, fd));
+    }
+    OBJECTS.store(Box::leak(Box::new(made)), SeqCst);
+    Ok(())
+}
+
+/// Whether this process's region at `start` is memory shared with other
+/// members ([`map_shared`] maps it).
+pub fn is_shared_region(start: u64) -> bool {
+    let Some(t) = tree() else { return false };
+    let me = ME.load(SeqCst) as u32;
+    (0..t.job.header.n_shared as usize).map(|i| t.job.shared(i)).any(|m| m.member == me && m.start == start)
+}
+
+/// Maps the job's shared memory over this process's regions of it (their
+/// own copies are restored; the object holds the same bytes), then closes
+/// every object.
+///
+/// # Safety
+/// Each such region must be mapped and not in use (the loader's point of
+/// no return: memory is being restored).
+pub unsafe fn map_shared(meta: &Meta) -> Result<(), Fail> {
+    let Some(t) = tree() else { return Ok(()) };
+    let me = ME.load(SeqCst) as u32;
+    for m in (0..t.job.header.n_shared as usize).map(|i| t.job.shared(i)).filter(|m| m.member == me) {
+        let Some(&(_, fd)) = objects().iter().find(|&&(o, _)| o == m.object) else { continue };
+        let Some(r) = meta.regions().find(|r| r.start == m.start && r.end == m.end) else { continue };
+        let flags = sys::MAP_SHARED | sys::MAP_FIXED;
+        // SAFETY: the region is this process's own (the caller's contract):
+        // replaced by the object at the same place and protection.
+        unsafe { sys::mmap(r.start, r.len(), crate::memory::map_prot(&r), flags, fd, m.offset) }
+            .map_err(|e| Fail::Sys("mapping the job's shared memory", e))?;
+    }
+    for &(_, fd) in objects() {
+        sys::close(fd);
+    }
+    Ok(())
 }
 
 /// Creates the children of this process's member, each at its pid, and
