@@ -245,8 +245,7 @@ fn make_channels(t: &Tree) -> Result<Vec<(u32, i32)>, Fail> {
 /// same: they were all stopped), for each member to map at its place.
 fn make_objects(job: &Job, root: &Image, images: &[Option<Image>]) -> Result<(), Fail> {
     let mut made: Vec<(u32, i32)> = Vec::new();
-    let mut buf = Vec::new();
-    buf.resize(64 << 10, 0u8);
+    let mut buf = alloc::vec![0u8; 64 << 10];
     for i in 0..job.header.n_shared as usize {
         let m = job.shared(i);
         if made.iter().any(|&(o, _)| o == m.object) {
