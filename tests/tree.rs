@@ -831,3 +831,104 @@ fn shared_memory_comes_back_shared() {
     o.expect_code(0);
     assert_eq!(o.stdout_text(), "counter 1007\n", "{}", o.describe());
 }
+
+const POOL_SCRIPT: &str = r#"
+import multiprocessing as mp, time
+
+def init(t, l):
+    global T, L
+    T, L = t, l
+
+def job(i):
+    time.sleep(0.03)
+    with L:
+        T.value += i
+    return i * i
+
+if __name__ == "__main__":
+    total, lock, q = mp.Value("q", 0), mp.Lock(), mp.Queue()
+    print("start", flush=True)
+    with mp.get_context("fork").Pool(2, initializer=init, initargs=(total, lock)) as pool:
+        res = pool.map(job, range(40), chunksize=1)
+    q.put(sum(res))
+    print("squares", q.get(), "total", total.value, flush=True)
+"#;
+
+/// Python's multiprocessing: a Pool(2) sharing a Value and a Lock with its
+/// parent, and a Queue: the same result after a checkpoint in the middle
+/// of the pool's work and a restart (and as nobody).
+fn python_pool(tools: &Tools, work: &TempDir) {
+    if !namespaces_available(tools, work) {
+        return;
+    }
+    let script = work.join("pool.py");
+    fs::write(&script, POOL_SCRIPT).unwrap();
+    chmod(&script, 0o644);
+    let run = format!("exec /usr/bin/python3 {}", script.display());
+    job_round_trip(tools, work, &run, "start\n", "python3", 1);
+}
+
+#[test]
+fn python_pool_with_shared_value_lock_and_queue() {
+    let work = TempDir::new("tree-pool");
+    python_pool(&Tools::new(), &work);
+}
+
+#[test]
+fn unprivileged_python_pool_with_shared_value_lock_and_queue() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-pool", &[]);
+    python_pool(&tools, &work);
+}
+
+/// `make -j2` of a small C project whose compile steps are slow,
+/// checkpointed mid-build and restarted: the build completes, with the
+/// same artefacts as an uninterrupted build.
+#[test]
+fn make_j2_completes_after_restart() {
+    let work = TempDir::new("tree-make");
+    let tools = Tools::new();
+    if !namespaces_available(&tools, &work) {
+        return;
+    }
+    let project = |dir: &Path| {
+        fs::create_dir_all(dir).unwrap();
+        for (name, body) in
+            [("a", "int a(void) { return 1; }"), ("b", "int b(void) { return 2; }"), ("c", "int c(void) { return 3; }")]
+        {
+            fs::write(dir.join(format!("{name}.c")), format!("{body}\n")).unwrap();
+        }
+        fs::write(
+            dir.join("main.c"),
+            "#include <stdio.h>\nint a(void), b(void), c(void);\nint main(void) { printf(\"%d\\n\", a() * 100 + b() * 10 + c()); return 0; }\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.join("Makefile"),
+            "prog: a.o b.o c.o main.o\n\tgcc -o $@ $^\n%.o: %.c\n\tsleep 0.3 && gcc -O2 -c $< -o $@\n",
+        )
+        .unwrap();
+    };
+    let plain_dir = work.join("plain");
+    project(&plain_dir);
+    let plain = tools.cmd(Path::new("/usr/bin/make"), &["-s", "-j2"], &plain_dir).output().unwrap();
+    assert!(plain.status.success(), "make: {}", String::from_utf8_lossy(&plain.stderr));
+    let dir = work.join("job");
+    project(&dir);
+    let image = work.join("make.dat");
+    let mut run = spawn(
+        "ckpt --tree make -j2",
+        &mut tools.ckpt_with(&["--tree"], Some(&image), Path::new("/usr/bin/make"), &["-s", "-j2"], &dir),
+    );
+    wait_tree(run.pid, &["sleep"]);
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.finish().expect_code(CHECKPOINTED);
+    assert!(!dir.join("prog").exists(), "the build was finished before the checkpoint");
+    let o = spawn("restart of make", &mut tools.restart(Some(&image), &dir)).finish();
+    o.expect_code(0);
+    for f in ["a.o", "b.o", "c.o", "main.o"] {
+        assert_same(f, &read(&dir.join(f)), &read(&plain_dir.join(f)));
+    }
+    let out = Command::new(dir.join("prog")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "123\n");
+}
