@@ -4,23 +4,24 @@
 //!
 //! ```text
 //!  root's loader (the root's pid, under init)
-//!    ns_last_pid above every pid and tid of the job
-//!    the pipes between members: made once, their bytes written back
+//!    every member's tables read and checked; ns_last_pid above every pid
+//!    and tid of the job
+//!    the pipes and socket pairs between members: made once, with what
+//!    waited in them; one memfd per shared memory object, with its bytes
 //!    for each child of the root, in table order: clone3(set_tid = its pid)
 //!      └─ child's loader: its session / process group, then its own
 //!         children the same way (parents before children); a zombie
 //!         exits at once with its status, for its parent's wait
-//!  each loader: the pipe ends its process holds (kept above its other
+//!  each loader: its pipe and socket ends (kept above its other
 //!  descriptors until files.rs has put those back, then moved to their
-//!  numbers), its own image restored as a single image is
+//!  numbers), its own image restored as a single image is, its shared
+//!  regions replaced by the objects' memfds (memory.rs)
 //! ```
 //!
 //! Without exact pids (no namespace: the fallback), only the root is
-//! restarted, and each other process is named on stderr. Pipes and socket
-//! pairs whose both ends are in the job come back shared, with what waited
-//! in them; a pipe that leads outside the job (the caller's stdout…) or a
-//! file several members share are restored by each member on its own, as
-//! for a single process; shared memory comes back as each one's copy.
+//! restarted, and each other process is named on stderr. A pipe that leads
+//! outside the job (the caller's stdout…) or a file several members share
+//! are restored by each member on its own, as for a single process.
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
