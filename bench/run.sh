@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 REPS=${REPS:-3}
 MEMTOUCH=$ROOT/demo/bin/memtouch
-for f in ckpt restart libckpt.so hello-test "$MEMTOUCH" demo/bin/cpu-dispatch; do
+for f in ckpt restart libckpt.so hello-test "$MEMTOUCH" demo/bin/cpu-dispatch demo/bin/tree-fork; do
     [[ -e $f ]] || { echo "bench: $f is missing: run make first" >&2; exit 1; }
 done
 
@@ -202,6 +202,28 @@ threads_checkpoint() {
     PRE_MS=$(preload_time "$T/thr.err")
 }
 
+# tree_checkpoint N: checkpoints (ckpt --tree) a tree of N small processes
+# (tree-fork) once they are all waiting; sets PRE_MS (the root's own time,
+# from the signal to the job image renamed into place) and CK_MS (kill -USR2
+# to the root's exit).
+tree_checkpoint() {
+    local n=$1 img=$T/tree.dat st=0 line t0 t1
+    rm -f "$img"
+    ./ckpt --tree -o "$img" demo/bin/tree-fork "$n" >"$T/fifo" 2>"$T/tree.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    exec 3<"$T/fifo"
+    read -r -t 60 line <&3 || die "tree-fork $n under ckpt --tree did not get ready: $(cat "$T/tree.err")"
+    t0=$EPOCHREALTIME
+    kill -USR2 "$pid"
+    wait "$pid" || st=$?
+    t1=$EPOCHREALTIME
+    exec 3<&-
+    [[ $st == 99 ]] || die "tree checkpoint of tree-fork $n exited with status $st: $(cat "$T/tree.err")"
+    CK_MS=$(ms_between "$t0" "$t1")
+    PRE_MS=$(preload_time "$T/tree.err")
+}
+
 # events_checkpoint ARGS...: checkpoints events-many ARGS once it is ready;
 # sets PRE_MS (the preload's own time).
 events_checkpoint() {
@@ -267,6 +289,17 @@ for n in 1 8 64; do
     TH_PRE[$n]=$(median "${pre[@]}")
     TH_CK[$n]=$(median "${ck[@]}")
 done
+# A job of 8 small processes (ckpt --tree), against one.
+declare -A TREE_PRE
+for n in 1 8; do
+    pre=()
+    for _ in $(seq "$REPS"); do
+        tree_checkpoint "$n"
+        pre+=("$PRE_MS")
+    done
+    TREE_PRE[$n]=$(median "${pre[@]}")
+done
+
 TH_EXTRA=$(awk -v a="${TH_PRE[64]}" -v b="${TH_PRE[1]}" 'BEGIN { printf "%.1f", a - b }')
 
 # Event loops: 1000 epoll registrations (of socketpair ends, or of eventfds)
@@ -332,6 +365,8 @@ for n in 1 8 64; do
     row "threads-count $n threads: signal -> image, ms" "${TH_PRE[$n]}" "" "" "" ""
 done
 row "  64 threads beyond 1 thread, ms" "$TH_EXTRA" "" "" "<5" "$(verdict "$TH_EXTRA" 5)"
+row "tree-fork 1 process (--tree): signal -> image, ms" "${TREE_PRE[1]}" "" "" "" ""
+row "tree-fork 8 processes (--tree): signal -> image, ms" "${TREE_PRE[8]}" "" "" "<50" "$(verdict "${TREE_PRE[8]}" 50)"
 row "events-many: signal -> image, ms" "${EV_PRE[0 0]}" "" "" "" ""
 row "  1000 socket regs + 100 timerfds beyond none" "$EV_SOCK" "" "" "<20" "$(verdict "$EV_SOCK" 20)"
 row "  1000 eventfd regs + 100 timerfds beyond none" "$EV_EFD" "" "" "" ""

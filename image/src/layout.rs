@@ -10,6 +10,7 @@ use core::mem::{offset_of, size_of};
 use crate::events::{
     EpollTarget, EventFdState, FileLock, InotifyWatch, MemfdState, SignalFdState, SocketState, TimerFdState,
 };
+use crate::job::{JobHeader, Link, Member, SharedMap};
 use crate::xstate::{Component, Layout, NCOMP};
 use crate::{Extent, Fd, FileId, Header, ITimer, MmLayout, ProcessState, Region, SigAction, StrRef, Thread};
 
@@ -199,3 +200,21 @@ layout!(SocketState, 8, sock_type 0, n_msgs 4);
 layout!(InotifyWatch, 16, wd 0, mask 4, path 8);
 layout!(FileLock, 24, kind 0, write 4, start 8, len 16);
 layout!(MemfdState, 16, seals 0, _pad 4, size 8);
+
+layout!(
+    JobHeader,
+    64,
+    magic 0,
+    version 8,
+    n_members 12,
+    n_links 16,
+    n_shared 20,
+    created_ns 24,
+    strings_len 32,
+    file_len 40,
+    table_checksum 48,
+    header_checksum 56,
+);
+layout!(Link, 32, member 0, fd 4, description 8, channel 12, kind 16, flags 20, data 24);
+layout!(Member, 48, pid 0, ppid 4, pgid 8, sid 12, state 16, wait_status 20, offset 24, len 32, command 40);
+layout!(SharedMap, 32, member 0, object 4, start 8, end 16, offset 24);

@@ -28,6 +28,7 @@ use core::mem::size_of;
 pub mod encode;
 pub mod events;
 pub mod exercise;
+pub mod job;
 mod layout;
 pub mod maps;
 pub mod signals;

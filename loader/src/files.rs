@@ -393,9 +393,11 @@ fn head(l: &mut Line, meta: &Meta, f: &Fd) {
 /// as it was — a deleted, truncated or replaced file, a lost socket — and,
 /// with `--strict`, refuses to go on.
 pub fn check(meta: &Meta, opts: &Options) -> Result<(), Fail> {
+    // (Checked again for each process of a job: nothing of another's stays.)
+    with_table(|t| t.verdict[..meta.n_fds().min(MAX_FDS as usize)].fill(0));
     for i in 0..meta.n_fds() {
         let f = meta.fd(i);
-        if !wanted(&f, opts) {
+        if !wanted(&f, opts) || crate::job::is_linked(f.fd) {
             continue;
         }
         locks::check(meta, &f, opts)?;
@@ -475,7 +477,8 @@ impl Out {
 pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
     let n = meta.n_fds();
     link_pipes(meta);
-    let _ = sys::close_range(3, u32::MAX, 0);
+    // (The ends of pipes between the processes of a job stay: job.rs.)
+    crate::job::close_all_but_kept();
     let max_fd = meta.fds().filter(|f| wanted(f, opts)).map(|f| f.fd).max().unwrap_or(2);
     raise_nofile(max_fd as u64 + 8);
     // Restart's stderr, moved above every descriptor to come.
@@ -488,6 +491,10 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
     for pass in 0..2 {
         for i in 0..n {
             let f = meta.fd(i);
+            if crate::job::is_linked(f.fd) {
+                set_done(i); // an end of a pipe between the job's processes
+                continue;
+            }
             if !wanted(&f, opts) || done(i) || shared_with(meta, i, &f).is_some() || write_only_fifo(&f) != (pass == 1)
             {
                 continue;
@@ -509,6 +516,7 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
         }
         restore_shared(meta, i, &f, &out);
     }
+    crate::job::place_kept(meta);
     // Epolls last: after everything they watch.
     events::restore_epolls(meta, opts, &out);
     if let Some(fd) = err_copy {

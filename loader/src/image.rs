@@ -12,6 +12,9 @@ use crate::fail::{self, Fail};
 /// An open, validated image. The metadata lives in the loader's heap.
 pub struct Image {
     pub fd: i32,
+    /// Where the process image starts in the file (0; in a job image,
+    /// the root's place).
+    pub base: u64,
     pub meta: &'static Meta<'static>,
 }
 
@@ -39,10 +42,16 @@ pub fn open(path: &CStr, trust: bool) -> Result<Image, Fail> {
     if !trust {
         check_trusted(&st)?;
     }
-    let file_len = st.size as u64;
+    let (base, file_len) = crate::job::root_of(fd, st.size as u64)?;
+    open_at(fd, base, file_len)
+}
+
+/// The process image at `base` in the open image file `fd`, `file_len`
+/// bytes long (the root's, or another member's of a job image).
+pub fn open_at(fd: i32, base: u64, file_len: u64) -> Result<Image, Fail> {
     let mut head = [0u8; HEADER_SIZE];
     let n = (file_len as usize).min(HEADER_SIZE);
-    read_exact(fd, &mut head[..n], 0)?;
+    read_exact(fd, &mut head[..n], base)?;
     let header = Header::parse(&head[..n], file_len)?;
     if header.meta_len > crate::MAX_META as u64 {
         return Err(Fail::Msg(
@@ -52,13 +61,13 @@ pub fn open(path: &CStr, trust: bool) -> Result<Image, Fail> {
     let mut meta = Vec::new();
     meta.try_reserve_exact(header.meta_len as usize).map_err(|_| Fail::Msg("the image metadata is too large"))?;
     meta.resize(header.meta_len as usize, 0u8);
-    read_exact(fd, &mut meta, header.meta_offset)?;
+    read_exact(fd, &mut meta, base + header.meta_offset)?;
     // The metadata lives as long as the loader: leak it into 'static.
     let meta: &'static [u8] = meta.leak();
     let meta = Meta::parse(&header, meta)?;
     // Leaked as well: the restarted threads keep reading their records.
     let meta: &'static Meta<'static> = alloc::boxed::Box::leak(alloc::boxed::Box::new(meta));
-    Ok(Image { fd, meta })
+    Ok(Image { fd, base, meta })
 }
 
 /// An image is a whole program, code included, that restart runs with the
@@ -88,7 +97,7 @@ impl Image {
         while done < buf.len() {
             let (pos, avail) = self.meta.file_pos_of(addr).ok_or(Fail::Image(ckpt_image::Error::BadThread))?;
             let n = (avail as usize).min(buf.len() - done);
-            read_exact(self.fd, &mut buf[done..done + n], pos)?;
+            read_exact(self.fd, &mut buf[done..done + n], self.base + pos)?;
             done += n;
             addr += n as u64;
         }

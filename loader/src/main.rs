@@ -59,6 +59,7 @@ mod frames;
 mod image;
 mod init;
 mod inotify;
+mod job;
 mod layout;
 mod locks;
 mod mem;
@@ -175,15 +176,22 @@ pub enum Never {}
 fn restart(opts: &args::Options) -> Result<Never, Fail> {
     let img = image::open(opts.image_cstr(), opts.trust_image)?;
     unblock_all_but_checkpoint(img.meta);
-    let frames = frames::plan(&img, opts.verbose)?;
-    threads::check(img.meta)?;
-    let mut vdso = vdso::plan(img.meta)?;
-    files::check(img.meta, opts)?;
-    layout::check(img.meta)?;
+    let (frames, vdso) = check(&img, opts)?;
     // The image is valid: the namespaces, and from here (in namespace mode)
     // this is the program's process, at its pid, under init.
     let pids = pidns::enter(img.meta, opts)?;
-    ticker::start(img.meta);
+    // A job image: every other process of the job, at its pid, in a copy
+    // of this loader that restores that process's image (job.rs).
+    let (img, frames, mut vdso) = match job::spawn(&img, pids)? {
+        None => (img, frames, vdso),
+        Some(member) => {
+            let (frames, vdso) = check(&member, opts)?;
+            (member, frames, vdso)
+        }
+    };
+    if job::is_root() {
+        ticker::start(img.meta);
+    }
     let exe = if pids == pidns::Pids::Exact { exe::prepare(img.meta) } else { None };
     resume::set_mm(img.meta, exe)?;
 
@@ -196,11 +204,24 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         vdso.place()?;
         memory::restore(&img, opts.progress_after_ms)?;
         frames.apply()?;
-        environ::update_ckpt_pid(img.meta, ckpt_sys::getpid() as u32);
+        // CKPT_PID names the job's root: this process, or the root of its job.
+        let root = if job::is_root() { ckpt_sys::getpid() as u32 } else { job::root_pid().unwrap_or(0) };
+        environ::update_ckpt_pid(img.meta, root);
         // The program's memory is back and verified: the restart happens.
         fail::commit();
         resume::resume(img.meta, img.fd, opts, pids)
     }
+}
+
+/// Everything checked of an image before anything changes: its frames
+/// for this CPU, its threads, the vDSO, its files, its layout.
+fn check(img: &image::Image, opts: &args::Options) -> Result<(frames::Frames, vdso::Plan), Fail> {
+    let frames = frames::plan(img, opts.verbose)?;
+    threads::check(img.meta)?;
+    let vdso = vdso::plan(img.meta)?;
+    files::check(img.meta, opts)?;
+    layout::check(img.meta)?;
+    Ok((frames, vdso))
 }
 
 /// The options, for the panic handler (set once, in `loader_main`).

@@ -61,7 +61,11 @@ pub unsafe fn restore(img: &Image, progress_after_ms: u64) -> Result<(), Fail> {
     }
     // SAFETY: every stored extent lies in a region just mapped writable.
     unsafe { crate::data::read_all(img, progress_after_ms)? };
-    for r in regions().filter(|r| r.kind() == Some(RegionKind::File) && r.flags & REGION_SHARED != 0) {
+    // SAFETY: as the function's contract: the memory several processes of
+    // a job share, one object for all of them.
+    unsafe { crate::job::map_shared(img.meta)? };
+    let own_file = |r: &Region| !crate::job::is_shared_region(r.start);
+    for r in regions().filter(|r| r.kind() == Some(RegionKind::File) && r.flags & REGION_SHARED != 0 && own_file(r)) {
         // SAFETY: the region is mapped and holds its verified contents.
         unsafe { reattach_shared_file(img.meta, &r) };
     }

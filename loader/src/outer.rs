@@ -36,19 +36,8 @@ pub fn run(init: i32, report: i32, checkpoint_signal: i32) -> ! {
     }
     loop {
         let ready = if sfd < 0 { 2 } else { ns::poll_any(&[sfd, report]).unwrap_or(0) };
-        if ready & 1 != 0 {
-            match ns::read_signal(sfd) {
-                Ok(si) if si.signo == SIGCHLD => {
-                    if let Ok(Some((_, status))) = ns::wait_any(init, ns::WNOHANG) {
-                        end(status); // init died without a report: its own end
-                    }
-                }
-                Ok(si) if si.code <= 0 => {
-                    let _ = ns::forward(init, &si);
-                }
-                _ => {}
-            }
-        }
+        // The report first: init writes the program's end, then exits; a
+        // SIGCHLD seen first would take init's own status (0) for it.
         if ready & 2 != 0 {
             match Report::receive(report) {
                 Some(Report::Stopped(sig)) => stop(sig),
@@ -60,6 +49,19 @@ pub fn run(init: i32, report: i32, checkpoint_signal: i32) -> ! {
                     let status = sys::wait4(init).unwrap_or(1 << 8);
                     end(status)
                 }
+            }
+        }
+        if ready & 1 != 0 {
+            match ns::read_signal(sfd) {
+                Ok(si) if si.signo == SIGCHLD => {
+                    if let Ok(Some((_, status))) = ns::wait_any(init, ns::WNOHANG) {
+                        end(status); // init died without a report: its own end
+                    }
+                }
+                Ok(si) if si.code <= 0 => {
+                    let _ = ns::forward(init, &si);
+                }
+                _ => {}
             }
         }
     }

@@ -79,7 +79,20 @@ fn lost(meta: &Meta, i: usize, f: &Fd, out: &Out, why: &str) {
 /// Sends the messages that were waiting on `f` from the new peer end `w`.
 fn fill(meta: &Meta, f: &Fd, w: i32, out: &Out) {
     let data = meta.string(f.data).unwrap_or_default();
-    let Some((_, msgs)) = socket_messages(data) else { return };
+    match send_waiting(data, w) {
+        Ok((0, _)) => {}
+        Ok((count, sent)) => out.verbose(meta, f, format_args!(": {count} messages, {sent} bytes waiting again")),
+        Err((sent, e)) => {
+            out.warn(meta, f, format_args!(": only {sent} bytes of what waited on it fit back: {}", sys::errno_text(e)))
+        }
+    }
+}
+
+/// Sends the messages of a socket's record (`data`: its `SocketState`
+/// and what waited on it) from its new peer end `w`: (messages, bytes),
+/// or the bytes sent before an error.
+pub fn send_waiting(data: &[u8], w: i32) -> Result<(usize, usize), (usize, Errno)> {
+    let Some((_, msgs)) = socket_messages(data) else { return Ok((0, 0)) };
     let total: usize = socket_messages(data).map_or(0, |(_, m)| m.map(|m| m.len() + 64).sum());
     if total > 0 {
         // Room for all of it: the sender's buffer bounds what may wait.
@@ -93,14 +106,7 @@ fn fill(meta: &Meta, f: &Fd, w: i32, out: &Out) {
             match ev::send(w, &m[at..], ev::MSG_DONTWAIT | ev::MSG_NOSIGNAL) {
                 Ok(k) => at += k,
                 Err(Errno::EINTR) => continue,
-                Err(e) => {
-                    out.warn(
-                        meta,
-                        f,
-                        format_args!(": only {sent} bytes of what waited on it fit back: {}", sys::errno_text(e)),
-                    );
-                    return;
-                }
+                Err(e) => return Err((sent, e)),
             }
             if at >= m.len() {
                 break;
@@ -108,7 +114,5 @@ fn fill(meta: &Meta, f: &Fd, w: i32, out: &Out) {
         }
         sent += m.len();
     }
-    if count > 0 {
-        out.verbose(meta, f, format_args!(": {count} messages, {sent} bytes waiting again"));
-    }
+    Ok((count, sent))
 }

@@ -33,11 +33,12 @@ use ckpt_sys::{self as sys, thread, Errno};
 use crate::children;
 use crate::config::{self, Config};
 use crate::files;
+use crate::job;
 use crate::msg::{self, Size};
 use crate::output::Output;
 use crate::procfs;
 use crate::threads;
-use crate::workspace::{self, Bounce, Tables, MAX_EXTENTS, MAX_REGIONS, PAGEMAP_WORDS};
+use crate::workspace::{self, Bounce, JobTables, Tables, MAX_EXTENTS, MAX_REGIONS, PAGEMAP_WORDS};
 
 core::arch::global_asm!(
     // ckpt_call_on_stack(arg: rdi, f: rsi, stack_top: rdx): calls f(arg) on
@@ -86,6 +87,8 @@ pub struct Failure {
     children: usize,
     /// 1 + a descriptor that would be lost (`--strict`), if that is the reason.
     lost_fd: u32,
+    /// A process of the job that is the reason (pid; 0: none).
+    pub member: u32,
 }
 
 impl Failure {
@@ -93,9 +96,21 @@ impl Failure {
         Failure { stuck: tid, ..refuse("a thread did not stop for the checkpoint") }
     }
 
+    /// A refusal naming a process of the job (`what` follows its pid and
+    /// command).
+    pub fn member(pid: u32, what: &'static str) -> Failure {
+        Failure { member: pid, ..refuse(what) }
+    }
+
+    /// Whether the root of the job abandoned the checkpoint (the member
+    /// says nothing: the root says why).
+    pub fn is_abandoned(&self) -> bool {
+        self.what == crate::job::ABORTED
+    }
+
     /// A refusal about something: `what` followed by `detail`.
     pub fn named(what: &'static str, detail: &'static str) -> Failure {
-        Failure { what, detail, errno: None, stuck: 0, children: 0, lost_fd: 0 }
+        Failure { what, detail, errno: None, stuck: 0, children: 0, lost_fd: 0, member: 0 }
     }
 }
 
@@ -120,16 +135,22 @@ pub extern "C" fn run(arg: *mut c_void) {
     // SAFETY: the caller won threads::begin: this thread is the checkpoint's
     // coordinator, and this its one session.
     let (shared, mut session) = unsafe { (workspace::shared(), workspace::Session::claim()) };
-    let tables = session.tables();
+    let (tables, job_tables) = session.split();
     let sync = &shared.sync;
     let generation = sync.active.load(core::sync::atomic::Ordering::SeqCst);
+    // A request from the root of this process's job (job.rs), or 0.
+    let join = crate::job::take_request();
     let rseq = threads::unregister_rseq();
     tables.threads[0] = threads::describe(arg as *const libc::ucontext_t, rseq);
     let mut n_threads = 1;
+    let mut processes = 1;
     let result = match threads::stop_all(shared, generation, &mut tables.tids, &mut tables.dents, &mut tables.threads) {
         Ok(n) => {
             n_threads = n;
-            capture(tables, n, cfg, t0)
+            capture(tables, job_tables, n, cfg, t0, join).map(|(written, p)| {
+                processes = p;
+                written
+            })
         }
         Err(threads::StopError::TooMany) => Err(refuse("too many threads")),
         Err(threads::StopError::Stuck(tid)) => Err(Failure::stuck(tid)),
@@ -146,7 +167,7 @@ pub extern "C" fn run(arg: *mut c_void) {
             threads::release(sync, generation);
             threads::reregister_rseq(rseq);
             let paused = sys::clock_ns(sys::CLOCK_MONOTONIC);
-            if !cfg.quiet {
+            if !cfg.quiet && join == 0 {
                 let mut l = msg::Line::new();
                 l.push(b"ckpt: checkpoint written to ").push(cfg.output());
                 let _ = write!(
@@ -156,6 +177,9 @@ pub extern "C" fn run(arg: *mut c_void) {
                     (done - t0) as f64 / 1e6,
                     (paused - t0) as f64 / 1e6
                 );
+                if processes > 1 {
+                    let _ = write!(l, "; {processes} processes");
+                }
                 if cfg.verbose {
                     let _ = write!(l, "; {n_threads} thread{}", if n_threads == 1 { "" } else { "s" });
                 }
@@ -164,11 +188,15 @@ pub extern "C" fn run(arg: *mut c_void) {
         }
         Ok(written) => {
             let fatal = crate::process::fatal_pending(blocked);
-            if !cfg.quiet {
+            if !cfg.quiet && join == 0 {
                 let ms = (sys::clock_ns(sys::CLOCK_MONOTONIC) - t0) as f64 / 1e6;
                 let mut l = msg::Line::new();
                 l.push(b"ckpt: checkpoint written to ").push(cfg.output());
-                let _ = write!(l, " ({} in {:.1} ms)", Size(written), ms);
+                let _ = write!(l, " ({} in {:.1} ms", Size(written), ms);
+                if processes > 1 {
+                    let _ = write!(l, ", {processes} processes");
+                }
+                l.push(b")");
                 if fatal.is_none() {
                     let _ = write!(l, "; stopping (exit status {EXIT_CHECKPOINTED})");
                 }
@@ -183,8 +211,17 @@ pub extern "C" fn run(arg: *mut c_void) {
         Err(f) => {
             threads::release(sync, generation);
             threads::reregister_rseq(rseq);
+            if join != 0 && f.is_abandoned() {
+                return; // the root says why
+            }
             let mut l = msg::Line::new();
             l.push(b"ckpt: checkpoint failed: ");
+            if join != 0 {
+                let _ = write!(l, "in process {} of the job: ", sys::getpid());
+            }
+            if f.member != 0 {
+                crate::job::name_member(&mut l, f.member, &mut tables.dents);
+            }
             if let Some(fd) = f.lost_fd.checked_sub(1) {
                 files::name_lost(&mut l, fd as i32, &mut tables.dents);
             }
@@ -219,7 +256,51 @@ fn frame_size(fpstate: u64) -> (u64, u32) {
     ckpt_image::xstate::Frame::parse_head(head).map_or((0, 0), |f| (f.xfeatures, f.xstate_size as u32))
 }
 
-fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u64, Failure> {
+/// Captures this process, alone, as the root of a job (`cfg.tree`), or as
+/// a member of one (`join`: the root's request); returns the bytes written
+/// and the number of processes in the image.
+fn capture(
+    t: &mut Tables,
+    job_tables: &mut JobTables,
+    n_threads: usize,
+    cfg: &Config,
+    t0: u64,
+    join: u64,
+) -> Result<(u64, usize), Failure> {
+    if join != 0 {
+        // A stale request (that checkpoint is over) is no checkpoint at all.
+        let joined = job::join(join).ok_or(refuse(job::ABORTED))?;
+        let result = joined.wait_all_stopped().and_then(|()| capture_one(t, n_threads, cfg, t0, Role::Member(&joined)));
+        if result.as_ref().is_err_and(|f| !f.is_abandoned()) {
+            joined.fail();
+        }
+        joined.leave();
+        return result;
+    }
+    if !cfg.tree {
+        return capture_one(t, n_threads, cfg, t0, Role::Single);
+    }
+    let mut root = job::start(job_tables)?;
+    let gathered = root.gather(cfg.signal, &mut t.dents);
+    if gathered.is_ok() && root.len() == 1 {
+        root.end(false); // no one else: an image of one process
+        return capture_one(t, n_threads, cfg, t0, Role::Single);
+    }
+    let result = gathered.and_then(|()| root.describe(&mut t.dents));
+    // The tables are lent again below: the root's job part stays in `root`.
+    let result = result.and_then(|()| capture_one(t, n_threads, cfg, t0, Role::Root(&mut root)));
+    root.end(result.is_ok());
+    result
+}
+
+/// What this process is in the checkpoint.
+enum Role<'r, 't> {
+    Single,
+    Root(&'r mut job::Root<'t>),
+    Member(&'r job::Joined),
+}
+
+fn capture_one(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64, role: Role) -> Result<(u64, usize), Failure> {
     // Each part of the tables is lent where it is used: disjoint borrows.
     let Tables {
         maps,
@@ -238,8 +319,9 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
         ..
     } = t;
     let threads = &threads[..n_threads];
-    // Children are not in the image: named, or with --strict a refusal.
-    let n_children = children::report(cfg.strict, dents);
+    // Children are not in the image: named, or with --strict a refusal
+    // (in a job, they are members).
+    let n_children = if cfg.tree { 0 } else { children::report(cfg.strict, dents) };
     if cfg.strict && n_children != 0 {
         return Err(Failure {
             children: n_children,
@@ -328,12 +410,38 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
         strings: &strings[..strings_len],
     };
     let mut enc = Encoder::new(h, tables);
-
-    let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
-    out.check_targets()?;
-    out.remove_stale(dents);
     let writer = Writer { regions, sums, bounce, helper_stack };
-    write(&mut enc, writer, &mut out, t0).map(|()| enc.header().file_len)
+    let len = enc.header().file_len;
+    let created = enc.header().created_ns;
+    match role {
+        Role::Single => {
+            let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
+            out.check_targets()?;
+            out.remove_stale(dents);
+            write(&mut out, |fd| write_to(fd, &mut enc, writer, t0, 0)).map(|()| (len, 1))
+        }
+        Role::Member(joined) => {
+            let (fd, base) = joined.place(len)?;
+            let written = write_to(fd, &mut enc, writer, t0, base);
+            sys::close(fd);
+            written.and_then(|()| joined.written()).map(|()| (len, 1))
+        }
+        Role::Root(root) => {
+            let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
+            out.check_targets()?;
+            out.remove_stale(dents);
+            let base = root.lay_out(len, dents)?;
+            let n = root.len();
+            let mut file_len = 0;
+            write(&mut out, |fd| {
+                root.start_writing(fd);
+                write_to(fd, &mut enc, writer, t0, base)?;
+                file_len = root.finish_writing(fd, created, dents)?;
+                Ok(())
+            })
+            .map(|()| (file_len, n))
+        }
+    }
 }
 
 /// What the data writer uses beside the encoder's tables.
@@ -384,11 +492,15 @@ impl Builder<'_> {
     fn walk_maps(&mut self, buf: &mut [u8]) -> Result<(), Failure> {
         let n = procfs::read_file(c"/proc/self/maps", buf).map_err(failed("reading /proc/self/maps"))?;
         let (ws_start, ws_end) = workspace::range();
+        let (board_start, board_end) = job::board_range();
         let text = &buf[..n];
         for m in maps::mappings(text) {
             let m = m.map_err(|_| refuse("cannot parse /proc/self/maps"))?;
             if m.end > USER_END || (m.start < LOADER_END && m.end > LOADER_BASE) {
                 continue; // [vsyscall]; the loader's reservation or leftovers
+            }
+            if m.start < board_end && m.end > board_start {
+                continue; // a job's barrier, for the time of the checkpoint
             }
             let kind = match m.name {
                 _ if m.start >= ws_start && m.end <= ws_end => RegionKind::Workspace,
@@ -539,7 +651,7 @@ impl Builder<'_> {
 
 /// Writes the image to a temporary file, then moves it into place
 /// (the steps are in output.rs).
-fn write(enc: &mut Encoder, w: Writer, out: &mut Output, t0: u64) -> Result<(), Failure> {
+fn write(out: &mut Output, fill: impl FnOnce(i32) -> Result<(), Failure>) -> Result<(), Failure> {
     let temp = out.create()?;
     let fd = temp.fd;
     // A write past the program's RLIMIT_FSIZE raises SIGXFSZ (blocked
@@ -547,7 +659,7 @@ fn write(enc: &mut Encoder, w: Writer, out: &mut Output, t0: u64) -> Result<(), 
     // must not kill the program once the handler returns.
     const SIGXFSZ: u64 = 1 << (25 - 1);
     let xfsz_pending = sys::rt_sigpending() & SIGXFSZ != 0;
-    let result = write_to(fd, enc, w, t0);
+    let result = fill(fd);
     let result = result.and_then(|()| sys::fsync(fd).map_err(failed("writing the image to disk")));
     if result.is_err() && !xfsz_pending {
         let _ = sys::rt_sigtimedwait_now(SIGXFSZ);
@@ -564,13 +676,15 @@ fn write(enc: &mut Encoder, w: Writer, out: &mut Output, t0: u64) -> Result<(), 
 }
 
 /// The data (hashed as written, by two threads for much of it), then the
-/// metadata, then the sealed header.
-fn write_to(fd: i32, enc: &mut Encoder, w: Writer, t0: u64) -> Result<(), Failure> {
+/// metadata, then the sealed header: at `base` in the file (a member of a
+/// job image), or as the whole file (`base` 0: it is sized to the image).
+fn write_to(fd: i32, enc: &mut Encoder, w: Writer, t0: u64, base: u64) -> Result<(), Failure> {
     // Stored pages of unreadable regions are made readable for the copy.
     readable_for_copy(w.regions, true)?;
     let data_len = enc.header().data_len;
     let progress = Progress::new("ckpt: writing the image", data_len, t0, config::get().progress_after_ms);
-    let job = WriteData { fd, regions: w.regions, extents: enc.extents(), sums: w.sums, bounce: w.bounce, progress };
+    let job =
+        WriteData { fd, base, regions: w.regions, extents: enc.extents(), sums: w.sums, bounce: w.bounce, progress };
     // SAFETY: the helper stack is the coordinator's alone (borrowed here);
     // the extents are disjoint, each item writes its own checksum and file
     // range, and each worker has its own bounce buffer.
@@ -587,14 +701,17 @@ fn write_to(fd: i32, enc: &mut Encoder, w: Writer, t0: u64) -> Result<(), Failur
         enc.set_checksum(i, sum.load(Relaxed)); // split's end ordered the workers' stores
     }
     enc.header_mut().capture_ns = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
-    let mut pos = enc.header().meta_offset;
+    let mut pos = base + enc.header().meta_offset;
     for part in enc.meta_parts() {
         write_at(fd, part.as_ptr() as u64, part.len() as u64, pos)?;
         pos += part.len() as u64;
     }
     let h = *enc.seal();
     let hb = bytes_of(&h);
-    write_at(fd, hb.as_ptr() as u64, hb.len() as u64, 0)?;
+    write_at(fd, hb.as_ptr() as u64, hb.len() as u64, base)?;
+    if base != 0 {
+        return Ok(()); // the job's root sizes the file
+    }
     sys::ftruncate(fd, h.file_len).map_err(failed("sizing the image file"))
 }
 
@@ -621,6 +738,8 @@ const NO_PROGRESS: u32 = u32::MAX;
 /// its checksum in `sums[i]`, worker `w` uses `bounce[w]` alone.
 struct WriteData<'a> {
     fd: i32,
+    /// Where the image starts in the file.
+    base: u64,
     regions: &'a [Region],
     extents: &'a [Extent],
     sums: &'a [AtomicU64],
@@ -653,7 +772,8 @@ impl thread::Job for WriteData<'_> {
         // SAFETY: [src, src+len) is readable (checked when the extent was
         // chosen) and does not change during the capture.
         let sum = checksum(unsafe { core::slice::from_raw_parts(src as *const u8, x.len as usize) });
-        write_at(self.fd, src, x.len, x.file_pos).map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
+        write_at(self.fd, src, x.len, self.base + x.file_pos)
+            .map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
         self.sums[i].store(sum, Relaxed);
         self.progress.add(x.len);
         Ok(())

@@ -23,6 +23,7 @@
 //! | `CKPT_ALLOW_FOREIGN_OUTPUT` | as `CKPT_CONTINUE`  | `1` or `0`                     |
 //! | `CKPT_PROGRESS_AFTER` | ms (not read by ckpt)    | the same: on a terminal, progress after that long |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed, 10 digits: only it is armed (restart puts its own pid there) |
+//! | `CKPT_TREE`     | as `CKPT_CONTINUE`             | `1` or `0`: its descendants are armed too, members of its job |
 //!
 //! `CKPT_INTERVAL` is informational for the library: the periodic signals
 //! come from ckpt's ticker process, outside the program. The library
@@ -53,6 +54,12 @@ pub struct Config {
     pub strict: bool,
     /// Keep running after a checkpoint instead of stopping (exit status 99).
     pub cont: bool,
+    /// `ckpt --tree`: every descendant of the process ckpt started is a
+    /// member of the job, and one checkpoint takes them all (`job.rs`).
+    pub tree: bool,
+    /// In a job, the pid of its root (the process ckpt started) when this
+    /// process is another member; 0 in the root.
+    pub root: i32,
     /// Images kept: the newest at `output`, older ones numbered 1..keep-1.
     pub keep: u32,
     /// Period of the ticker's checkpoints in ms (0: none), for messages.
@@ -78,6 +85,8 @@ const DEFAULT: Config = Config {
     verbose: false,
     strict: false,
     cont: false,
+    tree: false,
+    root: 0,
     keep: 1,
     interval_ms: 0,
     allow_foreign: false,
@@ -107,6 +116,15 @@ static CONFIG: Global = Global(UnsafeCell::new(DEFAULT));
 pub fn install(cfg: Config) {
     // SAFETY: see Global; the handler is not installed yet.
     unsafe { *CONFIG.0.get() = cfg };
+}
+
+/// In a child forked by a member of a job: it is a member too, of the same
+/// root (the root's own children learn the root's pid here).
+pub fn become_member() {
+    let root = if get().root != 0 { get().root } else { sys::getppid() };
+    // SAFETY: called in the child of a fork (pthread_atfork), single-threaded,
+    // before the child can take a checkpoint signal (the fork blocked them).
+    unsafe { (*CONFIG.0.get()).root = root };
 }
 
 pub fn get() -> &'static Config {
@@ -158,13 +176,18 @@ pub fn write_signal(l: &mut impl core::fmt::Write, sig: i32) {
     let _ = write!(l, "{}", ckpt_image::signals::Name(sig));
 }
 
-/// The configuration, if this process is the one `ckpt` started.
+/// The configuration, if this process is the one `ckpt` started, or (with
+/// `CKPT_TREE`) one of its descendants, a member of its job.
 pub fn from_env() -> Option<Config> {
     let pid = number(env(c"CKPT_PID")?)?;
-    if pid != sys::getpid() as i64 {
-        return None;
-    }
     let mut cfg = DEFAULT;
+    cfg.tree = flag(env(c"CKPT_TREE"));
+    if pid != sys::getpid() as i64 {
+        if !cfg.tree || pid <= 1 || pid > i32::MAX as i64 {
+            return None;
+        }
+        cfg.root = pid as i32;
+    }
     if let Some(sig) = env(c"CKPT_SIGNAL").and_then(parse_signal) {
         cfg.signal = sig;
     }
@@ -225,7 +248,7 @@ pub fn write_seconds(l: &mut impl core::fmt::Write, ms: u64) {
 /// With `-v`, says once at startup what is armed.
 pub fn announce() {
     let c = get();
-    if !c.verbose {
+    if !c.verbose || c.root != 0 {
         return;
     }
     let mut l = crate::msg::Line::new();

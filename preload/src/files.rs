@@ -185,7 +185,8 @@ fn list(out: &mut [Fd], scratch: &mut [u8]) -> Result<usize, Errno> {
             let name = &scratch[off + 19..(off + reclen).min(len)];
             let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
             if let Some(fd) = parse_fd(name) {
-                if fd != dir {
+                // Not the listing's own descriptor, nor a job's barrier.
+                if fd != dir && !crate::job::is_own_fd(fd) {
                     if n == out.len() {
                         full = true;
                         break;
@@ -405,29 +406,35 @@ fn readable_pipe(f: &Fd) -> bool {
 /// Copies the bytes waiting in the pipe that `f` reads from, without
 /// consuming them, into the string table (`f.data`).
 fn save_pipe_data(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(), Errno> {
-    let waiting = sys::fionread(f.fd).unwrap_or(0);
-    if waiting == 0 {
-        return Ok(());
-    }
-    let Ok((r, w)) = sys::pipe2(sys::O_CLOEXEC | sys::O_NONBLOCK) else {
-        warn_data(f, 0, waiting, scratch);
-        return Ok(());
-    };
-    // tee copies pipe buffers: the temporary pipe needs as many slots as
-    // the program's has.
-    if let Ok(size) = sys::fcntl(f.fd, sys::F_GETPIPE_SZ, 0) {
-        let _ = sys::fcntl(w, sys::F_SETPIPE_SZ, size as u64);
-    }
-    let copied = sys::tee(f.fd, w, waiting, sys::SPLICE_F_NONBLOCK).unwrap_or(0);
-    let result = read_into_strings(r, copied, strings, scratch);
-    sys::close(r);
-    sys::close(w);
-    let data = result?;
+    let (data, waiting) = peek_pipe(f.fd, strings, scratch)?;
     if data.len as usize != waiting {
         warn_data(f, data.len as usize, waiting, scratch);
     }
     f.data = data;
     Ok(())
+}
+
+/// Copies the bytes waiting in the pipe that `fd` reads from into the
+/// strings, without consuming them (`tee` into a temporary pipe); returns
+/// them and how many were waiting (more, if they could not all be copied).
+pub fn peek_pipe(fd: i32, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(StrRef, usize), Errno> {
+    let waiting = sys::fionread(fd).unwrap_or(0);
+    if waiting == 0 {
+        return Ok((StrRef::default(), 0));
+    }
+    let Ok((r, w)) = sys::pipe2(sys::O_CLOEXEC | sys::O_NONBLOCK) else {
+        return Ok((StrRef::default(), waiting));
+    };
+    // tee copies pipe buffers: the temporary pipe needs as many slots as
+    // the program's has.
+    if let Ok(size) = sys::fcntl(fd, sys::F_GETPIPE_SZ, 0) {
+        let _ = sys::fcntl(w, sys::F_SETPIPE_SZ, size as u64);
+    }
+    let copied = sys::tee(fd, w, waiting, sys::SPLICE_F_NONBLOCK).unwrap_or(0);
+    let result = read_into_strings(r, copied, strings, scratch);
+    sys::close(r);
+    sys::close(w);
+    Ok((result?, waiting))
 }
 
 /// Reads `len` bytes from the (non-blocking) pipe `r` and appends them to

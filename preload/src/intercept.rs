@@ -113,6 +113,11 @@ pub fn arm(signal: i32) {
 /// process group) does what it would without ckpt, and never writes over
 /// the parent's image.
 extern "C" fn disarm_in_child() {
+    if config::get().tree {
+        // In a job (`ckpt --tree`) a child is a member: it stays armed.
+        config::become_member();
+        return;
+    }
     let armed = ARMED.swap(0, SeqCst);
     if armed == 0 {
         return;

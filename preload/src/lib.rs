@@ -31,6 +31,8 @@ mod fdinfo;
 mod files;
 mod inotify;
 mod intercept;
+mod job;
+mod links;
 mod locks;
 mod memfd;
 mod msg;
@@ -138,6 +140,14 @@ pub(crate) extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut 
     if unsafe { intercept::programs_own(sig, info, uc) } {
         return;
     }
+    // In a job (`ckpt --tree`), a member checkpoints only when its root
+    // asks (job.rs); any other checkpoint signal to it is ignored.
+    let cfg = config::get();
+    // SAFETY: the kernel's siginfo for this signal.
+    let join = cfg.tree && unsafe { job::note_request(info) };
+    if cfg.tree && !join && cfg.root != 0 {
+        return;
+    }
     // SAFETY: the kernel's siginfo for this signal (SA_SIGINFO); si_value
     // is only read for a sigqueue'd signal, which has one.
     let stop = unsafe {
@@ -155,6 +165,10 @@ pub(crate) extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut 
             if let Some(g) = threads::begin(sync) {
                 sync.again.store(0, SeqCst); // this checkpoint is the one asked for
                 break g;
+            }
+            if join {
+                let _ = job::take_request(); // this process is being checkpointed already
+                return;
             }
             // A checkpoint is being taken: its coordinator takes another
             // when it ends, unless it ended meanwhile (then try again here).

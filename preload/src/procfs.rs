@@ -25,16 +25,21 @@ pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
     result
 }
 
-/// The memory layout fields of `/proc/self/stat` (see proc(5): fields 26-28
-/// and 45-51), plus the current break.
-pub fn mm_layout(buf: &mut [u8]) -> Result<MmLayout, Errno> {
-    let n = read_file(c"/proc/self/stat", buf)?;
+/// The numeric fields of a `/proc/PID/stat` text, by their number in
+/// proc(5) (field 3, the state letter, is returned apart; a field that is
+/// not a number reads as 0).
+pub fn stat_fields(path: &CStr, buf: &mut [u8]) -> Result<(u8, [u64; 53]), Errno> {
+    let n = read_file(path, buf)?;
     let text = &buf[..n];
     // The command name (field 2) may hold spaces and parentheses: count
     // fields from the last ')'. The field after it is field 3.
     let close = text.iter().rposition(|&c| c == b')').ok_or(Errno::EINVAL)?;
     let mut fields = [0u64; 53];
-    for (i, f) in text[close + 1..].split(|&c| c == b' ').filter(|f| !f.is_empty()).enumerate() {
+    let mut state = 0;
+    for (i, f) in text[close + 1..].split(|&c| c == b' ' || c == b'\n').filter(|f| !f.is_empty()).enumerate() {
+        if i == 0 {
+            state = f[0];
+        }
         if let Some(slot) = fields.get_mut(i + 3) {
             *slot = f
                 .iter()
@@ -42,6 +47,13 @@ pub fn mm_layout(buf: &mut [u8]) -> Result<MmLayout, Errno> {
                 .unwrap_or(0);
         }
     }
+    Ok((state, fields))
+}
+
+/// The memory layout fields of `/proc/self/stat` (see proc(5): fields 26-28
+/// and 45-51), plus the current break.
+pub fn mm_layout(buf: &mut [u8]) -> Result<MmLayout, Errno> {
+    let (_, fields) = stat_fields(c"/proc/self/stat", buf)?;
     Ok(MmLayout {
         start_code: fields[26],
         end_code: fields[27],
@@ -65,6 +77,12 @@ pub struct Tasks {
 impl Tasks {
     pub fn open() -> Result<Tasks, Errno> {
         sys::open(c"/proc/self/task", sys::O_RDONLY | sys::O_DIRECTORY).map(|fd| Tasks { fd })
+    }
+
+    /// The same listing of any directory of numbered entries
+    /// (`/proc/PID/fd`).
+    pub fn dir(path: &CStr) -> Result<Tasks, Errno> {
+        sys::open(path, sys::O_RDONLY | sys::O_DIRECTORY).map(|fd| Tasks { fd })
     }
 
     /// The same listing of `/proc`: every process's pid.

@@ -29,7 +29,14 @@ pub fn capture(fds: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) ->
     if !fds.iter().any(|f| f.kind == FdKind::Lost as u32 && f.mode & sys::S_IFMT == sys::S_IFSOCK) {
         return Ok(());
     }
-    Diag::open().peers(fds, scratch);
+    Diag::open().each_peer(scratch, |ino, peer| {
+        for f in fds.iter_mut().filter(|f| f.ino == ino && f.kind == FdKind::Lost as u32) {
+            if f.mode & sys::S_IFMT == sys::S_IFSOCK {
+                f.pipe = peer;
+                f.kind = FdKind::Socket as u32;
+            }
+        }
+    });
     for i in 0..fds.len() {
         if is_socket(&fds[i]) && !fds.iter().any(|g| is_socket(g) && g.ino == fds[i].pipe && g.dev == fds[i].dev) {
             fds[i].kind = FdKind::Lost as u32;
@@ -52,7 +59,7 @@ pub fn capture(fds: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) ->
 /// The record and the messages waiting on socket `fd`, read with MSG_PEEK
 /// twice (the program is stopped, its queues cannot change between): once
 /// to count them, once to store them.
-fn save_queue(fd: i32, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<StrRef, Errno> {
+pub fn save_queue(fd: i32, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<StrRef, Errno> {
     let sock_type = ev::getsockopt_int(fd, ev::SOL_SOCKET, ev::SO_TYPE).unwrap_or(ev::SOCK_STREAM);
     let stream = sock_type == ev::SOCK_STREAM;
     if stream && sys::fionread(fd) == Ok(0) {
@@ -128,11 +135,10 @@ impl Diag {
         Diag { fd }
     }
 
-    /// Marks each Lost socket of `fds` that is a UNIX socket with a peer
-    /// as a `Socket` candidate, its peer's inode in `pipe` ([`capture`]
-    /// decides): one dump of the UNIX sockets with their peers
-    /// (`UDIAG_SHOW_PEER`), read into `scratch`.
-    fn peers(&self, fds: &mut [Fd], scratch: &mut [u8]) {
+    /// Calls `each(inode, peer's inode)` for every UNIX socket of the
+    /// system that has a peer: one dump of the UNIX sockets with their
+    /// peers (`UDIAG_SHOW_PEER`), read into `scratch`.
+    fn each_peer(&self, scratch: &mut [u8], mut each: impl FnMut(u64, u64)) {
         const SOCK_DIAG_BY_FAMILY: u16 = 20;
         const NLM_F_REQUEST_DUMP: u16 = 0x301;
         const NLMSG_DONE: u16 = 3;
@@ -169,18 +175,18 @@ impl Diag {
                 if ty == SOCK_DIAG_BY_FAMILY && len >= 32 {
                     let ino = u32::from_le_bytes([msgs[20], msgs[21], msgs[22], msgs[23]]) as u64;
                     if let Some(peer) = attribute(&msgs[32..len], UNIX_DIAG_PEER) {
-                        for f in fds.iter_mut().filter(|f| f.ino == ino && f.kind == FdKind::Lost as u32) {
-                            if f.mode & sys::S_IFMT == sys::S_IFSOCK {
-                                f.pipe = peer as u64;
-                                f.kind = FdKind::Socket as u32;
-                            }
-                        }
+                        each(ino, peer as u64);
                     }
                 }
                 msgs = msgs.get((len + 3) & !3..).unwrap_or(&[]);
             }
         }
     }
+}
+
+/// Calls `each(inode, peer's inode)` for every connected UNIX socket.
+pub fn each_unix_peer(scratch: &mut [u8], each: impl FnMut(u64, u64)) {
+    Diag::open().each_peer(scratch, each);
 }
 
 /// The u32 value of netlink attribute `want` among `attrs`.

@@ -137,6 +137,22 @@ pub struct Tables {
     pub helper_stack: [u8; 64 << 10],
 }
 
+/// The root's part of a job checkpoint (`job.rs`): the member table and
+/// their command lines.
+#[repr(C)]
+pub struct JobTables {
+    pub members: [ckpt_image::job::Member; ckpt_image::job::MAX_MEMBERS as usize],
+    pub links: [ckpt_image::job::Link; ckpt_image::job::MAX_LINKS as usize],
+    /// Scratch for finding the links: every descriptor of every member.
+    pub entries: [crate::links::Entry; ckpt_image::job::MAX_LINKS as usize],
+    pub shared: [ckpt_image::job::SharedMap; ckpt_image::job::MAX_LINKS as usize],
+    /// Scratch for finding the shared mappings.
+    pub map_entries: [crate::links::MapEntry; ckpt_image::job::MAX_LINKS as usize],
+    pub maps_text: [u8; 4 << 20],
+    /// Command lines, and the bytes waiting in pipes between members.
+    pub strings: [u8; 16 << 20],
+}
+
 const GUARD: usize = 4096;
 /// The stdio identity: the start of the lowest writable page, where
 /// `restart` finds it.
@@ -144,7 +160,8 @@ const STDIO_OFFSET: usize = GUARD;
 const SHARED_OFFSET: usize = GUARD + 4096 + STACK_SIZE;
 const THREAD_STACKS_OFFSET: usize = (SHARED_OFFSET + size_of::<Shared>() + 4095) & !4095;
 const TABLES_OFFSET: usize = THREAD_STACKS_OFFSET + MAX_THREADS * THREAD_STACK_SIZE;
-pub const WORKSPACE_SIZE: usize = (TABLES_OFFSET + size_of::<Tables>() + 4095) & !4095;
+const JOB_OFFSET: usize = (TABLES_OFFSET + size_of::<Tables>() + 4095) & !4095;
+pub const WORKSPACE_SIZE: usize = (JOB_OFFSET + size_of::<JobTables>() + 4095) & !4095;
 
 struct Base(UnsafeCell<u64>);
 // SAFETY: written once by the constructor, read-only afterwards.
@@ -223,9 +240,11 @@ impl Session {
         Session((base() + TABLES_OFFSET as u64) as *mut Tables)
     }
 
-    pub fn tables(&mut self) -> &mut Tables {
-        // SAFETY: the session is the one holder of the tables (claim), and
-        // this borrow is tied to the session's.
-        unsafe { &mut *self.0 }
+    /// The tables and the job's tables, lent together.
+    pub fn split(&mut self) -> (&mut Tables, &mut JobTables) {
+        let job = (self.0 as usize - TABLES_OFFSET + JOB_OFFSET) as *mut JobTables;
+        // SAFETY: the session is the one holder of both (claim), they do not
+        // overlap, and the borrows are tied to the session's.
+        unsafe { (&mut *self.0, &mut *job) }
     }
 }

@@ -417,6 +417,12 @@ pub fn tgkill(pid: i32, tid: i32, sig: i32) -> Result<()> {
     unsafe { syscall!(Sysno::tgkill, pid, tid, sig) }.map(drop)
 }
 
+/// The parent's pid.
+pub fn getppid() -> i32 {
+    // SAFETY: no arguments: the kernel touches no memory of ours.
+    unsafe { syscall!(Sysno::getppid) }.unwrap_or(0) as i32
+}
+
 /// Sends `sig` to process `pid` (process-directed: any thread that does not
 /// block it may take it).
 pub fn kill(pid: i32, sig: i32) -> Result<()> {
@@ -675,10 +681,16 @@ pub fn stat(path: &CStr) -> Result<Stat> {
 /// Whether two descriptors of this process share one open file description
 /// (`kcmp(KCMP_FILE)`: Ok(0) if they do; ENOSYS without CONFIG_KCMP).
 pub fn kcmp_file(fd1: i32, fd2: i32) -> Result<usize> {
+    kcmp_files(getpid(), fd1, getpid(), fd2)
+}
+
+/// Whether descriptor `fd1` of process `pid1` and `fd2` of `pid2` share one
+/// open file description (Ok(0) if they do; the caller may read both
+/// processes, as for /proc/PID/fd).
+pub fn kcmp_files(pid1: i32, fd1: i32, pid2: i32, fd2: i32) -> Result<usize> {
     const KCMP_FILE: i32 = 0;
-    let pid = getpid();
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::kcmp, pid, pid, KCMP_FILE, fd1, fd2) }
+    unsafe { syscall!(Sysno::kcmp, pid1, pid2, KCMP_FILE, fd1, fd2) }
 }
 
 /// Closes every descriptor from `first` to `last` (inclusive).
@@ -710,7 +722,20 @@ pub fn setsid() -> Result<i32> {
     unsafe { syscall!(Sysno::setsid) }.map(|s| s as i32)
 }
 
+/// Puts process `pid` (0: the caller) in process group `pgid`.
+pub fn setpgid(pid: i32, pgid: i32) -> Result<()> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
+    unsafe { syscall!(Sysno::setpgid, pid, pgid) }.map(drop)
+}
+
 /// A pidfd of process `pid` (close-on-exec).
+/// A copy, in this process, of descriptor `fd` of the process of `pidfd`
+/// (close-on-exec; the caller must be allowed to ptrace it).
+pub fn pidfd_getfd(pidfd: i32, fd: i32) -> Result<i32> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
+    unsafe { syscall!(Sysno::pidfd_getfd, pidfd, fd, 0) }.map(|fd| fd as i32)
+}
+
 pub fn pidfd_open(pid: i32) -> Result<i32> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::pidfd_open, pid, 0) }.map(|fd| fd as i32)
@@ -723,6 +748,18 @@ pub fn pidfd_send_signal(pidfd: i32, sig: i32) -> Result<()> {
 
 /// Waits until `fd` is readable or `timeout_ns` passed; true if readable.
 pub fn poll_readable(fd: i32, timeout_ns: u64) -> Result<bool> {
+    poll_in(fd, timeout_ns).map(|revents| revents != 0)
+}
+
+/// Whether the pipe that `fd` reads from has no write end left anywhere
+/// (`POLLHUP`, at once).
+pub fn pipe_widowed(fd: i32) -> bool {
+    const POLLHUP: i16 = 0x10;
+    poll_in(fd, 0).is_ok_and(|revents| revents & POLLHUP != 0)
+}
+
+/// `ppoll` of one descriptor for POLLIN: its `revents` (0: timed out).
+fn poll_in(fd: i32, timeout_ns: u64) -> Result<i16> {
     #[repr(C)]
     struct PollFd {
         fd: i32,
@@ -733,7 +770,8 @@ pub fn poll_readable(fd: i32, timeout_ns: u64) -> Result<bool> {
     let mut p = PollFd { fd, events: POLLIN, revents: 0 };
     let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
     // SAFETY: the kernel reads and writes the local `p` (one pollfd) and reads the local timeout `ts`; no mask (null).
-    unsafe { syscall!(Sysno::ppoll, &mut p as *mut PollFd, 1, ts.as_ptr(), 0, 8) }.map(|n| n > 0)
+    let n = unsafe { syscall!(Sysno::ppoll, &mut p as *mut PollFd, 1, ts.as_ptr(), 0, 8) }?;
+    Ok(if n > 0 { p.revents } else { 0 })
 }
 
 // Creating files safely where other users may write (the image's directory
@@ -799,4 +837,29 @@ pub fn access(path: &CStr, mode: i32) -> Result<()> {
 pub fn flock(fd: i32, op: i32) -> Result<()> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::flock, fd, op) }.map(drop)
+}
+
+// ---------------------------------------------------------------------------
+// A job of several processes (the capture's barrier between them).
+
+pub const MFD_CLOEXEC: u32 = 1;
+
+/// An anonymous memory file (`memfd_create`), close-on-exec.
+pub fn memfd_create(name: &CStr) -> Result<i32> {
+    // SAFETY: the name is a NUL-terminated CStr that lives through the call; the kernel only reads it.
+    unsafe { syscall!(Sysno::memfd_create, name.as_ptr(), MFD_CLOEXEC) }.map(|fd| fd as i32)
+}
+
+/// `sigqueue(pid, sig, value)`: a process-directed signal carrying `value`
+/// (`si_code` SI_QUEUE, `si_pid` the caller).
+pub fn sigqueue(pid: i32, sig: i32, value: u64) -> Result<()> {
+    const SI_QUEUE: i32 = -1;
+    // The kernel's siginfo: 128 bytes; signo, errno, code, then pid, uid, value.
+    let mut info = [0u64; 16];
+    info[0] = sig as u32 as u64;
+    info[1] = SI_QUEUE as u32 as u64;
+    info[2] = getpid() as u32 as u64 | (geteuid() as u64) << 32;
+    info[3] = value;
+    // SAFETY: the kernel reads the 128-byte siginfo, borrowed for the call.
+    unsafe { syscall!(Sysno::rt_sigqueueinfo, pid, sig, info.as_ptr()) }.map(drop)
 }

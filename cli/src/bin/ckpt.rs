@@ -94,6 +94,11 @@ struct Cli {
     /// program continues, the previous image stays
     #[arg(long, env = "CKPT_STRICT", hide_env_values = true, value_parser = parse_flag, action = ArgAction::SetTrue)]
     strict: bool,
+    /// The whole process tree is the job: every descendant of the program
+    /// (fork, exec of a dynamic program) is checkpointed with it, into one
+    /// image, by one signal to the program
+    #[arg(long, env = "CKPT_TREE", hide_env_values = true, value_parser = parse_flag, action = ArgAction::SetTrue)]
+    tree: bool,
     /// The checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2) or a number
     /// (default USR2); not KILL, STOP, CHLD, CONT, a fault signal (SEGV,
     /// BUS, ...), 32, 33 or 62
@@ -157,6 +162,8 @@ struct Options {
     /// `--strict`: a checkpoint the image cannot hold whole (children, a
     /// descriptor that cannot come back) fails.
     strict: bool,
+    /// `--tree`: every descendant is a member of the job.
+    tree: bool,
     /// Period of the ticker, ms; 0: none.
     interval_ms: u64,
     keep: u32,
@@ -360,6 +367,7 @@ fn parse_args() -> Options {
         cont: cli.cont || interval_ms != 0,
         allow_foreign: cli.allow_foreign_output,
         strict: cli.strict,
+        tree: cli.tree,
         interval_ms,
         keep,
         signal,
@@ -593,6 +601,7 @@ fn main() {
         .env("CKPT_CONTINUE", flag(opts.cont))
         .env("CKPT_ALLOW_FOREIGN_OUTPUT", flag(opts.allow_foreign))
         .env("CKPT_STRICT", flag(opts.strict))
+        .env("CKPT_TREE", flag(opts.tree))
         .env("CKPT_KEEP", opts.keep.to_string())
         .env("CKPT_QUIET", flag(opts.verbosity == Verbosity::Quiet))
         .env("CKPT_VERBOSE", flag(opts.verbosity == Verbosity::Verbose));

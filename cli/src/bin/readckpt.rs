@@ -136,14 +136,22 @@ fn write_flush(out: &mut dyn Write, text: &str) -> Result<(), Failure> {
     Ok(out.flush()?)
 }
 
-/// Reads, validates and prints one image; with --verify, a bad extent is
-/// reported after the output.
+/// Reads, validates and prints one image (a job image: each of its
+/// processes); with --verify, a bad extent is reported after the output.
 fn inspect(opts: &Options, name: &str, out: &mut dyn Write) -> Result<(), Failure> {
-    let mut image = Image::open(&opts.path).map_err(Failure::Image)?;
+    match job::open(&opts.path).map_err(Failure::Image)? {
+        Some(job) => job::inspect(opts, name, &job, out),
+        None => inspect_at(opts, name, 0, out),
+    }
+}
+
+/// [`inspect`] of the process image at `base` in the file.
+fn inspect_at(opts: &Options, name: &str, base: u64, out: &mut dyn Write) -> Result<(), Failure> {
+    let mut image = Image::open(&opts.path, base).map_err(Failure::Image)?;
     let meta = Meta::parse(&image.header, &image.meta).map_err(|e| Failure::Image(e.message().into()))?;
     let mut verdict = None;
     if opts.verify {
-        let v = verify(&mut image.file, &meta).map_err(|e| Failure::Image(read_error(&e)))?;
+        let v = verify(&mut image.file, base, &meta).map_err(|e| Failure::Image(read_error(&e)))?;
         verdict = Some(v);
     }
     let mut report = Report { name, meta: &meta, disk_len: image.len, verdict, refused: None };
@@ -190,7 +198,8 @@ fn read_error(e: &io::Error) -> String {
     }
 }
 
-/// The open image file, its validated header and its raw metadata.
+/// The open image file, its validated header and its raw metadata (of the
+/// process image at `base`: 0, or a member of a job image).
 struct Image {
     file: File,
     len: u64,
@@ -199,7 +208,7 @@ struct Image {
 }
 
 impl Image {
-    fn open(path: &OsString) -> Result<Image, String> {
+    fn open(path: &OsString, base: u64) -> Result<Image, String> {
         // stat before open: opening a FIFO would block.
         let st = std::fs::metadata(path).map_err(|e| os_message(&e))?;
         if st.is_dir() {
@@ -209,12 +218,13 @@ impl Image {
             return Err("not a regular file".into());
         }
         let mut file = File::open(path).map_err(|e| os_message(&e))?;
-        let len = file.metadata().map_err(|e| os_message(&e))?.len();
+        let len = file.metadata().map_err(|e| os_message(&e))?.len().saturating_sub(base);
+        file.seek(SeekFrom::Start(base)).map_err(|e| os_message(&e))?;
         let mut head = Vec::with_capacity(HEADER_SIZE);
         (&mut file).take(HEADER_SIZE as u64).read_to_end(&mut head).map_err(|e| os_message(&e))?;
         let header = Header::parse(&head, len).map_err(|e| e.message().to_string())?;
         let mut meta = vec![0; header.meta_len as usize];
-        file.seek(SeekFrom::Start(header.meta_offset))
+        file.seek(SeekFrom::Start(base + header.meta_offset))
             .and_then(|_| file.read_exact(&mut meta))
             .map_err(|e| read_error(&e))?;
         Ok(Image { file, len, header, meta })
@@ -246,8 +256,8 @@ impl BadExtent {
 /// Reads the data area in file order (extents are stored contiguously, in
 /// table order) and checks each extent's checksum; stops at the first
 /// mismatch. One buffer of the longest extent (at most `MAX_EXTENT`).
-fn verify(file: &mut File, m: &Meta) -> io::Result<Verdict> {
-    file.seek(SeekFrom::Start(m.header.data_offset))?;
+fn verify(file: &mut File, base: u64, m: &Meta) -> io::Result<Verdict> {
+    file.seek(SeekFrom::Start(base + m.header.data_offset))?;
     let mut buf = Vec::new();
     let (mut index, mut bytes) = (0, 0);
     for (region, r) in m.regions().enumerate() {
@@ -1762,6 +1772,12 @@ mod tests {
         let inotify = fields!(InotifyWatch: wd, mask, path);
         let lock = fields!(FileLock: kind, write, start, len);
         let memfd = fields!(MemfdState: seals, _pad, size);
+        use ckpt_image::job::{JobHeader, Link, Member, SharedMap};
+        let job_header = fields!(JobHeader: magic, version, n_members, n_links, n_shared, created_ns, strings_len,
+            file_len, table_checksum, header_checksum);
+        let member = fields!(Member: pid, ppid, pgid, sid, state, wait_status, offset, len, command);
+        let link = fields!(Link: member, fd, description, channel, kind, flags, data);
+        let shared = fields!(SharedMap: member, object, start, end, offset);
         // (name, size, fields, heading of its table in FORMAT.md, or None: prose)
         let structs = [
             ("Header", HEADER_SIZE, header, Some("## Header (")),
@@ -1783,6 +1799,10 @@ mod tests {
             ("InotifyWatch", size_of::<InotifyWatch>(), inotify, Some("#### InotifyWatch (")),
             ("FileLock", size_of::<FileLock>(), lock, Some("#### FileLock (")),
             ("MemfdState", size_of::<MemfdState>(), memfd, Some("#### MemfdState (")),
+            ("JobHeader", size_of::<JobHeader>(), job_header, Some("### JobHeader (")),
+            ("Member", size_of::<Member>(), member, Some("### Member (")),
+            ("Link", size_of::<Link>(), link, Some("### Link (")),
+            ("SharedMap", size_of::<SharedMap>(), shared, Some("### SharedMap (")),
         ];
         for (name, size, fields, heading) in &structs {
             println!("{name} ({size} bytes)");
@@ -1989,6 +2009,225 @@ mod tests {
                 Json::Arr(a) => a,
                 _ => panic!("not an array"),
             }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- job images
+
+/// Job images (`ckpt --tree`): the member table, then each process image.
+mod job {
+    use super::{inspect_at, jarray, jobj, jstr, os_message, read_error, shell_quote, Failure, Options};
+    use ckpt_image::job::{self as fmt, JobHeader, Member, JOB_HEADER_SIZE, MEMBER_ZOMBIE};
+    use std::ffi::OsString;
+    use std::fs::File;
+    use std::io::{self, Read, Write};
+
+    /// A job image's validated header and table.
+    pub struct JobImage {
+        header: JobHeader,
+        table: Vec<u8>,
+    }
+
+    impl JobImage {
+        fn job(&self) -> fmt::Job<'_> {
+            fmt::Job::parse(self.header, &self.table).expect("validated by open")
+        }
+    }
+
+    /// The job image at `path`, or None if it is not one (a process image).
+    pub fn open(path: &OsString) -> Result<Option<JobImage>, String> {
+        // stat before open: opening a FIFO would block (Image::open says
+        // what is wrong with anything but a regular file).
+        if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+            return Ok(None);
+        }
+        let Ok(mut file) = File::open(path) else { return Ok(None) };
+        let len = file.metadata().map_err(|e| os_message(&e))?.len();
+        let mut head = Vec::new();
+        (&mut file).take(JOB_HEADER_SIZE as u64).read_to_end(&mut head).map_err(|e| os_message(&e))?;
+        if !fmt::is_job(&head) {
+            return Ok(None);
+        }
+        let header = JobHeader::parse(&head, len).map_err(|e| e.message().to_string())?;
+        let mut table = vec![0; header.table_len() as usize];
+        file.read_exact(&mut table).map_err(|e| read_error(&e))?;
+        fmt::Job::parse(header, &table).map_err(|e| e.message().to_string())?;
+        Ok(Some(JobImage { header, table }))
+    }
+
+    fn state(m: &Member) -> String {
+        if m.state == MEMBER_ZOMBIE {
+            format!("exited (wait status {:#x}), not yet waited for", m.wait_status)
+        } else {
+            "running".into()
+        }
+    }
+
+    fn command(job: &fmt::Job, m: &Member) -> Vec<Vec<u8>> {
+        let c = job.command(m);
+        let c = c.strip_suffix(b"\0").unwrap_or(c);
+        if c.is_empty() {
+            return Vec::new();
+        }
+        c.split(|&b| b == 0).map(<[u8]>::to_vec).collect()
+    }
+
+    /// Prints the member table, then each running member's process image
+    /// as readckpt shows one (and verifies it, with --verify).
+    pub fn inspect(opts: &Options, name: &str, image: &JobImage, out: &mut dyn Write) -> Result<(), Failure> {
+        let job = image.job();
+        let members: Vec<Member> = (0..job.len()).map(|i| job.member(i)).collect();
+        let mut result = Ok(());
+        if opts.json {
+            let mut reports = Vec::new();
+            for m in members.iter().filter(|m| m.state != MEMBER_ZOMBIE) {
+                let mut buf = Vec::new();
+                let r = inspect_at(opts, name, m.offset, &mut buf);
+                reports.push(String::from_utf8_lossy(&buf).trim_end().to_string());
+                result = result.and_then(|()| r.map_err(|e| in_member(m.pid, e)));
+            }
+            let table = members.iter().map(|m| {
+                jobj(&[
+                    ("pid", m.pid.to_string()),
+                    ("ppid", m.ppid.to_string()),
+                    ("pgid", m.pgid.to_string()),
+                    ("sid", m.sid.to_string()),
+                    ("state", jstr(if m.state == MEMBER_ZOMBIE { b"zombie" } else { b"running" })),
+                    ("wait_status", m.wait_status.to_string()),
+                    ("offset", m.offset.to_string()),
+                    ("length", m.len.to_string()),
+                    ("command", jarray(command(&job, m).iter().map(|a| jstr(a)).collect())),
+                ])
+            });
+            let links = (0..job.header.n_links as usize).map(|i| {
+                let l = job.link(i);
+                jobj(&[
+                    ("pid", members[l.member as usize].pid.to_string()),
+                    ("fd", l.fd.to_string()),
+                    ("description", l.description.to_string()),
+                    ("channel", l.channel.to_string()),
+                    (
+                        "kind",
+                        jstr(match l.kind {
+                            fmt::LINK_PIPE => b"pipe",
+                            fmt::LINK_PIPE_ENDED => b"pipe-ended",
+                            fmt::LINK_SOCKET => b"socket",
+                            _ => b"file",
+                        }),
+                    ),
+                    ("waiting", jstr(job.string(l.data))),
+                ])
+            });
+            let shared = (0..job.header.n_shared as usize).map(|i| {
+                let m = job.shared(i);
+                jobj(&[
+                    ("pid", members[m.member as usize].pid.to_string()),
+                    ("object", m.object.to_string()),
+                    ("start", m.start.to_string()),
+                    ("end", m.end.to_string()),
+                    ("offset", m.offset.to_string()),
+                ])
+            });
+            let j = jobj(&[
+                ("job", jarray(table.collect())),
+                ("links", jarray(links.collect())),
+                ("shared_memory", jarray(shared.collect())),
+                ("processes", jarray(reports)),
+            ]);
+            writeln!(out, "{j}")?;
+            out.flush()?;
+            return result;
+        }
+        writeln!(out, "job:          {} processes (the first is the one ckpt started)", members.len())?;
+        writeln!(out, "  {:>7} {:>7} {:>7} {:>7}  {:<10} command", "pid", "ppid", "pgid", "sid", "state")?;
+        for m in &members {
+            let cmd: Vec<String> = command(&job, m).iter().map(|a| shell_quote(a)).collect();
+            let st = if m.state == MEMBER_ZOMBIE { "zombie" } else { "running" };
+            writeln!(out, "  {:>7} {:>7} {:>7} {:>7}  {:<10} {}", m.pid, m.ppid, m.pgid, m.sid, st, cmd.join(" "))?;
+        }
+        write_links(out, &job, &members)?;
+        write_shared(out, &job, &members)?;
+        for m in &members {
+            writeln!(out, "\nprocess {}: {}", m.pid, state(m))?;
+            if m.state == MEMBER_ZOMBIE {
+                continue;
+            }
+            let r = inspect_at(opts, name, m.offset, out);
+            if let Err(Failure::Output(e)) = r {
+                return Err(Failure::Output(e));
+            }
+            result = result.and_then(|()| r.map_err(|e| in_member(m.pid, e)));
+        }
+        out.flush()?;
+        result
+    }
+
+    /// The descriptors that tie the processes together, one line per open
+    /// file description: its descriptors (pid:fd), and for a pipe the
+    /// bytes that were waiting in it.
+    fn write_links(out: &mut dyn Write, job: &fmt::Job, members: &[Member]) -> io::Result<()> {
+        let links: Vec<fmt::Link> = (0..job.header.n_links as usize).map(|i| job.link(i)).collect();
+        if links.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "shared by the processes (open file descriptions):")?;
+        let mut seen = Vec::new();
+        for l in &links {
+            if seen.contains(&l.description) {
+                continue;
+            }
+            seen.push(l.description);
+            let fds: Vec<String> = links
+                .iter()
+                .filter(|o| o.description == l.description)
+                .map(|o| format!("{}:{}", members[o.member as usize].pid, o.fd))
+                .collect();
+            write!(out, "  {:<4} {}", l.description, fds.join(" "))?;
+            let waiting: usize =
+                links.iter().filter(|o| o.description == l.description).map(|o| o.data.len as usize).sum();
+            match l.kind {
+                fmt::LINK_PIPE => write!(out, "  (pipe {}, {waiting} bytes waiting)", l.channel)?,
+                fmt::LINK_PIPE_ENDED => {
+                    write!(out, "  (pipe {}, its writers gone, {waiting} bytes waiting)", l.channel)?
+                }
+                fmt::LINK_SOCKET if l.channel != 0 => write!(out, "  (connected UNIX socket, pair {})", l.channel)?,
+                fmt::LINK_SOCKET => write!(out, "  (socket)")?,
+                _ => {}
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+
+    /// The memory mapped shared by several processes, one line per
+    /// object: its mappings (pid start-end).
+    fn write_shared(out: &mut dyn Write, job: &fmt::Job, members: &[Member]) -> io::Result<()> {
+        let maps: Vec<fmt::SharedMap> = (0..job.header.n_shared as usize).map(|i| job.shared(i)).collect();
+        if maps.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "memory shared by the processes:")?;
+        let mut seen = Vec::new();
+        for m in &maps {
+            if seen.contains(&m.object) {
+                continue;
+            }
+            seen.push(m.object);
+            let at: Vec<String> = maps
+                .iter()
+                .filter(|o| o.object == m.object)
+                .map(|o| format!("{}:{:#x}-{:#x}+{:#x}", members[o.member as usize].pid, o.start, o.end, o.offset))
+                .collect();
+            writeln!(out, "  {:<4} {}", m.object, at.join(" "))?;
+        }
+        Ok(())
+    }
+
+    fn in_member(pid: u32, f: Failure) -> Failure {
+        match f {
+            Failure::Image(why) => Failure::Image(format!("process {pid}: {why}")),
+            other => other,
         }
     }
 }

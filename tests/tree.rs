@@ -1,0 +1,934 @@
+//! Integration tests: `ckpt --tree`, a whole process tree as one job (see
+//! tests/common for the harness). The program's descendants (a shell's
+//! pipeline, its command substitution, its background job) are checkpointed
+//! with it by one signal to it, into one job image whose member table
+//! (pid, parent, process group, session, state) the tests compare with what
+//! /proc said before the checkpoint.
+//!
+//! Synchronisation is the program's flushed output, the processes that
+//! /proc lists, and "checkpoint written" lines.
+
+mod common;
+
+use ckpt_image::job::{Job, JobHeader, Link, Member, JOB_HEADER_SIZE, MEMBER_RUNNING, MEMBER_ZOMBIE};
+use common::*;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+const CHECKPOINTED: i32 = ckpt_image::EXIT_CHECKPOINTED;
+
+/// What /proc says of one process: (ppid, pgid, sid, comm).
+type Proc = (u32, u32, u32, String);
+
+fn stat_of(pid: u32) -> Option<Proc> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (name, rest) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") "))?;
+    let f: Vec<&str> = rest.split(' ').collect();
+    Some((f[1].parse().ok()?, f[2].parse().ok()?, f[3].parse().ok()?, name.to_string()))
+}
+
+/// Every descendant of `root` (not `root` itself), by pid.
+fn descendants(root: u32) -> BTreeMap<u32, Proc> {
+    let all: BTreeMap<u32, Proc> = fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| Some((pid, stat_of(pid)?)))
+        .collect();
+    let mut found = BTreeMap::new();
+    let mut parents = vec![root];
+    while let Some(p) = parents.pop() {
+        for (&pid, s) in all.iter().filter(|(_, s)| s.0 == p) {
+            found.insert(pid, s.clone());
+            parents.push(pid);
+        }
+    }
+    found
+}
+
+/// Waits until the descendants of `root` include a process named after
+/// each of `comms`; returns them.
+fn wait_tree(root: i32, comms: &[&str]) -> BTreeMap<u32, Proc> {
+    let start = Instant::now();
+    loop {
+        let d = descendants(root as u32);
+        if comms.iter().all(|c| d.values().any(|p| p.3 == *c)) {
+            return d;
+        }
+        assert!(start.elapsed() < TIMEOUT, "the tree of {root} never had {comms:?}: {d:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// The member table of a job image.
+fn members(image: &Path) -> Vec<(Member, String)> {
+    with_job(image, |job| {
+        (0..job.len())
+            .map(|i| {
+                let m = job.member(i);
+                let cmd = String::from_utf8_lossy(job.command(&m)).replace('\0', " ").trim_end().to_string();
+                (m, cmd)
+            })
+            .collect()
+    })
+}
+
+fn with_job<T>(image: &Path, f: impl FnOnce(&Job) -> T) -> T {
+    let bytes = fs::read(image).unwrap();
+    let h = JobHeader::parse(&bytes, bytes.len() as u64).unwrap_or_else(|e| panic!("not a job image: {e:?}"));
+    let table = &bytes[JOB_HEADER_SIZE..JOB_HEADER_SIZE + h.table_len() as usize];
+    f(&Job::parse(h, table).unwrap())
+}
+
+/// The links of a job image, with the bytes each holds.
+fn links(image: &Path) -> Vec<(Link, Vec<u8>)> {
+    with_job(image, |job| {
+        (0..job.header.n_links as usize)
+            .map(|i| {
+                let l = job.link(i);
+                (l, job.string(l.data).to_vec())
+            })
+            .collect()
+    })
+}
+
+fn is_written(l: &str) -> bool {
+    l.starts_with("ckpt: checkpoint written to ")
+}
+
+fn alive(pid: u32) -> bool {
+    stat_of(pid).is_some_and(|_| {
+        let s = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        !s.rsplit_once(") ").is_some_and(|(_, r)| r.starts_with('Z'))
+    })
+}
+
+/// A shell with a pipeline, a command substitution and a background job in
+/// flight, checkpointed (stop mode): one job image holds every process,
+/// each with its parent, group and session as /proc gave them; every one
+/// of them stops; readckpt verifies them all; restart brings back the shell
+/// and names the processes it does not restart.
+fn whole_tree_stops(tools: &Tools, work: &TempDir) {
+    let image = work.join("tree.dat");
+    let script = "echo start; sleep 60 & x=$(sleep 61; echo sub) | cat; wait";
+    let mut run = spawn(
+        "ckpt --tree sh",
+        &mut tools.ckpt_with(&["--tree"], Some(&image), Path::new("/bin/bash"), &["-c", script], &work.path),
+    );
+    run.wait_line(Stream::Stdout, |l| l == "start\n", "start");
+    let before = wait_tree(run.pid, &["sleep", "cat"]);
+    // Both sleeps (the background job's and the substitution's) are there.
+    let wanted = |d: &BTreeMap<u32, Proc>| d.values().filter(|p| p.3 == "sleep").count() == 2;
+    let start = Instant::now();
+    let before = if wanted(&before) {
+        before
+    } else {
+        loop {
+            let d = descendants(run.pid as u32);
+            if wanted(&d) {
+                break d;
+            }
+            assert!(start.elapsed() < TIMEOUT, "the second sleep never started: {d:?}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    };
+    let root = run.pid as u32;
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let o = run.finish();
+    o.expect_code(CHECKPOINTED);
+    let n = before.len() + 1;
+    assert!(
+        o.stderr_text().contains(&format!(", {n} processes)")),
+        "the line should count {n} processes\n{}",
+        o.describe()
+    );
+    let start = Instant::now();
+    while let Some(pid) = before.keys().find(|&&p| alive(p)) {
+        assert!(start.elapsed() < TIMEOUT, "process {pid} of the job did not stop: {before:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let table = members(&image);
+    assert_eq!(table.len(), n, "members {table:?}, /proc said {before:?}");
+    assert_eq!(table[0].0.pid, root, "the root comes first: {table:?}");
+    assert_eq!(table[0].1, format!("/bin/bash -c {script}"));
+    for (m, cmd) in &table[1..] {
+        let p = before.get(&m.pid).unwrap_or_else(|| panic!("member {m:?} ({cmd}) was not a descendant: {before:?}"));
+        assert_eq!((m.ppid, m.pgid, m.sid), (p.0, p.1, p.2), "member {cmd}: {m:?} against /proc {p:?}");
+        assert_eq!(m.state, MEMBER_RUNNING, "{cmd}");
+        // Parents before children.
+        let parent = table.iter().position(|(x, _)| x.pid == m.ppid).expect("its parent is a member");
+        let me = table.iter().position(|(x, _)| x.pid == m.pid).unwrap();
+        assert!(parent < me, "parent after child: {table:?}");
+    }
+    let v = tools.cmd(&tools.bin("readckpt"), &["--verify", image.to_str().unwrap()], &work.path).output().unwrap();
+    let text = String::from_utf8_lossy(&v.stdout);
+    assert!(v.status.success(), "readckpt --verify: {}\n{text}", String::from_utf8_lossy(&v.stderr));
+    assert!(text.starts_with(&format!("job:          {n} processes")), "{text}");
+    assert_eq!(text.matches("verify: OK").count(), n, "{text}");
+    // Restart brings the whole tree back, each process at its pid in
+    // restart's pid namespace (where there is one; else the shell alone,
+    // naming the others).
+    let r = spawn("restart of the job", &mut tools.restart(Some(&image), &work.path));
+    if !namespaces_available(tools, work) {
+        let o = r.finish();
+        for (m, _) in &table[1..] {
+            let needle = format!("restart: warning: process {} (", m.pid);
+            assert!(o.stderr_text().contains(&needle), "no line names {}\n{}", m.pid, o.describe());
+        }
+        return;
+    }
+    // The restarted processes as this (the host's) /proc sees them, once
+    // each is back (its name again: no longer a loader).
+    let comms: Vec<&str> = before.values().map(|p| p.3.as_str()).chain(["bash"]).collect();
+    let start = Instant::now();
+    let back = loop {
+        let d = descendants(r.pid as u32);
+        let back: Vec<u32> = d.iter().filter(|(_, p)| p.3 != "restart").map(|(&pid, _)| pid).collect();
+        let mut names: Vec<&str> = d.values().filter(|p| p.3 != "restart").map(|p| p.3.as_str()).collect();
+        let mut want = comms.clone();
+        names.sort();
+        want.sort();
+        if names == want {
+            break back;
+        }
+        assert!(start.elapsed() < TIMEOUT, "the restarted tree has {d:?}, not {comms:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let mut pids: Vec<u32> = back.iter().map(|&p| ns_pid(p)).collect();
+    let mut want: Vec<u32> = table.iter().map(|(m, _)| m.pid).collect();
+    pids.sort();
+    want.sort();
+    assert_eq!(pids, want, "the same pids in restart's namespace");
+    r.signal(libc::SIGKILL);
+    let _ = r.finish();
+}
+
+/// The pid of host process `pid` in its own (innermost) pid namespace.
+fn ns_pid(pid: u32) -> u32 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let line = status.lines().find(|l| l.starts_with("NSpid:")).unwrap_or("NSpid:\t0");
+    line.split_whitespace().last().and_then(|p| p.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn whole_tree_stops_at_one_signal() {
+    let work = TempDir::new("tree-stop");
+    whole_tree_stops(&Tools::new(), &work);
+}
+
+#[test]
+fn unprivileged_whole_tree_stops_at_one_signal() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-stop", &[]);
+    whole_tree_stops(&tools, &work);
+}
+
+/// With --continue every process of the job goes on: a shell loop whose
+/// external command is in flight at the checkpoint, then a command
+/// substitution, give the same output and exit status as an uninterrupted
+/// run; the image holds the shell and its children of the moment.
+fn tree_continues(tools: &Tools, work: &TempDir) {
+    let script = "for i in 1 2 3; do sh -c \"sleep 0.2; exit $i\"; echo status $?; done; \
+                  x=$(sh -c 'sleep 0.2; echo inner'); echo got $x; exit 5";
+    let plain = tools.cmd(Path::new("/bin/bash"), &["-c", script], &work.path).output().unwrap();
+    assert_eq!(plain.status.code(), Some(5));
+    let image = work.join("cont.dat");
+    let mut run = spawn(
+        "ckpt --tree --continue bash",
+        &mut tools.ckpt_with(
+            &["--tree", "--continue"],
+            Some(&image),
+            Path::new("/bin/bash"),
+            &["-c", script],
+            &work.path,
+        ),
+    );
+    run.wait_line(Stream::Stdout, |l| l == "status 1\n", "status 1");
+    wait_tree(run.pid, &["sleep"]);
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let o = run.finish();
+    o.expect_code(5);
+    assert_same("the shell under ckpt --tree --continue", &o.stdout(), &plain.stdout);
+    let table = members(&image);
+    assert!(table.len() >= 2, "the children in flight are members: {table:?}");
+    assert!(table.iter().any(|(_, c)| c.starts_with("sh -c sleep 0.2; exit")), "{table:?}");
+}
+
+#[test]
+fn tree_continues_after_a_checkpoint() {
+    let work = TempDir::new("tree-continue");
+    tree_continues(&Tools::new(), &work);
+}
+
+#[test]
+fn unprivileged_tree_continues_after_a_checkpoint() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-continue", &[]);
+    tree_continues(&tools, &work);
+}
+
+const ZOMBIE_SCRIPT: &str = r#"
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os._exit(7)
+os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped
+print("zombie", pid, flush=True)
+sys.stdin.readline()
+_, st = os.waitpid(pid, 0)
+print("reaped", os.WEXITSTATUS(st), flush=True)
+"#;
+
+/// A child that has exited and is not yet waited for is in the job as a
+/// zombie with its wait status; with --continue its parent then reaps it
+/// as if nothing had happened.
+#[test]
+fn zombie_is_recorded_with_its_status() {
+    let work = TempDir::new("tree-zombie");
+    let script = work.join("z.py");
+    fs::write(&script, ZOMBIE_SCRIPT).unwrap();
+    let image = work.join("z.dat");
+    let tools = Tools::new();
+    let mut cmd = tools.ckpt_with(
+        &["--tree", "--continue"],
+        Some(&image),
+        Path::new("/usr/bin/python3"),
+        &[script.to_str().unwrap()],
+        &work.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("python with a zombie", &mut cmd);
+    let l = run.wait_line(Stream::Stdout, |l| l.starts_with("zombie "), "zombie").text();
+    let zombie: u32 = l.trim().strip_prefix("zombie ").unwrap().parse().unwrap();
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.write_stdin(b"\n");
+    let o = run.finish();
+    o.expect_code(0);
+    assert!(o.stdout_text().ends_with("reaped 7\n"), "{}", o.describe());
+    let table = members(&image);
+    assert_eq!(table.len(), 2, "{table:?}");
+    let (m, _) = &table[1];
+    assert_eq!((m.pid, m.ppid, m.state, m.wait_status), (zombie, run_pid(&table), MEMBER_ZOMBIE, 7 << 8), "{m:?}");
+    assert_eq!((m.offset, m.len), (0, 0), "a zombie has no process image");
+}
+
+fn run_pid(table: &[(Member, String)]) -> u32 {
+    table[0].0.pid
+}
+
+/// A descendant that cannot be in the job (a static executable never takes
+/// the checkpoint signal) fails the checkpoint, named in one line; the
+/// previous image stays, and the program goes on.
+#[test]
+fn static_descendant_is_named_and_refused() {
+    let work = TempDir::new("tree-static");
+    let src = work.join("static-wait.c");
+    fs::write(&src, "#include <stdio.h>\n#include <unistd.h>\nint main(void) { puts(\"ready\"); fflush(stdout); read(0, (char[1]){0}, 1); return 4; }\n").unwrap();
+    let prog = work.join("static-wait");
+    let cc = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&prog).arg(&src).output().expect("cannot run gcc");
+    assert!(
+        cc.status.success(),
+        "gcc -static failed (is libc6-dev installed?):\n{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    let image = work.join("s.dat");
+    fs::write(&image, b"the previous image").unwrap();
+    let script = format!("{}; echo status $?", prog.to_str().unwrap());
+    let tools = Tools::new();
+    let mut cmd = tools.ckpt_with(&["--tree"], Some(&image), Path::new("/bin/bash"), &["-c", &script], &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("bash running a static program", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    let d = wait_tree(run.pid, &["static-wait"]);
+    let pid = d.iter().find(|(_, p)| p.3 == "static-wait").map(|(&p, _)| p).unwrap();
+    run.checkpoint();
+    let l = run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt: "), "ckpt's line").text();
+    assert_eq!(
+        l,
+        format!(
+            "ckpt: checkpoint failed: process {pid} ({}) never took the checkpoint signal (a static executable, or a \
+             program run without the capture library: it cannot be in the job); the program continues, any previous \
+             image is unchanged\n",
+            prog.to_str().unwrap()
+        )
+    );
+    run.write_stdin(b"\n");
+    let o = run.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "ready\nstatus 4\n");
+    assert_eq!(read(&image), b"the previous image");
+}
+
+/// A job of one process is written as a plain process image, which restart
+/// takes as before.
+#[test]
+fn job_of_one_is_a_plain_image() {
+    let work = TempDir::new("tree-one");
+    let image = work.join("one.dat");
+    let tools = Tools::new();
+    let prog = "import sys; print('ready', flush=True); sys.stdin.readline(); print('done')";
+    let mut cmd = tools.ckpt_with(&["--tree"], Some(&image), Path::new("/usr/bin/python3"), &["-c", prog], &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("ckpt --tree python3", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    run.checkpoint();
+    run.finish().expect_code(CHECKPOINTED);
+    assert_eq!(&read(&image)[..8], &ckpt_image::MAGIC, "a plain process image");
+    let r = spawn("restart", &mut tools.restart(Some(&image), &work.path)).finish();
+    r.expect_code(0);
+    assert_eq!(r.stdout_text(), "done\n", "{}", r.describe());
+}
+
+/// What ties the processes together is recorded: a pipe between two
+/// members with the bytes waiting in it (read, not consumed: with
+/// --continue the reader still gets them), and the stdout every process
+/// inherited, one open file description for all.
+#[test]
+fn pipes_and_shared_descriptions_are_recorded() {
+    let work = TempDir::new("tree-links");
+    let image = work.join("links.dat");
+    let script = "echo start; sh -c \"printf 'waiting bytes\\n'; touch written\" \
+                  | { while [ ! -e go ]; do sleep 0.05; done; cat; }; echo end";
+    let tools = Tools::new();
+    let mut run = spawn(
+        "ckpt --tree --continue bash",
+        &mut tools.ckpt_with(
+            &["--tree", "--continue"],
+            Some(&image),
+            Path::new("/bin/bash"),
+            &["-c", script],
+            &work.path,
+        ),
+    );
+    run.wait_line(Stream::Stdout, |l| l == "start\n", "start");
+    let start = Instant::now();
+    while !work.join("written").exists() {
+        assert!(start.elapsed() < TIMEOUT, "the writer never wrote");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    wait_tree(run.pid, &["sleep"]); // the reader's loop: it is there
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    fs::write(work.join("go"), b"").unwrap();
+    let o = run.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "start\nwaiting bytes\nend\n", "the bytes were not consumed\n{}", o.describe());
+    let table = members(&image);
+    let links = links(&image);
+    let pid_of = |l: &Link| table[l.member as usize].0.pid;
+    // The pipe: its read end is the subshell's stdin, the bytes are there.
+    let pipe: Vec<_> = links.iter().filter(|(l, d)| l.channel != 0 && d == b"waiting bytes\n").collect();
+    assert_eq!(pipe.len(), 1, "one read end holds the bytes: {links:?}\n{table:?}");
+    // (The shell itself may still hold the read end it is handing to the
+    // reader: then it is one description with the reader's stdin.)
+    let d = pipe[0].0.description;
+    let reader = links.iter().map(|(l, _)| l).find(|l| l.description == d && l.fd == 0 && l.member != 0);
+    let reader = reader.unwrap_or_else(|| panic!("the reader's stdin is the pipe's read end: {links:?}"));
+    // The stdout the root and the reader inherited: one description.
+    let out = links.iter().map(|(l, _)| l).find(|l| l.member == 0 && l.fd == 1).expect("the root's stdout is shared");
+    let outs: Vec<&Link> = links.iter().map(|(l, _)| l).filter(|l| l.channel == out.channel && l.fd == 1).collect();
+    let reader = pid_of(reader);
+    assert!(outs.iter().any(|l| pid_of(l) == reader), "the reader holds the root's stdout: {links:?}");
+    assert!(outs.iter().all(|l| l.description == outs[0].description), "one description: {outs:?}");
+}
+
+const SOCKETPAIR_SCRIPT: &str = r#"
+import os, socket, sys
+a, b = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    a.close()
+    b.send(b"from the child")
+    sys.stdin.readline()
+    print("child got", b.recv(100).decode(), flush=True)
+    os._exit(0)
+b.close()
+a.send(b"from the parent")
+a.recv(100, socket.MSG_PEEK)  # the child's message is there
+print("ready", flush=True)
+sys.stdin.readline()
+os.waitpid(pid, 0)
+print("parent got", a.recv(100).decode(), flush=True)
+"#;
+
+/// A socketpair made before a fork ties the parent and the child: its two
+/// ends are links of one pair, each with the message waiting on it (peeked,
+/// not consumed: with --continue each process still reads its own).
+#[test]
+fn socketpair_between_processes_is_recorded() {
+    let work = TempDir::new("tree-socketpair");
+    let script = work.join("sp.py");
+    fs::write(&script, SOCKETPAIR_SCRIPT).unwrap();
+    let image = work.join("sp.dat");
+    let tools = Tools::new();
+    let mut cmd = tools.ckpt_with(
+        &["--tree", "--continue"],
+        Some(&image),
+        Path::new("/usr/bin/python3"),
+        &[script.to_str().unwrap()],
+        &work.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("python with a socketpair", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.write_stdin(b"\n\n");
+    run.close_stdin();
+    let o = run.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "ready\nchild got from the parent\nparent got from the child\n", "{}", o.describe());
+    let links = links(&image);
+    let socks: Vec<_> = links.iter().filter(|(l, _)| l.kind == ckpt_image::job::LINK_SOCKET).collect();
+    assert_eq!(socks.len(), 2, "{links:?}");
+    assert_ne!(socks[0].0.member, socks[1].0.member, "{socks:?}");
+    assert!(socks[0].0.channel != 0 && socks[0].0.channel == socks[1].0.channel, "one pair: {socks:?}");
+    let holds = |member: u32, text: &[u8]| {
+        socks.iter().any(|(l, d)| l.member == member && d.windows(text.len()).any(|w| w == text))
+    };
+    assert!(holds(0, b"from the child"), "the parent's end holds the child's message: {socks:?}");
+    assert!(holds(1, b"from the parent"), "the child's end holds the parent's message: {socks:?}");
+}
+
+const SHARED_SCRIPT: &str = r#"
+import mmap, os, sys
+m = mmap.mmap(-1, 8192)  # MAP_SHARED | MAP_ANONYMOUS
+pid = os.fork()
+if pid == 0:
+    m[:5] = b"child"
+    sys.stdin.readline()
+    os._exit(0)
+while m[:5] != b"child":
+    os.sched_yield()
+print("ready", hex(m.__len__()), flush=True)
+sys.stdin.readline()
+os.waitpid(pid, 0)
+print("seen", m[:5].decode(), flush=True)
+"#;
+
+/// MAP_SHARED anonymous memory mapped before a fork is one object that both
+/// processes map, at the same place.
+#[test]
+fn shared_memory_between_processes_is_recorded() {
+    let work = TempDir::new("tree-shm");
+    let script = work.join("shm.py");
+    fs::write(&script, SHARED_SCRIPT).unwrap();
+    let image = work.join("shm.dat");
+    let tools = Tools::new();
+    let mut cmd = tools.ckpt_with(
+        &["--tree", "--continue"],
+        Some(&image),
+        Path::new("/usr/bin/python3"),
+        &[script.to_str().unwrap()],
+        &work.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("python with shared memory", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l.starts_with("ready"), "ready");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.write_stdin(b"\n\n");
+    run.close_stdin();
+    let o = run.finish();
+    o.expect_code(0);
+    assert!(o.stdout_text().ends_with("seen child\n"), "{}", o.describe());
+    let maps = with_job(&image, |job| (0..job.header.n_shared as usize).map(|i| job.shared(i)).collect::<Vec<_>>());
+    let of_size: Vec<_> = maps.iter().filter(|m| m.end - m.start == 8192).collect();
+    assert_eq!(of_size.len(), 2, "the 8 KiB mapping, in both processes: {maps:?}");
+    assert_eq!(of_size[0].object, of_size[1].object, "{maps:?}");
+    assert_eq!((of_size[0].member, of_size[1].member), (0, 1), "{maps:?}");
+    assert_eq!(of_size[0].start, of_size[1].start, "inherited at the same place: {maps:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Restart of a whole job (exact pids in restart's namespaces).
+
+/// Whether this machine lets restart make its namespaces (else restart
+/// falls back to new pids and only the root comes back: the tests below
+/// say so and skip).
+fn namespaces_available(tools: &Tools, work: &TempDir) -> bool {
+    let o = tools
+        .cmd(Path::new("/usr/bin/unshare"), &["--user", "--pid", "--fork", "--mount-proc", "true"], &work.path)
+        .output();
+    let ok = o.as_ref().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("skip: user and pid namespaces are not available here: a job restarts only with them");
+    }
+    ok
+}
+
+/// Runs `script` with bash uninterrupted, then under `ckpt --tree`,
+/// checkpointed once `ready` is seen and `comm` runs in the tree; restarts
+/// the image `generations` times (each restarted job checkpointed again
+/// the same way but the last); the output of all runs together and the
+/// last exit status must be the uninterrupted run's.
+fn job_round_trip(tools: &Tools, work: &TempDir, script: &str, ready: &str, comm: &str, generations: usize) {
+    let plain = tools.cmd(Path::new("/bin/bash"), &["-c", script], &work.path).output().unwrap();
+    let image = work.join("job.dat");
+    let mut run = spawn(
+        "ckpt --tree bash",
+        &mut tools.ckpt_with(&["--tree"], Some(&image), Path::new("/bin/bash"), &["-c", script], &work.path),
+    );
+    run.wait_line(Stream::Stdout, |l| l == ready, ready);
+    wait_tree(run.pid, &[comm]);
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    let mut out = first.stdout();
+    for g in 1..=generations {
+        let mut run = spawn(&format!("restart, generation {g}"), &mut tools.restart(Some(&image), &work.path));
+        if g < generations {
+            wait_tree(run.pid, &[comm]);
+            run.checkpoint();
+            run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+            let o = run.finish();
+            o.expect_code(CHECKPOINTED);
+            out.extend(o.stdout());
+        } else {
+            let o = run.finish();
+            out.extend(o.stdout());
+            assert_eq!(o.status.code(), plain.status.code(), "exit status after restart\n{}", o.describe());
+        }
+    }
+    assert_same("the job across its restarts", &out, &plain.stdout);
+}
+
+const LOOP_SCRIPT: &str = "echo start; for i in 1 2 3; do sh -c 'sleep 0.3; exit 3'; echo \"status $?\"; done; \
+                           x=$(sh -c 'sleep 0.3; echo inner'); echo \"got $x\"; exit 7";
+
+/// A shell loop whose external command is in flight at the checkpoint:
+/// after restart the shell gets that command's status (3), not 0.
+#[test]
+fn loop_command_in_flight_keeps_its_status() {
+    let work = TempDir::new("tree-loop");
+    let tools = Tools::new();
+    if namespaces_available(&tools, &work) {
+        job_round_trip(&tools, &work, LOOP_SCRIPT, "start\n", "sleep", 1);
+    }
+}
+
+#[test]
+fn unprivileged_loop_command_in_flight_keeps_its_status() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-loop", &[]);
+    if namespaces_available(&tools, &work) {
+        job_round_trip(&tools, &work, LOOP_SCRIPT, "start\n", "sleep", 1);
+    }
+}
+
+const SUBST_SCRIPT: &str = "echo start; x=$(sh -c 'sleep 0.5; echo inner; sleep 0.5; echo more'); echo \"got $x\"";
+
+/// A command substitution in flight at the checkpoint (twice: the restarted
+/// job is checkpointed again) yields its real output.
+#[test]
+fn substitution_in_flight_yields_its_output() {
+    let work = TempDir::new("tree-subst");
+    let tools = Tools::new();
+    if namespaces_available(&tools, &work) {
+        job_round_trip(&tools, &work, SUBST_SCRIPT, "start\n", "sleep", 2);
+    }
+}
+
+const PIPELINE_SCRIPT: &str = r#"
+producer() { for i in $(seq 1 12); do echo "line $i"; sleep 0.05; done; }
+filter() { while read -r l; do echo "[$l]"; done; }
+consumer() { n=0; while read -r l; do n=$((n+1)); echo "$l"; done; echo "consumed $n"; }
+echo start
+sleep 0.4 & bg=$!
+producer | filter | consumer
+s=$(echo sub; sleep 0.2; echo stitution)
+echo $s
+wait $bg; echo "background $?"
+exit 4
+"#;
+
+/// A pipeline (producer | filter | consumer), a command substitution and a
+/// background job: the same output and exit status as an uninterrupted
+/// run, across two restarts.
+#[test]
+fn pipeline_substitution_and_background_job() {
+    let work = TempDir::new("tree-pipeline");
+    let tools = Tools::new();
+    if namespaces_available(&tools, &work) {
+        job_round_trip(&tools, &work, PIPELINE_SCRIPT, "start\n", "sleep", 2);
+    }
+}
+
+#[test]
+fn unprivileged_pipeline_substitution_and_background_job() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-pipeline", &[]);
+    if namespaces_available(&tools, &work) {
+        job_round_trip(&tools, &work, PIPELINE_SCRIPT, "start\n", "sleep", 1);
+    }
+}
+
+/// A zombie at the checkpoint (stop mode) is a zombie after restart: its
+/// parent reaps it and gets its status.
+#[test]
+fn zombie_reaped_after_restart_gets_its_status() {
+    let work = TempDir::new("tree-zombie-restart");
+    let tools = Tools::new();
+    if !namespaces_available(&tools, &work) {
+        return;
+    }
+    let script = work.join("z.py");
+    fs::write(&script, ZOMBIE_SCRIPT).unwrap();
+    let image = work.join("z.dat");
+    let mut cmd = tools.ckpt_with(
+        &["--tree"],
+        Some(&image),
+        Path::new("/usr/bin/python3"),
+        &[script.to_str().unwrap()],
+        &work.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("python with a zombie", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l.starts_with("zombie "), "zombie");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.finish().expect_code(CHECKPOINTED);
+    let mut cmd = tools.restart(Some(&image), &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut r = spawn("restart", &mut cmd);
+    r.write_stdin(b"\n");
+    let o = r.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "reaped 7\n", "{}", o.describe());
+}
+
+const GROUP_SCRIPT: &str = r#"
+import os, signal, sys, time
+os.setpgid(0, 0)
+def say(text):
+    os.write(1, (text + "\n").encode())
+r, w = os.pipe()
+def child(n):
+    signal.signal(signal.SIGTERM, lambda *a: (say(f"child {n} got TERM"), os._exit(n)))
+    os.write(w, b"x")
+    while True:
+        signal.pause()
+pids = []
+for n in (1, 2):
+    pid = os.fork()
+    if pid == 0:
+        child(n)
+    pids.append(pid)
+signal.signal(signal.SIGTERM, lambda *a: say("parent got TERM"))
+os.read(r, 1), os.read(r, 1)
+say("ready")
+st = sorted(os.WEXITSTATUS(os.waitpid(p, 0)[1]) for p in pids)
+say(f"children ended {st}")
+"#;
+
+/// After restart the job's processes are one process group again: a
+/// signal to the group reaches them all.
+#[test]
+fn process_group_signal_after_restart_reaches_all() {
+    let work = TempDir::new("tree-pgid");
+    let tools = Tools::new();
+    if !namespaces_available(&tools, &work) {
+        return;
+    }
+    let script = work.join("g.py");
+    fs::write(&script, GROUP_SCRIPT).unwrap();
+    let image = work.join("g.dat");
+    let mut run = spawn(
+        "python group",
+        &mut tools.ckpt_with(
+            &["--tree"],
+            Some(&image),
+            Path::new("/usr/bin/python3"),
+            &[script.to_str().unwrap()],
+            &work.path,
+        ),
+    );
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    let before = wait_tree(run.pid, &["python3"]);
+    assert_eq!(before.len(), 2, "{before:?}");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.finish().expect_code(CHECKPOINTED);
+    let table = members(&image);
+    assert!(table.iter().all(|(m, _)| m.pgid == table[0].0.pid), "one group, led by the root: {table:?}");
+    let r = spawn("restart", &mut tools.restart(Some(&image), &work.path));
+    // The restarted processes, as this (the host's) /proc sees them, once
+    // each is back (its name again: its handlers are in place).
+    let start = Instant::now();
+    let group = loop {
+        let d = descendants(r.pid as u32);
+        let back: Vec<&Proc> = d.values().filter(|p| p.3 == "python3").collect();
+        if back.len() == 3 && back.iter().all(|p| p.1 == back[0].1) {
+            break back[0].1;
+        }
+        assert!(start.elapsed() < TIMEOUT, "the restarted job never was one group: {d:?}");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    // SAFETY: kill(2) of the process group of processes this test started.
+    assert_eq!(unsafe { libc::kill(-(group as i32), libc::SIGTERM) }, 0);
+    let o = r.finish();
+    o.expect_code(0);
+    let mut lines = o.text_lines(Stream::Stdout);
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["child 1 got TERM\n", "child 2 got TERM\n", "children ended [1, 2]\n", "parent got TERM\n"],
+        "{}",
+        o.describe()
+    );
+}
+
+const COUNTER_SCRIPT: &str = r#"
+import mmap, os, struct, sys
+m = mmap.mmap(-1, 4096)  # MAP_SHARED | MAP_ANONYMOUS: one counter for both
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.read(r, 1)  # the parent's go, after the restart
+    struct.pack_into("q", m, 0, struct.unpack_from("q", m, 0)[0] + 1000)
+    os._exit(0)
+struct.pack_into("q", m, 0, 7)
+print("ready", flush=True)
+sys.stdin.readline()
+os.write(w, b"g")
+os.waitpid(pid, 0)
+print("counter", struct.unpack_from("q", m, 0)[0], flush=True)
+"#;
+
+/// Memory mapped shared by two processes comes back shared: the child
+/// writes after the restart, the parent reads what it wrote.
+#[test]
+fn shared_memory_comes_back_shared() {
+    let work = TempDir::new("tree-shm-restart");
+    let tools = Tools::new();
+    if !namespaces_available(&tools, &work) {
+        return;
+    }
+    let script = work.join("c.py");
+    fs::write(&script, COUNTER_SCRIPT).unwrap();
+    let image = work.join("c.dat");
+    let mut cmd = tools.ckpt_with(
+        &["--tree"],
+        Some(&image),
+        Path::new("/usr/bin/python3"),
+        &[script.to_str().unwrap()],
+        &work.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("python with a shared counter", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.finish().expect_code(CHECKPOINTED);
+    let mut cmd = tools.restart(Some(&image), &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut r = spawn("restart", &mut cmd);
+    r.write_stdin(b"\n");
+    let o = r.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "counter 1007\n", "{}", o.describe());
+}
+
+const POOL_SCRIPT: &str = r#"
+import multiprocessing as mp, time
+
+def init(t, l):
+    global T, L
+    T, L = t, l
+
+def job(i):
+    time.sleep(0.03)
+    with L:
+        T.value += i
+    return i * i
+
+if __name__ == "__main__":
+    total, lock, q = mp.Value("q", 0), mp.Lock(), mp.Queue()
+    print("start", flush=True)
+    with mp.get_context("fork").Pool(2, initializer=init, initargs=(total, lock)) as pool:
+        res = pool.map(job, range(40), chunksize=1)
+    q.put(sum(res))
+    print("squares", q.get(), "total", total.value, flush=True)
+"#;
+
+/// Python's multiprocessing: a Pool(2) sharing a Value and a Lock with its
+/// parent, and a Queue: the same result after a checkpoint in the middle
+/// of the pool's work and a restart (and as nobody).
+fn python_pool(tools: &Tools, work: &TempDir) {
+    if !namespaces_available(tools, work) {
+        return;
+    }
+    let script = work.join("pool.py");
+    fs::write(&script, POOL_SCRIPT).unwrap();
+    chmod(&script, 0o644);
+    let run = format!("exec /usr/bin/python3 {}", script.display());
+    job_round_trip(tools, work, &run, "start\n", "python3", 1);
+}
+
+#[test]
+fn python_pool_with_shared_value_lock_and_queue() {
+    let work = TempDir::new("tree-pool");
+    python_pool(&Tools::new(), &work);
+}
+
+#[test]
+fn unprivileged_python_pool_with_shared_value_lock_and_queue() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-pool", &[]);
+    python_pool(&tools, &work);
+}
+
+/// `make -j2` of a small C project whose compile steps are slow,
+/// checkpointed mid-build and restarted: the build completes, with the
+/// same artefacts as an uninterrupted build.
+#[test]
+fn make_j2_completes_after_restart() {
+    let work = TempDir::new("tree-make");
+    let tools = Tools::new();
+    if !namespaces_available(&tools, &work) {
+        return;
+    }
+    let project = |dir: &Path| {
+        fs::create_dir_all(dir).unwrap();
+        for (name, body) in
+            [("a", "int a(void) { return 1; }"), ("b", "int b(void) { return 2; }"), ("c", "int c(void) { return 3; }")]
+        {
+            fs::write(dir.join(format!("{name}.c")), format!("{body}\n")).unwrap();
+        }
+        fs::write(
+            dir.join("main.c"),
+            "#include <stdio.h>\nint a(void), b(void), c(void);\nint main(void) { printf(\"%d\\n\", a() * 100 + b() * 10 + c()); return 0; }\n",
+        )
+        .unwrap();
+        fs::write(
+            dir.join("Makefile"),
+            "prog: a.o b.o c.o main.o\n\tgcc -o $@ $^\n%.o: %.c\n\tsleep 0.3 && gcc -O2 -c $< -o $@\n",
+        )
+        .unwrap();
+    };
+    let plain_dir = work.join("plain");
+    project(&plain_dir);
+    let plain = tools.cmd(Path::new("/usr/bin/make"), &["-s", "-j2"], &plain_dir).output().unwrap();
+    assert!(plain.status.success(), "make: {}", String::from_utf8_lossy(&plain.stderr));
+    let dir = work.join("job");
+    project(&dir);
+    let image = work.join("make.dat");
+    let mut run = spawn(
+        "ckpt --tree make -j2",
+        &mut tools.ckpt_with(&["--tree"], Some(&image), Path::new("/usr/bin/make"), &["-s", "-j2"], &dir),
+    );
+    wait_tree(run.pid, &["sleep"]);
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.finish().expect_code(CHECKPOINTED);
+    assert!(!dir.join("prog").exists(), "the build was finished before the checkpoint");
+    let o = spawn("restart of make", &mut tools.restart(Some(&image), &dir)).finish();
+    o.expect_code(0);
+    for f in ["a.o", "b.o", "c.o", "main.o"] {
+        assert_same(f, &read(&dir.join(f)), &read(&plain_dir.join(f)));
+    }
+    let out = Command::new(dir.join("prog")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "123\n");
+}
