@@ -110,6 +110,15 @@ pub fn refuse(what: &'static str) -> Failure {
     Failure::named(what, "")
 }
 
+/// What a capture did with the image.
+enum Written {
+    /// Written here, this many bytes.
+    Here(u64),
+    /// Handed to a copy-on-write writer ([`crate::cow`]), which says how it
+    /// went.
+    Forked,
+}
+
 /// Entry point on the workspace stack: `arg` is the handler's ucontext.
 /// The caller has claimed the coordinator's role (`threads::begin`).
 pub extern "C" fn run(arg: *mut c_void) {
@@ -129,7 +138,13 @@ pub extern "C" fn run(arg: *mut c_void) {
     let result = match threads::stop_all(shared, generation, &mut tables.tids, &mut tables.dents, &mut tables.threads) {
         Ok(n) => {
             n_threads = n;
-            capture(tables, n, cfg, t0)
+            // Copy-on-write when the program goes on after the image
+            // (not when it stops: it would only wait for the writer).
+            let cow = cfg.cow
+                && !stop
+                && crate::process::fatal_pending(crate::process::blocked_everywhere(&tables.threads[..n])).is_none()
+                && crate::cow::possible();
+            capture(tables, n, cfg, t0, cow)
         }
         Err(threads::StopError::TooMany) => Err(refuse("too many threads")),
         Err(threads::StopError::Stuck(tid)) => Err(Failure::stuck(tid)),
@@ -137,43 +152,32 @@ pub extern "C" fn run(arg: *mut c_void) {
     };
     let blocked = crate::process::blocked_everywhere(&tables.threads[..n_threads]);
     match result {
+        Ok(Written::Forked) => {
+            // The writer holds the snapshot: everyone goes on now.
+            threads::release(sync, generation);
+            threads::reregister_rseq(rseq);
+            crate::cow::released(sys::clock_ns(sys::CLOCK_MONOTONIC) - t0);
+        }
         // A signal that ends the program came with the checkpoint: it ends
         // it now, --continue or not (process.rs); so does ckpt-slurm's
         // STOP_AFTER request.
-        Ok(written) if cfg.cont && !stop && crate::process::fatal_pending(blocked).is_none() => {
+        Ok(Written::Here(written)) if cfg.cont && !stop && crate::process::fatal_pending(blocked).is_none() => {
             // --continue: the image is on disk; let everyone go on.
             let done = sys::clock_ns(sys::CLOCK_MONOTONIC);
             threads::release(sync, generation);
             threads::reregister_rseq(rseq);
-            let paused = sys::clock_ns(sys::CLOCK_MONOTONIC);
+            let paused = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
             if !cfg.quiet {
-                let mut l = msg::Line::new();
-                l.push(b"ckpt: checkpoint written to ").push(cfg.output());
-                let _ = write!(
-                    l,
-                    " ({} in {:.1} ms; the program was paused {:.1} ms)",
-                    Size(written),
-                    (done - t0) as f64 / 1e6,
-                    (paused - t0) as f64 / 1e6
-                );
-                if cfg.verbose {
-                    let _ = write!(l, "; {n_threads} thread{}", if n_threads == 1 { "" } else { "s" });
-                }
-                l.emit();
+                written_line(written, done - t0, Some(paused), n_threads, None).emit();
             }
         }
-        Ok(written) => {
+        Ok(Written::Here(written)) => {
             let fatal = crate::process::fatal_pending(blocked);
             if !cfg.quiet {
-                let ms = (sys::clock_ns(sys::CLOCK_MONOTONIC) - t0) as f64 / 1e6;
-                let mut l = msg::Line::new();
-                l.push(b"ckpt: checkpoint written to ").push(cfg.output());
-                let _ = write!(l, " ({} in {:.1} ms)", Size(written), ms);
+                let ms = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
+                let mut l = written_line(written, ms, None, n_threads, None);
                 if fatal.is_none() {
                     let _ = write!(l, "; stopping (exit status {EXIT_CHECKPOINTED})");
-                }
-                if cfg.verbose {
-                    let _ = write!(l, "; {n_threads} thread{}", if n_threads == 1 { "" } else { "s" });
                 }
                 l.emit();
             }
@@ -183,29 +187,61 @@ pub extern "C" fn run(arg: *mut c_void) {
         Err(f) => {
             threads::release(sync, generation);
             threads::reregister_rseq(rseq);
-            let mut l = msg::Line::new();
-            l.push(b"ckpt: checkpoint failed: ");
-            if let Some(fd) = f.lost_fd.checked_sub(1) {
-                files::name_lost(&mut l, fd as i32, &mut tables.dents);
-            }
-            l.push(f.what.as_bytes()).push(f.detail.as_bytes());
-            if f.stuck != 0 {
-                let _ = write!(l, " (thread {} blocks signal {})", f.stuck, threads::THREAD_SIGNAL);
-            }
-            if let Some(child) = (f.children != 0).then(|| children::first(&mut tables.dents)).flatten() {
-                l.push(b": ");
-                children::describe(&mut l, child, &mut tables.dents);
-                if f.children > 1 {
-                    let _ = write!(l, " and {} more", f.children - 1);
-                }
-            }
-            if let Some(e) = f.errno {
-                let _ = write!(l, ": {} ({})", sys::errno_text(e), sys::errno_name(e));
-            }
-            l.push(b"; the program continues, any previous image is unchanged");
-            l.emit();
+            failure_line(&f, &mut tables.dents);
         }
     }
+}
+
+/// "ckpt: checkpoint written to PATH (SIZE in T ms[; the program was
+/// paused P ms])", with -v the number of threads (and the writer's pid).
+fn written_line(
+    written: u64,
+    took_ns: u64,
+    paused_ns: Option<u64>,
+    n_threads: usize,
+    writer: Option<i32>,
+) -> msg::Line {
+    let cfg = config::get();
+    let mut l = msg::Line::new();
+    l.push(b"ckpt: checkpoint written to ").push(cfg.output());
+    let _ = write!(l, " ({} in {:.1} ms", Size(written), took_ns as f64 / 1e6);
+    if let Some(p) = paused_ns {
+        let _ = write!(l, "; the program was paused {:.1} ms", p as f64 / 1e6);
+    }
+    l.push(b")");
+    if cfg.verbose {
+        let _ = write!(l, "; {n_threads} thread{}", if n_threads == 1 { "" } else { "s" });
+        if let Some(pid) = writer {
+            let _ = write!(l, "; written by copy-on-write writer {pid}");
+        }
+    }
+    l
+}
+
+/// Says on stderr why a checkpoint failed (`scratch`: room to name a child
+/// or a descriptor).
+fn failure_line(f: &Failure, scratch: &mut [u8]) {
+    let mut l = msg::Line::new();
+    l.push(b"ckpt: checkpoint failed: ");
+    if let Some(fd) = f.lost_fd.checked_sub(1) {
+        files::name_lost(&mut l, fd as i32, scratch);
+    }
+    l.push(f.what.as_bytes()).push(f.detail.as_bytes());
+    if f.stuck != 0 {
+        let _ = write!(l, " (thread {} blocks signal {})", f.stuck, threads::THREAD_SIGNAL);
+    }
+    if let Some(child) = (f.children != 0).then(|| children::first(scratch)).flatten() {
+        l.push(b": ");
+        children::describe(&mut l, child, scratch);
+        if f.children > 1 {
+            let _ = write!(l, " and {} more", f.children - 1);
+        }
+    }
+    if let Some(e) = f.errno {
+        let _ = write!(l, ": {} ({})", sys::errno_text(e), sys::errno_name(e));
+    }
+    l.push(b"; the program continues, any previous image is unchanged");
+    l.emit();
 }
 
 /// The XSAVE features and area size of the frame at `fpstate` (the
@@ -219,7 +255,7 @@ fn frame_size(fpstate: u64) -> (u64, u32) {
     ckpt_image::xstate::Frame::parse_head(head).map_or((0, 0), |f| (f.xfeatures, f.xstate_size as u32))
 }
 
-fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u64, Failure> {
+fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64, cow: bool) -> Result<Written, Failure> {
     // Each part of the tables is lent where it is used: disjoint borrows.
     let Tables {
         maps,
@@ -330,10 +366,32 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
     let mut enc = Encoder::new(h, tables);
 
     let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
-    out.check_targets()?;
-    out.remove_stale(dents);
-    let writer = Writer { regions, sums, bounce, helper_stack };
-    write(&mut enc, writer, &mut out, t0).map(|()| enc.header().file_len)
+    let mut writer = Some(Writer { regions, sums, bounce, helper_stack });
+    let mut finish = |writer: Writer| {
+        out.check_targets()?;
+        out.remove_stale(dents);
+        write(&mut enc, writer, &mut out, t0).map(|()| enc.header().file_len)
+    };
+    if !cow {
+        return writer.take().map_or(Err(refuse("no writer")), finish).map(Written::Here);
+    }
+    // In the writer process: the same steps, and the line that says how
+    // they went.
+    let mut job = || {
+        let Some(w) = writer.take() else { return };
+        let result = finish(w);
+        let took = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
+        match result {
+            Ok(written) if !cfg.quiet => {
+                written_line(written, took, crate::cow::paused_ns(), n_threads, Some(sys::getpid())).emit()
+            }
+            Ok(_) => {}
+            Err(f) => failure_line(&f, &mut [0u8; 4096]),
+        }
+    };
+    crate::cow::spawn(&mut job, cfg.signal)
+        .map(|_| Written::Forked)
+        .map_err(failed("starting the copy-on-write writer (--no-cow writes in place)"))
 }
 
 /// What the data writer uses beside the encoder's tables.

@@ -19,6 +19,7 @@
 //! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_STRICT`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
+//! | `CKPT_NO_COW`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PORTABLE` | a level (`x86-64`, `x86-64-v2`…`v4`), or as `CKPT_CONTINUE` (on: `x86-64-v2`) | the level, unset for none |
 //! | `CKPT_ALLOW_FOREIGN_OUTPUT` | as `CKPT_CONTINUE`  | `1` or `0`                     |
 //! | `CKPT_PROGRESS_AFTER` | ms (not read by ckpt)    | the same: on a terminal, progress after that long |
@@ -53,6 +54,9 @@ pub struct Config {
     pub strict: bool,
     /// Keep running after a checkpoint instead of stopping (exit status 99).
     pub cont: bool,
+    /// Copy-on-write checkpoints ([`crate::cow`]): in --continue mode
+    /// unless `CKPT_NO_COW`.
+    pub cow: bool,
     /// Images kept: the newest at `output`, older ones numbered 1..keep-1.
     pub keep: u32,
     /// Period of the ticker's checkpoints in ms (0: none), for messages.
@@ -78,6 +82,7 @@ const DEFAULT: Config = Config {
     verbose: false,
     strict: false,
     cont: false,
+    cow: false,
     keep: 1,
     interval_ms: 0,
     allow_foreign: false,
@@ -178,6 +183,7 @@ pub fn from_env() -> Option<Config> {
     if cfg.interval_ms != 0 {
         cfg.cont = true;
     }
+    cfg.cow = cfg.cont && !flag(env(c"CKPT_NO_COW"));
     cfg.cpu_level = sys::cpu::level();
     // Held to a level above its CPU's, the program could use only its CPU's.
     cfg.portable_level = env(c"CKPT_PORTABLE").and_then(xstate::parse_level).map_or(0, |l| l.min(cfg.cpu_level));
@@ -234,6 +240,9 @@ pub fn announce() {
     l.push(b", image ").push(c.output());
     if c.cont {
         l.push(b"; the program continues after each checkpoint");
+        if c.cow {
+            l.push(b" (paused only to copy it: a copy-on-write writer process writes the image)");
+        }
     } else {
         let _ = write!(l, "; the program stops after a checkpoint (exit status {})", ckpt_image::EXIT_CHECKPOINTED);
     }

@@ -10,6 +10,9 @@
 //!                               publishes it with the slot's ready word)
 //!                       thread stacks: one per slot, where each
 //!                               stopped thread's handler parks
+//!                       the writer page: MAP_SHARED, the one page the
+//!                               program and its copy-on-write writer
+//!                               share ([`crate::cow`])
 //!                       Tables: maps text, pagemap words, strings,
 //!                               region, extent and fd tables, bounce buffer
 //!                               (the coordinator's alone)
@@ -143,7 +146,8 @@ const GUARD: usize = 4096;
 const STDIO_OFFSET: usize = GUARD;
 const SHARED_OFFSET: usize = GUARD + 4096 + STACK_SIZE;
 const THREAD_STACKS_OFFSET: usize = (SHARED_OFFSET + size_of::<Shared>() + 4095) & !4095;
-const TABLES_OFFSET: usize = THREAD_STACKS_OFFSET + MAX_THREADS * THREAD_STACK_SIZE;
+const WRITER_PAGE_OFFSET: usize = THREAD_STACKS_OFFSET + MAX_THREADS * THREAD_STACK_SIZE;
+const TABLES_OFFSET: usize = WRITER_PAGE_OFFSET + 4096;
 pub const WORKSPACE_SIZE: usize = (TABLES_OFFSET + size_of::<Tables>() + 4095) & !4095;
 
 struct Base(UnsafeCell<u64>);
@@ -197,6 +201,12 @@ pub fn stack_top() -> u64 {
 /// if there is such a slot (slot 0 is the coordinator's: [`stack_top`]).
 pub fn thread_stack_top(slot: usize) -> Option<u64> {
     (1..MAX_THREADS).contains(&slot).then(|| base() + (THREAD_STACKS_OFFSET + (slot + 1) * THREAD_STACK_SIZE) as u64)
+}
+
+/// The address of the page shared with the copy-on-write writer (mapped
+/// there by [`crate::cow`]).
+pub fn writer_page() -> u64 {
+    base() + WRITER_PAGE_OFFSET as u64
 }
 
 /// The coordination words and the thread slots.
