@@ -366,3 +366,60 @@ fn a_writer_on_a_full_disk_leaves_the_program_running() {
     let (reference, run) = cli_threads(&Tools::new(), &dir, &image, &[], "4");
     writer_out_of_room(run, &reference, &image, "No space left");
 }
+
+/// Memory the program marked `MADV_DONTFORK` is not in a forked writer's
+/// copy: the writer says so, and the program writes that checkpoint, and
+/// the next ones, in place. The image holds that memory: it restarts to
+/// the end of an uninterrupted run (which checks it).
+#[test]
+fn memory_a_writer_does_not_get_is_written_in_place() {
+    let dir = TempDir::new("cow-dontfork");
+    let tools = Tools::new();
+    let prog = demo("cow-dontfork");
+    let image = dir.join("df.dat");
+    let reference = uninterrupted_until_started(&mut command(&prog, &[], &dir.path));
+    let mut run = spawn_started(
+        "ckpt cow-dontfork",
+        &mut tools.ckpt_with(&["-v", "--continue"], Some(&image), &prog, &[], &dir.path),
+    );
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, |l| l.contains("MADV_DONTFORK"), "the writer's note");
+    for n in 1..=2 {
+        let line = run.wait_line(Stream::Stderr, is_written, &format!("checkpoint {n}, in place")).text();
+        assert!(line.contains("paused") && !line.contains("copy-on-write"), "{line:?}");
+        if n == 1 {
+            run.checkpoint();
+        }
+    }
+    run.close_stdin();
+    let o = run.finish();
+    o.expect_code(0);
+    assert_same("cow-dontfork", &o.stdout(), &reference.stdout());
+    restarts_like(&tools, &image, &dir, &reference);
+}
+
+/// `--no-cow`, or `CKPT_NO_COW=1`: the checkpoints of `--continue` are
+/// written in place, the program paused meanwhile, as before; no writer.
+#[test]
+fn no_cow_writes_in_place() {
+    let dir = TempDir::new("cow-off");
+    let tools = Tools::new();
+    let prog = demo("cli-threads");
+    let reference = uninterrupted_until_started(&mut command(&prog, &["4"], &dir.path));
+    for (option, env) in [(Some("--no-cow"), "0"), (None, "1")] {
+        let image = dir.join("off.dat");
+        let mut opts = vec!["-v", "--continue"];
+        opts.extend(option);
+        let mut c = tools.ckpt_with(&opts, Some(&image), &prog, &["4"], &dir.path);
+        c.env("CKPT_NO_COW", env);
+        let mut run = spawn_started("ckpt --no-cow", &mut c);
+        run.checkpoint();
+        let line = run.wait_line(Stream::Stderr, is_written, "the checkpoint").text();
+        assert!(line.contains("paused") && !line.contains("copy-on-write"), "{option:?} CKPT_NO_COW={env}: {line:?}");
+        run.close_stdin();
+        let o = run.finish();
+        o.expect_code(0);
+        assert_same("--no-cow", &o.stdout(), &reference.stdout());
+        restarts_like(&tools, &image, &dir, &reference);
+    }
+}

@@ -379,6 +379,9 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64, cow: bool) -
     // they went.
     let mut job = || {
         let Some(w) = writer.take() else { return };
+        if !crate::cow::inherited(w.regions) {
+            return; // and the program takes it again, in place
+        }
         let result = finish(w);
         let took = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
         match result {

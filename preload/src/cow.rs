@@ -50,6 +50,8 @@ use core::sync::atomic::{AtomicI32, AtomicU32, Ordering::SeqCst};
 
 use ckpt_sys::{self as sys, thread, Errno};
 
+use ckpt_image::Region;
+
 use crate::msg;
 use crate::workspace;
 
@@ -67,6 +69,9 @@ struct Page {
     /// How long the program was paused for the checkpoint being written,
     /// in µs, plus one; 0 until the coordinator knows.
     paused_us: AtomicU32,
+    /// 1: the program has memory a writer does not get
+    /// ([`inherited`]): checkpoints are written in place from now on.
+    in_place: AtomicU32,
 }
 
 const TID_MASK: u32 = 0x3fff_ffff;
@@ -141,7 +146,34 @@ pub fn possible() -> bool {
     let mut subreaper = 0i32;
     // SAFETY: the kernel writes one int to `subreaper`.
     let got = unsafe { sys::prctl(sys::PR_GET_CHILD_SUBREAPER, &mut subreaper as *mut i32 as u64, 0, 0, 0) };
-    got.is_ok() && subreaper == 0 && page().is_some_and(|p| !running(p))
+    got.is_ok() && subreaper == 0 && page().is_some_and(|p| !running(p) && p.in_place.load(SeqCst) == 0)
+}
+
+/// In the writer: whether every region with stored pages came with the
+/// fork. Memory the program marked `MADV_DONTFORK` did not: then the
+/// writer says so, has the program write this checkpoint and the next ones
+/// in place, and returns false. (`mprotect` to a region's own protection
+/// changes nothing, and fails with ENOMEM where nothing is mapped.)
+/// Memory marked `MADV_WIPEONFORK` is in the writer's copy zero-filled,
+/// and so it is in the image: what a forked child of the program sees.
+pub fn inherited(regions: &[Region]) -> bool {
+    // SAFETY: each region's own protection, on its own range.
+    let missing = regions
+        .iter()
+        .filter(|r| r.n_extents != 0)
+        .any(|r| unsafe { sys::mprotect(r.start, r.len(), r.prot as i32) } == Err(Errno::ENOMEM));
+    if !missing {
+        return true;
+    }
+    msg::line(&[
+        b"ckpt: the program has memory marked MADV_DONTFORK, which a copy-on-write writer does not get: ",
+        b"this checkpoint and the next ones are written in place (as with --no-cow)",
+    ]);
+    if let Some(p) = page() {
+        p.in_place.store(1, SeqCst);
+        p.again.store(1, SeqCst);
+    }
+    false
 }
 
 /// What the middle process hands back, through the memory it shares with
