@@ -630,7 +630,8 @@ fn write_to(fd: i32, enc: &mut Encoder, w: Writer, t0: u64) -> Result<(), Failur
     // Stored pages of unreadable regions are made readable for the copy.
     readable_for_copy(w.regions, true)?;
     let data_len = enc.header().data_len;
-    let progress = Progress::new("ckpt: writing the image", data_len, t0, config::get().progress_after_ms);
+    let after_ms = if crate::cow::in_writer() { u64::MAX } else { config::get().progress_after_ms };
+    let progress = Progress::new("ckpt: writing the image", data_len, t0, after_ms);
     let job = WriteData { fd, regions: w.regions, extents: enc.extents(), sums: w.sums, bounce: w.bounce, progress };
     // SAFETY: the helper stack is the coordinator's alone (borrowed here);
     // the extents are disjoint, each item writes its own checksum and file

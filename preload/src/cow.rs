@@ -46,7 +46,7 @@
 //!
 //! Raw system calls only, in the handler's context.
 
-use core::sync::atomic::{AtomicI32, AtomicU32, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering::SeqCst};
 
 use ckpt_sys::{self as sys, thread, Errno};
 
@@ -81,6 +81,15 @@ const PAGE: u64 = 4096;
 /// The pid of the process that mapped the writer page: a forked child of
 /// the program, or a restarted one under another pid, maps its own.
 static OWNER: AtomicU32 = AtomicU32::new(0);
+
+/// Set in the writer process only.
+static IN_WRITER: AtomicBool = AtomicBool::new(false);
+
+/// Whether this is a copy-on-write writer: it shows no progress line on a
+/// terminal (the program is not waiting, and its own output goes on).
+pub fn in_writer() -> bool {
+    IN_WRITER.load(SeqCst)
+}
 
 /// The writer page, mapped now if this process has not mapped it yet.
 fn page() -> Option<&'static Page> {
@@ -269,6 +278,7 @@ fn writer(start: &Start, pidfd: i32) -> ! {
     // The page stays the one shared with the program ([`page`] maps a new
     // one in any other process).
     OWNER.store(sys::getpid() as u32, SeqCst);
+    IN_WRITER.store(true, SeqCst);
     // SAFETY: PR_SET_NAME reads a NUL-terminated name (up to 16 bytes).
     let _ = unsafe { sys::prctl(sys::PR_SET_NAME, c"ckpt-writer".as_ptr() as u64, 0, 0, 0) };
     sys::close(0);
