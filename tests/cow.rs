@@ -98,11 +98,16 @@ fn cli_threads(tools: &Tools, dir: &TempDir, image: &Path, options: &[&str], n: 
     (reference, run)
 }
 
+/// `readckpt --verify IMAGE` exits 0.
+fn verify(image: &Path, dir: &TempDir) {
+    let v = spawn("readckpt --verify", &mut command(&exe("readckpt"), &["--verify", path_str(image)], &dir.path));
+    v.finish().expect_code(0);
+}
+
 /// The image verifies and restarts (stdin /dev/null) to the reference's
 /// output after "started".
 fn restarts_like(tools: &Tools, image: &Path, dir: &TempDir, reference: &Outcome) {
-    let v = spawn("readckpt --verify", &mut command(&exe("readckpt"), &["--verify", path_str(image)], &dir.path));
-    v.finish().expect_code(0);
+    verify(image, dir);
     let o = spawn(&format!("restart {}", image.display()), &mut tools.restart(Some(image), &dir.path)).finish();
     o.expect_code(0);
     let want = reference.stdout_text().strip_prefix("started\n").unwrap().to_string();
@@ -170,12 +175,19 @@ fn the_programs_wait_never_sees_the_writer() {
 
 /// memtouch under `ckpt -v --continue`, started ("ready").
 fn memtouch(tools: &Tools, dir: &TempDir, image: &Path, mib: &str) -> Run {
-    let prog = demo("memtouch");
+    // The copy that `unprivileged` made, if any (nobody runs it).
+    let copy = tools.bin("memtouch");
+    let prog = if copy.exists() { copy } else { demo("memtouch") };
     let mut run = spawn(
         "ckpt --continue memtouch",
         &mut tools.ckpt_with(&["-v", "--continue"], Some(image), &prog, &[mib, mib], &dir.path),
     );
     run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    if let Some((uid, _)) = tools.user {
+        let status = fs::read_to_string(format!("/proc/{}/status", run.pid)).unwrap_or_default();
+        let real = status.lines().find_map(|l| l.strip_prefix("Uid:")).unwrap_or("");
+        assert_eq!(real.split_whitespace().next(), Some(uid.to_string().as_str()), "not running as {uid}");
+    }
     run
 }
 
@@ -218,13 +230,10 @@ fn stop_a_writer_mid_write(run: &mut Run, image: &Path, dir: &Path) -> i32 {
 /// Checkpoints asked for while the writer runs (here: stopped) are
 /// coalesced: no second writer starts, the program runs on, and once the
 /// writer is done exactly one more checkpoint is taken. The writer is not
-/// the program's child.
-#[test]
-fn checkpoints_asked_for_while_the_writer_runs_are_coalesced() {
-    let dir = TempDir::new("cow-coalesce");
-    let tools = Tools::new();
+/// the program's child. As root, and as nobody (the writer's signal).
+fn coalesced(tools: &Tools, dir: &TempDir) {
     let image = dir.join("big.dat");
-    let mut run = memtouch(&tools, &dir, &image, "128");
+    let mut run = memtouch(tools, dir, &image, "128");
     let w = stop_a_writer_mid_write(&mut run, &image, &dir.path);
     assert_ne!(stat_field(w, 1), run.pid.to_string(), "the writer's parent is the program");
     let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", run.pid)).unwrap_or_default();
@@ -252,8 +261,18 @@ fn checkpoints_asked_for_while_the_writer_runs_are_coalesced() {
     let o = run.finish();
     assert_eq!(count_written(&o), 3, "three checkpoints, not five\n{}", o.describe());
     assert!(!o.stderr_text().contains("failed"), "{}", o.describe());
-    let v = spawn("readckpt --verify", &mut command(&exe("readckpt"), &["--verify", path_str(&image)], &dir.path));
-    v.finish().expect_code(0);
+    verify(&image, dir);
+}
+
+#[test]
+fn checkpoints_asked_for_while_the_writer_runs_are_coalesced() {
+    coalesced(&Tools::new(), &TempDir::new("cow-coalesce"));
+}
+
+#[test]
+fn checkpoints_asked_for_while_the_writer_runs_are_coalesced_as_nobody() {
+    let (_bins, tools, work) = unprivileged("cow-coalesce-nobody", &[&demo("memtouch")]);
+    coalesced(&tools, &work);
 }
 
 /// A writer killed with SIGKILL in the middle of its write leaves the
@@ -285,8 +304,7 @@ fn killed_writer(tools: &Tools, dir: &TempDir) {
     run.signal(libc::SIGKILL);
     let o = run.finish();
     assert!(!o.stderr_text().contains("failed"), "{}", o.describe());
-    let v = spawn("readckpt --verify", &mut command(&exe("readckpt"), &["--verify", path_str(&image)], &dir.path));
-    v.finish().expect_code(0);
+    verify(&image, dir);
 }
 
 #[test]
