@@ -173,14 +173,20 @@ fn the_programs_wait_never_sees_the_writer() {
     assert_same("cow-wait under copy-on-write checkpoints", &o.stdout(), &reference.stdout());
 }
 
-/// memtouch under `ckpt -v --continue`, started ("ready").
+/// memtouch under `ckpt -v --continue`, started ("ready"), with `mib` MiB
+/// reserved and touched.
 fn memtouch(tools: &Tools, dir: &TempDir, image: &Path, mib: &str) -> Run {
+    memtouch_sparse(tools, dir, image, mib, mib)
+}
+
+/// The same with `reserve` MiB reserved, `touch` MiB of it touched.
+fn memtouch_sparse(tools: &Tools, dir: &TempDir, image: &Path, reserve: &str, touch: &str) -> Run {
     // The copy that `unprivileged` made, if any (nobody runs it).
     let copy = tools.bin("memtouch");
     let prog = if copy.exists() { copy } else { demo("memtouch") };
     let mut run = spawn(
         "ckpt --continue memtouch",
-        &mut tools.ckpt_with(&["-v", "--continue"], Some(image), &prog, &[mib, mib], &dir.path),
+        &mut tools.ckpt_with(&["-v", "--continue"], Some(image), &prog, &[reserve, touch], &dir.path),
     );
     run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
     if let Some((uid, _)) = tools.user {
@@ -440,4 +446,27 @@ fn no_cow_writes_in_place() {
         assert_same("--no-cow", &o.stdout(), &reference.stdout());
         restarts_like(&tools, &image, &dir, &reference);
     }
+}
+
+/// The writer finds the pages of private anonymous memory itself (from its
+/// own pagemap): memory reserved but never touched stays out of the image,
+/// and the image restarts (memtouch ticks on).
+#[test]
+fn untouched_memory_stays_out_of_a_cow_image() {
+    let dir = TempDir::new("cow-sparse");
+    let tools = Tools::new();
+    let image = dir.join("sparse.dat");
+    let mut run = memtouch_sparse(&tools, &dir, &image, "512", "8");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "the checkpoint");
+    wait_for("the writer to end", || writers_of(&image).is_empty().then_some(()));
+    run.signal(libc::SIGKILL);
+    run.finish();
+    let size = fs::metadata(&image).unwrap().len();
+    assert!((8 << 20..64 << 20).contains(&size), "the image of 8 MiB touched in 512 reserved is {size} bytes");
+    verify(&image, &dir);
+    let mut restarted = spawn("restart", &mut tools.restart(Some(&image), &dir.path));
+    restarted.wait_line(Stream::Stdout, |l| l.starts_with("tick "), "a tick after the restart");
+    restarted.signal(libc::SIGKILL);
+    restarted.finish();
 }

@@ -12,10 +12,11 @@
 //! ```text
 //!  coordinator (program)        middle                    writer
 //!  ─────────────────────        ──────                    ──────
-//!  clone(VM|VFORK, no signal) ► pidfd_open(program)
-//!    (sleeps until the           fork ──────────────────► comm "ckpt-writer", robust
-//!     middle exits)              page.writer := pid         futex on page.writer, closes
-//!                                exit                       the program's fds (not 2)
+//!  clone(VM|VFORK, no signal) ► comm "ckpt-writer"
+//!    (sleeps until the           pidfd_open(program)
+//!     middle exits)              fork ──────────────────► robust futex on page.writer,
+//!                                page.writer := pid         closes the program's fds
+//!                                exit                       (not 2)
 //!  wait4(middle, __WALL)                                    writes, fsyncs, renames
 //!  release the threads                                      stderr: "checkpoint written"
 //!  page.paused := pause ───────────────────────────────────► (read for that line)
@@ -158,19 +159,17 @@ pub fn possible() -> bool {
     got.is_ok() && subreaper == 0 && page().is_some_and(|p| !running(p) && p.in_place.load(SeqCst) == 0)
 }
 
-/// In the writer: whether every region with stored pages came with the
-/// fork. Memory the program marked `MADV_DONTFORK` did not: then the
-/// writer says so, has the program write this checkpoint and the next ones
-/// in place, and returns false. (`mprotect` to a region's own protection
+/// In the writer: whether every region came with the fork. Memory the
+/// program marked `MADV_DONTFORK` did not: then the writer says so, has the
+/// program write this checkpoint and the next ones in place, and returns
+/// false. (`mprotect` to a region's own protection
 /// changes nothing, and fails with ENOMEM where nothing is mapped.)
 /// Memory marked `MADV_WIPEONFORK` is in the writer's copy zero-filled,
 /// and so it is in the image: what a forked child of the program sees.
 pub fn inherited(regions: &[Region]) -> bool {
     // SAFETY: each region's own protection, on its own range.
-    let missing = regions
-        .iter()
-        .filter(|r| r.n_extents != 0)
-        .any(|r| unsafe { sys::mprotect(r.start, r.len(), r.prot as i32) } == Err(Errno::ENOMEM));
+    let missing =
+        regions.iter().any(|r| unsafe { sys::mprotect(r.start, r.len(), r.prot as i32) } == Err(Errno::ENOMEM));
     if !missing {
         return true;
     }
@@ -257,6 +256,10 @@ pub fn paused_ns() -> Option<u64> {
 unsafe extern "C" fn middle(arg: u64) -> ! {
     // SAFETY: the coordinator's Start, alive while it waits for us.
     let start = unsafe { &*(arg as *const Start) };
+    // Named at once (the writer inherits the name): for a moment this is a
+    // child of the program, which the process-tree code must pass over.
+    // SAFETY: PR_SET_NAME reads a NUL-terminated name (up to 16 bytes).
+    let _ = unsafe { sys::prctl(sys::PR_SET_NAME, c"ckpt-writer".as_ptr() as u64, 0, 0, 0) };
     // Taken now, while the program certainly is the process of that pid.
     let pidfd = sys::pidfd_open(start.program).unwrap_or(-1);
     // SAFETY: this process has one thread, and the writer uses only raw
@@ -272,15 +275,13 @@ unsafe extern "C" fn middle(arg: u64) -> ! {
     sys::exit_thread(0)
 }
 
-/// The writer process: named, keeping only stderr (and the pidfd), its
+/// The writer process (named by the middle): keeping only stderr (and the pidfd), its
 /// death marked on the page by the kernel; runs the job, then ends.
 fn writer(start: &Start, pidfd: i32) -> ! {
     // The page stays the one shared with the program ([`page`] maps a new
     // one in any other process).
     OWNER.store(sys::getpid() as u32, SeqCst);
     IN_WRITER.store(true, SeqCst);
-    // SAFETY: PR_SET_NAME reads a NUL-terminated name (up to 16 bytes).
-    let _ = unsafe { sys::prctl(sys::PR_SET_NAME, c"ckpt-writer".as_ptr() as u64, 0, 0, 0) };
     sys::close(0);
     sys::close(1);
     if pidfd > 3 {

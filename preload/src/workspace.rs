@@ -123,6 +123,10 @@ pub struct Tables {
     pub strings: [u8; STRINGS_SIZE],
     pub regions: [Region; MAX_REGIONS],
     pub extents: [Extent; MAX_EXTENTS],
+    /// Per region: its pages are left for the copy-on-write writer to find.
+    pub late: [bool; MAX_REGIONS],
+    /// The writer's extent table, made from `extents` and its own scan.
+    pub late_extents: [Extent; MAX_EXTENTS],
     /// The extents' checksums, each written by the worker that wrote the
     /// extent (then copied into the extent table).
     pub sums: [AtomicU64; MAX_EXTENTS],
