@@ -275,8 +275,9 @@ unsafe extern "C" fn middle(arg: u64) -> ! {
     sys::exit_thread(0)
 }
 
-/// The writer process (named by the middle): keeping only stderr (and the pidfd), its
-/// death marked on the page by the kernel; runs the job, then ends.
+/// The writer process (named by the middle): keeps only stderr (and the
+/// pidfd), has the kernel mark its death on the page, runs the job, and
+/// ends.
 fn writer(start: &Start, pidfd: i32) -> ! {
     // The page stays the one shared with the program ([`page`] maps a new
     // one in any other process).
