@@ -183,7 +183,7 @@ wait_for_line() {
 # signal to the image written) and CK_MS (kill -USR2 to exit).
 threads_checkpoint() {
     local n=$1 img=$T/threads.dat st=0 t0 t1
-    rm -f "$img"
+    rm -f "$img" "$T/thr.err" # (a stale one would say "round 20" at once)
     ./ckpt -o "$img" demo/bin/threads-count "$n" 100000 >/dev/null 2>"$T/thr.err" &
     local pid=$!
     PIDS+=("$pid")
@@ -343,12 +343,12 @@ P_NATIVE=$(median "${pn[@]}") P_V2=$(median "${p2[@]}") P_V3=$(median "${p3[@]}"
 
 # Copy-on-write checkpoints (--continue's default) against --no-cow (the
 # program paused for the whole write, as before), 1 GiB and 4 MiB.
-declare -A PG
+declare -A PAUSE
 for mib in 1024 4; do
     pause_gaps "$mib"
-    PG[cow $mib]=$PG_CK PG[quiet $mib]=$PG_QUIET PG[pre $mib]=$PG_PRE
+    PAUSE[cow_$mib]=$PG_CK PAUSE[quiet_$mib]=$PG_QUIET PAUSE[pre_$mib]=$PG_PRE
     pause_gaps "$mib" --no-cow
-    PG[nocow $mib]=$PG_CK PG[nocowpre $mib]=$PG_PRE
+    PAUSE[nocow_$mib]=$PG_CK PAUSE[nocowpre_$mib]=$PG_PRE
 done
 
 row() { printf '%-44s %12s %12s %10s %8s %6s\n' "$@"; }
@@ -384,11 +384,11 @@ row "  1000 socket regs + 100 timerfds beyond none" "$EV_SOCK" "" "" "<20" "$(ve
 row "  1000 eventfd regs + 100 timerfds beyond none" "$EV_EFD" "" "" "" ""
 for mib in 1024 4; do
     target=$([[ $mib == 1024 ]] && echo 20 || echo 5)
-    row "--continue, pause-gap $mib MiB: pause the program sees" "" "" "" "" ""
-    row "  copy-on-write vs --no-cow, ms" "${PG[cow $mib]}" "${PG[nocow $mib]}" \
-        "$(ratio "${PG[cow $mib]}" "${PG[nocow $mib]}")" "<$target" "$(verdict "${PG[cow $mib]}" "$target")"
-    row "  capture's own figure, cow vs --no-cow, ms" "${PG[pre $mib]}" "${PG[nocowpre $mib]}" "" "" ""
-    row "  a quiet 0.5 s without checkpoint, ms" "${PG[quiet $mib]}" "" "" "" ""
+    row "pause-gap $mib MiB, --continue: its pause" "" "" "" "" ""
+    row "  copy-on-write vs --no-cow, ms" "${PAUSE[cow_$mib]}" "${PAUSE[nocow_$mib]}" \
+        "$(ratio "${PAUSE[cow_$mib]}" "${PAUSE[nocow_$mib]}")" "<$target" "$(verdict "${PAUSE[cow_$mib]}" "$target")"
+    row "  capture's own figure, cow vs --no-cow, ms" "${PAUSE[pre_$mib]}" "${PAUSE[nocowpre_$mib]}" "" "" ""
+    row "  a quiet 0.5 s without checkpoint, ms" "${PAUSE[quiet_$mib]}" "" "" "" ""
 done
 row "cpu-dispatch 40 (string functions), ms" "" "" "" "" ""
 row "  --portable=x86-64-v2 vs native" "$P_V2" "$P_NATIVE" "$(ratio "$P_V2" "$P_NATIVE")" "" ""

@@ -242,6 +242,7 @@ fn coalesced(tools: &Tools, dir: &TempDir) {
     let mut run = memtouch(tools, dir, &image, "128");
     let w = stop_a_writer_mid_write(&mut run, &image, &dir.path);
     assert_ne!(stat_field(w, 1), run.pid.to_string(), "the writer's parent is the program");
+    assert_ne!(stat_field(w, 1), std::process::id().to_string(), "the writer's parent is the program's parent");
     let children = fs::read_to_string(format!("/proc/{0}/task/{0}/children", run.pid)).unwrap_or_default();
     assert!(!children.split_whitespace().any(|c| c == w.to_string()), "the writer is a child of the program");
     for _ in 0..3 {
