@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 REPS=${REPS:-3}
 MEMTOUCH=$ROOT/demo/bin/memtouch
-for f in ckpt restart libckpt.so hello-test "$MEMTOUCH" demo/bin/cpu-dispatch demo/bin/tree-fork; do
+for f in ckpt restart libckpt.so hello-test "$MEMTOUCH" demo/bin/cpu-dispatch demo/bin/tree-fork demo/bin/pause-gap; do
     [[ -e $f ]] || { echo "bench: $f is missing: run make first" >&2; exit 1; }
 done
 
@@ -188,7 +188,7 @@ wait_for_line() {
 # signal to the image written) and CK_MS (kill -USR2 to exit).
 threads_checkpoint() {
     local n=$1 img=$T/threads.dat st=0 t0 t1
-    rm -f "$img"
+    rm -f "$img" "$T/thr.err" # (a stale one would say "round 20" at once)
     ./ckpt -o "$img" demo/bin/threads-count "$n" 100000 >/dev/null 2>"$T/thr.err" &
     local pid=$!
     PIDS+=("$pid")
@@ -238,6 +238,56 @@ events_checkpoint() {
     wait "$pid" || st=$?
     [[ $st == 99 ]] || die "checkpoint of events-many $* exited with status $st: $(cat "$T/ev.err")"
     PRE_MS=$(preload_time "$T/ev.err")
+}
+
+# wait_for_count N REGEX FILE: until N lines of FILE match (120 s at most).
+wait_for_count() {
+    local w c
+    for ((w = 0; w < 12000; w++)); do
+        c=$(grep -c "$2" "$3" 2>/dev/null || true)
+        [[ ${c:-0} -ge $1 ]] && return 0
+        sleep 0.01
+    done
+    return 1
+}
+
+# pause_gaps MIB OPTIONS...: runs pause-gap MIB under ckpt --continue
+# OPTIONS and checkpoints it REPS times. The pause the program sees is the
+# largest gap between two clock readings of its spinning thread in a window
+# holding the checkpoint (from the signal until the "written" line); the
+# machine's own share is the largest gap in a quiet window of 0.5 s just
+# before. Sets PG_CK and PG_QUIET (medians, ms) and PG_PRE (the capture's
+# own "paused" figure, median, ms).
+pause_gaps() {
+    local mib=$1 err=$T/pg.err line i n=0 ck=() quiet=() pre=()
+    shift
+    rm -f "$T/pg.dat"
+    coproc PG { exec ./ckpt --continue "$@" -o "$T/pg.dat" demo/bin/pause-gap "$mib" 2>"$err"; }
+    local pid=$PG_PID out=${PG[0]} in=${PG[1]}
+    PIDS+=("$pid")
+    read -r -t 120 line <&"$out" || die "pause-gap $mib under ckpt did not get ready: $(cat "$err")"
+    [[ $line == ready ]] || die "pause-gap printed '$line' instead of ready"
+    for ((i = 0; i < REPS; i++)); do
+        echo >&"$in"
+        read -r -t 60 line <&"$out"
+        sleep 0.5
+        echo >&"$in"
+        read -r -t 60 line <&"$out"
+        quiet+=("$(awk -v u="${line#gap }" 'BEGIN { printf "%.1f", u / 1000 }')")
+        kill -USR2 "$pid"
+        n=$((n + 1))
+        wait_for_count "$n" '^ckpt: checkpoint written' "$err" || die "pause-gap $mib $*: no checkpoint line: $(cat "$err")"
+        echo >&"$in"
+        read -r -t 60 line <&"$out"
+        ck+=("$(awk -v u="${line#gap }" 'BEGIN { printf "%.1f", u / 1000 }')")
+        line=$(grep '^ckpt: checkpoint written' "$err" | tail -n 1)
+        [[ $line =~ paused\ ([0-9.]+)\ ms ]] && pre+=("${BASH_REMATCH[1]}") || pre+=("?")
+    done
+    exec {in}>&-
+    wait "$pid" || true
+    PG_CK=$(median "${ck[@]}")
+    PG_QUIET=$(median "${quiet[@]}")
+    PG_PRE=$(median "${pre[@]}")
 }
 
 echo "ckpt benchmark: $(nproc) CPUs, $(uname -r), images and baselines in $T ($(df -PT "$T" | awk 'NR == 2 { print $2 " on " $1 }'))"
@@ -336,6 +386,16 @@ for ((i = 0; i < REPS; i++)); do
 done
 P_NATIVE=$(median "${pn[@]}") P_V2=$(median "${p2[@]}") P_V3=$(median "${p3[@]}")
 
+# Copy-on-write checkpoints (--continue's default) against --no-cow (the
+# program paused for the whole write, as before), 1 GiB and 4 MiB.
+declare -A PAUSE
+for mib in 1024 4; do
+    pause_gaps "$mib"
+    PAUSE[cow_$mib]=$PG_CK PAUSE[quiet_$mib]=$PG_QUIET PAUSE[pre_$mib]=$PG_PRE
+    pause_gaps "$mib" --no-cow
+    PAUSE[nocow_$mib]=$PG_CK PAUSE[nocowpre_$mib]=$PG_PRE
+done
+
 row() { printf '%-44s %12s %12s %10s %8s %6s\n' "$@"; }
 row "measure" "ckpt" "baseline" "ratio" "target" ""
 row "-------" "----" "--------" "-----" "------" ""
@@ -370,6 +430,14 @@ row "tree-fork 8 processes (--tree): signal -> image, ms" "${TREE_PRE[8]}" "" ""
 row "events-many: signal -> image, ms" "${EV_PRE[0 0]}" "" "" "" ""
 row "  1000 socket regs + 100 timerfds beyond none" "$EV_SOCK" "" "" "<20" "$(verdict "$EV_SOCK" 20)"
 row "  1000 eventfd regs + 100 timerfds beyond none" "$EV_EFD" "" "" "" ""
+for mib in 1024 4; do
+    target=$([[ $mib == 1024 ]] && echo 20 || echo 5)
+    row "pause-gap $mib MiB, --continue: its pause" "" "" "" "" ""
+    row "  copy-on-write vs --no-cow, ms" "${PAUSE[cow_$mib]}" "${PAUSE[nocow_$mib]}" \
+        "$(ratio "${PAUSE[cow_$mib]}" "${PAUSE[nocow_$mib]}")" "<$target" "$(verdict "${PAUSE[cow_$mib]}" "$target")"
+    row "  capture's own figure, cow vs --no-cow, ms" "${PAUSE[pre_$mib]}" "${PAUSE[nocowpre_$mib]}" "" "" ""
+    row "  a quiet 0.5 s without checkpoint, ms" "${PAUSE[quiet_$mib]}" "" "" "" ""
+done
 row "cpu-dispatch 40 (string functions), ms" "" "" "" "" ""
 row "  --portable=x86-64-v2 vs native" "$P_V2" "$P_NATIVE" "$(ratio "$P_V2" "$P_NATIVE")" "" ""
 row "  --portable=x86-64-v3 vs native" "$P_V3" "$P_NATIVE" "$(ratio "$P_V3" "$P_NATIVE")" "" ""

@@ -49,7 +49,7 @@ _ckpt_common() {
 }
 
 _ckpt() {
-    _ckpt_common "-o --output --continue -i --interval --keep -s --signal --portable --portable= --strict --tree
+    _ckpt_common "-o --output --continue --no-cow -i --interval --keep -s --signal --portable --portable= --strict --tree
         --allow-foreign-output -q --quiet -v --verbose -h --help -V --version" "-o --output -i --interval --keep -s --signal"
 }
 

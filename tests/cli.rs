@@ -14,7 +14,7 @@ use ckpt_image::Header;
 use common::*;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -543,19 +543,10 @@ fn twenty_fast_checkpoints_of_eight_threads() {
 /// and one under `ckpt --continue -o threads.dat`, started.
 fn cli_threads(dir: &TempDir, args: &[&str]) -> (Outcome, Run) {
     let prog = demo("cli-threads");
-    let mut c = command(&prog, args, &dir.path);
-    c.stdin(Stdio::piped());
-    let mut reference = spawn("uninterrupted run", &mut c);
-    reference.wait_line(Stream::Stdout, |l| l == "started\n", "started");
-    reference.close_stdin();
-    let reference = reference.finish();
-    reference.expect_code(0);
+    let reference = uninterrupted_until_started(&mut command(&prog, args, &dir.path));
     let mut a = vec!["--continue", "-o", "threads.dat", path_str(&prog)];
     a.extend_from_slice(args);
-    let mut c = ckpt(&a, dir);
-    c.stdin(Stdio::piped());
-    let mut run = spawn("ckpt --continue cli-threads", &mut c);
-    run.wait_line(Stream::Stdout, |l| l == "started\n", "started");
+    let run = spawn_started("ckpt --continue cli-threads", &mut ckpt(&a, dir));
     (reference, run)
 }
 

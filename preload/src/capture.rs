@@ -15,6 +15,11 @@
 //!    metadata, then the header, to a temporary file beside the image;
 //! 4. fsync, rename over the image, fsync the directory: the previous image
 //!    stays intact until the new one is complete on disk.
+//!
+//! In a copy-on-write checkpoint ([`crate::cow`]) steps 3 and 4, and the
+//! pagemap scan of readable private anonymous memory, are done by the
+//! writer process, from its copy of the program; the threads are released
+//! as soon as it exists.
 
 use core::ffi::{c_void, CStr};
 use core::fmt::Write as _;
@@ -125,6 +130,15 @@ pub fn refuse(what: &'static str) -> Failure {
     Failure::named(what, "")
 }
 
+/// What a capture did with the image.
+enum Written {
+    /// Written here, this many bytes.
+    Here(u64),
+    /// Handed to a copy-on-write writer ([`crate::cow`]), which says how it
+    /// went.
+    Forked,
+}
+
 /// Entry point on the workspace stack: `arg` is the handler's ucontext.
 /// The caller has claimed the coordinator's role (`threads::begin`).
 pub extern "C" fn run(arg: *mut c_void) {
@@ -147,7 +161,16 @@ pub extern "C" fn run(arg: *mut c_void) {
     let result = match threads::stop_all(shared, generation, &mut tables.tids, &mut tables.dents, &mut tables.threads) {
         Ok(n) => {
             n_threads = n;
-            capture(tables, job_tables, n, cfg, t0, join).map(|(written, p)| {
+            // Copy-on-write when the program goes on after the image
+            // (not when it stops: it would only wait for the writer), and
+            // not in a job of several processes (job.rs writes in place).
+            let cow = cfg.cow
+                && !cfg.tree
+                && join == 0
+                && !stop
+                && crate::process::fatal_pending(crate::process::blocked_everywhere(&tables.threads[..n])).is_none()
+                && crate::cow::possible();
+            capture(tables, job_tables, n, cfg, t0, join, cow).map(|(written, p)| {
                 processes = p;
                 written
             })
@@ -158,50 +181,32 @@ pub extern "C" fn run(arg: *mut c_void) {
     };
     let blocked = crate::process::blocked_everywhere(&tables.threads[..n_threads]);
     match result {
+        Ok(Written::Forked) => {
+            // The writer holds the snapshot: everyone goes on now.
+            threads::release(sync, generation);
+            threads::reregister_rseq(rseq);
+            crate::cow::released(sys::clock_ns(sys::CLOCK_MONOTONIC) - t0);
+        }
         // A signal that ends the program came with the checkpoint: it ends
         // it now, --continue or not (process.rs); so does ckpt-slurm's
         // STOP_AFTER request.
-        Ok(written) if cfg.cont && !stop && crate::process::fatal_pending(blocked).is_none() => {
+        Ok(Written::Here(written)) if cfg.cont && !stop && crate::process::fatal_pending(blocked).is_none() => {
             // --continue: the image is on disk; let everyone go on.
             let done = sys::clock_ns(sys::CLOCK_MONOTONIC);
             threads::release(sync, generation);
             threads::reregister_rseq(rseq);
-            let paused = sys::clock_ns(sys::CLOCK_MONOTONIC);
+            let paused = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
             if !cfg.quiet && join == 0 {
-                let mut l = msg::Line::new();
-                l.push(b"ckpt: checkpoint written to ").push(cfg.output());
-                let _ = write!(
-                    l,
-                    " ({} in {:.1} ms; the program was paused {:.1} ms)",
-                    Size(written),
-                    (done - t0) as f64 / 1e6,
-                    (paused - t0) as f64 / 1e6
-                );
-                if processes > 1 {
-                    let _ = write!(l, "; {processes} processes");
-                }
-                if cfg.verbose {
-                    let _ = write!(l, "; {n_threads} thread{}", if n_threads == 1 { "" } else { "s" });
-                }
-                l.emit();
+                written_line(written, done - t0, Some(paused), n_threads, processes, None).emit();
             }
         }
-        Ok(written) => {
+        Ok(Written::Here(written)) => {
             let fatal = crate::process::fatal_pending(blocked);
             if !cfg.quiet && join == 0 {
-                let ms = (sys::clock_ns(sys::CLOCK_MONOTONIC) - t0) as f64 / 1e6;
-                let mut l = msg::Line::new();
-                l.push(b"ckpt: checkpoint written to ").push(cfg.output());
-                let _ = write!(l, " ({} in {:.1} ms", Size(written), ms);
-                if processes > 1 {
-                    let _ = write!(l, ", {processes} processes");
-                }
-                l.push(b")");
+                let ms = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
+                let mut l = written_line(written, ms, None, n_threads, processes, None);
                 if fatal.is_none() {
                     let _ = write!(l, "; stopping (exit status {EXIT_CHECKPOINTED})");
-                }
-                if cfg.verbose {
-                    let _ = write!(l, "; {n_threads} thread{}", if n_threads == 1 { "" } else { "s" });
                 }
                 l.emit();
             }
@@ -214,35 +219,71 @@ pub extern "C" fn run(arg: *mut c_void) {
             if join != 0 && f.is_abandoned() {
                 return; // the root says why
             }
-            let mut l = msg::Line::new();
-            l.push(b"ckpt: checkpoint failed: ");
-            if join != 0 {
-                let _ = write!(l, "in process {} of the job: ", sys::getpid());
-            }
-            if f.member != 0 {
-                crate::job::name_member(&mut l, f.member, &mut tables.dents);
-            }
-            if let Some(fd) = f.lost_fd.checked_sub(1) {
-                files::name_lost(&mut l, fd as i32, &mut tables.dents);
-            }
-            l.push(f.what.as_bytes()).push(f.detail.as_bytes());
-            if f.stuck != 0 {
-                let _ = write!(l, " (thread {} blocks signal {})", f.stuck, threads::THREAD_SIGNAL);
-            }
-            if let Some(child) = (f.children != 0).then(|| children::first(&mut tables.dents)).flatten() {
-                l.push(b": ");
-                children::describe(&mut l, child, &mut tables.dents);
-                if f.children > 1 {
-                    let _ = write!(l, " and {} more", f.children - 1);
-                }
-            }
-            if let Some(e) = f.errno {
-                let _ = write!(l, ": {} ({})", sys::errno_text(e), sys::errno_name(e));
-            }
-            l.push(b"; the program continues, any previous image is unchanged");
-            l.emit();
+            failure_line(&f, join != 0, &mut tables.dents);
         }
     }
+}
+
+/// "ckpt: checkpoint written to PATH (SIZE in T ms[; the program was
+/// paused P ms])", with -v the number of threads (and the writer's pid).
+fn written_line(
+    written: u64,
+    took_ns: u64,
+    paused_ns: Option<u64>,
+    n_threads: usize,
+    processes: usize,
+    writer: Option<i32>,
+) -> msg::Line {
+    let cfg = config::get();
+    let mut l = msg::Line::new();
+    l.push(b"ckpt: checkpoint written to ").push(cfg.output());
+    let _ = write!(l, " ({} in {:.1} ms", Size(written), took_ns as f64 / 1e6);
+    if let Some(p) = paused_ns {
+        let _ = write!(l, "; the program was paused {:.1} ms", p as f64 / 1e6);
+    }
+    if processes > 1 {
+        let _ = write!(l, ", {processes} processes");
+    }
+    l.push(b")");
+    if cfg.verbose {
+        let _ = write!(l, "; {n_threads} thread{}", if n_threads == 1 { "" } else { "s" });
+        if let Some(pid) = writer {
+            let _ = write!(l, "; written by copy-on-write writer {pid}");
+        }
+    }
+    l
+}
+
+/// Says on stderr why a checkpoint failed (`member`: in a process of a job
+/// other than its root; `scratch`: room to name a child or a descriptor).
+fn failure_line(f: &Failure, member: bool, scratch: &mut [u8]) {
+    let mut l = msg::Line::new();
+    l.push(b"ckpt: checkpoint failed: ");
+    if member {
+        let _ = write!(l, "in process {} of the job: ", sys::getpid());
+    }
+    if f.member != 0 {
+        crate::job::name_member(&mut l, f.member, scratch);
+    }
+    if let Some(fd) = f.lost_fd.checked_sub(1) {
+        files::name_lost(&mut l, fd as i32, scratch);
+    }
+    l.push(f.what.as_bytes()).push(f.detail.as_bytes());
+    if f.stuck != 0 {
+        let _ = write!(l, " (thread {} blocks signal {})", f.stuck, threads::THREAD_SIGNAL);
+    }
+    if let Some(child) = (f.children != 0).then(|| children::first(scratch)).flatten() {
+        l.push(b": ");
+        children::describe(&mut l, child, scratch);
+        if f.children > 1 {
+            let _ = write!(l, " and {} more", f.children - 1);
+        }
+    }
+    if let Some(e) = f.errno {
+        let _ = write!(l, ": {} ({})", sys::errno_text(e), sys::errno_name(e));
+    }
+    l.push(b"; the program continues, any previous image is unchanged");
+    l.emit();
 }
 
 /// The XSAVE features and area size of the frame at `fpstate` (the
@@ -266,11 +307,12 @@ fn capture(
     cfg: &Config,
     t0: u64,
     join: u64,
-) -> Result<(u64, usize), Failure> {
+    cow: bool,
+) -> Result<(Written, usize), Failure> {
     if join != 0 {
         // A stale request (that checkpoint is over) is no checkpoint at all.
         let joined = job::join(join).ok_or(refuse(job::ABORTED))?;
-        let result = joined.wait_all_stopped().and_then(|()| capture_one(t, n_threads, cfg, t0, Role::Member(&joined)));
+        let result = joined.wait_all_stopped().and_then(|()| capture_one(t, n_threads, cfg, t0, Role::Member(&joined), false));
         if result.as_ref().is_err_and(|f| !f.is_abandoned()) {
             joined.fail();
         }
@@ -278,17 +320,17 @@ fn capture(
         return result;
     }
     if !cfg.tree {
-        return capture_one(t, n_threads, cfg, t0, Role::Single);
+        return capture_one(t, n_threads, cfg, t0, Role::Single, cow);
     }
     let mut root = job::start(job_tables)?;
     let gathered = root.gather(cfg.signal, &mut t.dents);
     if gathered.is_ok() && root.len() == 1 {
         root.end(false); // no one else: an image of one process
-        return capture_one(t, n_threads, cfg, t0, Role::Single);
+        return capture_one(t, n_threads, cfg, t0, Role::Single, false);
     }
     let result = gathered.and_then(|()| root.describe(&mut t.dents));
     // The tables are lent again below: the root's job part stays in `root`.
-    let result = result.and_then(|()| capture_one(t, n_threads, cfg, t0, Role::Root(&mut root)));
+    let result = result.and_then(|()| capture_one(t, n_threads, cfg, t0, Role::Root(&mut root), false));
     root.end(result.is_ok());
     result
 }
@@ -300,7 +342,14 @@ enum Role<'r, 't> {
     Member(&'r job::Joined),
 }
 
-fn capture_one(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64, role: Role) -> Result<(u64, usize), Failure> {
+fn capture_one(
+    t: &mut Tables,
+    n_threads: usize,
+    cfg: &Config,
+    t0: u64,
+    role: Role,
+    cow: bool,
+) -> Result<(Written, usize), Failure> {
     // Each part of the tables is lent where it is used: disjoint borrows.
     let Tables {
         maps,
@@ -316,6 +365,8 @@ fn capture_one(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64, role: Ro
         dents,
         bounce,
         helper_stack,
+        late,
+        late_extents,
         ..
     } = t;
     let threads = &threads[..n_threads];
@@ -363,6 +414,8 @@ fn capture_one(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64, role: Ro
         n_regions: 0,
         n_extents: 0,
         pagemap: -1,
+        late: &mut late[..],
+        defer: cow,
     };
     h.mm = procfs::mm_layout(dents).map_err(failed("reading /proc/self/stat"))?;
     let n = procfs::read_file(c"/proc/self/auxv", dents).map_err(failed("reading /proc/self/auxv"))?;
@@ -399,14 +452,58 @@ fn capture_one(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64, role: Ro
     sys::close(b.pagemap);
     walked?;
 
+    let rest = Rest { threads, sigactions: &sigactions[..], fds: &fds[..n_fds], sums, bounce, helper_stack, dents };
+    if !cow {
+        return finish(b, rest, h, t0, cfg, role).map(|(written, n)| (Written::Here(written), n));
+    }
+    // In the writer process: the pages it scans itself, the same steps,
+    // and the line that says how they went.
+    let mut job = Some((b, rest));
+    let mut job = || {
+        let Some((b, rest)) = job.take() else { return };
+        if !crate::cow::inherited(&b.regions[..b.n_regions]) {
+            return; // and the program takes it again, in place
+        }
+        let result = b.scan_late(late_extents).and_then(|b| finish(b, rest, h, t0, cfg, Role::Single));
+        let took = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
+        match result {
+            Ok((written, _)) if !cfg.quiet => {
+                written_line(written, took, crate::cow::paused_ns(), n_threads, 1, Some(sys::getpid())).emit()
+            }
+            Ok(_) => {}
+            Err(f) => failure_line(&f, false, &mut [0u8; 4096]),
+        }
+    };
+    crate::cow::spawn(&mut job, cfg.signal)
+        .map(|_| (Written::Forked, 1))
+        .map_err(failed("starting the copy-on-write writer (--no-cow writes in place)"))
+}
+
+/// What a checkpoint needs beside the region, extent and string tables to
+/// write the image.
+struct Rest<'a> {
+    threads: &'a [ckpt_image::Thread],
+    sigactions: &'a [ckpt_image::SigAction],
+    fds: &'a [ckpt_image::Fd],
+    sums: &'a [AtomicU64],
+    bounce: &'a [Bounce],
+    helper_stack: &'a mut [u8],
+    /// Scratch for the sweep of stale temporaries.
+    dents: &'a mut [u8],
+}
+
+/// Lays out and writes the image, once the tables are complete, as `role`
+/// says: its size, and the number of processes in it.
+fn finish(b: Builder, rest: Rest, h: Header, t0: u64, cfg: &Config, role: Role) -> Result<(u64, usize), Failure> {
     let Builder { strings, regions, extents, strings_len, n_regions, n_extents, .. } = b;
+    let Rest { threads, sigactions, fds, sums, bounce, helper_stack, dents } = rest;
     let regions = &regions[..n_regions];
     let tables = encode::Tables {
         regions,
         extents: &mut extents[..n_extents],
         threads,
-        sigactions: &sigactions[..],
-        fds: &fds[..n_fds],
+        sigactions,
+        fds,
         strings: &strings[..strings_len],
     };
     let mut enc = Encoder::new(h, tables);
@@ -462,6 +559,11 @@ struct Builder<'a> {
     n_regions: usize,
     n_extents: usize,
     pagemap: i32,
+    /// Per region: its pages are left for the copy-on-write writer to find
+    /// ([`Builder::scan_late`]).
+    late: &'a mut [bool],
+    /// Whether to leave them (a copy-on-write checkpoint).
+    defer: bool,
 }
 
 /// The files module adds its paths and pipe contents to the string table.
@@ -471,7 +573,7 @@ impl files::Strings for Builder<'_> {
     }
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
     /// Appends what `fill` writes to the string table.
     fn string_from(&mut self, fill: impl FnOnce(&mut [u8]) -> Result<usize, Errno>) -> Result<StrRef, Errno> {
         let start = self.strings_len;
@@ -534,7 +636,17 @@ impl Builder<'_> {
         let m = &Mapping { name: renamed.unwrap_or(m.name), ..*m };
         let path = self.string(m.name)?;
         let first_extent = self.n_extents;
-        if !kind.is_vdso() && kind != RegionKind::Workspace {
+        // Readable private anonymous memory, in a copy-on-write checkpoint:
+        // the writer reads which pages it has from its own pagemap, which
+        // the fork made the program's (every page and swap entry of memory
+        // that was ever written is copied; memory only ever read has none
+        // to store either way). The program's pause is shorter by the scan.
+        let late = self.defer
+            && !m.shared
+            && m.prot & 1 != 0
+            && matches!(kind, RegionKind::Anon | RegionKind::Heap | RegionKind::Stack);
+        self.late[self.n_regions] = late;
+        if !kind.is_vdso() && kind != RegionKind::Workspace && !late {
             self.add_extents(m, kind)?;
         }
         self.regions[self.n_regions] = Region {
@@ -599,6 +711,12 @@ impl Builder<'_> {
             let n = readable_prefix(m.start, pages);
             return self.add_run(m.start, n * PAGE_SIZE);
         }
+        self.add_present(m.start, pages)
+    }
+
+    /// Adds the pages of `[start, start+pages*4K)` that the kernel has
+    /// (present or swapped, from /proc/self/pagemap).
+    fn add_present(&mut self, start: u64, pages: u64) -> Result<(), Failure> {
         let mut run_start = 0u64;
         let mut run_len = 0u64;
         let mut page = 0u64;
@@ -607,14 +725,14 @@ impl Builder<'_> {
             let words = &mut self.pagemap_words[..chunk];
             // SAFETY: the u64 words are plain memory of the right size.
             let bytes = unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, chunk * 8) };
-            let offset = (m.start / PAGE_SIZE + page) * 8;
+            let offset = (start / PAGE_SIZE + page) * 8;
             let got = sys::pread(self.pagemap, bytes, offset).map_err(failed("reading /proc/self/pagemap"))?;
             if got != chunk * 8 {
                 return Err(refuse("short read of /proc/self/pagemap"));
             }
             for i in 0..chunk {
                 let has = self.pagemap_words[i] & (3 << 62) != 0;
-                let addr = m.start + (page + i as u64) * PAGE_SIZE;
+                let addr = start + (page + i as u64) * PAGE_SIZE;
                 if has {
                     if run_len == 0 {
                         run_start = addr;
@@ -631,6 +749,47 @@ impl Builder<'_> {
             self.add_run(run_start, run_len)?;
         }
         Ok(())
+    }
+
+    /// In the copy-on-write writer: a builder whose extent table is `into`,
+    /// with the extents of every region in order: the pages of the regions
+    /// left late, from this process's own pagemap, and the others' extents
+    /// as they were found at the checkpoint.
+    fn scan_late<'b>(self, into: &'b mut [Extent]) -> Result<Builder<'b>, Failure>
+    where
+        'a: 'b,
+    {
+        let Builder { strings, regions, extents: found, pagemap_words, strings_len, n_regions, late, .. } = self;
+        let pagemap = sys::open(c"/proc/self/pagemap", sys::O_RDONLY).map_err(failed("opening /proc/self/pagemap"))?;
+        let mut b = Builder {
+            strings,
+            regions,
+            extents: into,
+            pagemap_words,
+            strings_len,
+            n_regions,
+            n_extents: 0,
+            pagemap,
+            late,
+            defer: false,
+        };
+        let scanned = (0..n_regions).try_for_each(|i| {
+            let r = b.regions[i];
+            let first = b.n_extents;
+            if b.late[i] {
+                b.add_present(r.start, r.len() / PAGE_SIZE)?;
+            } else {
+                let n = r.n_extents as usize;
+                let mine = &found[r.first_extent as usize..r.first_extent as usize + n];
+                b.extents[first..first + n].copy_from_slice(mine);
+                b.n_extents += n;
+            }
+            b.regions[i].first_extent = first as u32;
+            b.regions[i].n_extents = (b.n_extents - first) as u32;
+            Ok(())
+        });
+        sys::close(pagemap);
+        scanned.map(|()| b)
     }
 
     /// Adds `[addr, addr+len)` as extents of at most MAX_EXTENT bytes.
@@ -682,7 +841,8 @@ fn write_to(fd: i32, enc: &mut Encoder, w: Writer, t0: u64, base: u64) -> Result
     // Stored pages of unreadable regions are made readable for the copy.
     readable_for_copy(w.regions, true)?;
     let data_len = enc.header().data_len;
-    let progress = Progress::new("ckpt: writing the image", data_len, t0, config::get().progress_after_ms);
+    let after_ms = if crate::cow::in_writer() { u64::MAX } else { config::get().progress_after_ms };
+    let progress = Progress::new("ckpt: writing the image", data_len, t0, after_ms);
     let job =
         WriteData { fd, base, regions: w.regions, extents: enc.extents(), sums: w.sums, bounce: w.bounce, progress };
     // SAFETY: the helper stack is the coordinator's alone (borrowed here);

@@ -19,6 +19,7 @@
 //! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_STRICT`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
+//! | `CKPT_NO_COW`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PORTABLE` | a level (`x86-64`, `x86-64-v2`…`v4`), or as `CKPT_CONTINUE` (on: `x86-64-v2`) | the level, unset for none |
 //! | `CKPT_ALLOW_FOREIGN_OUTPUT` | as `CKPT_CONTINUE`  | `1` or `0`                     |
 //! | `CKPT_PROGRESS_AFTER` | ms (not read by ckpt)    | the same: on a terminal, progress after that long |
@@ -60,6 +61,9 @@ pub struct Config {
     /// In a job, the pid of its root (the process ckpt started) when this
     /// process is another member; 0 in the root.
     pub root: i32,
+    /// Copy-on-write checkpoints ([`crate::cow`]): in --continue mode
+    /// unless `CKPT_NO_COW`.
+    pub cow: bool,
     /// Images kept: the newest at `output`, older ones numbered 1..keep-1.
     pub keep: u32,
     /// Period of the ticker's checkpoints in ms (0: none), for messages.
@@ -87,6 +91,7 @@ const DEFAULT: Config = Config {
     cont: false,
     tree: false,
     root: 0,
+    cow: false,
     keep: 1,
     interval_ms: 0,
     allow_foreign: false,
@@ -201,6 +206,7 @@ pub fn from_env() -> Option<Config> {
     if cfg.interval_ms != 0 {
         cfg.cont = true;
     }
+    cfg.cow = cfg.cont && !flag(env(c"CKPT_NO_COW"));
     cfg.cpu_level = sys::cpu::level();
     // Held to a level above its CPU's, the program could use only its CPU's.
     cfg.portable_level = env(c"CKPT_PORTABLE").and_then(xstate::parse_level).map_or(0, |l| l.min(cfg.cpu_level));
@@ -257,6 +263,9 @@ pub fn announce() {
     l.push(b", image ").push(c.output());
     if c.cont {
         l.push(b"; the program continues after each checkpoint");
+        if c.cow {
+            l.push(b" (paused only to copy it: a copy-on-write writer process writes the image)");
+        }
     } else {
         let _ = write!(l, "; the program stops after a checkpoint (exit status {})", ckpt_image::EXIT_CHECKPOINTED);
     }

@@ -26,6 +26,7 @@ mod altstack;
 mod capture;
 mod children;
 mod config;
+mod cow;
 mod events;
 mod fdinfo;
 mod files;
@@ -93,6 +94,9 @@ fn arm(cfg: config::Config) -> Result<(), &'static str> {
     files::note_inherited_stdio();
     threads::prepare();
     config::install(cfg);
+    if cfg.cow {
+        cow::prepare();
+    }
     altstack::ensure_main();
     altstack::prepare_threads();
     install_handler(threads::THREAD_SIGNAL, threads::on_thread_signal)?;
@@ -160,7 +164,13 @@ pub(crate) extern "C" fn handler(sig: i32, info: *mut libc::siginfo_t, uc: *mut 
     }
     // SAFETY: the workspace exists once the handler is installed.
     let sync = &unsafe { workspace::shared() }.sync;
+    let cow = config::get().cow;
     loop {
+        // A copy-on-write writer is still writing the previous image: it
+        // takes the request, and signals again when it is done.
+        if cow && cow::defer() {
+            return;
+        }
         let generation = loop {
             if let Some(g) = threads::begin(sync) {
                 sync.again.store(0, SeqCst); // this checkpoint is the one asked for

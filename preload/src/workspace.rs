@@ -10,6 +10,9 @@
 //!                               publishes it with the slot's ready word)
 //!                       thread stacks: one per slot, where each
 //!                               stopped thread's handler parks
+//!                       the writer page: MAP_SHARED, the one page the
+//!                               program and its copy-on-write writer
+//!                               share ([`crate::cow`])
 //!                       Tables: maps text, pagemap words, strings,
 //!                               region, extent and fd tables, bounce buffer
 //!                               (the coordinator's alone)
@@ -120,6 +123,10 @@ pub struct Tables {
     pub strings: [u8; STRINGS_SIZE],
     pub regions: [Region; MAX_REGIONS],
     pub extents: [Extent; MAX_EXTENTS],
+    /// Per region: its pages are left for the copy-on-write writer to find.
+    pub late: [bool; MAX_REGIONS],
+    /// The writer's extent table, made from `extents` and its own scan.
+    pub late_extents: [Extent; MAX_EXTENTS],
     /// The extents' checksums, each written by the worker that wrote the
     /// extent (then copied into the extent table).
     pub sums: [AtomicU64; MAX_EXTENTS],
@@ -159,7 +166,8 @@ const GUARD: usize = 4096;
 const STDIO_OFFSET: usize = GUARD;
 const SHARED_OFFSET: usize = GUARD + 4096 + STACK_SIZE;
 const THREAD_STACKS_OFFSET: usize = (SHARED_OFFSET + size_of::<Shared>() + 4095) & !4095;
-const TABLES_OFFSET: usize = THREAD_STACKS_OFFSET + MAX_THREADS * THREAD_STACK_SIZE;
+const WRITER_PAGE_OFFSET: usize = THREAD_STACKS_OFFSET + MAX_THREADS * THREAD_STACK_SIZE;
+const TABLES_OFFSET: usize = WRITER_PAGE_OFFSET + 4096;
 const JOB_OFFSET: usize = (TABLES_OFFSET + size_of::<Tables>() + 4095) & !4095;
 pub const WORKSPACE_SIZE: usize = (JOB_OFFSET + size_of::<JobTables>() + 4095) & !4095;
 
@@ -214,6 +222,12 @@ pub fn stack_top() -> u64 {
 /// if there is such a slot (slot 0 is the coordinator's: [`stack_top`]).
 pub fn thread_stack_top(slot: usize) -> Option<u64> {
     (1..MAX_THREADS).contains(&slot).then(|| base() + (THREAD_STACKS_OFFSET + (slot + 1) * THREAD_STACK_SIZE) as u64)
+}
+
+/// The address of the page shared with the copy-on-write writer (mapped
+/// there by [`crate::cow`]).
+pub fn writer_page() -> u64 {
+    base() + WRITER_PAGE_OFFSET as u64
 }
 
 /// The coordination words and the thread slots.

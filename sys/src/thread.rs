@@ -15,6 +15,7 @@ const CLONE_VM: u64 = 0x100;
 const CLONE_FS: u64 = 0x200;
 const CLONE_FILES: u64 = 0x400;
 const CLONE_SIGHAND: u64 = 0x800;
+const CLONE_VFORK: u64 = 0x4000;
 const CLONE_THREAD: u64 = 0x10000;
 const CLONE_SYSVSEM: u64 = 0x40000;
 const CLONE_SETTLS: u64 = 0x80000;
@@ -25,6 +26,11 @@ const CLONE_CHILD_CLEARTID: u64 = 0x20_0000;
 pub const THREAD: u64 = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM;
 /// The same, with its own %fs base.
 pub const THREAD_TLS: u64 = THREAD | CLONE_SETTLS;
+/// A process sharing the caller's memory (not its descriptors or signal
+/// handlers), which the caller waits for (`vfork`-like: the caller sleeps
+/// until it exits), and whose exit sends no signal: reap it with
+/// [`crate::wait4_clone`].
+pub const PROCESS_VM_VFORK: u64 = CLONE_VM | CLONE_VFORK;
 
 global_asm!(
     // ckpt_sys_clone(flags: rdi, stack: rsi, tls: rdx, tid_word: rcx) -> tid

@@ -641,6 +641,25 @@ pub fn unprivileged(tag: &str, extra: &[&Path]) -> (TempDir, Tools, TempDir) {
     (bins, tools, work)
 }
 
+/// Spawns `cmd` with a piped stdin and waits for its "started" line (a
+/// demo that works until its stdin ends).
+pub fn spawn_started(what: &str, cmd: &mut Command) -> Run {
+    cmd.stdin(Stdio::piped());
+    let mut run = spawn(what, cmd);
+    run.wait_line(Stream::Stdout, |l| l == "started\n", "started");
+    run
+}
+
+/// The uninterrupted run of such a demo: started, then its stdin ended;
+/// it must exit 0.
+pub fn uninterrupted_until_started(cmd: &mut Command) -> Outcome {
+    let mut run = spawn_started("uninterrupted run", cmd);
+    run.close_stdin();
+    let o = run.finish();
+    o.expect_code(0);
+    o
+}
+
 /// Asserts two outputs are identical, showing both as text if not.
 pub fn assert_same(what: &str, got: &[u8], want: &[u8]) {
     if got != want {

@@ -88,6 +88,12 @@ struct Cli {
     /// myckpt.(N-1).dat
     #[arg(long, value_name = "N", env = "CKPT_KEEP", hide_env_values = true, allow_hyphen_values = true)]
     keep: Option<String>,
+    /// With --continue or --interval, keep the program paused for the whole
+    /// write (default: it is paused only to fork a copy-on-write writer
+    /// process, which writes the image while the program runs on)
+    #[arg(long = "no-cow", env = "CKPT_NO_COW", hide_env_values = true, value_parser = parse_flag)]
+    #[arg(action = ArgAction::SetTrue)]
+    no_cow: bool,
     /// Refuse to write an image that cannot hold the whole job: while the
     /// program has child processes, or one that would lose an open
     /// descriptor (a socket to another process...): one line names it, the
@@ -158,6 +164,8 @@ enum Verbosity {
 struct Options {
     output: PathBuf,
     cont: bool,
+    /// `--no-cow`: --continue checkpoints written in place.
+    no_cow: bool,
     allow_foreign: bool,
     /// `--strict`: a checkpoint the image cannot hold whole (children, a
     /// descriptor that cannot come back) fails.
@@ -365,6 +373,7 @@ fn parse_args() -> Options {
     Options {
         output: PathBuf::from(output.unwrap_or_else(|| "myckpt.dat".into())),
         cont: cli.cont || interval_ms != 0,
+        no_cow: cli.no_cow,
         allow_foreign: cli.allow_foreign_output,
         strict: cli.strict,
         tree: cli.tree,
@@ -599,6 +608,7 @@ fn main() {
         .env("CKPT_OUTPUT", &output)
         .env("CKPT_SIGNAL", opts.signal.to_string())
         .env("CKPT_CONTINUE", flag(opts.cont))
+        .env("CKPT_NO_COW", flag(opts.no_cow))
         .env("CKPT_ALLOW_FOREIGN_OUTPUT", flag(opts.allow_foreign))
         .env("CKPT_STRICT", flag(opts.strict))
         .env("CKPT_TREE", flag(opts.tree))
