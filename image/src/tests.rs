@@ -42,8 +42,7 @@ fn sample() -> Vec<u8> {
     let addrs = [base, base + 9 * PAGE_SIZE, base + 12 * PAGE_SIZE];
     let data: Vec<Vec<u8>> =
         lens.iter().enumerate().map(|(i, &l)| (0..l).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect()).collect();
-    let mut extents: Vec<Extent> =
-        addrs.iter().zip(&lens).map(|(&addr, &len)| Extent { addr, len, file_pos: 0, checksum: 0 }).collect();
+    let mut extents: Vec<Extent> = addrs.iter().zip(&lens).map(|(&addr, &len)| Extent::raw(addr, len)).collect();
     let thread = Thread {
         tid: 42,
         tid_offset: 0,

@@ -28,7 +28,8 @@ static mut HELPER_STACK: Stack = Stack([0; 64 << 10]);
 
 struct Load<'a> {
     meta: &'a Meta<'a>,
-    fd: i32,
+    /// The file of each extent source (`Image::files`).
+    files: &'a [i32],
     progress: Progress,
 }
 
@@ -46,7 +47,7 @@ impl thread::Job for Load<'_> {
         // SAFETY: advice on our own fresh mapping.
         let _ = unsafe { sys::madvise(x.addr, x.len, sys::MADV_POPULATE_WRITE) };
         // SAFETY: read_all's caller mapped every extent writable.
-        match unsafe { sys::pread_all(self.fd, x.addr, x.len, x.file_pos) } {
+        match unsafe { sys::pread_all(self.files[x.source as usize], x.addr, x.len, x.file_pos) } {
             Err(Short::End) => Err(WHY_SHORT),
             Err(Short::Errno(e)) => Err(WHY_ERRNO + e.into_raw() as u32),
             Ok(()) => {
@@ -70,12 +71,13 @@ impl thread::Job for Load<'_> {
 /// Every extent must lie in memory mapped writable for it.
 pub unsafe fn read_all(img: &Image, progress_after_ms: u64) -> Result<(), Fail> {
     let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
-    let progress = Progress::new("restart: reading the image", img.meta.header.data_len, t0, progress_after_ms);
-    let job = Load { meta: img.meta, fd: img.fd, progress };
+    let total = (0..img.meta.header.n_extents as usize).map(|i| img.meta.extent(i).len).sum();
+    let progress = Progress::new("restart: reading the image", total, t0, progress_after_ms);
+    let job = Load { meta: img.meta, files: &img.files, progress };
     // SAFETY: the helper stack is used by nothing else (this runs once, on
     // the loader's one thread): this is its only reference.
     let stack = unsafe { &mut (*core::ptr::addr_of_mut!(HELPER_STACK)).0 };
-    let parallel = img.meta.header.data_len >= PARALLEL_BYTES;
+    let parallel = total >= PARALLEL_BYTES;
     // SAFETY: that stack, lent for the call; the items touch disjoint
     // memory and file ranges, so they may run concurrently.
     let result = unsafe { thread::split(&job, parallel, stack) };

@@ -13,6 +13,9 @@ use crate::fail::{self, Fail};
 pub struct Image {
     pub fd: i32,
     pub meta: &'static Meta<'static>,
+    /// The file of each extent `source`: `files[0]` is `fd`, `files[k]` the
+    /// k-th parent of a delta image (docs/FORMAT.md, "Delta images").
+    pub files: Vec<i32>,
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`, or says the image is short.
@@ -27,6 +30,18 @@ pub fn read_exact(fd: i32, buf: &mut [u8], offset: u64) -> Result<(), Fail> {
 /// Opens and validates the image; unless `trust`, it must be the
 /// caller's own and writable by no one else ([`check_trusted`]).
 pub fn open(path: &CStr, trust: bool) -> Result<Image, Fail> {
+    let (fd, meta) = open_one(path, trust)?;
+    let mut files = Vec::new();
+    files.try_reserve_exact(1 + meta.parents().len()).map_err(|_| Fail::Msg("out of memory"))?;
+    files.push(fd);
+    for k in 1..=meta.parents().len() {
+        files.push(crate::chain::open_link(path, meta, k, trust)?);
+    }
+    Ok(Image { fd, meta, files })
+}
+
+/// Opens one image file and validates its header and metadata.
+fn open_one(path: &CStr, trust: bool) -> Result<(i32, &'static Meta<'static>), Fail> {
     // Non-blocking: opening a FIFO for reading would wait for a writer
     // (it is refused just below); on a regular file the flag changes nothing.
     let fd = sys::open(path, sys::O_RDONLY | sys::O_NONBLOCK).map_err(fail::sys("cannot open the image"))?;
@@ -58,7 +73,7 @@ pub fn open(path: &CStr, trust: bool) -> Result<Image, Fail> {
     let meta = Meta::parse(&header, meta)?;
     // Leaked as well: the restarted threads keep reading their records.
     let meta: &'static Meta<'static> = alloc::boxed::Box::leak(alloc::boxed::Box::new(meta));
-    Ok(Image { fd, meta })
+    Ok((fd, meta))
 }
 
 /// An image is a whole program, code included, that restart runs with the
@@ -66,7 +81,7 @@ pub fn open(path: &CStr, trust: bool) -> Result<Image, Fail> {
 /// to its file): it must come from the caller. Another user's image, or
 /// one that others could have rewritten, is refused. Checked on the open
 /// file (fstat), so the name cannot be swapped in between.
-fn check_trusted(st: &sys::Stat) -> Result<(), Fail> {
+pub fn check_trusted(st: &sys::Stat) -> Result<(), Fail> {
     if st.uid != sys::geteuid() {
         return Err(Fail::Msg(
             "belongs to another user; restarting it would run their code as you (give --trust-image if you trust it)",
@@ -81,14 +96,19 @@ fn check_trusted(st: &sys::Stat) -> Result<(), Fail> {
 }
 
 impl Image {
+    /// Closes the parents' files (the image's own is closed by `resume`).
+    pub fn close_parents(&self) {
+        self.files[1..].iter().for_each(|&fd| sys::close(fd));
+    }
+
     /// Reads the program's memory at `addr` as the image stores it (before
     /// it is mapped: for checks made before the point of no return).
     pub fn read_memory(&self, mut addr: u64, buf: &mut [u8]) -> Result<(), Fail> {
         let mut done = 0;
         while done < buf.len() {
-            let (pos, avail) = self.meta.file_pos_of(addr).ok_or(Fail::Image(ckpt_image::Error::BadThread))?;
+            let (source, pos, avail) = self.meta.locate(addr).ok_or(Fail::Image(ckpt_image::Error::BadThread))?;
             let n = (avail as usize).min(buf.len() - done);
-            read_exact(self.fd, &mut buf[done..done + n], pos)?;
+            read_exact(self.files[source as usize], &mut buf[done..done + n], pos)?;
             done += n;
             addr += n as u64;
         }

@@ -43,6 +43,7 @@
 extern crate alloc;
 
 mod args;
+mod chain;
 mod data;
 mod environ;
 mod events;
@@ -181,6 +182,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         memory::unmap_all_but_loader();
         vdso.place()?;
         memory::restore(&img, opts.progress_after_ms)?;
+        img.close_parents();
         frames.apply()?;
         environ::update_ckpt_pid(img.meta, ckpt_sys::getpid() as u32);
         // The program's memory is back and verified: the restart happens.

@@ -32,6 +32,7 @@ use ckpt_sys::{self as sys, thread, Errno};
 
 use crate::children;
 use crate::config::{self, Config};
+use crate::delta;
 use crate::files;
 use crate::msg::{self, Size};
 use crate::output::Output;
@@ -235,6 +236,7 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
         dents,
         bounce,
         helper_stack,
+        parent_meta,
         ..
     } = t;
     let threads = &threads[..n_threads];
@@ -281,6 +283,7 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
         n_regions: 0,
         n_extents: 0,
         pagemap: -1,
+        block: if cfg.incremental { delta::BLOCK } else { MAX_EXTENT },
     };
     h.mm = procfs::mm_layout(dents).map_err(failed("reading /proc/self/stat"))?;
     let n = procfs::read_file(c"/proc/self/auxv", dents).map_err(failed("reading /proc/self/auxv"))?;
@@ -317,6 +320,31 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
     sys::close(b.pagemap);
     walked?;
 
+    let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
+    let mut reused = 0;
+    if cfg.incremental && cfg.max_chain > 0 {
+        if let Some(base) = delta::Base::open(out.path(), cfg.max_chain, &mut parent_meta[..], out.dir()) {
+            let regions = &b.regions[..b.n_regions];
+            reused = base.reuse(regions, &mut b.extents[..b.n_extents], &sums[..], &mut helper_stack[..]);
+            let mut name = [0u8; crate::output::NAME_BUF];
+            let name = out.parent_name(base.id(), &mut name);
+            let linked = (reused != 0)
+                .then(|| b.string(name).ok())
+                .flatten()
+                .and_then(|name| base.link(&mut h, name, |s| b.string(s).ok()));
+            if linked.is_some() {
+                out.set_parent(base.fd, base.id());
+            } else {
+                // Nothing in common, or no room for the names: a full image.
+                b.extents[..b.n_extents].iter_mut().for_each(|x| *x = Extent::raw(x.addr, x.len));
+                h.chain_depth = 0;
+                h.parents = Default::default();
+                sys::close(base.fd);
+                reused = 0;
+            }
+        }
+    }
+
     let Builder { strings, regions, extents, strings_len, n_regions, n_extents, .. } = b;
     let regions = &regions[..n_regions];
     let tables = encode::Tables {
@@ -329,11 +357,15 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
     };
     let mut enc = Encoder::new(h, tables);
 
-    let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
     out.check_targets()?;
     out.remove_stale(dents);
     let writer = Writer { regions, sums, bounce, helper_stack };
-    write(&mut enc, writer, &mut out, t0).map(|()| enc.header().file_len)
+    write(&mut enc, writer, &mut out, t0)?;
+    if cfg.incremental {
+        out.remove_unused_parents(dents);
+    }
+    let _ = reused;
+    Ok(enc.header().file_len)
 }
 
 /// What the data writer uses beside the encoder's tables.
@@ -354,6 +386,8 @@ struct Builder<'a> {
     n_regions: usize,
     n_extents: usize,
     pagemap: i32,
+    /// Extents do not cross a multiple of this (a power of two ≤ MAX_EXTENT).
+    block: u64,
 }
 
 /// The files module adds its paths and pipe contents to the string table.
@@ -521,14 +555,16 @@ impl Builder<'_> {
         Ok(())
     }
 
-    /// Adds `[addr, addr+len)` as extents of at most MAX_EXTENT bytes.
+    /// Adds `[addr, addr+len)` as extents that do not cross a multiple of
+    /// `block`: the same memory is cut the same way in every image, so a
+    /// delta can reuse its parent's extents (delta.rs).
     fn add_run(&mut self, mut addr: u64, mut len: u64) -> Result<(), Failure> {
         while len > 0 {
             if self.n_extents == MAX_EXTENTS {
                 return Err(refuse("memory too fragmented (too many extents)"));
             }
-            let piece = len.min(MAX_EXTENT);
-            self.extents[self.n_extents] = Extent { addr, len: piece, file_pos: 0, checksum: 0 };
+            let piece = len.min(self.block - addr % self.block);
+            self.extents[self.n_extents] = Extent::raw(addr, piece);
             self.n_extents += 1;
             addr += piece;
             len -= piece;
@@ -584,7 +620,9 @@ fn write_to(fd: i32, enc: &mut Encoder, w: Writer, t0: u64) -> Result<(), Failur
         });
     }
     for (i, sum) in w.sums[..enc.extents().len()].iter().enumerate() {
-        enc.set_checksum(i, sum.load(Relaxed)); // split's end ordered the workers' stores
+        if enc.extents()[i].source == 0 {
+            enc.set_checksum(i, sum.load(Relaxed)); // split's end ordered the workers' stores
+        }
     }
     enc.header_mut().capture_ns = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
     let mut pos = enc.header().meta_offset;
@@ -638,6 +676,9 @@ impl thread::Job for WriteData<'_> {
     /// that the checksum is that of the bytes written.
     fn run(&self, worker: usize, i: usize) -> Result<(), u32> {
         let x = self.extents[i];
+        if x.source != 0 {
+            return Ok(()); // a delta's unchanged extent: its parent holds it
+        }
         let r = self.regions.partition_point(|r| r.first_extent as usize + r.n_extents as usize <= i);
         let shared = self.regions.get(r).is_some_and(|r| r.flags & REGION_SHARED != 0);
         let src = if shared {

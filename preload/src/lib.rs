@@ -26,6 +26,7 @@ mod altstack;
 mod capture;
 mod children;
 mod config;
+mod delta;
 mod events;
 mod fdinfo;
 mod files;

@@ -35,6 +35,7 @@ pub const STACK_SIZE: usize = 512 << 10;
 pub const MAPS_SIZE: usize = 16 << 20;
 pub const PAGEMAP_WORDS: usize = 16 << 10;
 pub const STRINGS_SIZE: usize = 8 << 20;
+pub const PARENT_META: usize = 64 << 20;
 pub const MAX_REGIONS: usize = ckpt_image::MAX_REGIONS as usize;
 pub const MAX_EXTENTS: usize = ckpt_image::MAX_EXTENTS as usize;
 pub const MAX_THREADS: usize = ckpt_image::MAX_THREADS as usize;
@@ -135,6 +136,9 @@ pub struct Tables {
     pub bounce: [Bounce; 2],
     /// The stack of the capture's helper thread.
     pub helper_stack: [u8; 64 << 10],
+    /// The tables of the image a delta is taken after (delta.rs); a parent
+    /// with more metadata than this is not used (a full image instead).
+    pub parent_meta: [u8; PARENT_META],
 }
 
 const GUARD: usize = 4096;

@@ -1,0 +1,69 @@
+/* incr: the subject of the incremental (delta) checkpoint tests.
+ *
+ *   incr STATE_MIB
+ *
+ * Fills STATE_MIB MiB of anonymous memory with a deterministic pattern and
+ * prints "state ADDR LEN" (hex, the state's address and length), then, for
+ * every line it reads from stdin (read() straight into the state: the
+ * kernel writes it), rewrites a few pages chosen from the line's number
+ * (about 2% of the state), maps or unmaps a small buffer now and then, and
+ * prints "step N hash H" with H a hash of the whole state. At end of input
+ * it prints "done" and exits 0. The output depends only on the input: a
+ * restarted run and an uninterrupted one print the same lines.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    return x ^ (x >> 33);
+}
+
+static uint64_t hash(const uint64_t *w, size_t n) {
+    uint64_t h = 0;
+    for (size_t i = 0; i < n; i++) h = mix(h ^ w[i]) + i;
+    return h;
+}
+
+int main(int argc, char **argv) {
+    size_t len = (argc > 1 ? strtoul(argv[1], NULL, 10) : 64) << 20;
+    size_t pages = len / 4096, words = len / 8;
+    uint64_t *state = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (state == MAP_FAILED) {
+        perror("incr: mmap");
+        return 1;
+    }
+    for (size_t i = 0; i < words; i++) state[i] = mix(i);
+    printf("state %lx %lx\n", (unsigned long)state, (unsigned long)len);
+    fflush(stdout);
+    char *extra = NULL;
+    for (unsigned long step = 1;; step++) {
+        /* The line goes into the state's first page, by the kernel. */
+        char *line = (char *)state;
+        ssize_t n = read(0, line, 4000);
+        if (n <= 0) break;
+        for (size_t k = 0; k < pages / 50 + 1; k++) {
+            size_t page = mix(step * 1000003 + k) % pages;
+            uint64_t *p = state + page * 512;
+            for (int i = 0; i < 512; i += 7) p[i] = mix(p[i] + step);
+        }
+        if (step % 3 == 0) {
+            if (extra) munmap(extra, 1 << 20);
+            extra = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+            if (extra != MAP_FAILED) memset(extra, (int)step, 1 << 20);
+            else extra = NULL;
+        }
+        uint64_t h = hash(state, words) ^ (extra ? (uint64_t)(unsigned char)extra[12345] : 0);
+        printf("step %lu hash %016lx\n", step, (unsigned long)h);
+        fflush(stdout);
+    }
+    printf("done\n");
+    return 0;
+}
