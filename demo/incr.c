@@ -3,11 +3,12 @@
  *   incr STATE_MIB
  *
  * Fills STATE_MIB MiB of anonymous memory with a deterministic pattern and
- * prints "state ADDR LEN" (hex, the state's address and length), then, for
- * every line it reads from stdin (read() straight into the state: the
- * kernel writes it), rewrites a few pages chosen from the line's number
- * (about 2% of the state), maps or unmaps a small buffer now and then, and
- * prints "step N hash H" with H a hash of the whole state. At end of input
+ * prints "state ADDR LEN INBOX" (hex: the state's address and length, the
+ * address of a page of its own that only read() writes), then, for every
+ * line it reads from stdin (read() into the inbox: only the kernel writes
+ * it), rewrites a few pages chosen from the line's number (about 2% of the
+ * state), maps or unmaps a small buffer now and then, and prints
+ * "step N hash H" with H a hash of the whole state and the inbox. At end of input
  * it prints "done" and exits 0. The output depends only on the input: a
  * restarted run and an uninterrupted one print the same lines.
  */
@@ -41,14 +42,21 @@ int main(int argc, char **argv) {
         return 1;
     }
     for (size_t i = 0; i < words; i++) state[i] = mix(i);
-    printf("state %lx %lx\n", (unsigned long)state, (unsigned long)len);
+    char *inbox = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (inbox == MAP_FAILED) {
+        perror("incr: mmap");
+        return 1;
+    }
+    printf("state %lx %lx %lx\n", (unsigned long)state, (unsigned long)len, (unsigned long)inbox);
     fflush(stdout);
     char *extra = NULL;
     for (unsigned long step = 1;; step++) {
-        /* The line goes into the state's first page, by the kernel. */
-        char *line = (char *)state;
-        ssize_t n = read(0, line, 4000);
-        if (n <= 0) break;
+        /* The line goes into the inbox, written by the kernel alone, one
+         * byte at a time (a pipe may hold several lines). */
+        size_t n = 0;
+        while (n < 4095 && read(0, inbox + n, 1) == 1 && inbox[n++] != '\n') {
+        }
+        if (n == 0 || inbox[n - 1] != '\n') break;
         for (size_t k = 0; k < pages / 50 + 1; k++) {
             size_t page = mix(step * 1000003 + k) % pages;
             uint64_t *p = state + page * 512;
@@ -60,7 +68,8 @@ int main(int argc, char **argv) {
             if (extra != MAP_FAILED) memset(extra, (int)step, 1 << 20);
             else extra = NULL;
         }
-        uint64_t h = hash(state, words) ^ (extra ? (uint64_t)(unsigned char)extra[12345] : 0);
+        uint64_t h = hash(state, words) ^ hash((uint64_t *)inbox, 512);
+        if (extra) h ^= (uint64_t)(unsigned char)extra[12345];
         printf("step %lu hash %016lx\n", step, (unsigned long)h);
         fflush(stdout);
     }

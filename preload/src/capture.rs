@@ -33,6 +33,7 @@ use ckpt_sys::{self as sys, thread, Errno};
 use crate::children;
 use crate::config::{self, Config};
 use crate::delta;
+use crate::dirty;
 use crate::files;
 use crate::msg::{self, Size};
 use crate::output::Output;
@@ -237,6 +238,9 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
         bounce,
         helper_stack,
         parent_meta,
+        tracked,
+        tracked_next,
+        written,
         ..
     } = t;
     let threads = &threads[..n_threads];
@@ -322,10 +326,23 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
 
     let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
     let mut reused = 0;
-    if cfg.incremental && cfg.max_chain > 0 {
-        if let Some(base) = delta::Base::open(out.path(), cfg.max_chain, &mut parent_meta[..], out.dir()) {
+    let program_has_uffd = fds[..n_fds].iter().any(|f| {
+        let path = &b.strings[f.path.offset as usize..][..f.path.len as usize];
+        path == b"anon_inode:[userfaultfd]"
+    });
+    if cfg.incremental {
+        let base = if cfg.max_chain > 0 {
+            delta::Base::open(out.path(), cfg.max_chain, &mut parent_meta[..], out.dir())
+        } else {
+            None
+        };
+        // The kernel's record of the pages written since the last image,
+        // taken (and started again) now, while the threads are stopped.
+        let scan = dirty::scan(&mut tracked[..], &mut written[..], base.as_ref().map_or(0, |b| b.id()));
+        if let Some(base) = base {
             let regions = &b.regions[..b.n_regions];
-            reused = base.reuse(regions, &mut b.extents[..b.n_extents], &sums[..], &mut helper_stack[..]);
+            let extents = &mut b.extents[..b.n_extents];
+            reused = base.reuse(regions, extents, &scan, &sums[..], &mut helper_stack[..]);
             let mut name = [0u8; crate::output::NAME_BUF];
             let name = out.parent_name(base.id(), &mut name);
             let linked = (reused != 0)
@@ -363,6 +380,13 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
     write(&mut enc, writer, &mut out, t0)?;
     if cfg.incremental {
         out.remove_unused_parents(dents);
+        let id = enc.header().header_checksum;
+        if let Some(why) = dirty::arm(regions, &mut tracked[..], &mut tracked_next[..], id, program_has_uffd) {
+            let mut l = msg::Line::new();
+            l.push(b"ckpt: --incremental: ").push(why.as_bytes());
+            l.push(b"; the next images compare memory with the previous one instead of tracking writes");
+            l.emit();
+        }
     }
     let _ = reused;
     Ok(enc.header().file_len)

@@ -11,8 +11,10 @@
 //!    addresses, so unchanged memory gives the same extents) and the same
 //!    bytes — the checksum of the memory now equals the parent's checksum —
 //!    becomes a reference to the parent's copy, in whichever file of the
-//!    chain holds it. The memory is read (by two threads), only what
-//!    changed is written.
+//!    chain holds it. Where the kernel tracks the program's writes
+//!    (dirty.rs), an extent it says was not written is reused unread;
+//!    elsewhere the memory is hashed (by two threads) and compared. Only
+//!    what changed is written.
 //! 3. [`Base::link`]: the new image's header names its chain; the commit
 //!    (output.rs) gives the parent its chain name before the delta replaces
 //!    it at the image path.
@@ -25,11 +27,17 @@ use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use ckpt_image::{checksum, Extent, Header, Meta, Parent, Region, StrRef, HEADER_SIZE, MAX_CHAIN, PROT_READ};
 use ckpt_sys::{self as sys, thread};
 
+use crate::dirty::Scan;
+
 /// With `--incremental`, extents are cut at multiples of this: a delta
 /// stores whole extents, so this is the unit of what it writes (64 KiB: a
 /// page changed rewrites 64 KiB; 4 GiB of memory is 65,536 extents, 3 MiB
 /// of tables).
 pub const BLOCK: u64 = 64 << 10;
+
+/// A reuse mark's flag: the kernel's tracking says the extent was not
+/// written since the parent, no need to compare its bytes.
+const CLEAN: u64 = 1 << 63;
 
 /// The image a delta is taken after, open, its tables validated (in the
 /// workspace's `parent_meta`).
@@ -96,10 +104,19 @@ impl<'a> Base<'a> {
     /// references to them; `marks` is scratch of the same length (the
     /// writer's checksum slots) and `stack` the helper thread's stack.
     /// Returns how many extents are reused.
-    pub fn reuse(&self, regions: &[Region], extents: &mut [Extent], marks: &[AtomicU64], stack: &mut [u8]) -> usize {
+    pub fn reuse(
+        &self,
+        regions: &[Region],
+        extents: &mut [Extent],
+        written: &Scan,
+        marks: &[AtomicU64],
+        stack: &mut [u8],
+    ) -> usize {
         // 1. Candidates: same address and length as a parent extent, in a
-        //    readable region (both tables are in address order). marks[i]:
-        //    1 + the parent extent's index, 0: none.
+        //    readable region (both tables are in address order), and not
+        //    written since, as far as the kernel's tracking knows. marks[i]:
+        //    1 + the parent extent's index (with CLEAN: known unchanged),
+        //    0: none.
         let n_parent = self.meta.header.n_extents as usize;
         let mut j = 0;
         let mut bytes = 0;
@@ -113,11 +130,19 @@ impl<'a> Base<'a> {
                     && j < n_parent
                     && self.meta.extent(j).len == x.len
                     && self.meta.extent(j).addr == x.addr;
-                marks[first + i].store(if hit { j as u64 + 1 } else { 0 }, Relaxed);
-                bytes += if hit { x.len } else { 0 };
+                let mark = match (hit, written.written(x.addr, x.len)) {
+                    (false, _) | (true, Some(true)) => 0,
+                    (true, Some(false)) => (j as u64 + 1) | CLEAN,
+                    (true, None) => {
+                        bytes += x.len;
+                        j as u64 + 1
+                    }
+                };
+                marks[first + i].store(mark, Relaxed);
             }
         }
-        // 2. The same bytes? (The memory is hashed where it is.)
+        // 2. The same bytes? (Where the tracking does not know: the memory
+        //    is hashed where it is.)
         let job = Compare { extents, parent: &self.meta, marks };
         // SAFETY: the stack is the caller's to lend; each item reads its
         // own extent's memory and writes its own mark.
@@ -125,7 +150,7 @@ impl<'a> Base<'a> {
         // 3. The unchanged ones point at the parent's copy.
         let mut reused = 0;
         for (x, mark) in extents.iter_mut().zip(marks) {
-            if let Some(j) = (mark.load(Relaxed) as usize).checked_sub(1) {
+            if let Some(j) = ((mark.load(Relaxed) & !CLEAN) as usize).checked_sub(1) {
                 let p = self.meta.extent(j);
                 *x = Extent { source: p.source + 1, ..p };
                 reused += 1;
@@ -162,7 +187,8 @@ impl thread::Job for Compare<'_> {
     }
 
     fn run(&self, _worker: usize, i: usize) -> Result<(), u32> {
-        let Some(j) = (self.marks[i].load(Relaxed) as usize).checked_sub(1) else { return Ok(()) };
+        let mark = self.marks[i].load(Relaxed);
+        let Some(j) = (mark as usize).checked_sub(1).filter(|_| mark & CLEAN == 0) else { return Ok(()) };
         let x = self.extents[i];
         // SAFETY: the extent is readable memory of the stopped program
         // (its region has PROT_READ, checked by the caller).

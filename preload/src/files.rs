@@ -185,7 +185,7 @@ fn list(out: &mut [Fd], scratch: &mut [u8]) -> Result<usize, Errno> {
             let name = &scratch[off + 19..(off + reclen).min(len)];
             let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
             if let Some(fd) = parse_fd(name) {
-                if fd != dir {
+                if fd != dir && !crate::dirty::is_own_fd(fd) {
                     if n == out.len() {
                         full = true;
                         break;

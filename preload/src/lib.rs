@@ -27,6 +27,7 @@ mod capture;
 mod children;
 mod config;
 mod delta;
+mod dirty;
 mod events;
 mod fdinfo;
 mod files;

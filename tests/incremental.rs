@@ -1,0 +1,328 @@
+//! Incremental checkpoints (`ckpt --incremental`): delta images that store
+//! only what changed since the previous image and name it as their parent.
+//!
+//! The subject is demo/incr.c: it holds a state of some MiB, and for each
+//! line on its stdin (read() into a page of its own: a write by the kernel
+//! alone) rewrites about 2% of the state, maps or unmaps a buffer now and
+//! then, and prints the step number and a hash of all of it. Between lines
+//! it is blocked in read(), so a checkpoint taken then sees memory that
+//! does not move, and a test knows exactly which input the program has
+//! seen: the uninterrupted run (ckpt --continue) and a restart fed the same
+//! lines must print the same.
+
+mod common;
+
+use ckpt_image::{Header, Meta, HEADER_SIZE};
+use common::*;
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+/// State of the subject, in MiB: big enough that a delta is clearly smaller
+/// than a full image, small enough for a loaded machine.
+const STATE_MIB: &str = "32";
+
+/// The input line of step `k` (of a length that grows: stale bytes of an
+/// older line would change the hash).
+fn line(k: u32) -> String {
+    format!("line {k} {}\n", "x".repeat(k as usize))
+}
+
+/// The subject running under `ckpt --continue --incremental OPTIONS`.
+struct Subject {
+    run: Run,
+    image: PathBuf,
+    /// The state's address and length, and the inbox page's address.
+    state: (u64, u64),
+    inbox: u64,
+    step: u32,
+}
+
+impl Subject {
+    fn start(tools: &Tools, work: &Path, options: &[&str]) -> Subject {
+        let mut opts = vec!["--continue", "--incremental"];
+        opts.extend_from_slice(options);
+        let image = work.join("myckpt.dat");
+        // The demo beside the tools (copied for nobody), or where make puts it.
+        let incr = Some(tools.bin("incr")).filter(|p| p.exists()).unwrap_or_else(|| demo("incr"));
+        let mut cmd = tools.ckpt_with(&opts, Some(&image), &incr, &[STATE_MIB], work);
+        cmd.stdin(Stdio::piped());
+        let mut run = spawn("incr under ckpt --incremental", &mut cmd);
+        let l = run.wait_line(Stream::Stdout, |l| l.starts_with("state "), "the state line").text();
+        let f: Vec<u64> = l.split_whitespace().skip(1).map(|h| u64::from_str_radix(h, 16).unwrap()).collect();
+        Subject { run, image, state: (f[0], f[1]), inbox: f[2], step: 0 }
+    }
+
+    /// Feeds the next line and waits for its step to be done (the program
+    /// is then blocked reading the next one).
+    fn step(&mut self) {
+        self.step += 1;
+        self.run.write_stdin(line(self.step).as_bytes());
+        let want = format!("step {} hash ", self.step);
+        self.run.wait_line(Stream::Stdout, |l| l.starts_with(&want), &want);
+    }
+
+    /// Checkpoints and waits for ckpt's line: Ok if written, Err(the line)
+    /// if it failed.
+    fn checkpoint(&mut self) -> Result<(), String> {
+        self.run.checkpoint();
+        let l = self.run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt: checkpoint "), "ckpt's line").text();
+        if l.starts_with("ckpt: checkpoint written") {
+            Ok(())
+        } else {
+            Err(l)
+        }
+    }
+
+    fn checkpoint_ok(&mut self) {
+        if let Err(l) = self.checkpoint() {
+            panic!("checkpoint failed: {l}");
+        }
+    }
+
+    /// Feeds steps up to `last`, closes stdin, and returns all the
+    /// program printed (it exits 0).
+    fn finish(mut self, last: u32) -> String {
+        while self.step < last {
+            self.step();
+        }
+        self.run.close_stdin();
+        let o = self.run.finish();
+        o.expect_code(0);
+        o.stdout_text()
+    }
+}
+
+/// What a run that saw steps `from..=last` printed, out of the whole
+/// output of the uninterrupted run: those steps' lines, then "done".
+fn steps(out: &str, from: u32, last: u32) -> Vec<u8> {
+    let mut want = String::new();
+    for k in from..=last {
+        let head = format!("step {k} hash ");
+        let l = out.lines().find(|l| l.starts_with(&head)).unwrap_or_else(|| panic!("no step {k} in\n{out}"));
+        want.push_str(l);
+        want.push('\n');
+    }
+    want.push_str("done\n");
+    want.into_bytes()
+}
+
+/// The input of steps `from..=last`.
+fn input(from: u32, last: u32) -> Vec<u8> {
+    (from..=last).flat_map(|k| line(k).into_bytes()).collect()
+}
+
+/// Restarts `image` with the input of steps `from..=last`; its output.
+fn restart_with(tools: &Tools, work: &Path, image: &Path, from: u32, last: u32) -> Outcome {
+    run_with_input("restart of a delta image", &mut tools.restart(Some(image), work), &input(from, last))
+}
+
+/// The header and tables of an image (as root or its owner: the test reads it).
+fn read_meta(image: &Path) -> (Vec<u8>, Header) {
+    let bytes = fs::read(image).unwrap_or_else(|e| panic!("{}: {e}", image.display()));
+    let h = Header::parse(&bytes[..HEADER_SIZE.min(bytes.len())], bytes.len() as u64).expect("a valid image");
+    (bytes, h)
+}
+
+/// The `len` bytes of the program's memory at `addr` as `image` (and its
+/// chain) hold them: pages no extent covers are zero.
+fn memory(image: &Path, addr: u64, len: u64) -> Vec<u8> {
+    let (bytes, h) = read_meta(image);
+    let m = Meta::parse(&h, &bytes[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]).unwrap();
+    let dir = image.parent().unwrap();
+    let mut files = vec![fs::File::open(image).unwrap()];
+    for p in m.parents() {
+        let name = std::str::from_utf8(m.string(p.name).unwrap()).unwrap();
+        files.push(fs::File::open(dir.join(name)).unwrap_or_else(|e| panic!("parent {name}: {e}")));
+    }
+    let mut out = vec![0u8; len as usize];
+    for x in (0..h.n_extents as usize).map(|i| m.extent(i)) {
+        let (start, end) = (x.addr.max(addr), (x.addr + x.len).min(addr + len));
+        if start < end {
+            let dst = &mut out[(start - addr) as usize..(end - addr) as usize];
+            files[x.source as usize].read_exact_at(dst, x.file_pos + (start - x.addr)).unwrap();
+        }
+    }
+    out
+}
+
+/// `readckpt --json IMAGE`'s chain: the parents' names, nearest first.
+fn chain(image: &Path) -> Vec<String> {
+    let (bytes, h) = read_meta(image);
+    let m = Meta::parse(&h, &bytes[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]).unwrap();
+    m.parents().iter().map(|p| String::from_utf8_lossy(m.string(p.name).unwrap()).into_owned()).collect()
+}
+
+fn readckpt(tools: &Tools, work: &Path, args: &[&str]) -> Outcome {
+    let mut cmd = tools.cmd(&tools.bin("readckpt"), args, work);
+    run_with_input("readckpt", &mut cmd, b"")
+}
+
+/// A chain of ten deltas on a full image, taken at steps 0..=10; at the
+/// same moment as the last delta, a full image (`--max-chain 10` makes the
+/// eleventh image full; `--keep 2` keeps the delta as myckpt.1.dat). Both
+/// hold the same memory, byte for byte, and both restart to the output the
+/// uninterrupted run goes on to print.
+fn chain_of_ten(tools: &Tools, work: &Path) {
+    let mut s = Subject::start(tools, work, &["--max-chain", "10", "--keep", "2"]);
+    s.checkpoint_ok();
+    let full = read_meta(&s.image).1;
+    assert_eq!(full.chain_depth, 0, "the first image is a full one");
+    for k in 1..=10u32 {
+        s.step();
+        s.checkpoint_ok();
+        let (_, h) = read_meta(&s.image);
+        assert_eq!(h.chain_depth, k, "image {k} is a delta on {k} images");
+        // About 2% of the pages changed: far less than the whole is stored.
+        assert!(h.data_len * 2 < full.data_len, "delta {k} stores {} bytes of {}", h.data_len, full.data_len);
+    }
+    s.checkpoint_ok();
+    let delta = work.join("myckpt.1.dat");
+    assert_eq!(read_meta(&s.image).1.chain_depth, 0, "--max-chain 10: the eleventh image is full");
+    assert_eq!(chain(&delta).len(), 10, "the kept image is the tenth delta");
+    for (what, addr, len) in [("state", s.state.0, s.state.1), ("inbox (written by read())", s.inbox, 4096)] {
+        let (a, b) = (memory(&delta, addr, len), memory(&s.image, addr, len));
+        assert!(a == b, "the chain and the full image differ in the {what}");
+    }
+    let o = readckpt(tools, work, &["--verify", delta.to_str().unwrap()]);
+    o.expect_code(0);
+    assert!(o.stdout_text().contains("chain       a delta on 10 images:"), "{}", o.describe());
+    let want = steps(&s.finish(13), 11, 13);
+    for image in [&delta, &work.join("myckpt.dat")] {
+        let o = restart_with(tools, work, image, 11, 13);
+        o.expect_code(0);
+        assert_same(&format!("restart of {}", image.display()), &o.stdout(), &want);
+    }
+}
+
+#[test]
+fn chain_of_ten_deltas_restarts_byte_for_byte() {
+    let work = TempDir::new("incr-chain");
+    chain_of_ten(&Tools::new(), &work.path);
+}
+
+#[test]
+fn chain_of_ten_deltas_as_nobody() {
+    let (_bins, tools, work) = unprivileged("incr-nobody", &[&demo("incr")]);
+    chain_of_ten(&tools, &work.path);
+}
+
+/// A chain of a full image and two deltas, the program then ended.
+fn short_chain(tools: &Tools, work: &Path) -> Vec<u8> {
+    let mut s = Subject::start(tools, work, &[]);
+    s.checkpoint_ok();
+    for _ in 0..2 {
+        s.step();
+        s.checkpoint_ok();
+    }
+    steps(&s.finish(4), 3, 4)
+}
+
+#[test]
+fn a_missing_or_changed_parent_is_refused() {
+    let tools = Tools::new();
+    let work = TempDir::new("incr-links");
+    let want = short_chain(&tools, &work.path);
+    let image = work.join("myckpt.dat");
+    let links = chain(&image);
+    assert_eq!(links.len(), 2, "{links:?}");
+    let good = restart_with(&tools, &work.path, &image, 3, 4);
+    good.expect_code(0);
+    assert_same("restart of the chain", &good.stdout(), &want);
+
+    // The nearest parent missing.
+    let parent = work.join(&links[0]);
+    let aside = work.join("aside");
+    fs::rename(&parent, &aside).unwrap();
+    let missing = format!("parent 1 of 2 in the chain, {}, is missing", links[0]);
+    let refused = |tools: &Tools| run_with_input("restart", &mut tools.restart(Some(&image), &work.path), b"");
+    assert_refused(&refused(&tools), 1, &["restart: ", &missing]);
+    let o = readckpt(&tools, &work.path, &["--verify", image.to_str().unwrap()]);
+    assert_refused(&o, 1, &["readckpt: ", &missing]);
+    fs::rename(&aside, &parent).unwrap();
+
+    // The full image at the end of the chain replaced by another image (a
+    // valid one: the nearest parent itself).
+    let root = work.join(&links[1]);
+    fs::rename(&root, &aside).unwrap();
+    fs::copy(&parent, &root).unwrap();
+    chmod(&root, 0o600);
+    let changed = format!("parent 2 of 2 in the chain, {}, has changed", links[1]);
+    assert_refused(&refused(&tools), 1, &["restart: ", &changed]);
+    fs::rename(&aside, &root).unwrap();
+    restart_with(&tools, &work.path, &image, 3, 4).expect_code(0);
+}
+
+/// A delta that cannot be written (the program's RLIMIT_FSIZE is too
+/// small for it) leaves the chain as it was, which restarts; the next
+/// delta, with the limit back, is right too.
+#[test]
+fn a_failed_delta_leaves_the_previous_chain() {
+    let tools = Tools::new();
+    let work = TempDir::new("incr-fail");
+    let mut s = Subject::start(&tools, &work.path, &[]);
+    s.checkpoint_ok();
+    s.step();
+    s.checkpoint_ok();
+    let files_before = listing(&work.path);
+    s.step();
+    let pid = s.run.pid;
+    let limit = |bytes: u64| {
+        let l = libc::rlimit { rlim_cur: bytes, rlim_max: libc::RLIM_INFINITY };
+        // SAFETY: prlimit on our own child, with a valid rlimit.
+        let r = unsafe { libc::prlimit(pid, libc::RLIMIT_FSIZE, &l, std::ptr::null_mut()) };
+        assert_eq!(r, 0, "prlimit: {}", std::io::Error::last_os_error());
+    };
+    limit(64 << 10);
+    let failed = s.checkpoint().expect_err("a delta larger than RLIMIT_FSIZE cannot be written");
+    assert!(failed.contains("any previous image is unchanged"), "{failed}");
+    assert_eq!(listing(&work.path), files_before, "the failed delta changed the image's files");
+    limit(libc::RLIM_INFINITY);
+    // The chain as it was: it restarts at step 1.
+    let o = restart_with(&tools, &work.path, &s.image, 2, 4);
+    o.expect_code(0);
+    // The next delta (the kernel's record was spent on the failed one: it
+    // compares memory instead) is right as well.
+    s.step();
+    s.checkpoint_ok();
+    assert_eq!(read_meta(&s.image).1.chain_depth, 2);
+    let later = restart_with(&tools, &work.path, &s.image, 4, 6);
+    let out = s.finish(6);
+    assert_same("restart of the chain the failed delta left", &o.stdout(), &steps(&out, 2, 4));
+    assert_same("restart of the next delta", &later.stdout(), &steps(&out, 4, 6));
+}
+
+/// The image's directory: names and sizes, sorted.
+fn listing(dir: &Path) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (e.file_name().to_string_lossy().into_owned(), e.metadata().unwrap().len())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `--max-chain 2`: after two deltas a full image, and the files of the
+/// old chain are removed (no kept image names them).
+#[test]
+fn max_chain_bounds_the_chain_and_drops_the_old_one() {
+    let tools = Tools::new();
+    let work = TempDir::new("incr-max");
+    let mut s = Subject::start(&tools, &work.path, &["--max-chain", "2"]);
+    let mut depths = Vec::new();
+    for _ in 0..5 {
+        s.checkpoint_ok();
+        depths.push(read_meta(&s.image).1.chain_depth);
+        let files = listing(&work.path).len();
+        assert_eq!(files, 1 + depths.last().copied().unwrap() as usize, "{:?}", listing(&work.path));
+        s.step();
+    }
+    assert_eq!(depths, [0, 1, 2, 0, 1]);
+    let o = restart_with(&tools, &work.path, &s.image, 5, 6);
+    let out = s.finish(6);
+    assert_same("restart after --max-chain", &o.stdout(), &steps(&out, 5, 6));
+}
