@@ -41,13 +41,18 @@ struct Subject {
 
 impl Subject {
     fn start(tools: &Tools, work: &Path, options: &[&str]) -> Subject {
+        Self::start_with(tools, work, options, &[])
+    }
+
+    /// As `start`, with more environment for the program.
+    fn start_with(tools: &Tools, work: &Path, options: &[&str], env: &[(&str, &str)]) -> Subject {
         let mut opts = vec!["--continue", "--incremental"];
         opts.extend_from_slice(options);
         let image = work.join("myckpt.dat");
         // The demo beside the tools (copied for nobody), or where make puts it.
         let incr = Some(tools.bin("incr")).filter(|p| p.exists()).unwrap_or_else(|| demo("incr"));
         let mut cmd = tools.ckpt_with(&opts, Some(&image), &incr, &[STATE_MIB], work);
-        cmd.stdin(Stdio::piped());
+        cmd.stdin(Stdio::piped()).envs(env.iter().copied());
         let mut run = spawn("incr under ckpt --incremental", &mut cmd);
         let l = run.wait_line(Stream::Stdout, |l| l.starts_with("state "), "the state line").text();
         let f: Vec<u64> = l.split_whitespace().skip(1).map(|h| u64::from_str_radix(h, 16).unwrap()).collect();
@@ -325,4 +330,32 @@ fn max_chain_bounds_the_chain_and_drops_the_old_one() {
     let o = restart_with(&tools, &work.path, &s.image, 5, 6);
     let out = s.finish(6);
     assert_same("restart after --max-chain", &o.stdout(), &steps(&out, 5, 6));
+}
+
+/// A program with a userfaultfd of its own is not tracked (its
+/// registrations and ckpt's would collide): ckpt says so once, and the
+/// deltas compare memory with the previous image instead. They are as
+/// small, and as right.
+#[test]
+fn a_program_using_userfaultfd_gets_compared_deltas() {
+    let tools = Tools::new();
+    let work = TempDir::new("incr-uffd");
+    let mut s = Subject::start_with(&tools, &work.path, &[], &[("INCR_UFFD", "1")]);
+    s.checkpoint_ok();
+    let full = read_meta(&s.image).1;
+    for k in 1..=3 {
+        s.step();
+        s.checkpoint_ok();
+        let h = read_meta(&s.image).1;
+        assert_eq!(h.chain_depth, k);
+        assert!(h.data_len * 2 < full.data_len, "delta {k} stores {} bytes of {}", h.data_len, full.data_len);
+    }
+    let said: Vec<String> = s.run.lines.iter().filter(|l| l.stream == Stream::Stderr).map(|l| l.text()).collect();
+    let named = said.iter().filter(|l| l.contains("--incremental: the program uses userfaultfd itself")).count();
+    assert_eq!(named, 1, "one line names the fallback, once: {said:?}");
+    let state = (s.state.0, s.state.1);
+    let o = restart_with(&tools, &work.path, &s.image, 4, 5);
+    let out = s.finish(5);
+    assert_same("restart of compared deltas", &o.stdout(), &steps(&out, 4, 5));
+    assert!(state.1 > 0);
 }
