@@ -835,6 +835,15 @@ impl Header {
         l
     }
 
+    /// Whether this header is the image a delta names as its parent `link`,
+    /// with `rest` (the delta's parents after that one) as its own chain.
+    pub fn is_link(&self, link: &Parent, rest: &[Parent]) -> bool {
+        self.header_checksum == link.id
+            && self.file_len == link.file_len
+            && self.chain_depth as usize == rest.len()
+            && self.parents[..rest.len()].iter().zip(rest).all(|(a, b)| a.id == b.id && a.file_len == b.file_len)
+    }
+
     /// The checksum of this header, computed with `header_checksum` as zero.
     pub fn compute_checksum(&self) -> u64 {
         let mut h = *self;

@@ -81,13 +81,7 @@ fn check(fd: i32, meta: &Meta, k: usize, trust: bool) -> Result<(), Why> {
     let n = (file_len as usize).min(HEADER_SIZE);
     image::read_exact(fd, &mut head[..n], 0)?;
     let h = Header::parse(&head[..n], file_len).map_err(Fail::Image)?;
-    let p = meta.parents()[k - 1];
-    let rest = &meta.parents()[k..];
-    let same = h.header_checksum == p.id
-        && h.file_len == p.file_len
-        && h.chain_depth as usize == rest.len()
-        && h.parents[..rest.len()].iter().zip(rest).all(|(a, b)| a.id == b.id && a.file_len == b.file_len);
-    if same {
+    if h.is_link(&meta.parents()[k - 1], &meta.parents()[k..]) {
         Ok(())
     } else {
         Err(Why::Changed)

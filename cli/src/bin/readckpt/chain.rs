@@ -70,12 +70,7 @@ pub fn open(path: &OsString, image: File, m: &Meta) -> Result<Vec<File>, String>
         let mut head = Vec::with_capacity(HEADER_SIZE);
         (&mut f).take(HEADER_SIZE as u64).read_to_end(&mut head).map_err(|e| link(&super::os_message(&e)))?;
         let h = Header::parse(&head, len).map_err(|e| link(&format!("is not a usable image: {}", e.message())))?;
-        let rest = &parents[k + 1..];
-        let same = h.header_checksum == p.id
-            && h.file_len == p.file_len
-            && h.chain_depth as usize == rest.len()
-            && h.parents[..rest.len()].iter().zip(rest).all(|(a, b)| a.id == b.id && a.file_len == b.file_len);
-        if !same {
+        if !h.is_link(p, &parents[k + 1..]) {
             return Err(link("has changed: it is not the image this delta was taken after"));
         }
         files.push(f);
