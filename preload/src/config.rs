@@ -257,6 +257,9 @@ pub fn announce() {
         l.push(b"; a checkpoint every ");
         write_seconds(&mut l, c.interval_ms);
     }
+    if c.incremental {
+        let _ = write!(l, "; incremental: delta images, at most {} on a full one", c.max_chain);
+    }
     if c.keep > 1 {
         let _ = write!(l, "; the last {} images are kept", c.keep);
     }

@@ -63,10 +63,12 @@ fn state() -> &'static mut State {
     unsafe { &mut *STATE.0.get() }
 }
 
-/// Whether `fd` is the tracker's own descriptor (left out of the image).
+/// Whether `fd` is the tracker's own descriptor (left out of the image):
+/// the number, and still the file (the program may have put one of its own
+/// there).
 pub fn is_own_fd(fd: i32) -> bool {
-    // SAFETY: a read of a word only the coordinator writes (see Global).
-    fd >= 0 && unsafe { (*STATE.0.get()).uffd } == fd
+    let s = state();
+    fd >= 0 && s.uffd == fd && still_ours(s)
 }
 
 /// Whether the descriptor is still the userfaultfd we opened.
