@@ -359,3 +359,38 @@ fn a_program_using_userfaultfd_gets_compared_deltas() {
     assert_same("restart of compared deltas", &o.stdout(), &steps(&out, 4, 5));
     assert!(state.1 > 0);
 }
+
+/// A restarted program goes on writing deltas on the image it came from:
+/// the first one compares memory (the kernel's tracking belonged to the
+/// process that ended), the next ones are tracked again; the chain
+/// restarts to what an uninterrupted run prints.
+#[test]
+fn deltas_go_on_after_a_restart() {
+    let tools = Tools::new();
+    let work = TempDir::new("incr-again");
+    let mut s = Subject::start(&tools, &work.path, &[]);
+    s.checkpoint_ok();
+    s.step();
+    s.checkpoint_ok();
+    let image = s.image.clone();
+    drop(s); // killed: only its images remain
+
+    let mut cmd = tools.restart(Some(&image), &work.path);
+    cmd.stdin(Stdio::piped());
+    let mut again =
+        Subject { run: spawn("restarted incr", &mut cmd), image: image.clone(), state: (0, 0), inbox: 0, step: 1 };
+    for depth in 2..=3 {
+        again.step();
+        again.checkpoint_ok();
+        assert_eq!(read_meta(&image).1.chain_depth, depth);
+    }
+    let said: Vec<String> = again.run.lines.iter().map(|l| l.text()).collect();
+    assert!(!said.iter().any(|l| l.contains("userfaultfd")), "the tracker's descriptor is never named: {said:?}");
+    drop(again);
+
+    let o = restart_with(&tools, &work.path, &image, 4, 5);
+    let reference =
+        run_with_input("incr uninterrupted", &mut command(&demo("incr"), &[STATE_MIB], &work.path), &input(1, 5));
+    reference.expect_code(0);
+    assert_same("restart of deltas written after a restart", &o.stdout(), &steps(&reference.stdout_text(), 4, 5));
+}
