@@ -86,6 +86,19 @@ impl Subject {
         }
     }
 
+    /// `n` steps, each followed by a checkpoint: a delta one link longer
+    /// than the one before, on the full image `full` (the image now), and
+    /// far smaller than it (about 2% of the pages changed).
+    fn deltas(&mut self, n: u32, full: &Header) {
+        for k in 1..=n {
+            self.step();
+            self.checkpoint_ok();
+            let h = read_meta(&self.image).1;
+            assert_eq!(h.chain_depth, k, "image {k} is a delta on {k} images");
+            assert!(h.data_len * 2 < full.data_len, "delta {k} stores {} bytes of {}", h.data_len, full.data_len);
+        }
+    }
+
     /// Feeds steps up to `last`, closes stdin, and returns all the
     /// program printed (it exits 0).
     fn finish(mut self, last: u32) -> String {
@@ -121,6 +134,14 @@ fn input(from: u32, last: u32) -> Vec<u8> {
 /// Restarts `image` with the input of steps `from..=last`; its output.
 fn restart_with(tools: &Tools, work: &Path, image: &Path, from: u32, last: u32) -> Outcome {
     run_with_input("restart of a delta image", &mut tools.restart(Some(image), work), &input(from, last))
+}
+
+/// Restarts the subject's image with the input of steps `from..=last`,
+/// runs the subject itself on to `last`, and checks both print the same.
+fn restart_matches(tools: &Tools, work: &Path, s: Subject, from: u32, last: u32, what: &str) {
+    let o = restart_with(tools, work, &s.image, from, last);
+    let out = s.finish(last);
+    assert_same(what, &o.stdout(), &steps(&out, from, last));
 }
 
 /// The header and tables of an image (as root or its owner: the test reads it).
@@ -174,14 +195,7 @@ fn chain_of_ten(tools: &Tools, work: &Path) {
     s.checkpoint_ok();
     let full = read_meta(&s.image).1;
     assert_eq!(full.chain_depth, 0, "the first image is a full one");
-    for k in 1..=10u32 {
-        s.step();
-        s.checkpoint_ok();
-        let (_, h) = read_meta(&s.image);
-        assert_eq!(h.chain_depth, k, "image {k} is a delta on {k} images");
-        // About 2% of the pages changed: far less than the whole is stored.
-        assert!(h.data_len * 2 < full.data_len, "delta {k} stores {} bytes of {}", h.data_len, full.data_len);
-    }
+    s.deltas(10, &full);
     s.checkpoint_ok();
     let delta = work.join("myckpt.1.dat");
     assert_eq!(read_meta(&s.image).1.chain_depth, 0, "--max-chain 10: the eleventh image is full");
@@ -213,14 +227,20 @@ fn chain_of_ten_deltas_as_nobody() {
     chain_of_ten(&tools, &work.path);
 }
 
-/// A chain of a full image and two deltas, the program then ended.
-fn short_chain(tools: &Tools, work: &Path) -> Vec<u8> {
+/// The subject with a full image (step 0) and one delta on it (step 1).
+fn with_one_delta(tools: &Tools, work: &Path) -> Subject {
     let mut s = Subject::start(tools, work, &[]);
     s.checkpoint_ok();
-    for _ in 0..2 {
-        s.step();
-        s.checkpoint_ok();
-    }
+    s.step();
+    s.checkpoint_ok();
+    s
+}
+
+/// A chain of a full image and two deltas, the program then ended.
+fn short_chain(tools: &Tools, work: &Path) -> Vec<u8> {
+    let mut s = with_one_delta(tools, work);
+    s.step();
+    s.checkpoint_ok();
     steps(&s.finish(4), 3, 4)
 }
 
@@ -266,10 +286,7 @@ fn a_missing_or_changed_parent_is_refused() {
 fn a_failed_delta_leaves_the_previous_chain() {
     let tools = Tools::new();
     let work = TempDir::new("incr-fail");
-    let mut s = Subject::start(&tools, &work.path, &[]);
-    s.checkpoint_ok();
-    s.step();
-    s.checkpoint_ok();
+    let mut s = with_one_delta(&tools, &work.path);
     let files_before = listing(&work.path);
     s.step();
     let pid = s.run.pid;
@@ -327,9 +344,7 @@ fn max_chain_bounds_the_chain_and_drops_the_old_one() {
         s.step();
     }
     assert_eq!(depths, [0, 1, 2, 0, 1]);
-    let o = restart_with(&tools, &work.path, &s.image, 5, 6);
-    let out = s.finish(6);
-    assert_same("restart after --max-chain", &o.stdout(), &steps(&out, 5, 6));
+    restart_matches(&tools, &work.path, s, 5, 6, "restart after --max-chain");
 }
 
 /// A program with a userfaultfd of its own is not tracked (its
@@ -342,22 +357,11 @@ fn a_program_using_userfaultfd_gets_compared_deltas() {
     let work = TempDir::new("incr-uffd");
     let mut s = Subject::start_with(&tools, &work.path, &[], &[("INCR_UFFD", "1")]);
     s.checkpoint_ok();
-    let full = read_meta(&s.image).1;
-    for k in 1..=3 {
-        s.step();
-        s.checkpoint_ok();
-        let h = read_meta(&s.image).1;
-        assert_eq!(h.chain_depth, k);
-        assert!(h.data_len * 2 < full.data_len, "delta {k} stores {} bytes of {}", h.data_len, full.data_len);
-    }
+    s.deltas(3, &read_meta(&s.image).1);
     let said: Vec<String> = s.run.lines.iter().filter(|l| l.stream == Stream::Stderr).map(|l| l.text()).collect();
     let named = said.iter().filter(|l| l.contains("--incremental: the program uses userfaultfd itself")).count();
     assert_eq!(named, 1, "one line names the fallback, once: {said:?}");
-    let state = (s.state.0, s.state.1);
-    let o = restart_with(&tools, &work.path, &s.image, 4, 5);
-    let out = s.finish(5);
-    assert_same("restart of compared deltas", &o.stdout(), &steps(&out, 4, 5));
-    assert!(state.1 > 0);
+    restart_matches(&tools, &work.path, s, 4, 5, "restart of compared deltas");
 }
 
 /// A restarted program goes on writing deltas on the image it came from:
@@ -368,10 +372,7 @@ fn a_program_using_userfaultfd_gets_compared_deltas() {
 fn deltas_go_on_after_a_restart() {
     let tools = Tools::new();
     let work = TempDir::new("incr-again");
-    let mut s = Subject::start(&tools, &work.path, &[]);
-    s.checkpoint_ok();
-    s.step();
-    s.checkpoint_ok();
+    let s = with_one_delta(&tools, &work.path);
     let image = s.image.clone();
     drop(s); // killed: only its images remain
 
