@@ -395,3 +395,26 @@ fn deltas_go_on_after_a_restart() {
     reference.expect_code(0);
     assert_same("restart of deltas written after a restart", &o.stdout(), &steps(&reference.stdout_text(), 4, 5));
 }
+
+/// The kernel mechanism --incremental builds on, as an ordinary user
+/// (demo/wp-probe.c): registering for asynchronous write protection needs
+/// no privilege, a scan reports exactly the pages written since the last
+/// one — by the program, or by the kernel in a read() — and protects them
+/// again; a page dropped and read back (the zero page) is reported too.
+/// Where the kernel cannot, ckpt falls back to comparing (tested above by
+/// a program that holds a userfaultfd): here a skip line.
+#[test]
+fn the_kernel_tracks_writes_for_an_ordinary_user() {
+    let (_bins, tools, work) = unprivileged("incr-probe", &[&demo("wp-probe")]);
+    let o = run_with_input("wp-probe", &mut tools.cmd(&tools.bin("wp-probe"), &[], &work.path), b"");
+    let out = o.stdout_text();
+    if o.status.code() == Some(2) && out.starts_with("unsupported: ") {
+        eprintln!("skipped: this kernel has no asynchronous write protection: {out}");
+        return;
+    }
+    o.expect_code(0);
+    assert!(
+        out.contains("anon private: first 64, clean 0, written 3, again 0, dropped 1\n"),
+        "private anonymous memory, which ckpt tracks:\n{out}"
+    );
+}
