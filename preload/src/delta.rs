@@ -48,8 +48,8 @@ pub struct Base<'a> {
 
 impl<'a> Base<'a> {
     /// The current image at `path`, if the next image can be a delta on it
-    /// (`max_chain`: most parents a delta may have). `names` resolves a
-    /// parent's name beside the image (a scratch buffer for the path).
+    /// (`max_chain`: most parents a delta may have), its tables read into
+    /// `buf`; `dir` is the image's directory, where its chain's files are.
     pub fn open(path: &CStr, max_chain: u32, buf: &'a mut [u8], dir: &CStr) -> Option<Base<'a>> {
         let fd = sys::open(path, sys::O_RDONLY | sys::O_NOFOLLOW | sys::O_NONBLOCK).ok()?;
         let base = Self::read(fd, max_chain, buf, dir);
