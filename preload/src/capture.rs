@@ -325,7 +325,6 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
     walked?;
 
     let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
-    let mut reused = 0;
     let program_has_uffd = fds[..n_fds].iter().any(|f| {
         let path = &b.strings[f.path.offset as usize..][..f.path.len as usize];
         path == b"anon_inode:[userfaultfd]"
@@ -342,7 +341,7 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
         if let Some(base) = base {
             let regions = &b.regions[..b.n_regions];
             let extents = &mut b.extents[..b.n_extents];
-            reused = base.reuse(regions, extents, &scan, &sums[..], &mut helper_stack[..]);
+            let reused = base.reuse(regions, extents, &scan, &sums[..], &mut helper_stack[..]);
             let mut name = [0u8; crate::output::NAME_BUF];
             let name = out.parent_name(base.id(), &mut name);
             let linked = (reused != 0)
@@ -357,7 +356,6 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
                 h.chain_depth = 0;
                 h.parents = Default::default();
                 sys::close(base.fd);
-                reused = 0;
             }
         }
     }
@@ -388,7 +386,6 @@ fn capture(t: &mut Tables, n_threads: usize, cfg: &Config, t0: u64) -> Result<u6
             l.emit();
         }
     }
-    let _ = reused;
     Ok(enc.header().file_len)
 }
 
