@@ -441,6 +441,8 @@ done
 row "cpu-dispatch 40 (string functions), ms" "" "" "" "" ""
 row "  --portable=x86-64-v2 vs native" "$P_V2" "$P_NATIVE" "$(ratio "$P_V2" "$P_NATIVE")" "" ""
 row "  --portable=x86-64-v3 vs native" "$P_V3" "$P_NATIVE" "$(ratio "$P_V3" "$P_NATIVE")" "" ""
+# Incremental checkpoints: full against delta, in one run (its own script).
+bash bench/incremental.sh
 echo
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores."
 echo "The restart time of hello-test itself is not measured: its stdout, a pipe"

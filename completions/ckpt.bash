@@ -37,7 +37,7 @@ _ckpt_common() {
         -s | --signal | -w | --warning)
             COMPREPLY=($(compgen -W "USR1 USR2 HUP INT TERM URG XCPU XFSZ VTALRM PROF WINCH RTMIN+1 RTMIN+2" -- "$cur"))
             return ;;
-        -i | --interval | --keep) return ;;
+        -i | --interval | --keep | --max-chain) return ;;
     esac
     if [[ $cur == --portable=* ]]; then
         COMPREPLY=($(compgen -P --portable= -W "x86-64 x86-64-v2 x86-64-v3 x86-64-v4" -- "${cur#--portable=}"))
@@ -49,8 +49,9 @@ _ckpt_common() {
 }
 
 _ckpt() {
-    _ckpt_common "-o --output --continue --no-cow -i --interval --keep -s --signal --portable --portable= --strict --tree
-        --allow-foreign-output -q --quiet -v --verbose -h --help -V --version" "-o --output -i --interval --keep -s --signal"
+    _ckpt_common "-o --output --continue --no-cow -i --interval --keep --incremental --max-chain -s --signal --portable
+        --portable= --strict --tree --allow-foreign-output -q --quiet -v --verbose -h --help -V --version" \
+        "-o --output -i --interval --keep --max-chain -s --signal"
 }
 
 _ckpt_slurm() {

@@ -38,10 +38,12 @@ impl<'a> Encoder<'a> {
         h.n_fds = t.fds.len() as u32;
         h.strings_len = t.strings.len() as u64;
         h.layout();
+        // The bytes of this image's own extents (source 0), in table order;
+        // a delta's other extents are in its parents, where they say.
         let mut pos = h.data_offset;
-        for x in t.extents.iter_mut() {
+        for x in t.extents.iter_mut().filter(|x| x.source == 0) {
             x.file_pos = pos;
-            pos += x.len;
+            pos += x.stored_len;
         }
         h.data_len = pos - h.data_offset;
         h.file_len = pos;
@@ -91,11 +93,15 @@ impl<'a> Encoder<'a> {
     }
 
     /// Writes the whole image through `put(file offset, bytes)`, with
-    /// `data(i)` the bytes of extent `i` (its checksum is taken from them):
+    /// `data(i)` the bytes of extent `i` stored in this image (its checksum
+    /// is taken from them; the others keep theirs):
     /// the data, the metadata, then the sealed header. A file of
     /// `header().file_len` zero bytes, with every piece put, is the image.
     pub fn write<'d>(mut self, data: impl Fn(usize) -> &'d [u8], mut put: impl FnMut(u64, &[u8])) -> Header {
         for i in 0..self.t.extents.len() {
+            if self.t.extents[i].source != 0 {
+                continue;
+            }
             let (bytes, pos) = (data(i), self.t.extents[i].file_pos);
             debug_assert_eq!(bytes.len() as u64, self.t.extents[i].len);
             self.set_checksum(i, checksum(bytes));

@@ -36,7 +36,12 @@ pub fn exercise(head: &[u8], file_len: u64) -> Result<bool, &'static str> {
         prev_end = r.end;
         m.string(r.path).ok_or("a region's path is out of range")?;
         for x in m.extents_of(&r) {
-            if x.addr < r.start || x.addr + x.len > r.end || x.file_pos + x.len > file_len {
+            // Its bytes lie in the file of its source: this one, or a parent.
+            let source_len = match x.source as usize {
+                0 => file_len,
+                k => m.parents().get(k - 1).ok_or("an extent's source is not in the chain")?.file_len,
+            };
+            if x.addr < r.start || x.addr + x.len > r.end || x.file_pos + x.stored_len > source_len {
                 return Err("a bad extent was accepted");
             }
         }
@@ -53,6 +58,12 @@ pub fn exercise(head: &[u8], file_len: u64) -> Result<bool, &'static str> {
         let writable = m.region_at(tid_at).is_some_and(|r| tid_at + 4 <= r.end && r.prot & PROT_WRITE != 0);
         if t.tid_offset != 0 && !writable {
             return Err("a thread's cached tid is outside writable memory");
+        }
+    }
+    for p in m.parents() {
+        let name = m.string(p.name).ok_or("a parent's name is out of range")?;
+        if name.is_empty() || name.contains(&b'/') {
+            return Err("a parent's name is not a plain file name");
         }
     }
     for f in m.fds() {

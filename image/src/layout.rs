@@ -12,7 +12,7 @@ use crate::events::{
 };
 use crate::job::{JobHeader, Link, Member, SharedMap};
 use crate::xstate::{Component, Layout, NCOMP};
-use crate::{Extent, Fd, FileId, Header, ITimer, MmLayout, ProcessState, Region, SigAction, StrRef, Thread};
+use crate::{Extent, Fd, FileId, Header, ITimer, MmLayout, Parent, ProcessState, Region, SigAction, StrRef, Thread};
 
 /// `layout!(Type, size, field offset, ...)`: the struct's size and each
 /// field's offset.
@@ -25,7 +25,7 @@ macro_rules! layout {
 
 layout!(
     Header,
-    1488,
+    1880,
     magic 0,
     version 8,
     arch 12,
@@ -63,7 +63,10 @@ layout!(
     portable_level 1172,
     cpu_brand 1176,
     xlayout 1224,
-    header_checksum 1480,
+    chain_depth 1480,
+    _pad2 1484,
+    parents 1488,
+    header_checksum 1872,
 );
 layout!(
     ProcessState,
@@ -97,12 +100,16 @@ layout!(
 );
 layout!(
     Extent,
-    32,
+    48,
     addr 0,
     len 8,
     file_pos 16,
     checksum 24,
+    stored_len 32,
+    encoding 40,
+    source 44,
 );
+layout!(Parent, 24, id 0, file_len 8, name 16);
 layout!(
     Thread,
     312,

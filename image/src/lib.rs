@@ -49,7 +49,7 @@ pub fn checksum_parts(parts: &[&[u8]]) -> u64 {
 /// First eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// The version this crate reads and writes. A newer one is refused.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// ELF machine number of x86-64: the only architecture images come from.
 pub const ARCH_X86_64: u32 = 62;
 pub const PAGE_SIZE: u64 = 4096;
@@ -86,6 +86,12 @@ pub const LOADER_END: u64 = LOADER_BASE + LOADER_SIZE;
 pub const LOADER_SCRATCH: u64 = LOADER_BASE + 0x0800_0000;
 pub const LOADER_THREAD_STACKS: u64 = LOADER_BASE + 0x0c00_0000;
 pub const LOADER_THREAD_STACK_SIZE: u64 = 16 << 10;
+
+/// [`Extent::encoding`]: the bytes are stored as they are.
+pub const ENCODING_RAW: u32 = 0;
+
+/// Most parents a delta image may name (`Header::parents`).
+pub const MAX_CHAIN: usize = 16;
 
 /// Longest extent: data is hashed and written in pieces of at most this
 /// size, so that each piece is still in cache when it is written or checked.
@@ -280,6 +286,14 @@ pub struct Header {
     pub cpu_brand: [u8; 48],
     /// Where each XSAVE component lies in a frame on that CPU (CPUID 0xD).
     pub xlayout: xstate::Layout,
+    /// Number of parents of a delta image (0: a full image, every extent's
+    /// bytes are in this file); at most [`MAX_CHAIN`].
+    pub chain_depth: u32,
+    pub _pad2: u32,
+    /// The parents of a delta image, nearest first (`parents[k-1]` holds the
+    /// extents of `source` k): the whole chain down to the full image.
+    /// Unused entries are zero.
+    pub parents: [Parent; MAX_CHAIN],
     /// xxh3 of the header bytes with this field zero.
     pub header_checksum: u64,
 }
@@ -288,6 +302,23 @@ pub struct Header {
 unsafe impl Pod for Header {}
 
 pub const HEADER_SIZE: usize = size_of::<Header>();
+
+/// One link of a delta image's chain: the image it takes unchanged
+/// extents from, by name and identity.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Parent {
+    /// The parent's `header_checksum` (which covers its `meta_checksum`,
+    /// `created_ns` and `file_len`): its identity.
+    pub id: u64,
+    /// The parent's `file_len`.
+    pub file_len: u64,
+    /// string: the parent's file name, in the directory of this image (no `/`).
+    pub name: StrRef,
+}
+// SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
+// pins the size and every offset); any bit pattern is a valid value.
+unsafe impl Pod for Parent {}
 
 /// A slice of the string table.
 #[repr(C)]
@@ -369,10 +400,25 @@ pub struct Extent {
     pub file_pos: u64,
     /// xxh3 of the bytes.
     pub checksum: u64,
+    /// Bytes in the file at `file_pos` (== `len`: stored raw).
+    pub stored_len: u64,
+    /// How the bytes are stored: [`ENCODING_RAW`].
+    pub encoding: u32,
+    /// Which file holds the bytes: 0 this image, k the k-th parent
+    /// ([`Header::parents`]`[k-1]`) of a delta image.
+    pub source: u32,
 }
 // SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
 // pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for Extent {}
+
+impl Extent {
+    /// `len` bytes at `addr`, to be stored raw in the image being written
+    /// (its `file_pos` and `checksum` are set as it is written).
+    pub fn raw(addr: u64, len: u64) -> Extent {
+        Extent { addr, len, file_pos: 0, checksum: 0, stored_len: len, encoding: ENCODING_RAW, source: 0 }
+    }
+}
 
 /// One thread, as its checkpoint signal handler found it.
 ///
@@ -655,6 +701,7 @@ pub enum Error {
     BadString,
     BadCpu,
     BadSignals,
+    BadChain,
 }
 
 impl Error {
@@ -684,6 +731,7 @@ impl Error {
             Error::BadString => "the image has an invalid string reference",
             Error::BadCpu => "the image has an invalid CPU description (x86-64 level or XSAVE layout)",
             Error::BadSignals => "the image has SIGKILL or SIGSTOP pending, which no process can have",
+            Error::BadChain => "the image has an invalid parent chain (delta image)",
         }
     }
 }
@@ -772,6 +820,9 @@ impl Header {
             portable_level: 0,
             cpu_brand: [0; 48],
             xlayout: xstate::Layout::default(),
+            chain_depth: 0,
+            _pad2: 0,
+            parents: [Parent::default(); MAX_CHAIN],
             header_checksum: 0,
         }
     }
@@ -783,6 +834,15 @@ impl Header {
         self.meta_len = l.total() as u64;
         self.data_offset = page_up(self.meta_offset + self.meta_len);
         l
+    }
+
+    /// Whether this header is the image a delta names as its parent `link`,
+    /// with `rest` (the delta's parents after that one) as its own chain.
+    pub fn is_link(&self, link: &Parent, rest: &[Parent]) -> bool {
+        self.header_checksum == link.id
+            && self.file_len == link.file_len
+            && self.chain_depth as usize == rest.len()
+            && self.parents[..rest.len()].iter().zip(rest).all(|(a, b)| a.id == b.id && a.file_len == b.file_len)
     }
 
     /// The checksum of this header, computed with `header_checksum` as zero.
@@ -850,6 +910,13 @@ impl Header {
         }
         if h.process.pending & NEVER_PENDING != 0 {
             return Err(Error::BadSignals);
+        }
+        let depth = h.chain_depth as usize;
+        if depth > MAX_CHAIN
+            || h.parents[..depth.min(MAX_CHAIN)].iter().any(|p| p.file_len < HEADER_SPACE)
+            || h.parents[depth.min(MAX_CHAIN)..].iter().any(|p| *p != Parent::default())
+        {
+            return Err(Error::BadChain);
         }
         if file_len < h.file_len {
             return Err(Error::Truncated);
@@ -944,12 +1011,16 @@ impl<'a> Meta<'a> {
                     || x.addr < prev
                     || x.addr.checked_add(x.len).is_none_or(|end| end > r.end)
                     || x.len > MAX_EXTENT
-                    || x.file_pos != data_pos
+                    || x.stored_len != x.len
+                    || x.encoding != ENCODING_RAW
+                    || !self.in_source(&x, data_pos)
                 {
                     return Err(Error::BadExtent);
                 }
                 prev = x.addr + x.len;
-                data_pos += x.len;
+                if x.source == 0 {
+                    data_pos += x.stored_len;
+                }
             }
         }
         if next_extent != h.n_extents as u64 || data_pos != h.file_len {
@@ -990,7 +1061,34 @@ impl<'a> Meta<'a> {
         for s in [h.cmdline, h.cwd, h.exe] {
             self.string(s).ok_or(Error::BadString)?;
         }
+        for p in self.parents() {
+            // A plain file name, looked up beside the image: never a path.
+            let name = self.string(p.name).ok_or(Error::BadString)?;
+            if name.is_empty() || name == b"." || name == b".." || name.iter().any(|&c| c == b'/' || c == 0) {
+                return Err(Error::BadChain);
+            }
+        }
         Ok(())
+    }
+
+    /// Whether extent `x`'s bytes lie where its source can hold them: the
+    /// next bytes of this image's data area (`data_pos`), or inside the
+    /// data of its parent (past the parent's header page, within its length;
+    /// the parent's own checks and the extent's checksum do the rest).
+    fn in_source(&self, x: &Extent, data_pos: u64) -> bool {
+        match x.source as usize {
+            0 => x.file_pos == data_pos,
+            k if k <= self.header.chain_depth as usize => {
+                let p = &self.header.parents[k - 1];
+                x.file_pos >= HEADER_SPACE && x.file_pos.checked_add(x.stored_len).is_some_and(|end| end <= p.file_len)
+            }
+            _ => false,
+        }
+    }
+
+    /// The parents of a delta image, nearest first (none for a full image).
+    pub fn parents(&self) -> &[Parent] {
+        &self.header.parents[..self.header.chain_depth as usize]
     }
 
     /// Every address the loader hands to the kernel or writes to for a
@@ -1064,12 +1162,18 @@ impl<'a> Meta<'a> {
         }
         None
     }
-    /// Where the stored byte at `addr` is in the file, and how many stored
-    /// bytes follow it there (to the end of its extent).
-    pub fn file_pos_of(&self, addr: u64) -> Option<(u64, u64)> {
+    /// Where the stored byte at `addr` is: its extent's source (0: this
+    /// file, k: the k-th parent), the position in that file, and how many
+    /// stored bytes follow it there (to the end of its extent).
+    pub fn locate(&self, addr: u64) -> Option<(u32, u64, u64)> {
         let r = self.region_at(addr)?;
         let x = self.extents_of(&r).find(|x| x.addr <= addr && addr < x.addr + x.len)?;
-        Some((x.file_pos + (addr - x.addr), x.addr + x.len - addr))
+        Some((x.source, x.file_pos + (addr - x.addr), x.addr + x.len - addr))
+    }
+    /// [`locate`](Self::locate) for a byte stored in this file: where it
+    /// is, and how many stored bytes follow it there.
+    pub fn file_pos_of(&self, addr: u64) -> Option<(u64, u64)> {
+        self.locate(addr).filter(|l| l.0 == 0).map(|(_, pos, avail)| (pos, avail))
     }
     pub fn n_threads(&self) -> usize {
         self.header.n_threads as usize
@@ -1082,6 +1186,10 @@ impl<'a> Meta<'a> {
     }
     pub fn extent(&self, i: usize) -> Extent {
         read_at(self.extents, i).expect("extent index checked by caller")
+    }
+    /// Every extent, in table (address) order.
+    pub fn extents(&self) -> impl Iterator<Item = Extent> + '_ {
+        (0..self.header.n_extents as usize).map(move |i| self.extent(i))
     }
     /// The extents of one region, in address order.
     pub fn extents_of(&self, r: &Region) -> impl Iterator<Item = Extent> + '_ {
@@ -1112,7 +1220,7 @@ impl<'a> Meta<'a> {
         let start = s.offset as usize;
         self.strings.get(start..start.checked_add(s.len as usize)?)
     }
-    /// Bytes of data stored for region `r`.
+    /// Bytes of data stored for region `r` (in this image and its parents).
     pub fn stored_bytes(&self, r: &Region) -> u64 {
         self.extents_of(r).map(|e| e.len).sum()
     }

@@ -5,6 +5,12 @@ use std::vec::Vec;
 
 /// Builds a small valid image in memory: two regions, three extents, one thread.
 fn sample() -> Vec<u8> {
+    sample_with(|_, _| {})
+}
+
+/// [`sample`], with its header and extents changed by `edit` before it is
+/// laid out and written.
+fn sample_with(edit: impl FnOnce(&mut Header, &mut [Extent])) -> Vec<u8> {
     let base = 0x5555_0000_0000u64;
     let strings = b"/usr/bin/prog\0arg\0/tmp/dir".to_vec();
     let regions = [
@@ -42,8 +48,7 @@ fn sample() -> Vec<u8> {
     let addrs = [base, base + 9 * PAGE_SIZE, base + 12 * PAGE_SIZE];
     let data: Vec<Vec<u8>> =
         lens.iter().enumerate().map(|(i, &l)| (0..l).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect()).collect();
-    let mut extents: Vec<Extent> =
-        addrs.iter().zip(&lens).map(|(&addr, &len)| Extent { addr, len, file_pos: 0, checksum: 0 }).collect();
+    let mut extents: Vec<Extent> = addrs.iter().zip(&lens).map(|(&addr, &len)| Extent::raw(addr, len)).collect();
     let thread = Thread {
         tid: 42,
         tid_offset: 0,
@@ -73,6 +78,7 @@ fn sample() -> Vec<u8> {
         fds: &[],
         strings: &strings,
     };
+    edit(&mut h, tables.extents);
     let enc = encode::Encoder::new(h, tables);
     let mut file = std::vec![0u8; enc.header().file_len as usize];
     enc.write_into(|i| &data[i], &mut file);
@@ -353,4 +359,57 @@ fn sigkill_or_sigstop_pending_is_refused() {
     }
     // SIGTSTP may be pending (blocked): accepted.
     assert_eq!(parse(&with_thread(|t| t.pending = 1 << (20 - 1))), Ok(()));
+}
+
+/// A delta image: its first extent (4 pages of the file region) is in its
+/// parent, at a position there; the rest is its own.
+fn delta_with(edit: impl FnOnce(&mut Header, &mut Extent)) -> Vec<u8> {
+    sample_with(|h, x| {
+        h.chain_depth = 1;
+        // The parent's name: "prog", in the string table.
+        h.parents[0] = Parent { id: 0x1234, file_len: 1 << 20, name: StrRef { offset: 9, len: 4 } };
+        x[0].source = 1;
+        x[0].file_pos = 8 * PAGE_SIZE;
+        x[0].checksum = 0x5678;
+        edit(h, &mut x[0]);
+    })
+}
+
+fn parse_meta(file: &[u8]) -> Result<(), Error> {
+    let h = Header::parse(file, file.len() as u64)?;
+    Meta::parse(&h, &file[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]).map(drop)
+}
+
+#[test]
+fn delta_extents_name_their_source() {
+    let full = sample();
+    let file = delta_with(|_, _| {});
+    let h = Header::parse(&file, file.len() as u64).unwrap();
+    let m = Meta::parse(&h, &file[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]).unwrap();
+    assert_eq!(m.parents().len(), 1);
+    assert_eq!(m.string(m.parents()[0].name).unwrap(), b"prog");
+    let x = m.extent(0);
+    // Kept as the writer said (the encoder lays out only its own extents).
+    assert_eq!((x.source, x.file_pos, x.checksum), (1, 8 * PAGE_SIZE, 0x5678));
+    assert_eq!(m.locate(x.addr + 5), Some((1, 8 * PAGE_SIZE + 5, x.len - 5)));
+    assert_eq!(m.file_pos_of(x.addr), None);
+    let full_h = Header::parse(&full, full.len() as u64).unwrap();
+    assert_eq!(h.data_len, full_h.data_len - x.len, "the data area holds the image's own extents only");
+    assert_eq!(m.extent(1).file_pos, h.data_offset);
+}
+
+#[test]
+fn bad_chains_are_refused() {
+    let cases: [(&str, Vec<u8>, Error); 6] = [
+        ("source beyond the chain", delta_with(|_, x| x.source = 2), Error::BadExtent),
+        ("past the parent's end", delta_with(|_, x| x.file_pos = (1 << 20) - PAGE_SIZE), Error::BadExtent),
+        ("in the parent's header", delta_with(|_, x| x.file_pos = 0), Error::BadExtent),
+        ("a path, not a name", delta_with(|h, _| h.parents[0].name = StrRef { offset: 0, len: 13 }), Error::BadChain),
+        ("an entry past the depth", delta_with(|h, _| h.parents[1].id = 1), Error::BadChain),
+        ("too deep", delta_with(|h, _| h.chain_depth = MAX_CHAIN as u32 + 1), Error::BadChain),
+    ];
+    for (what, file, want) in cases {
+        assert_eq!(parse_meta(&file), Err(want), "{what}");
+    }
+    assert_eq!(parse_meta(&delta_with(|_, _| {})), Ok(()));
 }

@@ -28,8 +28,9 @@ static mut HELPER_STACK: Stack = Stack([0; 64 << 10]);
 
 struct Load<'a> {
     meta: &'a Meta<'a>,
-    fd: i32,
-    /// Where the process image starts in the file.
+    /// The file of each extent source (`Image::files`).
+    files: &'a [i32],
+    /// Where the process image starts in its file (`files[0]`).
     base: u64,
     progress: Progress,
 }
@@ -47,8 +48,10 @@ impl thread::Job for Load<'_> {
         // compaction for hundreds of ms: measured slower and erratic.
         // SAFETY: advice on our own fresh mapping.
         let _ = unsafe { sys::madvise(x.addr, x.len, sys::MADV_POPULATE_WRITE) };
+        // The image's own data is at `base` in its file (a job image).
+        let base = if x.source == 0 { self.base } else { 0 };
         // SAFETY: read_all's caller mapped every extent writable.
-        match unsafe { sys::pread_all(self.fd, x.addr, x.len, self.base + x.file_pos) } {
+        match unsafe { sys::pread_all(self.files[x.source as usize], x.addr, x.len, base + x.file_pos) } {
             Err(Short::End) => Err(WHY_SHORT),
             Err(Short::Errno(e)) => Err(WHY_ERRNO + e.into_raw() as u32),
             Ok(()) => {
@@ -72,12 +75,13 @@ impl thread::Job for Load<'_> {
 /// Every extent must lie in memory mapped writable for it.
 pub unsafe fn read_all(img: &Image, progress_after_ms: u64) -> Result<(), Fail> {
     let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
-    let progress = Progress::new("restart: reading the image", img.meta.header.data_len, t0, progress_after_ms);
-    let job = Load { meta: img.meta, fd: img.fd, base: img.base, progress };
+    let total = (0..img.meta.header.n_extents as usize).map(|i| img.meta.extent(i).len).sum();
+    let progress = Progress::new("restart: reading the image", total, t0, progress_after_ms);
+    let job = Load { meta: img.meta, files: &img.files, base: img.base, progress };
     // SAFETY: the helper stack is used by nothing else (this runs once, on
     // the loader's one thread): this is its only reference.
     let stack = unsafe { &mut (*core::ptr::addr_of_mut!(HELPER_STACK)).0 };
-    let parallel = img.meta.header.data_len >= PARALLEL_BYTES;
+    let parallel = total >= PARALLEL_BYTES;
     // SAFETY: that stack, lent for the call; the items touch disjoint
     // memory and file ranges, so they may run concurrently.
     let result = unsafe { thread::split(&job, parallel, stack) };

@@ -16,6 +16,9 @@ pub struct Image {
     /// the root's place).
     pub base: u64,
     pub meta: &'static Meta<'static>,
+    /// The file of each extent `source`: `files[0]` is `fd`, `files[k]` the
+    /// k-th parent of a delta image (docs/FORMAT.md, "Delta images").
+    pub files: Vec<i32>,
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`, or says the image is short.
@@ -30,6 +33,17 @@ pub fn read_exact(fd: i32, buf: &mut [u8], offset: u64) -> Result<(), Fail> {
 /// Opens and validates the image; unless `trust`, it must be the
 /// caller's own and writable by no one else ([`check_trusted`]).
 pub fn open(path: &CStr, trust: bool) -> Result<Image, Fail> {
+    let mut img = open_one(path, trust)?;
+    let parents = img.meta.parents().len();
+    img.files.try_reserve_exact(parents).map_err(|_| Fail::Msg("out of memory"))?;
+    for k in 1..=parents {
+        img.files.push(crate::chain::open_link(path, img.meta, k, trust)?);
+    }
+    Ok(img)
+}
+
+/// Opens one image file and validates its header and metadata.
+fn open_one(path: &CStr, trust: bool) -> Result<Image, Fail> {
     // Non-blocking: opening a FIFO for reading would wait for a writer
     // (it is refused just below); on a regular file the flag changes nothing.
     let fd = sys::open(path, sys::O_RDONLY | sys::O_NONBLOCK).map_err(fail::sys("cannot open the image"))?;
@@ -67,7 +81,10 @@ pub fn open_at(fd: i32, base: u64, file_len: u64) -> Result<Image, Fail> {
     let meta = Meta::parse(&header, meta)?;
     // Leaked as well: the restarted threads keep reading their records.
     let meta: &'static Meta<'static> = alloc::boxed::Box::leak(alloc::boxed::Box::new(meta));
-    Ok(Image { fd, base, meta })
+    let mut files = Vec::new();
+    files.try_reserve_exact(1).map_err(|_| Fail::Msg("out of memory"))?;
+    files.push(fd);
+    Ok(Image { fd, base, meta, files })
 }
 
 /// An image is a whole program, code included, that restart runs with the
@@ -75,7 +92,7 @@ pub fn open_at(fd: i32, base: u64, file_len: u64) -> Result<Image, Fail> {
 /// to its file): it must come from the caller. Another user's image, or
 /// one that others could have rewritten, is refused. Checked on the open
 /// file (fstat), so the name cannot be swapped in between.
-fn check_trusted(st: &sys::Stat) -> Result<(), Fail> {
+pub fn check_trusted(st: &sys::Stat) -> Result<(), Fail> {
     if st.uid != sys::geteuid() {
         return Err(Fail::Msg(
             "belongs to another user; restarting it would run their code as you (give --trust-image if you trust it)",
@@ -90,14 +107,21 @@ fn check_trusted(st: &sys::Stat) -> Result<(), Fail> {
 }
 
 impl Image {
+    /// Closes the parents' files (the image's own is closed by `resume`).
+    pub fn close_parents(&self) {
+        self.files[1..].iter().for_each(|&fd| sys::close(fd));
+    }
+
     /// Reads the program's memory at `addr` as the image stores it (before
     /// it is mapped: for checks made before the point of no return).
     pub fn read_memory(&self, mut addr: u64, buf: &mut [u8]) -> Result<(), Fail> {
         let mut done = 0;
         while done < buf.len() {
-            let (pos, avail) = self.meta.file_pos_of(addr).ok_or(Fail::Image(ckpt_image::Error::BadThread))?;
+            let (source, pos, avail) = self.meta.locate(addr).ok_or(Fail::Image(ckpt_image::Error::BadThread))?;
             let n = (avail as usize).min(buf.len() - done);
-            read_exact(self.fd, &mut buf[done..done + n], self.base + pos)?;
+            // The image's own data is at `base` in its file (a job image).
+            let base = if source == 0 { self.base } else { 0 };
+            read_exact(self.files[source as usize], &mut buf[done..done + n], base + pos)?;
             done += n;
             addr += n as u64;
         }

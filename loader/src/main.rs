@@ -49,6 +49,7 @@
 extern crate alloc;
 
 mod args;
+mod chain;
 mod data;
 mod environ;
 mod events;
@@ -203,6 +204,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
         memory::unmap_all_but_loader();
         vdso.place()?;
         memory::restore(&img, opts.progress_after_ms)?;
+        img.close_parents();
         frames.apply()?;
         // CKPT_PID names the job's root: this process, or the root of its job.
         let root = if job::is_root() { ckpt_sys::getpid() as u32 } else { job::root_pid().unwrap_or(0) };

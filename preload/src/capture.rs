@@ -37,6 +37,8 @@ use ckpt_sys::{self as sys, thread, Errno};
 
 use crate::children;
 use crate::config::{self, Config};
+use crate::delta;
+use crate::dirty;
 use crate::files;
 use crate::job;
 use crate::msg::{self, Size};
@@ -162,10 +164,12 @@ pub extern "C" fn run(arg: *mut c_void) {
         Ok(n) => {
             n_threads = n;
             // Copy-on-write when the program goes on after the image
-            // (not when it stops: it would only wait for the writer), and
-            // not in a job of several processes (job.rs writes in place).
+            // (not when it stops: it would only wait for the writer); not in
+            // a job of several processes (job.rs writes in place), nor for
+            // deltas (the write tracking restarts in the program itself).
             let cow = cfg.cow
                 && !cfg.tree
+                && !cfg.incremental
                 && join == 0
                 && !stop
                 && crate::process::fatal_pending(crate::process::blocked_everywhere(&tables.threads[..n])).is_none()
@@ -367,6 +371,10 @@ fn capture_one(
         helper_stack,
         late,
         late_extents,
+        parent_meta,
+        tracked,
+        tracked_next,
+        written,
         ..
     } = t;
     let threads = &threads[..n_threads];
@@ -416,6 +424,7 @@ fn capture_one(
         pagemap: -1,
         late: &mut late[..],
         defer: cow,
+        block: if cfg.incremental && !cfg.tree { delta::BLOCK } else { MAX_EXTENT },
     };
     h.mm = procfs::mm_layout(dents).map_err(failed("reading /proc/self/stat"))?;
     let n = procfs::read_file(c"/proc/self/auxv", dents).map_err(failed("reading /proc/self/auxv"))?;
@@ -452,9 +461,56 @@ fn capture_one(
     sys::close(b.pagemap);
     walked?;
 
-    let rest = Rest { threads, sigactions: &sigactions[..], fds: &fds[..n_fds], sums, bounce, helper_stack, dents };
+    // A copy-on-write writer writes in place from its own copy; a job's
+    // member writes into the root's file.
+    let mut out = match role {
+        Role::Member(_) => None,
+        _ => Some(Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?),
+    };
+    // Deltas are for a single process that writes its images in place.
+    let tracking = match (&role, out.as_mut()) {
+        (Role::Single, Some(out)) if cfg.incremental && !cfg.tree && !cow => {
+            let program_has_uffd = fds[..n_fds].iter().any(|f| {
+                let path = &b.strings[f.path.offset as usize..][..f.path.len as usize];
+                path == b"anon_inode:[userfaultfd]"
+            });
+            let base = if cfg.max_chain > 0 {
+                delta::Base::open(out.path(), cfg.max_chain, &mut parent_meta[..], out.dir())
+            } else {
+                None
+            };
+            // The kernel's record of the pages written since the last image,
+            // taken (and started again) now, while the threads are stopped.
+            let scan = dirty::scan(&mut tracked[..], &mut written[..], base.as_ref().map_or(0, |b| b.id()));
+            if let Some(base) = base {
+                let regions = &b.regions[..b.n_regions];
+                let extents = &mut b.extents[..b.n_extents];
+                let reused = base.reuse(regions, extents, &scan, &sums[..], &mut helper_stack[..]);
+                let mut name = [0u8; crate::output::NAME_BUF];
+                let name = out.parent_name(base.id(), &mut name);
+                let linked = (reused != 0)
+                    .then(|| b.string(name).ok())
+                    .flatten()
+                    .and_then(|name| base.link(&mut h, name, |s| b.string(s).ok()));
+                if linked.is_some() {
+                    out.set_parent(base.fd, base.id());
+                } else {
+                    // Nothing in common, or no room for the names: a full image.
+                    b.extents[..b.n_extents].iter_mut().for_each(|x| *x = Extent::raw(x.addr, x.len));
+                    h.chain_depth = 0;
+                    h.parents = Default::default();
+                    sys::close(base.fd);
+                }
+            }
+            Some(Tracking { tracked: &mut tracked[..], next: &mut tracked_next[..], program_has_uffd })
+        }
+        _ => None,
+    };
+
+    let rest =
+        Rest { threads, sigactions: &sigactions[..], fds: &fds[..n_fds], sums, bounce, helper_stack, dents, out, tracking };
     if !cow {
-        return finish(b, rest, h, t0, cfg, role).map(|(written, n)| (Written::Here(written), n));
+        return finish(b, rest, h, t0, role).map(|(written, n)| (Written::Here(written), n));
     }
     // In the writer process: the pages it scans itself, the same steps,
     // and the line that says how they went.
@@ -464,7 +520,7 @@ fn capture_one(
         if !crate::cow::inherited(&b.regions[..b.n_regions]) {
             return; // and the program takes it again, in place
         }
-        let result = b.scan_late(late_extents).and_then(|b| finish(b, rest, h, t0, cfg, Role::Single));
+        let result = b.scan_late(late_extents).and_then(|b| finish(b, rest, h, t0, Role::Single));
         let took = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
         match result {
             Ok((written, _)) if !cfg.quiet => {
@@ -490,13 +546,25 @@ struct Rest<'a> {
     helper_stack: &'a mut [u8],
     /// Scratch for the sweep of stale temporaries.
     dents: &'a mut [u8],
+    /// Where the image goes (not in a job's member: the root's file).
+    out: Option<Output>,
+    /// With --incremental: the write tracking to start again once the
+    /// image is in place.
+    tracking: Option<Tracking<'a>>,
+}
+
+/// The write tracker's tables (dirty.rs), lent to the end of a checkpoint.
+struct Tracking<'a> {
+    tracked: &'a mut [crate::workspace::Range],
+    next: &'a mut [crate::workspace::Range],
+    program_has_uffd: bool,
 }
 
 /// Lays out and writes the image, once the tables are complete, as `role`
 /// says: its size, and the number of processes in it.
-fn finish(b: Builder, rest: Rest, h: Header, t0: u64, cfg: &Config, role: Role) -> Result<(u64, usize), Failure> {
+fn finish(b: Builder, rest: Rest, h: Header, t0: u64, role: Role) -> Result<(u64, usize), Failure> {
     let Builder { strings, regions, extents, strings_len, n_regions, n_extents, .. } = b;
-    let Rest { threads, sigactions, fds, sums, bounce, helper_stack, dents } = rest;
+    let Rest { threads, sigactions, fds, sums, bounce, helper_stack, dents, out, tracking } = rest;
     let regions = &regions[..n_regions];
     let tables = encode::Tables {
         regions,
@@ -510,21 +578,30 @@ fn finish(b: Builder, rest: Rest, h: Header, t0: u64, cfg: &Config, role: Role) 
     let writer = Writer { regions, sums, bounce, helper_stack };
     let len = enc.header().file_len;
     let created = enc.header().created_ns;
-    match role {
-        Role::Single => {
-            let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
-            out.check_targets()?;
-            out.remove_stale(dents);
-            write(&mut out, |fd| write_to(fd, &mut enc, writer, t0, 0)).map(|()| (len, 1))
-        }
-        Role::Member(joined) => {
+    match (role, out) {
+        (Role::Member(joined), _) => {
             let (fd, base) = joined.place(len)?;
             let written = write_to(fd, &mut enc, writer, t0, base);
             sys::close(fd);
             written.and_then(|()| joined.written()).map(|()| (len, 1))
         }
-        Role::Root(root) => {
-            let mut out = Output::new(cfg.output(), cfg.keep, cfg.allow_foreign)?;
+        (Role::Single, Some(mut out)) => {
+            out.check_targets()?;
+            out.remove_stale(dents);
+            write(&mut out, |fd| write_to(fd, &mut enc, writer, t0, 0))?;
+            if let Some(t) = tracking {
+                out.remove_unused_parents(dents);
+                let id = enc.header().header_checksum;
+                if let Some(why) = dirty::arm(regions, t.tracked, t.next, id, t.program_has_uffd) {
+                    let mut l = msg::Line::new();
+                    l.push(b"ckpt: --incremental: ").push(why.as_bytes());
+                    l.push(b"; the next images compare memory with the previous one instead of tracking writes");
+                    l.emit();
+                }
+            }
+            Ok((len, 1))
+        }
+        (Role::Root(root), Some(mut out)) => {
             out.check_targets()?;
             out.remove_stale(dents);
             let base = root.lay_out(len, dents)?;
@@ -538,6 +615,7 @@ fn finish(b: Builder, rest: Rest, h: Header, t0: u64, cfg: &Config, role: Role) 
             })
             .map(|()| (file_len, n))
         }
+        (_, None) => Err(refuse("no output for the image")),
     }
 }
 
@@ -564,6 +642,8 @@ struct Builder<'a> {
     late: &'a mut [bool],
     /// Whether to leave them (a copy-on-write checkpoint).
     defer: bool,
+    /// Extents do not cross a multiple of this (a power of two ≤ MAX_EXTENT).
+    block: u64,
 }
 
 /// The files module adds its paths and pipe contents to the string table.
@@ -772,6 +852,7 @@ impl<'a> Builder<'a> {
             pagemap,
             late,
             defer: false,
+            block: MAX_EXTENT,
         };
         let scanned = (0..n_regions).try_for_each(|i| {
             let r = b.regions[i];
@@ -792,14 +873,16 @@ impl<'a> Builder<'a> {
         scanned.map(|()| b)
     }
 
-    /// Adds `[addr, addr+len)` as extents of at most MAX_EXTENT bytes.
+    /// Adds `[addr, addr+len)` as extents that do not cross a multiple of
+    /// `block`: the same memory is cut the same way in every image, so a
+    /// delta can reuse its parent's extents (delta.rs).
     fn add_run(&mut self, mut addr: u64, mut len: u64) -> Result<(), Failure> {
         while len > 0 {
             if self.n_extents == MAX_EXTENTS {
                 return Err(refuse("memory too fragmented (too many extents)"));
             }
-            let piece = len.min(MAX_EXTENT);
-            self.extents[self.n_extents] = Extent { addr, len: piece, file_pos: 0, checksum: 0 };
+            let piece = len.min(self.block - addr % self.block);
+            self.extents[self.n_extents] = Extent::raw(addr, piece);
             self.n_extents += 1;
             addr += piece;
             len -= piece;
@@ -858,7 +941,9 @@ fn write_to(fd: i32, enc: &mut Encoder, w: Writer, t0: u64, base: u64) -> Result
         });
     }
     for (i, sum) in w.sums[..enc.extents().len()].iter().enumerate() {
-        enc.set_checksum(i, sum.load(Relaxed)); // split's end ordered the workers' stores
+        if enc.extents()[i].source == 0 {
+            enc.set_checksum(i, sum.load(Relaxed)); // split's end ordered the workers' stores
+        }
     }
     enc.header_mut().capture_ns = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
     let mut pos = base + enc.header().meta_offset;
@@ -917,6 +1002,9 @@ impl thread::Job for WriteData<'_> {
     /// that the checksum is that of the bytes written.
     fn run(&self, worker: usize, i: usize) -> Result<(), u32> {
         let x = self.extents[i];
+        if x.source != 0 {
+            return Ok(()); // a delta's unchanged extent: its parent holds it
+        }
         let r = self.regions.partition_point(|r| r.first_extent as usize + r.n_extents as usize <= i);
         let shared = self.regions.get(r).is_some_and(|r| r.flags & REGION_SHARED != 0);
         let src = if shared {

@@ -15,6 +15,8 @@
 //! | `CKPT_CONTINUE` | `1`/`yes`/`true`/`on` or `0`/`no`/`false`/`off` | `1` or `0` |
 //! | `CKPT_INTERVAL` | seconds (`30`, `0.5`, `5m`, `1h`; `0`: none) | seconds (`30`, `0.5`), unset for none |
 //! | `CKPT_KEEP`     | number of images kept, 1–1000  | the same                       |
+//! | `CKPT_INCREMENTAL` | as `CKPT_CONTINUE`          | `1` or `0`                     |
+//! | `CKPT_MAX_CHAIN` | deltas on a full image, 0–15 (default 8) | the same            |
 //! | `CKPT_SIGNAL`   | `USR1`, `SIGUSR1`, `RTMIN+2`, `10` | signal number              |
 //! | `CKPT_QUIET`    | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_VERBOSE`  | as `CKPT_CONTINUE`             | `1` or `0`                     |
@@ -42,6 +44,10 @@ use ckpt_sys as sys;
 // The longest output path, with room for the temporary and rotation suffixes.
 use ckpt_sys::PATH_MAX;
 
+/// Longest chain of deltas `--max-chain` allows: a delta names at most
+/// `ckpt_image::MAX_CHAIN` parents.
+pub const MAX_CHAIN: u32 = ckpt_image::MAX_CHAIN as u32 - 1;
+
 /// Most images `--keep` may keep.
 pub const MAX_KEEP: u32 = 1000;
 
@@ -66,6 +72,10 @@ pub struct Config {
     pub cow: bool,
     /// Images kept: the newest at `output`, older ones numbered 1..keep-1.
     pub keep: u32,
+    /// `--incremental`: write delta images on the previous one.
+    pub incremental: bool,
+    /// `--max-chain`: most deltas on a full image (0 to `MAX_CHAIN`).
+    pub max_chain: u32,
     /// Period of the ticker's checkpoints in ms (0: none), for messages.
     pub interval_ms: u64,
     /// An image path that is another user's file may be replaced.
@@ -93,6 +103,8 @@ const DEFAULT: Config = Config {
     root: 0,
     cow: false,
     keep: 1,
+    incremental: false,
+    max_chain: 8,
     interval_ms: 0,
     allow_foreign: false,
     progress_after_ms: sys::progress::AFTER_MS,
@@ -212,6 +224,10 @@ pub fn from_env() -> Option<Config> {
     cfg.portable_level = env(c"CKPT_PORTABLE").and_then(xstate::parse_level).map_or(0, |l| l.min(cfg.cpu_level));
     cfg.cpu_brand = sys::cpu::brand();
     cfg.xlayout = Layout::from_components(sys::cpu::xstate_components());
+    cfg.incremental = flag(env(c"CKPT_INCREMENTAL"));
+    if let Some(n) = env(c"CKPT_MAX_CHAIN").and_then(number) {
+        cfg.max_chain = n.clamp(0, MAX_CHAIN as i64) as u32;
+    }
     if let Some(keep) = env(c"CKPT_KEEP").and_then(number) {
         cfg.keep = keep.clamp(1, MAX_KEEP as i64) as u32;
     }
@@ -272,6 +288,9 @@ pub fn announce() {
     if c.interval_ms != 0 {
         l.push(b"; a checkpoint every ");
         write_seconds(&mut l, c.interval_ms);
+    }
+    if c.incremental {
+        let _ = write!(l, "; incremental: delta images, at most {} on a full one", c.max_chain);
     }
     if c.keep > 1 {
         let _ = write!(l, "; the last {} images are kept", c.keep);

@@ -185,8 +185,9 @@ fn list(out: &mut [Fd], scratch: &mut [u8]) -> Result<usize, Errno> {
             let name = &scratch[off + 19..(off + reclen).min(len)];
             let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
             if let Some(fd) = parse_fd(name) {
-                // Not the listing's own descriptor, nor a job's barrier.
-                if fd != dir && !crate::job::is_own_fd(fd) {
+                // Not the listing's own descriptor, a job's barrier, nor the
+                // write tracker.
+                if fd != dir && !crate::job::is_own_fd(fd) && !crate::dirty::is_own_fd(fd) {
                     if n == out.len() {
                         full = true;
                         break;

@@ -27,6 +27,8 @@ mod capture;
 mod children;
 mod config;
 mod cow;
+mod delta;
+mod dirty;
 mod events;
 mod fdinfo;
 mod files;

@@ -32,7 +32,7 @@ use ckpt_sys::{self as sys, Errno};
 use crate::capture::{failed, refuse, Failure};
 
 /// Room for one path: PATH_MAX, a suffix, the NUL.
-const NAME_BUF: usize = 4200;
+pub const NAME_BUF: usize = 4200;
 /// Hex digits of a random temporary name.
 const RANDOM_DIGITS: usize = 16;
 
@@ -121,6 +121,10 @@ pub struct Output {
     tmp_len: usize,
     keep: u32,
     allow_foreign: bool,
+    /// A delta's parent (the image at the path when it was taken, open),
+    /// and its identity; -1: a full image.
+    parent_fd: i32,
+    parent_id: u64,
 }
 
 impl Output {
@@ -137,6 +141,8 @@ impl Output {
             tmp_len: 0,
             keep,
             allow_foreign,
+            parent_fd: -1,
+            parent_id: 0,
         };
         let slash = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
         let dir: &[u8] = if slash == 0 { b"/" } else { &path[..slash] };
@@ -152,7 +158,7 @@ impl Output {
     pub fn path(&self) -> &CStr {
         cstr(&self.path, self.path_len)
     }
-    fn dir(&self) -> &CStr {
+    pub fn dir(&self) -> &CStr {
         cstr(&self.dir, self.dir_len)
     }
     fn tmp(&self) -> &CStr {
@@ -162,6 +168,31 @@ impl Output {
     fn base(&self) -> &[u8] {
         let path = &self.path[..self.path_len];
         &path[path.iter().rposition(|&c| c == b'/').map_or(0, |p| p + 1)..]
+    }
+
+    /// The chain name of the image of identity `id` (a delta's parent):
+    /// `<image file name>.<16 hex digits of id>`, beside the image.
+    pub fn parent_name<'b>(&self, id: u64, buf: &'b mut [u8; NAME_BUF]) -> &'b [u8] {
+        let mut c = Cursor { buf: &mut buf[..], pos: 0 };
+        c.push(self.base()).push(b".").hex(id);
+        let len = c.finish();
+        &buf[..len]
+    }
+
+    /// Whether `name` is a chain name of this image (`parent_name`).
+    fn is_parent_name(&self, name: &[u8]) -> Option<u64> {
+        let digits = name.strip_prefix(self.base())?.strip_prefix(b".")?;
+        if digits.len() != RANDOM_DIGITS {
+            return None;
+        }
+        digits.iter().try_fold(0u64, |n, &d| Some(n << 4 | (d as char).to_digit(16)? as u64))
+    }
+
+    /// The image being written is a delta on the image open at `fd`, of
+    /// identity `id`: the commit gives that one its chain name first.
+    pub fn set_parent(&mut self, fd: i32, id: u64) {
+        self.parent_fd = fd;
+        self.parent_id = id;
     }
 
     /// Makes a new random temporary name, `<path>.<16 hex>.tmp`.
@@ -280,7 +311,7 @@ impl Output {
     /// older images move along, --keep). On failure the temporary is gone
     /// and the previous image is where it was.
     pub fn commit(&mut self, mut temp: Temp) -> Result<(), Failure> {
-        let done = self.name_temp(&mut temp).and_then(|()| {
+        let done = self.name_temp(&mut temp).and_then(|()| self.link_parent()).and_then(|()| {
             if self.keep > 1 {
                 self.rotate()?;
             }
@@ -296,6 +327,81 @@ impl Output {
             sys::close(dir);
         }
         Ok(())
+    }
+
+    /// A delta's parent gets its chain name, beside the image: a hard link
+    /// to the very file the delta was computed from (through its open
+    /// descriptor). A file already at that name must be the same image.
+    fn link_parent(&mut self) -> Result<(), Failure> {
+        if self.parent_fd < 0 {
+            return Ok(());
+        }
+        let mut proc_path = [0u8; 32];
+        let mut c = Cursor { buf: &mut proc_path, pos: 0 };
+        c.push(b"/proc/self/fd/").number(self.parent_fd as u64);
+        let len = c.finish();
+        let mut name = [0u8; NAME_BUF];
+        let mut c = Cursor { buf: &mut name, pos: 0 };
+        c.push(&self.path[..self.path_len - self.base().len()]);
+        let mut id_name = [0u8; NAME_BUF];
+        c.push(self.parent_name(self.parent_id, &mut id_name));
+        let name_len = c.finish();
+        let target = cstr(&name, name_len);
+        let linked = sys::linkat(cstr(&proc_path, len), target, sys::AT_SYMLINK_FOLLOW);
+        let same = |st: sys::Stat| sys::fstat(self.parent_fd).is_ok_and(|p| p.ino == st.ino && p.dev == st.dev);
+        let done = match linked {
+            Ok(()) => Ok(()),
+            Err(Errno::EEXIST) if sys::lstat(target).is_ok_and(same) => Ok(()),
+            Err(e) => Err(failed("linking the previous image as the delta's parent")(e)),
+        };
+        sys::close(self.parent_fd);
+        self.parent_fd = -1;
+        done
+    }
+
+    /// With `--incremental`, after a commit: removes this image's chain
+    /// files (`parent_name`) that no kept image (the image, and with
+    /// `--keep` the numbered ones) names as a parent any more. Regular
+    /// files of the caller's only; best effort, as [`remove_stale`].
+    pub fn remove_unused_parents(&self, scratch: &mut [u8]) {
+        let Ok(dir) = sys::open(self.dir(), sys::O_RDONLY | sys::O_DIRECTORY) else { return };
+        let me = sys::geteuid();
+        let mut name_buf = [0u8; 256];
+        while let Ok(n @ 1..) = sys::getdents64(dir, scratch) {
+            for name in sys::dirent_names(&scratch[..n]).filter(|name| name.len() < 256) {
+                let Some(id) = self.is_parent_name(name) else { continue };
+                if self.kept_images_name(id) {
+                    continue;
+                }
+                name_buf[..name.len()].copy_from_slice(name);
+                name_buf[name.len()] = 0;
+                let name = cstr(&name_buf, name.len());
+                let ours = |st: sys::Stat| st.mode & sys::S_IFMT == sys::S_IFREG && st.uid == me;
+                if sys::fstatat(dir, name, sys::AT_SYMLINK_NOFOLLOW).is_ok_and(ours) {
+                    let _ = sys::unlinkat(dir, name);
+                }
+            }
+        }
+        sys::close(dir);
+    }
+
+    /// Whether the image or a kept older one names the image of identity
+    /// `id` as a parent (an image that cannot be read counts as naming it).
+    fn kept_images_name(&self, id: u64) -> bool {
+        let mut buf = [0u8; NAME_BUF];
+        (0..self.keep).any(|i| {
+            let path = if i == 0 { self.path() } else { self.numbered(i, &mut buf) };
+            let Ok(fd) = sys::open(path, sys::O_RDONLY | sys::O_NOFOLLOW | sys::O_NONBLOCK) else {
+                return false; // absent: names nothing
+            };
+            let mut head = [0u8; ckpt_image::HEADER_SIZE];
+            let h = sys::fstat(fd)
+                .ok()
+                .filter(|_| sys::pread(fd, &mut head, 0).ok() == Some(head.len()))
+                .and_then(|st| ckpt_image::Header::parse(&head, st.size as u64).ok());
+            sys::close(fd);
+            h.is_none_or(|h| h.parents[..h.chain_depth as usize].iter().any(|p| p.id == id))
+        })
     }
 
     /// Gives an `O_TMPFILE` file a random temporary name (through
@@ -364,6 +470,16 @@ impl Output {
                 Ok(()) | Err(Errno::ENOENT) => Ok(()),
                 Err(e) => Err(failed("keeping the previous image (--keep)")(e)),
             },
+        }
+    }
+}
+
+impl Drop for Output {
+    /// A checkpoint that failed before its commit: the parent's descriptor
+    /// must not stay open in the program.
+    fn drop(&mut self) {
+        if self.parent_fd >= 0 {
+            sys::close(self.parent_fd);
         }
     }
 }

@@ -38,6 +38,10 @@ pub const STACK_SIZE: usize = 512 << 10;
 pub const MAPS_SIZE: usize = 16 << 20;
 pub const PAGEMAP_WORDS: usize = 16 << 10;
 pub const STRINGS_SIZE: usize = 8 << 20;
+pub const PARENT_META: usize = 64 << 20;
+/// Runs of written pages one checkpoint can take note of (more: every
+/// extent is compared instead).
+pub const WRITTEN_RUNS: usize = 1 << 18;
 pub const MAX_REGIONS: usize = ckpt_image::MAX_REGIONS as usize;
 pub const MAX_EXTENTS: usize = ckpt_image::MAX_EXTENTS as usize;
 pub const MAX_THREADS: usize = ckpt_image::MAX_THREADS as usize;
@@ -142,6 +146,23 @@ pub struct Tables {
     pub bounce: [Bounce; 2],
     /// The stack of the capture's helper thread.
     pub helper_stack: [u8; 64 << 10],
+    /// The tables of the image a delta is taken after (delta.rs); a parent
+    /// with more metadata than this is not used (a full image instead).
+    pub parent_meta: [u8; PARENT_META],
+    /// The ranges whose writes the kernel tracks (dirty.rs), and scratch
+    /// for the next list; the runs of pages written found at a checkpoint.
+    pub tracked: [Range; MAX_REGIONS],
+    pub tracked_next: [Range; MAX_REGIONS],
+    pub written: [ckpt_sys::wp::PageRegion; WRITTEN_RUNS],
+}
+
+/// A range of addresses whose writes are tracked (dirty.rs); `ok`: its
+/// last scan worked.
+#[derive(Clone, Copy, Default)]
+pub struct Range {
+    pub start: u64,
+    pub end: u64,
+    pub ok: bool,
 }
 
 /// The root's part of a job checkpoint (`job.rs`): the member table and

@@ -94,6 +94,16 @@ struct Cli {
     #[arg(long = "no-cow", env = "CKPT_NO_COW", hide_env_values = true, value_parser = parse_flag)]
     #[arg(action = ArgAction::SetTrue)]
     no_cow: bool,
+    /// Write delta images: after the first (full) image, only the pages
+    /// changed since the previous one, naming it as its parent
+    #[arg(long, env = "CKPT_INCREMENTAL", hide_env_values = true, value_parser = parse_flag)]
+    #[arg(action = ArgAction::SetTrue)]
+    incremental: bool,
+    /// With --incremental: at most N deltas on a full image (default 8,
+    /// at most 15; 0: every image full); then a full image, and the old
+    /// chain is removed
+    #[arg(long, value_name = "N", env = "CKPT_MAX_CHAIN", hide_env_values = true, allow_hyphen_values = true)]
+    max_chain: Option<String>,
     /// Refuse to write an image that cannot hold the whole job: while the
     /// program has child processes, or one that would lose an open
     /// descriptor (a socket to another process...): one line names it, the
@@ -175,6 +185,9 @@ struct Options {
     /// Period of the ticker, ms; 0: none.
     interval_ms: u64,
     keep: u32,
+    /// `--incremental`, and its `--max-chain`.
+    incremental: bool,
+    max_chain: u32,
     signal: i32,
     verbosity: Verbosity,
     /// `--portable`: the x86-64 level (1-4); 0: none.
@@ -237,6 +250,16 @@ fn parse_interval(v: &str) -> Result<u64, String> {
         return Err(format!("interval {v} is too long; give at most a year"));
     }
     Ok(ms as u64)
+}
+
+/// Longest chain of deltas (`ckpt_image::MAX_CHAIN` - 1: preload/src/config.rs).
+const MAX_CHAIN: u32 = 15;
+
+fn parse_max_chain(v: &str) -> Result<u32, String> {
+    match v.trim().parse::<u32>() {
+        Ok(n) if n <= MAX_CHAIN => Ok(n),
+        _ => Err(format!("bad chain length {v:?}; give a number from 0 to {MAX_CHAIN}")),
+    }
 }
 
 fn parse_keep(v: &str) -> Result<u32, String> {
@@ -350,6 +373,7 @@ fn parse_args() -> Options {
     }
     let interval_ms = checked(&m, "interval", cli.interval, parse_interval).unwrap_or(0);
     let keep = checked(&m, "keep", cli.keep, parse_keep).unwrap_or(1);
+    let max_chain = checked(&m, "max_chain", cli.max_chain, parse_max_chain).unwrap_or(8);
     let signal = checked(&m, "signal", cli.signal, parse_signal).unwrap_or(libc::SIGUSR2);
     let portable = checked(&m, "portable", cli.portable, |v| match parse_portable(v) {
         // On the command line, a level (the variable may also say 0).
@@ -379,6 +403,8 @@ fn parse_args() -> Options {
         tree: cli.tree,
         interval_ms,
         keep,
+        incremental: cli.incremental,
+        max_chain,
         signal,
         verbosity,
         portable,
@@ -613,6 +639,8 @@ fn main() {
         .env("CKPT_STRICT", flag(opts.strict))
         .env("CKPT_TREE", flag(opts.tree))
         .env("CKPT_KEEP", opts.keep.to_string())
+        .env("CKPT_INCREMENTAL", flag(opts.incremental))
+        .env("CKPT_MAX_CHAIN", opts.max_chain.to_string())
         .env("CKPT_QUIET", flag(opts.verbosity == Verbosity::Quiet))
         .env("CKPT_VERBOSE", flag(opts.verbosity == Verbosity::Verbose));
     if opts.portable != 0 {

@@ -47,6 +47,9 @@ const REG_EFL: usize = 17;
 /// Version of the `--json` output layout (see docs/FORMAT.md).
 const JSON_SCHEMA: u32 = 1;
 
+#[path = "readckpt/chain.rs"]
+mod chain;
+
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let stdout = io::stdout();
@@ -147,11 +150,12 @@ fn inspect(opts: &Options, name: &str, out: &mut dyn Write) -> Result<(), Failur
 
 /// [`inspect`] of the process image at `base` in the file.
 fn inspect_at(opts: &Options, name: &str, base: u64, out: &mut dyn Write) -> Result<(), Failure> {
-    let mut image = Image::open(&opts.path, base).map_err(Failure::Image)?;
+    let image = Image::open(&opts.path, base).map_err(Failure::Image)?;
     let meta = Meta::parse(&image.header, &image.meta).map_err(|e| Failure::Image(e.message().into()))?;
     let mut verdict = None;
     if opts.verify {
-        let v = verify(&mut image.file, base, &meta).map_err(|e| Failure::Image(read_error(&e)))?;
+        let mut files = chain::open(&opts.path, image.file, &meta).map_err(Failure::Image)?;
+        let v = verify(&mut files, base, &meta).map_err(|e| Failure::Image(read_error(&e)))?;
         verdict = Some(v);
     }
     let mut report = Report { name, meta: &meta, disk_len: image.len, verdict, refused: None };
@@ -180,7 +184,7 @@ fn inspect_at(opts: &Options, name: &str, base: u64, out: &mut dyn Write) -> Res
 
 /// The OS error text alone ("No such file or directory"), without Rust's
 /// " (os error 2)" suffix.
-fn os_message(e: &io::Error) -> String {
+pub(crate) fn os_message(e: &io::Error) -> String {
     let s = e.to_string();
     match s.find(" (os error ") {
         Some(i) => s[..i].to_string(),
@@ -253,16 +257,19 @@ impl BadExtent {
     }
 }
 
-/// Reads the data area in file order (extents are stored contiguously, in
-/// table order) and checks each extent's checksum; stops at the first
+/// Reads every extent, from the file of its source (`files[0]` the image,
+/// at `base` in it, `files[k]` its k-th parent), and checks its checksum; stops at the first
 /// mismatch. One buffer of the longest extent (at most `MAX_EXTENT`).
-fn verify(file: &mut File, base: u64, m: &Meta) -> io::Result<Verdict> {
-    file.seek(SeekFrom::Start(base + m.header.data_offset))?;
+fn verify(files: &mut [File], base: u64, m: &Meta) -> io::Result<Verdict> {
     let mut buf = Vec::new();
     let (mut index, mut bytes) = (0, 0);
     for (region, r) in m.regions().enumerate() {
         for extent in m.extents_of(&r) {
             buf.resize(extent.len as usize, 0);
+            let file = &mut files[extent.source as usize];
+            // A process image inside a job image starts at `base`.
+            let at = if extent.source == 0 { base } else { 0 };
+            file.seek(SeekFrom::Start(at + extent.file_pos))?;
             file.read_exact(&mut buf)?;
             let computed = ckpt_image::checksum(&buf);
             if computed != extent.checksum {
@@ -579,7 +586,8 @@ fn write_summary(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     }
     writeln!(out)?;
     writeln!(out, "metadata    {} bytes at {:#x}", h.meta_len, h.meta_offset)?;
-    writeln!(out, "data        {} bytes ({}) at {:#x}", h.data_len, human(h.data_len), h.data_offset)
+    writeln!(out, "data        {} bytes ({}) at {:#x}", h.data_len, human(h.data_len), h.data_offset)?;
+    chain::write_text(out, rep.meta)
 }
 
 fn write_mm(out: &mut dyn Write, h: &Header) -> io::Result<()> {
@@ -954,6 +962,7 @@ fn write_json(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         ),
         ("process", json_process(&h.process)),
         ("files", jarray(m.fds().map(|f| json_fd(m, &f)).collect())),
+        ("chain", chain::json(m, jstr, jhex)),
     ];
     if let Some(v) = &rep.verdict {
         top.push(("verify", json_verdict(v, rep.refused.as_deref())));
@@ -1083,6 +1092,9 @@ fn json_region(m: &Meta, r: &Region) -> String {
             ("len", e.len.to_string()),
             ("file_pos", e.file_pos.to_string()),
             ("checksum", jhex(e.checksum)),
+            ("stored_len", e.stored_len.to_string()),
+            ("encoding", e.encoding.to_string()),
+            ("source", e.source.to_string()),
         ])
     });
     jobj(&[
@@ -1244,7 +1256,7 @@ mod tests {
             let first_extent = extents.len() as u32;
             for &(page, n) in exts {
                 data.push((0..n * P).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect::<Vec<u8>>());
-                extents.push(Extent { addr: start + page * P, len: n * P, file_pos: 0, checksum: 0 });
+                extents.push(Extent::raw(start + page * P, n * P));
             }
             let n_extents = exts.len() as u32;
             let (end, path, file_offset) = (start + pages * P, paths[i], 0);
@@ -1361,7 +1373,7 @@ mod tests {
         let (code, out, err) = on(&[], &t);
         assert_eq!((code, err.as_str()), (0, ""));
         for want in [
-            "format      version 2, x86-64, page size 4096\n",
+            "format      version 3, x86-64, page size 4096\n",
             "created     2023-11-14T22:13:20.123Z\n",
             "capture     2.346 ms\n",
             "pid         1000\n",
@@ -1634,7 +1646,7 @@ mod tests {
         assert_eq!(files[5].get("kind"), &s("lost"));
         assert_eq!(files[5].get("restored"), &Json::Bool(false));
         let keys: Vec<&str> = v.members().iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys[keys.len() - 5..], ["regions", "totals", "process", "files", "verify"]);
+        assert_eq!(keys[keys.len() - 5..], ["totals", "process", "files", "chain", "verify"]);
         // Without --verify there is no verify member.
         let v = Json::parse(&on(&["--json"], &t).1);
         assert!(v.members().iter().all(|(k, _)| k != "verify"));
@@ -1744,12 +1756,14 @@ mod tests {
             capture_ns, pid, n_threads, n_regions, n_extents, meta_offset, meta_len,
             meta_checksum, strings_len, data_offset, data_len, file_len, xfeatures, xsave_size,
             leader, n_fds, _pad, mm, process, auxv, auxv_words, umask, comm, cmdline, cwd, exe,
-            required_xfeatures, cpu_level, portable_level, cpu_brand, xlayout, header_checksum);
+            required_xfeatures, cpu_level, portable_level, cpu_brand, xlayout, chain_depth, _pad2, parents,
+            header_checksum);
         let process = fields!(ProcessState: itimers, rlimits, pending, pdeathsig, dumpable,
             child_subreaper, valid, interval_ms, interval_signal, _pad, reserved);
         let region = fields!(Region: start, end, prot, flags, kind, n_extents, first_extent, _pad,
             file_offset, file, path);
-        let extent = fields!(Extent: addr, len, file_pos, checksum);
+        let extent = fields!(Extent: addr, len, file_pos, checksum, stored_len, encoding, source);
+        let parent = fields!(ckpt_image::Parent: id, file_len, name);
         let thread = fields!(Thread: tid, tid_offset, ucontext, fs_base, gs_base, rseq_area,
             rseq_len, rseq_sig, clear_child_tid, robust_list, robust_len, gregs, sigmask, comm,
             pending, fpstate, xstate_bv, xinuse);
@@ -1791,6 +1805,7 @@ mod tests {
             ("FileId", size_of::<FileId>(), file_id, None),
             ("ITimer", size_of::<ITimer>(), itimer, None),
             ("StrRef", size_of::<StrRef>(), strref, None),
+            ("Parent", size_of::<ckpt_image::Parent>(), parent, None),
             ("EventFdState", size_of::<EventFdState>(), eventfd, Some("#### EventFdState (")),
             ("TimerFdState", size_of::<TimerFdState>(), timerfd, Some("#### TimerFdState (")),
             ("SignalFdState", size_of::<SignalFdState>(), signalfd, Some("#### SignalFdState (")),
@@ -1840,7 +1855,7 @@ mod tests {
             let line = doc.lines().find(|l| l.contains(table)).expect(table);
             assert!(line.contains(&format!(" {size} bytes each")), "{line}");
         }
-        assert_eq!((HEADER_SIZE, size_of::<Region>(), size_of::<Thread>(), size_of::<Fd>()), (1488, 88, 312, 88));
+        assert_eq!((HEADER_SIZE, size_of::<Region>(), size_of::<Thread>(), size_of::<Fd>()), (1880, 88, 312, 88));
     }
 
     /// A writer whose reader has gone away.
