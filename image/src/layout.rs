@@ -96,11 +96,14 @@ layout!(
 );
 layout!(
     Extent,
-    32,
+    48,
     addr 0,
     len 8,
     file_pos 16,
     checksum 24,
+    stored_len 32,
+    encoding 40,
+    source 44,
 );
 layout!(
     Thread,

@@ -1,4 +1,4 @@
-//! The ckpt image format, version 1.
+//! The ckpt image format, version 3.
 //!
 //! One crate, shared by the three programs that touch an image:
 //! the capture library (`preload`, writes it), the loader (`restart`, reads it
@@ -9,7 +9,8 @@
 //! offset 0            Header (fixed size, HEADER_SIZE bytes, zero padded to one page)
 //! meta_offset         metadata: Region[n_regions] Extent[n_extents] Thread[n_threads]
 //!                               SigAction[NSIG] Fd[n_fds] strings[strings_len]
-//! data_offset         page-aligned data: every Extent's bytes, in table order
+//! data_offset         page-aligned data: every Extent's stored bytes, in table order
+//!                               (raw, or LZ4-compressed: `Extent::encoding`)
 //! file_len            end of file
 //! ```
 //!
@@ -17,7 +18,7 @@
 //! table entry is `#[repr(C)]`, made of `u64`/`u32` fields with explicit
 //! padding, so that it can be written straight from memory and read back with
 //! an unaligned copy. The header carries an xxh3 checksum of itself and one of
-//! the metadata; each extent carries the xxh3 of its data.
+//! the metadata; each extent carries the xxh3 of its data (uncompressed).
 //!
 //! The crate is `no_std` and allocation-free: the loader validates an image
 //! before it touches its own address space, with no heap of consequence.
@@ -25,6 +26,7 @@
 
 use core::mem::size_of;
 
+pub mod codec;
 pub mod encode;
 pub mod events;
 pub mod exercise;
@@ -48,7 +50,7 @@ pub fn checksum_parts(parts: &[&[u8]]) -> u64 {
 /// First eight bytes of every image.
 pub const MAGIC: [u8; 8] = *b"CKPTIMG\0";
 /// The version this crate reads and writes. A newer one is refused.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// ELF machine number of x86-64: the only architecture images come from.
 pub const ARCH_X86_64: u32 = 62;
 pub const PAGE_SIZE: u64 = 4096;
@@ -364,10 +366,58 @@ pub struct Extent {
     pub addr: u64,
     /// Length in bytes (a multiple of the page size, non zero).
     pub len: u64,
-    /// Where the bytes are in the file (page aligned, inside the data area).
+    /// Where the stored bytes are in the file (inside the data area; the
+    /// extents' stored bytes follow each other in table order).
     pub file_pos: u64,
-    /// xxh3 of the bytes.
+    /// xxh3 of the bytes (uncompressed: of the memory, however stored).
     pub checksum: u64,
+    /// Bytes in the file at `file_pos`: `len` when stored raw, less when
+    /// compressed.
+    pub stored_len: u64,
+    /// How the bytes are stored: `EXTENT_RAW` or `EXTENT_LZ4`.
+    pub encoding: u32,
+    /// 0: the data is in this file (the only kind this version writes).
+    pub source: u32,
+}
+
+/// [`Extent::encoding`]: the memory as it is.
+pub const EXTENT_RAW: u32 = 0;
+/// [`Extent::encoding`]: one LZ4 block (the LZ4 block format, no frame).
+pub const EXTENT_LZ4: u32 = 1;
+/// [`Extent::encoding`]: reserved for zstd; this version neither writes
+/// nor reads it.
+pub const EXTENT_ZSTD: u32 = 2;
+
+impl Extent {
+    /// An extent of `len` bytes at `addr`, stored raw, not placed yet.
+    pub const fn new(addr: u64, len: u64) -> Extent {
+        Extent { addr, len, file_pos: 0, checksum: 0, stored_len: len, encoding: EXTENT_RAW, source: 0 }
+    }
+
+    /// Whether `stored_len` fits the encoding: raw, all of it; compressed,
+    /// at least one byte and fewer than raw (else it is stored raw).
+    pub fn stored_len_ok(&self) -> bool {
+        match self.encoding {
+            EXTENT_RAW => self.stored_len == self.len,
+            EXTENT_LZ4 => self.stored_len != 0 && self.stored_len < self.len,
+            _ => false,
+        }
+    }
+
+    /// Whether the stored bytes are compressed.
+    pub fn compressed(&self) -> bool {
+        self.encoding != EXTENT_RAW
+    }
+
+    /// The encoding's name ("raw", "lz4").
+    pub fn encoding_name(&self) -> &'static str {
+        match self.encoding {
+            EXTENT_RAW => "raw",
+            EXTENT_LZ4 => "lz4",
+            EXTENT_ZSTD => "zstd",
+            _ => "unknown",
+        }
+    }
 }
 // SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
 // pins the size and every offset); any bit pattern is a valid value.
@@ -654,6 +704,8 @@ pub enum Error {
     BadString,
     BadCpu,
     BadSignals,
+    /// An extent whose data is in another image (an incremental image).
+    Delta,
 }
 
 impl Error {
@@ -683,6 +735,7 @@ impl Error {
             Error::BadString => "the image has an invalid string reference",
             Error::BadCpu => "the image has an invalid CPU description (x86-64 level or XSAVE layout)",
             Error::BadSignals => "the image has SIGKILL or SIGSTOP pending, which no process can have",
+            Error::Delta => "the image is incremental (its data is in other images), which this version cannot read",
         }
     }
 }
@@ -944,11 +997,15 @@ impl<'a> Meta<'a> {
                     || x.addr.checked_add(x.len).is_none_or(|end| end > r.end)
                     || x.len > MAX_EXTENT
                     || x.file_pos != data_pos
+                    || !x.stored_len_ok()
                 {
                     return Err(Error::BadExtent);
                 }
+                if x.source != 0 {
+                    return Err(Error::Delta);
+                }
                 prev = x.addr + x.len;
-                data_pos += x.len;
+                data_pos += x.stored_len;
             }
         }
         if next_extent != h.n_extents as u64 || data_pos != h.file_len {
@@ -1063,12 +1120,21 @@ impl<'a> Meta<'a> {
         }
         None
     }
-    /// Where the stored byte at `addr` is in the file, and how many stored
-    /// bytes follow it there (to the end of its extent).
-    pub fn file_pos_of(&self, addr: u64) -> Option<(u64, u64)> {
+    /// The index of the extent that stores the byte at `addr`.
+    pub fn extent_at(&self, addr: u64) -> Option<usize> {
         let r = self.region_at(addr)?;
-        let x = self.extents_of(&r).find(|x| x.addr <= addr && addr < x.addr + x.len)?;
-        Some((x.file_pos + (addr - x.addr), x.addr + x.len - addr))
+        let first = r.first_extent as usize;
+        (first..first + r.n_extents as usize).find(|&i| {
+            let x = self.extent(i);
+            x.addr <= addr && addr < x.addr + x.len
+        })
+    }
+    /// Where the stored byte at `addr` is in the file, and how many stored
+    /// bytes follow it there (to the end of its extent); None if it is not
+    /// stored, or stored compressed (then see [`extent_at`](Self::extent_at)).
+    pub fn file_pos_of(&self, addr: u64) -> Option<(u64, u64)> {
+        let x = self.extent(self.extent_at(addr)?);
+        (!x.compressed()).then(|| (x.file_pos + (addr - x.addr), x.addr + x.len - addr))
     }
     pub fn n_threads(&self) -> usize {
         self.header.n_threads as usize
@@ -1114,6 +1180,39 @@ impl<'a> Meta<'a> {
     /// Bytes of data stored for region `r`.
     pub fn stored_bytes(&self, r: &Region) -> u64 {
         self.extents_of(r).map(|e| e.len).sum()
+    }
+    /// What the data section holds, over all extents.
+    pub fn data_totals(&self) -> DataTotals {
+        let mut t = DataTotals::default();
+        for i in 0..self.header.n_extents as usize {
+            let x = self.extent(i);
+            t.compressed += x.compressed() as u64;
+            t.memory += x.len;
+            t.stored += x.stored_len;
+        }
+        t
+    }
+}
+
+/// [`Meta::data_totals`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataTotals {
+    /// Extents stored compressed.
+    pub compressed: u64,
+    /// Bytes of memory the extents hold.
+    pub memory: u64,
+    /// Bytes they take in the file.
+    pub stored: u64,
+}
+
+impl DataTotals {
+    /// Memory bytes per stored byte (1 when nothing is stored).
+    pub fn ratio(&self) -> f64 {
+        if self.stored == 0 {
+            1.0
+        } else {
+            self.memory as f64 / self.stored as f64
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 use super::*;
 use std::vec::Vec;
 
-/// Builds a small valid image in memory: two regions, three extents, one thread.
-fn sample() -> Vec<u8> {
+/// Builds a small valid image in memory: two regions, three extents, one
+/// thread; with `compress`, its extents compressed where that pays.
+fn sample_of(compress: bool) -> Vec<u8> {
     let base = 0x5555_0000_0000u64;
     let strings = b"/usr/bin/prog\0arg\0/tmp/dir".to_vec();
     let regions = [
@@ -42,8 +43,7 @@ fn sample() -> Vec<u8> {
     let addrs = [base, base + 9 * PAGE_SIZE, base + 12 * PAGE_SIZE];
     let data: Vec<Vec<u8>> =
         lens.iter().enumerate().map(|(i, &l)| (0..l).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect()).collect();
-    let mut extents: Vec<Extent> =
-        addrs.iter().zip(&lens).map(|(&addr, &len)| Extent { addr, len, file_pos: 0, checksum: 0 }).collect();
+    let mut extents: Vec<Extent> = addrs.iter().zip(&lens).map(|(&addr, &len)| Extent::new(addr, len)).collect();
     let thread = Thread {
         tid: 42,
         tid_offset: 0,
@@ -75,8 +75,23 @@ fn sample() -> Vec<u8> {
     };
     let enc = encode::Encoder::new(h, tables);
     let mut file = std::vec![0u8; enc.header().file_len as usize];
-    enc.write_into(|i| &data[i], &mut file);
+    if compress {
+        let (mut table, mut packed) = (codec::table(), std::vec![0u8; codec::PACKED_MAX]);
+        let h = enc.write_compressed(
+            |i| &data[i],
+            &mut table,
+            &mut packed,
+            |pos, bytes| file[pos as usize..pos as usize + bytes.len()].copy_from_slice(bytes),
+        );
+        file.truncate(h.file_len as usize);
+    } else {
+        enc.write_into(|i| &data[i], &mut file);
+    }
     file
+}
+
+fn sample() -> Vec<u8> {
+    sample_of(false)
 }
 
 /// The encoder's layout is the format's: metadata right after the header
@@ -113,13 +128,124 @@ fn parse(file: &[u8]) -> Result<(), Error> {
     let m = Meta::parse(&h, meta)?;
     for r in m.regions() {
         for e in m.extents_of(&r) {
-            let d = &file[e.file_pos as usize..(e.file_pos + e.len) as usize];
-            if checksum(d) != e.checksum {
+            let stored = &file[e.file_pos as usize..(e.file_pos + e.stored_len) as usize];
+            let mut d = std::vec![0u8; e.len as usize];
+            if codec::decode(&e, stored, &mut d).is_err() || checksum(&d) != e.checksum {
                 return Err(Error::BadExtent);
             }
         }
     }
     Ok(())
+}
+
+/// Text-like bytes (a cycle of log lines), zeros, and pseudo-random ones.
+fn kinds(len: usize) -> [Vec<u8>; 3] {
+    let lines: &[&[u8]] =
+        &[b"2026-11-30T08:15:02Z INFO worker-3 GET /items 200 4ms\n", b"DEBUG cache hit key=user:1\n"];
+    let text: Vec<u8> = lines.iter().cycle().flat_map(|l| l.iter().copied()).take(len).collect();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let random = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    [text, std::vec![0; len], random]
+}
+
+#[test]
+fn codec_round_trip_and_raw_when_it_does_not_pay() {
+    let (mut table, mut packed) = (codec::table(), std::vec![0u8; codec::PACKED_MAX]);
+    for len in [PAGE_SIZE as usize, 3 * PAGE_SIZE as usize, MAX_EXTENT as usize] {
+        let [text, zeros, random] = kinds(len);
+        for (name, data) in [("text", &text), ("zeros", &zeros)] {
+            let n = codec::compress(data, &mut packed, &mut table).expect(name);
+            assert!(n < len / 8, "{name} of {len} bytes compressed to only {n}");
+            let x = Extent { stored_len: n as u64, encoding: EXTENT_LZ4, ..Extent::new(0, len as u64) };
+            let mut out = std::vec![1u8; len];
+            codec::decode(&x, &packed[..n], &mut out).unwrap();
+            assert!(out == *data, "{name} of {len} bytes: round trip differs");
+        }
+        assert_eq!(codec::compress(&random, &mut packed, &mut table), None, "random data is stored raw");
+    }
+}
+
+#[test]
+fn codec_corrupt_streams_stay_inside_the_extent() {
+    // Every prefix and many single-byte changes of a compressed extent:
+    // decoding fails or yields exactly len bytes, never writes past them,
+    // never panics or hangs.
+    let len = 64 * 1024;
+    let (mut table, mut packed) = (codec::table(), std::vec![0u8; codec::PACKED_MAX]);
+    let mut data = kinds(len)[0].clone();
+    data[len / 2..len / 2 + 4096].copy_from_slice(&kinds(4096)[2]);
+    let n = codec::compress(&data, &mut packed, &mut table).unwrap();
+    let stream = packed[..n].to_vec();
+    let x = Extent { stored_len: n as u64, encoding: EXTENT_LZ4, ..Extent::new(0, len as u64) };
+    let mut out = std::vec![0u8; len + 4096];
+    let mut check = |s: &[u8]| {
+        out.fill(0xa5);
+        let r = codec::decode(&x, s, &mut out[..len]);
+        assert!(out[len..].iter().all(|&b| b == 0xa5), "wrote past the extent");
+        r
+    };
+    for cut in (0..n).step_by(7) {
+        assert_eq!(check(&stream[..cut]), Err(codec::DecodeError::Corrupt), "prefix of {cut} bytes accepted");
+    }
+    for i in (0..n).step_by(3) {
+        for delta in [0x01u8, 0x80, 0xff] {
+            let mut bad = stream.clone();
+            bad[i] = bad[i].wrapping_add(delta);
+            let _ = check(&bad);
+        }
+    }
+    let unknown = Extent { encoding: EXTENT_ZSTD, ..x };
+    assert_eq!(codec::decode(&unknown, &stream, &mut out[..len]), Err(codec::DecodeError::Unknown));
+}
+
+#[test]
+fn compressed_sample_round_trips() {
+    let file = sample_of(true);
+    let raw = sample();
+    assert!(file.len() < raw.len(), "compressed sample is not smaller");
+    let h = Header::parse(&file, file.len() as u64).unwrap();
+    let m = Meta::parse(&h, &file[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]).unwrap();
+    assert!(m.data_totals().compressed > 0, "{:?}", m.data_totals());
+    assert_eq!(m.data_totals().stored, h.data_len);
+    parse(&file).unwrap();
+}
+
+/// The compressed sample with extent `i` changed by `f`, re-sealed.
+fn with_extent(i: usize, f: impl FnOnce(&mut Extent)) -> Vec<u8> {
+    let mut file = sample_of(true);
+    let h: Header = read_at(&file, 0).unwrap();
+    let at = h.meta_offset as usize + 2 * size_of::<Region>() + i * size_of::<Extent>();
+    let mut x: Extent = read_at(&file[at..], 0).unwrap();
+    f(&mut x);
+    file[at..at + size_of::<Extent>()].copy_from_slice(bytes_of(&x));
+    reseal(&mut file);
+    file
+}
+
+#[test]
+fn extent_encodings_are_checked() {
+    let meta = |file: &[u8]| {
+        let h = Header::parse(file, file.len() as u64)?;
+        Meta::parse(&h, &file[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]).map(drop)
+    };
+    let m = sample_of(true);
+    let h = Header::parse(&m, m.len() as u64).unwrap();
+    let m = Meta::parse(&h, &m[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]).unwrap();
+    let i = (0..3).find(|&i| m.extent(i).compressed()).expect("a compressed extent");
+    assert_eq!(meta(&with_extent(i, |x| x.encoding = EXTENT_ZSTD)), Err(Error::BadExtent));
+    assert_eq!(meta(&with_extent(i, |x| x.encoding = 7)), Err(Error::BadExtent));
+    assert_eq!(meta(&with_extent(i, |x| x.stored_len = x.len)), Err(Error::BadExtent));
+    assert_eq!(meta(&with_extent(i, |x| x.encoding = EXTENT_RAW)), Err(Error::BadExtent));
+    assert_eq!(meta(&with_extent(i, |x| x.source = 1)), Err(Error::Delta));
+    // A shorter stream, re-sealed: the layout no longer adds up.
+    assert_eq!(meta(&with_extent(i, |x| x.stored_len -= 1)), Err(Error::BadExtent));
 }
 
 #[test]
@@ -239,13 +365,18 @@ use crate::exercise::reseal;
 fn structural_checks_hold_without_checksums() {
     // Every byte of the metadata, changed in a few ways and re-sealed: parsing
     // never panics, and whatever it accepts still has the properties the
-    // loader relies on.
-    let file = sample();
-    let h = Header::parse(&file, file.len() as u64).unwrap();
+    // loader relies on. Raw and compressed.
+    for file in [sample(), sample_of(true)] {
+        structural_checks_hold_for(&file);
+    }
+}
+
+fn structural_checks_hold_for(file: &[u8]) {
+    let h = Header::parse(file, file.len() as u64).unwrap();
     let meta_range = h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize;
     for i in meta_range.clone() {
         for delta in [0x01u8, 0x80, 0xff] {
-            let mut bad = file.clone();
+            let mut bad = file.to_vec();
             bad[i] = bad[i].wrapping_add(delta);
             reseal(&mut bad);
             let h = Header::parse(&bad, bad.len() as u64).unwrap();
@@ -257,7 +388,8 @@ fn structural_checks_hold_without_checksums() {
                 prev_end = r.end;
                 for x in m.extents_of(&r) {
                     assert!(x.addr >= r.start && x.addr + x.len <= r.end, "byte {i}: extent outside its region");
-                    assert!(x.file_pos + x.len <= bad.len() as u64, "byte {i}: extent past the file");
+                    assert!(x.file_pos + x.stored_len <= bad.len() as u64, "byte {i}: extent past the file");
+                    assert!(x.stored_len_ok(), "byte {i}: stored length does not fit the encoding");
                 }
             }
             for t in m.threads() {

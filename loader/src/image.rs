@@ -86,9 +86,17 @@ impl Image {
     pub fn read_memory(&self, mut addr: u64, buf: &mut [u8]) -> Result<(), Fail> {
         let mut done = 0;
         while done < buf.len() {
-            let (pos, avail) = self.meta.file_pos_of(addr).ok_or(Fail::Image(ckpt_image::Error::BadThread))?;
-            let n = (avail as usize).min(buf.len() - done);
-            read_exact(self.fd, &mut buf[done..done + n], pos)?;
+            let bad = Fail::Image(ckpt_image::Error::BadThread);
+            let i = self.meta.extent_at(addr).ok_or(bad)?;
+            let x = self.meta.extent(i);
+            let n = ((x.addr + x.len - addr) as usize).min(buf.len() - done);
+            let dst = &mut buf[done..done + n];
+            if x.compressed() {
+                let from = (addr - x.addr) as usize;
+                crate::data::with_decoded(self, i, |bytes| dst.copy_from_slice(&bytes[from..from + n]))?;
+            } else {
+                read_exact(self.fd, dst, x.file_pos + (addr - x.addr))?;
+            }
             done += n;
             addr += n as u64;
         }
