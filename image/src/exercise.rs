@@ -36,8 +36,11 @@ pub fn exercise(head: &[u8], file_len: u64) -> Result<bool, &'static str> {
         prev_end = r.end;
         m.string(r.path).ok_or("a region's path is out of range")?;
         for x in m.extents_of(&r) {
-            if x.addr < r.start || x.addr + x.len > r.end || x.file_pos + x.len > file_len {
+            if x.addr < r.start || x.addr + x.len > r.end || x.file_pos + x.stored_len > file_len {
                 return Err("a bad extent was accepted");
+            }
+            if !x.stored_len_ok() || x.source != 0 {
+                return Err("an extent's storage does not fit its encoding");
             }
         }
         let _ = m.stored_bytes(&r);
