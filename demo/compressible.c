@@ -1,6 +1,6 @@
 /* compressible: memory of three kinds, for compressed images.
  *
- *   compressible TEXT_MIB ZERO_MIB RANDOM_MIB
+ *   compressible TEXT_MIB ZERO_MIB RANDOM_MIB [tick]
  *
  * Fills TEXT_MIB MiB with log lines (a cycle of a few lines, as a
  * program's log buffer would hold: compresses very well), touches ZERO_MIB
@@ -10,12 +10,16 @@
  * waits; restart it with the line on the restart's stdin). It then checks
  * every byte and prints "compressible: OK digest D", or
  * "compressible: BAD ..." and exits 2 at the first byte that differs.
+ * With `tick` (for the benchmark) it prints "tick N" (flushed) every
+ * millisecond instead, forever: the time from starting a restart to its
+ * first line is the restart time.
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 static const char *const LINES[] = {
     "2026-11-30T08:15:02.117Z INFO  worker-3 GET /api/v1/items?page=2 200 4ms bytes=1834\n",
@@ -59,8 +63,8 @@ static void text(char *p, size_t bytes, int check) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: compressible TEXT_MIB ZERO_MIB RANDOM_MIB\n");
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "tick") == 0)) {
+        fprintf(stderr, "usage: compressible TEXT_MIB ZERO_MIB RANDOM_MIB [tick]\n");
         return 2;
     }
     size_t text_b = strtoul(argv[1], NULL, 10) << 20;
@@ -73,6 +77,12 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < rand_b / 8; i++) r[i] = word(i);
     printf("compressible: ready\n");
     fflush(stdout);
+    for (unsigned long n = 0; argc == 5; n++) {
+        struct timespec d = {0, 1000000};
+        nanosleep(&d, NULL);
+        printf("tick %lu\n", n);
+        fflush(stdout);
+    }
 
     char line[256];
     if (!fgets(line, sizeof line, stdin)) {

@@ -167,6 +167,10 @@ fn codec_round_trip_and_raw_when_it_does_not_pay() {
             let mut out = std::vec![1u8; len];
             codec::decode(&x, &packed[..n], &mut out).unwrap();
             assert!(out == *data, "{name} of {len} bytes: round trip differs");
+            // The same block through lz4_flex's own decoder: standard LZ4.
+            out.fill(1);
+            assert_eq!(lz4_flex::block::decompress_into(&packed[..n], &mut out).ok(), Some(len));
+            assert!(out == *data, "{name} of {len} bytes: lz4_flex decodes otherwise");
         }
         assert_eq!(codec::compress(&random, &mut packed, &mut table), None, "random data is stored raw");
     }
@@ -189,6 +193,12 @@ fn codec_corrupt_streams_stay_inside_the_extent() {
         out.fill(0xa5);
         let r = codec::decode(&x, s, &mut out[..len]);
         assert!(out[len..].iter().all(|&b| b == 0xa5), "wrote past the extent");
+        // What lz4_flex's decoder accepts, this one does, with the same bytes.
+        let mut theirs = std::vec![0u8; len];
+        if lz4_flex::block::decompress_into(s, &mut theirs).ok() == Some(len) {
+            assert_eq!(r, Ok(()), "lz4_flex accepts a block this decoder refuses");
+            assert!(out[..len] == theirs[..], "lz4_flex decodes a block otherwise");
+        }
         r
     };
     for cut in (0..n).step_by(7) {
