@@ -36,7 +36,8 @@ fn uninterrupted(tools: &Tools, work: &TempDir, mib: [u32; 3]) -> Vec<u8> {
     o.stdout()
 }
 
-fn restart(tools: &Tools, work: &TempDir, image: &[u8], name: &str) -> Outcome {
+/// `restart` of `image` (written as `name`), with `input` on its stdin.
+fn restart(tools: &Tools, work: &TempDir, image: &[u8], name: &str, input: &[u8]) -> Outcome {
     let path = work.join(name);
     fs::write(&path, image).unwrap();
     // The image is the test's (root's) file: it must be nobody's own.
@@ -44,7 +45,7 @@ fn restart(tools: &Tools, work: &TempDir, image: &[u8], name: &str) -> Outcome {
         std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
     }
     chmod(&path, 0o600);
-    run_with_input("restart", &mut tools.restart(Some(&path), &work.path), b"go\n")
+    run_with_input("restart", &mut tools.restart(Some(&path), &work.path), input)
 }
 
 fn meta(image: &[u8]) -> Meta<'_> {
@@ -84,7 +85,7 @@ fn compressed_images_restart_to_identical_output() {
     );
 
     for (name, image) in [("raw.dat", &raw), ("lz4.dat", &packed)] {
-        let o = restart(&tools, &work, image, name);
+        let o = restart(&tools, &work, image, name, b"go\n");
         o.expect_code(0);
         // The restarted program prints what the uninterrupted one printed after "ready".
         assert_same(&format!("restart of {name}"), &o.stdout(), &want["compressible: ready\n".len()..]);
@@ -92,7 +93,8 @@ fn compressed_images_restart_to_identical_output() {
     // Text and zeros shrink to almost nothing; the random 8 MiB stay.
     let (r, p) = (meta(&raw).data_totals(), meta(&packed).data_totals());
     assert_eq!(r.compressed, 0);
-    assert!(p.compressed > 0 && p.memory == r.memory, "{p:?} vs {r:?}");
+    // (The two runs' memory differs by the odd page the program touched.)
+    assert!(p.compressed > 0 && p.memory.abs_diff(r.memory) < MIB, "{p:?} vs {r:?}");
     assert!(p.stored < r.stored - 30 * MIB, "compressed data {} of {} is not 30 MiB smaller", p.stored, r.stored);
     assert!(packed.len() < raw.len() - 30 * MIB as usize);
     let o = verify(&tools, &work, &packed, "lz4-verify.dat");
@@ -113,7 +115,7 @@ fn random_data_costs_no_more_than_a_few_percent() {
     let m = meta(&packed);
     let big: Vec<Extent> = (0..m.header.n_extents as usize).map(|i| m.extent(i)).filter(|x| x.len == 4 * MIB).collect();
     assert!(big.len() >= 11 && big.iter().all(|x| !x.compressed()), "random extents compressed: {big:?}");
-    let o = restart(&tools, &work, &packed, "lz4.dat");
+    let o = restart(&tools, &work, &packed, "lz4.dat", b"go\n");
     o.expect_code(0);
     assert!(o.stdout_text().starts_with("compressible: OK digest"), "{}", o.describe());
 }
@@ -184,7 +186,8 @@ fn corrupted_or_truncated_compressed_extents_are_refused_before_the_program_runs
     assert!(codec::decode(&reparsed.extent(i), stored, &mut decoded).is_err(), "a cut stream decodes");
 
     for (name, image) in [("corrupt.dat", &corrupt), ("truncated.dat", &truncated)] {
-        let o = restart(&tools, &work, image, name);
+        // Nothing on its stdin: a refused restart reads none.
+        let o = restart(&tools, &work, image, name, b"");
         if let Some(p) = refusal_problem("restart: ", &o) {
             panic!("{name}: {p}\n{}", o.describe());
         }
@@ -199,7 +202,7 @@ fn corrupted_or_truncated_compressed_extents_are_refused_before_the_program_runs
         assert!(o.stdout_text().contains("verify: FAILED: extent "), "{name}");
     }
     // And the good one restarts.
-    restart(&tools, &work, &good, "good.dat").expect_code(0);
+    restart(&tools, &work, &good, "good.dat", b"go\n").expect_code(0);
 }
 
 #[test]
