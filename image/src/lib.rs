@@ -35,10 +35,12 @@ pub mod maps;
 pub mod signals;
 pub mod xstate;
 
-pub use xxhash_rust::xxh3::xxh3_64 as checksum;
+pub mod checksum;
+pub use checksum::checksum;
 
 /// The checksum of several byte slices laid end to end (equal to
-/// `checksum` of their concatenation).
+/// `checksum` of their concatenation; xxhash-rust's streaming form, for
+/// the metadata).
 pub fn checksum_parts(parts: &[&[u8]]) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for p in parts {

@@ -496,3 +496,62 @@ fn sigkill_or_sigstop_pending_is_refused() {
     // SIGTSTP may be pending (blocked): accepted.
     assert_eq!(parse(&with_thread(|t| t.pending = 1 << (20 - 1))), Ok(()));
 }
+
+/// Every width this CPU has gives xxhash-rust's XXH3-64, at every length
+/// around the block and stripe edges and for a whole extent; the widths it
+/// lacks are named, not run.
+#[test]
+fn checksum_widths_agree_with_xxh3() {
+    use crate::checksum::{checksum_as, width, Width};
+    let data = &kinds(MAX_EXTENT as usize + 4096)[2];
+    let mut lens: Vec<usize> = (0..1200).chain([1023, 1024, 1025, 2047, 2048, 2049, 65536, 65537]).collect();
+    lens.push(MAX_EXTENT as usize);
+    for w in [Width::Sse2, Width::Avx2, Width::Avx512] {
+        if checksum_as(w, &data[..1000]).is_none() {
+            std::println!("skip: this CPU runs {:?} at most, not {w:?}", width());
+            continue;
+        }
+        for &len in &lens {
+            for start in [0usize, 1, 7] {
+                let input = &data[start..start + len];
+                assert_eq!(
+                    checksum_as(w, input),
+                    Some(xxhash_rust::xxh3::xxh3_64(input)),
+                    "{w:?}, {len} bytes at +{start}"
+                );
+            }
+        }
+    }
+    assert_eq!(checksum(&data[..MAX_EXTENT as usize]), xxhash_rust::xxh3::xxh3_64(&data[..MAX_EXTENT as usize]));
+}
+
+/// `cargo test --release -p ckpt-image -- --ignored checksum_speed
+/// --nocapture` (`make bench` runs it): GB/s of each width this CPU has,
+/// over 4 MiB extents in cache and over 256 MiB.
+#[test]
+#[ignore]
+fn checksum_speed() {
+    use crate::checksum::{checksum_as, Width};
+    let big = kinds(256 << 20)[2].clone();
+    for w in [Width::Sse2, Width::Avx2, Width::Avx512] {
+        if checksum_as(w, &big[..1000]).is_none() {
+            std::println!("checksum {w:?}: not on this CPU");
+            continue;
+        }
+        let mut line = std::format!("checksum {w:?}:");
+        for (what, len, rounds) in [("4 MiB in cache", MAX_EXTENT as usize, 64), ("256 MiB", big.len(), 3)] {
+            let mut best = f64::MAX;
+            for _ in 0..rounds {
+                let t = std::time::Instant::now();
+                let mut x = 0u64;
+                for chunk in big[..len].chunks(MAX_EXTENT as usize) {
+                    x ^= checksum_as(w, chunk).unwrap();
+                }
+                std::hint::black_box(x);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            line += &std::format!(" {:.1} GB/s ({what})", len as f64 / best / 1e9);
+        }
+        std::println!("{line}");
+    }
+}
