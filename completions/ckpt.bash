@@ -41,6 +41,8 @@ _ckpt_common() {
     esac
     if [[ $cur == --portable=* ]]; then
         COMPREPLY=($(compgen -P --portable= -W "x86-64 x86-64-v2 x86-64-v3 x86-64-v4" -- "${cur#--portable=}"))
+    elif [[ $cur == --compress=* ]]; then
+        COMPREPLY=($(compgen -P --compress= -W "lz4" -- "${cur#--compress=}"))
     elif [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
     else
@@ -50,7 +52,7 @@ _ckpt_common() {
 
 _ckpt() {
     _ckpt_common "-o --output --continue -i --interval --keep -s --signal --portable --portable= --strict
-        --allow-foreign-output -q --quiet -v --verbose -h --help -V --version" "-o --output -i --interval --keep -s --signal"
+        --compress --compress= --allow-foreign-output -q --quiet -v --verbose -h --help -V --version" "-o --output -i --interval --keep -s --signal"
 }
 
 _ckpt_slurm() {

@@ -555,3 +555,31 @@ fn checksum_speed() {
         std::println!("{line}");
     }
 }
+
+/// `cargo test --release -p ckpt-image -- --ignored codec_speed
+/// --nocapture`: GB/s of the compressor and the decoder on 4 MiB extents.
+#[test]
+#[ignore]
+fn codec_speed() {
+    let len = MAX_EXTENT as usize;
+    let (mut table, mut packed) = (codec::table(), std::vec![0u8; codec::PACKED_MAX]);
+    for (name, data) in ["text", "zeros", "random"].iter().zip(kinds(len)) {
+        let t = std::time::Instant::now();
+        let mut n = None;
+        for _ in 0..16 {
+            n = codec::compress(&data, &mut packed, &mut table);
+        }
+        let c = 16.0 * len as f64 / t.elapsed().as_secs_f64() / 1e9;
+        let mut line = std::format!("{name}: compress {c:.2} GB/s, {n:?} bytes");
+        if let Some(n) = n {
+            let x = Extent { stored_len: n as u64, encoding: EXTENT_LZ4, ..Extent::new(0, len as u64) };
+            let mut out = std::vec![0u8; len];
+            let t = std::time::Instant::now();
+            for _ in 0..16 {
+                codec::decode(&x, &packed[..n], &mut out).unwrap();
+            }
+            line += &std::format!(", decode {:.2} GB/s", 16.0 * len as f64 / t.elapsed().as_secs_f64() / 1e9);
+        }
+        std::println!("{line}");
+    }
+}
