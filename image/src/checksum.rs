@@ -21,7 +21,10 @@ pub enum Width {
     Avx512 = 3,
 }
 
-/// The width this CPU runs (0: not asked yet).
+/// The width this CPU runs (0: not asked yet). It lives in the memory of
+/// the process, so it goes into images too: a program restarted on another
+/// CPU would find the old CPU's answer here. The capture library, which is
+/// restarted with the program, asks again ([`recheck`]) at each checkpoint.
 static WIDTH: AtomicU8 = AtomicU8::new(0);
 
 /// The widest form this CPU and OS can run.
@@ -30,16 +33,21 @@ pub fn width() -> Width {
         1 => Width::Sse2,
         2 => Width::Avx2,
         3 => Width::Avx512,
-        _ => {
-            let w = match ckpt_sys::cpu::level() {
-                4 => Width::Avx512,
-                3 => Width::Avx2,
-                _ => Width::Sse2,
-            };
-            WIDTH.store(w as u8, Relaxed);
-            w
-        }
+        _ => recheck(),
     }
+}
+
+/// Asks the CPU again (CPUID, XGETBV: no system call, no allocation) and
+/// keeps the answer: for code that may have been restarted on another CPU
+/// since it last asked.
+pub fn recheck() -> Width {
+    let w = match ckpt_sys::cpu::level() {
+        4 => Width::Avx512,
+        3 => Width::Avx2,
+        _ => Width::Sse2,
+    };
+    WIDTH.store(w as u8, Relaxed);
+    w
 }
 
 /// XXH3-64 of `input` (seed 0).

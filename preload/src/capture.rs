@@ -116,6 +116,9 @@ pub fn refuse(what: &'static str) -> Failure {
 pub extern "C" fn run(arg: *mut c_void) {
     let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
     crate::rawsig::check();
+    // This process may have been restarted on another CPU since it last
+    // hashed anything: the checksum's vector width is asked again.
+    ckpt_image::checksum::recheck();
     let cfg = config::get();
     let stop = STOP_AFTER.swap(false, core::sync::atomic::Ordering::SeqCst);
     // SAFETY: the caller won threads::begin: this thread is the checkpoint's
