@@ -26,8 +26,9 @@ dispositions, its open files and its memory regions. Only the header and the
 metadata are read, and validated, unless --verify is given.
 
 Options:
-  --verify    also read every stored extent and check its xxh3 checksum,
-              and check that this CPU has the register state it needs
+  --verify    also read every stored extent (decoding compressed ones) and
+              check its xxh3 checksum, and check that this CPU has the
+              register state it needs
   --json      print JSON instead of text (schema: docs/FORMAT.md)
   --help      print this help and exit
   --version   print the version and exit
