@@ -6,7 +6,7 @@
 
 mod common;
 
-use ckpt_image::{bytes_of, codec, read_at, Extent, Header, Meta, MetaLayout};
+use ckpt_image::{bytes_of, codec, Extent, Header, Meta, MetaLayout};
 use common::*;
 use std::fs;
 use std::path::Path;
@@ -130,32 +130,33 @@ fn largest_compressed(m: &Meta) -> (usize, Extent) {
 }
 
 /// The image with the last `cut` bytes of extent `i`'s stored stream taken
-/// out of the file: its `stored_len`, the later extents' places, the data
-/// and file lengths follow, and both checksums are re-sealed, so that the
-/// tables are right and only decoding the data can tell.
+/// out: the data laid out again as a writer would (`Extent::place_at`),
+/// the extents' places, the data and file lengths updated, and both
+/// checksums re-sealed, so that the tables are right and only decoding the
+/// data can tell.
 fn truncate_stream(good: &[u8], i: usize, cut: u64) -> Vec<u8> {
     let m = meta(good);
-    let x = m.extent(i);
-    let end = (x.file_pos + x.stored_len) as usize;
-    let mut out = good[..end - cut as usize].to_vec();
-    out.extend_from_slice(&good[end..]);
-    let h: Header = read_at(&out, 0).unwrap();
-    let at = (h.meta_offset as usize) + MetaLayout::of(&h).regions;
-    for j in i..h.n_extents as usize {
-        let p = at + j * size_of::<Extent>();
-        let mut e: Extent = read_at(&out[p..], 0).unwrap();
+    let h = m.header;
+    let mut out = good[..h.data_offset as usize].to_vec();
+    let at = h.meta_offset as usize + MetaLayout::of(&h).regions;
+    for j in 0..h.n_extents as usize {
+        let mut x = m.extent(j);
+        let mut bytes = &good[x.file_pos as usize..(x.file_pos + x.stored_len) as usize];
         if j == i {
-            e.stored_len -= cut;
-        } else {
-            e.file_pos -= cut;
+            bytes = &bytes[..bytes.len() - cut as usize];
+            x.stored_len -= cut;
         }
-        out[p..p + size_of::<Extent>()].copy_from_slice(bytes_of(&e));
+        x.file_pos = x.place_at(out.len() as u64);
+        out.resize(x.file_pos as usize, 0);
+        out.extend_from_slice(bytes);
+        let p = at + j * size_of::<Extent>();
+        out[p..p + size_of::<Extent>()].copy_from_slice(bytes_of(&x));
     }
-    let out = patch_header(&out, |h| {
-        h.data_len -= cut;
-        h.file_len -= cut;
+    let len = out.len() as u64;
+    let mut out = patch_header(&out, |h| {
+        h.data_len = len - h.data_offset;
+        h.file_len = len;
     });
-    let mut out = out;
     reseal(&mut out);
     out
 }
@@ -182,8 +183,9 @@ fn corrupted_or_truncated_compressed_extents_are_refused_before_the_program_runs
     let reparsed = meta(&truncated);
     assert_eq!(reparsed.extent(i).stored_len, x.stored_len - 16, "the tables of the truncated image are valid");
     let mut decoded = vec![0u8; x.len as usize];
-    let stored = &truncated[x.file_pos as usize..(x.file_pos + x.stored_len - 16) as usize];
-    assert!(codec::decode(&reparsed.extent(i), stored, &mut decoded).is_err(), "a cut stream decodes");
+    let y = reparsed.extent(i);
+    let stored = &truncated[y.file_pos as usize..(y.file_pos + y.stored_len) as usize];
+    assert!(codec::decode(&y, stored, &mut decoded).is_err(), "a cut stream decodes");
 
     for (name, image) in [("corrupt.dat", &corrupt), ("truncated.dat", &truncated)] {
         // Nothing on its stdin: a refused restart reads none.

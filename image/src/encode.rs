@@ -45,21 +45,21 @@ impl<'a> Encoder<'a> {
     }
 
     /// Places the extents' stored bytes one after the other from
-    /// `data_offset`, in table order, and sizes the data and the file.
+    /// `data_offset`, in table order (raw ones page aligned:
+    /// [`Extent::place_at`]), and sizes the data and the file.
     fn place(&mut self) {
         let mut pos = self.h.data_offset;
         for x in self.t.extents.iter_mut() {
-            x.file_pos = pos;
-            pos += x.stored_len;
+            x.file_pos = x.place_at(pos);
+            pos = x.file_pos + x.stored_len;
         }
         self.h.data_len = pos - self.h.data_offset;
         self.h.file_len = pos;
     }
 
     /// Records how each extent is stored (`stored(i)`: its stored length
-    /// and encoding, as the writer chose) and places them again: the
-    /// stored bytes of extent `i` go at `data_offset` plus the stored
-    /// lengths of the extents before it.
+    /// and encoding, as the writer chose) and places them again, as
+    /// [`Encoder::new`] does.
     pub fn set_stored(&mut self, stored: impl Fn(usize) -> (u64, u32)) {
         for (i, x) in self.t.extents.iter_mut().enumerate() {
             (x.stored_len, x.encoding) = stored(i);

@@ -10,7 +10,8 @@
 //! meta_offset         metadata: Region[n_regions] Extent[n_extents] Thread[n_threads]
 //!                               SigAction[NSIG] Fd[n_fds] strings[strings_len]
 //! data_offset         page-aligned data: every Extent's stored bytes, in table order
-//!                               (raw, or LZ4-compressed: `Extent::encoding`)
+//!                               (raw, page aligned; or LZ4-compressed, packed:
+//!                               `Extent::encoding`, `Extent::place_at`)
 //! file_len            end of file
 //! ```
 //!
@@ -369,7 +370,8 @@ pub struct Extent {
     /// Length in bytes (a multiple of the page size, non zero).
     pub len: u64,
     /// Where the stored bytes are in the file (inside the data area; the
-    /// extents' stored bytes follow each other in table order).
+    /// extents' stored bytes follow each other in table order, a raw
+    /// extent's from the next page boundary: [`Extent::place_at`]).
     pub file_pos: u64,
     /// xxh3 of the bytes (uncompressed: of the memory, however stored).
     pub checksum: u64,
@@ -403,6 +405,17 @@ impl Extent {
             EXTENT_RAW => self.stored_len == self.len,
             EXTENT_LZ4 => self.stored_len != 0 && self.stored_len < self.len,
             _ => false,
+        }
+    }
+
+    /// Where the stored bytes go when the data so far ends at `data_pos`:
+    /// raw bytes at the next page boundary (so that they are written and
+    /// read a page at a time), compressed ones right there.
+    pub fn place_at(&self, data_pos: u64) -> u64 {
+        if self.compressed() {
+            data_pos
+        } else {
+            page_up(data_pos)
         }
     }
 
@@ -998,8 +1011,8 @@ impl<'a> Meta<'a> {
                     || x.addr < prev
                     || x.addr.checked_add(x.len).is_none_or(|end| end > r.end)
                     || x.len > MAX_EXTENT
-                    || x.file_pos != data_pos
                     || !x.stored_len_ok()
+                    || x.file_pos != x.place_at(data_pos)
                 {
                     return Err(Error::BadExtent);
                 }
@@ -1007,7 +1020,7 @@ impl<'a> Meta<'a> {
                     return Err(Error::Delta);
                 }
                 prev = x.addr + x.len;
-                data_pos += x.stored_len;
+                data_pos = x.file_pos + x.stored_len;
             }
         }
         if next_extent != h.n_extents as u64 || data_pos != h.file_len {

@@ -688,8 +688,9 @@ struct Order {
 }
 
 impl Order {
-    /// Waits for extent `i`'s turn and takes `len` bytes of the file.
-    fn take(&self, i: usize, len: u64) -> u64 {
+    /// Waits for extent `i`'s turn and takes its place in the file (as
+    /// `Encoder::set_stored` will lay it out: `Extent::place_at`).
+    fn take(&self, i: usize, x: &Extent) -> u64 {
         loop {
             let next = self.next.load(Acquire);
             if next as usize == i {
@@ -697,8 +698,8 @@ impl Order {
             }
             let _ = sys::futex_wait(&self.next, next, 0);
         }
-        let pos = self.pos.load(Relaxed);
-        self.pos.store(pos + len, Relaxed);
+        let pos = x.place_at(self.pos.load(Relaxed));
+        self.pos.store(pos + x.stored_len, Relaxed);
         self.next.store(i as u32 + 1, Release);
         sys::futex_wake(&self.next, u32::MAX);
         pos
@@ -743,7 +744,7 @@ impl thread::Job for WriteData<'_> {
                     None => (src, x.len, EXTENT_RAW),
                 };
                 c.stored[i].store(len | (encoding as u64) << 32, Relaxed);
-                (from, len, self.order.take(i, len))
+                (from, len, self.order.take(i, &Extent { stored_len: len, encoding, ..x }))
             }
         };
         write_at(self.fd, from, len, pos).map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;

@@ -255,17 +255,17 @@ impl BadExtent {
     }
 }
 
-/// Reads the data area in file order (extents are stored contiguously, in
-/// table order), decodes the compressed ones and checks each extent's
-/// checksum; stops at the first mismatch. Two buffers of the longest
-/// extent (at most `MAX_EXTENT`).
+/// Reads the data area in file order (extents are stored in table order),
+/// decodes the compressed ones and checks each extent's checksum; stops at
+/// the first mismatch. Two buffers of the longest extent (at most
+/// `MAX_EXTENT`).
 fn verify(file: &mut File, m: &Meta) -> io::Result<Verdict> {
-    file.seek(SeekFrom::Start(m.header.data_offset))?;
     let (mut stored, mut buf) = (Vec::new(), Vec::new());
     let (mut index, mut bytes) = (0, 0);
     for (region, r) in m.regions().enumerate() {
         for extent in m.extents_of(&r) {
             stored.resize(extent.stored_len as usize, 0);
+            file.seek(SeekFrom::Start(extent.file_pos))?;
             file.read_exact(&mut stored)?;
             buf.resize(extent.len as usize, 0);
             let computed =
