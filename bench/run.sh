@@ -14,7 +14,9 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 REPS=${REPS:-3}
 MEMTOUCH=$ROOT/demo/bin/memtouch
-for f in ckpt restart libckpt.so hello-test "$MEMTOUCH" demo/bin/cpu-dispatch demo/bin/tree-fork demo/bin/pause-gap; do
+COMPRESSIBLE=$ROOT/demo/bin/compressible
+POPREAD=$ROOT/demo/bin/popread
+for f in ckpt restart libckpt.so hello-test "$MEMTOUCH" demo/bin/cpu-dispatch demo/bin/tree-fork demo/bin/pause-gap "$COMPRESSIBLE" "$POPREAD"; do
     [[ -e $f ]] || { echo "bench: $f is missing: run make first" >&2; exit 1; }
 done
 
@@ -55,27 +57,35 @@ preload_time() {
     fi
 }
 
-# checkpoint_memtouch IMAGE RESERVE TOUCH: runs memtouch under ckpt, waits for
-# "ready", checkpoints it. Sets CK_MS (kill -USR2 to the exit of the ckpt'd
-# process), PRE_MS (what the preload printed), SIZE (image bytes).
-checkpoint_memtouch() {
-    local img=$1 st=0 line t0 t1
+# checkpoint_with IMAGE "CKPT OPTIONS" PROGRAM ARGS...: runs the program
+# under ckpt, waits for its first line (ending in "ready"), checkpoints it.
+# Sets CK_MS (kill -USR2 to the exit of the ckpt'd process), PRE_MS (what
+# the preload printed), SIZE (image bytes).
+checkpoint_with() {
+    local img=$1 opts=$2 st=0 line t0 t1
+    shift 2
     rm -f "$img"
-    ./ckpt -o "$img" "$MEMTOUCH" "$2" "$3" >"$T/fifo" 2>"$T/ckpt.err" &
+    # shellcheck disable=SC2086
+    ./ckpt $opts -o "$img" "$@" >"$T/fifo" 2>"$T/ckpt.err" &
     local pid=$!
     PIDS+=("$pid")
     exec 3<"$T/fifo"
-    read -r -t 60 line <&3 || die "memtouch $2 $3 under ckpt did not get ready: $(cat "$T/ckpt.err")"
-    [[ $line == ready ]] || die "memtouch printed '$line' instead of ready"
+    read -r -t 60 line <&3 || die "$* under ckpt did not get ready: $(cat "$T/ckpt.err")"
+    [[ $line == *ready ]] || die "$* printed '$line' instead of ready"
     t0=$EPOCHREALTIME
     kill -USR2 "$pid"
     wait "$pid" || st=$?
     t1=$EPOCHREALTIME
     exec 3<&-
-    [[ $st == 99 ]] || die "checkpoint of memtouch $2 $3 exited with status $st: $(cat "$T/ckpt.err")"
+    [[ $st == 99 ]] || die "checkpoint of $* exited with status $st: $(cat "$T/ckpt.err")"
     CK_MS=$(ms_between "$t0" "$t1")
     PRE_MS=$(preload_time "$T/ckpt.err")
     SIZE=$(stat -c %s "$img")
+}
+
+# checkpoint_memtouch IMAGE RESERVE TOUCH: memtouch, by checkpoint_with.
+checkpoint_memtouch() {
+    checkpoint_with "$1" "" "$MEMTOUCH" "$2" "$3"
 }
 
 # restart_first_line IMAGE [OPTIONS...]: sets RS_MS, from starting ./restart
@@ -396,6 +406,38 @@ for mib in 1024 4; do
     PAUSE[nocow_$mib]=$PG_CK PAUSE[nocowpre_$mib]=$PG_PRE
 done
 
+# Compression (ckpt --compress) against the same program written raw, and
+# restart against a plain populate+read of the raw image (demo/popread: one
+# thread, MADV_POPULATE_WRITE then read()), all in each repetition:
+# 1 GiB of text-like memory (a cycle of log lines), then 1 GiB of random.
+gbps() { awk -v ms="$1" 'BEGIN { if (ms > 0) printf "%.2f", 1.073741824 / (ms / 1000); else print "inf" }'; }
+declare -A Z
+for k in tr_ck tr_pre tl_ck tl_pre tr_rs tl_rs pop rr_pre rl_pre; do Z[$k]=""; done
+for ((i = 0; i < REPS; i++)); do
+    checkpoint_with "$T/text.dat" "" "$COMPRESSIBLE" 1024 0 0 tick
+    Z[tr_ck]+=" $CK_MS" Z[tr_pre]+=" $PRE_MS" TR_SIZE=$SIZE
+    checkpoint_with "$T/text-lz4.dat" --compress "$COMPRESSIBLE" 1024 0 0 tick
+    Z[tl_ck]+=" $CK_MS" Z[tl_pre]+=" $PRE_MS" TL_SIZE=$SIZE
+    restart_first_line "$T/text.dat"
+    Z[tr_rs]+=" $RS_MS"
+    restart_first_line "$T/text-lz4.dat"
+    Z[tl_rs]+=" $RS_MS"
+    t0=$EPOCHREALTIME
+    "$POPREAD" "$T/text.dat" >/dev/null || die "popread failed"
+    t1=$EPOCHREALTIME
+    Z[pop]+=" $(ms_between "$t0" "$t1")"
+    rm -f "$T/text.dat" "$T/text-lz4.dat"
+    checkpoint_with "$T/random.dat" "" "$COMPRESSIBLE" 0 0 1024 tick
+    Z[rr_pre]+=" $PRE_MS" RR_SIZE=$SIZE
+    checkpoint_with "$T/random-lz4.dat" --compress "$COMPRESSIBLE" 0 0 1024 tick
+    Z[rl_pre]+=" $PRE_MS" RL_SIZE=$SIZE
+    rm -f "$T/random.dat" "$T/random-lz4.dat"
+done
+# shellcheck disable=SC2086
+for k in "${!Z[@]}"; do Z[$k]=$(median ${Z[$k]}); done
+# The checksum's widths on this CPU (GB/s), from the image crate's own test.
+CHECKSUMS=$(cargo test -q --release -p ckpt-image -- --ignored checksum_speed --nocapture 2>/dev/null | grep '^checksum ' || echo "checksum: cargo test did not run")
+
 row() { printf '%-44s %12s %12s %10s %8s %6s\n' "$@"; }
 row "measure" "ckpt" "baseline" "ratio" "target" ""
 row "-------" "----" "--------" "-----" "------" ""
@@ -438,11 +480,28 @@ for mib in 1024 4; do
     row "  capture's own figure, cow vs --no-cow, ms" "${PAUSE[pre_$mib]}" "${PAUSE[nocowpre_$mib]}" "" "" ""
     row "  a quiet 0.5 s without checkpoint, ms" "${PAUSE[quiet_$mib]}" "" "" "" ""
 done
+row "C: 1 GiB text-like (log lines), --compress" "" "" "" "" ""
+row "  checkpoint (USR2 -> exit) lz4 vs raw, ms" "${Z[tl_ck]}" "${Z[tr_ck]}" "$(ratio "${Z[tl_ck]}" "${Z[tr_ck]}")" "" ""
+row "  checkpoint, preload's own, ms" "${Z[tl_pre]}" "${Z[tr_pre]}" "$(ratio "${Z[tl_pre]}" "${Z[tr_pre]}")" "" ""
+r=$(gbps "${Z[tl_pre]}")
+row "  compressible input at checkpoint, GB/s" "$r" "$(gbps "${Z[tr_pre]}")" "" ">=1" "$(awk -v v="$r" 'BEGIN { print (v >= 1) ? "PASS" : "MISS" }')"
+row "  image, MiB (lz4 vs raw)" "$(mib "$TL_SIZE")" "$(mib "$TR_SIZE")" "$(ratio "$TL_SIZE" "$TR_SIZE")" "<20" "$(verdict "$(mib "$TL_SIZE")" 20)"
+r=$(ratio "${Z[tl_rs]}" "${Z[tr_rs]}")
+row "  restart to first line lz4 vs raw, ms" "${Z[tl_rs]}" "${Z[tr_rs]}" "$r" "<=1.3x" "$(verdict "$r" 1.3)"
+r=$(ratio "${Z[tr_rs]}" "${Z[pop]}")
+row "  restart (raw) vs populate+read, ms" "${Z[tr_rs]}" "${Z[pop]}" "$r" "<0.6x" "$(verdict "$r" 0.59)"
+row "D: 1 GiB random, --compress" "" "" "" "" ""
+r=$(ratio "$RL_SIZE" "$RR_SIZE")
+row "  image, MiB (lz4 vs raw)" "$(mib "$RL_SIZE")" "$(mib "$RR_SIZE")" "$r" "<=1.03x" "$(verdict "$r" 1.03)"
+row "  checkpoint, preload's own, ms" "${Z[rl_pre]}" "${Z[rr_pre]}" "$(ratio "${Z[rl_pre]}" "${Z[rr_pre]}")" "" ""
 row "cpu-dispatch 40 (string functions), ms" "" "" "" "" ""
 row "  --portable=x86-64-v2 vs native" "$P_V2" "$P_NATIVE" "$(ratio "$P_V2" "$P_NATIVE")" "" ""
 row "  --portable=x86-64-v3 vs native" "$P_V3" "$P_NATIVE" "$(ratio "$P_V3" "$P_NATIVE")" "" ""
 # Incremental checkpoints: full against delta, in one run (its own script).
 bash bench/incremental.sh
+echo
+echo "Checksum (XXH3-64) on this CPU, by vector width; restart and ckpt use the widest:"
+echo "$CHECKSUMS"
 echo
 echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores."
 echo "The restart time of hello-test itself is not measured: its stdout, a pipe"

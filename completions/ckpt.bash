@@ -41,6 +41,8 @@ _ckpt_common() {
     esac
     if [[ $cur == --portable=* ]]; then
         COMPREPLY=($(compgen -P --portable= -W "x86-64 x86-64-v2 x86-64-v3 x86-64-v4" -- "${cur#--portable=}"))
+    elif [[ $cur == --compress=* ]]; then
+        COMPREPLY=($(compgen -P --compress= -W "lz4" -- "${cur#--compress=}"))
     elif [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))
     else
@@ -50,8 +52,8 @@ _ckpt_common() {
 
 _ckpt() {
     _ckpt_common "-o --output --continue --no-cow -i --interval --keep --incremental --max-chain -s --signal --portable
-        --portable= --strict --tree --allow-foreign-output -q --quiet -v --verbose -h --help -V --version" \
-        "-o --output -i --interval --keep --max-chain -s --signal"
+        --portable= --strict --tree --compress --compress= --allow-foreign-output -q --quiet -v --verbose -h --help
+        -V --version" "-o --output -i --interval --keep --max-chain -s --signal"
 }
 
 _ckpt_slurm() {

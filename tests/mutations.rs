@@ -48,10 +48,12 @@ impl Rng {
 }
 
 /// `ckpt cat` checkpointed while it waits on its stdin (a pipe from here):
-/// restarted with an empty stdin, it ends at once.
-fn cat_image(dir: &TempDir) -> PathBuf {
-    let image = dir.join("cat.dat");
-    let mut c = command(&exe("ckpt"), &["-o", image.to_str().unwrap(), "cat"], &dir.path);
+/// restarted with an empty stdin, it ends at once. With `options`.
+fn cat_image(dir: &TempDir, name: &str, options: &[&str]) -> PathBuf {
+    let image = dir.join(name);
+    let mut args = options.to_vec();
+    args.extend(["-o", image.to_str().unwrap(), "cat"]);
+    let mut c = command(&exe("ckpt"), &args, &dir.path);
     c.stdin(Stdio::piped());
     let mut run = spawn("ckpt cat", &mut c);
     run.write_stdin(b"line\n");
@@ -272,8 +274,15 @@ fn run_corpus(dir: &TempDir, name: &str, image: &Path, seed: u64) {
 #[test]
 fn mutated_images_never_break_the_parsers_or_the_tools() {
     let dir = TempDir::new("mutations");
-    let cat = cat_image(&dir);
+    let cat = cat_image(&dir, "cat.dat", &[]);
     run_corpus(&dir, "cat", &cat, 0x9e37_79b9_7f4a_7c15);
+    // Compressed extents: their stored lengths and encodings mutated too.
+    let packed = cat_image(&dir, "cat-lz4.dat", &["--compress"]);
+    let m = read(&packed);
+    let h = Header::parse(&m, m.len() as u64).unwrap();
+    let meta = Meta::parse(&h, &m[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]).unwrap();
+    assert!(meta.data_totals().compressed > 0, "cat --compress stored nothing compressed");
+    run_corpus(&dir, "cat --compress", &packed, 0x0123_4567_89ab_cdef);
     let files = files_image(&dir);
     run_corpus(&dir, "files-many", &files, 0xdead_beef_1234_5678);
 }

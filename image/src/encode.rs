@@ -1,6 +1,7 @@
 //! Writing an image: the [`Encoder`] lays the file out from the tables and
 //! seals its checksums, in the one order docs/FORMAT.md gives. The capture
-//! writes with it (in pieces: its data goes out from two threads), and so do
+//! writes with it (in pieces: its data goes out from two threads, raw or
+//! compressed, and [`Encoder::set_stored`] places it), and so do
 //! the tests' sample images ([`Encoder::write`]). No allocation: the tables
 //! are the caller's.
 
@@ -38,16 +39,33 @@ impl<'a> Encoder<'a> {
         h.n_fds = t.fds.len() as u32;
         h.strings_len = t.strings.len() as u64;
         h.layout();
-        // The bytes of this image's own extents (source 0), in table order;
-        // a delta's other extents are in its parents, where they say.
-        let mut pos = h.data_offset;
-        for x in t.extents.iter_mut().filter(|x| x.source == 0) {
-            x.file_pos = pos;
-            pos += x.stored_len;
+        let mut enc = Encoder { h, t };
+        enc.place();
+        enc
+    }
+
+    /// Places the stored bytes of this image's own extents (source 0) one
+    /// after the other from `data_offset`, in table order (raw ones page
+    /// aligned: [`Extent::place_at`]), and sizes the data and the file; a
+    /// delta's other extents are in its parents, where they say.
+    fn place(&mut self) {
+        let mut pos = self.h.data_offset;
+        for x in self.t.extents.iter_mut().filter(|x| x.source == 0) {
+            x.file_pos = x.place_at(pos);
+            pos = x.file_pos + x.stored_len;
         }
-        h.data_len = pos - h.data_offset;
-        h.file_len = pos;
-        Encoder { h, t }
+        self.h.data_len = pos - self.h.data_offset;
+        self.h.file_len = pos;
+    }
+
+    /// Records how each extent is stored (`stored(i)`: its stored length
+    /// and encoding, as the writer chose) and places them again, as
+    /// [`Encoder::new`] does.
+    pub fn set_stored(&mut self, stored: impl Fn(usize) -> (u64, u32)) {
+        for (i, x) in self.t.extents.iter_mut().enumerate() {
+            (x.stored_len, x.encoding) = stored(i);
+        }
+        self.place();
     }
 
     /// The header as laid out (not sealed before [`seal`](Self::seal)).
@@ -107,6 +125,11 @@ impl<'a> Encoder<'a> {
             self.set_checksum(i, checksum(bytes));
             put(pos, bytes);
         }
+        self.finish(put)
+    }
+
+    /// The metadata, then the sealed header.
+    fn finish(mut self, mut put: impl FnMut(u64, &[u8])) -> Header {
         let mut pos = self.h.meta_offset;
         for part in self.meta_parts() {
             put(pos, part);
@@ -115,6 +138,40 @@ impl<'a> Encoder<'a> {
         let h = *self.seal();
         put(0, bytes_of(&h));
         h
+    }
+
+    /// As [`write`](Self::write), with each extent stored compressed where
+    /// that pays ([`codec::compress`], with `table`, into `packed`, of
+    /// `codec::PACKED_MAX` bytes): for sample images, so each extent is
+    /// compressed twice, once to place it and once to write it. The file is
+    /// then `header().file_len` bytes as returned (it shrinks).
+    pub fn write_compressed<'d>(
+        mut self,
+        data: impl Fn(usize) -> &'d [u8],
+        table: &mut codec::Table,
+        packed: &mut [u8],
+        mut put: impl FnMut(u64, &[u8]),
+    ) -> Header {
+        let stored = |i: usize, table: &mut codec::Table, packed: &mut [u8]| {
+            codec::compress(data(i), packed, table)
+                .map_or((data(i).len() as u64, EXTENT_RAW), |n| (n as u64, EXTENT_LZ4))
+        };
+        for i in 0..self.t.extents.len() {
+            let (len, encoding) = stored(i, table, packed);
+            (self.t.extents[i].stored_len, self.t.extents[i].encoding) = (len, encoding);
+        }
+        self.place();
+        for i in 0..self.t.extents.len() {
+            let x = self.t.extents[i];
+            self.set_checksum(i, checksum(data(i)));
+            let bytes = match stored(i, table, packed) {
+                (n, EXTENT_LZ4) => &packed[..n as usize],
+                _ => data(i),
+            };
+            debug_assert_eq!(bytes.len() as u64, x.stored_len);
+            put(x.file_pos, bytes);
+        }
+        self.finish(put)
     }
 
     /// [`write`](Self::write) into `file`, of `header().file_len` zero

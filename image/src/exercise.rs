@@ -44,6 +44,9 @@ pub fn exercise(head: &[u8], file_len: u64) -> Result<bool, &'static str> {
             if x.addr < r.start || x.addr + x.len > r.end || x.file_pos + x.stored_len > source_len {
                 return Err("a bad extent was accepted");
             }
+            if !x.stored_len_ok() {
+                return Err("an extent's storage does not fit its encoding");
+            }
         }
         let _ = m.stored_bytes(&r);
         let _ = m.region_at(r.start);

@@ -1,4 +1,4 @@
-//! The ckpt image format, version 1.
+//! The ckpt image format, version 3.
 //!
 //! One crate, shared by the three programs that touch an image:
 //! the capture library (`preload`, writes it), the loader (`restart`, reads it
@@ -9,7 +9,9 @@
 //! offset 0            Header (fixed size, HEADER_SIZE bytes, zero padded to one page)
 //! meta_offset         metadata: Region[n_regions] Extent[n_extents] Thread[n_threads]
 //!                               SigAction[NSIG] Fd[n_fds] strings[strings_len]
-//! data_offset         page-aligned data: every Extent's bytes, in table order
+//! data_offset         page-aligned data: every Extent's stored bytes, in table order
+//!                               (raw, page aligned; or LZ4-compressed, packed:
+//!                               `Extent::encoding`, `Extent::place_at`)
 //! file_len            end of file
 //! ```
 //!
@@ -17,7 +19,7 @@
 //! table entry is `#[repr(C)]`, made of `u64`/`u32` fields with explicit
 //! padding, so that it can be written straight from memory and read back with
 //! an unaligned copy. The header carries an xxh3 checksum of itself and one of
-//! the metadata; each extent carries the xxh3 of its data.
+//! the metadata; each extent carries the xxh3 of its data (uncompressed).
 //!
 //! The crate is `no_std` and allocation-free: the loader validates an image
 //! before it touches its own address space, with no heap of consequence.
@@ -25,6 +27,7 @@
 
 use core::mem::size_of;
 
+pub mod codec;
 pub mod encode;
 pub mod events;
 pub mod exercise;
@@ -34,10 +37,12 @@ pub mod maps;
 pub mod signals;
 pub mod xstate;
 
-pub use xxhash_rust::xxh3::xxh3_64 as checksum;
+pub mod checksum;
+pub use checksum::checksum;
 
 /// The checksum of several byte slices laid end to end (equal to
-/// `checksum` of their concatenation).
+/// `checksum` of their concatenation; xxhash-rust's streaming form, for
+/// the metadata).
 pub fn checksum_parts(parts: &[&[u8]]) -> u64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for p in parts {
@@ -86,9 +91,6 @@ pub const LOADER_END: u64 = LOADER_BASE + LOADER_SIZE;
 pub const LOADER_SCRATCH: u64 = LOADER_BASE + 0x0800_0000;
 pub const LOADER_THREAD_STACKS: u64 = LOADER_BASE + 0x0c00_0000;
 pub const LOADER_THREAD_STACK_SIZE: u64 = 16 << 10;
-
-/// [`Extent::encoding`]: the bytes are stored as they are.
-pub const ENCODING_RAW: u32 = 0;
 
 /// Most parents a delta image may name (`Header::parents`).
 pub const MAX_CHAIN: usize = 16;
@@ -396,29 +398,75 @@ pub struct Extent {
     pub addr: u64,
     /// Length in bytes (a multiple of the page size, non zero).
     pub len: u64,
-    /// Where the bytes are in the file (page aligned, inside the data area).
+    /// Where the stored bytes are in the file (inside the data area; the
+    /// extents' stored bytes follow each other in table order, a raw
+    /// extent's from the next page boundary: [`Extent::place_at`]).
     pub file_pos: u64,
-    /// xxh3 of the bytes.
+    /// xxh3 of the bytes (uncompressed: of the memory, however stored).
     pub checksum: u64,
-    /// Bytes in the file at `file_pos` (== `len`: stored raw).
+    /// Bytes in the file at `file_pos`: `len` when stored raw, less when
+    /// compressed.
     pub stored_len: u64,
-    /// How the bytes are stored: [`ENCODING_RAW`].
+    /// How the bytes are stored: `EXTENT_RAW` or `EXTENT_LZ4`.
     pub encoding: u32,
     /// Which file holds the bytes: 0 this image, k the k-th parent
     /// ([`Header::parents`]`[k-1]`) of a delta image.
     pub source: u32,
 }
+
+/// [`Extent::encoding`]: the memory as it is.
+pub const EXTENT_RAW: u32 = 0;
+/// [`Extent::encoding`]: one LZ4 block (the LZ4 block format, no frame).
+pub const EXTENT_LZ4: u32 = 1;
+/// [`Extent::encoding`]: reserved for zstd; this version neither writes
+/// nor reads it.
+pub const EXTENT_ZSTD: u32 = 2;
+
+impl Extent {
+    /// An extent of `len` bytes at `addr`, stored raw, not placed yet.
+    pub const fn new(addr: u64, len: u64) -> Extent {
+        Extent { addr, len, file_pos: 0, checksum: 0, stored_len: len, encoding: EXTENT_RAW, source: 0 }
+    }
+
+    /// Whether `stored_len` fits the encoding: raw, all of it; compressed,
+    /// at least one byte and fewer than raw (else it is stored raw).
+    pub fn stored_len_ok(&self) -> bool {
+        match self.encoding {
+            EXTENT_RAW => self.stored_len == self.len,
+            EXTENT_LZ4 => self.stored_len != 0 && self.stored_len < self.len,
+            _ => false,
+        }
+    }
+
+    /// Where the stored bytes go when the data so far ends at `data_pos`:
+    /// raw bytes at the next page boundary (so that they are written and
+    /// read a page at a time), compressed ones right there.
+    pub fn place_at(&self, data_pos: u64) -> u64 {
+        if self.compressed() {
+            data_pos
+        } else {
+            page_up(data_pos)
+        }
+    }
+
+    /// Whether the stored bytes are compressed.
+    pub fn compressed(&self) -> bool {
+        self.encoding != EXTENT_RAW
+    }
+
+    /// The encoding's name ("raw", "lz4").
+    pub fn encoding_name(&self) -> &'static str {
+        match self.encoding {
+            EXTENT_RAW => "raw",
+            EXTENT_LZ4 => "lz4",
+            EXTENT_ZSTD => "zstd",
+            _ => "unknown",
+        }
+    }
+}
 // SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
 // pins the size and every offset); any bit pattern is a valid value.
 unsafe impl Pod for Extent {}
-
-impl Extent {
-    /// `len` bytes at `addr`, to be stored raw in the image being written
-    /// (its `file_pos` and `checksum` are set as it is written).
-    pub fn raw(addr: u64, len: u64) -> Extent {
-        Extent { addr, len, file_pos: 0, checksum: 0, stored_len: len, encoding: ENCODING_RAW, source: 0 }
-    }
-}
 
 /// One thread, as its checkpoint signal handler found it.
 ///
@@ -1011,15 +1059,14 @@ impl<'a> Meta<'a> {
                     || x.addr < prev
                     || x.addr.checked_add(x.len).is_none_or(|end| end > r.end)
                     || x.len > MAX_EXTENT
-                    || x.stored_len != x.len
-                    || x.encoding != ENCODING_RAW
+                    || !x.stored_len_ok()
                     || !self.in_source(&x, data_pos)
                 {
                     return Err(Error::BadExtent);
                 }
                 prev = x.addr + x.len;
                 if x.source == 0 {
-                    data_pos += x.stored_len;
+                    data_pos = x.file_pos + x.stored_len;
                 }
             }
         }
@@ -1077,7 +1124,7 @@ impl<'a> Meta<'a> {
     /// the parent's own checks and the extent's checksum do the rest).
     fn in_source(&self, x: &Extent, data_pos: u64) -> bool {
         match x.source as usize {
-            0 => x.file_pos == data_pos,
+            0 => x.file_pos == x.place_at(data_pos),
             k if k <= self.header.chain_depth as usize => {
                 let p = &self.header.parents[k - 1];
                 x.file_pos >= HEADER_SPACE && x.file_pos.checked_add(x.stored_len).is_some_and(|end| end <= p.file_len)
@@ -1162,16 +1209,26 @@ impl<'a> Meta<'a> {
         }
         None
     }
+    /// The index of the extent that stores the byte at `addr`.
+    pub fn extent_at(&self, addr: u64) -> Option<usize> {
+        let r = self.region_at(addr)?;
+        let first = r.first_extent as usize;
+        (first..first + r.n_extents as usize).find(|&i| {
+            let x = self.extent(i);
+            x.addr <= addr && addr < x.addr + x.len
+        })
+    }
     /// Where the stored byte at `addr` is: its extent's source (0: this
     /// file, k: the k-th parent), the position in that file, and how many
-    /// stored bytes follow it there (to the end of its extent).
+    /// stored bytes follow it there (to the end of its extent); None if it
+    /// is not stored, or stored compressed (then see
+    /// [`extent_at`](Self::extent_at)).
     pub fn locate(&self, addr: u64) -> Option<(u32, u64, u64)> {
-        let r = self.region_at(addr)?;
-        let x = self.extents_of(&r).find(|x| x.addr <= addr && addr < x.addr + x.len)?;
-        Some((x.source, x.file_pos + (addr - x.addr), x.addr + x.len - addr))
+        let x = self.extent(self.extent_at(addr)?);
+        (!x.compressed()).then(|| (x.source, x.file_pos + (addr - x.addr), x.addr + x.len - addr))
     }
-    /// [`locate`](Self::locate) for a byte stored in this file: where it
-    /// is, and how many stored bytes follow it there.
+    /// [`locate`](Self::locate) for a byte stored raw in this file: where
+    /// it is, and how many stored bytes follow it there.
     pub fn file_pos_of(&self, addr: u64) -> Option<(u64, u64)> {
         self.locate(addr).filter(|l| l.0 == 0).map(|(_, pos, avail)| (pos, avail))
     }
@@ -1223,6 +1280,39 @@ impl<'a> Meta<'a> {
     /// Bytes of data stored for region `r` (in this image and its parents).
     pub fn stored_bytes(&self, r: &Region) -> u64 {
         self.extents_of(r).map(|e| e.len).sum()
+    }
+    /// What the data section holds, over all extents.
+    pub fn data_totals(&self) -> DataTotals {
+        let mut t = DataTotals::default();
+        for i in 0..self.header.n_extents as usize {
+            let x = self.extent(i);
+            t.compressed += x.compressed() as u64;
+            t.memory += x.len;
+            t.stored += x.stored_len;
+        }
+        t
+    }
+}
+
+/// [`Meta::data_totals`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DataTotals {
+    /// Extents stored compressed.
+    pub compressed: u64,
+    /// Bytes of memory the extents hold.
+    pub memory: u64,
+    /// Bytes they take in the file.
+    pub stored: u64,
+}
+
+impl DataTotals {
+    /// Memory bytes per stored byte (1 when nothing is stored).
+    pub fn ratio(&self) -> f64 {
+        if self.stored == 0 {
+            1.0
+        } else {
+            self.memory as f64 / self.stored as f64
+        }
     }
 }
 

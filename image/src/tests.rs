@@ -3,14 +3,19 @@
 use super::*;
 use std::vec::Vec;
 
-/// Builds a small valid image in memory: two regions, three extents, one thread.
-fn sample() -> Vec<u8> {
-    sample_with(|_, _| {})
+/// [`sample_of`] uncompressed, with its header and extents changed by
+/// `edit` before it is laid out and written.
+fn sample_with(edit: impl FnOnce(&mut Header, &mut [Extent])) -> Vec<u8> {
+    sample_edited(false, edit)
 }
 
-/// [`sample`], with its header and extents changed by `edit` before it is
-/// laid out and written.
-fn sample_with(edit: impl FnOnce(&mut Header, &mut [Extent])) -> Vec<u8> {
+/// Builds a small valid image in memory: two regions, three extents, one
+/// thread; with `compress`, its extents compressed where that pays.
+fn sample_of(compress: bool) -> Vec<u8> {
+    sample_edited(compress, |_, _| {})
+}
+
+fn sample_edited(compress: bool, edit: impl FnOnce(&mut Header, &mut [Extent])) -> Vec<u8> {
     let base = 0x5555_0000_0000u64;
     let strings = b"/usr/bin/prog\0arg\0/tmp/dir".to_vec();
     let regions = [
@@ -48,7 +53,7 @@ fn sample_with(edit: impl FnOnce(&mut Header, &mut [Extent])) -> Vec<u8> {
     let addrs = [base, base + 9 * PAGE_SIZE, base + 12 * PAGE_SIZE];
     let data: Vec<Vec<u8>> =
         lens.iter().enumerate().map(|(i, &l)| (0..l).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect()).collect();
-    let mut extents: Vec<Extent> = addrs.iter().zip(&lens).map(|(&addr, &len)| Extent::raw(addr, len)).collect();
+    let mut extents: Vec<Extent> = addrs.iter().zip(&lens).map(|(&addr, &len)| Extent::new(addr, len)).collect();
     let thread = Thread {
         tid: 42,
         tid_offset: 0,
@@ -81,8 +86,23 @@ fn sample_with(edit: impl FnOnce(&mut Header, &mut [Extent])) -> Vec<u8> {
     edit(&mut h, tables.extents);
     let enc = encode::Encoder::new(h, tables);
     let mut file = std::vec![0u8; enc.header().file_len as usize];
-    enc.write_into(|i| &data[i], &mut file);
+    if compress {
+        let (mut table, mut packed) = (codec::table(), std::vec![0u8; codec::PACKED_MAX]);
+        let h = enc.write_compressed(
+            |i| &data[i],
+            &mut table,
+            &mut packed,
+            |pos, bytes| file[pos as usize..pos as usize + bytes.len()].copy_from_slice(bytes),
+        );
+        file.truncate(h.file_len as usize);
+    } else {
+        enc.write_into(|i| &data[i], &mut file);
+    }
     file
+}
+
+fn sample() -> Vec<u8> {
+    sample_of(false)
 }
 
 /// The encoder's layout is the format's: metadata right after the header
@@ -119,13 +139,134 @@ fn parse(file: &[u8]) -> Result<(), Error> {
     let m = Meta::parse(&h, meta)?;
     for r in m.regions() {
         for e in m.extents_of(&r) {
-            let d = &file[e.file_pos as usize..(e.file_pos + e.len) as usize];
-            if checksum(d) != e.checksum {
+            let stored = &file[e.file_pos as usize..(e.file_pos + e.stored_len) as usize];
+            let mut d = std::vec![0u8; e.len as usize];
+            if codec::decode(&e, stored, &mut d).is_err() || checksum(&d) != e.checksum {
                 return Err(Error::BadExtent);
             }
         }
     }
     Ok(())
+}
+
+/// Text-like bytes (a cycle of log lines), zeros, and pseudo-random ones.
+fn kinds(len: usize) -> [Vec<u8>; 3] {
+    let lines: &[&[u8]] =
+        &[b"2026-11-30T08:15:02Z INFO worker-3 GET /items 200 4ms\n", b"DEBUG cache hit key=user:1\n"];
+    let text: Vec<u8> = lines.iter().cycle().flat_map(|l| l.iter().copied()).take(len).collect();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let random = (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    [text, std::vec![0; len], random]
+}
+
+#[test]
+fn codec_round_trip_and_raw_when_it_does_not_pay() {
+    let (mut table, mut packed) = (codec::table(), std::vec![0u8; codec::PACKED_MAX]);
+    for len in [PAGE_SIZE as usize, 3 * PAGE_SIZE as usize, MAX_EXTENT as usize] {
+        let [text, zeros, random] = kinds(len);
+        for (name, data) in [("text", &text), ("zeros", &zeros)] {
+            let n = codec::compress(data, &mut packed, &mut table).expect(name);
+            assert!(n < len / 8, "{name} of {len} bytes compressed to only {n}");
+            let x = Extent { stored_len: n as u64, encoding: EXTENT_LZ4, ..Extent::new(0, len as u64) };
+            let mut out = std::vec![1u8; len];
+            codec::decode(&x, &packed[..n], &mut out).unwrap();
+            assert!(out == *data, "{name} of {len} bytes: round trip differs");
+            // The same block through lz4_flex's own decoder: standard LZ4.
+            out.fill(1);
+            assert_eq!(lz4_flex::block::decompress_into(&packed[..n], &mut out).ok(), Some(len));
+            assert!(out == *data, "{name} of {len} bytes: lz4_flex decodes otherwise");
+        }
+        assert_eq!(codec::compress(&random, &mut packed, &mut table), None, "random data is stored raw");
+    }
+}
+
+#[test]
+fn codec_corrupt_streams_stay_inside_the_extent() {
+    // Every prefix and many single-byte changes of a compressed extent:
+    // decoding fails or yields exactly len bytes, never writes past them,
+    // never panics or hangs.
+    let len = 64 * 1024;
+    let (mut table, mut packed) = (codec::table(), std::vec![0u8; codec::PACKED_MAX]);
+    let mut data = kinds(len)[0].clone();
+    data[len / 2..len / 2 + 4096].copy_from_slice(&kinds(4096)[2]);
+    let n = codec::compress(&data, &mut packed, &mut table).unwrap();
+    let stream = packed[..n].to_vec();
+    let x = Extent { stored_len: n as u64, encoding: EXTENT_LZ4, ..Extent::new(0, len as u64) };
+    let mut out = std::vec![0u8; len + 4096];
+    let mut check = |s: &[u8]| {
+        out.fill(0xa5);
+        let r = codec::decode(&x, s, &mut out[..len]);
+        assert!(out[len..].iter().all(|&b| b == 0xa5), "wrote past the extent");
+        // What lz4_flex's decoder accepts, this one does, with the same bytes.
+        let mut theirs = std::vec![0u8; len];
+        if lz4_flex::block::decompress_into(s, &mut theirs).ok() == Some(len) {
+            assert_eq!(r, Ok(()), "lz4_flex accepts a block this decoder refuses");
+            assert!(out[..len] == theirs[..], "lz4_flex decodes a block otherwise");
+        }
+        r
+    };
+    for cut in (0..n).step_by(7) {
+        assert_eq!(check(&stream[..cut]), Err(codec::DecodeError::Corrupt), "prefix of {cut} bytes accepted");
+    }
+    for i in (0..n).step_by(3) {
+        for delta in [0x01u8, 0x80, 0xff] {
+            let mut bad = stream.clone();
+            bad[i] = bad[i].wrapping_add(delta);
+            let _ = check(&bad);
+        }
+    }
+    let unknown = Extent { encoding: EXTENT_ZSTD, ..x };
+    assert_eq!(codec::decode(&unknown, &stream, &mut out[..len]), Err(codec::DecodeError::Unknown));
+}
+
+#[test]
+fn compressed_sample_round_trips() {
+    let file = sample_of(true);
+    let raw = sample();
+    assert!(file.len() < raw.len(), "compressed sample is not smaller");
+    let h = Header::parse(&file, file.len() as u64).unwrap();
+    let m = Meta::parse(&h, &file[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]).unwrap();
+    assert!(m.data_totals().compressed > 0, "{:?}", m.data_totals());
+    assert_eq!(m.data_totals().stored, h.data_len);
+    parse(&file).unwrap();
+}
+
+/// The compressed sample with extent `i` changed by `f`, re-sealed.
+fn with_extent(i: usize, f: impl FnOnce(&mut Extent)) -> Vec<u8> {
+    let mut file = sample_of(true);
+    let h: Header = read_at(&file, 0).unwrap();
+    let at = h.meta_offset as usize + 2 * size_of::<Region>() + i * size_of::<Extent>();
+    let mut x: Extent = read_at(&file[at..], 0).unwrap();
+    f(&mut x);
+    file[at..at + size_of::<Extent>()].copy_from_slice(bytes_of(&x));
+    reseal(&mut file);
+    file
+}
+
+#[test]
+fn extent_encodings_are_checked() {
+    let meta = |file: &[u8]| {
+        let h = Header::parse(file, file.len() as u64)?;
+        Meta::parse(&h, &file[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]).map(drop)
+    };
+    let m = sample_of(true);
+    let h = Header::parse(&m, m.len() as u64).unwrap();
+    let m = Meta::parse(&h, &m[h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize]).unwrap();
+    let i = (0..3).find(|&i| m.extent(i).compressed()).expect("a compressed extent");
+    assert_eq!(meta(&with_extent(i, |x| x.encoding = EXTENT_ZSTD)), Err(Error::BadExtent));
+    assert_eq!(meta(&with_extent(i, |x| x.encoding = 7)), Err(Error::BadExtent));
+    assert_eq!(meta(&with_extent(i, |x| x.stored_len = x.len)), Err(Error::BadExtent));
+    assert_eq!(meta(&with_extent(i, |x| x.encoding = EXTENT_RAW)), Err(Error::BadExtent));
+    assert_eq!(meta(&with_extent(i, |x| x.source = 1)), Err(Error::BadExtent), "a source beyond the chain");
+    // A shorter stream, re-sealed: the layout no longer adds up.
+    assert_eq!(meta(&with_extent(i, |x| x.stored_len -= 1)), Err(Error::BadExtent));
 }
 
 #[test]
@@ -245,13 +386,18 @@ use crate::exercise::reseal;
 fn structural_checks_hold_without_checksums() {
     // Every byte of the metadata, changed in a few ways and re-sealed: parsing
     // never panics, and whatever it accepts still has the properties the
-    // loader relies on.
-    let file = sample();
-    let h = Header::parse(&file, file.len() as u64).unwrap();
+    // loader relies on. Raw and compressed.
+    for file in [sample(), sample_of(true)] {
+        structural_checks_hold_for(&file);
+    }
+}
+
+fn structural_checks_hold_for(file: &[u8]) {
+    let h = Header::parse(file, file.len() as u64).unwrap();
     let meta_range = h.meta_offset as usize..(h.meta_offset + h.meta_len) as usize;
     for i in meta_range.clone() {
         for delta in [0x01u8, 0x80, 0xff] {
-            let mut bad = file.clone();
+            let mut bad = file.to_vec();
             bad[i] = bad[i].wrapping_add(delta);
             reseal(&mut bad);
             let h = Header::parse(&bad, bad.len() as u64).unwrap();
@@ -263,7 +409,8 @@ fn structural_checks_hold_without_checksums() {
                 prev_end = r.end;
                 for x in m.extents_of(&r) {
                     assert!(x.addr >= r.start && x.addr + x.len <= r.end, "byte {i}: extent outside its region");
-                    assert!(x.file_pos + x.len <= bad.len() as u64, "byte {i}: extent past the file");
+                    assert!(x.file_pos + x.stored_len <= bad.len() as u64, "byte {i}: extent past the file");
+                    assert!(x.stored_len_ok(), "byte {i}: stored length does not fit the encoding");
                 }
             }
             for t in m.threads() {
@@ -412,4 +559,91 @@ fn bad_chains_are_refused() {
         assert_eq!(parse_meta(&file), Err(want), "{what}");
     }
     assert_eq!(parse_meta(&delta_with(|_, _| {})), Ok(()));
+}
+
+/// Every width this CPU has gives xxhash-rust's XXH3-64, at every length
+/// around the block and stripe edges and for a whole extent; the widths it
+/// lacks are named, not run.
+#[test]
+fn checksum_widths_agree_with_xxh3() {
+    use crate::checksum::{checksum_as, width, Width};
+    let data = &kinds(MAX_EXTENT as usize + 4096)[2];
+    let mut lens: Vec<usize> = (0..1200).chain([1023, 1024, 1025, 2047, 2048, 2049, 65536, 65537]).collect();
+    lens.push(MAX_EXTENT as usize);
+    for w in [Width::Sse2, Width::Avx2, Width::Avx512] {
+        if checksum_as(w, &data[..1000]).is_none() {
+            std::println!("skip: this CPU runs {:?} at most, not {w:?}", width());
+            continue;
+        }
+        for &len in &lens {
+            for start in [0usize, 1, 7] {
+                let input = &data[start..start + len];
+                assert_eq!(
+                    checksum_as(w, input),
+                    Some(xxhash_rust::xxh3::xxh3_64(input)),
+                    "{w:?}, {len} bytes at +{start}"
+                );
+            }
+        }
+    }
+    assert_eq!(checksum(&data[..MAX_EXTENT as usize]), xxhash_rust::xxh3::xxh3_64(&data[..MAX_EXTENT as usize]));
+}
+
+/// `cargo test --release -p ckpt-image -- --ignored checksum_speed
+/// --nocapture` (`make bench` runs it): GB/s of each width this CPU has,
+/// over 4 MiB extents in cache and over 256 MiB.
+#[test]
+#[ignore]
+fn checksum_speed() {
+    use crate::checksum::{checksum_as, Width};
+    let big = kinds(256 << 20)[2].clone();
+    for w in [Width::Sse2, Width::Avx2, Width::Avx512] {
+        if checksum_as(w, &big[..1000]).is_none() {
+            std::println!("checksum {w:?}: not on this CPU");
+            continue;
+        }
+        let mut line = std::format!("checksum {w:?}:");
+        for (what, len, rounds) in [("4 MiB in cache", MAX_EXTENT as usize, 64), ("256 MiB", big.len(), 3)] {
+            let mut best = f64::MAX;
+            for _ in 0..rounds {
+                let t = std::time::Instant::now();
+                let mut x = 0u64;
+                for chunk in big[..len].chunks(MAX_EXTENT as usize) {
+                    x ^= checksum_as(w, chunk).unwrap();
+                }
+                std::hint::black_box(x);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            line += &std::format!(" {:.1} GB/s ({what})", len as f64 / best / 1e9);
+        }
+        std::println!("{line}");
+    }
+}
+
+/// `cargo test --release -p ckpt-image -- --ignored codec_speed
+/// --nocapture`: GB/s of the compressor and the decoder on 4 MiB extents.
+#[test]
+#[ignore]
+fn codec_speed() {
+    let len = MAX_EXTENT as usize;
+    let (mut table, mut packed) = (codec::table(), std::vec![0u8; codec::PACKED_MAX]);
+    for (name, data) in ["text", "zeros", "random"].iter().zip(kinds(len)) {
+        let t = std::time::Instant::now();
+        let mut n = None;
+        for _ in 0..16 {
+            n = codec::compress(&data, &mut packed, &mut table);
+        }
+        let c = 16.0 * len as f64 / t.elapsed().as_secs_f64() / 1e9;
+        let mut line = std::format!("{name}: compress {c:.2} GB/s, {n:?} bytes");
+        if let Some(n) = n {
+            let x = Extent { stored_len: n as u64, encoding: EXTENT_LZ4, ..Extent::new(0, len as u64) };
+            let mut out = std::vec![0u8; len];
+            let t = std::time::Instant::now();
+            for _ in 0..16 {
+                codec::decode(&x, &packed[..n], &mut out).unwrap();
+            }
+            line += &std::format!(", decode {:.2} GB/s", 16.0 * len as f64 / t.elapsed().as_secs_f64() / 1e9);
+        }
+        std::println!("{line}");
+    }
 }

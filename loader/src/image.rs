@@ -117,11 +117,19 @@ impl Image {
     pub fn read_memory(&self, mut addr: u64, buf: &mut [u8]) -> Result<(), Fail> {
         let mut done = 0;
         while done < buf.len() {
-            let (source, pos, avail) = self.meta.locate(addr).ok_or(Fail::Image(ckpt_image::Error::BadThread))?;
-            let n = (avail as usize).min(buf.len() - done);
-            // The image's own data is at `base` in its file (a job image).
-            let base = if source == 0 { self.base } else { 0 };
-            read_exact(self.files[source as usize], &mut buf[done..done + n], base + pos)?;
+            let bad = Fail::Image(ckpt_image::Error::BadThread);
+            let i = self.meta.extent_at(addr).ok_or(bad)?;
+            let x = self.meta.extent(i);
+            let n = ((x.addr + x.len - addr) as usize).min(buf.len() - done);
+            let dst = &mut buf[done..done + n];
+            if x.compressed() {
+                let from = (addr - x.addr) as usize;
+                crate::data::with_decoded(self, i, |bytes| dst.copy_from_slice(&bytes[from..from + n]))?;
+            } else {
+                // The image's own data is at `base` in its file (a job image).
+                let base = if x.source == 0 { self.base } else { 0 };
+                read_exact(self.files[x.source as usize], dst, base + x.file_pos + (addr - x.addr))?;
+            }
             done += n;
             addr += n as u64;
         }

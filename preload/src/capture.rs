@@ -11,8 +11,9 @@
 //!    command line, working directory);
 //! 2. walk `/proc/self/maps` into the region table, and decide per region
 //!    which pages to store (extents);
-//! 3. write the data, hashing each extent just before writing it, then the
-//!    metadata, then the header, to a temporary file beside the image;
+//! 3. write the data, hashing each extent just before writing it (and with
+//!    `--compress`, compressing it), then the metadata, then the header, to
+//!    a temporary file beside the image;
 //! 4. fsync, rename over the image, fsync the directory: the previous image
 //!    stays intact until the new one is complete on disk.
 //!
@@ -25,12 +26,12 @@ use core::ffi::{c_void, CStr};
 use core::fmt::Write as _;
 
 use ckpt_image::maps::{self, Mapping};
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 
 use ckpt_image::encode::{self, Encoder};
 use ckpt_image::{
-    bytes_of, checksum, Extent, FileId, Header, Region, RegionKind, StrRef, EXIT_CHECKPOINTED, LOADER_BASE, LOADER_END,
-    MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
+    bytes_of, checksum, codec, Extent, FileId, Header, Region, RegionKind, StrRef, EXIT_CHECKPOINTED, EXTENT_LZ4,
+    EXTENT_RAW, LOADER_BASE, LOADER_END, MAX_EXTENT, PAGE_SIZE, REGION_GROWSDOWN, REGION_SHARED, USER_END,
 };
 use ckpt_sys::progress::Progress;
 use ckpt_sys::{self as sys, thread, Errno};
@@ -45,7 +46,7 @@ use crate::msg::{self, Size};
 use crate::output::Output;
 use crate::procfs;
 use crate::threads;
-use crate::workspace::{self, Bounce, JobTables, Tables, MAX_EXTENTS, MAX_REGIONS, PAGEMAP_WORDS};
+use crate::workspace::{self, Bounce, JobTables, Lz4Table, Packed, Tables, MAX_EXTENTS, MAX_REGIONS, PAGEMAP_WORDS};
 
 core::arch::global_asm!(
     // ckpt_call_on_stack(arg: rdi, f: rsi, stack_top: rdx): calls f(arg) on
@@ -146,6 +147,9 @@ enum Written {
 pub extern "C" fn run(arg: *mut c_void) {
     let t0 = sys::clock_ns(sys::CLOCK_MONOTONIC);
     crate::rawsig::check();
+    // This process may have been restarted on another CPU since it last
+    // hashed anything: the checksum's vector width is asked again.
+    ckpt_image::checksum::recheck();
     let cfg = config::get();
     let stop = STOP_AFTER.swap(false, core::sync::atomic::Ordering::SeqCst);
     // SAFETY: the caller won threads::begin: this thread is the checkpoint's
@@ -375,6 +379,9 @@ fn capture_one(
         tracked,
         tracked_next,
         written,
+        stored,
+        packed,
+        lz4,
         ..
     } = t;
     let threads = &threads[..n_threads];
@@ -496,7 +503,7 @@ fn capture_one(
                     out.set_parent(base.fd, base.id());
                 } else {
                     // Nothing in common, or no room for the names: a full image.
-                    b.extents[..b.n_extents].iter_mut().for_each(|x| *x = Extent::raw(x.addr, x.len));
+                    b.extents[..b.n_extents].iter_mut().for_each(|x| *x = Extent::new(x.addr, x.len));
                     h.chain_depth = 0;
                     h.parents = Default::default();
                     sys::close(base.fd);
@@ -507,8 +514,19 @@ fn capture_one(
         _ => None,
     };
 
-    let rest =
-        Rest { threads, sigactions: &sigactions[..], fds: &fds[..n_fds], sums, bounce, helper_stack, dents, out, tracking };
+    let compress = cfg.compress.then_some(Compress { stored, packed, lz4 });
+    let rest = Rest {
+        threads,
+        sigactions: &sigactions[..],
+        fds: &fds[..n_fds],
+        sums,
+        bounce,
+        helper_stack,
+        dents,
+        out,
+        tracking,
+        compress,
+    };
     if !cow {
         return finish(b, rest, h, t0, role).map(|(written, n)| (Written::Here(written), n));
     }
@@ -551,6 +569,8 @@ struct Rest<'a> {
     /// With --incremental: the write tracking to start again once the
     /// image is in place.
     tracking: Option<Tracking<'a>>,
+    /// With --compress: the writer threads' buffers.
+    compress: Option<Compress<'a>>,
 }
 
 /// The write tracker's tables (dirty.rs), lent to the end of a checkpoint.
@@ -564,7 +584,7 @@ struct Tracking<'a> {
 /// says: its size, and the number of processes in it.
 fn finish(b: Builder, rest: Rest, h: Header, t0: u64, role: Role) -> Result<(u64, usize), Failure> {
     let Builder { strings, regions, extents, strings_len, n_regions, n_extents, .. } = b;
-    let Rest { threads, sigactions, fds, sums, bounce, helper_stack, dents, out, tracking } = rest;
+    let Rest { threads, sigactions, fds, sums, bounce, helper_stack, dents, out, tracking, compress } = rest;
     let regions = &regions[..n_regions];
     let tables = encode::Tables {
         regions,
@@ -575,7 +595,7 @@ fn finish(b: Builder, rest: Rest, h: Header, t0: u64, role: Role) -> Result<(u64
         strings: &strings[..strings_len],
     };
     let mut enc = Encoder::new(h, tables);
-    let writer = Writer { regions, sums, bounce, helper_stack };
+    let writer = Writer { regions, sums, bounce, helper_stack, compress };
     let len = enc.header().file_len;
     let created = enc.header().created_ns;
     match (role, out) {
@@ -625,6 +645,15 @@ struct Writer<'a> {
     sums: &'a [AtomicU64],
     bounce: &'a [Bounce],
     helper_stack: &'a mut [u8],
+    compress: Option<Compress<'a>>,
+}
+
+/// `--compress`: where the writer threads compress (see Tables).
+#[derive(Clone, Copy)]
+struct Compress<'a> {
+    stored: &'a [AtomicU64],
+    packed: &'a [Packed],
+    lz4: &'a [Lz4Table],
 }
 
 /// Fills the region, extent and string tables.
@@ -882,7 +911,7 @@ impl<'a> Builder<'a> {
                 return Err(refuse("memory too fragmented (too many extents)"));
             }
             let piece = len.min(self.block - addr % self.block);
-            self.extents[self.n_extents] = Extent::raw(addr, piece);
+            self.extents[self.n_extents] = Extent::new(addr, piece);
             self.n_extents += 1;
             addr += piece;
             len -= piece;
@@ -926,13 +955,31 @@ fn write_to(fd: i32, enc: &mut Encoder, w: Writer, t0: u64, base: u64) -> Result
     let data_len = enc.header().data_len;
     let after_ms = if crate::cow::in_writer() { u64::MAX } else { config::get().progress_after_ms };
     let progress = Progress::new("ckpt: writing the image", data_len, t0, after_ms);
-    let job =
-        WriteData { fd, base, regions: w.regions, extents: enc.extents(), sums: w.sums, bounce: w.bounce, progress };
+    if let Some(c) = w.compress {
+        for t in c.lz4 {
+            // SAFETY: the table is the coordinator's until split hands it to
+            // its one worker; a const value, no allocation.
+            unsafe { (*t.as_mut_ptr()).write(codec::table()) };
+        }
+    }
+    let order = Order { next: AtomicU32::new(0), pos: AtomicU64::new(enc.header().data_offset) };
+    let job = WriteData {
+        fd,
+        base,
+        regions: w.regions,
+        extents: enc.extents(),
+        sums: w.sums,
+        bounce: w.bounce,
+        compress: w.compress,
+        order,
+        progress,
+    };
     // SAFETY: the helper stack is the coordinator's alone (borrowed here);
     // the extents are disjoint, each item writes its own checksum and file
     // range, and each worker has its own bounce buffer.
     let written = unsafe { thread::split(&job, data_len >= PARALLEL_BYTES, w.helper_stack) };
     job.progress.end();
+    let end = job.order.pos.load(Relaxed);
     readable_for_copy(w.regions, false)?;
     if let Err((_, code)) = written {
         return Err(match code {
@@ -944,6 +991,14 @@ fn write_to(fd: i32, enc: &mut Encoder, w: Writer, t0: u64, base: u64) -> Result
         if enc.extents()[i].source == 0 {
             enc.set_checksum(i, sum.load(Relaxed)); // split's end ordered the workers' stores
         }
+    }
+    if let Some(c) = w.compress {
+        // Placed as the workers took their places (Order): in table order.
+        enc.set_stored(|i| {
+            let v = c.stored[i].load(Relaxed);
+            (v & 0xffff_ffff, (v >> 32) as u32)
+        });
+        debug_assert_eq!(enc.header().file_len, end);
     }
     enc.header_mut().capture_ns = sys::clock_ns(sys::CLOCK_MONOTONIC) - t0;
     let mut pos = base + enc.header().meta_offset;
@@ -978,9 +1033,10 @@ const PARALLEL_BYTES: u64 = 32 << 20;
 /// Error code of a write that made no progress.
 const NO_PROGRESS: u32 = u32::MAX;
 
-/// Hashing and writing the extents, one item each
+/// Hashing (compressing) and writing the extents, one item each
 /// (`ckpt_sys::thread::split`): the tables are read only; item `i` stores
-/// its checksum in `sums[i]`, worker `w` uses `bounce[w]` alone.
+/// its checksum in `sums[i]` (and how it was stored in `stored[i]`),
+/// worker `w` uses `bounce[w]`, `packed[w]` and `lz4[w]` alone.
 struct WriteData<'a> {
     fd: i32,
     /// Where the image starts in the file.
@@ -989,7 +1045,53 @@ struct WriteData<'a> {
     extents: &'a [Extent],
     sums: &'a [AtomicU64],
     bounce: &'a [Bounce],
+    compress: Option<Compress<'a>>,
+    order: Order,
     progress: Progress,
+}
+
+/// Compressed extents have sizes known only once compressed, and their
+/// stored bytes follow each other in table order: each worker compresses
+/// its extent, then waits until every extent before it has taken its
+/// place, takes the next one and writes there. Items are handed out in
+/// increasing order and every item started takes its place (nothing fails
+/// before), so the wait always ends; the other worker compresses meanwhile.
+struct Order {
+    /// The extent whose turn it is to take a place.
+    next: AtomicU32,
+    /// Where the next place starts.
+    pos: AtomicU64,
+}
+
+impl Order {
+    /// Waits for extent `i`'s turn and takes its place in the file (as
+    /// `Encoder::set_stored` will lay it out: `Extent::place_at`).
+    fn take(&self, i: usize, x: &Extent) -> u64 {
+        self.wait_turn(i);
+        let pos = x.place_at(self.pos.load(Relaxed));
+        self.pos.store(pos + x.stored_len, Relaxed);
+        self.next.store(i as u32 + 1, Release);
+        sys::futex_wake(&self.next, u32::MAX);
+        pos
+    }
+
+    /// Waits for extent `i`'s turn and passes it on: an extent stored in
+    /// another image takes no place in this one.
+    fn pass(&self, i: usize) {
+        self.wait_turn(i);
+        self.next.store(i as u32 + 1, Release);
+        sys::futex_wake(&self.next, u32::MAX);
+    }
+
+    fn wait_turn(&self, i: usize) {
+        loop {
+            let next = self.next.load(Acquire);
+            if next as usize == i {
+                return;
+            }
+            let _ = sys::futex_wait(&self.next, next, 0);
+        }
+    }
 }
 
 impl thread::Job for WriteData<'_> {
@@ -1003,12 +1105,17 @@ impl thread::Job for WriteData<'_> {
     fn run(&self, worker: usize, i: usize) -> Result<(), u32> {
         let x = self.extents[i];
         if x.source != 0 {
-            return Ok(()); // a delta's unchanged extent: its parent holds it
+            // A delta's unchanged extent: its parent holds it, as it is.
+            if let Some(c) = self.compress {
+                c.stored[i].store(x.stored_len | (x.encoding as u64) << 32, Relaxed);
+                self.order.pass(i);
+            }
+            return Ok(());
         }
         let r = self.regions.partition_point(|r| r.first_extent as usize + r.n_extents as usize <= i);
         let shared = self.regions.get(r).is_some_and(|r| r.flags & REGION_SHARED != 0);
         let src = if shared {
-            let bounce = self.bounce[worker].as_mut_ptr();
+            let bounce = self.bounce[worker].as_mut_ptr() as *mut u8;
             // SAFETY: the extent is readable memory of at most MAX_EXTENT
             // bytes, the size of the worker's own bounce buffer, which no
             // one else uses (Bounce).
@@ -1019,9 +1126,24 @@ impl thread::Job for WriteData<'_> {
         };
         // SAFETY: [src, src+len) is readable (checked when the extent was
         // chosen) and does not change during the capture.
-        let sum = checksum(unsafe { core::slice::from_raw_parts(src as *const u8, x.len as usize) });
-        write_at(self.fd, src, x.len, self.base + x.file_pos)
-            .map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
+        let data = unsafe { core::slice::from_raw_parts(src as *const u8, x.len as usize) };
+        let sum = checksum(data);
+        let (from, len, pos) = match self.compress {
+            None => (src, x.len, x.file_pos),
+            Some(c) => {
+                // SAFETY: the worker's own buffer and table (Worker), the
+                // table set up before the split.
+                let (packed, table) =
+                    unsafe { (&mut *c.packed[worker].as_mut_ptr(), (*c.lz4[worker].as_mut_ptr()).assume_init_mut()) };
+                let (from, len, encoding) = match codec::compress(data, packed, table) {
+                    Some(n) => (packed.as_ptr() as u64, n as u64, EXTENT_LZ4),
+                    None => (src, x.len, EXTENT_RAW),
+                };
+                c.stored[i].store(len | (encoding as u64) << 32, Relaxed);
+                (from, len, self.order.take(i, &Extent { stored_len: len, encoding, ..x }))
+            }
+        };
+        write_at(self.fd, from, len, self.base + pos).map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
         self.sums[i].store(sum, Relaxed);
         self.progress.add(x.len);
         Ok(())

@@ -24,6 +24,7 @@
 //! | `CKPT_NO_COW`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PORTABLE` | a level (`x86-64`, `x86-64-v2`…`v4`), or as `CKPT_CONTINUE` (on: `x86-64-v2`) | the level, unset for none |
 //! | `CKPT_ALLOW_FOREIGN_OUTPUT` | as `CKPT_CONTINUE`  | `1` or `0`                     |
+//! | `CKPT_COMPRESS` | `lz4`, or as `CKPT_CONTINUE` (on: `lz4`) | `lz4`, unset for none |
 //! | `CKPT_PROGRESS_AFTER` | ms (not read by ckpt)    | the same: on a terminal, progress after that long |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed, 10 digits: only it is armed (restart puts its own pid there) |
 //! | `CKPT_TREE`     | as `CKPT_CONTINUE`             | `1` or `0`: its descendants are armed too, members of its job |
@@ -91,6 +92,8 @@ pub struct Config {
     pub cpu_level: u32,
     pub cpu_brand: [u8; 48],
     pub xlayout: Layout,
+    /// `--compress`: extents are stored LZ4-compressed where that pays.
+    pub compress: bool,
 }
 
 const DEFAULT: Config = Config {
@@ -113,6 +116,7 @@ const DEFAULT: Config = Config {
     cpu_level: 0,
     cpu_brand: [0; 48],
     xlayout: Layout { comps: [Component { offset: 0, size: 0 }; NCOMP] },
+    compress: false,
 };
 
 impl Config {
@@ -213,6 +217,7 @@ pub fn from_env() -> Option<Config> {
     cfg.strict = flag(env(c"CKPT_STRICT"));
     cfg.cont = flag(env(c"CKPT_CONTINUE"));
     cfg.allow_foreign = flag(env(c"CKPT_ALLOW_FOREIGN_OUTPUT"));
+    cfg.compress = env(c"CKPT_COMPRESS") == Some(b"lz4");
     cfg.interval_ms = env(c"CKPT_INTERVAL").and_then(seconds_ms).unwrap_or(0);
     cfg.progress_after_ms = sys::progress::after_ms(env(c"CKPT_PROGRESS_AFTER"));
     if cfg.interval_ms != 0 {
@@ -294,6 +299,9 @@ pub fn announce() {
     }
     if c.keep > 1 {
         let _ = write!(l, "; the last {} images are kept", c.keep);
+    }
+    if c.compress {
+        l.push(b"; images are compressed (lz4)");
     }
     l.emit();
 }

@@ -14,7 +14,8 @@
 //!                               program and its copy-on-write writer
 //!                               share ([`crate::cow`])
 //!                       Tables: maps text, pagemap words, strings,
-//!                               region, extent and fd tables, bounce buffer
+//!                               region, extent and fd tables, bounce and
+//!                               compression buffers
 //!                               (the coordinator's alone)
 //! base+WORKSPACE_SIZE
 //! ```
@@ -104,20 +105,28 @@ impl Slot {
     }
 }
 
-/// One writer worker's bounce buffer. `ckpt_sys::thread::split` gives each
+/// One writer worker's buffer. `ckpt_sys::thread::split` gives each
 /// worker its own index and worker `w` uses only buffer `w`, so the buffer
 /// has one user at a time; it is reached through a raw pointer only.
 #[repr(transparent)]
-pub struct Bounce(UnsafeCell<[u8; MAX_EXTENT as usize]>);
+pub struct Worker<T>(UnsafeCell<T>);
 
-// SAFETY: one user at a time, see Bounce.
-unsafe impl core::marker::Sync for Bounce {}
+// SAFETY: one user at a time, see Worker.
+unsafe impl<T> core::marker::Sync for Worker<T> {}
 
-impl Bounce {
-    pub fn as_mut_ptr(&self) -> *mut u8 {
-        self.0.get() as *mut u8
+impl<T> Worker<T> {
+    pub fn as_mut_ptr(&self) -> *mut T {
+        self.0.get()
     }
 }
+
+/// A copy of one extent (shared memory, which may change meanwhile).
+pub type Bounce = Worker<[u8; MAX_EXTENT as usize]>;
+/// The compressed form of one extent.
+pub type Packed = Worker<[u8; ckpt_image::codec::PACKED_MAX]>;
+/// The compressor's hash table, set up afresh for each checkpoint (the
+/// workspace comes back zero-filled after a restart).
+pub type Lz4Table = Worker<core::mem::MaybeUninit<ckpt_image::codec::Table>>;
 
 /// What only the coordinator touches (through its [`Session`]).
 #[repr(C)]
@@ -144,6 +153,12 @@ pub struct Tables {
     pub dents: [u8; 64 << 10],
     /// One bounce buffer per writer thread.
     pub bounce: [Bounce; 2],
+    /// `--compress`: how each extent was stored (written by the worker that
+    /// wrote it: stored length, encoding << 32), one compression buffer
+    /// and one compressor table per writer thread.
+    pub stored: [AtomicU64; MAX_EXTENTS],
+    pub packed: [Packed; 2],
+    pub lz4: [Lz4Table; 2],
     /// The stack of the capture's helper thread.
     pub helper_stack: [u8; 64 << 10],
     /// The tables of the image a delta is taken after (delta.rs); a parent

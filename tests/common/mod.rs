@@ -853,9 +853,19 @@ pub fn rebuild_image(good: &[u8], f: impl FnOnce(&mut Tables)) -> Vec<u8> {
         r.first_extent = first;
         first += r.n_extents;
     }
-    // Each extent's data, from where it was in `good`.
-    let data: Vec<&[u8]> =
-        t.extents.iter().map(|x| &good[x.file_pos as usize..(x.file_pos + x.len) as usize]).collect();
+    // Each extent's data, from where it was in `good` (decoded: the
+    // rebuilt image stores it raw).
+    let data: Vec<Vec<u8>> = t
+        .extents
+        .iter_mut()
+        .map(|x| {
+            let stored = &good[x.file_pos as usize..(x.file_pos + x.stored_len) as usize];
+            let mut d = vec![0u8; x.len as usize];
+            codec::decode(x, stored, &mut d).expect("the image to rebuild has good data");
+            *x = Extent { checksum: x.checksum, ..Extent::new(x.addr, x.len) };
+            d
+        })
+        .collect();
     let tables = encode::Tables {
         regions: &t.regions,
         extents: &mut t.extents,
@@ -866,7 +876,7 @@ pub fn rebuild_image(good: &[u8], f: impl FnOnce(&mut Tables)) -> Vec<u8> {
     };
     let enc = encode::Encoder::new(t.header, tables);
     let mut out = vec![0u8; enc.header().file_len as usize];
-    enc.write_into(|i| data[i], &mut out);
+    enc.write_into(|i| &data[i], &mut out);
     out
 }
 

@@ -127,6 +127,11 @@ struct Cli {
     #[arg(long, value_name = "LEVEL", env = "CKPT_PORTABLE", hide_env_values = true)]
     #[arg(num_args = 0..=1, require_equals = true, default_missing_value = "x86-64-v2")]
     portable: Option<String>,
+    /// Store the memory in the images compressed with CODEC (lz4, the
+    /// default): parts that do not shrink by an eighth are stored as they are
+    #[arg(long, value_name = "CODEC", env = "CKPT_COMPRESS", hide_env_values = true)]
+    #[arg(num_args = 0..=1, require_equals = true, default_missing_value = "lz4")]
+    compress: Option<String>,
     /// Replace an image at PATH that belongs to another user (default:
     /// refuse that checkpoint)
     #[arg(long, env = "CKPT_ALLOW_FOREIGN_OUTPUT", hide_env_values = true, value_parser = parse_flag)]
@@ -192,6 +197,8 @@ struct Options {
     verbosity: Verbosity,
     /// `--portable`: the x86-64 level (1-4); 0: none.
     portable: u32,
+    /// `--compress`: images store LZ4-compressed extents.
+    compress: bool,
     program: OsString,
     args: Vec<OsString>,
 }
@@ -309,6 +316,16 @@ fn portable_tunables(level: u32, user: Option<&OsStr>) -> OsString {
     t
 }
 
+/// `lz4`; for the variable, also a flag: on is lz4, off is none.
+fn parse_compress(v: &str) -> Result<bool, String> {
+    match (v.trim(), parse_flag(v)) {
+        ("lz4", _) => Ok(true),
+        (_, Ok(on)) => Ok(on),
+        ("zstd", _) => Err("zstd is not supported by this version; give lz4".into()),
+        _ => Err(format!("unknown codec {v:?}; give lz4")),
+    }
+}
+
 fn parse_flag(v: &str) -> Result<bool, String> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "yes" | "true" | "on" => Ok(true),
@@ -381,6 +398,11 @@ fn parse_args() -> Options {
         r => r,
     })
     .unwrap_or(0);
+    let compress = checked(&m, "compress", cli.compress, |v| match parse_compress(v) {
+        Ok(false) if cmdline("compress") => Err(format!("unknown codec {v:?}; give lz4")),
+        r => r,
+    })
+    .unwrap_or(false);
     // The command line's last word wins; else the variables, which must
     // not contradict each other.
     let last = |id| m.index_of(id).filter(|_| cmdline(id));
@@ -408,6 +430,7 @@ fn parse_args() -> Options {
         signal,
         verbosity,
         portable,
+        compress,
         program,
         args: command.collect(),
     }
@@ -648,6 +671,11 @@ fn main() {
             .env("GLIBC_TUNABLES", portable_tunables(opts.portable, std::env::var_os("GLIBC_TUNABLES").as_deref()));
     } else {
         cmd.env_remove("CKPT_PORTABLE");
+    }
+    if opts.compress {
+        cmd.env("CKPT_COMPRESS", "lz4");
+    } else {
+        cmd.env_remove("CKPT_COMPRESS");
     }
     if opts.interval_ms != 0 {
         cmd.env("CKPT_INTERVAL", seconds(opts.interval_ms));

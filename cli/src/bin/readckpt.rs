@@ -26,8 +26,9 @@ dispositions, its open files and its memory regions. Only the header and the
 metadata are read, and validated, unless --verify is given.
 
 Options:
-  --verify    also read every stored extent and check its xxh3 checksum,
-              and check that this CPU has the register state it needs
+  --verify    also read every stored extent (decoding compressed ones) and
+              check its xxh3 checksum, and check that this CPU has the
+              register state it needs
   --json      print JSON instead of text (schema: docs/FORMAT.md)
   --help      print this help and exit
   --version   print the version and exit
@@ -245,34 +246,49 @@ struct BadExtent {
     index: usize,
     region: usize,
     extent: Extent,
-    computed: u64,
+    /// The checksum of the data; None: compressed data that cannot be decoded.
+    computed: Option<u64>,
 }
 
 impl BadExtent {
+    fn why(&self) -> &'static str {
+        match self.computed {
+            Some(_) => "checksum mismatch",
+            None => "its compressed data cannot be decoded",
+        }
+    }
+
     fn message(&self) -> String {
         format!(
-            "extent {} at {:#x} (region {}) is corrupted (checksum mismatch)",
-            self.index, self.extent.addr, self.region
+            "extent {} at {:#x} (region {}) is corrupted ({})",
+            self.index,
+            self.extent.addr,
+            self.region,
+            self.why()
         )
     }
 }
 
-/// Reads every extent, from the file of its source (`files[0]` the image,
-/// at `base` in it, `files[k]` its k-th parent), and checks its checksum; stops at the first
-/// mismatch. One buffer of the longest extent (at most `MAX_EXTENT`).
+/// Reads every extent's stored bytes, from the file of its source
+/// (`files[0]` the image, at `base` in it, `files[k]` its k-th parent),
+/// decodes the compressed ones and checks each extent's checksum; stops at
+/// the first mismatch. Two buffers of the longest extent (at most
+/// `MAX_EXTENT`).
 fn verify(files: &mut [File], base: u64, m: &Meta) -> io::Result<Verdict> {
-    let mut buf = Vec::new();
+    let (mut stored, mut buf) = (Vec::new(), Vec::new());
     let (mut index, mut bytes) = (0, 0);
     for (region, r) in m.regions().enumerate() {
         for extent in m.extents_of(&r) {
-            buf.resize(extent.len as usize, 0);
+            stored.resize(extent.stored_len as usize, 0);
             let file = &mut files[extent.source as usize];
             // A process image inside a job image starts at `base`.
             let at = if extent.source == 0 { base } else { 0 };
             file.seek(SeekFrom::Start(at + extent.file_pos))?;
-            file.read_exact(&mut buf)?;
-            let computed = ckpt_image::checksum(&buf);
-            if computed != extent.checksum {
+            file.read_exact(&mut stored)?;
+            buf.resize(extent.len as usize, 0);
+            let computed =
+                ckpt_image::codec::decode(&extent, &stored, &mut buf).ok().map(|()| ckpt_image::checksum(&buf));
+            if computed != Some(extent.checksum) {
                 return Ok(Verdict::Bad(BadExtent { index, region, extent, computed }));
             }
             index += 1;
@@ -531,17 +547,19 @@ fn write_text(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
                 human(*bytes)
             ),
         },
-        Some(Verdict::Bad(b)) => writeln!(
+        Some(Verdict::Bad(b)) => write!(
             out,
-            "verify: FAILED: extent {} ({:#x}-{:#x}, region {}, file offset {:#x}): computed {:#018x}, expected {:#018x}",
+            "verify: FAILED: extent {} ({:#x}-{:#x}, region {}, file offset {:#x}): ",
             b.index,
             b.extent.addr,
             b.extent.addr + b.extent.len,
             b.region,
             b.extent.file_pos,
-            b.computed,
-            b.extent.checksum
-        ),
+        )
+        .and_then(|()| match b.computed {
+            Some(c) => writeln!(out, "computed {c:#018x}, expected {:#018x}", b.extent.checksum),
+            None => writeln!(out, "{}", b.why()),
+        }),
     }
 }
 
@@ -587,6 +605,18 @@ fn write_summary(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     writeln!(out)?;
     writeln!(out, "metadata    {} bytes at {:#x}", h.meta_len, h.meta_offset)?;
     writeln!(out, "data        {} bytes ({}) at {:#x}", h.data_len, human(h.data_len), h.data_offset)?;
+    let t = rep.meta.data_totals();
+    match t.compressed {
+        0 => writeln!(out, "compression none")?,
+        n => writeln!(
+            out,
+            "compression lz4: {n} of {} extents; {} of memory in {} (ratio {:.1})",
+            h.n_extents,
+            human(t.memory),
+            human(t.stored),
+            t.ratio()
+        )?,
+    }
     chain::write_text(out, rep.meta)
 }
 
@@ -963,12 +993,22 @@ fn write_json(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
         ("process", json_process(&h.process)),
         ("files", jarray(m.fds().map(|f| json_fd(m, &f)).collect())),
         ("chain", chain::json(m, jstr, jhex)),
+        ("compression", json_compression(&m.data_totals())),
     ];
     if let Some(v) = &rep.verdict {
         top.push(("verify", json_verdict(v, rep.refused.as_deref())));
     }
     let body: Vec<String> = top.iter().map(|(k, v)| format!("  \"{k}\": {v}")).collect();
     writeln!(out, "{{\n{}\n}}", body.join(",\n"))
+}
+
+fn json_compression(t: &ckpt_image::DataTotals) -> String {
+    jobj(&[
+        ("compressed_extents", t.compressed.to_string()),
+        ("memory", t.memory.to_string()),
+        ("stored", t.stored.to_string()),
+        ("ratio", format!("{:.3}", t.ratio())),
+    ])
 }
 
 fn json_thread(t: &Thread) -> String {
@@ -1093,7 +1133,7 @@ fn json_region(m: &Meta, r: &Region) -> String {
             ("file_pos", e.file_pos.to_string()),
             ("checksum", jhex(e.checksum)),
             ("stored_len", e.stored_len.to_string()),
-            ("encoding", e.encoding.to_string()),
+            ("encoding", jstr(e.encoding_name().as_bytes())),
             ("source", e.source.to_string()),
         ])
     });
@@ -1143,7 +1183,7 @@ fn json_verdict(v: &Verdict, refused: Option<&str>) -> String {
             ("len", b.extent.len.to_string()),
             ("file_pos", b.extent.file_pos.to_string()),
             ("expected", jhex(b.extent.checksum)),
-            ("computed", jhex(b.computed)),
+            ("computed", b.computed.map_or("null".into(), jhex)),
         ]),
     }
 }
@@ -1256,7 +1296,7 @@ mod tests {
             let first_extent = extents.len() as u32;
             for &(page, n) in exts {
                 data.push((0..n * P).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect::<Vec<u8>>());
-                extents.push(Extent::raw(start + page * P, n * P));
+                extents.push(Extent::new(start + page * P, n * P));
             }
             let n_extents = exts.len() as u32;
             let (end, path, file_offset) = (start + pages * P, paths[i], 0);
@@ -1374,6 +1414,7 @@ mod tests {
         assert_eq!((code, err.as_str()), (0, ""));
         for want in [
             "format      version 3, x86-64, page size 4096\n",
+            "compression none\n",
             "created     2023-11-14T22:13:20.123Z\n",
             "capture     2.346 ms\n",
             "pid         1000\n",
@@ -1646,7 +1687,7 @@ mod tests {
         assert_eq!(files[5].get("kind"), &s("lost"));
         assert_eq!(files[5].get("restored"), &Json::Bool(false));
         let keys: Vec<&str> = v.members().iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys[keys.len() - 5..], ["totals", "process", "files", "chain", "verify"]);
+        assert_eq!(keys[keys.len() - 6..], ["totals", "process", "files", "chain", "compression", "verify"]);
         // Without --verify there is no verify member.
         let v = Json::parse(&on(&["--json"], &t).1);
         assert!(v.members().iter().all(|(k, _)| k != "verify"));
