@@ -36,8 +36,19 @@ pub fn run(init: i32, report: i32, checkpoint_signal: i32) -> ! {
     }
     loop {
         let ready = if sfd < 0 { 2 } else { ns::poll_any(&[sfd, report]).unwrap_or(0) };
-        // The report first: init writes the program's end, then exits; a
-        // SIGCHLD seen first would take init's own status (0) for it.
+        if ready & 1 != 0 {
+            match ns::read_signal(sfd) {
+                Ok(si) if si.signo == SIGCHLD => {
+                    if let Ok(Some((_, status))) = ns::wait_any(init, ns::WNOHANG) {
+                        ended(report, status);
+                    }
+                }
+                Ok(si) if si.code <= 0 => {
+                    let _ = ns::forward(init, &si);
+                }
+                _ => {}
+            }
+        }
         if ready & 2 != 0 {
             match Report::receive(report) {
                 Some(Report::Stopped(sig)) => stop(sig),
@@ -45,23 +56,7 @@ pub fn run(init: i32, report: i32, checkpoint_signal: i32) -> ! {
                     let _ = sys::wait4(init);
                     end(status)
                 }
-                _ => {
-                    let status = sys::wait4(init).unwrap_or(1 << 8);
-                    end(status)
-                }
-            }
-        }
-        if ready & 1 != 0 {
-            match ns::read_signal(sfd) {
-                Ok(si) if si.signo == SIGCHLD => {
-                    if let Ok(Some((_, status))) = ns::wait_any(init, ns::WNOHANG) {
-                        end(status); // init died without a report: its own end
-                    }
-                }
-                Ok(si) if si.code <= 0 => {
-                    let _ = ns::forward(init, &si);
-                }
-                _ => {}
+                _ => end(sys::wait4(init).unwrap_or(1 << 8)),
             }
         }
     }
@@ -87,6 +82,19 @@ core::arch::global_asm!(
 extern "C" {
     #[link_name = "ckpt_outer_restore_rt"]
     fn restore_rt();
+}
+
+/// init has ended (wait status `init_status`): ends as the program did,
+/// by init's last report (init reports before it exits, and its end may be
+/// seen first), or as init did if it ended without one.
+fn ended(report: i32, init_status: i32) -> ! {
+    loop {
+        match Report::receive(report) {
+            Some(Report::Ended(status)) => end(status),
+            Some(_) => continue,
+            None => end(init_status),
+        }
+    }
 }
 
 /// Stops this process by `sig`, as the program was; returns once continued.

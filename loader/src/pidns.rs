@@ -185,8 +185,9 @@ fn namespaces(meta: &Meta, opts: &Options) -> Result<(), Why> {
             let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, mask);
             if opts.verbose {
                 let mut l = Line::new();
+                let user = if user_ns { " (in a user namespace of the caller's)" } else { "" };
                 let _ =
-                    write!(l, "restart: pid {pid} and the thread ids restored, in a new user, pid and mount namespace");
+                    write!(l, "restart: pid {pid} and the thread ids restored, in a new pid and mount namespace{user}");
                 fail::warn(&mut l);
             }
             return Ok(());
