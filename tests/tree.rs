@@ -547,6 +547,39 @@ fn shared_memory_between_processes_is_recorded() {
 // ---------------------------------------------------------------------------
 // Restart of a whole job (exact pids in restart's namespaces).
 
+/// Runs python3 `script` (written to NAME.py, with `args` after it) under
+/// `ckpt --tree`, stdin piped, and checkpoints it (stop mode) once a line
+/// for which `ready` holds is out; returns that line and the image.
+fn checkpointed_python(
+    tools: &Tools,
+    work: &TempDir,
+    name: &str,
+    script: &str,
+    args: &[&str],
+    ready: impl Fn(&str) -> bool,
+) -> (String, std::path::PathBuf) {
+    let path = work.join(&format!("{name}.py"));
+    fs::write(&path, script).unwrap();
+    let image = work.join(&format!("{name}.dat"));
+    let mut all = vec![path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut cmd = tools.ckpt_with(&["--tree"], Some(&image), Path::new("/usr/bin/python3"), &all, &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn(&format!("python {name}"), &mut cmd);
+    let line = run.wait_line(Stream::Stdout, ready, "its ready line").text();
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.finish().expect_code(CHECKPOINTED);
+    (line, image)
+}
+
+/// `restart IMAGE` with stdin piped (the run, not finished).
+fn restart_piped(tools: &Tools, work: &TempDir, image: &Path) -> Run {
+    let mut cmd = tools.restart(Some(image), &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    spawn("restart", &mut cmd)
+}
+
 /// Whether this machine lets restart make its namespaces (else restart
 /// falls back to new pids and only the root comes back: the tests below
 /// say so and skip).
@@ -675,25 +708,8 @@ fn zombie_reaped_after_restart_gets_its_status() {
     if !namespaces_available(&tools, &work) {
         return;
     }
-    let script = work.join("z.py");
-    fs::write(&script, ZOMBIE_SCRIPT).unwrap();
-    let image = work.join("z.dat");
-    let mut cmd = tools.ckpt_with(
-        &["--tree"],
-        Some(&image),
-        Path::new("/usr/bin/python3"),
-        &[script.to_str().unwrap()],
-        &work.path,
-    );
-    cmd.stdin(std::process::Stdio::piped());
-    let mut run = spawn("python with a zombie", &mut cmd);
-    run.wait_line(Stream::Stdout, |l| l.starts_with("zombie "), "zombie");
-    run.checkpoint();
-    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
-    run.finish().expect_code(CHECKPOINTED);
-    let mut cmd = tools.restart(Some(&image), &work.path);
-    cmd.stdin(std::process::Stdio::piped());
-    let mut r = spawn("restart", &mut cmd);
+    let (_, image) = checkpointed_python(&tools, &work, "z", ZOMBIE_SCRIPT, &[], |l| l.starts_with("zombie "));
+    let mut r = restart_piped(&tools, &work, &image);
     r.write_stdin(b"\n");
     let o = r.finish();
     o.expect_code(0);
@@ -733,26 +749,9 @@ fn process_group_signal_after_restart_reaches_all() {
     if !namespaces_available(&tools, &work) {
         return;
     }
-    let script = work.join("g.py");
-    fs::write(&script, GROUP_SCRIPT).unwrap();
-    let image = work.join("g.dat");
-    let mut run = spawn(
-        "python group",
-        &mut tools.ckpt_with(
-            &["--tree"],
-            Some(&image),
-            Path::new("/usr/bin/python3"),
-            &[script.to_str().unwrap()],
-            &work.path,
-        ),
-    );
-    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
-    let before = wait_tree(run.pid, &["python3"]);
-    assert_eq!(before.len(), 2, "{before:?}");
-    run.checkpoint();
-    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
-    run.finish().expect_code(CHECKPOINTED);
+    let (_, image) = checkpointed_python(&tools, &work, "g", GROUP_SCRIPT, &[], |l| l == "ready\n");
     let table = members(&image);
+    assert_eq!(table.len(), 3, "{table:?}");
     assert!(table.iter().all(|(m, _)| m.pgid == table[0].0.pid), "one group, led by the root: {table:?}");
     let r = spawn("restart", &mut tools.restart(Some(&image), &work.path));
     // The restarted processes, as this (the host's) /proc sees them, once
@@ -807,25 +806,8 @@ fn shared_memory_comes_back_shared() {
     if !namespaces_available(&tools, &work) {
         return;
     }
-    let script = work.join("c.py");
-    fs::write(&script, COUNTER_SCRIPT).unwrap();
-    let image = work.join("c.dat");
-    let mut cmd = tools.ckpt_with(
-        &["--tree"],
-        Some(&image),
-        Path::new("/usr/bin/python3"),
-        &[script.to_str().unwrap()],
-        &work.path,
-    );
-    cmd.stdin(std::process::Stdio::piped());
-    let mut run = spawn("python with a shared counter", &mut cmd);
-    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
-    run.checkpoint();
-    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
-    run.finish().expect_code(CHECKPOINTED);
-    let mut cmd = tools.restart(Some(&image), &work.path);
-    cmd.stdin(std::process::Stdio::piped());
-    let mut r = spawn("restart", &mut cmd);
+    let (_, image) = checkpointed_python(&tools, &work, "c", COUNTER_SCRIPT, &[], |l| l == "ready\n");
+    let mut r = restart_piped(&tools, &work, &image);
     r.write_stdin(b"\n");
     let o = r.finish();
     o.expect_code(0);
@@ -931,4 +913,77 @@ fn make_j2_completes_after_restart() {
     }
     let out = Command::new(dir.join("prog")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "123\n");
+}
+
+const SERVER_SCRIPT: &str = r#"
+import os, socket, sys
+path = sys.argv[1]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+srv.listen(8)
+ends = []
+for n in (1, 2):
+    a, b = socket.socketpair()
+    if os.fork() == 0:
+        a.close()
+        for e in ends:
+            e.close()
+        c, _ = srv.accept()
+        c.sendall(f"worker {n}: ".encode() + c.recv(100))
+        c.close()
+        job = b.recv(100)
+        b.sendall(b"done " + job)
+        os._exit(0)
+    b.close()
+    ends.append(a)
+for n, a in enumerate(ends, 1):
+    a.sendall(f"job {n}".encode())  # in flight: the workers read it later
+print("ready", flush=True)
+sys.stdin.readline()
+for a in ends:
+    print("reply:", a.recv(100).decode(), flush=True)
+for _ in ends:
+    os.wait()
+"#;
+
+/// A pre-forking server: a parent and two workers sharing a listening UNIX
+/// socket, and a socketpair each with a request in flight at the
+/// checkpoint: after restart the workers accept new clients on the same
+/// path, and answer the requests that were waiting.
+#[test]
+fn preforking_server_serves_after_restart() {
+    let work = TempDir::new("tree-server");
+    let tools = Tools::new();
+    if !namespaces_available(&tools, &work) {
+        return;
+    }
+    let sock = work.join("server.sock");
+    let args = [sock.to_str().unwrap()];
+    let (_, image) = checkpointed_python(&tools, &work, "server", SERVER_SCRIPT, &args, |l| l == "ready\n");
+    let mut r = restart_piped(&tools, &work, &image);
+    // Two clients, one per worker, on the same path as before.
+    let mut answers = Vec::new();
+    for k in 1..=2 {
+        use std::io::{Read, Write};
+        let start = Instant::now();
+        let mut c = loop {
+            match std::os::unix::net::UnixStream::connect(&sock) {
+                Ok(c) => break c,
+                Err(e) => assert!(start.elapsed() < TIMEOUT, "cannot connect to the restarted server: {e}"),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        c.write_all(format!("hello {k}").as_bytes()).unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("worker ") && answer.ends_with(&format!(": hello {k}")), "{answer:?}");
+        answers.push(answer);
+    }
+    let mut workers: Vec<&str> = answers.iter().map(|a| &a[..8]).collect();
+    workers.sort();
+    assert_eq!(workers, ["worker 1", "worker 2"], "each worker served one: {answers:?}");
+    r.write_stdin(b"\n");
+    let o = r.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "reply: done job 1\nreply: done job 2\n", "{}", o.describe());
 }

@@ -226,7 +226,8 @@ impl Strings for JobStrings<'_> {
 
 /// Starts a job checkpoint in the root: the board, with the root in slot 0.
 pub fn start(t: &mut JobTables) -> Result<Root<'_>, Failure> {
-    let memfd = sys::memfd_create(c"ckpt-job").map_err(failed("creating the job's barrier"))?;
+    let memfd = sys::events::memfd_create(c"ckpt-job", sys::events::MFD_CLOEXEC)
+        .map_err(failed("creating the job's barrier"))?;
     BOARD_FD.store(memfd, SeqCst);
     let board = sys::ftruncate(memfd, BOARD_SIZE).and_then(|()| map(memfd));
     let board = match board {

@@ -842,14 +842,6 @@ pub fn flock(fd: i32, op: i32) -> Result<()> {
 // ---------------------------------------------------------------------------
 // A job of several processes (the capture's barrier between them).
 
-pub const MFD_CLOEXEC: u32 = 1;
-
-/// An anonymous memory file (`memfd_create`), close-on-exec.
-pub fn memfd_create(name: &CStr) -> Result<i32> {
-    // SAFETY: the name is a NUL-terminated CStr that lives through the call; the kernel only reads it.
-    unsafe { syscall!(Sysno::memfd_create, name.as_ptr(), MFD_CLOEXEC) }.map(|fd| fd as i32)
-}
-
 /// `sigqueue(pid, sig, value)`: a process-directed signal carrying `value`
 /// (`si_code` SI_QUEUE, `si_pid` the caller).
 pub fn sigqueue(pid: i32, sig: i32, value: u64) -> Result<()> {
