@@ -612,6 +612,8 @@ fn job_round_trip(tools: &Tools, work: &TempDir, script: &str, ready: &str, comm
     run.wait_line(Stream::Stderr, is_written, "checkpoint written");
     let first = run.finish();
     first.expect_code(CHECKPOINTED);
+    // (Kept for inspection: the next generation writes over the image.)
+    fs::copy(&image, work.join("first-job.dat")).unwrap();
     let mut out = first.stdout();
     for g in 1..=generations {
         let mut run = spawn(&format!("restart, generation {g}"), &mut tools.restart(Some(&image), &work.path));
