@@ -69,7 +69,7 @@ _ckpt_image() {
     fi
 }
 
-_ckpt_restart() { _ckpt_image "--keep-stdio --strict --trust-image -v --verbose -h --help -V --version"; }
+_ckpt_restart() { _ckpt_image "--keep-stdio --strict --trust-image --exact-pids --new-pids -v --verbose -h --help -V --version"; }
 _ckpt_readckpt() { _ckpt_image "--json --verify -h --help -V --version"; }
 
 complete -o filenames -F _ckpt ckpt

@@ -222,6 +222,23 @@ fn tool(path: &str, package: &str) -> Option<PathBuf> {
     }
 }
 
+/// Python asyncio: a timer, a socketpair stream and `run_in_executor`
+/// threads. Its running loop records the pid (to detect a fork): it works
+/// across restarts because the pid is the program's own again (namespace
+/// mode; with new pids it ends in "RuntimeError: no running event loop").
+#[test]
+fn python_asyncio_timers_streams_and_executor() {
+    let Some(python) = tool("/usr/bin/python3", "python3") else { return };
+    let dir = TempDir::new("events-asyncio");
+    let (unshare, args) = UNSHARE_PROBE;
+    if !namespaces_available(command(Path::new(unshare), &args, &dir.path), "python_asyncio") {
+        return;
+    }
+    let (run, reference) = subdirs(&dir);
+    let script = root().join("demo/runtimes/aio.py");
+    two_generations(&python, &[script.to_str().unwrap(), "40"], (&run, &reference), ["tick 8:", "tick 20:"]);
+}
+
 fn subdirs(dir: &TempDir) -> (PathBuf, PathBuf) {
     let (run, reference) = (dir.join("run"), dir.join("ref"));
     fs::create_dir(&run).unwrap();

@@ -173,7 +173,7 @@ fn whole_tree_stops(tools: &Tools, work: &TempDir) {
     // restart's pid namespace (where there is one; else the shell alone,
     // naming the others).
     let r = spawn("restart of the job", &mut tools.restart(Some(&image), &work.path));
-    if !namespaces_available(tools, work) {
+    if !job_namespaces(tools, work) {
         let o = r.finish();
         for (m, _) in &table[1..] {
             let needle = format!("restart: warning: process {} (", m.pid);
@@ -582,16 +582,10 @@ fn restart_piped(tools: &Tools, work: &TempDir, image: &Path) -> Run {
 
 /// Whether this machine lets restart make its namespaces (else restart
 /// falls back to new pids and only the root comes back: the tests below
-/// say so and skip).
-fn namespaces_available(tools: &Tools, work: &TempDir) -> bool {
-    let o = tools
-        .cmd(Path::new("/usr/bin/unshare"), &["--user", "--pid", "--fork", "--mount-proc", "true"], &work.path)
-        .output();
-    let ok = o.as_ref().is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skip: user and pid namespaces are not available here: a job restarts only with them");
-    }
-    ok
+/// say so in a skip line, and skip). Probed as the user the tools run as.
+fn job_namespaces(tools: &Tools, work: &TempDir) -> bool {
+    let (program, args) = UNSHARE_PROBE;
+    namespaces_available(tools.cmd(Path::new(program), &args, &work.path), "restart of a whole job")
 }
 
 /// Runs `script` with bash uninterrupted, then under `ckpt --tree`,
@@ -642,7 +636,7 @@ const LOOP_SCRIPT: &str = "echo start; for i in 1 2 3; do sh -c 'sleep 0.3; exit
 fn loop_command_in_flight_keeps_its_status() {
     let work = TempDir::new("tree-loop");
     let tools = Tools::new();
-    if namespaces_available(&tools, &work) {
+    if job_namespaces(&tools, &work) {
         job_round_trip(&tools, &work, LOOP_SCRIPT, "start\n", "sleep", 1);
     }
 }
@@ -650,7 +644,7 @@ fn loop_command_in_flight_keeps_its_status() {
 #[test]
 fn unprivileged_loop_command_in_flight_keeps_its_status() {
     let (_bins, tools, work) = unprivileged("nobody-tree-loop", &[]);
-    if namespaces_available(&tools, &work) {
+    if job_namespaces(&tools, &work) {
         job_round_trip(&tools, &work, LOOP_SCRIPT, "start\n", "sleep", 1);
     }
 }
@@ -663,7 +657,7 @@ const SUBST_SCRIPT: &str = "echo start; x=$(sh -c 'sleep 0.5; echo inner; sleep 
 fn substitution_in_flight_yields_its_output() {
     let work = TempDir::new("tree-subst");
     let tools = Tools::new();
-    if namespaces_available(&tools, &work) {
+    if job_namespaces(&tools, &work) {
         job_round_trip(&tools, &work, SUBST_SCRIPT, "start\n", "sleep", 2);
     }
 }
@@ -688,7 +682,7 @@ exit 4
 fn pipeline_substitution_and_background_job() {
     let work = TempDir::new("tree-pipeline");
     let tools = Tools::new();
-    if namespaces_available(&tools, &work) {
+    if job_namespaces(&tools, &work) {
         job_round_trip(&tools, &work, PIPELINE_SCRIPT, "start\n", "sleep", 2);
     }
 }
@@ -696,7 +690,7 @@ fn pipeline_substitution_and_background_job() {
 #[test]
 fn unprivileged_pipeline_substitution_and_background_job() {
     let (_bins, tools, work) = unprivileged("nobody-tree-pipeline", &[]);
-    if namespaces_available(&tools, &work) {
+    if job_namespaces(&tools, &work) {
         job_round_trip(&tools, &work, PIPELINE_SCRIPT, "start\n", "sleep", 1);
     }
 }
@@ -707,7 +701,7 @@ fn unprivileged_pipeline_substitution_and_background_job() {
 fn zombie_reaped_after_restart_gets_its_status() {
     let work = TempDir::new("tree-zombie-restart");
     let tools = Tools::new();
-    if !namespaces_available(&tools, &work) {
+    if !job_namespaces(&tools, &work) {
         return;
     }
     let (_, image) = checkpointed_python(&tools, &work, "z", ZOMBIE_SCRIPT, &[], |l| l.starts_with("zombie "));
@@ -748,7 +742,7 @@ say(f"children ended {st}")
 fn process_group_signal_after_restart_reaches_all() {
     let work = TempDir::new("tree-pgid");
     let tools = Tools::new();
-    if !namespaces_available(&tools, &work) {
+    if !job_namespaces(&tools, &work) {
         return;
     }
     let (_, image) = checkpointed_python(&tools, &work, "g", GROUP_SCRIPT, &[], |l| l == "ready\n");
@@ -805,7 +799,7 @@ print("counter", struct.unpack_from("q", m, 0)[0], flush=True)
 fn shared_memory_comes_back_shared() {
     let work = TempDir::new("tree-shm-restart");
     let tools = Tools::new();
-    if !namespaces_available(&tools, &work) {
+    if !job_namespaces(&tools, &work) {
         return;
     }
     let (_, image) = checkpointed_python(&tools, &work, "c", COUNTER_SCRIPT, &[], |l| l == "ready\n");
@@ -842,7 +836,7 @@ if __name__ == "__main__":
 /// parent, and a Queue: the same result after a checkpoint in the middle
 /// of the pool's work and a restart (and as nobody).
 fn python_pool(tools: &Tools, work: &TempDir) {
-    if !namespaces_available(tools, work) {
+    if !job_namespaces(tools, work) {
         return;
     }
     let script = work.join("pool.py");
@@ -871,7 +865,7 @@ fn unprivileged_python_pool_with_shared_value_lock_and_queue() {
 fn make_j2_completes_after_restart() {
     let work = TempDir::new("tree-make");
     let tools = Tools::new();
-    if !namespaces_available(&tools, &work) {
+    if !job_namespaces(&tools, &work) {
         return;
     }
     let project = |dir: &Path| {
@@ -956,7 +950,7 @@ for _ in ends:
 fn preforking_server_serves_after_restart() {
     let work = TempDir::new("tree-server");
     let tools = Tools::new();
-    if !namespaces_available(&tools, &work) {
+    if !job_namespaces(&tools, &work) {
         return;
     }
     let sock = work.join("server.sock");

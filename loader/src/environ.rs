@@ -1,13 +1,15 @@
 //! The restarted program's own pid in its environment (`CKPT_PID`).
 //!
 //! libckpt.so arms only the process whose pid is `CKPT_PID`, so that the
-//! children that inherit `LD_PRELOAD` are left alone. After a restart the
-//! pid is restart's: a program that re-execs itself (same pid, new image)
-//! would find the pre-restart pid there and run unarmed. So the value is
+//! children that inherit `LD_PRELOAD` are left alone. After a restart with
+//! new pids (the fallback) the pid is restart's: a program that re-execs
+//! itself (same pid, new image) would find the pre-restart pid there and
+//! run unarmed. So the value is
 //! rewritten in place, in the restored environment strings (the kernel's
 //! `env_start..env_end`, which `environ` points into), before the program
-//! runs. ckpt writes it zero-padded to 10 digits, so that any pid fits; an
-//! image from an earlier ckpt gets the new pid only where it fits.
+//! runs (in namespace mode it is the same pid again). ckpt writes it
+//! zero-padded to 10 digits, so that any pid fits; an image from an earlier
+//! ckpt gets the new pid only where it fits.
 
 use ckpt_image::{Meta, PROT_WRITE};
 

@@ -80,9 +80,10 @@ fn serve(program: i32, report: i32) -> ! {
     loop {
         match ns::read_signal(sfd) {
             Ok(si) if si.signo == SIGCHLD => reap(program, report, ns::WNOHANG),
-            // Sent by a process (kill, sigqueue, tgkill): for the program.
-            Ok(si) if si.code <= 0 => {
-                let _ = sys::kill(program, si.signo);
+            // Sent by a process (kill, sigqueue, tgkill) other than the
+            // program itself: for the program.
+            Ok(si) if si.code <= 0 && si.pid != program as u32 => {
+                let _ = ns::forward(program, &si);
             }
             _ => {}
         }

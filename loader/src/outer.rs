@@ -13,6 +13,12 @@
 //! Ctrl-C, Ctrl-Z, SIGWINCH, SIGHUP) reach the program directly, so they
 //! are not forwarded (`si_code` > 0). Every signal stays blocked here and
 //! is read from a signalfd.
+//!
+//! Tools that check whether the job catches the checkpoint signal before
+//! sending it (ckpt-slurm reads `SigCgt` in /proc/PID/status) look at this
+//! process: it installs a handler for that signal, which never runs (the
+//! signal stays blocked); the program's process holds such a signal pending
+//! until it is restored, then takes the checkpoint at once.
 
 use ckpt_sys::{self as sys, ns, RLimit};
 
@@ -21,13 +27,28 @@ use crate::pidns::Report;
 const SIGCHLD: i32 = 17;
 const RLIMIT_CORE: i32 = 4;
 
-/// Serves until the program ends; never returns.
-pub fn run(init: i32, report: i32) -> ! {
+/// Serves until the program ends; never returns. `checkpoint_signal`: the
+/// image's (0: none known).
+pub fn run(init: i32, report: i32, checkpoint_signal: i32) -> ! {
     let sfd = ns::signalfd(!0).unwrap_or(-1);
+    if bit(checkpoint_signal) != 0 {
+        set_handler(checkpoint_signal, never_runs as *const () as usize as u64);
+    }
     loop {
         let ready = if sfd < 0 { 2 } else { ns::poll_any(&[sfd, report]).unwrap_or(0) };
-        // The report first: init writes the program's end, then exits; a
-        // SIGCHLD seen first would take init's own status (0) for it.
+        if ready & 1 != 0 {
+            match ns::read_signal(sfd) {
+                Ok(si) if si.signo == SIGCHLD => {
+                    if let Ok(Some((_, status))) = ns::wait_any(init, ns::WNOHANG) {
+                        ended(report, status);
+                    }
+                }
+                Ok(si) if si.code <= 0 => {
+                    let _ = ns::forward(init, &si);
+                }
+                _ => {}
+            }
+        }
         if ready & 2 != 0 {
             match Report::receive(report) {
                 Some(Report::Stopped(sig)) => stop(sig),
@@ -35,24 +56,43 @@ pub fn run(init: i32, report: i32) -> ! {
                     let _ = sys::wait4(init);
                     end(status)
                 }
-                _ => {
-                    let status = sys::wait4(init).unwrap_or(1 << 8);
-                    end(status)
-                }
+                _ => end(sys::wait4(init).unwrap_or(1 << 8)),
             }
         }
-        if ready & 1 != 0 {
-            match ns::read_signal(sfd) {
-                Ok(si) if si.signo == SIGCHLD => {
-                    if let Ok(Some((_, status))) = ns::wait_any(init, ns::WNOHANG) {
-                        end(status); // init died without a report: its own end
-                    }
-                }
-                Ok(si) if si.code <= 0 => {
-                    let _ = sys::kill(init, si.signo);
-                }
-                _ => {}
-            }
+    }
+}
+
+/// The handler of the checkpoint signal here: it is never unblocked.
+extern "C" fn never_runs(_: i32) {}
+
+fn set_handler(sig: i32, handler: u64) {
+    const SA_RESTORER: u64 = 0x0400_0000;
+    let restorer = restore_rt as *const () as usize as u64;
+    let act = sys::KSigAction { handler, flags: SA_RESTORER, restorer, mask: !0 };
+    let _ = sys::rt_sigaction(sig, Some(&act), None);
+}
+
+core::arch::global_asm!(
+    ".globl ckpt_outer_restore_rt",
+    ".hidden ckpt_outer_restore_rt",
+    "ckpt_outer_restore_rt:",
+    "    mov eax, 15", // __NR_rt_sigreturn
+    "    syscall",
+);
+extern "C" {
+    #[link_name = "ckpt_outer_restore_rt"]
+    fn restore_rt();
+}
+
+/// init has ended (wait status `init_status`): ends as the program did,
+/// by init's last report (init reports before it exits, and its end may be
+/// seen first), or as init did if it ended without one.
+fn ended(report: i32, init_status: i32) -> ! {
+    loop {
+        match Report::receive(report) {
+            Some(Report::Ended(status)) => end(status),
+            Some(_) => continue,
+            None => end(init_status),
         }
     }
 }
@@ -80,8 +120,7 @@ fn end(status: i32) -> ! {
         sys::exit_group((status >> 8) & 0xff)
     }
     let _ = sys::prlimit64(0, RLIMIT_CORE, Some(&RLimit { soft: 0, hard: 0 }));
-    let dfl = sys::KSigAction { handler: 0, flags: 0, restorer: 0, mask: 0 };
-    let _ = sys::rt_sigaction(sig, Some(&dfl), None);
+    set_handler(sig, 0); // SIG_DFL
     let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, !bit(sig));
     let _ = sys::kill(sys::getpid(), sig);
     sys::exit_group(128 + sig)

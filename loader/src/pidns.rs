@@ -3,7 +3,9 @@
 //! A program's pid and tids can be chosen (`clone3` with `set_tid`) by
 //! whoever holds `CAP_CHECKPOINT_RESTORE` in the user namespace that owns
 //! the pid namespace. So `restart`, once the image is validated, makes
-//! those namespaces itself:
+//! those namespaces itself (root, who holds CAP_SYS_ADMIN already, only the
+//! pid and mount namespaces; anyone else a user namespace too, which owns
+//! them):
 //!
 //! ```text
 //!  host pid namespace           │ new user + pid + mount namespace
@@ -166,18 +168,26 @@ fn namespaces(meta: &Meta, opts: &Options) -> Result<(), Why> {
     // Every signal blocked from here: init and the outer process take them
     // from a signalfd; the program's process gets `mask` back.
     let mask = sys::rt_sigprocmask(sys::SIG_SETMASK, !0).unwrap_or(0);
-    let flags = ns::CLONE_NEWUSER | ns::CLONE_NEWPID | ns::CLONE_NEWNS;
+    // Privileged (root): a pid and a mount namespace of the caller's own
+    // user namespace suffice, and the program keeps all it had (its
+    // capabilities over the machine, its exemption from per-user limits).
+    // Anyone else: a user namespace of their own, which owns the others.
+    let user_ns = !ns::has_capability(ns::CAP_SYS_ADMIN);
+    let flags = if user_ns { ns::CLONE_NEWUSER } else { 0 } | ns::CLONE_NEWPID | ns::CLONE_NEWNS;
     // SAFETY: the loader is single-threaded here; the child is init.
     let init = match unsafe { ns::clone_process(flags, 0) } {
         Ok(0) => {
+            USER_NS.store(user_ns, core::sync::atomic::Ordering::SeqCst);
             crate::init::run(meta, pid, &pipes);
-            // The program's process.
-            pipes.close_all();
+            // The program's process (init closed the other two ends).
+            sys::close(pipes.go.0);
+            sys::close(pipes.report.1);
             let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, mask);
             if opts.verbose {
                 let mut l = Line::new();
+                let user = if user_ns { " (in a user namespace of the caller's)" } else { "" };
                 let _ =
-                    write!(l, "restart: pid {pid} and the thread ids restored, in a new user, pid and mount namespace");
+                    write!(l, "restart: pid {pid} and the thread ids restored, in a new pid and mount namespace{user}");
                 fail::warn(&mut l);
             }
             return Ok(());
@@ -199,21 +209,33 @@ fn namespaces(meta: &Meta, opts: &Options) -> Result<(), Why> {
         let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, mask);
         Err(why)
     };
-    if let Err(e) = map_ids(init) {
+    if let Err(e) = if user_ns { map_ids(init) } else { Ok(()) } {
         return failed(Why("cannot map the user and group ids in the new user namespace", Some(e)));
     }
     if let Err(e) = sys::write_all(pipes.go.1, b"g") {
         return failed(Why("cannot start the new namespace's init", Some(e)));
     }
-    sys::close(pipes.go.1);
     match Report::receive(pipes.report.0) {
-        Some(Report::Ready) => crate::outer::run(init, pipes.report.0),
+        Some(Report::Ready) => {
+            sys::close(pipes.go.1);
+            crate::outer::run(init, pipes.report.0, meta.header.process.interval_signal as i32)
+        }
         Some(Report::Failed(stage, e)) => {
             let what = STAGES.get(stage as usize).copied().unwrap_or(STAGES[3]);
             failed(Why(what, Some(Errno::new(e))))
         }
         _ => failed(Why(STAGES[3], None)),
     }
+}
+
+/// Whether the program's process is in a user namespace restart created
+/// (set in that process only).
+static USER_NS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether restart created a user namespace for the program: it then holds
+/// every capability there, which an ordinary user's program never had.
+pub fn in_user_namespace() -> bool {
+    USER_NS.load(core::sync::atomic::Ordering::SeqCst)
 }
 
 /// Maps init's user and group ids to the caller's own (the only mapping an

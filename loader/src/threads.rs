@@ -38,8 +38,6 @@ use crate::pidns::Pids;
 static READY: AtomicU32 = AtomicU32::new(0);
 /// 1 when every thread may return into the program.
 static GO: AtomicU32 = AtomicU32::new(0);
-/// Namespace mode (`Pids::Exact`): the threads drop the namespace's capabilities.
-static EXACT: AtomicBool = AtomicBool::new(false);
 /// The image's metadata, for the threads (set before the first clone).
 static META: core::sync::atomic::AtomicPtr<Meta<'static>> = core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
 
@@ -67,7 +65,6 @@ pub unsafe fn start_others(meta: &'static Meta<'static>, pids: Pids) -> Result<(
     let n = meta.n_threads();
     let main = main_index(meta);
     META.store(meta as *const Meta<'static> as *mut Meta<'static>, SeqCst);
-    EXACT.store(pids == Pids::Exact, SeqCst);
     if n > 1 {
         // SAFETY: the stack area is inside the loader's range, empty.
         unsafe {
@@ -204,13 +201,12 @@ fn fix_robust_owners(meta: &Meta, t: &Thread, new_tid: u32) {
     }
 }
 
-/// In namespace mode the loader holds every capability in the user
-/// namespace it created (clone3 set_tid and the exe change needed them);
-/// the program, run by an ordinary user, had none: each thread drops them
-/// before it returns into the program. (Root's program keeps root's
-/// capabilities, of the namespace.)
+/// In a user namespace it created, the loader holds every capability
+/// there (clone3 set_tid and the exe change needed them); the program, run
+/// by an ordinary user, had none: each thread drops them before it returns
+/// into the program.
 pub fn drop_namespace_capabilities() {
-    if EXACT.load(SeqCst) && sys::geteuid() != 0 {
+    if crate::pidns::in_user_namespace() && sys::geteuid() != 0 {
         let _ = sys::ns::drop_capabilities();
     }
 }

@@ -36,6 +36,8 @@ pub struct CloneArgs {
 /// (namespaces) and, if `pid` is not 0, at that pid in the child's pid
 /// namespace (`set_tid`: needs `CAP_CHECKPOINT_RESTORE` in the user
 /// namespace that owns it). Ok(0) in the child, Ok(pid) in the parent.
+/// Where `clone3` is filtered out (ENOSYS, as Docker's default seccomp
+/// profile does), `clone` makes the process if no pid is asked for.
 ///
 /// # Safety
 /// As [`crate::fork`]: the child is a copy of the calling thread only.
@@ -51,7 +53,11 @@ pub unsafe fn clone_process(flags: u64, pid: u32) -> Result<i32> {
     // SAFETY (the caller's, for the child): the kernel reads `args` and the
     // local `tid` array; no stack is given, so the child runs on a copy of
     // this one, as after fork.
-    syscall!(Sysno::clone3, &args as *const CloneArgs, core::mem::size_of::<CloneArgs>()).map(|p| p as i32)
+    match syscall!(Sysno::clone3, &args as *const CloneArgs, core::mem::size_of::<CloneArgs>()) {
+        Err(crate::Errno::ENOSYS) if pid == 0 => syscall!(Sysno::clone, flags | SIGCHLD, 0, 0, 0, 0),
+        r => r,
+    }
+    .map(|p| p as i32)
 }
 
 pub const MS_NOSUID: u64 = 2;
@@ -77,11 +83,18 @@ pub fn signalfd(mask: u64) -> Result<i32> {
 }
 
 /// What `signalfd` says of one signal: its number and `si_code` (positive
-/// for the kernel's own signals, 0 or negative for those a process sent).
+/// for the kernel's own signals, 0 or negative for those a process sent),
+/// the sender's uid, and the value of a `sigqueue`d one.
 pub struct SigInfo {
     pub signo: i32,
     pub code: i32,
+    /// The sender's pid (0 if outside our pid namespace).
+    pub pid: u32,
+    pub uid: u32,
+    pub value: u64,
 }
+
+pub const SI_QUEUE: i32 = -1;
 
 /// Reads one signal from a signalfd (blocks until there is one).
 pub fn read_signal(fd: i32) -> Result<SigInfo> {
@@ -92,7 +105,27 @@ pub fn read_signal(fd: i32) -> Result<SigInfo> {
         return Err(crate::Errno::EIO);
     }
     let word = |at: usize| i32::from_ne_bytes([buf[at], buf[at + 1], buf[at + 2], buf[at + 3]]);
-    Ok(SigInfo { signo: word(0), code: word(8) })
+    // ssi_pid at 12, ssi_uid at 16, ssi_ptr (the sigval) at 48.
+    let value = u64::from(word(48) as u32) | u64::from(word(52) as u32) << 32;
+    Ok(SigInfo { signo: word(0), code: word(8), pid: word(12) as u32, uid: word(16) as u32, value })
+}
+
+/// Sends a signal a process sent us on to process `pid`: as `kill` does,
+/// or, for a `sigqueue`d one, queued with its value (`rt_sigqueueinfo`),
+/// from pid 0 (a sender outside the receiver's pid namespace).
+pub fn forward(pid: i32, si: &SigInfo) -> Result<()> {
+    if si.code != SI_QUEUE {
+        return crate::kill(pid, si.signo);
+    }
+    // siginfo_t: si_signo, si_errno, si_code, padding; si_pid at 16, si_uid
+    // at 20, si_value at 24; 128 bytes.
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&si.signo.to_ne_bytes());
+    info[8..12].copy_from_slice(&SI_QUEUE.to_ne_bytes());
+    info[20..24].copy_from_slice(&si.uid.to_ne_bytes());
+    info[24..32].copy_from_slice(&si.value.to_ne_bytes());
+    // SAFETY: the kernel reads the local 128-byte siginfo.
+    unsafe { syscall!(Sysno::rt_sigqueueinfo, pid, si.signo, info.as_ptr()) }.map(drop)
 }
 
 pub const WNOHANG: i32 = 1;
@@ -107,6 +140,20 @@ pub fn wait_any(pid: i32, options: i32) -> Result<Option<(i32, i32)>> {
     // SAFETY: the kernel writes the local `status`; no rusage (null).
     let p = unsafe { syscall!(Sysno::wait4, pid, &mut status as *mut i32, options, 0) }?;
     Ok((p != 0).then_some((p as i32, status)))
+}
+
+pub const CAP_SYS_ADMIN: u32 = 21;
+
+/// Whether the calling thread has capability `cap` in effect (in its own
+/// user namespace).
+pub fn has_capability(cap: u32) -> bool {
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = [VERSION_3, 0u32];
+    // Two structs {effective, permitted, inheritable}: capabilities 0-31, 32-63.
+    let mut data = [0u32; 6];
+    // SAFETY: the kernel reads the local header and writes the two local structs.
+    let ok = unsafe { syscall!(Sysno::capget, header.as_ptr(), data.as_mut_ptr()) }.is_ok();
+    ok && cap < 64 && data[(cap / 32) as usize * 3] & (1 << (cap % 32)) != 0
 }
 
 /// Drops every capability of the calling thread (effective, permitted,

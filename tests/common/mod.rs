@@ -421,6 +421,28 @@ fn proc_state(pid: i32) -> String {
     }
 }
 
+/// Whether the user `unshare` runs as (a command made with
+/// [`UNSHARE_PROBE`]) can create the namespaces `restart` makes for exact
+/// pids; if not, says so in a skip line naming `test` and the reason.
+pub fn namespaces_available(mut unshare: Command, test: &str) -> bool {
+    let o = spawn("unshare", &mut unshare).finish();
+    if o.status.success() {
+        return true;
+    }
+    println!("skip: {test}: user namespaces are unavailable here: {}", o.stderr_text().trim());
+    false
+}
+
+/// The program and arguments of the probe [`namespaces_available`] runs.
+pub const UNSHARE_PROBE: (&str, [&str; 6]) =
+    ("/usr/bin/unshare", ["--user", "--map-current-user", "--pid", "--mount", "--fork", "true"]);
+
+/// The children of process `p` (its main thread's).
+fn children(p: i32) -> Vec<i32> {
+    let text = fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+    text.split_whitespace().filter_map(|c| c.parse().ok()).collect()
+}
+
 /// The process that runs the program started as `pid`, as this test sees
 /// it: `pid` itself, or for a `restart` in namespace mode (pid is the outer
 /// process: outer → init, pid 1 of the new namespace → the program), the
@@ -428,12 +450,12 @@ fn proc_state(pid: i32) -> String {
 /// `restart`). `pid` itself if it ended, or after the usual timeout.
 pub fn program_pid(pid: i32) -> i32 {
     let comm = |p: i32| fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default().trim_end().to_string();
-    let children = |p: i32| -> Vec<i32> {
-        let text = fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
-        text.split_whitespace().filter_map(|c| c.parse().ok()).collect()
-    };
+    // Not started yet: still a fork of this test (spawn may return before
+    // the exec is through), or `setpriv` (as another user), which execs.
+    let me = std::env::current_exe().ok();
+    let starting = |p: i32| fs::read_link(format!("/proc/{p}/exe")).ok() == me || comm(p) == "setpriv";
     let start = Instant::now();
-    while comm(pid) == "restart" && start.elapsed() < TIMEOUT {
+    while (starting(pid) || comm(pid) == "restart") && start.elapsed() < TIMEOUT {
         for init in children(pid) {
             let program = children(init).into_iter().find(|&c| !["restart", "ckpt-ticker", ""].contains(&&*comm(c)));
             if let Some(p) = program {
@@ -449,10 +471,6 @@ pub fn program_pid(pid: i32) -> i32 {
 /// mode: the outer process, init, and the program's process, which may
 /// still be loading the image).
 pub fn job_pids(pid: i32) -> Vec<i32> {
-    let children = |p: i32| -> Vec<i32> {
-        let text = fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
-        text.split_whitespace().filter_map(|c| c.parse().ok()).collect()
-    };
     let mut all = vec![pid];
     for c in children(pid) {
         all.push(c);
