@@ -173,7 +173,7 @@ fn whole_tree_stops(tools: &Tools, work: &TempDir) {
     // restart's pid namespace (where there is one; else the shell alone,
     // naming the others).
     let r = spawn("restart of the job", &mut tools.restart(Some(&image), &work.path));
-    if !namespaces_available(tools, work) {
+    if !job_namespaces(tools, work) {
         let o = r.finish();
         for (m, _) in &table[1..] {
             let needle = format!("restart: warning: process {} (", m.pid);
@@ -547,18 +547,45 @@ fn shared_memory_between_processes_is_recorded() {
 // ---------------------------------------------------------------------------
 // Restart of a whole job (exact pids in restart's namespaces).
 
+/// Runs python3 `script` (written to NAME.py, with `args` after it) under
+/// `ckpt --tree`, stdin piped, and checkpoints it (stop mode) once a line
+/// for which `ready` holds is out; returns that line and the image.
+fn checkpointed_python(
+    tools: &Tools,
+    work: &TempDir,
+    name: &str,
+    script: &str,
+    args: &[&str],
+    ready: impl Fn(&str) -> bool,
+) -> (String, std::path::PathBuf) {
+    let path = work.join(&format!("{name}.py"));
+    fs::write(&path, script).unwrap();
+    let image = work.join(&format!("{name}.dat"));
+    let mut all = vec![path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let mut cmd = tools.ckpt_with(&["--tree"], Some(&image), Path::new("/usr/bin/python3"), &all, &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn(&format!("python {name}"), &mut cmd);
+    let line = run.wait_line(Stream::Stdout, ready, "its ready line").text();
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    run.finish().expect_code(CHECKPOINTED);
+    (line, image)
+}
+
+/// `restart IMAGE` with stdin piped (the run, not finished).
+fn restart_piped(tools: &Tools, work: &TempDir, image: &Path) -> Run {
+    let mut cmd = tools.restart(Some(image), &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    spawn("restart", &mut cmd)
+}
+
 /// Whether this machine lets restart make its namespaces (else restart
 /// falls back to new pids and only the root comes back: the tests below
-/// say so and skip).
-fn namespaces_available(tools: &Tools, work: &TempDir) -> bool {
-    let o = tools
-        .cmd(Path::new("/usr/bin/unshare"), &["--user", "--pid", "--fork", "--mount-proc", "true"], &work.path)
-        .output();
-    let ok = o.as_ref().is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("skip: user and pid namespaces are not available here: a job restarts only with them");
-    }
-    ok
+/// say so in a skip line, and skip). Probed as the user the tools run as.
+fn job_namespaces(tools: &Tools, work: &TempDir) -> bool {
+    let (program, args) = UNSHARE_PROBE;
+    namespaces_available(tools.cmd(Path::new(program), &args, &work.path), "restart of a whole job")
 }
 
 /// Runs `script` with bash uninterrupted, then under `ckpt --tree`,
@@ -579,6 +606,8 @@ fn job_round_trip(tools: &Tools, work: &TempDir, script: &str, ready: &str, comm
     run.wait_line(Stream::Stderr, is_written, "checkpoint written");
     let first = run.finish();
     first.expect_code(CHECKPOINTED);
+    // (Kept for inspection: the next generation writes over the image.)
+    fs::copy(&image, work.join("first-job.dat")).unwrap();
     let mut out = first.stdout();
     for g in 1..=generations {
         let mut run = spawn(&format!("restart, generation {g}"), &mut tools.restart(Some(&image), &work.path));
@@ -607,7 +636,7 @@ const LOOP_SCRIPT: &str = "echo start; for i in 1 2 3; do sh -c 'sleep 0.3; exit
 fn loop_command_in_flight_keeps_its_status() {
     let work = TempDir::new("tree-loop");
     let tools = Tools::new();
-    if namespaces_available(&tools, &work) {
+    if job_namespaces(&tools, &work) {
         job_round_trip(&tools, &work, LOOP_SCRIPT, "start\n", "sleep", 1);
     }
 }
@@ -615,7 +644,7 @@ fn loop_command_in_flight_keeps_its_status() {
 #[test]
 fn unprivileged_loop_command_in_flight_keeps_its_status() {
     let (_bins, tools, work) = unprivileged("nobody-tree-loop", &[]);
-    if namespaces_available(&tools, &work) {
+    if job_namespaces(&tools, &work) {
         job_round_trip(&tools, &work, LOOP_SCRIPT, "start\n", "sleep", 1);
     }
 }
@@ -628,7 +657,7 @@ const SUBST_SCRIPT: &str = "echo start; x=$(sh -c 'sleep 0.5; echo inner; sleep 
 fn substitution_in_flight_yields_its_output() {
     let work = TempDir::new("tree-subst");
     let tools = Tools::new();
-    if namespaces_available(&tools, &work) {
+    if job_namespaces(&tools, &work) {
         job_round_trip(&tools, &work, SUBST_SCRIPT, "start\n", "sleep", 2);
     }
 }
@@ -653,7 +682,7 @@ exit 4
 fn pipeline_substitution_and_background_job() {
     let work = TempDir::new("tree-pipeline");
     let tools = Tools::new();
-    if namespaces_available(&tools, &work) {
+    if job_namespaces(&tools, &work) {
         job_round_trip(&tools, &work, PIPELINE_SCRIPT, "start\n", "sleep", 2);
     }
 }
@@ -661,7 +690,7 @@ fn pipeline_substitution_and_background_job() {
 #[test]
 fn unprivileged_pipeline_substitution_and_background_job() {
     let (_bins, tools, work) = unprivileged("nobody-tree-pipeline", &[]);
-    if namespaces_available(&tools, &work) {
+    if job_namespaces(&tools, &work) {
         job_round_trip(&tools, &work, PIPELINE_SCRIPT, "start\n", "sleep", 1);
     }
 }
@@ -672,28 +701,11 @@ fn unprivileged_pipeline_substitution_and_background_job() {
 fn zombie_reaped_after_restart_gets_its_status() {
     let work = TempDir::new("tree-zombie-restart");
     let tools = Tools::new();
-    if !namespaces_available(&tools, &work) {
+    if !job_namespaces(&tools, &work) {
         return;
     }
-    let script = work.join("z.py");
-    fs::write(&script, ZOMBIE_SCRIPT).unwrap();
-    let image = work.join("z.dat");
-    let mut cmd = tools.ckpt_with(
-        &["--tree"],
-        Some(&image),
-        Path::new("/usr/bin/python3"),
-        &[script.to_str().unwrap()],
-        &work.path,
-    );
-    cmd.stdin(std::process::Stdio::piped());
-    let mut run = spawn("python with a zombie", &mut cmd);
-    run.wait_line(Stream::Stdout, |l| l.starts_with("zombie "), "zombie");
-    run.checkpoint();
-    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
-    run.finish().expect_code(CHECKPOINTED);
-    let mut cmd = tools.restart(Some(&image), &work.path);
-    cmd.stdin(std::process::Stdio::piped());
-    let mut r = spawn("restart", &mut cmd);
+    let (_, image) = checkpointed_python(&tools, &work, "z", ZOMBIE_SCRIPT, &[], |l| l.starts_with("zombie "));
+    let mut r = restart_piped(&tools, &work, &image);
     r.write_stdin(b"\n");
     let o = r.finish();
     o.expect_code(0);
@@ -730,29 +742,12 @@ say(f"children ended {st}")
 fn process_group_signal_after_restart_reaches_all() {
     let work = TempDir::new("tree-pgid");
     let tools = Tools::new();
-    if !namespaces_available(&tools, &work) {
+    if !job_namespaces(&tools, &work) {
         return;
     }
-    let script = work.join("g.py");
-    fs::write(&script, GROUP_SCRIPT).unwrap();
-    let image = work.join("g.dat");
-    let mut run = spawn(
-        "python group",
-        &mut tools.ckpt_with(
-            &["--tree"],
-            Some(&image),
-            Path::new("/usr/bin/python3"),
-            &[script.to_str().unwrap()],
-            &work.path,
-        ),
-    );
-    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
-    let before = wait_tree(run.pid, &["python3"]);
-    assert_eq!(before.len(), 2, "{before:?}");
-    run.checkpoint();
-    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
-    run.finish().expect_code(CHECKPOINTED);
+    let (_, image) = checkpointed_python(&tools, &work, "g", GROUP_SCRIPT, &[], |l| l == "ready\n");
     let table = members(&image);
+    assert_eq!(table.len(), 3, "{table:?}");
     assert!(table.iter().all(|(m, _)| m.pgid == table[0].0.pid), "one group, led by the root: {table:?}");
     let r = spawn("restart", &mut tools.restart(Some(&image), &work.path));
     // The restarted processes, as this (the host's) /proc sees them, once
@@ -804,28 +799,11 @@ print("counter", struct.unpack_from("q", m, 0)[0], flush=True)
 fn shared_memory_comes_back_shared() {
     let work = TempDir::new("tree-shm-restart");
     let tools = Tools::new();
-    if !namespaces_available(&tools, &work) {
+    if !job_namespaces(&tools, &work) {
         return;
     }
-    let script = work.join("c.py");
-    fs::write(&script, COUNTER_SCRIPT).unwrap();
-    let image = work.join("c.dat");
-    let mut cmd = tools.ckpt_with(
-        &["--tree"],
-        Some(&image),
-        Path::new("/usr/bin/python3"),
-        &[script.to_str().unwrap()],
-        &work.path,
-    );
-    cmd.stdin(std::process::Stdio::piped());
-    let mut run = spawn("python with a shared counter", &mut cmd);
-    run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
-    run.checkpoint();
-    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
-    run.finish().expect_code(CHECKPOINTED);
-    let mut cmd = tools.restart(Some(&image), &work.path);
-    cmd.stdin(std::process::Stdio::piped());
-    let mut r = spawn("restart", &mut cmd);
+    let (_, image) = checkpointed_python(&tools, &work, "c", COUNTER_SCRIPT, &[], |l| l == "ready\n");
+    let mut r = restart_piped(&tools, &work, &image);
     r.write_stdin(b"\n");
     let o = r.finish();
     o.expect_code(0);
@@ -858,7 +836,7 @@ if __name__ == "__main__":
 /// parent, and a Queue: the same result after a checkpoint in the middle
 /// of the pool's work and a restart (and as nobody).
 fn python_pool(tools: &Tools, work: &TempDir) {
-    if !namespaces_available(tools, work) {
+    if !job_namespaces(tools, work) {
         return;
     }
     let script = work.join("pool.py");
@@ -887,7 +865,7 @@ fn unprivileged_python_pool_with_shared_value_lock_and_queue() {
 fn make_j2_completes_after_restart() {
     let work = TempDir::new("tree-make");
     let tools = Tools::new();
-    if !namespaces_available(&tools, &work) {
+    if !job_namespaces(&tools, &work) {
         return;
     }
     let project = |dir: &Path| {
@@ -931,4 +909,77 @@ fn make_j2_completes_after_restart() {
     }
     let out = Command::new(dir.join("prog")).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "123\n");
+}
+
+const SERVER_SCRIPT: &str = r#"
+import os, socket, sys
+path = sys.argv[1]
+srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+srv.bind(path)
+srv.listen(8)
+ends = []
+for n in (1, 2):
+    a, b = socket.socketpair()
+    if os.fork() == 0:
+        a.close()
+        for e in ends:
+            e.close()
+        c, _ = srv.accept()
+        c.sendall(f"worker {n}: ".encode() + c.recv(100))
+        c.close()
+        job = b.recv(100)
+        b.sendall(b"done " + job)
+        os._exit(0)
+    b.close()
+    ends.append(a)
+for n, a in enumerate(ends, 1):
+    a.sendall(f"job {n}".encode())  # in flight: the workers read it later
+print("ready", flush=True)
+sys.stdin.readline()
+for a in ends:
+    print("reply:", a.recv(100).decode(), flush=True)
+for _ in ends:
+    os.wait()
+"#;
+
+/// A pre-forking server: a parent and two workers sharing a listening UNIX
+/// socket, and a socketpair each with a request in flight at the
+/// checkpoint: after restart the workers accept new clients on the same
+/// path, and answer the requests that were waiting.
+#[test]
+fn preforking_server_serves_after_restart() {
+    let work = TempDir::new("tree-server");
+    let tools = Tools::new();
+    if !job_namespaces(&tools, &work) {
+        return;
+    }
+    let sock = work.join("server.sock");
+    let args = [sock.to_str().unwrap()];
+    let (_, image) = checkpointed_python(&tools, &work, "server", SERVER_SCRIPT, &args, |l| l == "ready\n");
+    let mut r = restart_piped(&tools, &work, &image);
+    // Two clients, one per worker, on the same path as before.
+    let mut answers = Vec::new();
+    for k in 1..=2 {
+        use std::io::{Read, Write};
+        let start = Instant::now();
+        let mut c = loop {
+            match std::os::unix::net::UnixStream::connect(&sock) {
+                Ok(c) => break c,
+                Err(e) => assert!(start.elapsed() < TIMEOUT, "cannot connect to the restarted server: {e}"),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        c.write_all(format!("hello {k}").as_bytes()).unwrap();
+        let mut answer = String::new();
+        c.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("worker ") && answer.ends_with(&format!(": hello {k}")), "{answer:?}");
+        answers.push(answer);
+    }
+    let mut workers: Vec<&str> = answers.iter().map(|a| &a[..8]).collect();
+    workers.sort();
+    assert_eq!(workers, ["worker 1", "worker 2"], "each worker served one: {answers:?}");
+    r.write_stdin(b"\n");
+    let o = r.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "reply: done job 1\nreply: done job 2\n", "{}", o.describe());
 }

@@ -99,7 +99,8 @@ pub struct Link {
     /// A pipe, or a pair of connected UNIX sockets: 1 + its number, the
     /// same for both ends; 0 for anything else.
     pub channel: u32,
-    /// `LINK_FILE`, `LINK_PIPE`, `LINK_SOCKET` or `LINK_PIPE_ENDED`.
+    /// `LINK_FILE`, `LINK_PIPE`, `LINK_SOCKET`, `LINK_PIPE_ENDED` or
+    /// `LINK_LISTEN`.
     pub kind: u32,
     /// The description's flags (`O_ACCMODE`, `O_NONBLOCK`...).
     pub flags: u32,
@@ -134,6 +135,9 @@ pub const LINK_SOCKET: u32 = 2;
 /// A read end of a pipe whose write ends are all closed (its writer has
 /// exited): what waits in it, then the end of file.
 pub const LINK_PIPE_ENDED: u32 = 3;
+/// A listening UNIX socket: `data` holds its type (u32) and the address it
+/// is bound to (`struct sockaddr_un`, as `getsockname` gave it).
+pub const LINK_LISTEN: u32 = 4;
 // SAFETY: repr(C), integers only, no padding (layout.rs).
 unsafe impl Pod for Link {}
 
@@ -283,7 +287,7 @@ impl<'a> Job<'a> {
             let data_end = l.data.offset as u64 + l.data.len as u64;
             if l.member >= header.n_members
                 || l.description == 0
-                || l.kind > LINK_PIPE_ENDED
+                || l.kind > LINK_LISTEN
                 || data_end > header.strings_len
             {
                 return Err(JobError::BadLink);

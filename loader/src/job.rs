@@ -29,7 +29,9 @@ use core::fmt::Write as _;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
 
 use ckpt_image::events::socket_messages;
-use ckpt_image::job::{Job, JobHeader, Link, JOB_HEADER_SIZE, LINK_PIPE, LINK_PIPE_ENDED, LINK_SOCKET, MEMBER_ZOMBIE};
+use ckpt_image::job::{
+    Job, JobHeader, Link, JOB_HEADER_SIZE, LINK_LISTEN, LINK_PIPE, LINK_PIPE_ENDED, LINK_SOCKET, MEMBER_ZOMBIE,
+};
 use ckpt_image::Meta;
 use ckpt_sys::events as ev;
 use ckpt_sys::{self as sys, msg::Line, ns};
@@ -118,9 +120,11 @@ pub fn root_of(fd: i32, file_len: u64) -> Result<(u64, u64), Fail> {
 pub fn is_linked(fd: i32) -> bool {
     let Some(t) = tree() else { return false };
     let me = ME.load(SeqCst) as u32;
-    (0..t.job.header.n_links as usize)
-        .map(|i| t.job.link(i))
-        .any(|l| l.member == me && l.fd as i32 == fd && l.channel != 0 && t.internal.contains(&l.channel))
+    (0..t.job.header.n_links as usize).map(|i| t.job.link(i)).any(|l| {
+        l.member == me
+            && l.fd as i32 == fd
+            && (l.kind == LINK_LISTEN || (l.channel != 0 && t.internal.contains(&l.channel)))
+    })
 }
 
 /// The pid of the job's root, if this is a job.
@@ -238,7 +242,50 @@ fn make_channels(t: &Tree) -> Result<Vec<(u32, i32)>, Fail> {
             sys::close(w); // no one writes to it any more
         }
     }
+    for l in links().filter(|l| l.kind == LINK_LISTEN && l.data.len != 0) {
+        match listen_again(job.string(l.data)) {
+            Ok(fd) => ends.push((l.description, fd)),
+            Err(e) => {
+                let mut line = Line::new();
+                let _ = write!(
+                    line,
+                    "restart: warning: a listening socket of the job cannot listen again: {}",
+                    sys::errno_text(e)
+                );
+                line.emit();
+            }
+        }
+    }
     Ok(ends)
+}
+
+/// A listening UNIX socket bound to its address again (`data`: its type
+/// and address). A socket file left at the path by the checkpointed process
+/// is replaced (only a socket of the caller's: anything else is an error).
+fn listen_again(data: &[u8]) -> Result<i32, sys::Errno> {
+    let (ty, addr) = data.split_at(4.min(data.len()));
+    let ty = u32::from_le_bytes(ty.try_into().map_err(|_| sys::Errno::EINVAL)?) as i32;
+    let fd = ev::socket(ev::AF_UNIX, ty | ev::SOCK_CLOEXEC, 0)?;
+    let path = addr.get(2..).unwrap_or(&[]);
+    if path.first().is_some_and(|&c| c != 0) {
+        // A path (not an abstract name): NUL-terminated, then looked at.
+        let mut p = [0u8; 110];
+        let len = path.iter().position(|&c| c == 0).unwrap_or(path.len()).min(108);
+        p[..len].copy_from_slice(&path[..len]);
+        if let Ok(name) = core::ffi::CStr::from_bytes_until_nul(&p) {
+            if let Ok(st) = sys::lstat(name) {
+                if st.mode & sys::S_IFMT == sys::S_IFSOCK && st.uid == sys::geteuid() {
+                    let _ = sys::unlink(name);
+                }
+            }
+        }
+    }
+    let bound = ev::bind(fd, addr).and_then(|()| ev::listen(fd, 128));
+    if let Err(e) = bound {
+        sys::close(fd);
+        return Err(e);
+    }
+    Ok(fd)
 }
 
 /// The memory several members map shared: one memfd per object, holding
@@ -258,7 +305,8 @@ fn make_objects(job: &Job, root: &Image, images: &[Option<Image>]) -> Result<(),
             .map(|k| k.offset + (k.end - k.start))
             .max()
             .unwrap_or(0);
-        let fd = sys::memfd_create(c"ckpt-job-shared").map_err(|e| Fail::Sys("creating the job's shared memory", e))?;
+        let fd = ev::memfd_create(c"ckpt-job-shared", ev::MFD_CLOEXEC)
+            .map_err(|e| Fail::Sys("creating the job's shared memory", e))?;
         sys::ftruncate(fd, size).map_err(|e| Fail::Sys("sizing the job's shared memory", e))?;
         let img = if m.member == 0 { Some(root) } else { images.get(m.member as usize).and_then(Option::as_ref) };
         if let Some(img) = img {
@@ -269,8 +317,7 @@ fn make_objects(job: &Job, root: &Image, images: &[Option<Image>]) -> Result<(),
                 let n = if img.read_memory(at, &mut buf[..chunk]).is_ok() { chunk } else { 4096.min(chunk) };
                 // A page the image does not store was never touched: zero.
                 if img.read_memory(at, &mut buf[..n]).is_ok() {
-                    // SAFETY: the kernel reads the first n bytes of our buffer.
-                    let _ = unsafe { sys::pwrite_all(fd, buf.as_ptr() as u64, n as u64, m.offset + (at - m.start)) };
+                    let _ = ev::pwrite(fd, &buf[..n], m.offset + (at - m.start));
                 }
                 at += n as u64;
             }

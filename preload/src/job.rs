@@ -24,7 +24,7 @@
 //! ```
 //!
 //! Nothing is allocated and nothing locks: the board is a shared mapping of
-//! atomics and futexes, made by the root at the checkpoint and unmapped at
+//! atomics and (process-shared) futexes, made by the root at the checkpoint and unmapped at
 //! its end. A descendant is signalled only once it has the library's
 //! handler (`SigCgt` in `/proc/PID/status`); one that never gets it (a
 //! static executable, a program run without LD_PRELOAD) fails the
@@ -172,7 +172,7 @@ fn unmap() {
 
 fn changed(board: &Board) {
     board.changes.fetch_add(1, SeqCst);
-    sys::futex_wake(&board.changes, u32::MAX);
+    sys::futex_wake_shared(&board.changes, u32::MAX);
 }
 
 /// Whether process `pid` is gone or has exited (a zombie), with its wait
@@ -226,7 +226,8 @@ impl Strings for JobStrings<'_> {
 
 /// Starts a job checkpoint in the root: the board, with the root in slot 0.
 pub fn start(t: &mut JobTables) -> Result<Root<'_>, Failure> {
-    let memfd = sys::memfd_create(c"ckpt-job").map_err(failed("creating the job's barrier"))?;
+    let memfd = sys::events::memfd_create(c"ckpt-job", sys::events::MFD_CLOEXEC)
+        .map_err(failed("creating the job's barrier"))?;
     BOARD_FD.store(memfd, SeqCst);
     let board = sys::ftruncate(memfd, BOARD_SIZE).and_then(|()| map(memfd));
     let board = match board {
@@ -308,7 +309,7 @@ impl Root<'_> {
                 ));
             }
             if new == 0 {
-                let _ = sys::futex_wait(&self.board.changes, self.board.changes.load(SeqCst), 2_000_000);
+                let _ = sys::futex_wait_shared(&self.board.changes, self.board.changes.load(SeqCst), 2_000_000);
             }
         }
     }
@@ -384,7 +385,7 @@ impl Root<'_> {
             if waiting == 0 || now() - start > ARRIVAL_TIMEOUT_NS {
                 return Ok(waiting);
             }
-            let _ = sys::futex_wait(&self.board.changes, changes, TICK_NS);
+            let _ = sys::futex_wait_shared(&self.board.changes, changes, TICK_NS);
         }
     }
 
@@ -425,7 +426,7 @@ impl Root<'_> {
             };
         }
         self.board.phase.store(CAPTURE, SeqCst);
-        sys::futex_wake(&self.board.phase, u32::MAX);
+        sys::futex_wake_shared(&self.board.phase, u32::MAX);
         Ok(())
     }
 
@@ -451,7 +452,7 @@ impl Root<'_> {
             if !pending {
                 return Ok(());
             }
-            let _ = sys::futex_wait(&self.board.changes, changes, TICK_NS);
+            let _ = sys::futex_wait_shared(&self.board.changes, changes, TICK_NS);
         }
     }
 
@@ -490,7 +491,7 @@ impl Root<'_> {
     pub fn start_writing(&self, fd: i32) {
         self.board.temp_fd.store(fd as u32, SeqCst);
         self.board.phase.store(WRITE, SeqCst);
-        sys::futex_wake(&self.board.phase, u32::MAX);
+        sys::futex_wake_shared(&self.board.phase, u32::MAX);
     }
 
     /// Waits for every member's image, then writes the job header and
@@ -522,7 +523,7 @@ impl Root<'_> {
     /// resume (the checkpoint failed).
     pub fn end(self, ok: bool) {
         self.board.phase.store(if ok { COMMIT } else { ABORT }, SeqCst);
-        sys::futex_wake(&self.board.phase, u32::MAX);
+        sys::futex_wake_shared(&self.board.phase, u32::MAX);
         unmap();
         BOARD_FD.store(-1, SeqCst);
         sys::close(self.memfd);
@@ -593,7 +594,7 @@ impl Joined {
             if sys::kill(self.root, 0) == Err(Errno::ESRCH) {
                 return ABORT;
             }
-            let _ = sys::futex_wait(&self.board.phase, now, TICK_NS);
+            let _ = sys::futex_wait_shared(&self.board.phase, now, TICK_NS);
         }
     }
 

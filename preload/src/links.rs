@@ -17,7 +17,9 @@
 
 use core::ffi::CStr;
 
-use ckpt_image::job::{Link, Member, SharedMap, LINK_FILE, LINK_PIPE, LINK_PIPE_ENDED, LINK_SOCKET, MEMBER_RUNNING};
+use ckpt_image::job::{
+    Link, Member, SharedMap, LINK_FILE, LINK_LISTEN, LINK_PIPE, LINK_PIPE_ENDED, LINK_SOCKET, MEMBER_RUNNING,
+};
 use ckpt_image::maps;
 use ckpt_image::StrRef;
 use ckpt_sys::{self as sys, Errno};
@@ -88,7 +90,12 @@ pub fn capture(
                 (waiting, ended) = pipe_bytes(reader, strings, scratch)?;
             }
         }
-        if spans || crosses || waiting.len != 0 {
+        // A listening UNIX socket: its address, to bind again.
+        let mut listening = None;
+        if first.kind == LINK_SOCKET && peer.is_none() {
+            listening = listen_address(&first, strings, scratch);
+        }
+        if spans || crosses || waiting.len != 0 || listening.is_some() {
             if count + group.len() > links.len() {
                 return Err(Errno::ENOBUFS);
             }
@@ -99,7 +106,7 @@ pub fn capture(
                 (LINK_SOCKET, Some(p)) => 1 + start.min(p) as u32,
                 _ => 0,
             };
-            let mut data_saved = first.kind == LINK_PIPE;
+            let mut data_saved = first.kind == LINK_PIPE || listening.is_some();
             for (k, e) in group.iter().enumerate() {
                 let same = group[..k].iter().position(|o| shared(o, e, scratch));
                 let description = match same {
@@ -118,7 +125,14 @@ pub fn capture(
                     data = socket_queue(e, strings, scratch)?;
                     data_saved = true;
                 }
-                let kind = if ended { LINK_PIPE_ENDED } else { e.kind };
+                if let Some(address) = listening.filter(|_| k == 0) {
+                    data = address;
+                }
+                let kind = match () {
+                    _ if ended => LINK_PIPE_ENDED,
+                    _ if listening.is_some() => LINK_LISTEN,
+                    _ => e.kind,
+                };
                 links[count] = Link { member: e.member, fd: e.fd, description, channel, kind, flags: e.flags, data };
                 count += 1;
             }
@@ -287,4 +301,22 @@ pub fn capture_shared(
         start = end;
     }
     Ok(count)
+}
+
+/// If the socket of `e` is a listening UNIX socket bound to an address:
+/// its type and address, in the strings.
+fn listen_address(e: &Entry, strings: &mut dyn Strings, scratch: &mut [u8]) -> Option<StrRef> {
+    use ckpt_sys::events as ev;
+    let pidfd = sys::pidfd_open(e.pid as i32).ok()?;
+    let copy = sys::pidfd_getfd(pidfd, e.fd as i32);
+    sys::close(pidfd);
+    let fd = copy.ok()?;
+    let listening = ev::getsockopt_int(fd, ev::SOL_SOCKET, ev::SO_ACCEPTCONN) == Ok(1);
+    let ty = ev::getsockopt_int(fd, ev::SOL_SOCKET, ev::SO_TYPE).unwrap_or(ev::SOCK_STREAM);
+    let (head, addr) = scratch.split_at_mut(4);
+    let len = ev::getsockname(fd, &mut addr[..110]);
+    sys::close(fd);
+    let len = len.ok().filter(|&n| listening && n > 2 && addr[..2] == (ev::AF_UNIX as u16).to_le_bytes())?;
+    head.copy_from_slice(&(ty as u32).to_le_bytes());
+    strings.add(&scratch[..4 + len])
 }

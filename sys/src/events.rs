@@ -105,6 +105,28 @@ pub fn socketpair(domain: i32, ty: i32, protocol: i32) -> Result<(i32, i32)> {
     unsafe { syscall!(Sysno::socketpair, domain, ty, protocol, fds.as_mut_ptr()) }.map(|_| (fds[0], fds[1]))
 }
 
+pub const SO_ACCEPTCONN: i32 = 30;
+
+/// The address socket `fd` is bound to (`getsockname`), into `buf`: its
+/// length.
+pub fn getsockname(fd: i32, buf: &mut [u8]) -> Result<usize> {
+    let mut len = buf.len() as u32;
+    // SAFETY: the kernel writes at most `len` bytes into `buf` (borrowed mutably) and updates `len`, a live local.
+    unsafe { syscall!(Sysno::getsockname, fd, buf.as_mut_ptr(), &mut len as *mut u32) }
+        .map(|_| (len as usize).min(buf.len()))
+}
+
+/// `bind(fd, addr)`: `addr` is a whole `struct sockaddr_*`.
+pub fn bind(fd: i32, addr: &[u8]) -> Result<()> {
+    // SAFETY: the kernel reads `addr.len()` bytes from `addr`, borrowed for the call.
+    unsafe { syscall!(Sysno::bind, fd, addr.as_ptr(), addr.len()) }.map(drop)
+}
+
+pub fn listen(fd: i32, backlog: i32) -> Result<()> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
+    unsafe { syscall!(Sysno::listen, fd, backlog) }.map(drop)
+}
+
 pub fn getsockopt_int(fd: i32, level: i32, name: i32) -> Result<i32> {
     let mut v: i32 = 0;
     let mut len: u32 = 4;

@@ -547,6 +547,23 @@ pub fn futex_wake(word: &core::sync::atomic::AtomicU32, n: u32) {
     let _ = unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAKE_PRIVATE, n, 0, 0, 0) };
 }
 
+/// [`futex_wait`] on a word in memory shared between processes (a shared
+/// mapping): a process-shared futex, which [`futex_wake_shared`] wakes.
+pub fn futex_wait_shared(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_ns: u64) -> Result<()> {
+    let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
+    let tsp = if timeout_ns == 0 { core::ptr::null() } else { ts.as_ptr() };
+    // SAFETY: the futex word is a live AtomicU32 (the kernel reads it atomically); the timeout, if any, is a local timespec.
+    unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAIT, expected, tsp, 0, 0) }.map(drop)
+}
+
+/// [`futex_wake`] of the waiters of a word shared between processes.
+pub fn futex_wake_shared(word: &core::sync::atomic::AtomicU32, n: u32) {
+    const FUTEX_WAKE: i32 = 1;
+    let n = n.min(i32::MAX as u32);
+    // SAFETY: the futex word is a live AtomicU32; a wake reads no other memory.
+    let _ = unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAKE, n, 0, 0, 0) };
+}
+
 pub fn rt_sigaction(sig: i32, new: Option<&KSigAction>, old: Option<&mut KSigAction>) -> Result<()> {
     let new = new.map_or(core::ptr::null(), |n| n as *const KSigAction);
     let old = old.map_or(core::ptr::null_mut(), |o| o as *mut KSigAction);
@@ -868,14 +885,6 @@ pub fn flock(fd: i32, op: i32) -> Result<()> {
 
 // ---------------------------------------------------------------------------
 // A job of several processes (the capture's barrier between them).
-
-pub const MFD_CLOEXEC: u32 = 1;
-
-/// An anonymous memory file (`memfd_create`), close-on-exec.
-pub fn memfd_create(name: &CStr) -> Result<i32> {
-    // SAFETY: the name is a NUL-terminated CStr that lives through the call; the kernel only reads it.
-    unsafe { syscall!(Sysno::memfd_create, name.as_ptr(), MFD_CLOEXEC) }.map(|fd| fd as i32)
-}
 
 /// `sigqueue(pid, sig, value)`: a process-directed signal carrying `value`
 /// (`si_code` SI_QUEUE, `si_pid` the caller).

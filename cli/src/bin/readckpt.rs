@@ -2168,6 +2168,7 @@ mod job {
                         jstr(match l.kind {
                             fmt::LINK_PIPE => b"pipe",
                             fmt::LINK_PIPE_ENDED => b"pipe-ended",
+                            fmt::LINK_LISTEN => b"listening",
                             fmt::LINK_SOCKET => b"socket",
                             _ => b"file",
                         }),
@@ -2249,6 +2250,7 @@ mod job {
                 }
                 fmt::LINK_SOCKET if l.channel != 0 => write!(out, "  (connected UNIX socket, pair {})", l.channel)?,
                 fmt::LINK_SOCKET => write!(out, "  (socket)")?,
+                fmt::LINK_LISTEN => write!(out, "  (listening UNIX socket)")?,
                 _ => {}
             }
             writeln!(out)?;
