@@ -524,22 +524,6 @@ pub fn futex_wait_tid(word: &core::sync::atomic::AtomicU32, expected: u32) -> Re
     unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAIT, expected, 0, 0, 0) }.map(drop)
 }
 
-/// As [`futex_wait`], for a word in memory shared between processes.
-pub fn futex_wait_shared(word: &core::sync::atomic::AtomicU32, expected: u32, timeout_ns: u64) -> Result<()> {
-    let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
-    let tsp = if timeout_ns == 0 { core::ptr::null() } else { ts.as_ptr() };
-    // SAFETY: the futex word is a live AtomicU32; the timeout, if any, is a local timespec.
-    unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAIT, expected, tsp, 0, 0) }.map(drop)
-}
-
-/// As [`futex_wake`], for a word in memory shared between processes.
-pub fn futex_wake_shared(word: &core::sync::atomic::AtomicU32, n: u32) {
-    const FUTEX_WAKE: i32 = 1;
-    let n = n.min(i32::MAX as u32);
-    // SAFETY: the futex word is a live AtomicU32; a wake reads no other memory.
-    let _ = unsafe { syscall!(Sysno::futex, word.as_ptr(), FUTEX_WAKE, n, 0, 0, 0) };
-}
-
 /// Wakes up to `n` waiters on `word` (the kernel takes an int: clamped).
 pub fn futex_wake(word: &core::sync::atomic::AtomicU32, n: u32) {
     let n = n.min(i32::MAX as u32);
