@@ -4,6 +4,8 @@
 //! progress in /proc.
 #![allow(dead_code)]
 
+pub mod json_shape;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
