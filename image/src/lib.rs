@@ -23,6 +23,9 @@
 //! before it touches its own address space, with no heap of consequence.
 #![no_std]
 
+#[cfg(any(test, feature = "sample"))]
+extern crate alloc;
+
 use core::mem::size_of;
 
 pub mod encode;
@@ -30,6 +33,8 @@ pub mod events;
 pub mod exercise;
 mod layout;
 pub mod maps;
+#[cfg(any(test, feature = "sample"))]
+pub mod sample;
 pub mod signals;
 pub mod xstate;
 

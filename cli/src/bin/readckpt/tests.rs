@@ -1,7 +1,8 @@
 use crate::describe::*;
 use crate::*;
-use ckpt_image::{bytes_of, checksum, encode, FileId, ITimer, SigAction, StrRef, HEADER_SPACE, PAGE_SIZE};
-use ckpt_image::{Fd, FdKind, Region, RegionKind, Thread, NLIMITS, NSIG, REGION_GROWSDOWN, REGION_SHARED};
+use ckpt_image::sample::Sample;
+use ckpt_image::{bytes_of, checksum, FileId, ITimer, SigAction, StrRef, HEADER_SPACE, PAGE_SIZE};
+use ckpt_image::{Fd, FdKind, Region, RegionKind, Thread, NLIMITS, REGION_GROWSDOWN, REGION_SHARED};
 use ckpt_image::{PROCESS_ITIMERS, PROCESS_PENDING, PROCESS_PRCTL, PROCESS_RLIMITS};
 use core::mem::offset_of;
 use serde_json::{json, Value};
@@ -56,36 +57,36 @@ fn sample() -> Vec<u8> {
 
 /// The sample, with `edit` applied to its header before it is laid out.
 fn sample_with(edit: impl FnOnce(&mut Header)) -> Vec<u8> {
-    let mut strings = Vec::new();
-    let mut add = |s: &[u8]| {
-        let r = StrRef { offset: strings.len() as u32, len: s.len() as u32 };
-        strings.extend_from_slice(s);
-        r
+    let mut s = Sample::new();
+    for (i, &(start, pages, prot, flags, kind, path, extents)) in SPECS.iter().enumerate() {
+        let r = s.region(start, pages, prot, kind, path, extents);
+        r.flags = flags;
+        if i == 0 {
+            r.file = PROG_ID;
+        }
+    }
+    for &(fd, kind, flags, fd_flags, offset, path, data) in &FDS {
+        let f = s.fd(fd, kind, flags as u32, path, data);
+        (f.fd_flags, f.offset, f.size, f.dev, f.ino) = (fd_flags as u32, offset, 100, 0x803, 1000 + fd as u64);
+        (f.mtime_ns, f.mode) = (1_690_000_000_000_000_000, 0o100644);
+        f.pipe = if path.starts_with(b"pipe:") { 77 } else { 0 };
+    }
+    let thread = |s: &mut Sample, tid, ucontext, comm: &[u8], pending| {
+        let t = s.thread(tid, ucontext);
+        (t.tid_offset, t.fs_base, t.rseq_area, t.rseq_len, t.rseq_sig) =
+            (0x2d0, 0x7f00_0000_0740, 0x7f00_0000_0fe0, 32, 0x5305_3053);
+        (t.robust_len, t.sigmask, t.pending, t.fpstate, t.xstate_bv) = (24, 1 << 9, pending, ucontext + 0x140, 0x7);
+        t.gregs = core::array::from_fn(|i| 0x1000 + i as u64);
+        t.comm[..comm.len()].copy_from_slice(comm);
     };
-    let (cmdline, cwd, exe) = (add(CMDLINE), add(b"/tmp/dir \"q\""), add(b"/usr/bin/prog"));
-    let paths: Vec<StrRef> = SPECS.iter().map(|s| add(s.5)).collect();
-    let fds: Vec<Fd> = FDS
-        .iter()
-        .map(|&(fd, kind, flags, fd_flags, offset, path, data)| Fd {
-            fd,
-            kind: kind as u32,
-            flags: flags as u32,
-            fd_flags: fd_flags as u32,
-            offset,
-            size: 100,
-            dev: 0x803,
-            ino: 1000 + fd as u64,
-            mtime_ns: 1_690_000_000_000_000_000,
-            mode: 0o100644,
-            shared: 0,
-            pipe: if path.starts_with(b"pipe:") { 77 } else { 0 },
-            path: add(path),
-            data: add(data),
-        })
-        .collect();
-    let mut h = Header::new();
-    h.leader = 1;
-    (h.cmdline, h.cwd, h.exe) = (cmdline, cwd, exe);
+    thread(&mut s, 1001, BASE + 13 * P, b"worker\x01", 1 << 11);
+    thread(&mut s, 1000, STACK - 2 * P, b"prog", 0);
+    s.sigaction(2, SigAction { handler: BASE + 0x1234, flags: 0x0400_0004, restorer: BASE + 0x99, mask: 1 << 1 });
+    s.sigaction(13, SigAction { handler: 1, ..SigAction::default() });
+    s.sigaction(33, SigAction { handler: BASE + 0x2000, flags: 0x0c00_0004, restorer: 0, mask: 1 << 63 });
+    let (cmdline, cwd, exe) = (s.string(CMDLINE), s.string(b"/tmp/dir \"q\""), s.string(b"/usr/bin/prog"));
+    let h = &mut s.header;
+    (h.leader, h.cmdline, h.cwd, h.exe) = (1, cmdline, cwd, exe);
     (h.created_ns, h.capture_ns, h.pid) = (1_700_000_000_123_456_789, 2_345_678, 1000);
     // The CPU it was taken on had AVX-512 (recorded, for display); the
     // program used only x87 and SSE and was held to baseline x86-64, so
@@ -105,68 +106,8 @@ fn sample_with(edit: impl FnOnce(&mut Header)) -> Vec<u8> {
     p.rlimits[7] = [1024, 4096];
     p.pending = 1 << 9 | 1 << 14;
     (p.pdeathsig, p.dumpable, p.child_subreaper) = (15, 1, 0);
-    edit(&mut h);
-    let (mut regions, mut extents, mut data) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, &(start, pages, prot, flags, kind, _, exts)) in SPECS.iter().enumerate() {
-        let first_extent = extents.len() as u32;
-        for &(page, n) in exts {
-            data.push((0..n * P).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect::<Vec<u8>>());
-            extents.push(Extent { addr: start + page * P, len: n * P, file_pos: 0, checksum: 0 });
-        }
-        let n_extents = exts.len() as u32;
-        let (end, path, file_offset) = (start + pages * P, paths[i], 0);
-        let file = if i == 0 { PROG_ID } else { FileId::default() };
-        regions.push(Region {
-            start,
-            end,
-            prot,
-            flags,
-            kind: kind as u32,
-            n_extents,
-            first_extent,
-            _pad: 0,
-            file_offset,
-            file,
-            path,
-        });
-    }
-    let thread = |tid, ucontext, comm: &[u8], pending| Thread {
-        tid,
-        tid_offset: 0x2d0,
-        ucontext,
-        fs_base: 0x7f00_0000_0740,
-        gs_base: 0,
-        rseq_area: 0x7f00_0000_0fe0,
-        rseq_len: 32,
-        rseq_sig: 0x5305_3053,
-        clear_child_tid: 0,
-        robust_list: 0,
-        robust_len: 24,
-        gregs: core::array::from_fn(|i| 0x1000 + i as u64),
-        sigmask: 1 << 9,
-        comm: core::array::from_fn(|i| comm.get(i).copied().unwrap_or(0)),
-        pending,
-        fpstate: ucontext + 0x140,
-        xstate_bv: 0x7,
-        xinuse: 0x3,
-    };
-    let threads = [thread(1001, BASE + 13 * P, b"worker\x01", 1 << 11), thread(1000, STACK - 2 * P, b"prog", 0)];
-    let mut sig = [SigAction::default(); NSIG];
-    sig[2] = SigAction { handler: BASE + 0x1234, flags: 0x0400_0004, restorer: BASE + 0x99, mask: 1 << 1 };
-    sig[13].handler = 1;
-    sig[33] = SigAction { handler: BASE + 0x2000, flags: 0x0c00_0004, restorer: 0, mask: 1 << 63 };
-    let tables = encode::Tables {
-        regions: &regions,
-        extents: &mut extents,
-        threads: &threads,
-        sigactions: &sig,
-        fds: &fds,
-        strings: &strings,
-    };
-    let enc = encode::Encoder::new(h, tables);
-    let mut file = vec![0u8; enc.header().file_len as usize];
-    enc.write_into(|i| &data[i], &mut file);
-    file
+    edit(h);
+    s.build()
 }
 
 /// `READCKPT_SAMPLE=/tmp/x.dat cargo test -p ckpt-cli --bin readckpt -- --ignored`
