@@ -69,14 +69,11 @@ impl Sample {
             start,
             end: start + pages * PAGE_SIZE,
             prot,
-            flags: 0,
             kind: kind as u32,
             n_extents: extents.len() as u32,
             first_extent,
-            _pad: 0,
-            file_offset: 0,
-            file: FileId::default(),
             path,
+            ..Region::default()
         });
         self.regions.last_mut().unwrap()
     }
@@ -84,26 +81,7 @@ impl Sample {
     /// A thread whose signal frame is at `ucontext`, using x87 and SSE
     /// state only; everything else 0.
     pub fn thread(&mut self, tid: u32, ucontext: u64) -> &mut Thread {
-        self.threads.push(Thread {
-            tid,
-            tid_offset: 0,
-            ucontext,
-            fs_base: 0,
-            gs_base: 0,
-            rseq_area: 0,
-            rseq_len: 0,
-            rseq_sig: 0,
-            clear_child_tid: 0,
-            robust_list: 0,
-            robust_len: 0,
-            gregs: [0; 23],
-            sigmask: 0,
-            comm: [0; 16],
-            pending: 0,
-            fpstate: 0,
-            xstate_bv: 3,
-            xinuse: 3,
-        });
+        self.threads.push(Thread { tid, ucontext, xstate_bv: 3, xinuse: 3, ..Thread::default() });
         self.threads.last_mut().unwrap()
     }
 
@@ -116,22 +94,7 @@ impl Sample {
     /// `flags`, holding `data` (a pipe's bytes, an event record...).
     pub fn fd(&mut self, fd: i32, kind: FdKind, flags: u32, path: &[u8], data: &[u8]) -> &mut Fd {
         let (path, data) = (self.string(path), self.string(data));
-        self.fds.push(Fd {
-            fd,
-            kind: kind as u32,
-            flags,
-            fd_flags: 0,
-            offset: 0,
-            size: 0,
-            dev: 0,
-            ino: 0,
-            mtime_ns: 0,
-            mode: 0,
-            shared: 0,
-            pipe: 0,
-            path,
-            data,
-        });
+        self.fds.push(Fd { fd, kind: kind as u32, flags, path, data, ..Fd::default() });
         self.fds.last_mut().unwrap()
     }
 
@@ -145,9 +108,15 @@ impl Sample {
             fds: &self.fds,
             strings: &self.strings,
         };
-        let enc = encode::Encoder::new(self.header, tables);
-        let mut file = alloc::vec![0u8; enc.header().file_len as usize];
-        enc.write_into(|i| &self.data[i], &mut file);
-        file
+        write(self.header, tables, |i| &self.data[i])
     }
+}
+
+/// The image file of header `h` and tables `t`, extent `i`'s data being
+/// `data(i)`: laid out and sealed by the [`encode::Encoder`].
+pub fn write<'d>(h: Header, t: encode::Tables, data: impl Fn(usize) -> &'d [u8]) -> Vec<u8> {
+    let enc = encode::Encoder::new(h, t);
+    let mut file = alloc::vec![0u8; enc.header().file_len as usize];
+    enc.write_into(data, &mut file);
+    file
 }

@@ -128,39 +128,8 @@ fn region_in_loader_range_is_refused() {
     h.n_regions = 1;
     h.n_threads = 1;
     h.layout();
-    let r = Region {
-        start: LOADER_BASE,
-        end: LOADER_BASE + PAGE_SIZE,
-        prot: 3,
-        flags: 0,
-        kind: 0,
-        n_extents: 0,
-        first_extent: 0,
-        _pad: 0,
-        file_offset: 0,
-        file: FileId::default(),
-        path: StrRef::default(),
-    };
-    let t = Thread {
-        tid: 1,
-        tid_offset: 0,
-        ucontext: LOADER_BASE,
-        fs_base: 0,
-        gs_base: 0,
-        rseq_area: 0,
-        rseq_len: 0,
-        rseq_sig: 0,
-        clear_child_tid: 0,
-        robust_list: 0,
-        robust_len: 0,
-        gregs: [0; 23],
-        sigmask: 0,
-        comm: [0; 16],
-        pending: 0,
-        fpstate: 0,
-        xstate_bv: 3,
-        xinuse: 3,
-    };
+    let r = Region { start: LOADER_BASE, end: LOADER_BASE + PAGE_SIZE, prot: 3, ..Region::default() };
+    let t = Thread { tid: 1, ucontext: LOADER_BASE, xstate_bv: 3, xinuse: 3, ..Thread::default() };
     let mut meta = Vec::new();
     meta.extend_from_slice(bytes_of(&r));
     meta.extend_from_slice(bytes_of(&t));

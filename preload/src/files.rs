@@ -71,22 +71,7 @@ fn set_shared(fd: &mut Fd, index: usize) {
 }
 
 fn empty(fd: i32) -> Fd {
-    Fd {
-        fd,
-        kind: FdKind::Lost as u32,
-        flags: 0,
-        fd_flags: 0,
-        offset: 0,
-        size: 0,
-        dev: 0,
-        ino: 0,
-        mtime_ns: 0,
-        mode: 0,
-        shared: 0,
-        pipe: 0,
-        path: StrRef::default(),
-        data: StrRef::default(),
-    }
+    Fd { fd, kind: FdKind::Lost as u32, ..Fd::default() }
 }
 
 /// Fills `out` with one entry per open descriptor, in descriptor order;
