@@ -288,6 +288,18 @@ fn go_goroutines_and_ticker_with_cgo() {
     two_generations(&bin, &["40"], (&run, &reference), ["tick 8:", "tick 20:"]);
 }
 
+/// tokio (demo/runtimes/tokio, built by `make`): a multi-threaded runtime
+/// (its epoll, eventfd and internal socketpair), interval timers, a
+/// socketpair between two tasks and the blocking pool.
+#[test]
+fn tokio_multi_threaded_runtime_with_timers_and_a_socketpair() {
+    let bin = root().join("target/runtimes/release/tokio-ticker");
+    assert!(bin.exists(), "{} does not exist: run `make` first", bin.display());
+    let dir = TempDir::new("events-tokio");
+    let (run, reference) = subdirs(&dir);
+    two_generations(&bin, &["40"], (&run, &reference), ["tick 8:", "tick 20:"]);
+}
+
 #[test]
 fn glib_main_loop_with_thread_pool_and_socketpair() {
     // In place of tokio (its crates cannot be built here offline): a C
