@@ -224,11 +224,25 @@ fn proc_fd_path(fd: i32, buf: &mut [u8; 32]) -> &CStr {
 /// Fills in everything about `f.fd` that the descriptor itself says, and
 /// its kind (pipes provisionally: [`pair_pipes`] decides).
 fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(), Errno> {
-    let mut pbuf = [0u8; 32];
-    let link_len = sys::readlink(proc_fd_path(f.fd, &mut pbuf), &mut scratch[..PATH_MAX]).unwrap_or(0);
+    let st = sys::fstat(f.fd);
+    let link_len = match &st {
+        // A socket's link is `socket:[INODE]`: made here rather than read
+        // (readlink is the dearest call per descriptor, and a program with
+        // many descriptors has mostly sockets).
+        Ok(st) if st.mode & sys::S_IFMT == sys::S_IFSOCK => {
+            let mut buf = [0u8; 40];
+            let link = msg::c_path(&mut buf, format_args!("socket:[{}]", st.ino), c"socket:[]").to_bytes();
+            scratch[..link.len()].copy_from_slice(link);
+            link.len()
+        }
+        _ => {
+            let mut pbuf = [0u8; 32];
+            sys::readlink(proc_fd_path(f.fd, &mut pbuf), &mut scratch[..PATH_MAX]).unwrap_or(0)
+        }
+    };
     let link = &scratch[..link_len];
     f.path = strings.add(link).ok_or(Errno::ENOBUFS)?;
-    let Ok(st) = sys::fstat(f.fd) else {
+    let Ok(st) = st else {
         return Ok(()); // Lost
     };
     f.flags = sys::fcntl(f.fd, sys::F_GETFL, 0).unwrap_or(0) as u32;
