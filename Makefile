@@ -20,7 +20,8 @@ all: $(BINS) $(DEMOS) $(TOKIO_DEMO)
 rust:
 	$(CARGO) build --release --workspace
 
-$(RELEASE)/ckpt $(RELEASE)/restart $(RELEASE)/readckpt $(RELEASE)/ckpt-slurm $(RELEASE)/libckpt.so: rust
+# (An empty recipe: make looks at their times again after cargo ran.)
+$(RELEASE)/ckpt $(RELEASE)/restart $(RELEASE)/readckpt $(RELEASE)/ckpt-slurm $(RELEASE)/libckpt.so: rust ;
 
 ckpt restart readckpt ckpt-slurm libckpt.so: %: $(RELEASE)/%
 	cp --remove-destination $< $@

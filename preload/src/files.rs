@@ -162,24 +162,14 @@ fn list(out: &mut [Fd], scratch: &mut [u8]) -> Result<usize, Errno> {
             Err(Errno::EINTR) => continue,
             Err(e) => break Err(e),
         };
-        // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
-        let mut off = 0;
         let mut full = false;
-        while off + 19 < len {
-            let reclen = u16::from_le_bytes([scratch[off + 16], scratch[off + 17]]) as usize;
-            let name = &scratch[off + 19..(off + reclen).min(len)];
-            let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
-            if let Some(fd) = parse_fd(name) {
-                if fd != dir {
-                    if n == out.len() {
-                        full = true;
-                        break;
-                    }
-                    out[n] = empty(fd);
-                    n += 1;
-                }
+        for fd in sys::dirent_names(&scratch[..len]).filter_map(parse_fd).filter(|&fd| fd != dir) {
+            if n == out.len() {
+                full = true;
+                break;
             }
-            off += reclen.max(1);
+            out[n] = empty(fd);
+            n += 1;
         }
         if full {
             break Err(TOO_MANY);
