@@ -10,33 +10,11 @@ use crate::msg;
 
 /// Calls `each` with every line (without its newline) of descriptor `fd`'s
 /// fdinfo; `buf` must hold the longest line.
-pub fn for_each_line(fd: i32, buf: &mut [u8], mut each: impl FnMut(&[u8])) -> Result<(), Errno> {
+pub fn for_each_line(fd: i32, buf: &mut [u8], each: impl FnMut(&[u8])) -> Result<(), Errno> {
     let mut path = [0u8; 40];
     let file = sys::open(fdinfo_path(fd, &mut path), sys::O_RDONLY | sys::O_CLOEXEC)?;
-    let mut held = 0;
-    let result = loop {
-        if held == buf.len() {
-            break Err(Errno::E2BIG); // a line longer than the buffer
-        }
-        let n = match sys::read(file, &mut buf[held..]) {
-            Ok(0) => break Ok(()),
-            Ok(n) => n,
-            Err(Errno::EINTR) => continue,
-            Err(e) => break Err(e),
-        };
-        let end = held + n;
-        let mut start = 0;
-        while let Some(nl) = buf[start..end].iter().position(|&c| c == b'\n') {
-            each(&buf[start..start + nl]);
-            start += nl + 1;
-        }
-        buf.copy_within(start..end, 0);
-        held = end - start;
-    };
+    let result = sys::lines::for_each(|b| sys::read(file, b), buf, sys::lines::Long::Fail, each);
     sys::close(file);
-    if result.is_ok() && held > 0 {
-        each(&buf[..held]);
-    }
     result
 }
 

@@ -12,6 +12,7 @@ use core::ffi::CStr;
 
 pub mod cpu;
 pub mod events;
+pub mod lines;
 pub mod locks;
 pub mod msg;
 pub mod progress;

@@ -1,7 +1,6 @@
 //! Fields of `/proc/PID/status` text, the one parser of it (the capture,
 //! the ticker, ckpt-slurm and the tests read it through here).
 
-use crate::Errno;
 use core::ffi::CStr;
 
 /// The value of field `name` (`SigCgt`, `State`...), without the blanks
@@ -46,47 +45,18 @@ pub fn read_hex<const N: usize>(path: &CStr, names: [&[u8]; N]) -> [Option<u64>;
 
 /// [`read_hex`] over `read`, which fills a buffer as read(2) does.
 fn scan_hex<const N: usize>(
-    mut read: impl FnMut(&mut [u8]) -> crate::Result<usize>,
+    read: impl FnMut(&mut [u8]) -> crate::Result<usize>,
     names: [&[u8]; N],
 ) -> [Option<u64>; N] {
     let mut found = [None; N];
-    let mut buf = [0u8; 512];
-    // Bytes held (the start of a line); whether that line is too long.
-    let (mut len, mut too_long) = (0, false);
-    loop {
-        let n = match read(&mut buf[len..]) {
-            Err(Errno::EINTR) => continue,
-            Err(_) => return [None; N],
-            Ok(n) => n,
-        };
-        // At the end, what is left is the last line, without its newline.
-        let end = if n == 0 { Some(len) } else { None };
-        len += n;
-        let mut start = 0;
-        while let Some(line_len) = buf[start..len]
-            .iter()
-            .position(|&c| c == b'\n')
-            .map(|i| i + 1)
-            .or(end.filter(|&e| e > start).map(|e| e - start))
-        {
-            if !too_long {
-                let line = &buf[start..start + line_len];
-                for (slot, name) in found.iter_mut().zip(names) {
-                    *slot = slot.or_else(|| hex(line, name));
-                }
-            }
-            too_long = false;
-            start += line_len;
+    let each = |line: &[u8]| {
+        for (slot, name) in found.iter_mut().zip(names) {
+            *slot = slot.or_else(|| hex(line, name));
         }
-        if n == 0 {
-            return found;
-        }
-        buf.copy_within(start..len, 0);
-        len -= start;
-        if len == buf.len() {
-            // A line longer than the buffer: its rest is passed over.
-            (len, too_long) = (0, true);
-        }
+    };
+    match crate::lines::for_each(read, &mut [0u8; 512], crate::lines::Long::Skip, each) {
+        Ok(()) => found,
+        Err(_) => [None; N],
     }
 }
 
