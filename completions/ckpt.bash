@@ -57,8 +57,8 @@ _ckpt() {
 }
 
 _ckpt_slurm() {
-    _ckpt_common "-o --output -w --warning --keep-images --continue -i --interval --keep -s --signal --portable
-        --portable= -q --quiet -v --verbose -h --help -V --version" \
+    _ckpt_common "-o --output -w --warning --keep-images --continue -i --interval --keep --strict -s --signal
+        --portable --portable= --allow-foreign-output -q --quiet -v --verbose -h --help -V --version" \
         "-o --output -w --warning -i --interval --keep -s --signal"
 }
 
