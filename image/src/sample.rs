@@ -106,20 +106,24 @@ impl Sample {
 
     /// The image file, laid out and sealed by the [`encode::Encoder`].
     pub fn build(mut self) -> Vec<u8> {
-        let tables = encode::Tables {
-            regions: &self.regions,
-            extents: &mut self.extents,
-            threads: &self.threads,
-            sigactions: &self.sigactions,
-            fds: &self.fds,
-            strings: &self.strings,
-        };
-        write(self.header, tables, |i| &self.data[i])
+        let (enc, data) = self.encoder();
+        written(enc, |i| &data[i])
     }
 
     /// [`Sample::build`] with the extents compressed where that pays
     /// ([`encode::Encoder::write_compressed`]).
     pub fn build_compressed(mut self) -> Vec<u8> {
+        let (enc, data) = self.encoder();
+        let mut file = alloc::vec![0u8; enc.header().file_len as usize];
+        let (mut table, mut packed) = (codec::table(), alloc::vec![0u8; codec::PACKED_MAX]);
+        let put = |pos: u64, bytes: &[u8]| file[pos as usize..pos as usize + bytes.len()].copy_from_slice(bytes);
+        let h = enc.write_compressed(|i| &data[i], &mut table, &mut packed, put);
+        file.truncate(h.file_len as usize);
+        file
+    }
+
+    /// The encoder of the tables, and the extents' data.
+    fn encoder(&mut self) -> (encode::Encoder<'_>, &[Vec<u8>]) {
         let tables = encode::Tables {
             regions: &self.regions,
             extents: &mut self.extents,
@@ -128,25 +132,17 @@ impl Sample {
             fds: &self.fds,
             strings: &self.strings,
         };
-        let enc = encode::Encoder::new(self.header, tables);
-        let mut file = alloc::vec![0u8; enc.header().file_len as usize];
-        let (mut table, mut packed) = (codec::table(), alloc::vec![0u8; codec::PACKED_MAX]);
-        let data = &self.data;
-        let h = enc.write_compressed(
-            |i| &data[i],
-            &mut table,
-            &mut packed,
-            |pos, bytes| file[pos as usize..pos as usize + bytes.len()].copy_from_slice(bytes),
-        );
-        file.truncate(h.file_len as usize);
-        file
+        (encode::Encoder::new(self.header, tables), &self.data)
     }
 }
 
 /// The image file of header `h` and tables `t`, extent `i`'s data being
 /// `data(i)`: laid out and sealed by the [`encode::Encoder`].
 pub fn write<'d>(h: Header, t: encode::Tables, data: impl Fn(usize) -> &'d [u8]) -> Vec<u8> {
-    let enc = encode::Encoder::new(h, t);
+    written(encode::Encoder::new(h, t), data)
+}
+
+fn written<'d>(enc: encode::Encoder, data: impl Fn(usize) -> &'d [u8]) -> Vec<u8> {
     let mut file = alloc::vec![0u8; enc.header().file_len as usize];
     enc.write_into(data, &mut file);
     file

@@ -88,6 +88,21 @@ struct Ckpt {
     /// Replace an image at PATH that belongs to another user
     #[arg(long)]
     allow_foreign_output: bool,
+    /// With --continue or --interval, keep the program paused for the whole write
+    #[arg(long)]
+    no_cow: bool,
+    /// Write delta images
+    #[arg(long)]
+    incremental: bool,
+    /// With --incremental: at most N deltas on a full image
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    max_chain: Option<String>,
+    /// The whole process tree is the job
+    #[arg(long)]
+    tree: bool,
+    /// Store the memory in the images compressed with CODEC (lz4, the default)
+    #[arg(long, value_name = "CODEC", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    compress: Option<String>,
     /// No line on stderr when a checkpoint is written
     #[arg(short, long)]
     quiet: bool,
@@ -168,6 +183,12 @@ fn ckpt_options(m: &ArgMatches, c: &Ckpt) -> Vec<OsString> {
     let level = c.portable.as_deref().unwrap_or_default();
     add("portable", vec![if level.is_empty() { "--portable".into() } else { format!("--portable={level}") }]);
     add("allow_foreign_output", flag("allow-foreign-output"));
+    add("no_cow", flag("no-cow"));
+    add("incremental", flag("incremental"));
+    add("max_chain", valued("max-chain", &c.max_chain));
+    add("tree", flag("tree"));
+    let codec = c.compress.as_deref().unwrap_or_default();
+    add("compress", vec![if codec.is_empty() { "--compress".into() } else { format!("--compress={codec}") }]);
     add("quiet", flag("quiet"));
     add("verbose", flag("verbose"));
     options.sort_by_key(|(index, _)| *index);
@@ -224,6 +245,10 @@ mod tests {
         let o = parse(&["--portable=x86-64-v3", "--continue", "--strict", "--allow-foreign-output", "prog"]);
         let want = ["--portable=x86-64-v3", "--continue", "--strict", "--allow-foreign-output"];
         assert_eq!(o.ckpt_options, want.map(OsString::from));
+        let o = parse(&["--incremental", "--max-chain", "3", "--compress", "--no-cow", "--tree", "prog"]);
+        let want = ["--incremental", "--max-chain", "3", "--compress", "--no-cow", "--tree"];
+        assert_eq!(o.ckpt_options, want.map(OsString::from));
+        assert_eq!(parse(&["--compress=lz4", "prog"]).ckpt_options, ["--compress=lz4"].map(OsString::from));
         assert!(o.output.is_none() && !o.keep_images);
     }
 
