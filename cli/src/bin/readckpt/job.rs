@@ -224,23 +224,15 @@ fn write_links(out: &mut dyn Write, job: &fmt::Job, members: &[Member]) -> io::R
         return Ok(());
     }
     writeln!(out, "shared by the processes (open file descriptions):")?;
-    let mut seen = Vec::new();
-    for l in &links {
-        if seen.contains(&l.description) {
-            continue;
-        }
-        seen.push(l.description);
-        let fds: Vec<String> = links
-            .iter()
-            .filter(|o| o.description == l.description)
-            .map(|o| format!("{}:{}", members[o.member as usize].pid, o.fd))
-            .collect();
-        write!(out, "  {:<4} {}", l.description, fds.join(" "))?;
-        let waiting: usize = links.iter().filter(|o| o.description == l.description).map(|o| o.data.len as usize).sum();
-        match l.kind {
-            fmt::LINK_PIPE => write!(out, "  (pipe {}, {waiting} bytes waiting)", l.channel)?,
-            fmt::LINK_PIPE_ENDED => write!(out, "  (pipe {}, its writers gone, {waiting} bytes waiting)", l.channel)?,
-            fmt::LINK_SOCKET if l.channel != 0 => write!(out, "  (connected UNIX socket, pair {})", l.channel)?,
+    for (description, group) in grouped(&links, |l| l.description) {
+        let fds: Vec<String> = group.iter().map(|o| format!("{}:{}", members[o.member as usize].pid, o.fd)).collect();
+        write!(out, "  {description:<4} {}", fds.join(" "))?;
+        let waiting: usize = group.iter().map(|o| o.data.len as usize).sum();
+        let channel = group[0].channel;
+        match group[0].kind {
+            fmt::LINK_PIPE => write!(out, "  (pipe {channel}, {waiting} bytes waiting)")?,
+            fmt::LINK_PIPE_ENDED => write!(out, "  (pipe {channel}, its writers gone, {waiting} bytes waiting)")?,
+            fmt::LINK_SOCKET if channel != 0 => write!(out, "  (connected UNIX socket, pair {channel})")?,
             fmt::LINK_SOCKET => write!(out, "  (socket)")?,
             _ => {}
         }
@@ -257,20 +249,27 @@ fn write_shared(out: &mut dyn Write, job: &fmt::Job, members: &[Member]) -> io::
         return Ok(());
     }
     writeln!(out, "memory shared by the processes:")?;
-    let mut seen = Vec::new();
-    for m in &maps {
-        if seen.contains(&m.object) {
-            continue;
-        }
-        seen.push(m.object);
-        let at: Vec<String> = maps
+    for (object, group) in grouped(&maps, |m| m.object) {
+        let at: Vec<String> = group
             .iter()
-            .filter(|o| o.object == m.object)
             .map(|o| format!("{}:{:#x}-{:#x}+{:#x}", members[o.member as usize].pid, o.start, o.end, o.offset))
             .collect();
-        writeln!(out, "  {:<4} {}", m.object, at.join(" "))?;
+        writeln!(out, "  {object:<4} {}", at.join(" "))?;
     }
     Ok(())
+}
+
+/// The distinct keys of `items` in order of first appearance, each with
+/// its items.
+fn grouped<T, K: PartialEq + Copy>(items: &[T], key: impl Fn(&T) -> K) -> Vec<(K, Vec<&T>)> {
+    let mut groups: Vec<(K, Vec<&T>)> = Vec::new();
+    for item in items {
+        match groups.iter_mut().find(|(k, _)| *k == key(item)) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((key(item), vec![item])),
+        }
+    }
+    groups
 }
 
 fn in_member(pid: u32, f: Failure) -> Failure {
