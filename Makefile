@@ -10,13 +10,18 @@ VECTORS := demo/bin/vector-avx512 demo/bin/vector-avx2 demo/bin/vector-sse
 DEMOS := $(filter-out demo/bin/hello-test demo/bin/counting-test demo/bin/vector,$(patsubst demo/%.c,demo/bin/%,$(wildcard demo/*.c))) $(VECTORS)
 DEMO_CFLAGS := -O2 -g -fopenmp -pthread
 
+# A tokio program (tests/events.rs), its own cargo project: --locked, and
+# no network needed once its crates are fetched (.ci/run fetches them).
+TOKIO_DEMO := target/runtimes/release/tokio-ticker
+
 .PHONY: all rust test bench clean fixture install uninstall
-all: $(BINS) $(DEMOS)
+all: $(BINS) $(DEMOS) $(TOKIO_DEMO)
 
 rust:
 	$(CARGO) build --release --workspace
 
-$(RELEASE)/ckpt $(RELEASE)/restart $(RELEASE)/readckpt $(RELEASE)/ckpt-slurm $(RELEASE)/libckpt.so: rust
+# (An empty recipe: make looks at their times again after cargo ran.)
+$(RELEASE)/ckpt $(RELEASE)/restart $(RELEASE)/readckpt $(RELEASE)/ckpt-slurm $(RELEASE)/libckpt.so: rust ;
 
 ckpt restart readckpt ckpt-slurm libckpt.so: %: $(RELEASE)/%
 	cp --remove-destination $< $@
@@ -35,6 +40,9 @@ demo/bin/vector-sse: VECTOR_FLAGS :=
 $(VECTORS): demo/vector.c
 	@mkdir -p demo/bin
 	$(CC) $(DEMO_CFLAGS) $(VECTOR_FLAGS) -o $@ $< -lm
+
+$(TOKIO_DEMO): demo/runtimes/tokio/Cargo.toml demo/runtimes/tokio/Cargo.lock demo/runtimes/tokio/src/main.rs
+	$(CARGO) build --release --locked --manifest-path demo/runtimes/tokio/Cargo.toml --target-dir target/runtimes
 
 test: all
 	$(CARGO) test --release --workspace

@@ -198,7 +198,9 @@ wait_for_line() {
 # signal to the image written) and CK_MS (kill -USR2 to exit).
 threads_checkpoint() {
     local n=$1 img=$T/threads.dat st=0 t0 t1
-    rm -f "$img" "$T/thr.err" # (a stale one would say "round 20" at once)
+    # The last run's output goes first: its "round 20" would send the
+    # signal before this run's program can take it.
+    rm -f "$img" "$T/thr.err"
     ./ckpt -o "$img" demo/bin/threads-count "$n" 100000 >/dev/null 2>"$T/thr.err" &
     local pid=$!
     PIDS+=("$pid")

@@ -57,9 +57,10 @@ _ckpt() {
 }
 
 _ckpt_slurm() {
-    _ckpt_common "-o --output -w --warning --keep-images --continue -i --interval --keep -s --signal --portable
-        --portable= -q --quiet -v --verbose -h --help -V --version" \
-        "-o --output -w --warning -i --interval --keep -s --signal"
+    _ckpt_common "-o --output -w --warning --keep-images --continue --no-cow -i --interval --keep --incremental
+        --max-chain --strict -s --signal --portable --portable= --tree --compress --compress= --allow-foreign-output
+        -q --quiet -v --verbose -h --help -V --version" \
+        "-o --output -w --warning -i --interval --keep --max-chain -s --signal"
 }
 
 # An image and options: $1, the options.

@@ -146,6 +146,23 @@ fn event_descriptors_keep_their_state() {
     events_case(&As::me(), &dir);
 }
 
+/// `readckpt --json --verify` on a real image (threads, signal handlers,
+/// every kind of event descriptor) keeps schema 1: the members, their order,
+/// types and nesting of tests/fixtures/readckpt-json.shape.
+#[test]
+fn readckpt_json_shape_of_a_real_image() {
+    let dir = TempDir::new("json-shape");
+    let (me, image) = (As::me(), dir.join("events.dat"));
+    checkpointed_when_ready(&mut me.ckpt(&image, &demo("events"), &[], &dir.path), "events: ready\n");
+    let args = ["--json", "--verify", image.to_str().unwrap()];
+    let o = spawn("readckpt --json --verify", &mut command(&exe("readckpt"), &args, &dir.path)).finish();
+    o.expect_code(0);
+    let problems = json_shape::shape_mismatches(&o.stdout_text(), json_shape::READCKPT_SHAPE);
+    assert!(problems.is_empty(), "{problems:#?}\n{}", o.describe());
+    // The restart lets the demo remove its semaphore.
+    run_with_input("restart", &mut me.restart(&image, &dir.path), b"go\n").expect_code(0);
+}
+
 #[test]
 fn event_descriptors_as_nobody() {
     let who = As::nobody(&[demo("events")]);
@@ -312,6 +329,18 @@ fn go_goroutines_and_ticker_with_cgo() {
         .output()
         .unwrap();
     assert!(build.status.success(), "go build: {}", String::from_utf8_lossy(&build.stderr));
+    two_generations(&bin, &["40"], (&run, &reference), ["tick 8:", "tick 20:"]);
+}
+
+/// tokio (demo/runtimes/tokio, built by `make`): a multi-threaded runtime
+/// (its epoll, eventfd and internal socketpair), interval timers, a
+/// socketpair between two tasks and the blocking pool.
+#[test]
+fn tokio_multi_threaded_runtime_with_timers_and_a_socketpair() {
+    let bin = root().join("target/runtimes/release/tokio-ticker");
+    assert!(bin.exists(), "{} does not exist: run `make` first", bin.display());
+    let dir = TempDir::new("events-tokio");
+    let (run, reference) = subdirs(&dir);
     two_generations(&bin, &["40"], (&run, &reference), ["tick 8:", "tick 20:"]);
 }
 

@@ -25,6 +25,9 @@
 //! before it touches its own address space, with no heap of consequence.
 #![no_std]
 
+#[cfg(any(test, feature = "sample"))]
+extern crate alloc;
+
 use core::mem::size_of;
 
 pub mod codec;
@@ -34,6 +37,8 @@ pub mod exercise;
 pub mod job;
 mod layout;
 pub mod maps;
+#[cfg(any(test, feature = "sample"))]
+pub mod sample;
 pub mod signals;
 pub mod xstate;
 
@@ -335,7 +340,7 @@ unsafe impl Pod for StrRef {}
 
 /// One memory mapping of the process, one line of `/proc/self/maps`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Region {
     pub start: u64,
     pub end: u64,
@@ -392,7 +397,7 @@ unsafe impl Pod for FileId {}
 /// A run of stored pages of one region. Pages of a region that no extent
 /// covers were never touched and come back zero-filled.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Extent {
     /// Address of the first byte (page aligned, inside its region).
     pub addr: u64,
@@ -475,7 +480,7 @@ unsafe impl Pod for Extent {}
 /// thread's stack and so is in the image's memory: `ucontext` points at it.
 /// The loader resumes the thread with `rt_sigreturn` on that frame.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Thread {
     pub tid: u32,
     /// Offset from `fs_base` of the tid glibc caches in its thread
@@ -683,7 +688,7 @@ pub const STDIO_IDENTITY_MAGIC: u64 = u64::from_le_bytes(*b"ckptstdi");
 
 /// One open file descriptor.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Fd {
     /// The descriptor number.
     pub fd: i32,

@@ -3,102 +3,35 @@
 use super::*;
 use std::vec::Vec;
 
-/// [`sample_of`] uncompressed, with its header and extents changed by
-/// `edit` before it is laid out and written.
-fn sample_with(edit: impl FnOnce(&mut Header, &mut [Extent])) -> Vec<u8> {
-    sample_edited(false, edit)
-}
-
-/// Builds a small valid image in memory: two regions, three extents, one
-/// thread; with `compress`, its extents compressed where that pays.
-fn sample_of(compress: bool) -> Vec<u8> {
-    sample_edited(compress, |_, _| {})
-}
-
-fn sample_edited(compress: bool, edit: impl FnOnce(&mut Header, &mut [Extent])) -> Vec<u8> {
+/// The sample: two regions, three extents, one thread.
+fn sample_builder() -> sample::Sample {
     let base = 0x5555_0000_0000u64;
-    let strings = b"/usr/bin/prog\0arg\0/tmp/dir".to_vec();
-    let regions = [
-        Region {
-            start: base,
-            end: base + 4 * PAGE_SIZE,
-            prot: PROT_READ | PROT_EXEC,
-            flags: 0,
-            kind: RegionKind::File as u32,
-            n_extents: 1,
-            first_extent: 0,
-            _pad: 0,
-            file_offset: 0,
-            file: FileId::default(),
-            path: StrRef { offset: 0, len: 13 },
-        },
-        Region {
-            start: base + 8 * PAGE_SIZE,
-            end: base + 16 * PAGE_SIZE,
-            prot: PROT_READ | PROT_WRITE,
-            flags: 0,
-            kind: RegionKind::Stack as u32,
-            n_extents: 2,
-            first_extent: 1,
-            _pad: 0,
-            file_offset: 0,
-            file: FileId::default(),
-            path: StrRef::default(),
-        },
-    ];
-    let mut h = Header::new();
-    h.cmdline = StrRef { offset: 0, len: 17 };
-    h.cwd = StrRef { offset: 18, len: 8 };
-    let lens = [4 * PAGE_SIZE, PAGE_SIZE, 2 * PAGE_SIZE];
-    let addrs = [base, base + 9 * PAGE_SIZE, base + 12 * PAGE_SIZE];
-    let data: Vec<Vec<u8>> =
-        lens.iter().enumerate().map(|(i, &l)| (0..l).map(|b| (b as u8).wrapping_mul(i as u8 + 3)).collect()).collect();
-    let mut extents: Vec<Extent> = addrs.iter().zip(&lens).map(|(&addr, &len)| Extent::new(addr, len)).collect();
-    let thread = Thread {
-        tid: 42,
-        tid_offset: 0,
-        ucontext: base + 12 * PAGE_SIZE + 64,
-        fs_base: 1,
-        gs_base: 0,
-        rseq_area: 0,
-        rseq_len: 0,
-        rseq_sig: 0,
-        clear_child_tid: 0,
-        robust_list: 0,
-        robust_len: 0,
-        gregs: [7; 23],
-        sigmask: 0,
-        comm: *b"prog\0\0\0\0\0\0\0\0\0\0\0\0",
-        pending: 0,
-        fpstate: 0,
-        xstate_bv: 3,
-        xinuse: 3,
-    };
-    let sig = [SigAction::default(); NSIG];
-    let tables = encode::Tables {
-        regions: &regions,
-        extents: &mut extents,
-        threads: &[thread],
-        sigactions: &sig,
-        fds: &[],
-        strings: &strings,
-    };
-    edit(&mut h, tables.extents);
-    let enc = encode::Encoder::new(h, tables);
-    let mut file = std::vec![0u8; enc.header().file_len as usize];
-    if compress {
-        let (mut table, mut packed) = (codec::table(), std::vec![0u8; codec::PACKED_MAX]);
-        let h = enc.write_compressed(
-            |i| &data[i],
-            &mut table,
-            &mut packed,
-            |pos, bytes| file[pos as usize..pos as usize + bytes.len()].copy_from_slice(bytes),
-        );
-        file.truncate(h.file_len as usize);
-    } else {
-        enc.write_into(|i| &data[i], &mut file);
+    let mut s = sample::Sample::new();
+    s.region(base, 4, PROT_READ | PROT_EXEC, RegionKind::File, b"/usr/bin/prog", &[(0, 4)]);
+    s.region(base + 8 * PAGE_SIZE, 8, PROT_READ | PROT_WRITE, RegionKind::Stack, b"", &[(1, 1), (4, 2)]);
+    s.header.cmdline = s.string(b"/usr/bin/prog\0arg");
+    s.header.cwd = s.string(b"/tmp/dir");
+    let t = s.thread(42, base + 12 * PAGE_SIZE + 64);
+    (t.fs_base, t.gregs, t.comm) = (1, [7; 23], *b"prog\0\0\0\0\0\0\0\0\0\0\0\0");
+    s
+}
+
+/// [`sample`] with its header and extents changed by `edit` before it is
+/// laid out and written.
+fn sample_with(edit: impl FnOnce(&mut Header, &mut [Extent])) -> Vec<u8> {
+    let mut s = sample_builder();
+    let mut h = s.header;
+    edit(&mut h, s.extents_mut());
+    s.header = h;
+    s.build()
+}
+
+/// The sample; with `compress`, its extents compressed where that pays.
+fn sample_of(compress: bool) -> Vec<u8> {
+    match compress {
+        true => sample_builder().build_compressed(),
+        false => sample_builder().build(),
     }
-    file
 }
 
 fn sample() -> Vec<u8> {
@@ -130,7 +63,7 @@ fn encoder_layout() {
     // The threads follow the extents, the strings close the metadata.
     let threads_at = MetaLayout::of(&h).regions + MetaLayout::of(&h).extents;
     assert_eq!(read_at::<Thread>(&meta[threads_at..], 0).unwrap().tid, 42);
-    assert!(meta.ends_with(b"/usr/bin/prog\0arg\0/tmp/dir"));
+    assert!(meta.ends_with(b"/usr/bin/prog/usr/bin/prog\0arg/tmp/dir"));
 }
 
 fn parse(file: &[u8]) -> Result<(), Error> {
@@ -338,39 +271,8 @@ fn region_in_loader_range_is_refused() {
     h.n_regions = 1;
     h.n_threads = 1;
     h.layout();
-    let r = Region {
-        start: LOADER_BASE,
-        end: LOADER_BASE + PAGE_SIZE,
-        prot: 3,
-        flags: 0,
-        kind: 0,
-        n_extents: 0,
-        first_extent: 0,
-        _pad: 0,
-        file_offset: 0,
-        file: FileId::default(),
-        path: StrRef::default(),
-    };
-    let t = Thread {
-        tid: 1,
-        tid_offset: 0,
-        ucontext: LOADER_BASE,
-        fs_base: 0,
-        gs_base: 0,
-        rseq_area: 0,
-        rseq_len: 0,
-        rseq_sig: 0,
-        clear_child_tid: 0,
-        robust_list: 0,
-        robust_len: 0,
-        gregs: [0; 23],
-        sigmask: 0,
-        comm: [0; 16],
-        pending: 0,
-        fpstate: 0,
-        xstate_bv: 3,
-        xinuse: 3,
-    };
+    let r = Region { start: LOADER_BASE, end: LOADER_BASE + PAGE_SIZE, prot: 3, ..Region::default() };
+    let t = Thread { tid: 1, ucontext: LOADER_BASE, xstate_bv: 3, xinuse: 3, ..Thread::default() };
     let mut meta = Vec::new();
     meta.extend_from_slice(bytes_of(&r));
     meta.extend_from_slice(bytes_of(&t));

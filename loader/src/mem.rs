@@ -4,8 +4,8 @@
 
 use core::arch::asm;
 
-#[no_mangle]
-unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+#[cfg_attr(not(test), no_mangle)]
+pub(crate) unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     // SAFETY: the caller's contract: n bytes valid at both, not overlapping.
     unsafe {
         asm!("rep movsb", inout("rcx") n => _, inout("rdi") dst => _, inout("rsi") src => _,
@@ -14,8 +14,8 @@ unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     dst
 }
 
-#[no_mangle]
-unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+#[cfg_attr(not(test), no_mangle)]
+pub(crate) unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
     if (dst as usize).wrapping_sub(src as usize) >= n {
         // SAFETY: no forward overlap: a forward copy is correct.
         return unsafe { memcpy(dst, src, n) };
@@ -29,8 +29,8 @@ unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 
     dst
 }
 
-#[no_mangle]
-unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+#[cfg_attr(not(test), no_mangle)]
+pub(crate) unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
     // SAFETY: the caller's contract: n bytes writable at dst.
     unsafe {
         asm!("rep stosb", inout("rcx") n => _, inout("rdi") dst => _, in("al") c as u8,
@@ -39,8 +39,8 @@ unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
     dst
 }
 
-#[no_mangle]
-unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+#[cfg_attr(not(test), no_mangle)]
+pub(crate) unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     for i in 0..n {
         // SAFETY: the caller's contract: n bytes readable at both.
         let (x, y) = unsafe { (*a.add(i), *b.add(i)) };
@@ -51,14 +51,14 @@ unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     0
 }
 
-#[no_mangle]
-unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+#[cfg_attr(not(test), no_mangle)]
+pub(crate) unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     // SAFETY: same contract as memcmp.
     unsafe { memcmp(a, b, n) }
 }
 
-#[no_mangle]
-unsafe extern "C" fn strlen(s: *const u8) -> usize {
+#[cfg_attr(not(test), no_mangle)]
+pub(crate) unsafe extern "C" fn strlen(s: *const u8) -> usize {
     let mut n = 0;
     // SAFETY: the caller's contract: s is NUL-terminated.
     while unsafe { *s.add(n) } != 0 {

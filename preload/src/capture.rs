@@ -320,7 +320,8 @@ fn capture(
     if join != 0 {
         // A stale request (that checkpoint is over) is no checkpoint at all.
         let joined = job::join(join).ok_or(refuse(job::ABORTED))?;
-        let result = joined.wait_all_stopped().and_then(|()| capture_one(t, n_threads, cfg, t0, Role::Member(&joined), false));
+        let result =
+            joined.wait_all_stopped().and_then(|()| capture_one(t, n_threads, cfg, t0, Role::Member(&joined), false));
         if result.as_ref().is_err_and(|f| !f.is_abandoned()) {
             joined.fail();
         }
@@ -1143,7 +1144,8 @@ impl thread::Job for WriteData<'_> {
                 (from, len, self.order.take(i, &Extent { stored_len: len, encoding, ..x }))
             }
         };
-        write_at(self.fd, from, len, self.base + pos).map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
+        write_at(self.fd, from, len, self.base + pos)
+            .map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
         self.sums[i].store(sum, Relaxed);
         self.progress.add(x.len);
         Ok(())

@@ -305,3 +305,24 @@ pub fn announce() {
     }
     l.emit();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_of_the_variables() {
+        assert_eq!(number(b" 1234\n"), Some(1234));
+        assert_eq!(number(b"12x"), None);
+        assert!(flag(Some(b"1")) && flag(Some(b"on")) && !flag(Some(b"0")) && !flag(Some(b"")) && !flag(None));
+        assert_eq!(seconds_ms(b"30"), Some(30_000));
+        assert_eq!(seconds_ms(b"0.5"), Some(500));
+        assert_eq!(seconds_ms(b"1.2345"), Some(1234));
+        assert_eq!(seconds_ms(b"1.x"), None);
+        assert_eq!(seconds_ms(b"-1"), None);
+        assert_eq!(parse_signal(b"SIGUSR1"), Some(10));
+        let mut s = std::string::String::new();
+        write_signal(&mut s, 36);
+        assert_eq!(s, "SIGRTMIN+2");
+    }
+}

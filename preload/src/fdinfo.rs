@@ -10,33 +10,11 @@ use crate::msg;
 
 /// Calls `each` with every line (without its newline) of descriptor `fd`'s
 /// fdinfo; `buf` must hold the longest line.
-pub fn for_each_line(fd: i32, buf: &mut [u8], mut each: impl FnMut(&[u8])) -> Result<(), Errno> {
+pub fn for_each_line(fd: i32, buf: &mut [u8], each: impl FnMut(&[u8])) -> Result<(), Errno> {
     let mut path = [0u8; 40];
     let file = sys::open(fdinfo_path(fd, &mut path), sys::O_RDONLY | sys::O_CLOEXEC)?;
-    let mut held = 0;
-    let result = loop {
-        if held == buf.len() {
-            break Err(Errno::E2BIG); // a line longer than the buffer
-        }
-        let n = match sys::read(file, &mut buf[held..]) {
-            Ok(0) => break Ok(()),
-            Ok(n) => n,
-            Err(Errno::EINTR) => continue,
-            Err(e) => break Err(e),
-        };
-        let end = held + n;
-        let mut start = 0;
-        while let Some(nl) = buf[start..end].iter().position(|&c| c == b'\n') {
-            each(&buf[start..start + nl]);
-            start += nl + 1;
-        }
-        buf.copy_within(start..end, 0);
-        held = end - start;
-    };
+    let result = sys::lines::for_each(|b| sys::read(file, b), buf, sys::lines::Long::Fail, each);
     sys::close(file);
-    if result.is_ok() && held > 0 {
-        each(&buf[..held]);
-    }
     result
 }
 
@@ -94,4 +72,44 @@ pub fn timespec_ns(s: &[u8]) -> Option<u64> {
     let rest = trim(rest).strip_prefix(b",")?;
     let (nsec, _) = number(rest, 10)?;
     sec.checked_mul(1_000_000_000)?.checked_add(nsec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_and_numbers() {
+        assert_eq!(field(b"ticks:\t3", b"ticks:"), Some(&b"3"[..]));
+        assert_eq!(field(b"xticks: 3", b"ticks:"), None);
+        assert_eq!(number(b" 0x1fz", 16), Some((0x1f, &b"z"[..])));
+        assert_eq!(number(b"0755 rest", 8), Some((0o755, &b" rest"[..])));
+        assert_eq!(number(b"18446744073709551616", 10), None, "overflow");
+        assert_eq!(number(b"x", 10), None);
+        assert_eq!(signed(b" -12,"), Some((-12, &b","[..])));
+        assert_eq!(after(b"tfd:        5 events:       19 data: ffffffffffffffff", b"data:", 16), Some(u64::MAX));
+        assert_eq!(after(b"tfd: 5 events: 19", b"ino:", 16), None);
+        assert_eq!(timespec_ns(b" (1, 500)"), Some(1_000_000_500));
+        assert_eq!(timespec_ns(b"(18446744073, 0)"), Some(18_446_744_073_000_000_000));
+        assert_eq!(timespec_ns(b"(18446744074, 0)"), None, "overflow");
+        assert_eq!(timespec_ns(b"1, 2"), None);
+    }
+
+    /// A real eventfd's fdinfo, read through a buffer smaller than the
+    /// file: every line comes whole, the counter among them.
+    #[test]
+    #[cfg_attr(miri, ignore = "system calls (inline assembly)")]
+    fn lines_of_a_real_fdinfo() {
+        // SAFETY: eventfd takes no pointers.
+        let fd = unsafe { libc::eventfd(0x2a, libc::EFD_CLOEXEC) };
+        assert!(fd >= 0);
+        let mut lines = std::vec::Vec::new();
+        assert_eq!(for_each_line(fd, &mut [0u8; 64], |l| lines.push(l.to_vec())), Ok(()));
+        let count = lines.iter().find_map(|l| field(l, b"eventfd-count:")).map(|v| number(v, 16));
+        assert_eq!(count, Some(Some((0x2a, &b""[..]))), "{lines:?}");
+        assert!(lines.iter().any(|l| l.starts_with(b"pos:")) && lines.iter().all(|l| !l.contains(&b'\n')));
+        assert_eq!(for_each_line(fd, &mut [0u8; 4], |_| {}), Err(Errno::E2BIG));
+        sys::close(fd);
+        assert_eq!(for_each_line(fd, &mut [0u8; 64], |_| {}), Err(Errno::ENOENT));
+    }
 }

@@ -71,22 +71,7 @@ fn set_shared(fd: &mut Fd, index: usize) {
 }
 
 fn empty(fd: i32) -> Fd {
-    Fd {
-        fd,
-        kind: FdKind::Lost as u32,
-        flags: 0,
-        fd_flags: 0,
-        offset: 0,
-        size: 0,
-        dev: 0,
-        ino: 0,
-        mtime_ns: 0,
-        mode: 0,
-        shared: 0,
-        pipe: 0,
-        path: StrRef::default(),
-        data: StrRef::default(),
-    }
+    Fd { fd, kind: FdKind::Lost as u32, ..Fd::default() }
 }
 
 /// Fills `out` with one entry per open descriptor, in descriptor order;
@@ -177,26 +162,17 @@ fn list(out: &mut [Fd], scratch: &mut [u8]) -> Result<usize, Errno> {
             Err(Errno::EINTR) => continue,
             Err(e) => break Err(e),
         };
-        // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
-        let mut off = 0;
         let mut full = false;
-        while off + 19 < len {
-            let reclen = u16::from_le_bytes([scratch[off + 16], scratch[off + 17]]) as usize;
-            let name = &scratch[off + 19..(off + reclen).min(len)];
-            let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
-            if let Some(fd) = parse_fd(name) {
-                // Not the listing's own descriptor, a job's barrier, nor the
-                // write tracker.
-                if fd != dir && !crate::job::is_own_fd(fd) && !crate::dirty::is_own_fd(fd) {
-                    if n == out.len() {
-                        full = true;
-                        break;
-                    }
-                    out[n] = empty(fd);
-                    n += 1;
-                }
+        // Not the listing's own descriptor, a job's barrier, nor the write
+        // tracker.
+        let own = |fd: i32| fd == dir || crate::job::is_own_fd(fd) || crate::dirty::is_own_fd(fd);
+        for fd in sys::dirent_names(&scratch[..len]).filter_map(parse_fd).filter(|&fd| !own(fd)) {
+            if n == out.len() {
+                full = true;
+                break;
             }
-            off += reclen.max(1);
+            out[n] = empty(fd);
+            n += 1;
         }
         if full {
             break Err(TOO_MANY);
@@ -241,11 +217,25 @@ fn proc_fd_path(fd: i32, buf: &mut [u8; 32]) -> &CStr {
 /// Fills in everything about `f.fd` that the descriptor itself says, and
 /// its kind (pipes provisionally: [`pair_pipes`] decides).
 fn describe(f: &mut Fd, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(), Errno> {
-    let mut pbuf = [0u8; 32];
-    let link_len = sys::readlink(proc_fd_path(f.fd, &mut pbuf), &mut scratch[..PATH_MAX]).unwrap_or(0);
+    let st = sys::fstat(f.fd);
+    let link_len = match &st {
+        // A socket's link is `socket:[INODE]`: made here rather than read
+        // (readlink is the dearest call per descriptor, and a program with
+        // many descriptors has mostly sockets).
+        Ok(st) if st.mode & sys::S_IFMT == sys::S_IFSOCK => {
+            let mut buf = [0u8; 40];
+            let link = msg::c_path(&mut buf, format_args!("socket:[{}]", st.ino), c"socket:[]").to_bytes();
+            scratch[..link.len()].copy_from_slice(link);
+            link.len()
+        }
+        _ => {
+            let mut pbuf = [0u8; 32];
+            sys::readlink(proc_fd_path(f.fd, &mut pbuf), &mut scratch[..PATH_MAX]).unwrap_or(0)
+        }
+    };
     let link = &scratch[..link_len];
     f.path = strings.add(link).ok_or(Errno::ENOBUFS)?;
-    let Ok(st) = sys::fstat(f.fd) else {
+    let Ok(st) = st else {
         return Ok(()); // Lost
     };
     f.flags = sys::fcntl(f.fd, sys::F_GETFL, 0).unwrap_or(0) as u32;

@@ -65,7 +65,7 @@ static WATCHES: Global = Global {
 ///
 /// # Safety
 /// As inotify_add_watch(2): `path` is a NUL-terminated string.
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn inotify_add_watch(fd: c_int, path: *const c_char, mask: u32) -> c_int {
     // SAFETY: the caller passes a C string.
     let p = unsafe { CStr::from_ptr(path) };

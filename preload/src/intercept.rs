@@ -343,14 +343,14 @@ unsafe fn do_sigaction(sig: c_int, act: *const Action, oact: *mut Action) -> c_i
 
 /// # Safety
 /// As sigaction(2).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigaction(sig: c_int, act: *const Action, oact: *mut Action) -> c_int {
     do_sigaction(sig, act, oact)
 }
 
 /// # Safety
 /// As sigaction(2).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn __sigaction(sig: c_int, act: *const Action, oact: *mut Action) -> c_int {
     do_sigaction(sig, act, oact)
 }
@@ -377,21 +377,21 @@ unsafe fn bsd_signal_impl(sig: c_int, handler: sighandler_t) -> sighandler_t {
 
 /// # Safety
 /// As signal(2).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn signal(sig: c_int, handler: sighandler_t) -> sighandler_t {
     bsd_signal_impl(sig, handler)
 }
 
 /// # Safety
 /// As signal(2).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn bsd_signal(sig: c_int, handler: sighandler_t) -> sighandler_t {
     bsd_signal_impl(sig, handler)
 }
 
 /// # Safety
 /// As signal(2).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn ssignal(sig: c_int, handler: sighandler_t) -> sighandler_t {
     bsd_signal_impl(sig, handler)
 }
@@ -405,14 +405,14 @@ unsafe fn sysv_signal_impl(sig: c_int, handler: sighandler_t) -> sighandler_t {
 
 /// # Safety
 /// As sysv_signal(3).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sysv_signal(sig: c_int, handler: sighandler_t) -> sighandler_t {
     sysv_signal_impl(sig, handler)
 }
 
 /// # Safety
 /// As sysv_signal(3).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn __sysv_signal(sig: c_int, handler: sighandler_t) -> sighandler_t {
     sysv_signal_impl(sig, handler)
 }
@@ -422,7 +422,7 @@ const SIG_HOLD: sighandler_t = 2;
 
 /// # Safety
 /// As sigset(3).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigset(sig: c_int, disp: sighandler_t) -> sighandler_t {
     match slot(sig) {
         // Holding (blocking) is refused: the signal stays deliverable.
@@ -445,7 +445,7 @@ unsafe fn forward_sig(i: usize, sig: c_int) -> c_int {
 
 /// # Safety
 /// As sigignore(3).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigignore(sig: c_int) -> c_int {
     match slot(sig) {
         Some(s) => {
@@ -458,7 +458,7 @@ pub unsafe extern "C" fn sigignore(sig: c_int) -> c_int {
 
 /// # Safety
 /// As sighold(3).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sighold(sig: c_int) -> c_int {
     match slot(sig) {
         Some(_) => 0,
@@ -475,14 +475,14 @@ unsafe fn int_mask(i: usize, mask: c_int) -> c_int {
 
 /// # Safety
 /// As sigblock(3).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigblock(mask: c_int) -> c_int {
     int_mask(SIGBLOCK, mask)
 }
 
 /// # Safety
 /// As sigsetmask(3).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigsetmask(mask: c_int) -> c_int {
     int_mask(SIGSETMASK, mask)
 }
@@ -505,21 +505,21 @@ unsafe fn mask_impl(i: usize, how: c_int, set: *const sigset_t, old: *mut sigset
 
 /// # Safety
 /// As sigprocmask(2).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigprocmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
     mask_impl(SIGPROCMASK, how, set, old, -1)
 }
 
 /// # Safety
 /// As pthread_sigmask(3).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn pthread_sigmask(how: c_int, set: *const sigset_t, old: *mut sigset_t) -> c_int {
     mask_impl(PTHREAD_SIGMASK, how, set, old, libc::ENOSYS)
 }
 
 /// # Safety
 /// As sigsuspend(2).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn sigsuspend(set: *const sigset_t) -> c_int {
     let f = real(SIGSUSPEND);
     if f == 0 {

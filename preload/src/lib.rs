@@ -22,6 +22,10 @@
 //! The library never writes to the program's stdout. It speaks on stderr,
 //! one line per event, prefixed `ckpt:`.
 
+// The unit tests (`cargo test -p ckpt-preload`) exercise the pure parts;
+// the library's entry points are unused there.
+#![cfg_attr(test, allow(dead_code))]
+
 mod altstack;
 mod capture;
 mod children;
@@ -52,9 +56,10 @@ use core::ffi::c_void;
 
 use ckpt_sys as sys;
 
-/// Runs before `main` of the program, in the program's own process.
+/// Runs before `main` of the program, in the program's own process (not in
+/// the unit tests' process, where the interceptors are not exported either).
 #[used]
-#[link_section = ".init_array"]
+#[cfg_attr(not(test), link_section = ".init_array")]
 static INIT: extern "C" fn() = init;
 
 extern "C" fn init() {

@@ -507,3 +507,43 @@ fn remove_if_stale(dir: i32, name: &CStr, owner: u32) {
     }
     sys::close(fd);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(path: &str) -> Output {
+        Output::new(path.as_bytes(), 3, false).unwrap_or_else(|_| panic!("{path} refused"))
+    }
+
+    #[test]
+    fn names() {
+        let o = out("/tmp/dir/myckpt.dat");
+        assert_eq!((o.path(), o.dir(), o.base()), (c"/tmp/dir/myckpt.dat", c"/tmp/dir", &b"myckpt.dat"[..]));
+        let mut buf = [0u8; NAME_BUF];
+        assert_eq!(o.numbered(2, &mut buf), c"/tmp/dir/myckpt.2.dat");
+        assert_eq!(out("/tmp/v1.2/job").numbered(1, &mut buf), c"/tmp/v1.2/job.1");
+        assert_eq!(out("/.hidden").numbered(10, &mut buf), c"/.hidden.10");
+        assert_eq!(out("rel.dat").dir(), c"/");
+        assert!(Output::new(b"", 1, false).is_err());
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "system calls (inline assembly)")]
+    fn temporary_names() {
+        let mut o = out("/tmp/x.dat");
+        o.new_tmp_name();
+        let tmp = o.tmp().to_bytes();
+        let name = &tmp[b"/tmp/".len()..];
+        assert_eq!(name.len(), b"x.dat.".len() + RANDOM_DIGITS + b".tmp".len(), "{:?}", o.tmp());
+        assert!(o.is_temporary(name) && o.is_temporary(b"x.dat.1234.tmp"));
+        for other in [&b"x.dat"[..], b"x.dat.tmp", b"x.dat.12g4.tmp", b"y.dat.1234.tmp", b"x.dat.1234.tmpx"] {
+            assert!(!o.is_temporary(other), "{}", String::from_utf8_lossy(other));
+        }
+        let mut buf = [0u8; 8];
+        let mut c = Cursor { buf: &mut buf, pos: 0 };
+        c.push(b"ab").number(12345).push(b"cd");
+        assert_eq!(c.finish(), 7, "truncated to the buffer, with room for the NUL");
+        assert_eq!(&buf, b"ab12345\0");
+    }
+}

@@ -25,8 +25,6 @@
 //! once: it acts on the run it was sent to ([`fatal_pending`]). A signal the
 //! program handles or blocks is kept: it comes back pending.
 
-use core::ffi::CStr;
-
 use ckpt_image::{ITimer, ProcessState, PROCESS_ITIMERS, PROCESS_PENDING, PROCESS_PRCTL, PROCESS_RLIMITS};
 use ckpt_sys::{self as sys, Errno, ITimerVal};
 
@@ -44,7 +42,7 @@ pub fn capture(state: &mut ProcessState, blocked: u64) {
     for (which, t) in timers.iter_mut().enumerate() {
         *t = sys::setitimer(which as i32, &ITimerVal::default()).ok();
     }
-    let pending = status_hex(c"/proc/self/status", b"ShdPnd:");
+    let pending = shared_pending();
     for (which, t) in timers.iter().enumerate() {
         if let Some(old) = t {
             let _ = sys::setitimer(which as i32, old);
@@ -89,7 +87,7 @@ pub fn capture(state: &mut ProcessState, blocked: u64) {
 /// image keeps them; `blocked`: the thread's mask when it was interrupted.
 /// Called by each thread in its checkpoint handler.
 pub fn thread_pending(blocked: u64) -> u64 {
-    keep(status_hex(c"/proc/thread-self/status", b"SigPnd:").unwrap_or(0) & !own_signals(), blocked)
+    keep(sys::status::read_hex(c"/proc/thread-self/status", [b"SigPnd"])[0].unwrap_or(0) & !own_signals(), blocked)
 }
 
 /// The signals ckpt itself uses, never recorded as pending: a second
@@ -154,7 +152,7 @@ pub fn blocked_everywhere(threads: &[ckpt_image::Thread]) -> u64 {
 /// the handlers return (`blocked`: as [`blocked_everywhere`]): sent during
 /// the checkpoint, left out of the image.
 pub fn fatal_pending(blocked: u64) -> Option<i32> {
-    let p = status_hex(c"/proc/self/status", b"ShdPnd:")? & fatal_at_default() & !blocked;
+    let p = shared_pending()? & fatal_at_default() & !blocked;
     (p != 0).then(|| p.trailing_zeros() as i32 + 1)
 }
 
@@ -190,76 +188,7 @@ fn prctl_get_int(option: i32) -> Result<u32, Errno> {
     unsafe { sys::prctl(option, &mut v as *mut i32 as u64, 0, 0, 0) }.map(|_| v as u32)
 }
 
-/// The hexadecimal value of the line `key<whitespace>HEX` of a `/proc`
-/// status file. The file is read in small pieces and scanned as it comes,
-/// with no line buffer: lines such as `Cpus_allowed` may be long.
-fn status_hex(path: &CStr, key: &[u8]) -> Option<u64> {
-    let fd = sys::open(path, sys::O_RDONLY).ok()?;
-    let mut scan = HexField::new(key);
-    let mut buf = [0u8; 256];
-    let found = loop {
-        match sys::read(fd, &mut buf) {
-            Ok(0) => break scan.end(),
-            Ok(n) => {
-                if let Some(v) = scan.feed(&buf[..n]) {
-                    break v;
-                }
-            }
-            Err(Errno::EINTR) => {}
-            Err(_) => break None,
-        }
-    };
-    sys::close(fd);
-    found
-}
-
-/// The scanner of [`status_hex`].
-struct HexField<'k> {
-    key: &'k [u8],
-    /// Bytes of the key matched at the start of the current line;
-    /// `usize::MAX`: this line is not the one.
-    matched: usize,
-    value: u64,
-    digits: u32,
-}
-
-impl<'k> HexField<'k> {
-    fn new(key: &'k [u8]) -> Self {
-        HexField { key, matched: 0, value: 0, digits: 0 }
-    }
-
-    fn in_value(&self) -> bool {
-        self.matched == self.key.len()
-    }
-
-    /// Some(result) once the field is complete (or malformed).
-    fn feed(&mut self, bytes: &[u8]) -> Option<Option<u64>> {
-        for &c in bytes {
-            if self.in_value() {
-                let d = match c {
-                    b'0'..=b'9' => c - b'0',
-                    b'a'..=b'f' => c - b'a' + 10,
-                    b'A'..=b'F' => c - b'A' + 10,
-                    b' ' | b'\t' if self.digits == 0 => continue,
-                    b'\n' => return Some(self.end()),
-                    _ => return Some(None),
-                };
-                if self.digits == 16 {
-                    return Some(None);
-                }
-                self.value = self.value << 4 | d as u64;
-                self.digits += 1;
-            } else if c == b'\n' {
-                self.matched = 0;
-            } else if self.matched != usize::MAX {
-                self.matched = if self.key[self.matched] == c { self.matched + 1 } else { usize::MAX };
-            }
-        }
-        None
-    }
-
-    /// The result at the end of the input.
-    fn end(&self) -> Option<u64> {
-        (self.in_value() && self.digits > 0).then_some(self.value)
-    }
+/// The signals pending for the whole process (`ShdPnd`).
+fn shared_pending() -> Option<u64> {
+    sys::status::read_hex(c"/proc/self/status", [b"ShdPnd"])[0]
 }

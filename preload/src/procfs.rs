@@ -102,16 +102,12 @@ impl Tasks {
                 return Ok(0);
             }
             let mut count = 0;
-            let mut off = 0;
-            while off + 19 < n && count < out.len() {
-                let reclen = u16::from_le_bytes([buf[off + 16], buf[off + 17]]) as usize;
-                let name = &buf[off + 19..(off + reclen).min(n)];
-                let name = &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())];
-                if let Some(tid) = parse_u32(name) {
-                    out[count] = tid;
-                    count += 1;
+            for tid in sys::dirent_names(&buf[..n]).filter_map(parse_u32) {
+                if count == out.len() {
+                    break;
                 }
-                off += reclen.max(1);
+                out[count] = tid;
+                count += 1;
             }
             if count > 0 {
                 return Ok(count);

@@ -51,7 +51,7 @@ pub fn resolve() -> usize {
 ///
 /// # Safety
 /// As syscall(2).
-#[no_mangle]
+#[cfg_attr(not(test), no_mangle)]
 pub unsafe extern "C" fn syscall(
     n: c_long,
     a1: c_long,

@@ -25,20 +25,13 @@ pub fn live_path<'o>(name: &[u8], ino: u64, out: &'o mut [u8; 512]) -> Option<&'
         if len == 0 {
             break;
         }
-        // struct linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
-        let mut off = 0;
-        while off + 19 < len {
-            let d_ino = u64::from_le_bytes(buf[off..off + 8].try_into().unwrap_or_default());
-            let reclen = u16::from_le_bytes([buf[off + 16], buf[off + 17]]) as usize;
-            let entry = &buf[off + 19..(off + reclen).min(len)];
-            let entry = &entry[..entry.iter().position(|&c| c == 0).unwrap_or(entry.len())];
+        for (d_ino, entry) in sys::dirents(&buf[..len]) {
             if d_ino == ino && DIR.len() + entry.len() < out.len() {
                 out[..DIR.len()].copy_from_slice(DIR);
                 out[DIR.len()..DIR.len() + entry.len()].copy_from_slice(entry);
                 found = Some(DIR.len() + entry.len());
                 break 'scan;
             }
-            off += reclen.max(1);
         }
     }
     sys::close(dir);

@@ -12,6 +12,7 @@ use core::ffi::CStr;
 
 pub mod cpu;
 pub mod events;
+pub mod lines;
 pub mod locks;
 pub mod msg;
 pub mod ns;
@@ -308,30 +309,36 @@ pub fn getdents64(fd: i32, buf: &mut [u8]) -> Result<usize> {
     unsafe { syscall!(Sysno::getdents64, fd, buf.as_mut_ptr(), buf.len()) }
 }
 
-/// The names in the bytes a `getdents64` returned (`struct linux_dirent64`:
-/// ino u64, off i64, reclen u16, type u8, name NUL-terminated).
-pub struct DirentNames<'a> {
+/// The entries, (inode, name), in the bytes a `getdents64` returned
+/// (`struct linux_dirent64`: ino u64, off i64, reclen u16, type u8, name
+/// NUL-terminated): the one reader of them.
+pub struct Dirents<'a> {
     buf: &'a [u8],
     off: usize,
 }
 
-pub fn dirent_names(buf: &[u8]) -> DirentNames<'_> {
-    DirentNames { buf, off: 0 }
+pub fn dirents(buf: &[u8]) -> Dirents<'_> {
+    Dirents { buf, off: 0 }
 }
 
-impl<'a> Iterator for DirentNames<'a> {
-    type Item = &'a [u8];
+/// The names of [`dirents`].
+pub fn dirent_names(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    dirents(buf).map(|(_, name)| name)
+}
 
-    fn next(&mut self) -> Option<&'a [u8]> {
-        let b = self.buf;
-        let rec = b.get(self.off..)?;
+impl<'a> Iterator for Dirents<'a> {
+    type Item = (u64, &'a [u8]);
+
+    fn next(&mut self) -> Option<(u64, &'a [u8])> {
+        let rec = self.buf.get(self.off..)?;
         if rec.len() < 19 {
             return None;
         }
+        let ino = u64::from_le_bytes(rec[..8].try_into().unwrap_or_default());
         let reclen = u16::from_le_bytes([rec[16], rec[17]]) as usize;
         let name = rec.get(19..reclen.min(rec.len())).unwrap_or(&[]);
         self.off += reclen.max(19);
-        Some(&name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())])
+        Some((ino, &name[..name.iter().position(|&c| c == 0).unwrap_or(name.len())]))
     }
 }
 
@@ -882,4 +889,23 @@ pub fn sigqueue(pid: i32, sig: i32, value: u64) -> Result<()> {
     info[3] = value;
     // SAFETY: the kernel reads the 128-byte siginfo, borrowed for the call.
     unsafe { syscall!(Sysno::rt_sigqueueinfo, pid, sig, info.as_ptr()) }.map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Two `linux_dirent64` records as getdents64 lays them out (8-byte
+    /// aligned, the name NUL-padded), then a truncated one.
+    #[test]
+    fn dirents_of_a_buffer() {
+        let mut buf = [0u8; 64];
+        for (at, ino, name) in [(0usize, 7u64, &b"a.dat"[..]), (24, 9, b"longer-name")] {
+            let reclen: u16 = if at == 0 { 24 } else { 32 };
+            buf[at..at + 8].copy_from_slice(&ino.to_le_bytes());
+            buf[at + 16..at + 18].copy_from_slice(&reclen.to_le_bytes());
+            buf[at + 19..at + 19 + name.len()].copy_from_slice(name);
+        }
+        let entries: [(u64, &[u8]); 2] = [(7, b"a.dat"), (9, b"longer-name")];
+        assert!(super::dirents(&buf[..56]).eq(entries));
+        assert!(super::dirent_names(&buf[..60]).eq([&b"a.dat"[..], b"longer-name"]), "a record cut short ends it");
+    }
 }

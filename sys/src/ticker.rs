@@ -72,13 +72,7 @@ pub fn run(pidfd: i32, pid: i32, signal: i32, period_ns: u64) -> ! {
 /// When the status cannot be read, no: a tick is skipped, never the program
 /// killed.
 fn ready(status: &core::ffi::CStr, signal: i32) -> bool {
-    let mut buf = [0u8; 4096];
-    let Ok(fd) = sys::open(status, sys::O_RDONLY) else { return false };
-    let n = sys::read(fd, &mut buf).unwrap_or(0);
-    sys::close(fd);
-    let text = &buf[..n];
     let bit = 1u64 << (signal - 1);
-    let caught = sys::status::hex(text, b"SigCgt").is_some_and(|m| m & bit != 0);
-    let pending = sys::status::hex(text, b"ShdPnd").is_some_and(|m| m & bit != 0);
-    caught && !pending
+    let [caught, pending] = sys::status::read_hex(status, [b"SigCgt", b"ShdPnd"]);
+    caught.is_some_and(|m| m & bit != 0) && pending.is_none_or(|m| m & bit == 0)
 }

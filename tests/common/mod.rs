@@ -4,6 +4,8 @@
 //! progress in /proc.
 #![allow(dead_code)]
 
+pub mod json_shape;
+
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -874,27 +876,13 @@ pub fn rebuild_image(good: &[u8], f: impl FnOnce(&mut Tables)) -> Vec<u8> {
         fds: &t.fds,
         strings: &t.strings,
     };
-    let enc = encode::Encoder::new(t.header, tables);
-    let mut out = vec![0u8; enc.header().file_len as usize];
-    enc.write_into(|i| &data[i], &mut out);
-    out
+    ckpt_image::sample::write(t.header, tables, |i| &data[i])
 }
 
 /// An anonymous region without stored data, for [`rebuild_image`].
 pub fn empty_region(start: u64, end: u64, prot: u32) -> ckpt_image::Region {
-    ckpt_image::Region {
-        start,
-        end,
-        prot,
-        flags: 0,
-        kind: ckpt_image::RegionKind::Anon as u32,
-        n_extents: 0,
-        first_extent: 0,
-        _pad: 0,
-        file_offset: 0,
-        file: ckpt_image::FileId::default(),
-        path: ckpt_image::StrRef::default(),
-    }
+    let kind = ckpt_image::RegionKind::Anon as u32;
+    ckpt_image::Region { start, end, prot, kind, ..Default::default() }
 }
 
 /// Inserts `r` into a sorted region table at its place.

@@ -16,13 +16,12 @@
 //! process that took over the pid, and it exits as soon as the program does.
 
 use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
-use std::error::Error as _;
+use clap::{ArgAction, ArgMatches, Parser};
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{exit, Command};
+use std::process::Command;
 
 const ABOUT: &str = "\
 Runs PROGRAM so that it can be checkpointed: `kill -USR2 PID` writes its
@@ -65,9 +64,7 @@ setuid, setgid or has file capabilities: it could not be checkpointed);
     version,
     about = ABOUT,
     after_help = AFTER_HELP,
-    override_usage = "ckpt [OPTIONS] PROGRAM [ARGS...]",
-    max_term_width = 80,
-    args_override_self = true
+    override_usage = "ckpt [OPTIONS] PROGRAM [ARGS...]"
 )]
 struct Cli {
     /// Where to write the image (default: myckpt.dat in the directory where
@@ -150,8 +147,6 @@ struct Cli {
     command: Vec<OsString>,
 }
 
-/// Exit status of a usage error.
-const USAGE_ERROR: i32 = 2;
 /// The signal libckpt.so stops threads with (preload/src/threads.rs).
 const THREAD_SIGNAL: i32 = 62;
 /// Most images --keep may keep (preload/src/config.rs MAX_KEEP).
@@ -160,12 +155,11 @@ const MAX_KEEP: u32 = 1000;
 const MAX_PATH: usize = 4000;
 
 fn fail(status: i32, msg: impl std::fmt::Display) -> ! {
-    eprintln!("ckpt: {msg}");
-    exit(status)
+    ckpt_cli::fail("ckpt", status, msg)
 }
 
 fn usage(msg: impl std::fmt::Display) -> ! {
-    fail(USAGE_ERROR, format!("{msg} (try: ckpt --help)"))
+    ckpt_cli::usage("ckpt", msg)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -334,34 +328,6 @@ fn parse_flag(v: &str) -> Result<bool, String> {
     }
 }
 
-/// A clap error as one line, `ckpt: ... (try: ckpt --help)`, exit status
-/// 2; `--help` and `--version` print and exit 0.
-fn clap_error(e: clap::Error) -> ! {
-    use clap::error::{ContextKind, ContextValue, ErrorKind};
-    let context = |kind| match e.get(kind) {
-        Some(ContextValue::String(s)) => s.clone(),
-        _ => String::new(),
-    };
-    match e.kind() {
-        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => e.exit(),
-        ErrorKind::MissingRequiredArgument => usage("no program given"),
-        // Only the flags have their values checked by clap, and a flag's
-        // value can only come from its variable.
-        ErrorKind::ValueValidation => {
-            let flag = context(ContextKind::InvalidArg);
-            let name = flag.trim_start_matches('-').split(' ').next().unwrap_or_default();
-            let var = format!("CKPT_{}", name.to_ascii_uppercase().replace('-', "_"));
-            let why = e.source().map(|s| s.to_string()).unwrap_or_default();
-            usage(format!("{var}={}: {why}", context(ContextKind::InvalidValue)))
-        }
-        _ => {
-            let text = e.to_string();
-            let line = text.lines().next().unwrap_or_default();
-            usage(line.strip_prefix("error: ").unwrap_or(line))
-        }
-    }
-}
-
 /// A valued option through its parser, from the command line or else from
 /// its variable (empty: unset); a bad value is a usage error naming the
 /// option, or the variable with its value.
@@ -381,8 +347,7 @@ fn checked<T>(m: &ArgMatches, id: &str, v: Option<String>, parse: impl Fn(&str) 
 }
 
 fn parse_args() -> Options {
-    let m = Cli::command().try_get_matches().unwrap_or_else(|e| clap_error(e));
-    let cli = Cli::from_arg_matches(&m).unwrap_or_else(|e| clap_error(e));
+    let (m, cli) = ckpt_cli::parse_args::<Cli>("ckpt", std::env::args_os());
     let cmdline = |id| m.value_source(id) == Some(ValueSource::CommandLine);
     let output = cli.output.filter(|v| !v.is_empty() || cmdline("output"));
     if output.as_ref().is_some_and(|v| v.is_empty()) {

@@ -9,7 +9,9 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use crate::json::{Hex, Text};
 use ckpt_image::{Header, Meta, HEADER_SIZE};
+use serde::Serialize;
 
 /// The text lines: one per parent, nearest first.
 pub fn write_text(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
@@ -32,21 +34,23 @@ pub fn write_text(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
     Ok(())
 }
 
-/// The `chain` member of the JSON output.
-pub fn json(m: &Meta, jstr: impl Fn(&[u8]) -> String, jhex: impl Fn(u64) -> String) -> String {
-    let links: Vec<String> = m
-        .parents()
-        .iter()
-        .map(|p| {
-            format!(
-                "{{\"name\": {}, \"id\": {}, \"file_len\": {}}}",
-                jstr(m.string(p.name).unwrap_or_default()),
-                jhex(p.id),
-                p.file_len
-            )
-        })
-        .collect();
-    format!("[{}]", links.join(", "))
+/// A parent in the `chain` member of the JSON output.
+#[derive(Serialize)]
+pub struct Link<'a> {
+    name: Text<'a>,
+    id: Hex,
+    file_len: u64,
+}
+
+/// The `chain` member of the JSON output: the parents, nearest first.
+pub fn json<'a>(m: &'a Meta) -> Vec<Link<'a>> {
+    let parents = m.parents();
+    let link = |p: &ckpt_image::Parent| Link {
+        name: Text(m.string(p.name).unwrap_or_default()),
+        id: Hex(p.id),
+        file_len: p.file_len,
+    };
+    parents.iter().map(link).collect()
 }
 
 /// Opens the file of every extent source: the image itself (`image`), then
