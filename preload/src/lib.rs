@@ -50,7 +50,9 @@ mod rawsig;
 mod shm;
 mod sockets;
 mod threads;
+mod walk;
 mod workspace;
+mod writer;
 
 use core::ffi::c_void;
 
