@@ -57,18 +57,18 @@ unsafe impl Sync for Global {}
 static STATE: Global =
     Global(UnsafeCell::new(State { uffd: -1, dev: 0, ino: 0, off: false, image_id: 0, n_tracked: 0 }));
 
-fn state() -> &'static mut State {
-    // SAFETY: see Global: one user at a time, and no reference is kept
-    // across calls.
-    unsafe { &mut *STATE.0.get() }
+/// Runs `f` on the tracker's state, lent for the call only.
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    // SAFETY: see Global: one user at a time (the checkpoint's
+    // coordinator), and the reference does not outlive the call.
+    f(unsafe { &mut *STATE.0.get() })
 }
 
 /// Whether `fd` is the tracker's own descriptor (left out of the image):
 /// the number, and still the file (the program may have put one of its own
 /// there).
 pub fn is_own_fd(fd: i32) -> bool {
-    let s = state();
-    fd >= 0 && s.uffd == fd && still_ours(s)
+    with_state(|s| fd >= 0 && s.uffd == fd && still_ours(s))
 }
 
 /// Whether the descriptor is still the userfaultfd we opened.
@@ -110,7 +110,10 @@ impl Scan<'_> {
 /// [`arm`], each range write-protected again. `parent_id`: the image the
 /// delta is taken after (0: none). `runs` holds the answer.
 pub fn scan<'a>(tracked: &'a mut [Range], runs: &'a mut [PageRegion], parent_id: u64) -> Scan<'a> {
-    let s = state();
+    with_state(|s| scan_in(s, tracked, runs, parent_id))
+}
+
+fn scan_in<'a>(s: &mut State, tracked: &'a mut [Range], runs: &'a mut [PageRegion], parent_id: u64) -> Scan<'a> {
     if !still_ours(s) {
         s.uffd = -1;
         s.image_id = 0;
@@ -179,7 +182,17 @@ pub fn arm(
     image_id: u64,
     program_has_uffd: bool,
 ) -> Option<&'static str> {
-    let s = state();
+    with_state(|s| arm_in(s, regions, tracked, next, image_id, program_has_uffd))
+}
+
+fn arm_in(
+    s: &mut State,
+    regions: &[Region],
+    tracked: &mut [Range],
+    next: &mut [Range],
+    image_id: u64,
+    program_has_uffd: bool,
+) -> Option<&'static str> {
     if s.off {
         return None;
     }
