@@ -320,7 +320,8 @@ fn capture(
     if join != 0 {
         // A stale request (that checkpoint is over) is no checkpoint at all.
         let joined = job::join(join).ok_or(refuse(job::ABORTED))?;
-        let result = joined.wait_all_stopped().and_then(|()| capture_one(t, n_threads, cfg, t0, Role::Member(&joined), false));
+        let result =
+            joined.wait_all_stopped().and_then(|()| capture_one(t, n_threads, cfg, t0, Role::Member(&joined), false));
         if result.as_ref().is_err_and(|f| !f.is_abandoned()) {
             joined.fail();
         }
@@ -450,6 +451,16 @@ fn capture_one(
         .map_err(failed("reading /proc/self/cmdline"))?;
     h.cwd = b.string_from(sys::getcwd).map_err(failed("reading the working directory"))?;
     h.exe = b.string_from(|buf| sys::readlink(c"/proc/self/exe", buf)).map_err(failed("reading /proc/self/exe"))?;
+    // POSIX timers (a kernel without CONFIG_CHECKPOINT_RESTORE has no
+    // /proc/self/timers: then none are recorded).
+    match b.string_from(|buf| crate::timers::capture(dents, buf)) {
+        Ok(timers) => {
+            h.process.timers = timers;
+            h.process.valid |= ckpt_image::PROCESS_TIMERS;
+        }
+        Err(sys::Errno::ENOENT) => {}
+        Err(e) => return Err(failed("reading the POSIX timers (/proc/self/timers)")(e)),
+    }
 
     let n_fds = files::capture(fds, &mut b, dents, fd_order).map_err(|e| match e {
         files::TOO_MANY => refuse("the program has more than 65,536 open descriptors, more than an image can hold"),
@@ -1143,7 +1154,8 @@ impl thread::Job for WriteData<'_> {
                 (from, len, self.order.take(i, &Extent { stored_len: len, encoding, ..x }))
             }
         };
-        write_at(self.fd, from, len, self.base + pos).map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
+        write_at(self.fd, from, len, self.base + pos)
+            .map_err(|f| f.errno.map_or(NO_PROGRESS, |e| e.into_raw() as u32))?;
         self.sums[i].store(sum, Relaxed);
         self.progress.add(x.len);
         Ok(())

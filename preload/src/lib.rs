@@ -46,6 +46,7 @@ mod rawsig;
 mod shm;
 mod sockets;
 mod threads;
+mod timers;
 mod workspace;
 
 use core::ffi::c_void;

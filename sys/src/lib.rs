@@ -19,6 +19,7 @@ pub mod progress;
 pub mod status;
 pub mod thread;
 pub mod ticker;
+pub mod timers;
 pub mod wp;
 
 pub use syscalls::Errno;

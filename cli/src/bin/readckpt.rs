@@ -533,6 +533,7 @@ fn write_text(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     write_summary(out, rep)?;
     write_mm(out, &rep.meta.header)?;
     write_process(out, &rep.meta.header.process)?;
+    write_posix_timers(out, rep.meta)?;
     write_threads(out, rep.meta)?;
     write_signals(out, rep.meta)?;
     write_files(out, rep.meta)?;
@@ -629,6 +630,30 @@ fn write_mm(out: &mut dyn Write, h: &Header) -> io::Result<()> {
     writeln!(out, "  stack     {:#x}", mm.start_stack)?;
     writeln!(out, "  args      {:#x}-{:#x}", mm.arg_start, mm.arg_end)?;
     writeln!(out, "  env       {:#x}-{:#x}", mm.env_start, mm.env_end)
+}
+
+/// The POSIX timers (`timer_create`), if the image has any.
+fn write_posix_timers(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
+    use ckpt_image::timers::{SIGEV_NONE, SIGEV_THREAD_ID};
+    let timers = m.timers();
+    if timers.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nposix timers ({})", timers.len())?;
+    for t in timers.iter() {
+        let notify = match t.notify {
+            SIGEV_NONE => "no signal".to_string(),
+            SIGEV_THREAD_ID => format!("signal {} to thread {}", t.signal, t.tid),
+            _ => format!("signal {}", t.signal),
+        };
+        let left = match (t.value_ns, t.interval_ns) {
+            (0, _) => "disarmed".to_string(),
+            (v, 0) => format!("{} s left, once", seconds(v)),
+            (v, i) => format!("{} s left, then every {} s", seconds(v), seconds(i)),
+        };
+        writeln!(out, "  timer {:<4} clock {}, {notify}, value {:#x}, {left}", t.id, t.clock, t.value)?;
+    }
+    Ok(())
 }
 
 /// Process-wide kernel state: only what the image says it recorded (its
@@ -1800,7 +1825,9 @@ mod tests {
             required_xfeatures, cpu_level, portable_level, cpu_brand, xlayout, chain_depth, _pad2, parents,
             header_checksum);
         let process = fields!(ProcessState: itimers, rlimits, pending, pdeathsig, dumpable,
-            child_subreaper, valid, interval_ms, interval_signal, _pad, reserved);
+            child_subreaper, valid, interval_ms, interval_signal, _pad, timers, reserved);
+        let posix_timer = fields!(ckpt_image::timers::PosixTimer: id, clock, notify, signal, tid, _pad, value,
+            value_ns, interval_ns);
         let region = fields!(Region: start, end, prot, flags, kind, n_extents, first_extent, _pad,
             file_offset, file, path);
         let extent = fields!(Extent: addr, len, file_pos, checksum, stored_len, encoding, source);
@@ -1845,6 +1872,7 @@ mod tests {
             ("MmLayout", size_of::<MmLayout>(), mm, None),
             ("FileId", size_of::<FileId>(), file_id, None),
             ("ITimer", size_of::<ITimer>(), itimer, None),
+            ("PosixTimer", size_of::<ckpt_image::timers::PosixTimer>(), posix_timer, Some("#### PosixTimer (")),
             ("StrRef", size_of::<StrRef>(), strref, None),
             ("Parent", size_of::<ckpt_image::Parent>(), parent, None),
             ("EventFdState", size_of::<EventFdState>(), eventfd, Some("#### EventFdState (")),
