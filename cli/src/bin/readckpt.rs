@@ -1015,7 +1015,7 @@ fn write_json(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
                 ("fds", m.n_fds().to_string()),
             ]),
         ),
-        ("process", json_process(&h.process)),
+        ("process", json_process(m)),
         ("files", jarray(m.fds().map(|f| json_fd(m, &f)).collect())),
         ("chain", chain::json(m, jstr, jhex)),
         ("compression", json_compression(&m.data_totals())),
@@ -1079,7 +1079,8 @@ fn jlimit(v: u64) -> String {
 }
 
 /// Members only for the fields the `valid` bits say were recorded.
-fn json_process(p: &ProcessState) -> String {
+fn json_process(m: &Meta) -> String {
+    let p = &m.header.process;
     let mut fields = vec![("valid", jhex(p.valid as u64))];
     if p.valid & PROCESS_ITIMERS != 0 {
         let timers: Vec<(&str, String)> = ITIMER_NAMES
@@ -1107,6 +1108,25 @@ fn json_process(p: &ProcessState) -> String {
         fields.push(("pdeathsig", p.pdeathsig.to_string()));
         fields.push(("dumpable", p.dumpable.to_string()));
         fields.push(("child_subreaper", p.child_subreaper.to_string()));
+    }
+    if p.valid & ckpt_image::PROCESS_TIMERS != 0 {
+        let timers = m
+            .timers()
+            .iter()
+            .map(|t| {
+                jobj(&[
+                    ("id", t.id.to_string()),
+                    ("clock", t.clock.to_string()),
+                    ("notify", t.notify.to_string()),
+                    ("signal", t.signal.to_string()),
+                    ("tid", t.tid.to_string()),
+                    ("value", jhex(t.value)),
+                    ("value_ns", t.value_ns.to_string()),
+                    ("interval_ns", t.interval_ns.to_string()),
+                ])
+            })
+            .collect();
+        fields.push(("posix_timers", jarray(timers)));
     }
     jobj(&fields)
 }
