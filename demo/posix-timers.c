@@ -9,6 +9,9 @@
  *   thread     CLOCK_MONOTONIC, SIGEV_THREAD_ID SIGRTMIN+1 to a worker
  *              thread, value 303: every 300 ms, 12 times (the worker
  *              disarms it then)
+ *   callback   CLOCK_MONOTONIC, SIGEV_THREAD (to glibc's helper thread,
+ *              which runs the callback in a new thread), value 404: every
+ *              400 ms, 8 calls (the callback disarms it then)
  *   realtime   CLOCK_REALTIME, SIGEV_NONE: armed for 60 s every 60 s, only
  *              looked at (its time left after the restart is at most 60 s)
  *
@@ -17,7 +20,7 @@
  * is an error. At the end the main thread checks each timer_t with
  * timer_gettime, deletes it with timer_delete, and prints
  *
- *   done oneshot=1 thread=12 realtime=armed errors=0 ids ok
+ *   done oneshot=1 thread=12 callback=8 realtime=armed errors=0 ids ok
  *
  * and exits 0 (1 on any error). Every line is flushed.
  */
@@ -33,9 +36,10 @@
 
 #define TICKS 30
 #define THREAD_TICKS 12
+#define CALLBACKS 8
 
-static timer_t periodic, oneshot, thread_timer, quiet;
-static atomic_int thread_ticks, errors, worker_tid;
+static timer_t periodic, oneshot, thread_timer, callback_timer, quiet;
+static atomic_int thread_ticks, callbacks, errors, worker_tid;
 
 static void arm(timer_t t, long first_ms, long every_ms) {
     struct itimerspec v = {{every_ms / 1000, every_ms % 1000 * 1000000}, {first_ms / 1000, first_ms % 1000 * 1000000}};
@@ -79,6 +83,11 @@ static void *worker(void *arg) {
     return NULL;
 }
 
+static void on_callback(union sigval v) {
+    if (v.sival_int != 404) errors++;
+    if (++callbacks == CALLBACKS) disarm(callback_timer);
+}
+
 static void make(clockid_t clock, int notify, int sig, int value, timer_t *t) {
     struct sigevent ev;
     memset(&ev, 0, sizeof ev);
@@ -86,6 +95,7 @@ static void make(clockid_t clock, int notify, int sig, int value, timer_t *t) {
     ev.sigev_signo = sig;
     ev.sigev_value.sival_int = value;
     if (notify == SIGEV_THREAD_ID) ev._sigev_un._tid = worker_tid;
+    if (notify == SIGEV_THREAD) ev.sigev_notify_function = on_callback;
     if (timer_create(clock, &ev, t) != 0) {
         perror("timer_create");
         errors++;
@@ -106,10 +116,12 @@ int main(void) {
     make(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGRTMIN, 101, &periodic);
     make(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGUSR1, 202, &oneshot);
     make(CLOCK_MONOTONIC, SIGEV_THREAD_ID, SIGRTMIN + 1, 303, &thread_timer);
-    make(CLOCK_REALTIME, SIGEV_NONE, 0, 404, &quiet);
+    make(CLOCK_MONOTONIC, SIGEV_THREAD, 0, 404, &callback_timer);
+    make(CLOCK_REALTIME, SIGEV_NONE, 0, 505, &quiet);
     arm(periodic, 100, 100);
     arm(oneshot, 3500, 0);
     arm(thread_timer, 300, 300);
+    arm(callback_timer, 400, 400);
     arm(quiet, 60000, 60000);
     printf("armed\n");
     fflush(stdout);
@@ -140,20 +152,21 @@ int main(void) {
         }
     }
     pthread_join(w, NULL);
+    for (int i = 0; callbacks < CALLBACKS && i < 5000; i++) usleep(1000);
 
     /* Every timer is still the process's, under its id. */
     int ids_ok = 1;
     struct itimerspec left;
     int realtime_armed = timer_gettime(quiet, &left) == 0 && left.it_interval.tv_sec == 60 && left.it_value.tv_sec < 60 &&
                          (left.it_value.tv_sec || left.it_value.tv_nsec);
-    timer_t all[] = {periodic, oneshot, thread_timer, quiet};
+    timer_t all[] = {periodic, oneshot, thread_timer, callback_timer, quiet};
     for (unsigned i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (timer_gettime(all[i], &left) != 0 || (all[i] != quiet && (left.it_value.tv_sec || left.it_value.tv_nsec)))
             ids_ok = 0;
         if (timer_delete(all[i]) != 0) ids_ok = 0;
     }
-    printf("done oneshot=%d thread=%d realtime=%s errors=%d ids %s\n", oneshots, (int)thread_ticks,
-           realtime_armed ? "armed" : "LOST", (int)errors, ids_ok ? "ok" : "LOST");
+    printf("done oneshot=%d thread=%d callback=%d realtime=%s errors=%d ids %s\n", oneshots, (int)thread_ticks,
+           (int)callbacks, realtime_armed ? "armed" : "LOST", (int)errors, ids_ok ? "ok" : "LOST");
     fflush(stdout);
     return errors || !ids_ok || !realtime_armed;
 }

@@ -39,6 +39,7 @@ mod links;
 mod locks;
 mod memfd;
 mod msg;
+mod nudge;
 mod output;
 mod process;
 mod procfs;

@@ -193,7 +193,7 @@ fn prctl_get_int(option: i32) -> Result<u32, Errno> {
 /// The hexadecimal value of the line `key<whitespace>HEX` of a `/proc`
 /// status file. The file is read in small pieces and scanned as it comes,
 /// with no line buffer: lines such as `Cpus_allowed` may be long.
-fn status_hex(path: &CStr, key: &[u8]) -> Option<u64> {
+pub fn status_hex(path: &CStr, key: &[u8]) -> Option<u64> {
     let fd = sys::open(path, sys::O_RDONLY).ok()?;
     let mut scan = HexField::new(key);
     let mut buf = [0u8; 256];
