@@ -183,30 +183,24 @@ fn two_generations(
     (run_dir, ref_dir): (&Path, &Path),
     marks: [&str; 2],
 ) -> (Outcome, Outcome) {
-    two_generations_with(program, args, (run_dir, ref_dir), marks, &[])
+    two_generations_with(&As::me(), program, args, (run_dir, ref_dir), marks)
 }
 
-/// As [`two_generations`], with options for every `restart`.
+/// As [`two_generations`], run by `who`.
 fn two_generations_with(
+    who: &As,
     program: &Path,
     args: &[&str],
     (run_dir, ref_dir): (&Path, &Path),
     marks: [&str; 2],
-    restart_opts: &[&str],
 ) -> (Outcome, Outcome) {
-    let reference = spawn("uninterrupted run", &mut command(program, args, ref_dir)).finish();
+    let program = &who.program(program);
+    let reference = spawn("uninterrupted run", &mut who.cmd(program, args, ref_dir)).finish();
     reference.expect_code(0);
     let image = run_dir.join("gen.dat");
-    let who = As::me();
     let mut runs = Vec::new();
     for (gen, mark) in marks.iter().enumerate() {
-        let mut c = if gen == 0 {
-            who.ckpt(&image, program, args, run_dir)
-        } else {
-            let mut c = who.restart(&image, run_dir);
-            c.args(restart_opts);
-            c
-        };
+        let mut c = if gen == 0 { who.ckpt(&image, program, args, run_dir) } else { who.restart(&image, run_dir) };
         let mut run = spawn(&format!("generation {gen}"), &mut c);
         run.wait_line(Stream::Stdout, |l| l.starts_with(mark), mark);
         run.checkpoint();
@@ -214,7 +208,7 @@ fn two_generations_with(
         o.expect_code(CHECKPOINTED);
         runs.push(o);
     }
-    let last = spawn("last restart", who.restart(&image, run_dir).args(restart_opts)).finish();
+    let last = spawn("last restart", &mut who.restart(&image, run_dir)).finish();
     last.expect_code(0);
     runs.push(last);
     for o in &runs {
@@ -280,18 +274,12 @@ fn ruby_threads_do_not_busy_poll_after_restart() {
     let dir = TempDir::new("events-ruby");
     let (run, reference) = subdirs(&dir);
     let script = root().join("demo/runtimes/tick.rb");
-    // POSIX timers are not saved (README). Ruby 3.1 arms one for its thread
-    // scheduler and creates it again only when its pid changed: with its
-    // own pid back (namespace mode) it deletes a timer that no longer
-    // exists, and crashes at exit. So this test keeps new pids until timers
-    // are saved.
-    let (reference, last) = two_generations_with(
-        &ruby,
-        &[script.to_str().unwrap(), "60"],
-        (&run, &reference),
-        ["tick 10:", "tick 25:"],
-        &["--new-pids"],
-    );
+    // Ruby 3.1 arms a POSIX timer for its thread scheduler and creates it
+    // again only when its pid changed: with its own pid back (namespace
+    // mode) it goes on with the one it had, which must be there (at exit
+    // it deletes it, and crashed when timers were not restored).
+    let (reference, last) =
+        two_generations(&ruby, &[script.to_str().unwrap(), "60"], (&run, &reference), ["tick 10:", "tick 25:"]);
     // CPU seconds the script reports at its end ("cpu S" on stderr).
     let cpu = |o: &Outcome| -> f64 {
         let line = o.text_lines(Stream::Stderr).into_iter().find(|l| l.starts_with("cpu ")).expect("a cpu line");
@@ -308,6 +296,41 @@ fn ruby_threads_do_not_busy_poll_after_restart() {
         cpu(&reference),
         last.describe()
     );
+}
+
+/// demo/posix-timers: a periodic signal timer, a one-shot, a timer that
+/// signals one thread, a glibc SIGEV_THREAD one (its helper thread blocks
+/// the thread signal: preload/src/nudge.rs) and a SIGEV_NONE one,
+/// checkpointed twice;
+/// the output (every tick once, each timer's count, its id still valid and
+/// deletable at the end) is the uninterrupted run's.
+fn posix_timers_case(who: &As, dir: &TempDir) {
+    let (run, reference) = subdirs(dir);
+    for d in [&run, &reference] {
+        chmod(d, 0o777);
+    }
+    let (_, last) =
+        two_generations_with(who, &demo("posix-timers"), &[], (&run, &reference), ["tick 5\n", "tick 15\n"]);
+    assert!(
+        last.stdout_text().ends_with("done oneshot=1 thread=12 callback=8 realtime=armed errors=0 ids ok\n"),
+        "{}",
+        last.describe()
+    );
+    let warned = lines_starting(&last, Stream::Stderr, "restart: warning");
+    assert!(warned.is_empty(), "nothing is lost at restart\n{}", last.describe());
+}
+
+#[test]
+fn posix_timers_keep_their_ids_and_time() {
+    posix_timers_case(&As::me(), &TempDir::new("events-timers"));
+}
+
+#[test]
+fn posix_timers_as_nobody() {
+    let who = As::nobody(&[demo("posix-timers")]);
+    let dir = TempDir::new("events-timers-nobody");
+    dir.chmod(0o777);
+    posix_timers_case(&who, &dir);
 }
 
 #[test]

@@ -80,5 +80,12 @@ pub fn exercise(head: &[u8], file_len: u64) -> Result<bool, &'static str> {
     for s in [h.cmdline, h.cwd, h.exe] {
         m.string(s).ok_or("a header string is out of range")?;
     }
+    if h.process.valid & crate::PROCESS_TIMERS != 0 {
+        let bytes = m.string(h.process.timers).ok_or("the POSIX timers are out of range")?;
+        let timers = crate::timers::parse(bytes).ok_or("a POSIX timer record is not sane")?;
+        if timers.iter().count() != m.timers().len() {
+            return Err("the POSIX timers are not all read");
+        }
+    }
     Ok(true)
 }

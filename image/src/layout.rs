@@ -11,6 +11,7 @@ use crate::events::{
     EpollTarget, EventFdState, FileLock, InotifyWatch, MemfdState, SignalFdState, SocketState, TimerFdState,
 };
 use crate::job::{JobHeader, Link, Member, SharedMap};
+use crate::timers::PosixTimer;
 use crate::xstate::{Component, Layout, NCOMP};
 use crate::{Extent, Fd, FileId, Header, ITimer, MmLayout, Parent, ProcessState, Region, SigAction, StrRef, Thread};
 
@@ -81,7 +82,21 @@ layout!(
     interval_ms 328,
     interval_signal 336,
     _pad 340,
-    reserved 344,
+    timers 344,
+    reserved 352,
+);
+layout!(
+    PosixTimer,
+    48,
+    id 0,
+    clock 4,
+    notify 8,
+    signal 12,
+    tid 16,
+    _pad 20,
+    value 24,
+    value_ns 32,
+    interval_ns 40,
 );
 layout!(
     Region,

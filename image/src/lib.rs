@@ -40,6 +40,7 @@ pub mod maps;
 #[cfg(any(test, feature = "sample"))]
 pub mod sample;
 pub mod signals;
+pub mod timers;
 pub mod xstate;
 
 pub mod checksum;
@@ -571,7 +572,10 @@ pub struct ProcessState {
     pub interval_ms: u64,
     pub interval_signal: u32,
     pub _pad: u32,
-    pub reserved: [u64; 4],
+    /// string: the POSIX timers, an array of [`timers::PosixTimer`] sorted
+    /// by id (valid with `PROCESS_TIMERS`; older images: zero, none).
+    pub timers: StrRef,
+    pub reserved: [u64; 3],
 }
 // SAFETY: repr(C), integers and arrays of Pod only, no padding (layout.rs
 // pins the size and every offset); any bit pattern is a valid value.
@@ -581,6 +585,7 @@ pub const PROCESS_ITIMERS: u32 = 1;
 pub const PROCESS_RLIMITS: u32 = 2;
 pub const PROCESS_PENDING: u32 = 4;
 pub const PROCESS_PRCTL: u32 = 8;
+pub const PROCESS_TIMERS: u32 = 16;
 
 /// What an open file descriptor referred to.
 #[repr(u32)]
@@ -755,6 +760,7 @@ pub enum Error {
     BadCpu,
     BadSignals,
     BadChain,
+    BadTimers,
 }
 
 impl Error {
@@ -785,6 +791,7 @@ impl Error {
             Error::BadCpu => "the image has an invalid CPU description (x86-64 level or XSAVE layout)",
             Error::BadSignals => "the image has SIGKILL or SIGSTOP pending, which no process can have",
             Error::BadChain => "the image has an invalid parent chain (delta image)",
+            Error::BadTimers => "the image has an invalid POSIX timer record",
         }
     }
 }
@@ -1113,6 +1120,9 @@ impl<'a> Meta<'a> {
         for s in [h.cmdline, h.cwd, h.exe] {
             self.string(s).ok_or(Error::BadString)?;
         }
+        if h.process.valid & PROCESS_TIMERS != 0 {
+            timers::parse(self.string(h.process.timers).ok_or(Error::BadString)?).ok_or(Error::BadTimers)?;
+        }
         for p in self.parents() {
             // A plain file name, looked up beside the image: never a path.
             let name = self.string(p.name).ok_or(Error::BadString)?;
@@ -1276,6 +1286,12 @@ impl<'a> Meta<'a> {
     }
     pub fn fds(&self) -> impl Iterator<Item = Fd> + '_ {
         (0..self.n_fds()).map(move |i| self.fd(i))
+    }
+    /// The POSIX timers (none if the image did not record them).
+    pub fn timers(&self) -> timers::Timers<'a> {
+        let p = &self.header.process;
+        let bytes = if p.valid & PROCESS_TIMERS != 0 { self.string(p.timers) } else { None };
+        bytes.and_then(timers::parse).unwrap_or_else(|| timers::parse(&[]).expect("empty"))
     }
     /// A string of the string table (None if the reference is out of range).
     pub fn string(&self, s: StrRef) -> Option<&'a [u8]> {

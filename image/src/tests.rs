@@ -549,3 +549,33 @@ fn codec_speed() {
         std::println!("{line}");
     }
 }
+
+#[test]
+fn posix_timer_records_are_checked() {
+    use crate::timers::{parse, PosixTimer, SIGEV_NONE, SIGEV_SIGNAL, SIGEV_THREAD_ID};
+    let good = [
+        PosixTimer { id: 0, clock: 1, notify: SIGEV_SIGNAL, signal: 34, value: 101, value_ns: 5, ..Default::default() },
+        PosixTimer { id: 3, clock: 0, notify: SIGEV_NONE, ..Default::default() },
+        PosixTimer { id: 7, clock: -6, notify: SIGEV_THREAD_ID, signal: 35, tid: 1234, ..Default::default() },
+    ];
+    let bytes = |ts: &[PosixTimer]| ts.iter().flat_map(|t| bytes_of(t).to_vec()).collect::<Vec<u8>>();
+    let all = bytes(&good);
+    let parsed = parse(&all).expect("sane timers");
+    assert_eq!(parsed.iter().collect::<Vec<_>>(), good.to_vec());
+    assert!(parse(&[]).is_some_and(|t| t.is_empty()));
+    assert!(parse(&all[..all.len() - 1]).is_none(), "a partial record");
+    let broken: [fn(&mut [PosixTimer; 3]); 7] = [
+        |t| t[1].id = 0,       // not increasing
+        |t| t[2].id = 1 << 31, // beyond i32
+        |t| t[0].signal = 0,   // a signal timer without a signal
+        |t| t[0].signal = 65,  // no such signal
+        |t| t[2].tid = 0,      // a thread timer without its thread
+        |t| t[0].tid = 9,      // a thread for a process timer
+        |t| t[1].notify = 2,   // SIGEV_THREAD is glibc's, never the kernel's
+    ];
+    for (i, f) in broken.iter().enumerate() {
+        let mut t = good;
+        f(&mut t);
+        assert!(parse(&bytes(&t)).is_none(), "case {i}");
+    }
+}

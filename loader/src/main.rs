@@ -73,6 +73,7 @@ mod resume;
 mod sockets;
 mod threads;
 mod ticker;
+mod timers;
 mod vdso;
 
 use core::arch::global_asm;

@@ -114,6 +114,8 @@ pub unsafe fn resume(meta: &'static Meta<'static>, fd: i32, opts: &Options, pids
     // SAFETY: the thread's own registrations, in restored memory.
     unsafe { threads::register(meta, &t) };
     threads::drop_namespace_capabilities();
+    // Every thread exists now: the timers that signal one can find it.
+    crate::timers::restore(meta);
     // The process name is the main thread's.
     // SAFETY: PR_SET_NAME reads 16 bytes, NUL padded.
     let _ = unsafe { sys::prctl(sys::PR_SET_NAME, h.comm.as_ptr() as u64, 0, 0, 0) };

@@ -26,7 +26,7 @@
 //! its frame.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::SeqCst};
 
 use ckpt_image::{Meta, Thread, LOADER_THREAD_STACKS, LOADER_THREAD_STACK_SIZE, MAX_THREADS};
 use ckpt_sys as sys;
@@ -40,6 +40,18 @@ static READY: AtomicU32 = AtomicU32::new(0);
 static GO: AtomicU32 = AtomicU32::new(0);
 /// The image's metadata, for the threads (set before the first clone).
 static META: core::sync::atomic::AtomicPtr<Meta<'static>> = core::sync::atomic::AtomicPtr::new(core::ptr::null_mut());
+
+/// (old tid << 32 | tid now) of each thread that has registered, for the
+/// timers that signal one thread (`tid_now`).
+static TIDS: [AtomicU64; MAX_THREADS as usize] = [const { AtomicU64::new(0) }; MAX_THREADS as usize];
+static N_TIDS: AtomicU32 = AtomicU32::new(0);
+
+/// The tid now of the thread whose tid was `old` (the same one unless
+/// restart fell back to new pids); None if no such thread registered.
+pub fn tid_now(old: u32) -> Option<u32> {
+    let n = (N_TIDS.load(SeqCst) as usize).min(TIDS.len());
+    TIDS[..n].iter().map(|e| e.load(SeqCst)).find(|e| (e >> 32) as u32 == old).map(|e| e as u32)
+}
 
 /// The index of the record the loader's own thread becomes: the thread
 /// whose tid was the process's pid (or the one that took the checkpoint if
@@ -140,6 +152,9 @@ pub unsafe fn register(meta: &Meta, t: &Thread) {
     unsafe {
         let tid = sys::set_tid_address(t.clear_child_tid);
         let moved = tid as u32 != t.tid;
+        if let Some(slot) = TIDS.get(N_TIDS.fetch_add(1, SeqCst) as usize) {
+            slot.store((t.tid as u64) << 32 | tid as u32 as u64, SeqCst);
+        }
         if moved && t.tid_offset != 0 {
             // glibc caches the tid in its descriptor: pthread_kill, raise and
             // mutex ownership use it. The kernel gave a new tid.

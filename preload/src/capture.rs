@@ -452,6 +452,16 @@ fn capture_one(
         .map_err(failed("reading /proc/self/cmdline"))?;
     h.cwd = b.string_from(sys::getcwd).map_err(failed("reading the working directory"))?;
     h.exe = b.string_from(|buf| sys::readlink(c"/proc/self/exe", buf)).map_err(failed("reading /proc/self/exe"))?;
+    // POSIX timers (a kernel without CONFIG_CHECKPOINT_RESTORE has no
+    // /proc/self/timers: then none are recorded).
+    match b.string_from(|buf| crate::timers::capture(dents, buf)) {
+        Ok(timers) => {
+            h.process.timers = timers;
+            h.process.valid |= ckpt_image::PROCESS_TIMERS;
+        }
+        Err(sys::Errno::ENOENT) => {}
+        Err(e) => return Err(failed("reading the POSIX timers (/proc/self/timers)")(e)),
+    }
 
     let n_fds = files::capture(fds, &mut b, dents, fd_order).map_err(|e| match e {
         files::TOO_MANY => refuse("the program has more than 65,536 open descriptors, more than an image can hold"),

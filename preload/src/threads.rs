@@ -302,6 +302,18 @@ pub fn stop_all(
     dents: &mut [u8],
     records: &mut [Thread; MAX_THREADS],
 ) -> Result<usize, StopError> {
+    let stopped = stop_every(shared, generation, tids, dents, records);
+    crate::nudge::finish();
+    stopped
+}
+
+fn stop_every(
+    shared: &Shared,
+    generation: u32,
+    tids: &mut [u32; MAX_THREADS],
+    dents: &mut [u8],
+    records: &mut [Thread; MAX_THREADS],
+) -> Result<usize, StopError> {
     let me = sys::gettid() as u32;
     let pid = sys::getpid();
     let mut signaled = 0usize;
@@ -322,7 +334,7 @@ pub fn stop_all(
                 if signaled + 1 >= MAX_THREADS {
                     return Err(StopError::TooMany);
                 }
-                match sys::tgkill(pid, tid as i32, THREAD_SIGNAL) {
+                match sys::tgkill(pid, tid as i32, crate::nudge::signal_for(tid)) {
                     Ok(()) => {
                         tids[signaled] = tid;
                         signaled += 1;
@@ -381,6 +393,8 @@ fn wait_arrivals(shared: &Shared, generation: u32, tids: &[u32], mut gone: u32, 
             let filled = (sync.slots.load(SeqCst) as usize).min(MAX_THREADS);
             let recorded = |tid: u32| shared.slots[1..filled].iter().any(|s| s.tid(generation) == Some(tid));
             gone = tids.iter().filter(|&&t| !recorded(t) && !alive(pid, t)).count() as u32;
+            // A thread that blocks the thread signal: glibc's timer helper.
+            tids.iter().filter(|&&t| !recorded(t)).for_each(|&t| _ = crate::nudge::nudge(pid, t));
             if sys::clock_ns(sys::CLOCK_MONOTONIC) - start > ARRIVAL_TIMEOUT_NS {
                 let stuck = tids.iter().copied().find(|&t| !recorded(t)).unwrap_or(0);
                 return Err(StopError::Stuck(stuck));

@@ -20,6 +20,7 @@ pub mod progress;
 pub mod status;
 pub mod thread;
 pub mod ticker;
+pub mod timers;
 pub mod wp;
 
 pub use syscalls::Errno;

@@ -7,7 +7,7 @@
 
 use crate::describe::*;
 use crate::{Report, Verdict};
-use ckpt_image::{xstate, Fd, FdKind, Meta, MmLayout, ProcessState, Region, Thread, NSIG};
+use ckpt_image::{xstate, Fd, FdKind, Meta, MmLayout, Region, Thread, NSIG};
 use ckpt_image::{PROCESS_ITIMERS, PROCESS_PENDING, PROCESS_PRCTL, PROCESS_RLIMITS, REGION_GROWSDOWN, REGION_SHARED};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
@@ -195,7 +195,7 @@ impl<'a> Image<'a> {
             signals: Signal::all(m),
             regions: m.regions().map(|r| JRegion::of(m, &r)).collect(),
             totals: Totals { regions: m.n_regions(), extents: h.n_extents, size, stored, fds: m.n_fds() },
-            process: Process::from(&h.process),
+            process: Process::of(m),
             files: m.fds().map(|f| File::of(m, &f)).collect(),
             chain: crate::chain::json(m),
             compression: Compression::from(&m.data_totals()),
@@ -403,6 +403,21 @@ struct Process {
     pending: Option<Hex>,
     #[serde(flatten)]
     prctl: Option<Prctl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    posix_timers: Option<Vec<PosixTimer>>,
+}
+
+/// A POSIX timer (`timer_create`).
+#[derive(Serialize)]
+struct PosixTimer {
+    id: u32,
+    clock: i32,
+    notify: u32,
+    signal: u32,
+    tid: u32,
+    value: Hex,
+    value_ns: u64,
+    interval_ns: u64,
 }
 
 #[derive(Serialize)]
@@ -412,8 +427,9 @@ struct Prctl {
     child_subreaper: u32,
 }
 
-impl From<&ProcessState> for Process {
-    fn from(p: &ProcessState) -> Process {
+impl Process {
+    fn of(m: &Meta) -> Process {
+        let p = &m.header.process;
         let has = |bit: u32| p.valid & bit != 0;
         let timers = ITIMER_NAMES.iter().zip(&p.itimers);
         let limits = RLIMIT_NAMES.iter().zip(&p.rlimits);
@@ -430,6 +446,21 @@ impl From<&ProcessState> for Process {
                 pdeathsig: p.pdeathsig,
                 dumpable: p.dumpable,
                 child_subreaper: p.child_subreaper,
+            }),
+            posix_timers: has(ckpt_image::PROCESS_TIMERS).then(|| {
+                m.timers()
+                    .iter()
+                    .map(|t| PosixTimer {
+                        id: t.id,
+                        clock: t.clock,
+                        notify: t.notify,
+                        signal: t.signal,
+                        tid: t.tid,
+                        value: Hex(t.value),
+                        value_ns: t.value_ns,
+                        interval_ns: t.interval_ns,
+                    })
+                    .collect()
             }),
         }
     }

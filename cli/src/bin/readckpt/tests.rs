@@ -778,7 +778,9 @@ fn format_doc_sizes() {
         required_xfeatures, cpu_level, portable_level, cpu_brand, xlayout, chain_depth, _pad2, parents,
         header_checksum);
     let process = fields!(ProcessState: itimers, rlimits, pending, pdeathsig, dumpable,
-        child_subreaper, valid, interval_ms, interval_signal, _pad, reserved);
+        child_subreaper, valid, interval_ms, interval_signal, _pad, timers, reserved);
+    let posix_timer = fields!(ckpt_image::timers::PosixTimer: id, clock, notify, signal, tid, _pad, value,
+        value_ns, interval_ns);
     let region = fields!(Region: start, end, prot, flags, kind, n_extents, first_extent, _pad,
         file_offset, file, path);
     let extent = fields!(Extent: addr, len, file_pos, checksum, stored_len, encoding, source);
@@ -823,6 +825,7 @@ fn format_doc_sizes() {
         ("MmLayout", size_of::<MmLayout>(), mm, None),
         ("FileId", size_of::<FileId>(), file_id, None),
         ("ITimer", size_of::<ITimer>(), itimer, None),
+        ("PosixTimer", size_of::<ckpt_image::timers::PosixTimer>(), posix_timer, Some("#### PosixTimer (")),
         ("StrRef", size_of::<StrRef>(), strref, None),
         ("Parent", size_of::<ckpt_image::Parent>(), parent, None),
         ("EventFdState", size_of::<EventFdState>(), eventfd, Some("#### EventFdState (")),

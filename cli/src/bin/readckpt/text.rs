@@ -11,6 +11,7 @@ pub fn write(out: &mut dyn Write, rep: &Report) -> io::Result<()> {
     write_summary(out, rep)?;
     write_mm(out, &rep.meta.header)?;
     write_process(out, &rep.meta.header.process)?;
+    write_posix_timers(out, rep.meta)?;
     write_threads(out, rep.meta)?;
     write_signals(out, rep.meta)?;
     write_files(out, rep.meta)?;
@@ -111,6 +112,30 @@ fn write_mm(out: &mut dyn Write, h: &Header) -> io::Result<()> {
 
 /// Process-wide kernel state: only what the image says it recorded (its
 /// `valid` bits); timers only when armed, limits only when not unlimited.
+/// The POSIX timers (`timer_create`), if the image has any.
+fn write_posix_timers(out: &mut dyn Write, m: &Meta) -> io::Result<()> {
+    use ckpt_image::timers::{SIGEV_NONE, SIGEV_THREAD_ID};
+    let timers = m.timers();
+    if timers.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nposix timers ({})", timers.len())?;
+    for t in timers.iter() {
+        let notify = match t.notify {
+            SIGEV_NONE => "no signal".to_string(),
+            SIGEV_THREAD_ID => format!("signal {} to thread {}", t.signal, t.tid),
+            _ => format!("signal {}", t.signal),
+        };
+        let left = match (t.value_ns, t.interval_ns) {
+            (0, _) => "disarmed".to_string(),
+            (v, 0) => format!("{} s left, once", seconds(v)),
+            (v, i) => format!("{} s left, then every {} s", seconds(v), seconds(i)),
+        };
+        writeln!(out, "  timer {:<4} clock {}, {notify}, value {:#x}, {left}", t.id, t.clock, t.value)?;
+    }
+    Ok(())
+}
+
 fn write_process(out: &mut dyn Write, p: &ProcessState) -> io::Result<()> {
     writeln!(out, "\nprocess")?;
     let all = PROCESS_ITIMERS | PROCESS_RLIMITS | PROCESS_PENDING | PROCESS_PRCTL;
