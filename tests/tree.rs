@@ -282,25 +282,31 @@ _, st = os.waitpid(pid, 0)
 print("reaped", os.WEXITSTATUS(st), flush=True)
 "#;
 
+/// Runs the python3 `script` under `ckpt --tree --continue` (image at
+/// `image`), its stdin a pipe for the script to wait on.
+fn python_tree_continue(tools: &Tools, work: &TempDir, script: &str, image: &Path, what: &str) -> Run {
+    let path = work.join("script.py");
+    fs::write(&path, script).unwrap();
+    let mut cmd = tools.ckpt_with(
+        &["--tree", "--continue"],
+        Some(image),
+        Path::new("/usr/bin/python3"),
+        &[path.to_str().unwrap()],
+        &work.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    spawn(what, &mut cmd)
+}
+
 /// A child that has exited and is not yet waited for is in the job as a
 /// zombie with its wait status; with --continue its parent then reaps it
 /// as if nothing had happened.
 #[test]
 fn zombie_is_recorded_with_its_status() {
     let work = TempDir::new("tree-zombie");
-    let script = work.join("z.py");
-    fs::write(&script, ZOMBIE_SCRIPT).unwrap();
     let image = work.join("z.dat");
     let tools = Tools::new();
-    let mut cmd = tools.ckpt_with(
-        &["--tree", "--continue"],
-        Some(&image),
-        Path::new("/usr/bin/python3"),
-        &[script.to_str().unwrap()],
-        &work.path,
-    );
-    cmd.stdin(std::process::Stdio::piped());
-    let mut run = spawn("python with a zombie", &mut cmd);
+    let mut run = python_tree_continue(&tools, &work, ZOMBIE_SCRIPT, &image, "python with a zombie");
     let l = run.wait_line(Stream::Stdout, |l| l.starts_with("zombie "), "zombie").text();
     let zombie: u32 = l.trim().strip_prefix("zombie ").unwrap().parse().unwrap();
     run.checkpoint();
@@ -461,19 +467,9 @@ print("parent got", a.recv(100).decode(), flush=True)
 #[test]
 fn socketpair_between_processes_is_recorded() {
     let work = TempDir::new("tree-socketpair");
-    let script = work.join("sp.py");
-    fs::write(&script, SOCKETPAIR_SCRIPT).unwrap();
     let image = work.join("sp.dat");
     let tools = Tools::new();
-    let mut cmd = tools.ckpt_with(
-        &["--tree", "--continue"],
-        Some(&image),
-        Path::new("/usr/bin/python3"),
-        &[script.to_str().unwrap()],
-        &work.path,
-    );
-    cmd.stdin(std::process::Stdio::piped());
-    let mut run = spawn("python with a socketpair", &mut cmd);
+    let mut run = python_tree_continue(&tools, &work, SOCKETPAIR_SCRIPT, &image, "python with a socketpair");
     run.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
     run.checkpoint();
     run.wait_line(Stream::Stderr, is_written, "checkpoint written");
@@ -515,19 +511,9 @@ print("seen", m[:5].decode(), flush=True)
 #[test]
 fn shared_memory_between_processes_is_recorded() {
     let work = TempDir::new("tree-shm");
-    let script = work.join("shm.py");
-    fs::write(&script, SHARED_SCRIPT).unwrap();
     let image = work.join("shm.dat");
     let tools = Tools::new();
-    let mut cmd = tools.ckpt_with(
-        &["--tree", "--continue"],
-        Some(&image),
-        Path::new("/usr/bin/python3"),
-        &[script.to_str().unwrap()],
-        &work.path,
-    );
-    cmd.stdin(std::process::Stdio::piped());
-    let mut run = spawn("python with shared memory", &mut cmd);
+    let mut run = python_tree_continue(&tools, &work, SHARED_SCRIPT, &image, "python with shared memory");
     run.wait_line(Stream::Stdout, |l| l.starts_with("ready"), "ready");
     run.checkpoint();
     run.wait_line(Stream::Stderr, is_written, "checkpoint written");

@@ -45,7 +45,7 @@ pub fn write_value(out: &mut dyn Write, top: &Value) -> io::Result<()> {
     writeln!(out, "\n}}")
 }
 
-/// A bit set or a raw register word: a hex string, `"0x2e7"`.
+/// A bit set or a raw register word: a hex string, `"0x3"`.
 pub struct Hex(pub u64);
 
 impl Serialize for Hex {
