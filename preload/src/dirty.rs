@@ -110,56 +110,54 @@ impl Scan<'_> {
 /// [`arm`], each range write-protected again. `parent_id`: the image the
 /// delta is taken after (0: none). `runs` holds the answer.
 pub fn scan<'a>(tracked: &'a mut [Range], runs: &'a mut [PageRegion], parent_id: u64) -> Scan<'a> {
-    with_state(|s| scan_in(s, tracked, runs, parent_id))
-}
-
-fn scan_in<'a>(s: &mut State, tracked: &'a mut [Range], runs: &'a mut [PageRegion], parent_id: u64) -> Scan<'a> {
-    if !still_ours(s) {
-        s.uffd = -1;
-        s.image_id = 0;
-        s.n_tracked = 0;
-        return Scan::none();
-    }
-    let Ok(pagemap) = sys::open(c"/proc/self/pagemap", sys::O_RDONLY) else {
-        s.image_id = 0;
-        return Scan::none();
-    };
-    let tracked = &mut tracked[..s.n_tracked];
-    let mut n = 0;
-    let mut full = false;
-    let mut spare = [PageRegion::default(); 64];
-    for r in tracked.iter_mut() {
-        let mut at = r.start;
-        r.ok = true;
-        while at < r.end {
-            // Once the table is full, the walk goes on (to protect the
-            // pages again) into a scratch table, and nothing is known.
-            let out = if full { &mut spare[..] } else { &mut runs[n..] };
-            match wp::scan(pagemap, at, r.end, CHANGED, true, out) {
-                Ok((got, walk_end)) => {
-                    if !full {
-                        n += got;
+    with_state(|s| {
+        if !still_ours(s) {
+            s.uffd = -1;
+            s.image_id = 0;
+            s.n_tracked = 0;
+            return Scan::none();
+        }
+        let Ok(pagemap) = sys::open(c"/proc/self/pagemap", sys::O_RDONLY) else {
+            s.image_id = 0;
+            return Scan::none();
+        };
+        let tracked = &mut tracked[..s.n_tracked];
+        let mut n = 0;
+        let mut full = false;
+        let mut spare = [PageRegion::default(); 64];
+        for r in tracked.iter_mut() {
+            let mut at = r.start;
+            r.ok = true;
+            while at < r.end {
+                // Once the table is full, the walk goes on (to protect the
+                // pages again) into a scratch table, and nothing is known.
+                let out = if full { &mut spare[..] } else { &mut runs[n..] };
+                match wp::scan(pagemap, at, r.end, CHANGED, true, out) {
+                    Ok((got, walk_end)) => {
+                        if !full {
+                            n += got;
+                        }
+                        if walk_end < r.end && !full && n == runs.len() {
+                            full = true;
+                        }
+                        if walk_end <= at {
+                            r.ok = false;
+                            break;
+                        }
+                        at = walk_end;
                     }
-                    if walk_end < r.end && !full && n == runs.len() {
-                        full = true;
-                    }
-                    if walk_end <= at {
-                        r.ok = false;
+                    Err(_) => {
+                        r.ok = false; // unmapped, or another mapping there
                         break;
                     }
-                    at = walk_end;
-                }
-                Err(_) => {
-                    r.ok = false; // unmapped, or another mapping there
-                    break;
                 }
             }
         }
-    }
-    sys::close(pagemap);
-    let valid = !full && parent_id != 0 && s.image_id == parent_id;
-    s.image_id = 0; // until the next arm
-    Scan { tracked, runs: &runs[..n], valid }
+        sys::close(pagemap);
+        let valid = !full && parent_id != 0 && s.image_id == parent_id;
+        s.image_id = 0; // until the next arm
+        Scan { tracked, runs: &runs[..n], valid }
+    })
 }
 
 /// Which regions are tracked: private, writable, anonymous memory.
@@ -182,61 +180,52 @@ pub fn arm(
     image_id: u64,
     program_has_uffd: bool,
 ) -> Option<&'static str> {
-    with_state(|s| arm_in(s, regions, tracked, next, image_id, program_has_uffd))
-}
-
-fn arm_in(
-    s: &mut State,
-    regions: &[Region],
-    tracked: &mut [Range],
-    next: &mut [Range],
-    image_id: u64,
-    program_has_uffd: bool,
-) -> Option<&'static str> {
-    if s.off {
-        return None;
-    }
-    if program_has_uffd {
-        s.off = true;
-        return Some("the program uses userfaultfd itself");
-    }
-    if !still_ours(s) {
-        match open() {
-            Ok(fd) => s.uffd = fd,
-            Err(_) => {
-                s.off = true;
-                return Some("this kernel gives no write tracking (userfaultfd write-protect, PAGEMAP_SCAN)");
+    with_state(|s| {
+        if s.off {
+            return None;
+        }
+        if program_has_uffd {
+            s.off = true;
+            return Some("the program uses userfaultfd itself");
+        }
+        if !still_ours(s) {
+            match open() {
+                Ok(fd) => s.uffd = fd,
+                Err(_) => {
+                    s.off = true;
+                    return Some("this kernel gives no write tracking (userfaultfd write-protect, PAGEMAP_SCAN)");
+                }
+            }
+            let st = sys::fstat(s.uffd).unwrap_or_default();
+            (s.dev, s.ino, s.n_tracked) = (st.dev, st.ino, 0);
+        }
+        let Ok(pagemap) = sys::open(c"/proc/self/pagemap", sys::O_RDONLY) else { return None };
+        // The old list (sorted) says what the scan just protected.
+        let old = s.n_tracked;
+        let mut old_i = 0;
+        let mut n = 0;
+        let mut spare = [PageRegion::default(); 64];
+        for r in regions.iter().filter(|r| trackable(r)) {
+            while old_i < old && tracked[old_i].end <= r.start {
+                old_i += 1;
+            }
+            let covered = old_i < old && {
+                let t = tracked[old_i];
+                t.ok && t.start <= r.start && r.end <= t.end
+            };
+            let protected = covered
+                || (wp::register(s.uffd, r.start, r.len()).is_ok() && protect(pagemap, r.start, r.end, &mut spare));
+            if protected && n < next.len() {
+                next[n] = Range { start: r.start, end: r.end, ok: true };
+                n += 1;
             }
         }
-        let st = sys::fstat(s.uffd).unwrap_or_default();
-        (s.dev, s.ino, s.n_tracked) = (st.dev, st.ino, 0);
-    }
-    let Ok(pagemap) = sys::open(c"/proc/self/pagemap", sys::O_RDONLY) else { return None };
-    // The old list (sorted) says what the scan just protected.
-    let old = s.n_tracked;
-    let mut old_i = 0;
-    let mut n = 0;
-    let mut spare = [PageRegion::default(); 64];
-    for r in regions.iter().filter(|r| trackable(r)) {
-        while old_i < old && tracked[old_i].end <= r.start {
-            old_i += 1;
-        }
-        let covered = old_i < old && {
-            let t = tracked[old_i];
-            t.ok && t.start <= r.start && r.end <= t.end
-        };
-        let protected =
-            covered || (wp::register(s.uffd, r.start, r.len()).is_ok() && protect(pagemap, r.start, r.end, &mut spare));
-        if protected && n < next.len() {
-            next[n] = Range { start: r.start, end: r.end, ok: true };
-            n += 1;
-        }
-    }
-    sys::close(pagemap);
-    tracked[..n].copy_from_slice(&next[..n]);
-    s.n_tracked = n;
-    s.image_id = image_id;
-    None
+        sys::close(pagemap);
+        tracked[..n].copy_from_slice(&next[..n]);
+        s.n_tracked = n;
+        s.image_id = image_id;
+        None
+    })
 }
 
 /// Write-protects every page of `[start, end)` (a scan whose answer is
