@@ -6,9 +6,11 @@
  *   14 timerfd CLOCK_REALTIME, TFD_TIMER_ABSTIME, deadline in one hour
  *   15 signalfd {SIGUSR1, SIGWINCH}, non-blocking; SIGUSR1 blocked, pending
  *   16 epoll: 10 (EPOLLET, data 0xa), 13 (0xd), 15 (0xf), 20 (EPOLLONESHOT,
- *      0x14), and 11 registered as fd 18, since closed (0x12)
+ *      0x14), 11 registered as fd 18, since closed (0x12), and 18 again,
+ *      now another eventfd (0x212, counter 0: ready once written)
  *   17 epoll watching epoll 16 (data 0x10)
- *   26 a dup of epoll 16; 27 an epoll watching it through 26 (data 0x1a)
+ *   26 a dup of epoll 16; 27 an epoll watching it through 26 (data 0x1a),
+ *      and 11 as fd 28 (0x1c), since closed, 28 now an eventfd it does not watch
  *   20/21 stream socketpair: "hello" waiting on 20, "world!" on 21
  *   22/23 datagram socketpair: "one", "two2", "three33" waiting on 22
  *   24 inotify, non-blocking: watch 2 on watch-b (IN_CREATE), watch 3 on
@@ -124,12 +126,18 @@ int main(void) {
     at(dup(11), 18);
     add(16, 18, EPOLLIN, 0x12);
     close(18);
+    at(eventfd(0, 0), 18);
+    add(16, 18, EPOLLIN, 0x212);
     at(epoll_create1(EPOLL_CLOEXEC), 17);
     add(17, 16, EPOLLIN, 0x10);
     fcntl(17, F_SETFD, FD_CLOEXEC);
     at(dup(16), 26);
     at(epoll_create1(0), 27);
     add(27, 26, EPOLLIN, 0x1a);
+    at(dup(11), 28);
+    add(27, 28, EPOLLIN, 0x1c);
+    close(28);
+    at(eventfd(0, 0), 28);
 
     const char *dirs[] = {"watch-a", "watch-b", "watch-c"};
     for (int i = 0; i < 3; i++) {
@@ -178,6 +186,10 @@ int main(void) {
     wait_list(27, "epoll 27");
     wait_list(16, "epoll 16");
     wait_list(16, "epoll 16 again");
+    uint64_t one = 1;
+    if (write(18, &one, 8) != 8)
+        return 1;
+    wait_list(16, "epoll 16 with 18 written");
     uint64_t v = 0;
     for (int i = 0; i < 2; i++) {
         v = 0;

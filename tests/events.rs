@@ -115,9 +115,10 @@ fn events_case(who: &As, dir: &TempDir) {
     for want in [
         "fd 10 flags: nonblock, fd 17 cloexec\n",
         "epoll 17: 0x10(in)\n",
-        "epoll 27: 0x1a(in)\n",
+        "epoll 27: 0x1a(in) 0x1c(in)\n",
         "epoll 16: 0xa(in) 0xd(in) 0xf(in) 0x12(in) 0x14(in)\n",
         "epoll 16 again: 0xd(in) 0xf(in) 0x12(in)\n",
+        "epoll 16 with 18 written: 0xd(in) 0xf(in) 0x12(in) 0x212(in)\n",
         "eventfd 10 read 8: 1\n",
         "eventfd 11 read 8: 0x123456789\n",
         "timerfd 12: armed, at most 30 s left\n",

@@ -14,9 +14,11 @@
 //!
 //! An epoll's registrations name the descriptor number they were added
 //! with (`tfd`), which the program may since have closed or reused; the
-//! file itself is found among the table's descriptors with
-//! `kcmp(KCMP_EPOLL_TFD)`, among those of the same inode and device
-//! (eventfds, timerfds… all share one anonymous inode: kcmp decides).
+//! file itself is found among the table's descriptors: the number itself
+//! when the kernel finds that file registered under it (an
+//! `EPOLL_CTL_ADD` refused with EEXIST), else with `kcmp(KCMP_EPOLL_TFD)`
+//! among those of the same inode and device (eventfds, timerfds… all share
+//! one anonymous inode: kcmp decides).
 
 use ckpt_image::events::{EpollTarget, EventFdState, SignalFdState, TimerFdState};
 use ckpt_image::{bytes_of, checksum, Fd, FdKind, StrRef};
@@ -150,19 +152,31 @@ fn read(fd: i32, scratch: &mut [u8], each: impl FnMut(&[u8])) -> Result<(), Errn
 
 /// Records the interest list of every epoll of the table (all other
 /// descriptors described): one [`EpollTarget`] per `tfd:` line.
-pub fn capture_epolls(fds: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<(), Errno> {
+/// `counts` is scratch for one counter per table entry (see [`Numbers`]).
+pub fn capture_epolls(
+    fds: &mut [Fd],
+    strings: &mut dyn Strings,
+    scratch: &mut [u8],
+    counts: &mut [u32],
+) -> Result<(), Errno> {
     for i in 0..fds.len() {
         if fds[i].kind != FdKind::Epoll as u32 {
             continue;
         }
         let epfd = fds[i].fd;
+        let mut numbers = Numbers::new(fds, counts);
+        fdinfo::for_each_line(epfd, scratch, |line| {
+            if let Some((tfd, _)) = field(line, b"tfd:").and_then(fdinfo::signed) {
+                numbers.count(tfd as i32);
+            }
+        })?;
         let mut list = Appender::default();
         let (mut failed, mut orphan) = (None, None);
         fdinfo::for_each_line(epfd, scratch, |line| {
             if failed.is_some() || !line.starts_with(b"tfd:") {
                 return;
             }
-            let Some(t) = parse_target(line, epfd, fds) else { return };
+            let Some(t) = parse_target(line, epfd, &mut numbers) else { return };
             if t.fd < 0 {
                 orphan = Some(t.tfd);
             }
@@ -179,6 +193,62 @@ pub fn capture_epolls(fds: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [
         }
     }
     Ok(())
+}
+
+/// How many of one epoll's registrations name each descriptor number, and
+/// how many of those the walk in fdinfo's order has passed: a number
+/// closed and reused while its old file stayed registered names two, told
+/// apart by their rank (`kcmp`'s `toff`). Kept per table entry in
+/// `counts` (total in the low half, passed in the high half), and for
+/// numbers no longer open in a short list (beyond it the rank is taken
+/// as 0: only a number shared by more closed-and-reused registrations
+/// than the list holds could then be misplaced).
+struct Numbers<'a> {
+    fds: &'a [Fd],
+    counts: &'a mut [u32],
+    closed: [(i32, u32); 16],
+    n_closed: usize,
+}
+
+const PASSED: u32 = 1 << 16;
+
+impl<'a> Numbers<'a> {
+    fn new(fds: &'a [Fd], counts: &'a mut [u32]) -> Self {
+        let counts = &mut counts[..fds.len()];
+        counts.fill(0);
+        Numbers { fds, counts, closed: [(0, 0); 16], n_closed: 0 }
+    }
+
+    fn count(&mut self, tfd: i32) {
+        if let Some(i) = index_of(self.fds, tfd) {
+            self.counts[i] = (self.counts[i] + 1).min(PASSED - 1);
+        }
+    }
+
+    /// The table entry numbered `tfd` (if open), how many registrations
+    /// name it, and this one's rank among them (the walk moves on).
+    fn next(&mut self, tfd: i32) -> (Option<usize>, u32, u32) {
+        if let Some(i) = index_of(self.fds, tfd) {
+            let c = self.counts[i];
+            self.counts[i] += PASSED;
+            return (Some(i), c & (PASSED - 1), c >> 16);
+        }
+        let n = self.n_closed;
+        if let Some((_, rank)) = self.closed[..n].iter_mut().find(|(number, _)| *number == tfd) {
+            *rank += 1;
+            return (None, 0, *rank);
+        }
+        if n < self.closed.len() {
+            self.closed[n] = (tfd, 0);
+            self.n_closed += 1;
+        }
+        (None, 0, 0)
+    }
+}
+
+/// The index of descriptor `fd` in the table (which is in descriptor order).
+fn index_of(fds: &[Fd], fd: i32) -> Option<usize> {
+    fds.binary_search_by_key(&fd, |g| g.fd).ok()
 }
 
 /// A registration whose file no descriptor of the process holds (it was
@@ -202,32 +272,42 @@ fn warn_orphan(f: &mut Fd, tfd: i32) {
 }
 
 /// One `tfd:` line, its file found in the table.
-fn parse_target(line: &[u8], epfd: i32, fds: &[Fd]) -> Option<EpollTarget> {
+fn parse_target(line: &[u8], epfd: i32, numbers: &mut Numbers) -> Option<EpollTarget> {
     let (tfd, _) = field(line, b"tfd:").and_then(fdinfo::signed)?;
     let tfd = tfd as i32;
     let events = after(line, b"events:", 16)? as u32;
     let data = after(line, b"data:", 16)?;
     let ino = after(line, b"ino:", 16)?;
     let dev = user_dev(after(line, b"sdev:", 16)?);
-    Some(EpollTarget { tfd, fd: find_target(fds, epfd, tfd, ino, dev), events, _pad: 0, data })
+    let fd = find_target(numbers, epfd, tfd, ino, dev);
+    Some(EpollTarget { tfd, fd, events, _pad: 0, data })
 }
 
 /// The descriptor of the table whose open file is the one registered in
 /// `epfd` as `tfd` (with inode `ino` on device `dev`): `tfd` itself if it
 /// still is, else another descriptor of that file; -1 if none is open.
-fn find_target(fds: &[Fd], epfd: i32, tfd: i32, ino: u64, dev: u64) -> i32 {
+///
+/// Usually `tfd` still is that file, and when `tfd` names this
+/// registration only, the kernel says so in a lookup
+/// ([`sys::events::epoll_registered`]). Otherwise `kcmp(KCMP_EPOLL_TFD)`
+/// decides, among the descriptors of that inode; it walks the interest
+/// list from its start, so asking it about each of n registrations would
+/// cost n²/2 steps: it is kept for the numbers that are not what they were.
+fn find_target(numbers: &mut Numbers, epfd: i32, tfd: i32, ino: u64, dev: u64) -> i32 {
+    let (at, named, rank) = numbers.next(tfd);
+    let fds = numbers.fds;
     let same = |g: &&Fd| g.ino == ino && g.dev == dev && g.fd != epfd;
-    // The table is in descriptor order.
-    let by_number = fds.binary_search_by_key(&tfd, |g| g.fd).ok().map(|i| &fds[i]).filter(same);
-    // A socket's inode is its own (one open file per socket, dups aside):
-    // no need to ask kcmp (the kernel walks the epoll's interest list from
-    // its start for each: n registrations cost n²/2 steps).
-    if by_number.is_some_and(|g| g.mode & sys::S_IFMT == sys::S_IFSOCK) {
-        return tfd;
+    let by_number = at.map(|i| &fds[i]).filter(same);
+    if let Some(g) = by_number {
+        // A socket's inode is its own (one open file per socket, dups aside).
+        let socket = g.mode & sys::S_IFMT == sys::S_IFSOCK;
+        if socket || (named == 1 && sys::events::epoll_registered(epfd, tfd) == Ok(true)) {
+            return tfd;
+        }
     }
     let mut kcmp_works = true;
     for g in by_number.into_iter().chain(fds.iter().filter(same)) {
-        match sys::events::kcmp_epoll_tfd(g.fd, epfd, tfd) {
+        match sys::events::kcmp_epoll_tfd(g.fd, epfd, tfd, rank) {
             Ok(0) => return g.fd,
             Ok(_) => {}
             Err(_) => kcmp_works = false,

@@ -97,7 +97,7 @@ pub fn capture(
     pair_pipes(fds, order);
     sockets::capture(fds, strings, scratch)?;
     find_shared(fds, order);
-    events::capture_epolls(fds, strings, scratch)?;
+    events::capture_epolls(fds, strings, scratch, order)?;
     locks::capture(fds, strings, scratch)?;
     // The bytes of each pipe or FIFO, through its first readable descriptor.
     let m = sort_groups(fds, order, |f| readable_pipe(f).then_some((f.dev, f.ino)));

@@ -3,11 +3,12 @@
 
 use syscalls::{syscall, Sysno};
 
-use crate::{getpid, Result};
+use crate::{getpid, Errno, Result};
 
 pub const EFD_SEMAPHORE: i32 = 1;
 pub const TFD_TIMER_ABSTIME: i32 = 1;
 pub const EPOLL_CTL_ADD: i32 = 1;
+pub const EPOLL_CTL_DEL: i32 = 2;
 
 pub const AF_UNIX: i32 = 1;
 pub const AF_NETLINK: i32 = 16;
@@ -82,13 +83,31 @@ pub fn epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) -> Result<
     unsafe { syscall!(Sysno::epoll_ctl, epfd, op, fd, &ev as *const EpollEvent) }.map(drop)
 }
 
+/// Whether the open file of descriptor `tfd` is registered in epoll `epfd`
+/// under that number, asked without side effect when it is: an
+/// `EPOLL_CTL_ADD` that the kernel refuses with EEXIST (a lookup in the
+/// interest list's tree, where `kcmp` walks the list). When it is not,
+/// the add succeeds and is undone at once (`EPOLL_CTL_DEL`): the entry
+/// lived for two system calls, long enough for at most a spurious wakeup
+/// of a thread waiting on the epoll. Err: the kernel would not say (a
+/// descriptor that cannot be polled, ELOOP, the watch limit…).
+pub fn epoll_registered(epfd: i32, tfd: i32) -> Result<bool> {
+    match epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, 0, 0) {
+        Err(Errno::EEXIST) => Ok(true),
+        Ok(()) => epoll_ctl(epfd, EPOLL_CTL_DEL, tfd, 0, 0).map(|()| false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Whether the file registered in epoll `epfd` under descriptor number
-/// `tfd` is the open file of descriptor `fd` (`kcmp(KCMP_EPOLL_TFD)`:
-/// Ok(0) if it is).
-pub fn kcmp_epoll_tfd(fd: i32, epfd: i32, tfd: i32) -> Result<usize> {
+/// `tfd` — the `nth` such registration in the interest list's order, which
+/// is fdinfo's (a number closed and reused while its old file stayed
+/// registered names two) — is the open file of descriptor `fd`
+/// (`kcmp(KCMP_EPOLL_TFD)`: Ok(0) if it is).
+pub fn kcmp_epoll_tfd(fd: i32, epfd: i32, tfd: i32, nth: u32) -> Result<usize> {
     const KCMP_EPOLL_TFD: i32 = 7;
     // struct kcmp_epoll_slot { efd, tfd, toff: u32 }
-    let slot: [u32; 3] = [epfd as u32, tfd as u32, 0];
+    let slot: [u32; 3] = [epfd as u32, tfd as u32, nth];
     let pid = getpid();
     // SAFETY: the kernel reads the three-word kcmp_epoll_slot `slot`, a live local.
     unsafe { syscall!(Sysno::kcmp, pid, pid, KCMP_EPOLL_TFD, fd, slot.as_ptr()) }
