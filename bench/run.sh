@@ -16,7 +16,7 @@ REPS=${REPS:-3}
 MEMTOUCH=$ROOT/demo/bin/memtouch
 COMPRESSIBLE=$ROOT/demo/bin/compressible
 POPREAD=$ROOT/demo/bin/popread
-for f in ckpt restart libckpt.so hello-test "$MEMTOUCH" demo/bin/cpu-dispatch demo/bin/tree-fork demo/bin/pause-gap "$COMPRESSIBLE" "$POPREAD"; do
+for f in ckpt restart libckpt.so hello-test "$MEMTOUCH" demo/bin/cpu-dispatch demo/bin/tree-fork demo/bin/pause-gap demo/bin/files-many demo/bin/events-many "$COMPRESSIBLE" "$POPREAD"; do
     [[ -e $f ]] || { echo "bench: $f is missing: run make first" >&2; exit 1; }
 done
 
@@ -252,6 +252,35 @@ events_checkpoint() {
     PRE_MS=$(preload_time "$T/ev.err")
 }
 
+# many_fds_restart N: files-many N (N descriptors: files at offsets, dups,
+# pipes holding a byte) checkpointed, then restarted to the end of its check
+# of every descriptor. Sets MF_MS (restart's start to its exit).
+many_fds_restart() {
+    local n=$1 img=$T/many.dat st=0 t0 t1
+    rm -rf "$img" "$T/many" "$T/many.fifo" "$T/mf.err"
+    mkdir "$T/many"
+    mkfifo "$T/many.fifo"
+    # Its descriptors start at 3: none of the caller's may be inherited.
+    (
+        for f in /proc/$BASHPID/fd/*; do
+            f=${f##*/}
+            ((f > 2)) && eval "exec $f>&-"
+        done
+        exec ./ckpt -o "$img" demo/bin/files-many "$n" "$T/many"
+    ) <>"$T/many.fifo" >/dev/null 2>"$T/mf.err" &
+    local pid=$!
+    PIDS+=("$pid")
+    wait_for_line '^files-many: ready$' "$T/mf.err" || die "files-many $n did not start: $(cat "$T/mf.err")"
+    kill -USR2 "$pid"
+    wait "$pid" || st=$?
+    [[ $st == 99 ]] || die "checkpoint of files-many $n exited with status $st: $(cat "$T/mf.err")"
+    t0=$EPOCHREALTIME
+    echo go | ./restart "$img" >"$T/mf.out" 2>"$T/mf.err" || die "restart of files-many $n failed: $(cat "$T/mf.err")"
+    t1=$EPOCHREALTIME
+    grep -q "^files-many: $n descriptors checked$" "$T/mf.out" || die "files-many $n after restart: $(cat "$T/mf.out")"
+    MF_MS=$(ms_between "$t0" "$t1")
+}
+
 # wait_for_count N REGEX FILE: until N lines of FILE match (120 s at most).
 wait_for_count() {
     local w c
@@ -379,6 +408,25 @@ done
 EV_SOCK=$(awk -v a="${EV_PRE[1000 100 socket]}" -v b="${EV_PRE[0 0]}" 'BEGIN { printf "%.1f", a - b }')
 EV_EFD=$(awk -v a="${EV_PRE[1000 100 eventfd]}" -v b="${EV_PRE[0 0]}" 'BEGIN { printf "%.1f", a - b }')
 
+# Restoring many descriptors: 60,000 (or what the hard limit on open files
+# allows) against a tenth as many; linear work gives a ratio near 10 (a table
+# scan per pipe, as restart once did, gave 100 and more).
+ulimit -Hn 70000 2>/dev/null || true
+ulimit -n "$(ulimit -Hn)"
+MF_N=$(( $(ulimit -Hn) - 100 ))
+(( MF_N > 60000 )) && MF_N=60000
+MF_N=$(( MF_N / 4 * 4 ))
+MF_SMALL=$(( MF_N / 40 * 4 ))
+declare -A MF
+for n in "$MF_SMALL" "$MF_N"; do
+    t=()
+    for _ in $(seq "$REPS"); do
+        many_fds_restart "$n"
+        t+=("$MF_MS")
+    done
+    MF[$n]=$(median "${t[@]}")
+done
+
 # What --portable costs: cpu-dispatch (memcpy, memmove, strlen... in a loop)
 # run whole under ckpt natively and held to x86-64-v2 and -v3, the three
 # interleaved in each repetition.
@@ -473,7 +521,9 @@ row "tree-fork 1 process (--tree): signal -> image, ms" "${TREE_PRE[1]}" "" "" "
 row "tree-fork 8 processes (--tree): signal -> image, ms" "${TREE_PRE[8]}" "" "" "<50" "$(verdict "${TREE_PRE[8]}" 50)"
 row "events-many: signal -> image, ms" "${EV_PRE[0 0]}" "" "" "" ""
 row "  1000 socket regs + 100 timerfds beyond none" "$EV_SOCK" "" "" "<20" "$(verdict "$EV_SOCK" 20)"
-row "  1000 eventfd regs + 100 timerfds beyond none" "$EV_EFD" "" "" "" ""
+row "  1000 eventfd regs + 100 timerfds beyond none" "$EV_EFD" "" "" "<20" "$(verdict "$EV_EFD" 20)"
+r=$(ratio "${MF[$MF_N]}" "${MF[$MF_SMALL]}")
+row "files-many: restart of $MF_N fds vs $MF_SMALL, ms" "${MF[$MF_N]}" "${MF[$MF_SMALL]}" "$r" "<=15x" "$(verdict "$r" 15)"
 for mib in 1024 4; do
     target=$([[ $mib == 1024 ]] && echo 20 || echo 5)
     row "pause-gap $mib MiB, --continue: its pause" "" "" "" "" ""

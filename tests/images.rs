@@ -222,12 +222,13 @@ fn metadata_near_the_arena_is_refused_with_its_reason() {
 }
 
 #[test]
-fn many_pipe_ends_restart_quickly() {
+fn many_pipe_ends_restart() {
     // 65,536 descriptors, all pipe ends but 0, 1 and 2 (both ends of each
-    // pipe in the process): restoring them must not scan the table once per
-    // pipe (that took 4 to 29 s, with every signal blocked). Where the hard
-    // limit on open files cannot be raised to hold them all, the ends above
-    // it are refused by the kernel with a warning each, after the same work.
+    // pipe in the process) come back. Where the hard limit on open files
+    // cannot be raised to hold them all, the ends above it are refused by
+    // the kernel with a warning each. (How the time grows with the number
+    // of descriptors — linearly; a table scan per pipe once took 4 to 29 s
+    // here — is measured by `make bench`, against a tenth as many.)
     const N: usize = ckpt_image::MAX_FDS as usize - 1; // 0, 1, 2 and pairs
     let hard = raise_own_nofile(N as u64 + 64);
     let dir = TempDir::new("pipes");
@@ -253,24 +254,19 @@ fn many_pipe_ends_restart_quickly() {
         }
     });
     fs::write(dir.join("many.dat"), many).unwrap();
-    let start = std::time::Instant::now();
     let run = spawn("restart of 65,535 pipe ends", &mut restart_cmd(&["many.dat"], &dir));
     // The restored program's name is set once its descriptors are back
     // (in namespace mode, in the program's process under restart and init).
     let pid = program_pid(run.pid);
+    let start = std::time::Instant::now();
     while comm(pid).is_some_and(|c| c != "counting-test") && start.elapsed() < TIMEOUT {
         std::thread::sleep(Duration::from_millis(10));
     }
-    let took = start.elapsed();
     let fds = fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0);
     let o = run.finish();
     o.expect_code(0);
     let fit = N.min(hard as usize - 8);
     assert!(fds >= fit, "the restarted program has {fds} descriptors, not {fit} (hard limit {hard})");
-    // Linear work takes a few hundred ms here.
-    let limit = Duration::from_millis(2500);
-    assert!(took < limit, "restoring 65,535 pipe ends took {took:?} (limit {limit:?})");
-    eprintln!("restoring 65,535 pipe ends took {took:?} (hard limit on open files {hard})");
 }
 
 /// A copy of `restart` that user `nobody` can run, and the command that
