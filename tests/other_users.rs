@@ -250,10 +250,12 @@ fn image_is_0600_whatever_the_umask() {
     assert_same("umask 0777", &cat(&[&first.stdout(), &second.stdout()]), &reference.stdout());
 }
 
-/// The descriptors of `pid` that point into `dir` (the image's temporary).
+/// The descriptors of `pid` open on a file in `dir` (the image's
+/// temporary; not `dir` itself, which the sweep of stale temporaries opens
+/// first).
 fn fds_into(pid: i32, dir: &Path) -> usize {
     let Ok(entries) = fs::read_dir(format!("/proc/{pid}/fd")) else { return 0 };
-    entries.flatten().filter(|e| fs::read_link(e.path()).is_ok_and(|t| t.starts_with(dir))).count()
+    entries.flatten().filter(|e| fs::read_link(e.path()).is_ok_and(|t| t.parent() == Some(dir))).count()
 }
 
 /// `bigmem MIB` under `ckpt -o IMAGE`, once it is ready; with
