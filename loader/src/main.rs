@@ -121,7 +121,7 @@ global_asm!(
     // checkpoint signal sent to a job being restarted must not kill the
     // loader. rt_sigprocmask(SIG_BLOCK, &ALL_SIGNALS, &INHERITED_MASK, 8);
     // the kernel keeps every register but rax, rcx and r11.
-    "    mov eax, 14",
+    "    mov eax, {rt_sigprocmask}",
     "    xor edi, edi",
     "    lea rsi, [rip + {all}]",
     "    lea rdx, [rip + {inherited}]",
@@ -138,6 +138,7 @@ global_asm!(
     stack = sym LOADER_STACK,
     size = const STACK_SIZE,
     main = sym loader_main,
+    rt_sigprocmask = const ckpt_sys::Sysno::rt_sigprocmask as u32,
 );
 
 /// Once the image is open: every signal back as restart was started with,

@@ -76,8 +76,9 @@ core::arch::global_asm!(
     ".globl ckpt_outer_restore_rt",
     ".hidden ckpt_outer_restore_rt",
     "ckpt_outer_restore_rt:",
-    "    mov eax, 15", // __NR_rt_sigreturn
+    "    mov eax, {rt_sigreturn}",
     "    syscall",
+    rt_sigreturn = const sys::Sysno::rt_sigreturn as u32,
 );
 extern "C" {
     #[link_name = "ckpt_outer_restore_rt"]

@@ -180,10 +180,11 @@ pub unsafe fn sigreturn(ucontext: u64) -> ! {
     unsafe {
         asm!(
             "mov rsp, {uc}",
-            "mov eax, 15", // __NR_rt_sigreturn
+            "mov eax, {rt_sigreturn}",
             "syscall",
             "ud2",
             uc = in(reg) ucontext,
+            rt_sigreturn = const sys::Sysno::rt_sigreturn as u32,
             options(noreturn)
         )
     }

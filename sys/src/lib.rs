@@ -23,8 +23,8 @@ pub mod ticker;
 pub mod timers;
 pub mod wp;
 
-pub use syscalls::Errno;
-use syscalls::{syscall, Sysno};
+use syscalls::syscall;
+pub use syscalls::{Errno, Sysno};
 
 pub type Result<T> = core::result::Result<T, Errno>;
 

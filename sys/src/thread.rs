@@ -9,7 +9,7 @@
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering::Acquire, Ordering::SeqCst};
 
-use crate::{exit_thread, futex_wait_tid, Errno};
+use crate::{exit_thread, futex_wait_tid, Errno, Sysno};
 
 const CLONE_VM: u64 = 0x100;
 const CLONE_FS: u64 = 0x200;
@@ -43,7 +43,7 @@ global_asm!(
     "    mov r8, rdx",  // tls
     "    mov rdx, rcx", // parent_tid
     "    mov r10, rcx", // child_tid
-    "    mov eax, 56",  // __NR_clone
+    "    mov eax, {clone}",
     "    syscall",
     "    test rax, rax",
     "    jz 2f",
@@ -54,7 +54,7 @@ global_asm!(
     ".hidden ckpt_sys_clone3",
     ".type ckpt_sys_clone3,@function",
     "ckpt_sys_clone3:",
-    "    mov eax, 435", // __NR_clone3
+    "    mov eax, {clone3}",
     "    syscall",
     "    test rax, rax",
     "    jz 2f",
@@ -66,6 +66,8 @@ global_asm!(
     "    pop rax", // entry
     "    call rax",
     "    ud2",
+    clone = const Sysno::clone as u32,
+    clone3 = const Sysno::clone3 as u32,
 );
 
 extern "C" {
