@@ -10,7 +10,7 @@
 
 mod common;
 
-use ckpt_image::job::{Job, JobHeader, Link, Member, JOB_HEADER_SIZE, MEMBER_RUNNING, MEMBER_ZOMBIE};
+use ckpt_image::job::{Job, JobHeader, Link, Member, JOB_HEADER_SIZE, LINK_FILE, MEMBER_RUNNING, MEMBER_ZOMBIE};
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
@@ -968,4 +968,176 @@ fn preforking_server_serves_after_restart() {
     let o = r.finish();
     o.expect_code(0);
     assert_eq!(o.stdout_text(), "reply: done job 1\nreply: done job 2\n", "{}", o.describe());
+}
+
+const SHARED_FILE_SCRIPT: &str = r#"
+import os, sys
+mode, path = sys.argv[1], sys.argv[2]
+def say(text):
+    os.write(1, (text + "\n").encode())
+def fds():
+    return sorted(int(n) for n in os.listdir("/proc/self/fd"))
+def write(who, r, f):
+    os.write(f, f"{who} round {r}\n".encode())  # at the shared offset
+    say(f"{who} round {r} at {os.lseek(f, 0, os.SEEK_CUR)}")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # not O_APPEND
+kids = []
+def child(name, go, done):
+    f = fd
+    if mode == "dup2":
+        os.dup2(fd, 9)
+        os.close(fd)
+        f = 9
+    before = fds()
+    while True:
+        msg = os.read(go, 16)
+        if msg == b"end":
+            say(f"{name} fds before {before} after {fds()}")
+            os.write(done, b"k")
+            os._exit(0)
+        write(name, int(msg), f)
+        os.write(done, b"k")
+for name in ("first child", "second child") if mode == "siblings" else ("child",):
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w)
+        os.close(done_r)
+        for _, w, r in kids:
+            os.close(w)
+            os.close(r)
+        child(name, go_r, done_w)
+    os.close(go_r)
+    os.close(done_w)
+    kids.append((pid, go_w, done_r))
+if mode == "siblings":
+    os.close(fd)  # only the children share it now
+    writers = [0, 1]
+else:
+    writers = ["parent", 0]
+before = fds()
+for r in range(1, 13):
+    for w in writers:
+        if w == "parent":
+            write("parent", r, fd)
+        else:
+            os.write(kids[w][1], str(r).encode())
+            os.read(kids[w][2], 1)
+    if r in (4, 8):
+        say(f"ready {r}")
+        sys.stdin.readline()
+for pid, go, done in kids:
+    os.write(go, b"end")
+    os.read(done, 1)
+    os.waitpid(pid, 0)
+say(f"parent fds before {before} after {fds()}")
+os.write(1, open(path, "rb").read())
+"#;
+
+/// One open file description that several processes share after a fork
+/// (one offset: `mode` "parent", a parent and its child; "siblings", two
+/// children, the parent closed its copy; "dup2", the child holds it at
+/// another number), written at the shared offset alternately, is one
+/// description again after each restart (two generations: the restarted
+/// job is checkpointed again): the file's bytes and the output (each
+/// offset after each write; each process's descriptors, the same after
+/// the restarts as before) are an uninterrupted run's.
+fn shared_file_round_trip(tools: &Tools, work: &TempDir, mode: &str) {
+    if !job_namespaces(tools, work) {
+        return;
+    }
+    let script = work.join("shared.py");
+    fs::write(&script, SHARED_FILE_SCRIPT).unwrap();
+    chmod(&script, 0o644);
+    let python = Path::new("/usr/bin/python3");
+    let run_args = |log: &Path| [script.to_str().unwrap().to_string(), mode.to_string(), log.display().to_string()];
+    let plain_log = work.join("plain.log");
+    let args = run_args(&plain_log);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let plain = run_with_input("the uninterrupted run", &mut tools.cmd(python, &args, &work.path), b"\n\n");
+    plain.expect_code(0);
+    let log = work.join("job.log");
+    let image = work.join("shared.dat");
+    let args = run_args(&log);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = tools.ckpt_with(&["--tree"], Some(&image), python, &args, &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("ckpt --tree python3", &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l == "ready 4\n", "ready 4");
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    let mut out = first.stdout();
+    // The image says so: one description, held by two members (not the
+    // parent when only the children share it), at 9 in the child for dup2.
+    let shared: Vec<Link> =
+        links(&image).into_iter().map(|(l, _)| l).filter(|l| l.kind == LINK_FILE && l.fd > 2).collect();
+    assert_eq!(shared.len(), 2, "{mode}: {shared:?}");
+    assert_eq!(shared[0].description, shared[1].description, "{mode}: {shared:?}");
+    assert_ne!(shared[0].member, shared[1].member, "{mode}: {shared:?}");
+    assert_eq!(shared.iter().any(|l| l.member == 0), mode != "siblings", "{mode}: {shared:?}");
+    assert_eq!(shared.iter().any(|l| l.fd == 9), mode == "dup2", "{mode}: {shared:?}");
+    for g in 1..=2 {
+        let mut r = restart_piped(tools, work, &image);
+        r.write_stdin(b"\n");
+        let o = if g == 1 {
+            r.wait_line(Stream::Stdout, |l| l == "ready 8\n", "ready 8");
+            r.checkpoint();
+            r.wait_line(Stream::Stderr, is_written, "checkpoint written");
+            let o = r.finish();
+            o.expect_code(CHECKPOINTED);
+            o
+        } else {
+            let o = r.finish();
+            o.expect_code(0);
+            o
+        };
+        out.extend(o.stdout());
+    }
+    assert_same(&format!("{mode}: the job across its restarts"), &out, &plain.stdout());
+    assert_same(&format!("{mode}: the shared file"), &read(&log), &read(&plain_log));
+    // (Each process's descriptors are the same after as before.)
+    let text = String::from_utf8_lossy(&out).into_owned();
+    for l in text.lines().filter(|l| l.contains(" fds before ")) {
+        let (before, after) = l.split_once(" fds before ").unwrap().1.split_once(" after ").unwrap();
+        assert_eq!(before, after, "{mode}: a descriptor appeared or went: {l}");
+    }
+}
+
+#[test]
+fn file_shared_by_parent_and_child_is_one_description() {
+    let work = TempDir::new("tree-shared-file");
+    shared_file_round_trip(&Tools::new(), &work, "parent");
+}
+
+#[test]
+fn unprivileged_file_shared_by_parent_and_child_is_one_description() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-shared-file", &[]);
+    shared_file_round_trip(&tools, &work, "parent");
+}
+
+#[test]
+fn file_shared_by_siblings_is_one_description() {
+    let work = TempDir::new("tree-shared-siblings");
+    shared_file_round_trip(&Tools::new(), &work, "siblings");
+}
+
+#[test]
+fn unprivileged_file_shared_by_siblings_is_one_description() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-shared-siblings", &[]);
+    shared_file_round_trip(&tools, &work, "siblings");
+}
+
+#[test]
+fn file_shared_under_another_number_is_one_description() {
+    let work = TempDir::new("tree-shared-dup2");
+    shared_file_round_trip(&Tools::new(), &work, "dup2");
+}
+
+#[test]
+fn unprivileged_file_shared_under_another_number_is_one_description() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-shared-dup2", &[]);
+    shared_file_round_trip(&tools, &work, "dup2");
 }
