@@ -25,7 +25,8 @@
 //! restarted, and each other process is named on stderr. A pipe that leads
 //! outside the job (the caller's stdout…) is restored by each member on its
 //! own, as for a single process; so is a shared file that changed since the
-//! checkpoint or holds locks (`files::open_shared`), with a warning.
+//! checkpoint (with `files::check`'s warning) or holds locks
+//! (`files::open_shared`).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
