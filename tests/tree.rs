@@ -1035,6 +1035,59 @@ say(f"parent fds before {before} after {fds()}")
 os.write(1, open(path, "rb").read())
 "#;
 
+/// Runs python3 `script` (written to NAME.py; `args(run)`: its arguments
+/// after it, for run "plain" or "job") uninterrupted with "\n\n" on its
+/// stdin, then under `ckpt --tree`, checkpointed (stop mode) at its line
+/// `readies[0]`, restarted and checkpointed again at `readies[1]`,
+/// restarted again to its end (a "\n" on its stdin after each restart).
+/// The three runs' output together must be the uninterrupted run's, and
+/// the last exit status its (0); returns that output and the last image.
+fn python_job_generations(
+    tools: &Tools,
+    work: &TempDir,
+    name: &str,
+    script: &str,
+    args: impl Fn(&str) -> Vec<String>,
+    readies: [&str; 2],
+) -> (Vec<u8>, std::path::PathBuf) {
+    let path = work.join(&format!("{name}.py"));
+    fs::write(&path, script).unwrap();
+    chmod(&path, 0o644);
+    let python = Path::new("/usr/bin/python3");
+    let argv = |run: &str| [vec![path.display().to_string()], args(run)].concat();
+    let plain = argv("plain");
+    let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+    let plain = run_with_input("the uninterrupted run", &mut tools.cmd(python, &plain, &work.path), b"\n\n");
+    plain.expect_code(0);
+    let image = work.join(&format!("{name}.dat"));
+    let job = argv("job");
+    let job: Vec<&str> = job.iter().map(String::as_str).collect();
+    let mut cmd = tools.ckpt_with(&["--tree"], Some(&image), python, &job, &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn(&format!("ckpt --tree python3 {name}"), &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l == readies[0], readies[0]);
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    let mut out = first.stdout();
+    let mut r = restart_piped(tools, work, &image);
+    r.write_stdin(b"\n");
+    r.wait_line(Stream::Stdout, |l| l == readies[1], readies[1]);
+    r.checkpoint();
+    r.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let second = r.finish();
+    second.expect_code(CHECKPOINTED);
+    out.extend(second.stdout());
+    let mut r = restart_piped(tools, work, &image);
+    r.write_stdin(b"\n");
+    let last = r.finish();
+    last.expect_code(0);
+    out.extend(last.stdout());
+    assert_same(&format!("{name}: the job across its restarts"), &out, &plain.stdout());
+    (out, image)
+}
+
 /// One open file description that several processes share after a fork
 /// (one offset: `mode` "parent", a parent and its child; "siblings", two
 /// children, the parent closed its copy; "dup2", the child holds it at
@@ -1047,31 +1100,20 @@ fn shared_file_round_trip(tools: &Tools, work: &TempDir, mode: &str) {
     if !job_namespaces(tools, work) {
         return;
     }
-    let script = work.join("shared.py");
-    fs::write(&script, SHARED_FILE_SCRIPT).unwrap();
-    chmod(&script, 0o644);
-    let python = Path::new("/usr/bin/python3");
-    let run_args = |log: &Path| [script.to_str().unwrap().to_string(), mode.to_string(), log.display().to_string()];
-    let plain_log = work.join("plain.log");
-    let args = run_args(&plain_log);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let plain = run_with_input("the uninterrupted run", &mut tools.cmd(python, &args, &work.path), b"\n\n");
-    plain.expect_code(0);
-    let log = work.join("job.log");
-    let image = work.join("shared.dat");
-    let args = run_args(&log);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut cmd = tools.ckpt_with(&["--tree"], Some(&image), python, &args, &work.path);
-    cmd.stdin(std::process::Stdio::piped());
-    let mut run = spawn("ckpt --tree python3", &mut cmd);
-    run.wait_line(Stream::Stdout, |l| l == "ready 4\n", "ready 4");
-    run.checkpoint();
-    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
-    let first = run.finish();
-    first.expect_code(CHECKPOINTED);
-    let mut out = first.stdout();
-    // The image says so: one description, held by two members (not the
-    // parent when only the children share it), at 9 in the child for dup2.
+    let log = |run: &str| work.join(&format!("{run}.log"));
+    let args = |run: &str| vec![mode.to_string(), log(run).display().to_string()];
+    let readies = ["ready 4\n", "ready 8\n"];
+    let (out, image) = python_job_generations(tools, work, mode, SHARED_FILE_SCRIPT, args, readies);
+    assert_same(&format!("{mode}: the shared file"), &read(&log("job")), &read(&log("plain")));
+    // (Each process's descriptors are the same after as before.)
+    let text = String::from_utf8_lossy(&out).into_owned();
+    for l in text.lines().filter(|l| l.contains(" fds before ")) {
+        let (before, after) = l.split_once(" fds before ").unwrap().1.split_once(" after ").unwrap();
+        assert_eq!(before, after, "{mode}: a descriptor appeared or went: {l}");
+    }
+    // The image (the restarted job's) says so: one description, held by
+    // two members (not the parent when only the children share it), at 9
+    // in the child for dup2.
     let shared: Vec<Link> =
         links(&image).into_iter().map(|(l, _)| l).filter(|l| l.kind == LINK_FILE && l.fd > 2).collect();
     assert_eq!(shared.len(), 2, "{mode}: {shared:?}");
@@ -1079,31 +1121,6 @@ fn shared_file_round_trip(tools: &Tools, work: &TempDir, mode: &str) {
     assert_ne!(shared[0].member, shared[1].member, "{mode}: {shared:?}");
     assert_eq!(shared.iter().any(|l| l.member == 0), mode != "siblings", "{mode}: {shared:?}");
     assert_eq!(shared.iter().any(|l| l.fd == 9), mode == "dup2", "{mode}: {shared:?}");
-    for g in 1..=2 {
-        let mut r = restart_piped(tools, work, &image);
-        r.write_stdin(b"\n");
-        let o = if g == 1 {
-            r.wait_line(Stream::Stdout, |l| l == "ready 8\n", "ready 8");
-            r.checkpoint();
-            r.wait_line(Stream::Stderr, is_written, "checkpoint written");
-            let o = r.finish();
-            o.expect_code(CHECKPOINTED);
-            o
-        } else {
-            let o = r.finish();
-            o.expect_code(0);
-            o
-        };
-        out.extend(o.stdout());
-    }
-    assert_same(&format!("{mode}: the job across its restarts"), &out, &plain.stdout());
-    assert_same(&format!("{mode}: the shared file"), &read(&log), &read(&plain_log));
-    // (Each process's descriptors are the same after as before.)
-    let text = String::from_utf8_lossy(&out).into_owned();
-    for l in text.lines().filter(|l| l.contains(" fds before ")) {
-        let (before, after) = l.split_once(" fds before ").unwrap().1.split_once(" after ").unwrap();
-        assert_eq!(before, after, "{mode}: a descriptor appeared or went: {l}");
-    }
 }
 
 #[test]
@@ -1140,4 +1157,51 @@ fn file_shared_under_another_number_is_one_description() {
 fn unprivileged_file_shared_under_another_number_is_one_description() {
     let (_bins, tools, work) = unprivileged("nobody-tree-shared-dup2", &[]);
     shared_file_round_trip(&tools, &work, "dup2");
+}
+
+const EVENTFD_SCRIPT: &str = r#"
+import os, select, sys
+efd = os.eventfd(0)
+ep = select.epoll()
+ep.register(efd, select.EPOLLIN)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    for n in (5, 7):
+        os.read(r, 1)  # the parent's go
+        os.eventfd_write(efd, n)  # one counter: the parent's
+    os._exit(0)
+for k in (1, 2):
+    print(f"ready {k}", flush=True)
+    sys.stdin.readline()
+    os.write(w, b"g")
+    events = ep.poll(30)
+    print("events", [(fd == efd, e) for fd, e in events], "counter", os.eventfd_read(efd), flush=True)
+os.waitpid(pid, 0)
+"#;
+
+/// An eventfd that a parent watches with epoll and its child writes to
+/// (one description: one counter) comes back as one: after each restart
+/// the child's write wakes the parent's epoll, and the parent reads the
+/// child's count (two generations).
+fn shared_eventfd(tools: &Tools, work: &TempDir) {
+    if !job_namespaces(tools, work) {
+        return;
+    }
+    let (out, _) =
+        python_job_generations(tools, work, "eventfd", EVENTFD_SCRIPT, |_| Vec::new(), ["ready 1\n", "ready 2\n"]);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.ends_with("events [(True, 1)] counter 7\n"), "{text}");
+}
+
+#[test]
+fn eventfd_shared_by_parent_and_child_is_one() {
+    let work = TempDir::new("tree-shared-eventfd");
+    shared_eventfd(&Tools::new(), &work);
+}
+
+#[test]
+fn unprivileged_eventfd_shared_by_parent_and_child_is_one() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-shared-eventfd", &[]);
+    shared_eventfd(&tools, &work);
 }

@@ -533,13 +533,19 @@ pub fn close_all_but_kept() {
     }
 }
 
-/// Puts each kept pipe end at its number, with its descriptor flags from
-/// the image (files.rs, once the others are in place).
+/// Puts each kept pipe end and shared description at its number, with its
+/// descriptor flags from the image (files.rs, once the others are in
+/// place).
 pub fn place_kept(meta: &Meta) {
     for &(fd, kept, flags) in stash() {
-        let cloexec = meta.fds().find(|f| f.fd == fd).is_some_and(|f| f.fd_flags as i32 & sys::FD_CLOEXEC != 0);
+        let entry = meta.fds().position(|f| f.fd == fd);
+        let cloexec = entry.is_some_and(|i| meta.fd(i).fd_flags as i32 & sys::FD_CLOEXEC != 0);
         if sys::dup3(kept, fd, if cloexec { sys::O_CLOEXEC } else { 0 }).is_ok() {
             let _ = sys::fcntl(fd, sys::F_SETFL, flags as u64);
+            // In place: an epoll that watches it registers it (events.rs).
+            if let Some(i) = entry {
+                files::set_placed(i);
+            }
         }
         sys::close(kept);
     }
