@@ -1205,3 +1205,30 @@ fn unprivileged_eventfd_shared_by_parent_and_child_is_one() {
     let (_bins, tools, work) = unprivileged("nobody-tree-shared-eventfd", &[]);
     shared_eventfd(&tools, &work);
 }
+
+const BLOCK_SCRIPT: &str = "echo start; \
+    sh -c '{ echo a; ( echo b; sleep 0.5; echo b2; sleep 0.5; echo b3 ); echo c; } > out.log'; cat out.log";
+
+/// A shell block redirected to a file, with a subshell in it: the shell and
+/// its subshell write through one description (one offset), in flight at
+/// each checkpoint (two generations): the file ends as an uninterrupted
+/// run's (the subshell's lines, then the shell's), not overwritten. (The
+/// block runs in a shell of its own: a shell's copy of its launcher's
+/// stdout, kept while the block's redirection lasts, is a pipe out of the
+/// job, /dev/null after a restart.)
+#[test]
+fn shell_block_redirect_is_one_description() {
+    let work = TempDir::new("tree-block");
+    let tools = Tools::new();
+    if job_namespaces(&tools, &work) {
+        job_round_trip(&tools, &work, BLOCK_SCRIPT, "start\n", "sleep", 2);
+    }
+}
+
+#[test]
+fn unprivileged_shell_block_redirect_is_one_description() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-block", &[]);
+    if job_namespaces(&tools, &work) {
+        job_round_trip(&tools, &work, BLOCK_SCRIPT, "start\n", "sleep", 2);
+    }
+}
