@@ -10,7 +10,7 @@
 
 mod common;
 
-use ckpt_image::job::{Job, JobHeader, Link, Member, JOB_HEADER_SIZE, MEMBER_RUNNING, MEMBER_ZOMBIE};
+use ckpt_image::job::{Job, JobHeader, Link, Member, JOB_HEADER_SIZE, LINK_FILE, MEMBER_RUNNING, MEMBER_ZOMBIE};
 use common::*;
 use std::collections::BTreeMap;
 use std::fs;
@@ -968,4 +968,267 @@ fn preforking_server_serves_after_restart() {
     let o = r.finish();
     o.expect_code(0);
     assert_eq!(o.stdout_text(), "reply: done job 1\nreply: done job 2\n", "{}", o.describe());
+}
+
+const SHARED_FILE_SCRIPT: &str = r#"
+import os, sys
+mode, path = sys.argv[1], sys.argv[2]
+def say(text):
+    os.write(1, (text + "\n").encode())
+def fds():
+    return sorted(int(n) for n in os.listdir("/proc/self/fd"))
+def write(who, r, f):
+    os.write(f, f"{who} round {r}\n".encode())  # at the shared offset
+    say(f"{who} round {r} at {os.lseek(f, 0, os.SEEK_CUR)}")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)  # not O_APPEND
+kids = []
+def child(name, go, done):
+    f = fd
+    if mode == "dup2":
+        os.dup2(fd, 9)
+        os.close(fd)
+        f = 9
+    before = fds()
+    while True:
+        msg = os.read(go, 16)
+        if msg == b"end":
+            say(f"{name} fds before {before} after {fds()}")
+            os.write(done, b"k")
+            os._exit(0)
+        write(name, int(msg), f)
+        os.write(done, b"k")
+for name in ("first child", "second child") if mode == "siblings" else ("child",):
+    go_r, go_w = os.pipe()
+    done_r, done_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(go_w)
+        os.close(done_r)
+        for _, w, r in kids:
+            os.close(w)
+            os.close(r)
+        child(name, go_r, done_w)
+    os.close(go_r)
+    os.close(done_w)
+    kids.append((pid, go_w, done_r))
+if mode == "siblings":
+    os.close(fd)  # only the children share it now
+    writers = [0, 1]
+else:
+    writers = ["parent", 0]
+before = fds()
+for r in range(1, 13):
+    for w in writers:
+        if w == "parent":
+            write("parent", r, fd)
+        else:
+            os.write(kids[w][1], str(r).encode())
+            os.read(kids[w][2], 1)
+    if r in (4, 8):
+        say(f"ready {r}")
+        sys.stdin.readline()
+for pid, go, done in kids:
+    os.write(go, b"end")
+    os.read(done, 1)
+    os.waitpid(pid, 0)
+say(f"parent fds before {before} after {fds()}")
+os.write(1, open(path, "rb").read())
+"#;
+
+/// Runs python3 `script` (written to NAME.py; `args(run)`: its arguments
+/// after it, for run "plain" or "job") uninterrupted with "\n\n" on its
+/// stdin, then under `ckpt --tree`, checkpointed (stop mode) at its line
+/// `readies[0]`, restarted and checkpointed again at `readies[1]`,
+/// restarted again to its end (a "\n" on its stdin after each restart).
+/// The three runs' output together must be the uninterrupted run's, and
+/// the last exit status its (0); returns that output and the last image.
+fn python_job_generations(
+    tools: &Tools,
+    work: &TempDir,
+    name: &str,
+    script: &str,
+    args: impl Fn(&str) -> Vec<String>,
+    readies: [&str; 2],
+) -> (Vec<u8>, std::path::PathBuf) {
+    let path = work.join(&format!("{name}.py"));
+    fs::write(&path, script).unwrap();
+    chmod(&path, 0o644);
+    let python = Path::new("/usr/bin/python3");
+    let argv = |run: &str| [vec![path.display().to_string()], args(run)].concat();
+    let plain = argv("plain");
+    let plain: Vec<&str> = plain.iter().map(String::as_str).collect();
+    let plain = run_with_input("the uninterrupted run", &mut tools.cmd(python, &plain, &work.path), b"\n\n");
+    plain.expect_code(0);
+    let image = work.join(&format!("{name}.dat"));
+    let job = argv("job");
+    let job: Vec<&str> = job.iter().map(String::as_str).collect();
+    let mut cmd = tools.ckpt_with(&["--tree"], Some(&image), python, &job, &work.path);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn(&format!("ckpt --tree python3 {name}"), &mut cmd);
+    run.wait_line(Stream::Stdout, |l| l == readies[0], readies[0]);
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let first = run.finish();
+    first.expect_code(CHECKPOINTED);
+    let mut out = first.stdout();
+    let mut r = restart_piped(tools, work, &image);
+    r.write_stdin(b"\n");
+    r.wait_line(Stream::Stdout, |l| l == readies[1], readies[1]);
+    r.checkpoint();
+    r.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let second = r.finish();
+    second.expect_code(CHECKPOINTED);
+    out.extend(second.stdout());
+    let mut r = restart_piped(tools, work, &image);
+    r.write_stdin(b"\n");
+    let last = r.finish();
+    last.expect_code(0);
+    out.extend(last.stdout());
+    assert_same(&format!("{name}: the job across its restarts"), &out, &plain.stdout());
+    (out, image)
+}
+
+/// One open file description that several processes share after a fork
+/// (one offset: `mode` "parent", a parent and its child; "siblings", two
+/// children, the parent closed its copy; "dup2", the child holds it at
+/// another number), written at the shared offset alternately, is one
+/// description again after each restart (two generations: the restarted
+/// job is checkpointed again): the file's bytes and the output (each
+/// offset after each write; each process's descriptors, the same after
+/// the restarts as before) are an uninterrupted run's.
+fn shared_file_round_trip(tools: &Tools, work: &TempDir, mode: &str) {
+    if !job_namespaces(tools, work) {
+        return;
+    }
+    let log = |run: &str| work.join(&format!("{run}.log"));
+    let args = |run: &str| vec![mode.to_string(), log(run).display().to_string()];
+    let readies = ["ready 4\n", "ready 8\n"];
+    let (out, image) = python_job_generations(tools, work, mode, SHARED_FILE_SCRIPT, args, readies);
+    assert_same(&format!("{mode}: the shared file"), &read(&log("job")), &read(&log("plain")));
+    // (Each process's descriptors are the same after as before.)
+    let text = String::from_utf8_lossy(&out).into_owned();
+    for l in text.lines().filter(|l| l.contains(" fds before ")) {
+        let (before, after) = l.split_once(" fds before ").unwrap().1.split_once(" after ").unwrap();
+        assert_eq!(before, after, "{mode}: a descriptor appeared or went: {l}");
+    }
+    // The image (the restarted job's) says so: one description, held by
+    // two members (not the parent when only the children share it), at 9
+    // in the child for dup2.
+    let shared: Vec<Link> =
+        links(&image).into_iter().map(|(l, _)| l).filter(|l| l.kind == LINK_FILE && l.fd > 2).collect();
+    assert_eq!(shared.len(), 2, "{mode}: {shared:?}");
+    assert_eq!(shared[0].description, shared[1].description, "{mode}: {shared:?}");
+    assert_ne!(shared[0].member, shared[1].member, "{mode}: {shared:?}");
+    assert_eq!(shared.iter().any(|l| l.member == 0), mode != "siblings", "{mode}: {shared:?}");
+    assert_eq!(shared.iter().any(|l| l.fd == 9), mode == "dup2", "{mode}: {shared:?}");
+}
+
+#[test]
+fn file_shared_by_parent_and_child_is_one_description() {
+    let work = TempDir::new("tree-shared-file");
+    shared_file_round_trip(&Tools::new(), &work, "parent");
+}
+
+#[test]
+fn unprivileged_file_shared_by_parent_and_child_is_one_description() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-shared-file", &[]);
+    shared_file_round_trip(&tools, &work, "parent");
+}
+
+#[test]
+fn file_shared_by_siblings_is_one_description() {
+    let work = TempDir::new("tree-shared-siblings");
+    shared_file_round_trip(&Tools::new(), &work, "siblings");
+}
+
+#[test]
+fn unprivileged_file_shared_by_siblings_is_one_description() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-shared-siblings", &[]);
+    shared_file_round_trip(&tools, &work, "siblings");
+}
+
+#[test]
+fn file_shared_under_another_number_is_one_description() {
+    let work = TempDir::new("tree-shared-dup2");
+    shared_file_round_trip(&Tools::new(), &work, "dup2");
+}
+
+#[test]
+fn unprivileged_file_shared_under_another_number_is_one_description() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-shared-dup2", &[]);
+    shared_file_round_trip(&tools, &work, "dup2");
+}
+
+const EVENTFD_SCRIPT: &str = r#"
+import os, select, sys
+efd = os.eventfd(0)
+ep = select.epoll()
+ep.register(efd, select.EPOLLIN)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    for n in (5, 7):
+        os.read(r, 1)  # the parent's go
+        os.eventfd_write(efd, n)  # one counter: the parent's
+    os._exit(0)
+for k in (1, 2):
+    print(f"ready {k}", flush=True)
+    sys.stdin.readline()
+    os.write(w, b"g")
+    events = ep.poll(30)
+    print("events", [(fd == efd, e) for fd, e in events], "counter", os.eventfd_read(efd), flush=True)
+os.waitpid(pid, 0)
+"#;
+
+/// An eventfd that a parent watches with epoll and its child writes to
+/// (one description: one counter) comes back as one: after each restart
+/// the child's write wakes the parent's epoll, and the parent reads the
+/// child's count (two generations).
+fn shared_eventfd(tools: &Tools, work: &TempDir) {
+    if !job_namespaces(tools, work) {
+        return;
+    }
+    let (out, _) =
+        python_job_generations(tools, work, "eventfd", EVENTFD_SCRIPT, |_| Vec::new(), ["ready 1\n", "ready 2\n"]);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(text.ends_with("events [(True, 1)] counter 7\n"), "{text}");
+}
+
+#[test]
+fn eventfd_shared_by_parent_and_child_is_one() {
+    let work = TempDir::new("tree-shared-eventfd");
+    shared_eventfd(&Tools::new(), &work);
+}
+
+#[test]
+fn unprivileged_eventfd_shared_by_parent_and_child_is_one() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-shared-eventfd", &[]);
+    shared_eventfd(&tools, &work);
+}
+
+const BLOCK_SCRIPT: &str = "echo start; \
+    sh -c '{ echo a; ( echo b; sleep 0.5; echo b2; sleep 0.5; echo b3 ); echo c; } > out.log'; cat out.log";
+
+/// A shell block redirected to a file, with a subshell in it: the shell and
+/// its subshell write through one description (one offset), in flight at
+/// each checkpoint (two generations): the file ends as an uninterrupted
+/// run's (the subshell's lines, then the shell's), not overwritten. (The
+/// block runs in a shell of its own: a shell's copy of its launcher's
+/// stdout, kept while the block's redirection lasts, is a pipe out of the
+/// job, /dev/null after a restart.)
+#[test]
+fn shell_block_redirect_is_one_description() {
+    let work = TempDir::new("tree-block");
+    let tools = Tools::new();
+    if job_namespaces(&tools, &work) {
+        job_round_trip(&tools, &work, BLOCK_SCRIPT, "start\n", "sleep", 2);
+    }
+}
+
+#[test]
+fn unprivileged_shell_block_redirect_is_one_description() {
+    let (_bins, tools, work) = unprivileged("nobody-tree-block", &[]);
+    if job_namespaces(&tools, &work) {
+        job_round_trip(&tools, &work, BLOCK_SCRIPT, "start\n", "sleep", 2);
+    }
 }

@@ -546,6 +546,27 @@ pub(crate) fn restore_shared(meta: &Meta, i: usize, f: &Fd, out: &Out) {
     }
 }
 
+/// Opens the file of `f` once for the processes of a job that share its
+/// open file description (job.rs, before it forks them), as [`restore`]
+/// would, at its offset, with its flags: a file, directory or device by
+/// path, an eventfd, timerfd, signalfd or inotify made anew. None for
+/// anything else, for a file with locks (locks.rs restores them on each
+/// descriptor), and for one that is not as it was at the checkpoint
+/// (deleted, replaced, modified...): then each process restores it on its
+/// own, with [`check`]'s warnings.
+pub(crate) fn open_shared(meta: &Meta, f: &Fd, opts: &Options) -> Option<i32> {
+    let k = kind(f);
+    let by_path = matches!(k, FdKind::File | FdKind::Dir | FdKind::CharDev);
+    let made = matches!(k, FdKind::EventFd | FdKind::TimerFd | FdKind::SignalFd | FdKind::Inotify);
+    let locked = k == FdKind::File && meta.string(f.data).is_some_and(|d| !d.is_empty());
+    if !wanted(f, opts) || !(by_path || made) || locked || problem(meta, f).is_some() {
+        return None;
+    }
+    let out = Out { fd: 2, verbose: opts.verbose };
+    let opened = if made { events::create(meta, f, &out) } else { reopen(meta, f, &out) };
+    opened.ok()
+}
+
 /// Raises the soft limit on descriptors to `need` if it is lower (up to the
 /// hard limit): a descriptor number must be below it.
 fn raise_nofile(need: u64) {

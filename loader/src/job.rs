@@ -7,21 +7,26 @@
 //!    every member's tables read and checked; ns_last_pid above every pid
 //!    and tid of the job
 //!    the pipes and socket pairs between members: made once, with what
-//!    waited in them; one memfd per shared memory object, with its bytes
+//!    waited in them; each open file description other members share (a
+//!    file, a device, an eventfd...): opened once, at its offset; one
+//!    memfd per shared memory object, with its bytes
 //!    for each child of the root, in table order: clone3(set_tid = its pid)
 //!      └─ child's loader: its session / process group, then its own
 //!         children the same way (parents before children); a zombie
 //!         exits at once with its status, for its parent's wait
-//!  each loader: its pipe and socket ends (kept above its other
-//!  descriptors until files.rs has put those back, then moved to their
-//!  numbers), its own image restored as a single image is, its shared
+//!  each loader: its pipe and socket ends and shared descriptions,
+//!  inherited (kept above its other descriptors until files.rs has put
+//!  those back, then moved to their numbers; those it did not hold
+//!  closed), its own image restored as a single image is, its shared
 //!  regions replaced by the objects' memfds (memory.rs)
 //! ```
 //!
 //! Without exact pids (no namespace: the fallback), only the root is
 //! restarted, and each other process is named on stderr. A pipe that leads
-//! outside the job (the caller's stdout…) or a file several members share
-//! are restored by each member on its own, as for a single process.
+//! outside the job (the caller's stdout…) is restored by each member on its
+//! own, as for a single process; so is a shared file that changed since the
+//! checkpoint (with `files::check`'s warning) or holds locks
+//! (`files::open_shared`).
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -30,13 +35,16 @@ use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::SeqCst};
 
 use ckpt_image::events::socket_messages;
 use ckpt_image::job::{
-    Job, JobHeader, Link, JOB_HEADER_SIZE, LINK_LISTEN, LINK_PIPE, LINK_PIPE_ENDED, LINK_SOCKET, MEMBER_ZOMBIE,
+    Job, JobHeader, Link, JOB_HEADER_SIZE, LINK_FILE, LINK_LISTEN, LINK_PIPE, LINK_PIPE_ENDED, LINK_SOCKET,
+    MEMBER_ZOMBIE,
 };
-use ckpt_image::Meta;
+use ckpt_image::{Fd, Meta};
 use ckpt_sys::events as ev;
 use ckpt_sys::{self as sys, msg::Line, ns};
 
+use crate::args::Options;
 use crate::fail::Fail;
+use crate::files;
 use crate::image::{self, read_exact, Image};
 use crate::pidns::Pids;
 
@@ -116,15 +124,17 @@ pub fn root_of(fd: i32, file_len: u64) -> Result<(u64, u64), Fail> {
 }
 
 /// Whether descriptor `fd` of this process is an end of a pipe between
-/// members, which this module puts in place (files.rs leaves it alone).
+/// members, or a file description it shares with other members, which
+/// this module puts in place (files.rs leaves it alone).
 pub fn is_linked(fd: i32) -> bool {
     let Some(t) = tree() else { return false };
     let me = ME.load(SeqCst) as u32;
-    (0..t.job.header.n_links as usize).map(|i| t.job.link(i)).any(|l| {
-        l.member == me
-            && l.fd as i32 == fd
-            && (l.kind == LINK_LISTEN || (l.channel != 0 && t.internal.contains(&l.channel)))
-    })
+    stash().iter().any(|&(kept, _, _)| kept == fd)
+        || (0..t.job.header.n_links as usize).map(|i| t.job.link(i)).any(|l| {
+            l.member == me
+                && l.fd as i32 == fd
+                && (l.kind == LINK_LISTEN || (l.channel != 0 && t.internal.contains(&l.channel)))
+        })
 }
 
 /// The pid of the job's root, if this is a job.
@@ -141,7 +151,7 @@ pub fn is_root() -> bool {
 /// of this loader at its pid, parents before children; returns in each
 /// the image that process restores (None in the root: `root`, its own).
 /// Without, names the processes that are not restarted.
-pub fn spawn(root: &Image, pids: Pids) -> Result<Option<Image>, Fail> {
+pub fn spawn(root: &Image, pids: Pids, opts: &Options) -> Result<Option<Image>, Fail> {
     let Some(t) = tree() else { return Ok(None) };
     let job = &t.job;
     if pids != Pids::Exact {
@@ -167,13 +177,14 @@ pub fn spawn(root: &Image, pids: Pids) -> Result<Option<Image>, Fail> {
     let mut l = Line::new();
     let _ = write!(l, "{top}");
     let _ = ns::write_file(c"/proc/sys/kernel/ns_last_pid", l.as_bytes());
-    let pipes = make_channels(t)?;
+    let mut ends = make_channels(t)?;
+    ends.extend(open_shared_files(job, root, &images, opts));
     make_objects(job, root, &images)?;
     join_group(job, 0);
     let me = fork_tree(job)?;
     ME.store(me, SeqCst);
     let meta = if me == 0 { root.meta } else { images[me].as_ref().map_or(root.meta, |i| i.meta) };
-    keep_pipe_ends(t, me, &pipes, meta.fds().map(|f| f.fd).max().unwrap_or(2));
+    keep_pipe_ends(t, me, &ends, meta, opts);
     Ok(if me == 0 { None } else { images.swap_remove(me) })
 }
 
@@ -257,6 +268,58 @@ fn make_channels(t: &Tree) -> Result<Vec<(u32, i32)>, Fail> {
         }
     }
     Ok(ends)
+}
+
+/// The open file descriptions other than pipes and sockets (a file, a
+/// device, an eventfd...) that descriptors of several members share
+/// (inherited across fork: one offset, one set of flags): each opened
+/// once, here, before the fork, as the first member that holds it had it,
+/// for every member that holds it to inherit (the others close it:
+/// [`keep_pipe_ends`]): for each, (description, fd). One that cannot be
+/// (`files::open_shared`) is left to each member to restore on its own.
+fn open_shared_files(job: &Job, root: &Image, images: &[Option<Image>], opts: &Options) -> Vec<(u32, i32)> {
+    let meta_of = |member: u32| match member {
+        0 => Some(root.meta),
+        m => images.get(m as usize)?.as_ref().map(|i| i.meta),
+    };
+    // Its descriptors that the members restore (not the launcher's stdio),
+    // each with its member's entry, by description.
+    let mut held: Vec<(u32, u32, &Meta, Fd)> = (0..job.header.n_links as usize)
+        .map(|i| job.link(i))
+        .filter(|l| l.kind == LINK_FILE)
+        .filter_map(|l| {
+            let meta = meta_of(l.member)?;
+            Some((l.description, l.member, meta, shared_entry(meta, &l, opts)?))
+        })
+        .collect();
+    held.sort_unstable_by_key(|&(description, member, _, f)| (description, member, f.fd));
+    let mut ends = Vec::new();
+    for group in held.chunk_by(|a, b| a.0 == b.0) {
+        let &(description, first, meta, f) = &group[0];
+        if group.iter().all(|&(_, m, _, _)| m == first) {
+            continue; // one member's alone: files.rs
+        }
+        if let Some(fd) = files::open_shared(meta, &f, opts) {
+            ends.push((description, fd));
+        }
+    }
+    ends
+}
+
+/// The entry of `meta` for link `l`'s descriptor, if it is one the member
+/// restores (not the launcher's stdio, which stays restart's own). (The
+/// table is in increasing descriptor order: a binary search.)
+fn shared_entry(meta: &Meta, l: &Link, opts: &Options) -> Option<Fd> {
+    let (mut low, mut high) = (0, meta.n_fds());
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if meta.fd(mid).fd < l.fd as i32 {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    (low < meta.n_fds()).then(|| meta.fd(low)).filter(|f| f.fd == l.fd as i32 && files::wanted(f, opts))
 }
 
 /// A listening UNIX socket bound to its address again (`data`: its type
@@ -420,11 +483,13 @@ fn join_group(job: &Job, i: usize) {
     }
 }
 
-/// Keeps the pipe ends member `me` holds above every descriptor of its
-/// image (files.rs closes the others), and closes every other end.
-fn keep_pipe_ends(t: &Tree, me: usize, ends: &[(u32, i32)], max_fd: i32) {
+/// Keeps the pipe ends and shared files member `me` (its image: `meta`)
+/// holds above every descriptor of its image (files.rs closes the others),
+/// and closes every other end: nothing another member holds stays in it.
+fn keep_pipe_ends(t: &Tree, me: usize, ends: &[(u32, i32)], meta: &Meta, opts: &Options) {
     let job = &t.job;
     let mut kept = Vec::new();
+    let max_fd = meta.fds().map(|f| f.fd).max().unwrap_or(2);
     let base = max_fd.max(2) as u64 + 64;
     if let Ok(cur) = sys::prlimit64(0, sys::RLIMIT_NOFILE, None) {
         let need = base + job.header.n_links as u64 + 16;
@@ -435,7 +500,7 @@ fn keep_pipe_ends(t: &Tree, me: usize, ends: &[(u32, i32)], max_fd: i32) {
     }
     for i in 0..job.header.n_links as usize {
         let l = job.link(i);
-        if l.member as usize != me {
+        if l.member as usize != me || (l.kind == LINK_FILE && shared_entry(meta, &l, opts).is_none()) {
             continue;
         }
         if let Some(&(_, src)) = ends.iter().find(|&&(d, _)| d == l.description) {
@@ -468,13 +533,19 @@ pub fn close_all_but_kept() {
     }
 }
 
-/// Puts each kept pipe end at its number, with its descriptor flags from
-/// the image (files.rs, once the others are in place).
+/// Puts each kept pipe end and shared description at its number, with its
+/// descriptor flags from the image (files.rs, once the others are in
+/// place).
 pub fn place_kept(meta: &Meta) {
     for &(fd, kept, flags) in stash() {
-        let cloexec = meta.fds().find(|f| f.fd == fd).is_some_and(|f| f.fd_flags as i32 & sys::FD_CLOEXEC != 0);
+        let entry = meta.fds().position(|f| f.fd == fd);
+        let cloexec = entry.is_some_and(|i| meta.fd(i).fd_flags as i32 & sys::FD_CLOEXEC != 0);
         if sys::dup3(kept, fd, if cloexec { sys::O_CLOEXEC } else { 0 }).is_ok() {
             let _ = sys::fcntl(fd, sys::F_SETFL, flags as u64);
+            // In place: an epoll that watches it registers it (events.rs).
+            if let Some(i) = entry {
+                files::set_placed(i);
+            }
         }
         sys::close(kept);
     }

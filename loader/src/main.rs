@@ -185,7 +185,7 @@ fn restart(opts: &args::Options) -> Result<Never, Fail> {
     let pids = pidns::enter(img.meta, opts)?;
     // A job image: every other process of the job, at its pid, in a copy
     // of this loader that restores that process's image (job.rs).
-    let (img, frames, mut vdso) = match job::spawn(&img, pids)? {
+    let (img, frames, mut vdso) = match job::spawn(&img, pids, opts)? {
         None => (img, frames, vdso),
         Some(member) => {
             let (frames, vdso) = check(&member, opts)?;

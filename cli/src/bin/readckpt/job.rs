@@ -4,10 +4,12 @@
 
 use crate::describe::shell_quote;
 use crate::json::Text;
-use crate::{inspect_at, os_message, read_error, Failure, Options};
+use crate::{inspect_at, os_message, read_error, Failure, Image, Options};
 use ckpt_image::job::{self as fmt, JobHeader, Member, JOB_HEADER_SIZE, MEMBER_ZOMBIE};
+use ckpt_image::Meta;
 use serde::Serialize;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -86,7 +88,7 @@ pub fn inspect(opts: &Options, name: &str, image: &JobImage, out: &mut dyn Write
         let st = state_name(m);
         writeln!(out, "  {:>7} {:>7} {:>7} {:>7}  {:<10} {}", m.pid, m.ppid, m.pgid, m.sid, st, cmd.join(" "))?;
     }
-    write_links(out, &job, &members)?;
+    write_links(out, &job, &members, &mut Paths::new(opts, &members))?;
     write_shared(out, &job, &members)?;
     for m in &members {
         writeln!(out, "\nprocess {}: {}", m.pid, state(m))?;
@@ -133,6 +135,11 @@ struct JLink<'a> {
     description: u32,
     channel: u32,
     kind: &'static str,
+    /// How many processes hold this open file description (more than
+    /// one: restart opens it once, for them all to share).
+    processes: usize,
+    /// A file's path, as the process image names it ("" for anything else).
+    path: String,
     /// The bytes that were waiting in a pipe.
     waiting: Text<'a>,
 }
@@ -154,6 +161,8 @@ fn write_json(
     out: &mut dyn Write,
 ) -> Result<(), Failure> {
     let mut result = Ok(());
+    let mut paths = Paths::new(opts, members);
+    let holders = holders(job);
     let mut processes = Vec::new();
     for m in members.iter().filter(|m| m.state != MEMBER_ZOMBIE) {
         let mut buf = Vec::new();
@@ -181,6 +190,7 @@ fn write_json(
         links: (0..job.header.n_links as usize)
             .map(|i| {
                 let l = job.link(i);
+                let path = (l.kind == fmt::LINK_FILE).then(|| paths.get(l.member, l.fd)).flatten();
                 JLink {
                     pid: members[l.member as usize].pid,
                     fd: l.fd,
@@ -193,6 +203,8 @@ fn write_json(
                         fmt::LINK_SOCKET => "socket",
                         _ => "file",
                     },
+                    processes: holders[&l.description],
+                    path: path.map_or(String::new(), |p| String::from_utf8_lossy(&p).into_owned()),
                     waiting: Text(job.string(l.data)),
                 }
             })
@@ -216,15 +228,59 @@ fn write_json(
     result
 }
 
+/// For each open file description, how many processes hold descriptors
+/// of it.
+fn holders(job: &fmt::Job) -> BTreeMap<u32, usize> {
+    let mut held: Vec<(u32, u32)> =
+        (0..job.header.n_links as usize).map(|i| job.link(i)).map(|l| (l.description, l.member)).collect();
+    held.sort_unstable();
+    held.dedup();
+    let mut count = BTreeMap::new();
+    for (description, _) in held {
+        *count.entry(description).or_insert(0) += 1;
+    }
+    count
+}
+
+/// The paths of the members' descriptors, as their process images name
+/// them (each image read once, when first asked).
+struct Paths<'a> {
+    opts: &'a Options,
+    members: &'a [Member],
+    read: BTreeMap<u32, BTreeMap<i32, Vec<u8>>>,
+}
+
+impl<'a> Paths<'a> {
+    fn new(opts: &'a Options, members: &'a [Member]) -> Paths<'a> {
+        Paths { opts, members, read: BTreeMap::new() }
+    }
+
+    /// The path of descriptor `fd` of member `member`, if its image names one.
+    fn get(&mut self, member: u32, fd: u32) -> Option<Vec<u8>> {
+        let (opts, members) = (self.opts, self.members);
+        let fds = self.read.entry(member).or_insert_with(|| {
+            let Some(m) = members.get(member as usize).filter(|m| m.state != MEMBER_ZOMBIE) else {
+                return BTreeMap::new();
+            };
+            let Ok(image) = Image::open(&opts.path, m.offset) else { return BTreeMap::new() };
+            let Ok(meta) = Meta::parse(&image.header, &image.meta) else { return BTreeMap::new() };
+            meta.fds().filter_map(|f| Some((f.fd, meta.string(f.path)?.to_vec()))).collect()
+        });
+        fds.get(&(fd as i32)).filter(|p| !p.is_empty()).cloned()
+    }
+}
+
 /// The descriptors that tie the processes together, one line per open
-/// file description: its descriptors (pid:fd), and for a pipe the
-/// bytes that were waiting in it.
-fn write_links(out: &mut dyn Write, job: &fmt::Job, members: &[Member]) -> io::Result<()> {
+/// file description: its descriptors (pid:fd); for a pipe the bytes that
+/// were waiting in it; for a file its path, and whether several processes
+/// share it (one offset: restart opens it once, for them all).
+fn write_links(out: &mut dyn Write, job: &fmt::Job, members: &[Member], paths: &mut Paths) -> io::Result<()> {
     let links: Vec<fmt::Link> = (0..job.header.n_links as usize).map(|i| job.link(i)).collect();
     if links.is_empty() {
         return Ok(());
     }
     writeln!(out, "shared by the processes (open file descriptions):")?;
+    let holders = holders(job);
     for (description, group) in grouped(&links, |l| l.description) {
         let fds: Vec<String> = group.iter().map(|o| format!("{}:{}", members[o.member as usize].pid, o.fd)).collect();
         write!(out, "  {description:<4} {}", fds.join(" "))?;
@@ -236,7 +292,13 @@ fn write_links(out: &mut dyn Write, job: &fmt::Job, members: &[Member]) -> io::R
             fmt::LINK_SOCKET if channel != 0 => write!(out, "  (connected UNIX socket, pair {channel})")?,
             fmt::LINK_SOCKET => write!(out, "  (socket)")?,
             fmt::LINK_LISTEN => write!(out, "  (listening UNIX socket)")?,
-            _ => {}
+            _ => {
+                let path = paths.get(group[0].member, group[0].fd).map_or("a file".into(), |p| shell_quote(&p));
+                match holders[&description] {
+                    1 => write!(out, "  ({path}, this process's own)")?,
+                    n => write!(out, "  ({path}, one offset for {n} processes)")?,
+                }
+            }
         }
         writeln!(out)?;
     }

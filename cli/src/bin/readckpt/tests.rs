@@ -82,13 +82,14 @@ fn delta_on(parent: &Temp) -> Vec<u8> {
 
 /// A job image (`ckpt --tree`) of three members: the sample as pid 1000
 /// and 1001, a zombie 1002 between them; a pipe from 1000 to 1001 with
-/// bytes waiting, and a mapping both share.
+/// bytes waiting, a file both hold (one open file description: its fd 1),
+/// a directory only 1000 holds, and a mapping both share.
 fn job_sample() -> Vec<u8> {
-    use ckpt_image::job::{JobHeader, Link, Member, SharedMap, LINK_PIPE, MEMBER_ZOMBIE};
+    use ckpt_image::job::{JobHeader, Link, Member, SharedMap, LINK_FILE, LINK_PIPE, MEMBER_ZOMBIE};
     let image = sample();
     let mut strings = b"sh\0-c\0x | y\0sleep\x001\0hi\n".to_vec();
     let str_ref = |offset: u32, len: u32| StrRef { offset, len };
-    let mut h = JobHeader::new(3, 2, 2, 0);
+    let mut h = JobHeader::new(3, 5, 2, 0);
     let first = h.members_offset();
     let second = first + ckpt_image::page_up(image.len() as u64);
     let member = |pid, offset, command| Member {
@@ -105,7 +106,8 @@ fn job_sample() -> Vec<u8> {
         Member { state: MEMBER_ZOMBIE, wait_status: 0x100, offset: 0, len: 0, ..member(1002, 0, str_ref(12, 8)) };
     let members = [member(1000, first, str_ref(0, 12)), zombie, member(1001, second, str_ref(12, 8))];
     let link = |member, fd, data| Link { member, fd, description: 1, channel: 1, kind: LINK_PIPE, flags: 0, data };
-    let links = [link(0, 4, str_ref(0, 0)), link(2, 3, str_ref(20, 3))];
+    let file = |member, fd, description| Link { member, fd, description, kind: LINK_FILE, ..Link::default() };
+    let links = [link(0, 4, str_ref(0, 0)), link(2, 3, str_ref(20, 3)), file(0, 1, 2), file(2, 1, 2), file(0, 5, 3)];
     let map = |member| SharedMap { member, object: 1, start: BASE, end: BASE + 4 * P, offset: 0 };
     let shared = [map(0), map(2)];
     let mut table = Vec::new();
@@ -599,6 +601,8 @@ fn job_image() {
         "     1000       1    1000    1000  running    sh -c 'x | y'\n",
         "     1002       1    1000    1000  zombie     sleep 1\n",
         "  1    1000:4 1001:3  (pipe 1, 3 bytes waiting)\n",
+        "  2    1000:1 1001:1  ('/tmp/out put.txt', one offset for 2 processes)\n",
+        "  3    1000:5  (/tmp, this process's own)\n",
         "memory shared by the processes:\n  1    1000:0x555500000000-0x555500004000+0x0 1001:",
         "\nprocess 1002: exited (wait status 0x100), not yet waited for\n\nprocess 1001: running\nimage ",
     ] {
@@ -608,6 +612,8 @@ fn job_image() {
     let v = parse(&on(&["--json"], &t).1);
     assert_eq!(v["job"][1]["state"], json!("zombie"));
     assert_eq!(v["links"][1]["waiting"], json!("hi\n"));
+    assert_eq!((&v["links"][3]["path"], &v["links"][3]["processes"]), (&json!("/tmp/out put.txt"), &json!(2)));
+    assert_eq!((&v["links"][4]["path"], &v["links"][4]["processes"]), (&json!("/tmp"), &json!(1)));
     assert_eq!(v["processes"].as_array().unwrap().len(), 2);
     assert_eq!(v["processes"][1]["pid"], json!(1000));
     // A bad extent in the second process image is that process's.
