@@ -124,6 +124,9 @@ fn reap(program: i32, report: i32, options: i32) {
 /// After the program's end: ends every process of the namespace but the
 /// lock keepers, reaps, and returns when no child is left.
 fn outlive_for_keepers() {
+    // Restart's stdin, stdout and stderr (and the report pipe) are not
+    // held open by init any longer than by the program.
+    let _ = sys::close_range(0, u32::MAX, 0);
     loop {
         each_other_process(|pid, keeper| {
             if !keeper {
