@@ -661,11 +661,72 @@ fn lock_keeper_holds_the_locks_and_nothing_else() {
     let probe = |what: &str| spawn(what, &mut command(&flock, &["-n", "-E", "3", "lk-flock", "true"], &run)).finish();
     probe("flock probe while stopped").expect_code(3);
 
-    let second = run_with_input("restart", &mut As::me().restart(&image, &run), b"go\n");
+    // (--strict: the locks the keeper holds are the program's own.)
+    let args = ["--strict", image.to_str().unwrap()];
+    let second = run_with_input("restart --strict", &mut command(&exe("restart"), &args, &run), b"go\n");
     second.expect_code(0);
     assert!(!second.stderr_text().contains("warning"), "{}", second.describe());
     assert_same("stdout", &cat(&[&piped.stdout(), &second.stdout()]), &ref_out.stdout());
     wait_ended(keeper, "the released keeper");
+}
+
+/// Once a keeper is gone, another user may bind its address (abstract
+/// names are listed in /proc/net/unix for everyone): the restart does not
+/// take that process for the keeper (its SO_PEERCRED uid is not the
+/// caller's); one warning says so, and the locks are taken as usual.
+#[test]
+fn a_process_of_another_user_at_the_keepers_address_is_ignored() {
+    if !is_root() {
+        println!(
+            "skip: a_process_of_another_user_at_the_keepers_address_is_ignored runs the other user as root's nobody"
+        );
+        return;
+    }
+    let Some(python) = tool("/usr/bin/python3", "python3") else { return };
+    let dir = TempDir::new("events-foreign-keeper");
+    dir.chmod(0o755);
+    let (run, reference) = subdirs(&dir);
+    let prog = demo("locks");
+    let ref_out = run_with_input("uninterrupted run", &mut command(&prog, &[], &reference), b"go\n");
+    ref_out.expect_code(0);
+    let image = dir.join("locks.dat");
+    let first = checkpointed_when_ready(&mut As::me().ckpt(&image, &prog, &[], &run), "locks: ready\n");
+    let keeper = keeper_pid(&first).unwrap_or_else(|| panic!("a lock keeper is named\n{}", first.describe()));
+    // The keeper's address: the /proc/net/unix line of its socket's inode.
+    let inode = fs::read_dir(format!("/proc/{keeper}/fd"))
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.unwrap().path()).ok())
+        .find_map(|to| to.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(String::from))
+        .expect("the keeper's socket");
+    let table = fs::read_to_string("/proc/net/unix").unwrap();
+    let name = table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.len() == 8 && w[6] == inode)
+        .map(|w| w[7].to_string())
+        .expect("the keeper's address in /proc/net/unix");
+    assert!(name.starts_with("@ckpt-locks/0/"), "{name}");
+    // SAFETY: kill(2) of the keeper this run named.
+    assert_eq!(unsafe { libc::kill(keeper, libc::SIGTERM) }, 0);
+    wait_ended(keeper, "the killed keeper");
+
+    let squatter = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1].replace('@', '\\0', 1))\ns.listen()\nprint('bound', flush=True)\nsys.stdin.readline()\n";
+    let mut c = command_as(65534, 65534, &python, &["-c", squatter, &name], &run);
+    c.stdin(Stdio::piped());
+    let mut squatting = spawn("another user's process at the address", &mut c);
+    squatting.wait_line(Stream::Stdout, |l| l == "bound\n", "bound");
+    let second = run_with_input("restart", &mut As::me().restart(&image, &run), b"go\n");
+    second.expect_code(0);
+    let warned = lines_starting(&second, Stream::Stderr, "restart: warning");
+    assert!(
+        warned.len() == 1
+            && warned[0].contains("the lock keeper's address of this image is taken by a process of another user"),
+        "{}",
+        second.describe()
+    );
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &ref_out.stdout());
+    squatting.close_stdin();
+    squatting.finish().expect_code(0);
 }
 
 /// `ckpt --release-locks`: no keeper, the locks are free while the program

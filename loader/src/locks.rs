@@ -153,8 +153,8 @@ enum Keeper {
     None,
     /// The keeper, connected: the connection and its pid.
     Ours(i32, i32),
-    /// A process of another user (its pid and uid).
-    Foreign(i32, u32),
+    /// A process of another user (its uid).
+    Foreign(u32),
 }
 
 /// Connects to the keeper of the image `meta` (the caller closes the
@@ -165,7 +165,7 @@ fn keeper(meta: &Meta) -> Keeper {
     let Ok(fd) = ev::socket(ev::AF_UNIX, ev::SOCK_STREAM | ev::SOCK_CLOEXEC, 0) else { return Keeper::None };
     let found = match ev::connect(fd, addr.as_bytes()).and_then(|()| ev::peer_cred(fd)) {
         Ok((pid, uid)) if uid == sys::geteuid() => return Keeper::Ours(fd, pid),
-        Ok((pid, uid)) => Keeper::Foreign(pid, uid),
+        Ok((_, uid)) => Keeper::Foreign(uid),
         Err(_) => Keeper::None,
     };
     sys::close(fd);
@@ -181,11 +181,11 @@ pub fn release(meta: &Meta, out: &Out) {
     let mut l = Line::new();
     match keeper(meta) {
         Keeper::None => return,
-        Keeper::Foreign(pid, uid) => {
+        Keeper::Foreign(uid) => {
             let _ = write!(
                 l,
-                "restart: warning: the lock keeper's address of this image is taken by process {pid} of \
-                 another user ({uid}); ignored"
+                "restart: warning: the lock keeper's address of this image is taken by a process of another \
+                 user (uid {uid}); ignored"
             );
         }
         Keeper::Ours(fd, pid) => {
