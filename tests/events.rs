@@ -766,3 +766,42 @@ fn locks_released_by_option_or_by_killing_the_keeper() {
         assert_same(release, &cat(&[&first.stdout(), &second.stdout()]), &ref_out.stdout());
     }
 }
+
+/// A job (`ckpt --tree`) of two processes that hold locks
+/// (demo/runtimes/locks-job.py): each gets a keeper of its own, named on
+/// stderr; while the job is stopped the parent's flock lock stays held;
+/// the restart has each keeper let go, and each process takes its locks
+/// again (the child finds `a` held by its parent, as without a checkpoint).
+#[test]
+fn each_process_of_a_job_keeps_its_locks() {
+    let Some(python) = tool("/usr/bin/python3", "python3") else { return };
+    let Some(flock) = tool("/usr/bin/flock", "util-linux") else { return };
+    let dir = TempDir::new("events-job-locks");
+    let (run, reference) = subdirs(&dir);
+    let script = root().join("demo/runtimes/locks-job.py");
+    let script = script.to_str().unwrap();
+    let ref_out = run_with_input("uninterrupted run", &mut command(&python, &[script], &reference), b"\n");
+    ref_out.expect_code(0);
+    assert!(ref_out.stdout_text().contains("child: a is held\n"), "{}", ref_out.describe());
+
+    let image = dir.join("job.dat");
+    let args = ["--tree", "-o", image.to_str().unwrap(), python.to_str().unwrap(), script];
+    let mut c = command(&exe("ckpt"), &args, &run);
+    c.stdin(Stdio::piped());
+    let mut job = spawn("checkpointed job", &mut c);
+    job.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    job.checkpoint();
+    let first = job.finish();
+    first.expect_code(CHECKPOINTED);
+    let root_keeper = keeper_pid(&first).unwrap_or_else(|| panic!("the root's keeper\n{}", first.describe()));
+    let members = lines_starting(&first, Stream::Stderr, "ckpt: the locks of process ");
+    assert!(members.len() == 1 && members[0].contains(" are held by keeper pid "), "{}", first.describe());
+    let probe = spawn("flock probe", &mut command(&flock, &["-n", "-E", "3", "a", "true"], &run)).finish();
+    probe.expect_code(3);
+
+    let second = run_with_input("restart", &mut As::me().restart(&image, &run), b"\n");
+    second.expect_code(0);
+    assert!(!second.stderr_text().contains("not re-acquired"), "{}", second.describe());
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &ref_out.stdout());
+    wait_ended(root_keeper, "the root's released keeper");
+}
