@@ -290,6 +290,8 @@ unsafe extern "C" fn keeper(arg: u64) -> ! {
     }
     close_all_but(|fd| plan.kept(fd as usize));
     unmap_all_but(plan.region);
+    // (Nor does it keep the program's working directory busy.)
+    let _ = sys::chdir(c"/");
     loop {
         let conn = match ev::accept4(plan.listen, ev::SOCK_CLOEXEC) {
             Ok(conn) => conn,
