@@ -13,7 +13,7 @@
 //! that name is ignored, with a warning; no keeper is today's behaviour.)
 
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use core::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
 use ckpt_image::events::{record, FileLock, LOCK_FLOCK, LOCK_OFD};
 use ckpt_image::{Fd, FdKind, Meta};
@@ -43,10 +43,9 @@ fn flock_of(l: &FileLock) -> Flock {
 /// process took it in between.
 const RETRY_NS: u64 = 1_000_000_000;
 
-/// Set when a keeper released this process's locks ([`release`]): the
-/// moment, for [`take`]'s retries.
-static RELEASED: AtomicBool = AtomicBool::new(false);
-static RELEASED_AT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// When a keeper released this process's locks ([`release`]), for
+/// [`take`]'s retries (CLOCK_MONOTONIC ns; 0: no keeper did).
+static RELEASED_AT: AtomicU64 = AtomicU64::new(0);
 
 /// Takes lock `l` through descriptor `fd`; if a keeper held it until just
 /// now, waits for it (up to [`RETRY_NS`] after the release).
@@ -54,7 +53,7 @@ fn take(fd: i32, l: &FileLock) -> Result<(), Errno> {
     loop {
         match take_now(fd, l) {
             Err(Errno::EAGAIN | Errno::EACCES)
-                if RELEASED.load(SeqCst)
+                if RELEASED_AT.load(SeqCst) != 0
                     && sys::clock_ns(sys::CLOCK_MONOTONIC) < RELEASED_AT.load(SeqCst) + RETRY_NS =>
             {
                 sys::sleep_ns(10_000_000)
@@ -139,7 +138,7 @@ pub fn check(meta: &Meta, f: &Fd, opts: &Options) -> Result<(), Fail> {
     });
     sys::close(fd);
     // (Held by this image's keeper: they are the program's own.)
-    let Some(l) = busy.filter(|_| !matches!(keeper(meta), Keeper::Ours(..))) else { return Ok(()) };
+    let Some(l) = busy.filter(|_| !has_keeper(meta)) else { return Ok(()) };
     let mut line = Line::new();
     let _ = write!(line, "fd {} (", f.fd);
     line.push(meta.string(f.path).unwrap_or(b"?")).push(b"): ");
@@ -172,6 +171,13 @@ fn keeper(meta: &Meta) -> Keeper {
     found
 }
 
+/// Whether the keeper of the image `meta` is there (and ours).
+fn has_keeper(meta: &Meta) -> bool {
+    let Keeper::Ours(fd, _) = keeper(meta) else { return false };
+    sys::close(fd);
+    true
+}
+
 /// Before the first descriptor is reopened: if the image's process has
 /// locks, has their keeper (if one is there) let go of them.
 pub fn release(meta: &Meta, out: &Out) {
@@ -196,17 +202,16 @@ pub fn release(meta: &Meta, out: &Out) {
                 && answer[0] == KEEPER_RELEASED;
             sys::close(fd);
             if released {
-                RELEASED_AT.store(sys::clock_ns(sys::CLOCK_MONOTONIC), SeqCst);
-                RELEASED.store(true, SeqCst);
+                RELEASED_AT.store(sys::clock_ns(sys::CLOCK_MONOTONIC).max(1), SeqCst);
                 if !out.verbose {
                     return;
                 }
                 l.push(b"restart: the file locks were released by their lock keeper");
-                if pid > 0 {
-                    let _ = write!(l, " (pid {pid})"); // (0: in another pid namespace)
-                }
             } else {
-                let _ = write!(l, "restart: warning: lock keeper {pid} did not release the file locks");
+                l.push(b"restart: warning: the lock keeper did not release the file locks");
+            }
+            if pid > 0 {
+                let _ = write!(l, " (pid {pid})"); // (0: in another pid namespace)
             }
         }
     }

@@ -126,6 +126,7 @@ pub fn start(quiet: bool, member: bool, scratch: &mut [u8]) {
     // this is its only reference until the keeper gets it.
     let plan = unsafe { &mut *(base as *mut Plan) };
     plan.region = (base, base + REGION);
+    (plan.listen, plan.pidfd) = (-1, -1);
     let started = match scan(plan, scratch) {
         Ok(true) => listen(plan).and_then(|()| spawn(plan)),
         Ok(false) => Ok(0),
@@ -157,7 +158,7 @@ pub fn start(quiet: bool, member: bool, scratch: &mut [u8]) {
             );
             l.emit();
             for fd in [plan.listen, plan.pidfd] {
-                if fd > 0 {
+                if fd >= 0 {
                     sys::close(fd);
                 }
             }
