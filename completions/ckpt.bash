@@ -52,8 +52,8 @@ _ckpt_common() {
 
 _ckpt() {
     _ckpt_common "-o --output --continue --no-cow -i --interval --keep --incremental --max-chain -s --signal --portable
-        --portable= --strict --tree --compress --compress= --allow-foreign-output -q --quiet -v --verbose -h --help
-        -V --version" "-o --output -i --interval --keep --max-chain -s --signal"
+        --portable= --strict --tree --compress --compress= --allow-foreign-output --release-locks -q --quiet -v --verbose
+        -h --help -V --version" "-o --output -i --interval --keep --max-chain -s --signal"
 }
 
 _ckpt_slurm() {

@@ -497,3 +497,312 @@ fn epoll_registration_of_a_file_no_descriptor_holds() {
     let (refusal, _) = strict_refusal(&prog, &dir, "epoll-orphan: ready\n");
     assert!(refusal.starts_with("ckpt: checkpoint failed: fd 6 (anon_inode:[eventpoll])"), "{refusal}");
 }
+
+/// The pid of the lock keeper that `o` (a checkpointed run) names on
+/// stderr, as the namespace the run was in sees it; None without that line.
+fn keeper_pid(o: &Outcome) -> Option<i32> {
+    let said = lines_starting(o, Stream::Stderr, "ckpt: locks held by keeper pid ");
+    assert!(said.len() <= 1, "one keeper line at most\n{}", o.describe());
+    let line = said.first()?;
+    assert!(line.ends_with(" until restart (kill it to release)\n"), "{line}");
+    Some(line["ckpt: locks held by keeper pid ".len()..].split(' ').next()?.parse().expect("a pid"))
+}
+
+/// Whether process `pid` has ended (gone, or a zombie its new parent has
+/// not reaped yet).
+fn ended(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_or(true, |s| s.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')))
+}
+
+/// Waits (within the usual timeout) until process `pid` has ended.
+fn wait_ended(pid: i32, what: &str) {
+    let start = std::time::Instant::now();
+    while !ended(pid) {
+        assert!(start.elapsed() < TIMEOUT, "{what} (pid {pid}) is still running");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// demo/runtimes/sqlite-wal.py, run by `who`: a program holds a sqlite
+/// database in WAL mode and is checkpointed twice while it waits; each
+/// time, while it is stopped, another process reads the database, adds a
+/// row, and closes it. The program's lock keeper keeps that process from
+/// being the last connection (which would checkpoint the WAL into the
+/// database and delete it and the -shm file under the stopped program:
+/// "disk I/O error" at its next COMMIT); the restarted program sees the
+/// other process's rows. Everything printed must be what it is when the
+/// other process runs at the same points beside an uninterrupted program.
+fn sqlite_wal_case(who: &As, dir: &TempDir) {
+    let Some(python) = tool("/usr/bin/python3", "python3") else { return };
+    let probe = spawn("python3 -c 'import sqlite3'", &mut command(&python, &["-c", "import sqlite3"], &dir.path));
+    if probe.finish().status.code() != Some(0) {
+        println!("skip: python3 has no sqlite3 module (Debian package libpython3-stdlib)");
+        return;
+    }
+    let script = dir.join("sqlite-wal.py");
+    fs::copy(root().join("demo/runtimes/sqlite-wal.py"), &script).unwrap();
+    chmod(&script, 0o644);
+    let script = script.to_str().unwrap();
+    let (run, reference) = subdirs(dir);
+    chmod(&run, 0o777);
+    chmod(&reference, 0o777);
+    let other = |cwd: &Path| -> Vec<u8> {
+        let o = spawn("the other process", &mut who.cmd(&python, &[script, "other"], cwd)).finish();
+        o.expect_code(0);
+        o.stdout()
+    };
+
+    let mut c = who.cmd(&python, &[script, "program"], &reference);
+    c.stdin(Stdio::piped());
+    let mut uninterrupted = spawn("uninterrupted run", &mut c);
+    let mut ref_other = Vec::new();
+    for gen in 0..2 {
+        let ready = format!("ready {gen}:");
+        uninterrupted.wait_line(Stream::Stdout, |l| l.starts_with(&ready), &ready);
+        ref_other.extend(other(&reference));
+        uninterrupted.write_stdin(b"\n");
+    }
+    uninterrupted.close_stdin();
+    let ref_out = uninterrupted.finish();
+    ref_out.expect_code(0);
+    let ref_other = String::from_utf8(ref_other).unwrap();
+    assert_eq!(ref_other.matches("; WAL kept after close").count(), 2, "{ref_other}");
+    assert!(ref_out.stdout_text().ends_with(", 2 from the other process, integrity ok\n"), "{}", ref_out.describe());
+
+    let image = run.join("wal.dat");
+    let mut runs = Vec::new();
+    let mut run_other = Vec::new();
+    for gen in 0..2 {
+        let mut c =
+            if gen == 0 { who.ckpt(&image, &python, &[script, "program"], &run) } else { who.restart(&image, &run) };
+        c.stdin(Stdio::piped());
+        let mut p = spawn(&format!("generation {gen}"), &mut c);
+        if gen > 0 {
+            p.write_stdin(b"\n");
+        }
+        let ready = format!("ready {gen}:");
+        p.wait_line(Stream::Stdout, |l| l.starts_with(&ready), &ready);
+        p.checkpoint();
+        let o = p.finish();
+        o.expect_code(CHECKPOINTED);
+        assert!(keeper_pid(&o).is_some(), "a lock keeper is named\n{}", o.describe());
+        run_other.extend(other(&run));
+        runs.push(o);
+    }
+    let last = run_with_input("last restart", &mut who.restart(&image, &run), b"\n");
+    last.expect_code(0);
+    runs.push(last);
+    assert_same("the other process's output", &run_other, ref_other.as_bytes());
+    let parts: Vec<Vec<u8>> = runs.iter().map(|o| o.stdout()).collect();
+    let parts: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+    assert_same("stdout of the three runs", &cat(&parts), &ref_out.stdout());
+    for o in &runs[1..] {
+        let err = o.stderr_text();
+        assert!(
+            !err.contains("not re-acquired") && !err.contains("no longer reaches the file"),
+            "the locks and the -shm mapping come back\n{}",
+            o.describe()
+        );
+    }
+}
+
+#[test]
+fn sqlite_wal_database_kept_by_a_lock_keeper_while_stopped() {
+    sqlite_wal_case(&As::me(), &TempDir::new("events-sqlite"));
+}
+
+#[test]
+fn sqlite_wal_database_kept_by_a_lock_keeper_as_nobody() {
+    let who = As::nobody(&[]);
+    let dir = TempDir::new("events-sqlite-nobody");
+    dir.chmod(0o777);
+    sqlite_wal_case(&who, &dir);
+}
+
+/// `locks | cat`, checkpointed: the keeper holds only the locked files
+/// (and its socket), so `cat` sees the end of its input when the program
+/// stops; the locks stay held (an flock probe cannot take lk-flock) until
+/// the restart, which takes them back without a warning.
+#[test]
+fn lock_keeper_holds_the_locks_and_nothing_else() {
+    let Some(flock) = tool("/usr/bin/flock", "util-linux") else { return };
+    let dir = TempDir::new("events-keeper");
+    let (run, reference) = subdirs(&dir);
+    let prog = demo("locks");
+    let ref_out = run_with_input("uninterrupted run", &mut command(&prog, &[], &reference), b"go\n");
+    ref_out.expect_code(0);
+
+    let mut reader = command(Path::new("/bin/cat"), &[], &run);
+    reader.stdin(Stdio::piped());
+    let mut cat_run = spawn("cat", &mut reader);
+    let image = dir.join("locks.dat");
+    let mut c = As::me().ckpt(&image, &prog, &[], &run);
+    c.stdout(Stdio::from(cat_run.take_stdin()));
+    let first = checkpointed_when_ready(&mut c, "locks: ready\n");
+    drop(c); // (it holds the pipe's write end too)
+    let keeper = keeper_pid(&first).unwrap_or_else(|| panic!("a lock keeper is named\n{}", first.describe()));
+    // The pipe's reader sees its end: no one holds its write end now.
+    let piped = cat_run.finish();
+    piped.expect_code(0);
+    assert_eq!(fs::read_to_string(format!("/proc/{keeper}/comm")).unwrap(), "ckpt-locks\n");
+    let mut held: Vec<String> = fs::read_dir(format!("/proc/{keeper}/fd"))
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let to = fs::read_link(e.path()).unwrap();
+            let to = to.to_string_lossy();
+            let to = if to.starts_with("socket:") { "socket" } else { to.rsplit('/').next().unwrap() };
+            format!("{} {to}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    held.sort_by_key(|s| s.split(' ').next().unwrap().parse::<u32>().unwrap());
+    assert_eq!(held[1..], ["10 lk-record", "11 lk-ofd", "12 lk-flock", "13 lk-flock"], "{held:?}");
+    assert!(held[0].ends_with(" socket"), "{held:?}");
+    let probe = |what: &str| spawn(what, &mut command(&flock, &["-n", "-E", "3", "lk-flock", "true"], &run)).finish();
+    probe("flock probe while stopped").expect_code(3);
+
+    // (--strict: the locks the keeper holds are the program's own.)
+    let args = ["--strict", image.to_str().unwrap()];
+    let second = run_with_input("restart --strict", &mut command(&exe("restart"), &args, &run), b"go\n");
+    second.expect_code(0);
+    assert!(!second.stderr_text().contains("warning"), "{}", second.describe());
+    assert_same("stdout", &cat(&[&piped.stdout(), &second.stdout()]), &ref_out.stdout());
+    wait_ended(keeper, "the released keeper");
+}
+
+/// Once a keeper is gone, another user may bind its address (abstract
+/// names are listed in /proc/net/unix for everyone): the restart does not
+/// take that process for the keeper (its SO_PEERCRED uid is not the
+/// caller's); one warning says so, and the locks are taken as usual.
+#[test]
+fn a_process_of_another_user_at_the_keepers_address_is_ignored() {
+    if !is_root() {
+        println!(
+            "skip: a_process_of_another_user_at_the_keepers_address_is_ignored runs the other user as root's nobody"
+        );
+        return;
+    }
+    let Some(python) = tool("/usr/bin/python3", "python3") else { return };
+    let dir = TempDir::new("events-foreign-keeper");
+    dir.chmod(0o755);
+    let (run, reference) = subdirs(&dir);
+    let prog = demo("locks");
+    let ref_out = run_with_input("uninterrupted run", &mut command(&prog, &[], &reference), b"go\n");
+    ref_out.expect_code(0);
+    let image = dir.join("locks.dat");
+    let first = checkpointed_when_ready(&mut As::me().ckpt(&image, &prog, &[], &run), "locks: ready\n");
+    let keeper = keeper_pid(&first).unwrap_or_else(|| panic!("a lock keeper is named\n{}", first.describe()));
+    // The keeper's address: the /proc/net/unix line of its socket's inode.
+    let inode = fs::read_dir(format!("/proc/{keeper}/fd"))
+        .unwrap()
+        .filter_map(|e| fs::read_link(e.unwrap().path()).ok())
+        .find_map(|to| to.to_str()?.strip_prefix("socket:[")?.strip_suffix(']').map(String::from))
+        .expect("the keeper's socket");
+    let table = fs::read_to_string("/proc/net/unix").unwrap();
+    let name = table
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|w| w.len() == 8 && w[6] == inode)
+        .map(|w| w[7].to_string())
+        .expect("the keeper's address in /proc/net/unix");
+    assert!(name.starts_with("@ckpt-locks/0/"), "{name}");
+    // SAFETY: kill(2) of the keeper this run named.
+    assert_eq!(unsafe { libc::kill(keeper, libc::SIGTERM) }, 0);
+    wait_ended(keeper, "the killed keeper");
+
+    let squatter = "import socket, sys\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1].replace('@', '\\0', 1))\ns.listen()\nprint('bound', flush=True)\nsys.stdin.readline()\n";
+    let mut c = command_as(65534, 65534, &python, &["-c", squatter, &name], &run);
+    c.stdin(Stdio::piped());
+    let mut squatting = spawn("another user's process at the address", &mut c);
+    squatting.wait_line(Stream::Stdout, |l| l == "bound\n", "bound");
+    let second = run_with_input("restart", &mut As::me().restart(&image, &run), b"go\n");
+    second.expect_code(0);
+    let warned = lines_starting(&second, Stream::Stderr, "restart: warning");
+    assert!(
+        warned.len() == 1
+            && warned[0].contains("the lock keeper's address of this image is taken by a process of another user"),
+        "{}",
+        second.describe()
+    );
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &ref_out.stdout());
+    squatting.close_stdin();
+    squatting.finish().expect_code(0);
+}
+
+/// `ckpt --release-locks`: no keeper, the locks are free while the program
+/// is stopped (as before keepers); a keeper the user kills frees them too.
+/// Either way the restart takes them again (no one else holds them).
+#[test]
+fn locks_released_by_option_or_by_killing_the_keeper() {
+    let Some(flock) = tool("/usr/bin/flock", "util-linux") else { return };
+    let dir = TempDir::new("events-release");
+    let (run, reference) = subdirs(&dir);
+    let prog = demo("locks");
+    let ref_out = run_with_input("uninterrupted run", &mut command(&prog, &[], &reference), b"go\n");
+    ref_out.expect_code(0);
+    let probe = || spawn("flock probe", &mut command(&flock, &["-n", "-E", "3", "lk-flock", "true"], &run)).finish();
+    let image = dir.join("locks.dat");
+    for release in ["--release-locks", "kill"] {
+        let mut c = if release == "--release-locks" {
+            command(&exe("ckpt"), &[release, "-o", image.to_str().unwrap(), prog.to_str().unwrap()], &run)
+        } else {
+            As::me().ckpt(&image, &prog, &[], &run)
+        };
+        let first = checkpointed_when_ready(&mut c, "locks: ready\n");
+        match keeper_pid(&first) {
+            None if release == "--release-locks" => {}
+            Some(pid) if release == "kill" => {
+                probe().expect_code(3);
+                // SAFETY: kill(2) of the keeper this run named.
+                assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+                wait_ended(pid, "the killed keeper");
+            }
+            _ => panic!("{release}: {}", first.describe()),
+        }
+        probe().expect_code(0);
+        let second = run_with_input("restart", &mut As::me().restart(&image, &run), b"go\n");
+        second.expect_code(0);
+        assert!(!second.stderr_text().contains("warning"), "{release}\n{}", second.describe());
+        assert_same(release, &cat(&[&first.stdout(), &second.stdout()]), &ref_out.stdout());
+    }
+}
+
+/// A job (`ckpt --tree`) of two processes that hold locks
+/// (demo/runtimes/locks-job.py): each gets a keeper of its own, named on
+/// stderr; while the job is stopped the parent's flock lock stays held;
+/// the restart has each keeper let go, and each process takes its locks
+/// again (the child finds `a` held by its parent, as without a checkpoint).
+#[test]
+fn each_process_of_a_job_keeps_its_locks() {
+    let Some(python) = tool("/usr/bin/python3", "python3") else { return };
+    let Some(flock) = tool("/usr/bin/flock", "util-linux") else { return };
+    let dir = TempDir::new("events-job-locks");
+    let (run, reference) = subdirs(&dir);
+    let script = root().join("demo/runtimes/locks-job.py");
+    let script = script.to_str().unwrap();
+    let ref_out = run_with_input("uninterrupted run", &mut command(&python, &[script], &reference), b"\n");
+    ref_out.expect_code(0);
+    assert!(ref_out.stdout_text().contains("child: a is held\n"), "{}", ref_out.describe());
+
+    let image = dir.join("job.dat");
+    let args = ["--tree", "-o", image.to_str().unwrap(), python.to_str().unwrap(), script];
+    let mut c = command(&exe("ckpt"), &args, &run);
+    c.stdin(Stdio::piped());
+    let mut job = spawn("checkpointed job", &mut c);
+    job.wait_line(Stream::Stdout, |l| l == "ready\n", "ready");
+    job.checkpoint();
+    let first = job.finish();
+    first.expect_code(CHECKPOINTED);
+    let root_keeper = keeper_pid(&first).unwrap_or_else(|| panic!("the root's keeper\n{}", first.describe()));
+    let members = lines_starting(&first, Stream::Stderr, "ckpt: the locks of process ");
+    assert!(members.len() == 1 && members[0].contains(" are held by keeper pid "), "{}", first.describe());
+    let probe = spawn("flock probe", &mut command(&flock, &["-n", "-E", "3", "a", "true"], &run)).finish();
+    probe.expect_code(3);
+
+    let second = run_with_input("restart", &mut As::me().restart(&image, &run), b"\n");
+    second.expect_code(0);
+    assert!(!second.stderr_text().contains("not re-acquired"), "{}", second.describe());
+    assert_same("stdout", &cat(&[&first.stdout(), &second.stdout()]), &ref_out.stdout());
+    wait_ended(root_keeper, "the root's released keeper");
+}

@@ -442,11 +442,11 @@ pub fn check(meta: &Meta, opts: &Options) -> Result<(), Fail> {
 /// program's is in place.
 pub(crate) struct Out {
     fd: i32,
-    verbose: bool,
+    pub(crate) verbose: bool,
 }
 
 impl Out {
-    fn emit(&self, l: &mut Line) {
+    pub(crate) fn emit(&self, l: &mut Line) {
         l.push(b"\n");
         let _ = sys::write_all(self.fd, l.as_bytes());
     }
@@ -484,6 +484,8 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
     // Restart's stderr, moved above every descriptor to come.
     let err_copy = if opts.keep_stdio { sys::fcntl(2, sys::F_DUPFD_CLOEXEC, max_fd as u64 + 1).ok() } else { None };
     let out = Out { fd: err_copy.unwrap_or(2), verbose: opts.verbose };
+    // The program's file locks, from the keeper that held them (if any).
+    locks::release(meta, &out);
 
     let write_only_fifo = |f: &Fd| kind(f) == FdKind::Fifo && f.flags as i32 & sys::O_ACCMODE == sys::O_WRONLY;
     // Pipes, and everything opened on its own; FIFOs' write-only ends after

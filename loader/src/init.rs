@@ -15,7 +15,11 @@
 //! Ctrl-C, Ctrl-Z, window size changes) reach the program directly, as
 //! they reach init: init does not forward those (`si_code` > 0), or the
 //! program would see each twice. When init exits, the kernel kills
-//! whatever else is left in the namespace.
+//! whatever else is left in the namespace; so if the program, stopped at a
+//! checkpoint, left a lock keeper (preload/src/keeper.rs), init outlives
+//! restart: it ends every other process left, as its own end would have,
+//! and waits for the keepers (released by a restart, or killed) before it
+//! exits.
 
 use core::fmt::Write;
 
@@ -99,11 +103,70 @@ fn reap(program: i32, report: i32, options: i32) {
         if status & 0xff == 0x7f {
             Report::Stopped((status >> 8) & 0xff).send(report);
         } else {
-            Report::Ended(status).send(report);
+            let keepers = each_other_process(|_, _| {});
+            if keepers {
+                // The outer process ends now; this one stays for the keepers.
+                // SAFETY: PR_SET_PDEATHSIG takes a plain value (0: none).
+                let _ = unsafe { sys::prctl(sys::PR_SET_PDEATHSIG, 0, 0, 0, 0) };
+            }
+            Report::Ended(status, keepers).send(report);
+            if keepers {
+                outlive_for_keepers();
+            }
             sys::exit_group(0);
         }
         if options == 0 {
             return;
         }
     }
+}
+
+/// After the program's end: ends every process of the namespace but the
+/// lock keepers, reaps, and returns when no child is left.
+fn outlive_for_keepers() {
+    // Restart's stdin, stdout and stderr (and the report pipe) are not
+    // held open by init any longer than by the program.
+    let _ = sys::close_range(0, u32::MAX, 0);
+    loop {
+        each_other_process(|pid, keeper| {
+            if !keeper {
+                let _ = sys::kill(pid, SIGKILL as i32);
+            }
+        });
+        if ns::wait_any(-1, ns::WALL).is_err() {
+            return; // ECHILD: the keepers are gone
+        }
+    }
+}
+
+/// Calls `each(pid, is_keeper)` for every process of the namespace but
+/// init; whether any is a lock keeper (named `ckpt-locks`).
+fn each_other_process(mut each: impl FnMut(i32, bool)) -> bool {
+    let Ok(dir) = sys::open(c"/proc", sys::O_RDONLY | sys::O_DIRECTORY | sys::O_CLOEXEC) else { return false };
+    let mut any = false;
+    let mut dents = [0u8; 4096];
+    while let Ok(n @ 1..) = sys::getdents64(dir, &mut dents) {
+        for name in sys::dirent_names(&dents[..n]) {
+            let Some(pid) = core::str::from_utf8(name).ok().and_then(|s| s.parse::<i32>().ok()) else { continue };
+            if pid == 1 {
+                continue;
+            }
+            let mut l = Line::new();
+            let _ = write!(l, "/proc/{pid}/comm\0");
+            let mut comm = [0u8; 32];
+            let keeper = core::ffi::CStr::from_bytes_with_nul(l.as_bytes())
+                .ok()
+                .and_then(|path| sys::open(path, sys::O_RDONLY | sys::O_CLOEXEC).ok())
+                .is_some_and(|fd| {
+                    let got = sys::read(fd, &mut comm);
+                    sys::close(fd);
+                    let name = ckpt_sys::locks::KEEPER_NAME.to_bytes();
+                    got.is_ok_and(|n| comm[..n].strip_suffix(b"\n") == Some(name))
+                });
+            any |= keeper;
+            each(pid, keeper);
+        }
+    }
+    sys::close(dir);
+    any
 }

@@ -120,7 +120,10 @@ unsafe fn map_region(r: &Region) -> Result<(), Fail> {
 /// and modification time): the stored contents are written back where the
 /// file differs (normally nowhere: the mapping was the file's page cache),
 /// and the file is mapped over the region, so that the program's writes
-/// reach it again. Otherwise the region stays detached from the file, and
+/// reach it again. A file the program holds a lock on is mapped again as
+/// it is now even if it changed (other processes changed it under the
+/// locks, which its lock keeper held meanwhile: what the program would
+/// see had it run on). Otherwise the region stays detached from the file, and
 /// one warning line says why. Shared anonymous memory (`/dev/zero
 /// (deleted)` in the maps) is not a file and stays as it is.
 ///
@@ -193,12 +196,16 @@ unsafe fn reattach_fd(meta: &Meta, r: &Region, fd: i32) -> Result<(), Detached> 
     if st.dev != r.file.dev || st.ino != r.file.ino {
         return Err(Detached::Replaced);
     }
-    if st.size.max(0) as u64 != r.file.size || mtime_ns != r.file.mtime_ns {
+    let changed = st.size.max(0) as u64 != r.file.size || mtime_ns != r.file.mtime_ns;
+    // A file the program holds a lock on is shared under those locks with
+    // other processes (sqlite's -shm): it comes back as they left it.
+    let shared_under_locks = crate::locks::held_on(meta, st.dev, st.ino);
+    if changed && !shared_under_locks {
         return Err(Detached::Changed);
     }
     // The last page of a mapping may reach past the end of the file: only
     // the bytes inside the file are the file's (the file keeps its size).
-    for x in meta.extents_of(r) {
+    for x in meta.extents_of(r).filter(|_| !changed) {
         let offset = r.file_offset + (x.addr - r.start);
         let len = x.len.min(r.file.size.saturating_sub(offset));
         // SAFETY: the extent lies in the region, mapped and readable.

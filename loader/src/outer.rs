@@ -52,8 +52,11 @@ pub fn run(init: i32, report: i32, checkpoint_signal: i32) -> ! {
         if ready & 2 != 0 {
             match Report::receive(report) {
                 Some(Report::Stopped(sig)) => stop(sig),
-                Some(Report::Ended(status)) => {
-                    let _ = sys::wait4(init);
+                Some(Report::Ended(status, stays)) => {
+                    // (An init that stays for lock keepers is not waited for.)
+                    if !stays {
+                        let _ = sys::wait4(init);
+                    }
                     end(status)
                 }
                 _ => end(sys::wait4(init).unwrap_or(1 << 8)),
@@ -91,7 +94,7 @@ extern "C" {
 fn ended(report: i32, init_status: i32) -> ! {
     loop {
         match Report::receive(report) {
-            Some(Report::Ended(status)) => end(status),
+            Some(Report::Ended(status, _)) => end(status),
             Some(_) => continue,
             None => end(init_status),
         }

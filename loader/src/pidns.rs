@@ -70,8 +70,9 @@ pub enum Report {
     Failed(u32, i32),
     /// The program stopped, by this signal.
     Stopped(i32),
-    /// The program ended: its wait status.
-    Ended(i32),
+    /// The program ended: its wait status, and whether init stays for the
+    /// lock keepers it left (init.rs).
+    Ended(i32, bool),
 }
 
 impl Report {
@@ -80,7 +81,7 @@ impl Report {
             Report::Ready => [1, 0, 0],
             Report::Failed(stage, e) => [2, stage, e as u32],
             Report::Stopped(sig) => [3, sig as u32, 0],
-            Report::Ended(status) => [4, status as u32, 0],
+            Report::Ended(status, stays) => [4, status as u32, stays as u32],
         };
         let mut b = [0u8; 12];
         for (i, w) in rec.iter().enumerate() {
@@ -107,7 +108,7 @@ impl Report {
             1 => Some(Report::Ready),
             2 => Some(Report::Failed(w(1), w(2) as i32)),
             3 => Some(Report::Stopped(w(1) as i32)),
-            4 => Some(Report::Ended(w(1) as i32)),
+            4 => Some(Report::Ended(w(1) as i32, w(2) != 0)),
             _ => None,
         }
     }

@@ -19,8 +19,8 @@
 //!    a temporary file beside the image; fsync, rename over the image, fsync
 //!    the directory: the previous image stays intact until the new one is
 //!    complete on disk (writer.rs, output.rs);
-//! 6. exit (the program stops), or release the threads (`--continue`, or a
-//!    failure, said on stderr).
+//! 6. exit (the program stops; a lock keeper holds its file locks, keeper.rs),
+//!    or release the threads (`--continue`, or a failure, said on stderr).
 //!
 //! In a copy-on-write checkpoint ([`crate::cow`]) step 5, and the
 //! pagemap scan of readable private anonymous memory, are done by the
@@ -219,6 +219,10 @@ pub extern "C" fn run(arg: *mut c_void) {
                 }
                 l.emit();
             }
+            // Its file locks stay held until a restart (keeper.rs).
+            if !cfg.release_locks {
+                crate::keeper::start(cfg.quiet, join != 0, &mut tables.dents);
+            }
             crate::process::end_by_fatal_pending(fatal, blocked);
             sys::exit_group(EXIT_CHECKPOINTED);
         }
@@ -399,6 +403,7 @@ fn capture_one(
     let mut h = Header::new();
     h.created_ns = sys::clock_ns(sys::CLOCK_REALTIME);
     h.pid = sys::getpid() as u32;
+    crate::keeper::note(&h);
     h.n_threads = threads.len() as u32;
     h.leader = 0;
     (h.xfeatures, h.xsave_size) = frame_size(threads[0].fpstate);

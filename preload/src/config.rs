@@ -24,6 +24,7 @@
 //! | `CKPT_NO_COW`   | as `CKPT_CONTINUE`             | `1` or `0`                     |
 //! | `CKPT_PORTABLE` | a level (`x86-64`, `x86-64-v2`…`v4`), or as `CKPT_CONTINUE` (on: `x86-64-v2`) | the level, unset for none |
 //! | `CKPT_ALLOW_FOREIGN_OUTPUT` | as `CKPT_CONTINUE`  | `1` or `0`                     |
+//! | `CKPT_RELEASE_LOCKS` | as `CKPT_CONTINUE`        | `1` or `0`                     |
 //! | `CKPT_COMPRESS` | `lz4`, or as `CKPT_CONTINUE` (on: `lz4`) | `lz4`, unset for none |
 //! | `CKPT_PROGRESS_AFTER` | ms (not read by ckpt)    | the same: on a terminal, progress after that long |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed, 10 digits: only it is armed (restart puts its own pid there) |
@@ -81,6 +82,9 @@ pub struct Config {
     pub interval_ms: u64,
     /// An image path that is another user's file may be replaced.
     pub allow_foreign: bool,
+    /// `--release-locks`: a program that stops lets its file locks go at
+    /// exit, instead of leaving them to a lock keeper ([`crate::keeper`]).
+    pub release_locks: bool,
     /// After how long a checkpoint shows its progress on a terminal
     /// (`CKPT_PROGRESS_AFTER`, ms).
     pub progress_after_ms: u64,
@@ -110,6 +114,7 @@ const DEFAULT: Config = Config {
     max_chain: 8,
     interval_ms: 0,
     allow_foreign: false,
+    release_locks: false,
     progress_after_ms: sys::progress::AFTER_MS,
     output: [0; PATH_MAX],
     portable_level: 0,
@@ -217,6 +222,7 @@ pub fn from_env() -> Option<Config> {
     cfg.strict = flag(env(c"CKPT_STRICT"));
     cfg.cont = flag(env(c"CKPT_CONTINUE"));
     cfg.allow_foreign = flag(env(c"CKPT_ALLOW_FOREIGN_OUTPUT"));
+    cfg.release_locks = flag(env(c"CKPT_RELEASE_LOCKS"));
     cfg.compress = env(c"CKPT_COMPRESS") == Some(b"lz4");
     cfg.interval_ms = env(c"CKPT_INTERVAL").and_then(seconds_ms).unwrap_or(0);
     cfg.progress_after_ms = sys::progress::after_ms(env(c"CKPT_PROGRESS_AFTER"));

@@ -39,6 +39,7 @@ mod files;
 mod inotify;
 mod intercept;
 mod job;
+mod keeper;
 mod links;
 mod locks;
 mod memfd;

@@ -43,7 +43,7 @@ pub fn capture(fds: &mut [Fd], strings: &mut dyn Strings, scratch: &mut [u8]) ->
 }
 
 /// One lock line, after "lock:": "1: POSIX  ADVISORY  WRITE pid dev:ino start end".
-fn parse(line: &[u8]) -> Option<FileLock> {
+pub(crate) fn parse(line: &[u8]) -> Option<FileLock> {
     let mut words = line.split(|c| c.is_ascii_whitespace()).filter(|w| !w.is_empty());
     let _id = words.next()?;
     let kind = match words.next()? {

@@ -141,6 +141,29 @@ pub fn bind(fd: i32, addr: &[u8]) -> Result<()> {
     unsafe { syscall!(Sysno::bind, fd, addr.as_ptr(), addr.len()) }.map(drop)
 }
 
+/// `connect(fd, addr)`: `addr` is a whole `struct sockaddr_*`.
+pub fn connect(fd: i32, addr: &[u8]) -> Result<()> {
+    // SAFETY: the kernel reads `addr.len()` bytes from `addr`, borrowed for the call.
+    unsafe { syscall!(Sysno::connect, fd, addr.as_ptr(), addr.len()) }.map(drop)
+}
+
+/// `accept4(fd, NULL, NULL, flags)`: the new connection.
+pub fn accept4(fd: i32, flags: i32) -> Result<i32> {
+    // SAFETY: no address is asked for: the kernel writes no memory of ours.
+    unsafe { syscall!(Sysno::accept4, fd, 0usize, 0usize, flags) }.map(|c| c as i32)
+}
+
+/// The process at the other end of UNIX socket `fd` (`SO_PEERCRED`):
+/// its pid and user id, as the caller's namespaces see them.
+pub fn peer_cred(fd: i32) -> Result<(i32, u32)> {
+    const SO_PEERCRED: i32 = 17;
+    let mut cred = [0u32; 3]; // struct ucred { pid, uid, gid }
+    let mut len: u32 = 12;
+    // SAFETY: the kernel writes at most `len` (12) bytes into `cred` and updates `len`, both live locals.
+    unsafe { syscall!(Sysno::getsockopt, fd, SOL_SOCKET, SO_PEERCRED, cred.as_mut_ptr(), &mut len as *mut u32) }
+        .map(|_| (cred[0] as i32, cred[1]))
+}
+
 pub fn listen(fd: i32, backlog: i32) -> Result<()> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
     unsafe { syscall!(Sysno::listen, fd, backlog) }.map(drop)

@@ -610,6 +610,13 @@ pub fn clock_ns(clock: i32) -> u64 {
     ts[0] as u64 * 1_000_000_000 + ts[1] as u64
 }
 
+/// Sleeps for `ns` nanoseconds (less if a signal comes).
+pub fn sleep_ns(ns: u64) {
+    let ts = [(ns / 1_000_000_000) as i64, (ns % 1_000_000_000) as i64];
+    // SAFETY: the kernel reads the local two-word timespec `ts`; no remainder is asked for.
+    let _ = unsafe { syscall!(Sysno::nanosleep, ts.as_ptr(), 0usize) };
+}
+
 /// Whether the byte at `addr` of this process can be read, found without
 /// touching it: a file mapping past the end of its file would raise SIGBUS,
 /// `process_vm_readv` answers EFAULT instead.

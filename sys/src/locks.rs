@@ -47,3 +47,39 @@ pub fn flock(fd: i32, op: i32) -> Result<()> {
     // SAFETY: no pointer: a descriptor and an operation.
     unsafe { syscall!(Sysno::flock, fd, op) }.map(drop)
 }
+
+/// A lock keeper's process name (its `comm`).
+pub const KEEPER_NAME: &core::ffi::CStr = c"ckpt-locks";
+
+/// The byte restart sends a lock keeper to have it let go of the locks.
+pub const KEEPER_RELEASE: u8 = b'R';
+/// The keeper's answer: every descriptor is closed, the locks are free.
+pub const KEEPER_RELEASED: u8 = b'K';
+
+/// The abstract UNIX socket address of the lock keeper of the image whose
+/// header names process `pid` and creation time `created_ns`, for user
+/// `uid`: `\0ckpt-locks/UID/PID-CREATED` in a `struct sockaddr_un`
+/// (capture and restart compute it alike from the header).
+pub struct KeeperAddr {
+    buf: [u8; 80],
+    len: usize,
+}
+
+impl KeeperAddr {
+    pub fn new(uid: u32, pid: u32, created_ns: u64) -> KeeperAddr {
+        use core::fmt::Write;
+        let mut l = crate::msg::Line::new();
+        let _ = write!(l, "ckpt-locks/{uid}/{pid}-{created_ns}");
+        let name = l.as_bytes();
+        let mut buf = [0u8; 80];
+        buf[..2].copy_from_slice(&(crate::events::AF_UNIX as u16).to_le_bytes());
+        // buf[2] stays 0: an abstract name.
+        let n = name.len().min(buf.len() - 3);
+        buf[3..3 + n].copy_from_slice(&name[..n]);
+        KeeperAddr { buf, len: 3 + n }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}

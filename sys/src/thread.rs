@@ -31,6 +31,11 @@ pub const THREAD_TLS: u64 = THREAD | CLONE_SETTLS;
 /// until it exits), and whose exit sends no signal: reap it with
 /// [`crate::wait4_clone`].
 pub const PROCESS_VM_VFORK: u64 = CLONE_VM | CLONE_VFORK;
+/// The same, sharing the caller's descriptor table too.
+pub const PROCESS_VM_FILES_VFORK: u64 = PROCESS_VM_VFORK | CLONE_FILES;
+/// A process sharing the caller's memory and descriptor table (not its
+/// signal handlers), whose exit sends no signal.
+pub const PROCESS_VM_FILES: u64 = CLONE_VM | CLONE_FILES;
 
 global_asm!(
     // ckpt_sys_clone(flags: rdi, stack: rsi, tls: rdx, tid_word: rcx) -> tid

@@ -331,6 +331,11 @@ impl Run {
         w.write_all(data).unwrap_or_else(|e| panic!("{}: writing stdin: {e}", self.what));
     }
 
+    /// The piped stdin, to give to another process (as its stdout).
+    pub fn take_stdin(&mut self) -> ChildStdin {
+        self.stdin.take().expect("stdin is not piped")
+    }
+
     pub fn close_stdin(&mut self) {
         self.stdin = None;
     }
@@ -459,7 +464,9 @@ pub fn program_pid(pid: i32) -> i32 {
     let start = Instant::now();
     while (starting(pid) || comm(pid) == "restart") && start.elapsed() < TIMEOUT {
         for init in children(pid) {
-            let program = children(init).into_iter().find(|&c| !["restart", "ckpt-ticker", ""].contains(&&*comm(c)));
+            let program = children(init)
+                .into_iter()
+                .find(|&c| !["restart", "ckpt-ticker", "ckpt-locks", ""].contains(&&*comm(c)));
             if let Some(p) = program {
                 return p;
             }

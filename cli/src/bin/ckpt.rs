@@ -134,6 +134,11 @@ struct Cli {
     #[arg(long, env = "CKPT_ALLOW_FOREIGN_OUTPUT", hide_env_values = true, value_parser = parse_flag)]
     #[arg(action = ArgAction::SetTrue)]
     allow_foreign_output: bool,
+    /// A program that stops at a checkpoint lets its file locks go when it
+    /// exits (default: a lock keeper process holds them until a restart)
+    #[arg(long, env = "CKPT_RELEASE_LOCKS", hide_env_values = true, value_parser = parse_flag)]
+    #[arg(action = ArgAction::SetTrue)]
+    release_locks: bool,
     /// No line on stderr when a checkpoint is written
     #[arg(short, long, env = "CKPT_QUIET", hide_env_values = true, value_parser = parse_flag)]
     #[arg(action = ArgAction::SetTrue)]
@@ -176,6 +181,8 @@ struct Options {
     /// `--no-cow`: --continue checkpoints written in place.
     no_cow: bool,
     allow_foreign: bool,
+    /// `--release-locks`: no lock keeper when the program stops.
+    release_locks: bool,
     /// `--strict`: a checkpoint the image cannot hold whole (children, a
     /// descriptor that cannot come back) fails.
     strict: bool,
@@ -386,6 +393,7 @@ fn parse_args() -> Options {
         cont: cli.cont || interval_ms != 0,
         no_cow: cli.no_cow,
         allow_foreign: cli.allow_foreign_output,
+        release_locks: cli.release_locks,
         strict: cli.strict,
         tree: cli.tree,
         interval_ms,
@@ -624,6 +632,7 @@ fn main() {
         .env("CKPT_CONTINUE", flag(opts.cont))
         .env("CKPT_NO_COW", flag(opts.no_cow))
         .env("CKPT_ALLOW_FOREIGN_OUTPUT", flag(opts.allow_foreign))
+        .env("CKPT_RELEASE_LOCKS", flag(opts.release_locks))
         .env("CKPT_STRICT", flag(opts.strict))
         .env("CKPT_TREE", flag(opts.tree))
         .env("CKPT_KEEP", opts.keep.to_string())
