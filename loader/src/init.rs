@@ -28,16 +28,16 @@ const SIGCHLD: i32 = 17;
 const SIGKILL: u64 = 9;
 
 /// Init's life. Returns only in the program's process (at pid `pid`).
-pub fn run(meta: &Meta, pid: u32, pipes: &Pipes) {
-    sys::close(pipes.go.1);
-    sys::close(pipes.report.0);
-    let report = pipes.report.1;
+pub fn run(meta: &Meta, pid: u32, pipes: Pipes) {
+    // Init reads `go` and writes `report` (the other ends are the outer's).
+    let Pipes { go: (go, _), report: (_, report_end) } = pipes;
+    let report = report_end.as_raw();
     // If the outer process dies, so does the namespace (as the program
     // would have died with restart).
     // SAFETY: PR_SET_PDEATHSIG takes a plain value.
     let _ = unsafe { sys::prctl(sys::PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) };
-    let mut go = [0u8; 1];
-    if sys::read(pipes.go.0, &mut go) != Ok(1) {
+    let mut byte = [0u8; 1];
+    if sys::read(&go, &mut byte) != Ok(1) {
         sys::exit_group(1); // the outer gave up (it says why)
     }
     let fail = |stage: u32, e: sys::Errno| -> ! {
@@ -59,11 +59,11 @@ pub fn run(meta: &Meta, pid: u32, pipes: &Pipes) {
     let _ = ns::write_file(c"/proc/sys/kernel/ns_last_pid", l.as_bytes());
     // SAFETY: single-threaded; the child goes on as the loader.
     match unsafe { ns::clone_process(0, pid) } {
-        Ok(0) => return,
+        Ok(0) => return, // the program's process: both ends dropped (closed)
         Ok(_) => {}
         Err(e) => fail(2, e),
     }
-    sys::close(pipes.go.0);
+    drop(go);
     Report::Ready.send(report);
     serve(pid as i32, report)
 }
@@ -78,7 +78,7 @@ fn serve(program: i32, report: i32) -> ! {
         }
     };
     loop {
-        match ns::read_signal(sfd) {
+        match ns::read_signal(&sfd) {
             Ok(si) if si.signo == SIGCHLD => reap(program, report, ns::WNOHANG),
             // Sent by a process (kill, sigqueue, tgkill) other than the
             // program itself: for the program.

@@ -90,16 +90,16 @@ pub fn check(meta: &Meta, f: &Fd, opts: &Options) -> Result<(), Fail> {
     let busy = locks(meta, f).find(|l| match l.kind {
         LOCK_FLOCK => {
             let op = if l.write != 0 { lk::LOCK_EX } else { lk::LOCK_SH };
-            let free = lk::flock(fd, op | lk::LOCK_NB).is_ok();
-            let _ = lk::flock(fd, lk::LOCK_UN);
+            let free = lk::flock(&fd, op | lk::LOCK_NB).is_ok();
+            let _ = lk::flock(&fd, lk::LOCK_UN);
             !free
         }
         _ => {
             let mut probe = flock_of(l);
-            lk::get_lock(fd, lk::F_OFD_GETLK, &mut probe).is_ok() && probe.l_type != lk::F_UNLCK
+            lk::get_lock(&fd, lk::F_OFD_GETLK, &mut probe).is_ok() && probe.l_type != lk::F_UNLCK
         }
     });
-    sys::close(fd);
+    drop(fd);
     let Some(l) = busy else { return Ok(()) };
     let mut line = Line::new();
     let _ = write!(line, "fd {} (", f.fd);

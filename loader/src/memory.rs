@@ -180,14 +180,12 @@ unsafe fn reattach(meta: &Meta, r: &Region, name: &[u8]) -> Result<(), Detached>
     let mode = if r.prot & PROT_WRITE != 0 { sys::O_RDWR } else { sys::O_RDONLY };
     let fd = sys::open(path, mode).map_err(|e| Detached::Sys("cannot open the file", e))?;
     // SAFETY: as the function's contract; the descriptor is ours.
-    let result = unsafe { reattach_fd(meta, r, fd) };
-    sys::close(fd);
-    result
+    unsafe { reattach_fd(meta, r, fd.borrow()) }
 }
 
 /// # Safety
 /// As [`reattach_shared_file`]; `fd` is the region's file, open.
-unsafe fn reattach_fd(meta: &Meta, r: &Region, fd: i32) -> Result<(), Detached> {
+unsafe fn reattach_fd(meta: &Meta, r: &Region, fd: sys::BorrowedFd) -> Result<(), Detached> {
     let st = sys::fstat(fd).map_err(|e| Detached::Sys("cannot read the file's status", e))?;
     let mtime_ns = (st.mtime[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(st.mtime[1].max(0) as u64);
     if st.dev != r.file.dev || st.ino != r.file.ino {
@@ -223,7 +221,7 @@ unsafe fn reattach_fd(meta: &Meta, r: &Region, fd: i32) -> Result<(), Detached> 
 ///
 /// # Safety
 /// The range must be readable memory.
-unsafe fn write_back(fd: i32, addr: u64, len: u64, offset: u64) -> Result<(), Errno> {
+unsafe fn write_back(fd: sys::BorrowedFd, addr: u64, len: u64, offset: u64) -> Result<(), Errno> {
     let mut file = [0u8; 64 << 10];
     let mut done = 0u64;
     while done < len {
