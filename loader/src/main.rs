@@ -45,6 +45,7 @@
 //! ```
 #![no_std]
 #![no_main]
+#![no_builtins]
 
 extern crate alloc;
 
