@@ -29,8 +29,10 @@ const SIGKILL: u64 = 9;
 
 /// Init's life. Returns only in the program's process (at pid `pid`).
 pub fn run(meta: &Meta, pid: u32, pipes: Pipes) {
-    // Init reads `go` and writes `report` (the other ends are the outer's).
-    let Pipes { go: (go, _), report: (_, report_end) } = pipes;
+    // Init reads `go` and writes `report`; the outer's ends closed here (a
+    // `_` pattern would leave them open in `pipes`: init never returns).
+    let Pipes { go: (go, outers_go), report: (outers_report, report_end) } = pipes;
+    drop((outers_go, outers_report));
     let report = report_end.as_raw();
     // If the outer process dies, so does the namespace (as the program
     // would have died with restart).

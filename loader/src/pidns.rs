@@ -185,8 +185,10 @@ fn namespaces(meta: &Meta, opts: &Options) -> Result<(), Why> {
             return Err(Why("cannot create a user and pid namespace", Some(e)));
         }
     };
-    // The outer process: writes `go`, reads `report` (the other ends are init's).
-    let Pipes { go: (_, go), report: (report, _) } = pipes;
+    // The outer process: writes `go`, reads `report`; init's ends closed
+    // here (a `_` pattern would leave them open in `pipes`).
+    let Pipes { go: (inits_go, go), report: (report, inits_report) } = pipes;
+    drop((inits_go, inits_report));
     let failed = |why: Why| {
         let _ = sys::kill(init, 9);
         let _ = sys::wait4(init);
