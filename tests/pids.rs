@@ -164,17 +164,25 @@ fn a_stopped_program_stops_the_outer_restart_and_sigcont_goes_on() {
     // Job control: when the program stops (here SIGSTOP, as Ctrl-Z's
     // SIGTSTP would), the restart the shell waits for stops too; SIGCONT
     // to it (the shell's fg/bg) continues the program.
-    as_each_user("pids-stop", &["pids"], |tools, dir, demos| {
-        let image = dir.join("pids.dat");
-        let (ids, _) = checkpointed_pids(tools, dir, &demos[0], &image);
-        let run = restarted(tools, dir, &image, &[], "restart");
-        let program = program_pid(run.pid);
+    with_restarted_pids("pids-stop", |run, program| {
         assert_ne!(program, run.pid, "the program runs in its own process");
         // SAFETY: kill(2) of the program's process, which this test started.
         assert_eq!(unsafe { libc::kill(program, libc::SIGSTOP) }, 0);
         wait_state(run.pid, 'T', "the outer restart after the program stopped");
         run.signal(libc::SIGCONT);
         wait_state(program, 'S', "the program after SIGCONT to the outer restart");
+    });
+}
+
+/// As each user: the pids demo checkpointed and restarted; `case` gets the
+/// restart and the program's pid while the program waits for its input,
+/// then the program must end with the ids it had.
+fn with_restarted_pids(tag: &str, case: impl Fn(&Run, i32)) {
+    as_each_user(tag, &["pids"], |tools, dir, demos| {
+        let image = dir.join("pids.dat");
+        let (ids, _) = checkpointed_pids(tools, dir, &demos[0], &image);
+        let run = restarted(tools, dir, &image, &[], "restart");
+        case(&run, program_pid(run.pid));
         let o = finished(run);
         assert_eq!(o.text_lines(Stream::Stdout)[0], ids, "{}", o.describe());
     });
@@ -261,5 +269,30 @@ print("count", db.execute("select count(*) from t").fetchone()[0], flush=True)
         gen1.finish().expect_code(CHECKPOINTED);
         let o = finished(restarted(tools, dir, &image, &[], "restart (generation 2)"));
         assert_same("python3 + sqlite3 over two restarts", &cat(&[&first.stdout(), &o.stdout()]), &reference.stdout());
+    });
+}
+
+#[test]
+fn the_outer_restart_and_init_keep_only_their_own_pipe_ends() {
+    // The outer restart reads init's reports and init writes them: once the
+    // program runs, each holds that one pipe end and no other (the `go`
+    // pipe and the other's ends closed), so that neither keeps the other
+    // from seeing its end.
+    with_restarted_pids("pids-pipe-ends", |run, program| {
+        let init = children(run.pid).into_iter().find(|&c| children(c).contains(&program));
+        let init = init.expect("init, the outer restart's child and the program's parent");
+        // Pipes at descriptors 3 and up (0 to 2 are this test's).
+        let pipes = |pid: i32| {
+            let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.flatten().collect()).unwrap_or(vec![]);
+            fds.iter()
+                .filter(|e| e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()).is_some_and(|n| n > 2))
+                .filter(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().starts_with("pipe:")))
+                .count()
+        };
+        let start = std::time::Instant::now();
+        while (pipes(run.pid), pipes(init)) != (1, 1) && start.elapsed() < TIMEOUT {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!((pipes(run.pid), pipes(init)), (1, 1), "pipes held by the outer restart and by init");
     });
 }

@@ -714,3 +714,27 @@ fn reexec_after_restart_keeps_checkpointing() {
         &reference.stdout(),
     );
 }
+
+/// The loader brings its own memory functions (loader/mem): none may call
+/// itself, as a loop the compiler turned into a call to that very function
+/// would (that crate is `#![no_builtins]` for it: docs/ARCHITECTURE.md).
+#[test]
+fn the_loaders_memory_functions_never_call_themselves() {
+    let out = match Command::new("objdump").args(["-d", "--no-show-raw-insn"]).arg(exe("restart")).output() {
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+        _ => return println!("skip: no objdump (binutils) to disassemble restart with"),
+    };
+    let mut seen = Vec::new();
+    for name in ["memcpy", "memmove", "memset", "memcmp", "bcmp", "strlen"] {
+        let head = format!("<{name}>:");
+        let Some(at) = out.lines().position(|l| l.ends_with(&head)) else { continue };
+        seen.push(name);
+        let own = format!("<{name}>");
+        let body = out.lines().skip(at + 1).take_while(|l| !l.trim().is_empty() && !l.ends_with(">:"));
+        for l in body {
+            let branch = l.contains("call") || l.contains("jmp");
+            assert!(!(branch && l.trim_end().ends_with(&own)), "{name} calls itself: {l}");
+        }
+    }
+    assert!(seen.contains(&"memcpy") && seen.contains(&"memset"), "restart defines no memcpy/memset: {seen:?}");
+}

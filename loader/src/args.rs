@@ -147,3 +147,37 @@ pub unsafe fn parse(sp: *const u64) -> Options {
     opts.len = image.len();
     opts
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+
+    /// `args::parse` on the initial stack the kernel would give `restart` run
+    /// with `argv` and `envp`.
+    fn parse(argv: &[&str], envp: &[&str]) -> super::Options {
+        let strings: Vec<CString> = argv.iter().chain(envp).map(|s| CString::new(*s).unwrap()).collect();
+        let mut stack = vec![argv.len() as u64];
+        stack.extend(strings[..argv.len()].iter().map(|s| s.as_ptr() as u64));
+        stack.push(0);
+        stack.extend(strings[argv.len()..].iter().map(|s| s.as_ptr() as u64));
+        stack.push(0);
+        // SAFETY: argc, argv and envp as the kernel lays them out, the strings alive.
+        unsafe { super::parse(stack.as_ptr()) }
+    }
+
+    #[test]
+    fn command_line() {
+        let o = parse(&["restart"], &[]);
+        assert_eq!(o.image(), b"myckpt.dat");
+        assert_eq!(o.image_cstr(), c"myckpt.dat");
+        assert!(!o.keep_stdio && !o.strict && !o.verbose && !o.trust_image);
+        let o =
+            parse(&["restart", "--strict", "-v", "--keep-stdio", "--trust-image", "-"], &["CKPT_PROGRESS_AFTER=250"]);
+        assert_eq!(o.image(), b"-", "a lone - is a file name");
+        assert!(o.keep_stdio && o.strict && o.verbose && o.trust_image);
+        assert_eq!(o.progress_after_ms, 250);
+        let o = parse(&["restart", "/tmp/a b.dat"], &["X=1", "CKPT_PROGRESS_AFTERX=9"]);
+        assert_eq!(o.image_cstr(), c"/tmp/a b.dat");
+        assert_eq!(o.progress_after_ms, ckpt_sys::progress::AFTER_MS);
+    }
+}

@@ -11,13 +11,13 @@ use core::ffi::CStr;
 use core::fmt::Write;
 
 use ckpt_image::{Header, Meta, HEADER_SIZE};
-use ckpt_sys::{self as sys, msg::Line, Errno, PATH_MAX};
+use ckpt_sys::{self as sys, msg::Line, BorrowedFd, Errno, OwnedFd, PATH_MAX};
 
 use crate::fail::{self, Fail};
 use crate::image;
 
 /// Opens parent `k` (1: the nearest) of the image at `path`.
-pub fn open_link(path: &CStr, meta: &Meta, k: usize, trust: bool) -> Result<i32, Fail> {
+pub fn open_link(path: &CStr, meta: &Meta, k: usize, trust: bool) -> Result<OwnedFd, Fail> {
     let p = meta.parents()[k - 1];
     let name = meta.string(p.name).unwrap_or(b"");
     let refuse = |why: &dyn core::fmt::Display| {
@@ -42,11 +42,7 @@ pub fn open_link(path: &CStr, meta: &Meta, k: usize, trust: bool) -> Result<i32,
         Err(Errno::ENOENT) => return Err(refuse(&"is missing")),
         Err(e) => return Err(refuse(&format_args!("cannot be opened: {}", sys::errno_text(e)))),
     };
-    let checked = check(fd, meta, k, trust);
-    if checked.is_err() {
-        sys::close(fd);
-    }
-    checked.map(|()| fd).map_err(|why| match why {
+    check(fd.borrow(), meta, k, trust).map(|()| fd).map_err(|why| match why {
         Why::Said(f) => match f {
             Fail::Msg(m) => refuse(&m),
             Fail::Image(e) => refuse(&format_args!("is not a usable image: {}", e.message())),
@@ -68,7 +64,7 @@ impl From<Fail> for Why {
     }
 }
 
-fn check(fd: i32, meta: &Meta, k: usize, trust: bool) -> Result<(), Why> {
+fn check(fd: BorrowedFd, meta: &Meta, k: usize, trust: bool) -> Result<(), Why> {
     let st = sys::fstat(fd).map_err(|e| Fail::Sys("cannot stat it", e))?;
     if st.mode & sys::S_IFMT != sys::S_IFREG {
         return Err(Fail::Msg("is not a regular file").into());

@@ -52,3 +52,23 @@ fn write_padded(digits: &mut [u8], mut n: u32) {
         digits.copy_from_slice(&out[..width]);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::write_padded;
+
+    /// The restarted program's CKPT_PID keeps its width: zero-padded, or
+    /// left as it was when the new pid has more digits.
+    #[test]
+    fn a_pid_fills_the_digits_it_replaces() {
+        let mut digits = *b"0000000";
+        write_padded(&mut digits, 4321);
+        assert_eq!(&digits, b"0004321");
+        let mut digits = *b"99";
+        write_padded(&mut digits, 123);
+        assert_eq!(&digits, b"99", "too wide: left as it was");
+        let mut digits = *b"123";
+        write_padded(&mut digits, 0);
+        assert_eq!(&digits, b"000");
+    }
+}

@@ -26,7 +26,7 @@ use core::mem::size_of;
 
 use ckpt_image::{Fd, FdKind, Meta};
 use ckpt_sys::events::{self as ev, ITimerSpec};
-use ckpt_sys::{self as sys, Errno};
+use ckpt_sys::{self as sys, BorrowedFd, Errno, OwnedFd};
 
 use crate::args::Options;
 use crate::files::{self, Out};
@@ -41,17 +41,14 @@ pub fn handles(k: FdKind) -> bool {
 
 /// Creates the eventfd, timerfd or signalfd of `f`; returns the new
 /// (temporary) descriptor, with `f`'s status flags.
-pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
+pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<OwnedFd, Errno> {
     let data = meta.string(f.data).unwrap_or_default();
     let fd = match files::kind(f) {
         FdKind::EventFd => {
             let s: EventFdState = record(data, 0).ok_or(Errno::EINVAL)?;
             let fd = ev::eventfd2(0, if s.semaphore != 0 { ev::EFD_SEMAPHORE } else { 0 })?;
             if s.count != 0 {
-                if let Err(e) = sys::write(fd, &s.count.to_ne_bytes()) {
-                    sys::close(fd);
-                    return Err(e);
-                }
+                sys::write(&fd, &s.count.to_ne_bytes())?;
             }
             out.verbose(meta, f, format_args!(": eventfd recreated, counter {}", s.count));
             fd
@@ -59,12 +56,9 @@ pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
         FdKind::TimerFd => {
             let s: TimerFdState = record(data, 0).ok_or(Errno::EINVAL)?;
             let fd = ev::timerfd_create(s.clockid as i32, 0)?;
-            if let Err(e) = arm(fd, &s) {
-                sys::close(fd);
-                return Err(e);
-            }
+            arm(fd.borrow(), &s)?;
             if s.ticks != 0 {
-                if let Err(e) = ev::timerfd_set_ticks(fd, s.ticks) {
+                if let Err(e) = ev::timerfd_set_ticks(&fd, s.ticks) {
                     out.warn(
                         meta,
                         f,
@@ -85,12 +79,12 @@ pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
         FdKind::Memfd => crate::memfd::create(meta, f, out)?,
         _ => return Err(Errno::EINVAL),
     };
-    let _ = sys::fcntl(fd, sys::F_SETFL, f.flags as u64);
+    let _ = sys::fcntl(&fd, sys::F_SETFL, f.flags as u64);
     Ok(fd)
 }
 
 /// Arms a new timerfd as the saved one was.
-fn arm(fd: i32, s: &TimerFdState) -> Result<(), Errno> {
+fn arm(fd: BorrowedFd, s: &TimerFdState) -> Result<(), Errno> {
     if s.value_ns == 0 && s.interval_ns == 0 {
         return Ok(()); // disarmed
     }
@@ -187,7 +181,7 @@ fn restore_epoll(meta: &Meta, i: usize, f: &Fd, out: &Out) {
     };
     let mut added = 0;
     for t in targets(meta, f) {
-        match add(meta, ep, &t, out) {
+        match add(meta, ep.borrow(), &t, out) {
             Ok(()) => added += 1,
             Err(why) => out.warn(meta, f, format_args!(": the registration of fd {} was dropped: {why}", t.tfd)),
         }
@@ -201,7 +195,7 @@ fn restore_epoll(meta: &Meta, i: usize, f: &Fd, out: &Out) {
 }
 
 /// Adds one registration to the new epoll `ep`.
-fn add(meta: &Meta, ep: i32, t: &EpollTarget, out: &Out) -> Result<(), &'static str> {
+fn add(meta: &Meta, ep: BorrowedFd, t: &EpollTarget, out: &Out) -> Result<(), &'static str> {
     let k = index_of(meta, t.fd).ok_or("its file was closed")?;
     let target = meta.fd(k);
     if !files::placed(k) && files::shared_with(meta, k, &target).is_some_and(files::placed) {
@@ -215,7 +209,10 @@ fn add(meta: &Meta, ep: i32, t: &EpollTarget, out: &Out) -> Result<(), &'static 
     let mut number = t.fd;
     // Registered under a number since closed: that number again, if free.
     let mut borrowed = false;
-    if t.tfd != t.fd && t.tfd != ep && index_of(meta, t.tfd).is_none() && sys::dup3(t.fd, t.tfd, sys::O_CLOEXEC).is_ok()
+    if t.tfd != t.fd
+        && t.tfd != ep.as_raw()
+        && index_of(meta, t.tfd).is_none()
+        && sys::dup3(t.fd, t.tfd, sys::O_CLOEXEC).is_ok()
     {
         number = t.tfd;
         borrowed = true;

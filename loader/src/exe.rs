@@ -19,7 +19,7 @@
 use core::fmt::Write;
 
 use ckpt_image::{maps, Meta, RegionKind, LOADER_BASE};
-use ckpt_sys::{self as sys, msg::Line};
+use ckpt_sys::{self as sys, msg::Line, OwnedFd};
 
 use crate::fail;
 
@@ -31,7 +31,7 @@ extern "C" {
 /// The program's executable, opened and checked, with the loader's own
 /// file unmapped: a descriptor for `PR_SET_MM_MAP`'s `exe_fd`. None (and a
 /// warning) where that cannot be.
-pub fn prepare(meta: &Meta) -> Option<i32> {
+pub fn prepare(meta: &Meta) -> Option<OwnedFd> {
     let path = meta.string(meta.header.exe).unwrap_or(b"");
     let fd = match open_checked(meta, path) {
         Ok(fd) => fd,
@@ -41,7 +41,6 @@ pub fn prepare(meta: &Meta) -> Option<i32> {
         }
     };
     if let Err(why) = detach_loader() {
-        sys::close(fd);
         warn(path, why);
         return None;
     }
@@ -56,7 +55,7 @@ pub fn warn(path: &[u8], why: &str) {
 }
 
 /// Opens `path` if it is the file the image's program ran.
-fn open_checked(meta: &Meta, path: &[u8]) -> Result<i32, &'static str> {
+fn open_checked(meta: &Meta, path: &[u8]) -> Result<OwnedFd, &'static str> {
     let mut buf = [0u8; sys::PATH_MAX + 1];
     if path.is_empty() || path.len() >= buf.len() {
         return Err("the image names no executable");
@@ -68,14 +67,13 @@ fn open_checked(meta: &Meta, path: &[u8]) -> Result<i32, &'static str> {
         .find(|r| r.kind() == Some(RegionKind::File) && meta.string(r.path) == Some(path) && r.file.ino != 0)
         .map(|r| r.file);
     let fd = sys::open(cpath, sys::O_RDONLY).map_err(|_| "it is gone")?;
-    let same = sys::fstat(fd).is_ok_and(|st| match recorded {
+    let same = sys::fstat(&fd).is_ok_and(|st| match recorded {
         Some(id) => {
             st.dev == id.dev && st.ino == id.ino && st.size.max(0) as u64 == id.size && st.mtime_ns() == id.mtime_ns
         }
         None => st.mode & sys::S_IFMT == sys::S_IFREG,
     });
     if !same {
-        sys::close(fd);
         return Err("it is not the file the program ran (it changed or was replaced)");
     }
     Ok(fd)

@@ -48,7 +48,7 @@ use core::ffi::CStr;
 use core::fmt::Write;
 
 use ckpt_image::{Fd, FdKind, Meta, RegionKind, StdioIdentity, FD_NOT_INHERITED, MAX_FDS, STDIO_IDENTITY_MAGIC};
-use ckpt_sys::{self as sys, msg::Line, Errno};
+use ckpt_sys::{self as sys, msg::Line, BorrowedFd, Errno, OwnedFd};
 
 use crate::args::Options;
 use crate::fail::Fail;
@@ -482,8 +482,8 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
     let max_fd = meta.fds().filter(|f| wanted(f, opts)).map(|f| f.fd).max().unwrap_or(2);
     raise_nofile(max_fd as u64 + 8);
     // Restart's stderr, moved above every descriptor to come.
-    let err_copy = if opts.keep_stdio { sys::fcntl(2, sys::F_DUPFD_CLOEXEC, max_fd as u64 + 1).ok() } else { None };
-    let out = Out { fd: err_copy.unwrap_or(2), verbose: opts.verbose };
+    let err_copy = if opts.keep_stdio { sys::dup_from(2, max_fd + 1).ok() } else { None };
+    let out = Out { fd: err_copy.as_ref().map_or(2, OwnedFd::as_raw), verbose: opts.verbose };
     // The program's file locks, from the keeper that held them (if any).
     locks::release(meta, &out);
 
@@ -521,9 +521,7 @@ pub fn restore(meta: &Meta, opts: &Options) -> Result<(), Fail> {
     crate::job::place_kept(meta);
     // Epolls last: after everything they watch.
     events::restore_epolls(meta, opts, &out);
-    if let Some(fd) = err_copy {
-        sys::close(fd);
-    }
+    drop(err_copy);
     Ok(())
 }
 
@@ -566,7 +564,8 @@ pub(crate) fn open_shared(meta: &Meta, f: &Fd, opts: &Options) -> Option<i32> {
     }
     let out = Out { fd: 2, verbose: opts.verbose };
     let opened = if made { events::create(meta, f, &out) } else { reopen(meta, f, &out) };
-    opened.ok()
+    // (Inherited by the members that hold it, then placed: theirs.)
+    opened.ok().map(OwnedFd::into_raw)
 }
 
 /// Raises the soft limit on descriptors to `need` if it is lower (up to the
@@ -588,14 +587,13 @@ fn cloexec(f: &Fd) -> i32 {
     }
 }
 
-/// Puts `tmp` at `f`'s number (closing `tmp`), with `f`'s FD_CLOEXEC.
-pub(crate) fn place(tmp: i32, f: &Fd) -> Result<(), Errno> {
-    if tmp == f.fd {
-        return sys::fcntl(tmp, sys::F_SETFD, (f.fd_flags as i32 & sys::FD_CLOEXEC) as u64).map(drop);
+/// Puts `tmp` at `f`'s number (closing `tmp`), with `f`'s FD_CLOEXEC: the
+/// program's descriptor from now on.
+pub(crate) fn place(tmp: OwnedFd, f: &Fd) -> Result<(), Errno> {
+    if tmp.as_raw() == f.fd {
+        return sys::fcntl(tmp.into_raw(), sys::F_SETFD, (f.fd_flags as i32 & sys::FD_CLOEXEC) as u64).map(drop);
     }
-    let r = sys::dup3(tmp, f.fd, cloexec(f)).map(drop);
-    sys::close(tmp);
-    r
+    sys::dup3(&tmp, f.fd, cloexec(f)).map(drop)
 }
 
 /// Reopens one descriptor by path (or /dev/null in its place).
@@ -662,7 +660,7 @@ fn restore_one(meta: &Meta, i: usize, f: &Fd, out: &Out) {
 
 /// Opens the file of `f` with its flags, at its offset; returns the new
 /// (temporary) descriptor.
-fn reopen(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
+fn reopen(meta: &Meta, f: &Fd, out: &Out) -> Result<OwnedFd, Errno> {
     let mut buf = [0u8; PATH_MAX + 1];
     let path = c_path(meta, f, &mut buf).ok_or(Errno::ENOENT)?;
     let k = kind(f);
@@ -686,10 +684,10 @@ fn reopen(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
     };
     if saved & sys::O_PATH == 0 {
         // The status flags (O_NONBLOCK for a FIFO, and any that open ignored).
-        let _ = sys::fcntl(tmp, sys::F_SETFL, saved as u32 as u64);
+        let _ = sys::fcntl(&tmp, sys::F_SETFL, saved as u32 as u64);
     }
     if matches!(k, FdKind::File | FdKind::Dir) && f.offset != 0 {
-        if let Err(e) = sys::lseek(tmp, f.offset as i64, sys::SEEK_SET) {
+        if let Err(e) = sys::lseek(&tmp, f.offset as i64, sys::SEEK_SET) {
             out.warn(meta, f, format_args!(": cannot seek to offset {}: {}", f.offset, sys::errno_text(e)));
         }
     }
@@ -730,7 +728,7 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
     // writing up to its size does not block).
     let data = pipe_ends(first).find_map(|i| meta.string(meta.fd(i).data).filter(|d| !d.is_empty()));
     if let Some(data) = data {
-        write_back(w, data, meta, &p, out);
+        write_back(w.borrow(), data, meta, &p, out);
     }
     let (mut r_placed, mut w_placed) = (false, false);
     for i in pipe_ends(first) {
@@ -743,23 +741,20 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
         let (src, other, placed) =
             if reader { (&mut r, &mut w, &mut r_placed) } else { (&mut w, &mut r, &mut w_placed) };
         // The number may be the other end's temporary one: move that away.
-        if g.fd == *other {
-            match sys::fcntl(*other, sys::F_DUPFD_CLOEXEC, 0) {
-                Ok(moved) => {
-                    sys::close(*other);
-                    *other = moved;
-                }
+        if g.fd == other.as_raw() {
+            match sys::dup_from(&*other, 0) {
+                Ok(moved) => *other = moved, // (the old number closed)
                 Err(e) => {
                     out.warn(meta, &g, format_args!(": cannot be put at its number: {}", sys::errno_text(e)));
                     continue;
                 }
             }
         }
-        let result = if g.fd == *src {
+        let result = if g.fd == src.as_raw() {
             *placed = true;
             sys::fcntl(g.fd, sys::F_SETFD, (g.fd_flags as i32 & sys::FD_CLOEXEC) as u64).map(drop)
         } else {
-            sys::dup3(*src, g.fd, cloexec(&g)).map(drop)
+            sys::dup3(&*src, g.fd, cloexec(&g)).map(drop)
         };
         let _ = sys::fcntl(g.fd, sys::F_SETFL, g.flags as u64);
         match result {
@@ -770,17 +765,17 @@ fn restore_pipe(meta: &Meta, opts: &Options, first: usize, out: &Out) {
             Err(e) => out.warn(meta, &g, format_args!(": cannot be put at its number: {}", sys::errno_text(e))),
         }
     }
-    if !r_placed {
-        sys::close(r);
-    }
-    if !w_placed {
-        sys::close(w);
+    // An end already at one of its numbers is the program's now.
+    for (end, placed) in [(r, r_placed), (w, w_placed)] {
+        if placed {
+            let _ = end.into_raw();
+        }
     }
 }
 
 /// Writes the saved bytes into a pipe through its write end `w`, growing
 /// it first if they need more room than it has. Leaves `w` non-blocking.
-fn write_back(w: i32, data: &[u8], meta: &Meta, f: &Fd, out: &Out) {
+fn write_back(w: BorrowedFd, data: &[u8], meta: &Meta, f: &Fd, out: &Out) {
     let len = data.len().min(MAX_PIPE);
     if let Ok(size) = sys::fcntl(w, sys::F_GETPIPE_SZ, 0) {
         if (size as usize) < len {

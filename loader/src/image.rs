@@ -10,6 +10,12 @@ use ckpt_sys::{self as sys, Short};
 use crate::fail::{self, Fail};
 
 /// An open, validated image. The metadata lives in the loader's heap.
+///
+/// Its descriptors are numbers, not owners: a job's members read the
+/// root's file through the same number, and the loader never returns to
+/// drop anything (it jumps into the program). They are closed where the
+/// loader stops reading them: the parents' after the memory is restored
+/// ([`Image::close_parents`]), the image's own by `resume`.
 pub struct Image {
     pub fd: i32,
     /// Where the process image starts in the file (0; in a job image,
@@ -22,7 +28,7 @@ pub struct Image {
 }
 
 /// Reads exactly `buf.len()` bytes at `offset`, or says the image is short.
-pub fn read_exact(fd: i32, buf: &mut [u8], offset: u64) -> Result<(), Fail> {
+pub fn read_exact(fd: impl sys::AsFd, buf: &mut [u8], offset: u64) -> Result<(), Fail> {
     // SAFETY: the buffer is ours, writable, and lent for the call.
     unsafe { sys::pread_all(fd, buf.as_mut_ptr() as u64, buf.len() as u64, offset) }.map_err(|e| match e {
         Short::End => Fail::Image(ckpt_image::Error::Truncated),
@@ -37,7 +43,7 @@ pub fn open(path: &CStr, trust: bool) -> Result<Image, Fail> {
     let parents = img.meta.parents().len();
     img.files.try_reserve_exact(parents).map_err(|_| Fail::Msg("out of memory"))?;
     for k in 1..=parents {
-        img.files.push(crate::chain::open_link(path, img.meta, k, trust)?);
+        img.files.push(crate::chain::open_link(path, img.meta, k, trust)?.into_raw());
     }
     Ok(img)
 }
@@ -47,7 +53,7 @@ fn open_one(path: &CStr, trust: bool) -> Result<Image, Fail> {
     // Non-blocking: opening a FIFO for reading would wait for a writer
     // (it is refused just below); on a regular file the flag changes nothing.
     let fd = sys::open(path, sys::O_RDONLY | sys::O_NONBLOCK).map_err(fail::sys("cannot open the image"))?;
-    let st = sys::fstat(fd).map_err(fail::sys("cannot stat the image"))?;
+    let st = sys::fstat(&fd).map_err(fail::sys("cannot stat the image"))?;
     match st.mode & sys::S_IFMT {
         sys::S_IFREG => {}
         sys::S_IFDIR => return Err(Fail::Msg("is a directory, not an image")),
@@ -56,8 +62,8 @@ fn open_one(path: &CStr, trust: bool) -> Result<Image, Fail> {
     if !trust {
         check_trusted(&st)?;
     }
-    let (base, file_len) = crate::job::root_of(fd, st.size as u64)?;
-    open_at(fd, base, file_len)
+    let (base, file_len) = crate::job::root_of(fd.as_raw(), st.size as u64)?;
+    open_at(fd.into_raw(), base, file_len)
 }
 
 /// The process image at `base` in the open image file `fd`, `file_len`

@@ -32,16 +32,18 @@ const SIGCHLD: i32 = 17;
 const SIGKILL: u64 = 9;
 
 /// Init's life. Returns only in the program's process (at pid `pid`).
-pub fn run(meta: &Meta, pid: u32, pipes: &Pipes) {
-    sys::close(pipes.go.1);
-    sys::close(pipes.report.0);
-    let report = pipes.report.1;
+pub fn run(meta: &Meta, pid: u32, pipes: Pipes) {
+    // Init reads `go` and writes `report`; the outer's ends closed here (a
+    // `_` pattern would leave them open in `pipes`: init never returns).
+    let Pipes { go: (go, outers_go), report: (outers_report, report_end) } = pipes;
+    drop((outers_go, outers_report));
+    let report = report_end.as_raw();
     // If the outer process dies, so does the namespace (as the program
     // would have died with restart).
     // SAFETY: PR_SET_PDEATHSIG takes a plain value.
     let _ = unsafe { sys::prctl(sys::PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) };
-    let mut go = [0u8; 1];
-    if sys::read(pipes.go.0, &mut go) != Ok(1) {
+    let mut byte = [0u8; 1];
+    if sys::read(&go, &mut byte) != Ok(1) {
         sys::exit_group(1); // the outer gave up (it says why)
     }
     let fail = |stage: u32, e: sys::Errno| -> ! {
@@ -63,11 +65,11 @@ pub fn run(meta: &Meta, pid: u32, pipes: &Pipes) {
     let _ = ns::write_file(c"/proc/sys/kernel/ns_last_pid", l.as_bytes());
     // SAFETY: single-threaded; the child goes on as the loader.
     match unsafe { ns::clone_process(0, pid) } {
-        Ok(0) => return,
+        Ok(0) => return, // the program's process: both ends dropped (closed)
         Ok(_) => {}
         Err(e) => fail(2, e),
     }
-    sys::close(pipes.go.0);
+    drop(go);
     Report::Ready.send(report);
     serve(pid as i32, report)
 }
@@ -82,7 +84,7 @@ fn serve(program: i32, report: i32) -> ! {
         }
     };
     loop {
-        match ns::read_signal(sfd) {
+        match ns::read_signal(&sfd) {
             Ok(si) if si.signo == SIGCHLD => reap(program, report, ns::WNOHANG),
             // Sent by a process (kill, sigqueue, tgkill) other than the
             // program itself: for the program.
@@ -145,7 +147,7 @@ fn each_other_process(mut each: impl FnMut(i32, bool)) -> bool {
     let Ok(dir) = sys::open(c"/proc", sys::O_RDONLY | sys::O_DIRECTORY | sys::O_CLOEXEC) else { return false };
     let mut any = false;
     let mut dents = [0u8; 4096];
-    while let Ok(n @ 1..) = sys::getdents64(dir, &mut dents) {
+    while let Ok(n @ 1..) = sys::getdents64(&dir, &mut dents) {
         for name in sys::dirent_names(&dents[..n]) {
             let Some(pid) = core::str::from_utf8(name).ok().and_then(|s| s.parse::<i32>().ok()) else { continue };
             if pid == 1 {
@@ -158,8 +160,7 @@ fn each_other_process(mut each: impl FnMut(i32, bool)) -> bool {
                 .ok()
                 .and_then(|path| sys::open(path, sys::O_RDONLY | sys::O_CLOEXEC).ok())
                 .is_some_and(|fd| {
-                    let got = sys::read(fd, &mut comm);
-                    sys::close(fd);
+                    let got = sys::read(&fd, &mut comm);
                     let name = ckpt_sys::locks::KEEPER_NAME.to_bytes();
                     got.is_ok_and(|n| comm[..n].strip_suffix(b"\n") == Some(name))
                 });
@@ -167,6 +168,6 @@ fn each_other_process(mut each: impl FnMut(i32, bool)) -> bool {
             each(pid, keeper);
         }
     }
-    sys::close(dir);
+    drop(dir);
     any
 }

@@ -8,14 +8,14 @@ use core::ffi::CStr;
 use ckpt_image::events::{record, InotifyWatch};
 use ckpt_image::{Fd, Meta};
 use ckpt_sys::events as ev;
-use ckpt_sys::{self as sys, Errno};
+use ckpt_sys::{self as sys, Errno, OwnedFd};
 
 use crate::files::Out;
 
 use ckpt_sys::PATH_MAX;
 
 /// A new inotify instance with the watches of `f`.
-pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
+pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<OwnedFd, Errno> {
     let data = meta.string(f.data).unwrap_or_default();
     let n = data.len() / core::mem::size_of::<InotifyWatch>();
     let fd = ev::inotify_init1(0)?;
@@ -36,8 +36,8 @@ pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
             p.len()
         });
         let Some(path) = path.and_then(|len| CStr::from_bytes_with_nul(&buf[..len + 1]).ok()) else { continue };
-        let _ = ev::inotify_set_next_wd(fd, w.wd);
-        match ev::inotify_add_watch(fd, path, w.mask) {
+        let _ = ev::inotify_set_next_wd(&fd, w.wd);
+        match ev::inotify_add_watch(&fd, path, w.mask) {
             Ok(wd) if wd == w.wd => added += 1,
             Ok(wd) => out.warn(meta, f, format_args!(": watch {} came back as {wd}", w.wd)),
             Err(e) => {

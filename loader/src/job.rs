@@ -223,6 +223,8 @@ fn make_channels(t: &Tree) -> Result<Vec<(u32, i32)>, Fail> {
             let ty = state.map_or(ev::SOCK_STREAM, |s| s.sock_type as i32);
             let (a, b) = ev::socketpair(ev::AF_UNIX, ty | ev::SOCK_CLOEXEC, 0)
                 .map_err(|e| Fail::Sys("creating a socket pair of the job", e))?;
+            // (Numbers every member inherits and closes: keep_pipe_ends.)
+            let (a, b) = (a.into_raw(), b.into_raw());
             let other = links().find(|l| l.channel == channel && l.description != first.description);
             ends.push((first.description, a));
             // What waited on each socket comes from its new peer.
@@ -235,6 +237,7 @@ fn make_channels(t: &Tree) -> Result<Vec<(u32, i32)>, Fail> {
             continue;
         }
         let (r, w) = sys::pipe2(sys::O_CLOEXEC).map_err(|e| Fail::Sys("creating a pipe of the job", e))?;
+        let (r, w) = (r.into_raw(), w.into_raw());
         for l in links().filter(|l| l.channel == channel) {
             if ends.iter().any(|&(d, _)| d == l.description) {
                 continue;
@@ -255,7 +258,7 @@ fn make_channels(t: &Tree) -> Result<Vec<(u32, i32)>, Fail> {
     }
     for l in links().filter(|l| l.kind == LINK_LISTEN && l.data.len != 0) {
         match listen_again(job.string(l.data)) {
-            Ok(fd) => ends.push((l.description, fd)),
+            Ok(fd) => ends.push((l.description, fd.into_raw())),
             Err(e) => {
                 let mut line = Line::new();
                 let _ = write!(
@@ -325,7 +328,7 @@ fn shared_entry(meta: &Meta, l: &Link, opts: &Options) -> Option<Fd> {
 /// A listening UNIX socket bound to its address again (`data`: its type
 /// and address). A socket file left at the path by the checkpointed process
 /// is replaced (only a socket of the caller's: anything else is an error).
-fn listen_again(data: &[u8]) -> Result<i32, sys::Errno> {
+fn listen_again(data: &[u8]) -> Result<sys::OwnedFd, sys::Errno> {
     let (ty, addr) = data.split_at(4.min(data.len()));
     let ty = u32::from_le_bytes(ty.try_into().map_err(|_| sys::Errno::EINVAL)?) as i32;
     let fd = ev::socket(ev::AF_UNIX, ty | ev::SOCK_CLOEXEC, 0)?;
@@ -343,11 +346,7 @@ fn listen_again(data: &[u8]) -> Result<i32, sys::Errno> {
             }
         }
     }
-    let bound = ev::bind(fd, addr).and_then(|()| ev::listen(fd, 128));
-    if let Err(e) = bound {
-        sys::close(fd);
-        return Err(e);
-    }
+    ev::bind(&fd, addr).and_then(|()| ev::listen(&fd, 128))?;
     Ok(fd)
 }
 
@@ -370,7 +369,7 @@ fn make_objects(job: &Job, root: &Image, images: &[Option<Image>]) -> Result<(),
             .unwrap_or(0);
         let fd = ev::memfd_create(c"ckpt-job-shared", ev::MFD_CLOEXEC)
             .map_err(|e| Fail::Sys("creating the job's shared memory", e))?;
-        sys::ftruncate(fd, size).map_err(|e| Fail::Sys("sizing the job's shared memory", e))?;
+        sys::ftruncate(&fd, size).map_err(|e| Fail::Sys("sizing the job's shared memory", e))?;
         let img = if m.member == 0 { Some(root) } else { images.get(m.member as usize).and_then(Option::as_ref) };
         if let Some(img) = img {
             let mut at = m.start;
@@ -380,12 +379,12 @@ fn make_objects(job: &Job, root: &Image, images: &[Option<Image>]) -> Result<(),
                 let n = if img.read_memory(at, &mut buf[..chunk]).is_ok() { chunk } else { 4096.min(chunk) };
                 // A page the image does not store was never touched: zero.
                 if img.read_memory(at, &mut buf[..n]).is_ok() {
-                    let _ = ev::pwrite(fd, &buf[..n], m.offset + (at - m.start));
+                    let _ = ev::pwrite(&fd, &buf[..n], m.offset + (at - m.start));
                 }
                 at += n as u64;
             }
         }
-        made.push((m.object, fd));
+        made.push((m.object, fd.into_raw())); // closed by map_objects, in each member
     }
     OBJECTS.store(Box::leak(Box::new(made)), SeqCst);
     Ok(())

@@ -126,7 +126,6 @@ fn read_number(path: &core::ffi::CStr) -> Option<u64> {
     let fd = sys::open(path, sys::O_RDONLY).ok()?;
     let mut buf = [0u8; 32];
     let n = sys::read(fd, &mut buf);
-    sys::close(fd);
     let text = core::str::from_utf8(buf.get(..n.ok()?)?).ok()?;
     text.trim().parse().ok()
 }

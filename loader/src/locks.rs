@@ -19,7 +19,7 @@ use ckpt_image::events::{record, FileLock, LOCK_FLOCK, LOCK_OFD};
 use ckpt_image::{Fd, FdKind, Meta};
 use ckpt_sys::events as ev;
 use ckpt_sys::locks::{self as lk, Flock, KeeperAddr, KEEPER_RELEASE, KEEPER_RELEASED};
-use ckpt_sys::{self as sys, msg::Line, Errno};
+use ckpt_sys::{self as sys, msg::Line, Errno, OwnedFd};
 
 use crate::args::Options;
 use crate::fail::Fail;
@@ -127,16 +127,16 @@ pub fn check(meta: &Meta, f: &Fd, opts: &Options) -> Result<(), Fail> {
     let busy = locks(meta, f).find(|l| match l.kind {
         LOCK_FLOCK => {
             let op = if l.write != 0 { lk::LOCK_EX } else { lk::LOCK_SH };
-            let free = lk::flock(fd, op | lk::LOCK_NB).is_ok();
-            let _ = lk::flock(fd, lk::LOCK_UN);
+            let free = lk::flock(&fd, op | lk::LOCK_NB).is_ok();
+            let _ = lk::flock(&fd, lk::LOCK_UN);
             !free
         }
         _ => {
             let mut probe = flock_of(l);
-            lk::get_lock(fd, lk::F_OFD_GETLK, &mut probe).is_ok() && probe.l_type != lk::F_UNLCK
+            lk::get_lock(&fd, lk::F_OFD_GETLK, &mut probe).is_ok() && probe.l_type != lk::F_UNLCK
         }
     });
-    sys::close(fd);
+    drop(fd);
     // (Held by this image's keeper: they are the program's own.)
     let Some(l) = busy.filter(|_| !has_keeper(meta)) else { return Ok(()) };
     let mut line = Line::new();
@@ -151,31 +151,27 @@ pub fn check(meta: &Meta, f: &Fd, opts: &Options) -> Result<(), Fail> {
 enum Keeper {
     None,
     /// The keeper, connected: the connection and its pid.
-    Ours(i32, i32),
+    Ours(OwnedFd, i32),
     /// A process of another user (its uid).
     Foreign(u32),
 }
 
-/// Connects to the keeper of the image `meta` (the caller closes the
-/// connection of [`Keeper::Ours`]).
+/// Connects to the keeper of the image `meta`.
 fn keeper(meta: &Meta) -> Keeper {
     let h = &meta.header;
     let addr = KeeperAddr::new(sys::geteuid(), h.pid, h.created_ns);
     let Ok(fd) = ev::socket(ev::AF_UNIX, ev::SOCK_STREAM | ev::SOCK_CLOEXEC, 0) else { return Keeper::None };
-    let found = match ev::connect(fd, addr.as_bytes()).and_then(|()| ev::peer_cred(fd)) {
+    let found = match ev::connect(&fd, addr.as_bytes()).and_then(|()| ev::peer_cred(&fd)) {
         Ok((pid, uid)) if uid == sys::geteuid() => return Keeper::Ours(fd, pid),
         Ok((_, uid)) => Keeper::Foreign(uid),
         Err(_) => Keeper::None,
     };
-    sys::close(fd);
     found
 }
 
 /// Whether the keeper of the image `meta` is there (and ours).
 fn has_keeper(meta: &Meta) -> bool {
-    let Keeper::Ours(fd, _) = keeper(meta) else { return false };
-    sys::close(fd);
-    true
+    matches!(keeper(meta), Keeper::Ours(..))
 }
 
 /// Before the first descriptor is reopened: if the image's process has
@@ -196,11 +192,11 @@ pub fn release(meta: &Meta, out: &Out) {
         }
         Keeper::Ours(fd, pid) => {
             let mut answer = [0u8; 1];
-            let released = ev::send(fd, &[KEEPER_RELEASE], ev::MSG_NOSIGNAL) == Ok(1)
-                && sys::poll_readable(fd, 10 * RETRY_NS) == Ok(true)
-                && ev::recv(fd, &mut answer, 0) == Ok(1)
+            let released = ev::send(&fd, &[KEEPER_RELEASE], ev::MSG_NOSIGNAL) == Ok(1)
+                && sys::poll_readable(&fd, 10 * RETRY_NS) == Ok(true)
+                && ev::recv(&fd, &mut answer, 0) == Ok(1)
                 && answer[0] == KEEPER_RELEASED;
-            sys::close(fd);
+            drop(fd);
             if released {
                 RELEASED_AT.store(sys::clock_ns(sys::CLOCK_MONOTONIC).max(1), SeqCst);
                 if !out.verbose {

@@ -8,7 +8,7 @@ use core::ffi::CStr;
 use ckpt_image::events::MemfdState;
 use ckpt_image::{read_at, Fd, FdKind, Meta, Region, REGION_SHARED};
 use ckpt_sys::events as ev;
-use ckpt_sys::{self as sys, Errno};
+use ckpt_sys::{self as sys, BorrowedFd, Errno, OwnedFd};
 
 use crate::files::Out;
 
@@ -25,7 +25,7 @@ fn maps(meta: &Meta, r: &Region, f: &Fd) -> bool {
 }
 
 /// A new memfd as `f` was; its shared mappings in place again.
-pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
+pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<OwnedFd, Errno> {
     let data = meta.string(f.data).unwrap_or_default();
     let s: MemfdState = read_at(data, 0).ok_or(Errno::EINVAL)?;
     let contents = &data[core::mem::size_of::<MemfdState>()..];
@@ -36,17 +36,13 @@ pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
     buf[..n].copy_from_slice(&name[..n]);
     let cname = CStr::from_bytes_until_nul(&buf).unwrap_or(c"ckpt");
     let fd = ev::memfd_create(cname, ev::MFD_ALLOW_SEALING)?;
-    let filled = fill(fd, contents, s.size);
-    if let Err(e) = filled {
-        sys::close(fd);
-        return Err(e);
-    }
+    fill(fd.borrow(), contents, s.size)?;
     let mut mapped = 0;
     for r in meta.regions().filter(|r| maps(meta, r, f)) {
         // SAFETY: the region is the program's, holding the same bytes as
         // the memfd (both were its page cache at the checkpoint); the new
         // mapping replaces it in one step (mapped elsewhere, then moved).
-        match unsafe { remap(fd, &r) } {
+        match unsafe { remap(fd.borrow(), &r) } {
             Ok(()) => mapped += 1,
             Err(e) => out.warn(
                 meta,
@@ -57,16 +53,16 @@ pub fn create(meta: &Meta, f: &Fd, out: &Out) -> Result<i32, Errno> {
     }
     // F_SEAL_SEAL alone is a memfd that never allowed sealing.
     if s.seals != 0 {
-        if let Err(e) = sys::fcntl(fd, ev::F_ADD_SEALS, s.seals as u64) {
+        if let Err(e) = sys::fcntl(&fd, ev::F_ADD_SEALS, s.seals as u64) {
             out.warn(meta, f, format_args!(": its seals {:#x} cannot be set: {}", s.seals, sys::errno_text(e)));
         }
     }
-    let _ = sys::lseek(fd, f.offset as i64, sys::SEEK_SET);
+    let _ = sys::lseek(&fd, f.offset as i64, sys::SEEK_SET);
     out.verbose(meta, f, format_args!(": memfd recreated, {} bytes, seals {:#x}, {mapped} mappings", s.size, s.seals));
     Ok(fd)
 }
 
-fn fill(fd: i32, contents: &[u8], size: u64) -> Result<(), Errno> {
+fn fill(fd: BorrowedFd, contents: &[u8], size: u64) -> Result<(), Errno> {
     let mut at = 0;
     while at < contents.len() {
         match ev::pwrite(fd, &contents[at..], at as u64) {
@@ -81,7 +77,7 @@ fn fill(fd: i32, contents: &[u8], size: u64) -> Result<(), Errno> {
 
 /// # Safety
 /// `r` must be a region of the program that nothing else uses now.
-unsafe fn remap(fd: i32, r: &Region) -> Result<(), Errno> {
+unsafe fn remap(fd: BorrowedFd, r: &Region) -> Result<(), Errno> {
     // SAFETY: a new mapping where the kernel chooses.
     let at = unsafe { sys::mmap(0, r.len(), r.prot as i32, sys::MAP_SHARED, fd, r.file_offset) }?;
     // SAFETY: `at` is the mapping just made; the region is the caller's.

@@ -183,14 +183,12 @@ unsafe fn reattach(meta: &Meta, r: &Region, name: &[u8]) -> Result<(), Detached>
     let mode = if r.prot & PROT_WRITE != 0 { sys::O_RDWR } else { sys::O_RDONLY };
     let fd = sys::open(path, mode).map_err(|e| Detached::Sys("cannot open the file", e))?;
     // SAFETY: as the function's contract; the descriptor is ours.
-    let result = unsafe { reattach_fd(meta, r, fd) };
-    sys::close(fd);
-    result
+    unsafe { reattach_fd(meta, r, fd.borrow()) }
 }
 
 /// # Safety
 /// As [`reattach_shared_file`]; `fd` is the region's file, open.
-unsafe fn reattach_fd(meta: &Meta, r: &Region, fd: i32) -> Result<(), Detached> {
+unsafe fn reattach_fd(meta: &Meta, r: &Region, fd: sys::BorrowedFd) -> Result<(), Detached> {
     let st = sys::fstat(fd).map_err(|e| Detached::Sys("cannot read the file's status", e))?;
     let mtime_ns = (st.mtime[0].max(0) as u64).saturating_mul(1_000_000_000).saturating_add(st.mtime[1].max(0) as u64);
     if st.dev != r.file.dev || st.ino != r.file.ino {
@@ -230,7 +228,7 @@ unsafe fn reattach_fd(meta: &Meta, r: &Region, fd: i32) -> Result<(), Detached> 
 ///
 /// # Safety
 /// The range must be readable memory.
-unsafe fn write_back(fd: i32, addr: u64, len: u64, offset: u64) -> Result<(), Errno> {
+unsafe fn write_back(fd: sys::BorrowedFd, addr: u64, len: u64, offset: u64) -> Result<(), Errno> {
     let mut file = [0u8; 64 << 10];
     let mut done = 0u64;
     while done < len {
@@ -248,4 +246,42 @@ unsafe fn write_back(fd: i32, addr: u64, len: u64, offset: u64) -> Result<(), Er
         done += n as u64;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{map_flags, map_prot};
+    use ckpt_image::{Region, RegionKind, REGION_GROWSDOWN, REGION_SHARED};
+    use ckpt_sys as sys;
+
+    fn region(prot: i32, flags: u32, kind: RegionKind, n_extents: u32) -> Region {
+        Region {
+            start: 0x1000,
+            end: 0x3000,
+            prot: prot as u32,
+            flags,
+            kind: kind as u32,
+            n_extents,
+            ..Region::default()
+        }
+    }
+
+    /// A region with data is mapped writable while it is read, then gets
+    /// its own protection; its flags follow the image's.
+    #[test]
+    fn how_a_region_is_mapped() {
+        let ro = region(sys::PROT_READ, 0, RegionKind::Anon, 2);
+        assert_eq!(map_prot(&ro), sys::PROT_READ | sys::PROT_WRITE);
+        assert_eq!(map_flags(&ro), sys::MAP_ANONYMOUS | sys::MAP_PRIVATE);
+        let empty = region(sys::PROT_READ, 0, RegionKind::Anon, 0);
+        assert_eq!(map_prot(&empty), sys::PROT_READ, "nothing to read: its own protection at once");
+        let stack = region(sys::PROT_READ | sys::PROT_WRITE, REGION_GROWSDOWN, RegionKind::Stack, 1);
+        assert_eq!(map_flags(&stack), sys::MAP_ANONYMOUS | sys::MAP_PRIVATE | sys::MAP_GROWSDOWN);
+        let shared = region(sys::PROT_READ, REGION_SHARED, RegionKind::Anon, 1);
+        assert_eq!(map_flags(&shared), sys::MAP_ANONYMOUS | sys::MAP_SHARED);
+        let guard = region(sys::PROT_NONE, 0, RegionKind::Anon, 0);
+        assert_eq!(map_flags(&guard), sys::MAP_ANONYMOUS | sys::MAP_PRIVATE | sys::MAP_NORESERVE);
+        let workspace = region(sys::PROT_READ | sys::PROT_WRITE, 0, RegionKind::Workspace, 0);
+        assert_ne!(map_flags(&workspace) & sys::MAP_NORESERVE, 0, "the capture's workspace reserves no swap");
+    }
 }

@@ -30,7 +30,8 @@ const RLIMIT_CORE: i32 = 4;
 /// Serves until the program ends; never returns. `checkpoint_signal`: the
 /// image's (0: none known).
 pub fn run(init: i32, report: i32, checkpoint_signal: i32) -> ! {
-    let sfd = ns::signalfd(!0).unwrap_or(-1);
+    let signals = ns::signalfd(!0).ok();
+    let sfd = signals.as_ref().map_or(-1, sys::OwnedFd::as_raw);
     if bit(checkpoint_signal) != 0 {
         set_handler(checkpoint_signal, never_runs as *const () as usize as u64);
     }

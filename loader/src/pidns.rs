@@ -27,7 +27,7 @@
 use core::fmt::Write;
 
 use ckpt_image::Meta;
-use ckpt_sys::{self as sys, msg::Line, ns, Errno};
+use ckpt_sys::{self as sys, msg::Line, ns, Errno, OwnedFd};
 
 use crate::args::Options;
 use crate::fail::{self, Fail};
@@ -115,18 +115,12 @@ impl Report {
 }
 
 /// The pipes between the outer process and init: `go` (outer to init: the
-/// id maps are written) and `report` (init to outer).
+/// id maps are written) and `report` (init to outer), each (read end,
+/// write end). Made before the clone: each process takes the pair apart
+/// and drops (closes) the ends it does not use.
 pub struct Pipes {
-    pub go: (i32, i32),
-    pub report: (i32, i32),
-}
-
-impl Pipes {
-    pub fn close_all(&self) {
-        for fd in [self.go.0, self.go.1, self.report.0, self.report.1] {
-            sys::close(fd);
-        }
-    }
+    pub go: (OwnedFd, OwnedFd),
+    pub report: (OwnedFd, OwnedFd),
 }
 
 /// Decides how the program gets its pids, and in namespace mode makes the
@@ -160,12 +154,7 @@ fn namespaces(meta: &Meta, opts: &Options) -> Result<(), Why> {
         return Err(Why("the image's pid or a thread id is 1, which is the new namespace's init", None));
     }
     let pipe = || sys::pipe2(sys::O_CLOEXEC).map_err(|e| Why("cannot create a pipe", Some(e)));
-    let go = pipe()?;
-    let report = pipe().inspect_err(|_| {
-        sys::close(go.0);
-        sys::close(go.1);
-    })?;
-    let pipes = Pipes { go, report };
+    let pipes = Pipes { go: pipe()?, report: pipe()? };
     // Every signal blocked from here: init and the outer process take them
     // from a signalfd; the program's process gets `mask` back.
     let mask = sys::rt_sigprocmask(sys::SIG_SETMASK, !0).unwrap_or(0);
@@ -179,10 +168,8 @@ fn namespaces(meta: &Meta, opts: &Options) -> Result<(), Why> {
     let init = match unsafe { ns::clone_process(flags, 0) } {
         Ok(0) => {
             USER_NS.store(user_ns, core::sync::atomic::Ordering::SeqCst);
-            crate::init::run(meta, pid, &pipes);
-            // The program's process (init closed the other two ends).
-            sys::close(pipes.go.0);
-            sys::close(pipes.report.1);
+            // Returns in the program's process, every end closed.
+            crate::init::run(meta, pid, pipes);
             let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, mask);
             if opts.verbose {
                 let mut l = Line::new();
@@ -196,15 +183,14 @@ fn namespaces(meta: &Meta, opts: &Options) -> Result<(), Why> {
         Ok(init) => init,
         Err(e) => {
             let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, mask);
-            pipes.close_all();
             return Err(Why("cannot create a user and pid namespace", Some(e)));
         }
     };
-    sys::close(pipes.go.0);
-    sys::close(pipes.report.1);
+    // The outer process: writes `go`, reads `report`; init's ends closed
+    // here (a `_` pattern would leave them open in `pipes`).
+    let Pipes { go: (inits_go, go), report: (report, inits_report) } = pipes;
+    drop((inits_go, inits_report));
     let failed = |why: Why| {
-        sys::close(pipes.go.1);
-        sys::close(pipes.report.0);
         let _ = sys::kill(init, 9);
         let _ = sys::wait4(init);
         let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, mask);
@@ -213,13 +199,13 @@ fn namespaces(meta: &Meta, opts: &Options) -> Result<(), Why> {
     if let Err(e) = if user_ns { map_ids(init) } else { Ok(()) } {
         return failed(Why("cannot map the user and group ids in the new user namespace", Some(e)));
     }
-    if let Err(e) = sys::write_all(pipes.go.1, b"g") {
+    if let Err(e) = sys::write_all(&go, b"g") {
         return failed(Why("cannot start the new namespace's init", Some(e)));
     }
-    match Report::receive(pipes.report.0) {
+    match Report::receive(report.as_raw()) {
         Some(Report::Ready) => {
-            sys::close(pipes.go.1);
-            crate::outer::run(init, pipes.report.0, meta.header.process.interval_signal as i32)
+            drop(go);
+            crate::outer::run(init, report.as_raw(), meta.header.process.interval_signal as i32)
         }
         Some(Report::Failed(stage, e)) => {
             let what = STAGES.get(stage as usize).copied().unwrap_or(STAGES[3]);

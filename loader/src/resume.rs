@@ -13,7 +13,7 @@ use core::arch::asm;
 use core::fmt::Write;
 
 use ckpt_image::{Header, Meta, LOADER_END, LOADER_THREAD_STACKS, LOADER_THREAD_STACK_SIZE};
-use ckpt_sys::{self as sys, msg::Line, PrctlMmMap};
+use ckpt_sys::{self as sys, msg::Line, OwnedFd, PrctlMmMap};
 
 use crate::args::Options;
 use crate::fail::{self, Fail};
@@ -33,11 +33,11 @@ extern "C" {
 /// of no return: a refusal leaves the loader intact. With `exe`, the
 /// program's executable becomes `/proc/self/exe` again (see exe.rs); if the
 /// kernel refuses that, the rest is set without it, with a warning.
-pub fn set_mm(meta: &Meta, exe: Option<i32>) -> Result<(), Fail> {
+pub fn set_mm(meta: &Meta, exe: Option<OwnedFd>) -> Result<(), Fail> {
     let h = &meta.header;
     if let Some(fd) = exe {
-        let done = set_mm_map(h, fd as u32);
-        sys::close(fd);
+        let done = set_mm_map(h, fd.as_raw() as u32);
+        drop(fd);
         match done {
             Ok(()) => return Ok(()),
             Err(e) => {

@@ -34,23 +34,16 @@ pub fn restore_pair(meta: &Meta, opts: &Options, first: usize, out: &Out) {
     };
     // The first end goes to its number, which may be the other end's
     // temporary one: move that away first.
-    if sb == a.fd {
-        match sys::fcntl(sb, sys::F_DUPFD_CLOEXEC, 0) {
-            Ok(moved) => {
-                sys::close(sb);
-                sb = moved;
-            }
-            Err(e) => {
-                sys::close(sa);
-                sys::close(sb);
-                return lost(meta, first, &a, out, sys::errno_text(e));
-            }
+    if sb.as_raw() == a.fd {
+        match sys::dup_from(&sb, 0) {
+            Ok(moved) => sb = moved, // (the old number closed)
+            Err(e) => return lost(meta, first, &a, out, sys::errno_text(e)),
         }
     }
-    fill(meta, &a, sb, out);
+    fill(meta, &a, sb.borrow(), out);
     let b = peer.map(|j| (j, meta.fd(j)));
     if let Some((_, b)) = &b {
-        fill(meta, b, sa, out);
+        fill(meta, b, sa.borrow(), out);
     }
     files::set_done(first);
     if files::place(sa, &a).is_ok() {
@@ -66,7 +59,7 @@ pub fn restore_pair(meta: &Meta, opts: &Options, first: usize, out: &Out) {
                 files::set_placed(j);
             }
         }
-        _ => sys::close(sb),
+        _ => drop(sb),
     }
 }
 
@@ -77,7 +70,7 @@ fn lost(meta: &Meta, i: usize, f: &Fd, out: &Out, why: &str) {
 }
 
 /// Sends the messages that were waiting on `f` from the new peer end `w`.
-fn fill(meta: &Meta, f: &Fd, w: i32, out: &Out) {
+fn fill(meta: &Meta, f: &Fd, w: sys::BorrowedFd, out: &Out) {
     let data = meta.string(f.data).unwrap_or_default();
     match send_waiting(data, w) {
         Ok((0, _)) => {}
@@ -91,19 +84,19 @@ fn fill(meta: &Meta, f: &Fd, w: i32, out: &Out) {
 /// Sends the messages of a socket's record (`data`: its `SocketState`
 /// and what waited on it) from its new peer end `w`: (messages, bytes),
 /// or the bytes sent before an error.
-pub fn send_waiting(data: &[u8], w: i32) -> Result<(usize, usize), (usize, Errno)> {
+pub fn send_waiting(data: &[u8], w: impl sys::AsFd) -> Result<(usize, usize), (usize, Errno)> {
     let Some((_, msgs)) = socket_messages(data) else { return Ok((0, 0)) };
     let total: usize = socket_messages(data).map_or(0, |(_, m)| m.map(|m| m.len() + 64).sum());
     if total > 0 {
         // Room for all of it: the sender's buffer bounds what may wait.
-        let _ = ev::setsockopt_int(w, ev::SOL_SOCKET, ev::SO_SNDBUF, total.min(i32::MAX as usize / 2) as i32);
+        let _ = ev::setsockopt_int(&w, ev::SOL_SOCKET, ev::SO_SNDBUF, total.min(i32::MAX as usize / 2) as i32);
     }
     let (mut sent, mut count) = (0usize, 0usize);
     for m in msgs {
         count += 1;
         let mut at = 0;
         loop {
-            match ev::send(w, &m[at..], ev::MSG_DONTWAIT | ev::MSG_NOSIGNAL) {
+            match ev::send(&w, &m[at..], ev::MSG_DONTWAIT | ev::MSG_NOSIGNAL) {
                 Ok(k) => at += k,
                 Err(Errno::EINTR) => continue,
                 Err(e) => return Err((sent, e)),

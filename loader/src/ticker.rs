@@ -27,12 +27,13 @@ pub fn start(meta: &Meta) {
         return;
     };
     // SAFETY: the loader is single-threaded here; the child only forks
-    // again and exits, the grandchild runs `tick` and exits.
+    // again and exits, the grandchild runs `tick` and exits (neither
+    // returns, so neither drops, and closes, what the loader owns).
     match unsafe { sys::fork() } {
         Ok(0) => {
             // SAFETY: as above.
             if let Ok(0) = unsafe { sys::fork() } {
-                sys::ticker::run(pidfd, pid, signal, period_ms * 1_000_000);
+                sys::ticker::run(&pidfd, pid, signal, period_ms * 1_000_000);
             }
             sys::exit_group(0)
         }
@@ -41,7 +42,6 @@ pub fn start(meta: &Meta) {
         }
         Err(e) => warn("cannot start the ticker", Some(e)),
     }
-    sys::close(pidfd);
 }
 
 fn warn(what: &str, e: Option<Errno>) {

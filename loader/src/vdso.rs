@@ -96,7 +96,7 @@ pub fn read_own_maps(buf: &mut [u8]) -> Result<usize, Fail> {
     let fd = sys::open(c"/proc/self/maps", sys::O_RDONLY).map_err(fail::sys("cannot read /proc/self/maps"))?;
     let mut len = 0;
     loop {
-        match sys::read(fd, &mut buf[len..]) {
+        match sys::read(&fd, &mut buf[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
             Err(e) => return Err(Fail::Sys("cannot read /proc/self/maps", e)),
@@ -105,7 +105,6 @@ pub fn read_own_maps(buf: &mut [u8]) -> Result<usize, Fail> {
             return Err(Fail::Msg("/proc/self/maps of the loader is unexpectedly large"));
         }
     }
-    sys::close(fd);
     Ok(len)
 }
 

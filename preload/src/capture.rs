@@ -480,9 +480,10 @@ fn capture_one(
         }
     }
 
-    b.pagemap = sys::open(c"/proc/self/pagemap", sys::O_RDONLY).map_err(failed("opening /proc/self/pagemap"))?;
+    let pagemap = sys::open(c"/proc/self/pagemap", sys::O_RDONLY).map_err(failed("opening /proc/self/pagemap"))?;
+    b.pagemap = pagemap.as_raw(); // lent for the walk
     let walked = b.walk_maps(maps);
-    sys::close(b.pagemap);
+    drop(pagemap);
     walked?;
 
     // A copy-on-write writer writes in place from its own copy; a job's
@@ -517,13 +518,13 @@ fn capture_one(
                     .flatten()
                     .and_then(|name| base.link(&mut h, name, |s| b.string(s).ok()));
                 if linked.is_some() {
-                    out.set_parent(base.fd, base.id());
+                    let id = base.id();
+                    out.set_parent(base.fd, id);
                 } else {
                     // Nothing in common, or no room for the names: a full image.
                     b.extents[..b.n_extents].iter_mut().for_each(|x| *x = Extent::new(x.addr, x.len));
                     h.chain_depth = 0;
                     h.parents = Default::default();
-                    sys::close(base.fd);
                 }
             }
             Some(Tracking { tracked: &mut tracked[..], next: &mut tracked_next[..], program_has_uffd })
@@ -618,8 +619,8 @@ fn finish(b: Builder, rest: Rest, h: Header, t0: u64, role: Role) -> Result<(u64
     match (role, out) {
         (Role::Member(joined), _) => {
             let (fd, base) = joined.place(len)?;
-            let written = write_to(fd, &mut enc, writer, t0, base);
-            sys::close(fd);
+            let written = write_to(fd.as_raw(), &mut enc, writer, t0, base);
+            drop(fd);
             written.and_then(|()| joined.written()).map(|()| (len, 1))
         }
         (Role::Single, Some(mut out)) => {

@@ -67,9 +67,7 @@ fn read_proc(pid: u32, name: &str, buf: &mut [u8]) -> Option<usize> {
     let _ = write!(path, "/proc/{pid}/{name}\0");
     let p = core::ffi::CStr::from_bytes_until_nul(path.as_bytes()).ok()?;
     let fd = sys::open(p, sys::O_RDONLY).ok()?;
-    let n = sys::read(fd, buf).ok();
-    sys::close(fd);
-    n
+    sys::read(fd, buf).ok()
 }
 
 /// Writes "PID (command line)" of `child` to `l`: at most 120 bytes of the

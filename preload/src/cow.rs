@@ -261,7 +261,9 @@ unsafe extern "C" fn middle(arg: u64) -> ! {
     // SAFETY: PR_SET_NAME reads a NUL-terminated name (up to 16 bytes).
     let _ = unsafe { sys::prctl(sys::PR_SET_NAME, c"ckpt-writer".as_ptr() as u64, 0, 0, 0) };
     // Taken now, while the program certainly is the process of that pid.
-    let pidfd = sys::pidfd_open(start.program).unwrap_or(-1);
+    // (Its number is this process's and then the writer's, as the rest of
+    // their descriptors: both end by exiting, never by returning.)
+    let pidfd = sys::pidfd_open(start.program).map_or(-1, sys::OwnedFd::into_raw);
     // SAFETY: this process has one thread, and the writer uses only raw
     // system calls and the workspace.
     match unsafe { sys::fork() } {

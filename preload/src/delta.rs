@@ -25,7 +25,7 @@ use core::ffi::CStr;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use ckpt_image::{checksum, Extent, Header, Meta, Parent, Region, StrRef, HEADER_SIZE, MAX_CHAIN, PROT_READ};
-use ckpt_sys::{self as sys, thread};
+use ckpt_sys::{self as sys, thread, BorrowedFd, OwnedFd};
 
 use crate::dirty::Scan;
 
@@ -42,7 +42,7 @@ const CLEAN: u64 = 1 << 63;
 /// The image a delta is taken after, open, its tables validated (in the
 /// workspace's `parent_meta`).
 pub struct Base<'a> {
-    pub fd: i32,
+    pub fd: OwnedFd,
     pub meta: Meta<'a>,
 }
 
@@ -52,14 +52,10 @@ impl<'a> Base<'a> {
     /// `buf`; `dir` is the image's directory, where its chain's files are.
     pub fn open(path: &CStr, max_chain: u32, buf: &'a mut [u8], dir: &CStr) -> Option<Base<'a>> {
         let fd = sys::open(path, sys::O_RDONLY | sys::O_NOFOLLOW | sys::O_NONBLOCK).ok()?;
-        let base = Self::read(fd, max_chain, buf, dir);
-        if base.is_none() {
-            sys::close(fd);
-        }
-        base.map(|meta| Base { fd, meta })
+        Self::read(fd.borrow(), max_chain, buf, dir).map(|meta| Base { fd, meta })
     }
 
-    fn read(fd: i32, max_chain: u32, buf: &'a mut [u8], dir: &CStr) -> Option<Meta<'a>> {
+    fn read(fd: BorrowedFd, max_chain: u32, buf: &'a mut [u8], dir: &CStr) -> Option<Meta<'a>> {
         let st = sys::fstat(fd).ok()?;
         if st.mode & sys::S_IFMT != sys::S_IFREG || st.uid != sys::geteuid() {
             return None;
@@ -87,11 +83,10 @@ impl<'a> Base<'a> {
                 name[n.len()] = 0;
                 CStr::from_bytes_with_nul(&name[..=n.len()])
                     .ok()
-                    .and_then(|c| sys::fstatat(dir_fd, c, sys::AT_SYMLINK_NOFOLLOW).ok())
+                    .and_then(|c| sys::fstatat(&dir_fd, c, sys::AT_SYMLINK_NOFOLLOW).ok())
                     .is_some_and(|st| st.mode & sys::S_IFMT == sys::S_IFREG && st.size as u64 == p.file_len)
             }
         });
-        sys::close(dir_fd);
         all_there.then_some(m)
     }
 

@@ -35,7 +35,7 @@ use crate::workspace::Range;
 /// What a page counts as changed by.
 const CHANGED: u64 = PAGE_IS_WRITTEN | PAGE_IS_PFNZERO;
 /// Where the userfaultfd is placed, out of the way of small numbers.
-const UFFD_MIN_FD: u64 = 1000;
+const UFFD_MIN_FD: i32 = 1000;
 
 struct State {
     /// The userfaultfd (-1: none yet), and what it is, to notice it was
@@ -132,7 +132,7 @@ pub fn scan<'a>(tracked: &'a mut [Range], runs: &'a mut [PageRegion], parent_id:
                 // Once the table is full, the walk goes on (to protect the
                 // pages again) into a scratch table, and nothing is known.
                 let out = if full { &mut spare[..] } else { &mut runs[n..] };
-                match wp::scan(pagemap, at, r.end, CHANGED, true, out) {
+                match wp::scan(&pagemap, at, r.end, CHANGED, true, out) {
                     Ok((got, walk_end)) => {
                         if !full {
                             n += got;
@@ -153,7 +153,7 @@ pub fn scan<'a>(tracked: &'a mut [Range], runs: &'a mut [PageRegion], parent_id:
                 }
             }
         }
-        sys::close(pagemap);
+        drop(pagemap);
         let valid = !full && parent_id != 0 && s.image_id == parent_id;
         s.image_id = 0; // until the next arm
         Scan { tracked, runs: &runs[..n], valid }
@@ -214,13 +214,14 @@ pub fn arm(
                 t.ok && t.start <= r.start && r.end <= t.end
             };
             let protected = covered
-                || (wp::register(s.uffd, r.start, r.len()).is_ok() && protect(pagemap, r.start, r.end, &mut spare));
+                || (wp::register(s.uffd, r.start, r.len()).is_ok()
+                    && protect(pagemap.borrow(), r.start, r.end, &mut spare));
             if protected && n < next.len() {
                 next[n] = Range { start: r.start, end: r.end, ok: true };
                 n += 1;
             }
         }
-        sys::close(pagemap);
+        drop(pagemap);
         tracked[..n].copy_from_slice(&next[..n]);
         s.n_tracked = n;
         s.image_id = image_id;
@@ -230,7 +231,7 @@ pub fn arm(
 
 /// Write-protects every page of `[start, end)` (a scan whose answer is
 /// dropped).
-fn protect(pagemap: i32, start: u64, end: u64, spare: &mut [PageRegion]) -> bool {
+fn protect(pagemap: sys::BorrowedFd, start: u64, end: u64, spare: &mut [PageRegion]) -> bool {
     let mut at = start;
     while at < end {
         match wp::scan(pagemap, at, end, CHANGED, true, spare) {
@@ -241,14 +242,9 @@ fn protect(pagemap: i32, start: u64, end: u64, spare: &mut [PageRegion]) -> bool
     true
 }
 
-/// The userfaultfd, at a number of 1000 or more.
+/// The userfaultfd, at a number of 1000 or more: kept open for the
+/// program's life (the tracker's state holds its number).
 fn open() -> Result<i32, Errno> {
     let fd = wp::open_async_wp()?;
-    match sys::fcntl(fd, sys::F_DUPFD_CLOEXEC, UFFD_MIN_FD) {
-        Ok(high) => {
-            sys::close(fd);
-            Ok(high)
-        }
-        Err(_) => Ok(fd),
-    }
+    Ok(sys::dup_from(&fd, UFFD_MIN_FD).unwrap_or(fd).into_raw())
 }

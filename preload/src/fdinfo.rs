@@ -13,9 +13,7 @@ use crate::msg;
 pub fn for_each_line(fd: i32, buf: &mut [u8], each: impl FnMut(&[u8])) -> Result<(), Errno> {
     let mut path = [0u8; 40];
     let file = sys::open(fdinfo_path(fd, &mut path), sys::O_RDONLY | sys::O_CLOEXEC)?;
-    let result = sys::lines::for_each(|b| sys::read(file, b), buf, sys::lines::Long::Fail, each);
-    sys::close(file);
-    result
+    sys::lines::for_each(|b| sys::read(&file, b), buf, sys::lines::Long::Fail, each)
 }
 
 fn fdinfo_path(fd: i32, buf: &mut [u8; 40]) -> &CStr {

@@ -156,7 +156,7 @@ fn list(out: &mut [Fd], scratch: &mut [u8]) -> Result<usize, Errno> {
     let dir = sys::open(c"/proc/self/fd", sys::O_RDONLY | sys::O_DIRECTORY)?;
     let mut n = 0;
     let result = loop {
-        let len = match sys::getdents64(dir, scratch) {
+        let len = match sys::getdents64(&dir, scratch) {
             Ok(0) => break Ok(()),
             Ok(len) => len,
             Err(Errno::EINTR) => continue,
@@ -165,7 +165,7 @@ fn list(out: &mut [Fd], scratch: &mut [u8]) -> Result<usize, Errno> {
         let mut full = false;
         // Not the listing's own descriptor, a job's barrier, nor the write
         // tracker.
-        let own = |fd: i32| fd == dir || crate::job::is_own_fd(fd) || crate::dirty::is_own_fd(fd);
+        let own = |fd: i32| fd == dir.as_raw() || crate::job::is_own_fd(fd) || crate::dirty::is_own_fd(fd);
         for fd in sys::dirent_names(&scratch[..len]).filter_map(parse_fd).filter(|&fd| !own(fd)) {
             if n == out.len() {
                 full = true;
@@ -178,7 +178,7 @@ fn list(out: &mut [Fd], scratch: &mut [u8]) -> Result<usize, Errno> {
             break Err(TOO_MANY);
         }
     };
-    sys::close(dir);
+    drop(dir);
     result?;
     // /proc lists descriptors in order; sort anyway (insertion sort: linear
     // on sorted input).
@@ -419,19 +419,21 @@ pub fn peek_pipe(fd: i32, strings: &mut dyn Strings, scratch: &mut [u8]) -> Resu
     // tee copies pipe buffers: the temporary pipe needs as many slots as
     // the program's has.
     if let Ok(size) = sys::fcntl(fd, sys::F_GETPIPE_SZ, 0) {
-        let _ = sys::fcntl(w, sys::F_SETPIPE_SZ, size as u64);
+        let _ = sys::fcntl(&w, sys::F_SETPIPE_SZ, size as u64);
     }
-    let copied = sys::tee(fd, w, waiting, sys::SPLICE_F_NONBLOCK).unwrap_or(0);
-    let result = read_into_strings(r, copied, strings, scratch);
-    sys::close(r);
-    sys::close(w);
-    Ok((result?, waiting))
+    let copied = sys::tee(fd, &w, waiting, sys::SPLICE_F_NONBLOCK).unwrap_or(0);
+    Ok((read_into_strings(r.borrow(), copied, strings, scratch)?, waiting))
 }
 
 /// Reads `len` bytes from the (non-blocking) pipe `r` and appends them to
 /// the string table in pieces of the scratch buffer's size; returns the
 /// reference to all of them (the pieces are consecutive).
-fn read_into_strings(r: i32, len: usize, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<StrRef, Errno> {
+fn read_into_strings(
+    r: sys::BorrowedFd,
+    len: usize,
+    strings: &mut dyn Strings,
+    scratch: &mut [u8],
+) -> Result<StrRef, Errno> {
     let mut whole = StrRef::default();
     let mut first = true;
     let mut left = len;

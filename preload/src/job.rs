@@ -190,7 +190,7 @@ fn exited(pid: u32, buf: &mut [u8]) -> Option<u32> {
 /// The root's side of one job checkpoint.
 pub struct Root<'t> {
     board: &'static Board,
-    memfd: i32,
+    memfd: sys::OwnedFd,
     /// Slots handed out on the board (every process found).
     n: usize,
     /// Members in the table (the processes still there once all stopped),
@@ -228,13 +228,12 @@ impl Strings for JobStrings<'_> {
 pub fn start(t: &mut JobTables) -> Result<Root<'_>, Failure> {
     let memfd = sys::events::memfd_create(c"ckpt-job", sys::events::MFD_CLOEXEC)
         .map_err(failed("creating the job's barrier"))?;
-    BOARD_FD.store(memfd, SeqCst);
-    let board = sys::ftruncate(memfd, BOARD_SIZE).and_then(|()| map(memfd));
+    BOARD_FD.store(memfd.as_raw(), SeqCst);
+    let board = sys::ftruncate(&memfd, BOARD_SIZE).and_then(|()| map(memfd.as_raw()));
     let board = match board {
         Ok(b) => b,
         Err(e) => {
             BOARD_FD.store(-1, SeqCst);
-            sys::close(memfd);
             return Err(failed("creating the job's barrier")(e));
         }
     };
@@ -289,7 +288,7 @@ impl Root<'_> {
     /// the timeout, as is one that does not arrive.
     pub fn gather(&mut self, signal: i32, dents: &mut [u8]) -> Result<(), Failure> {
         let start = now();
-        let value = JOIN_TAG << 48 | (self.board.nonce.load(SeqCst) as u64) << 32 | self.memfd as u32 as u64;
+        let value = JOIN_TAG << 48 | (self.board.nonce.load(SeqCst) as u64) << 32 | self.memfd.as_raw() as u32 as u64;
         loop {
             let (new, unarmed) = self.scan(signal, value, dents)?;
             let waiting = self.wait_arrivals(start, dents)?;
@@ -526,7 +525,7 @@ impl Root<'_> {
         sys::futex_wake_shared(&self.board.phase, u32::MAX);
         unmap();
         BOARD_FD.store(-1, SeqCst);
-        sys::close(self.memfd);
+        drop(self.memfd);
     }
 
     /// Writes "PID (command line)" of the member with that pid.
@@ -559,12 +558,12 @@ pub fn join(value: u64) -> Option<Joined> {
     let fd = value as u32;
     let path: &CStr = msg::c_path(&mut p, format_args!("/proc/{root}/fd/{fd}"), c"/proc/0/fd/0");
     let memfd = sys::open(path, sys::O_RDWR).ok()?;
-    let st = sys::fstat(memfd);
+    let st = sys::fstat(&memfd);
     let board = match st {
-        Ok(st) if st.size as u64 == BOARD_SIZE => map(memfd).ok(),
+        Ok(st) if st.size as u64 == BOARD_SIZE => map(memfd.as_raw()).ok(),
         _ => None,
     };
-    sys::close(memfd);
+    drop(memfd);
     let board = board?;
     let me = sys::getpid() as u32;
     let slot = board.slots.iter().position(|s| s.pid.load(SeqCst) == me);
@@ -619,7 +618,7 @@ impl Joined {
     /// Gives the root this member's image length and waits for its place
     /// and the file: returns the root's temporary file, opened here, and
     /// the image's base offset in it.
-    pub fn place(&self, len: u64) -> Result<(i32, u64), Failure> {
+    pub fn place(&self, len: u64) -> Result<(sys::OwnedFd, u64), Failure> {
         self.board.slots[self.slot].len.store(len, SeqCst);
         self.set(CAPTURED);
         if self.wait_phase(WRITE) != WRITE {

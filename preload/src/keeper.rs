@@ -52,7 +52,7 @@ use core::sync::atomic::{AtomicI32, AtomicU64, Ordering::SeqCst};
 
 use ckpt_sys::events as ev;
 use ckpt_sys::locks::{KeeperAddr, KEEPER_NAME, KEEPER_RELEASE, KEEPER_RELEASED};
-use ckpt_sys::{self as sys, thread, Errno};
+use ckpt_sys::{self as sys, thread, Errno, OwnedFd};
 
 use crate::fdinfo;
 use crate::msg;
@@ -175,7 +175,7 @@ fn scan(plan: &mut Plan, scratch: &mut [u8]) -> Result<bool, Errno> {
     let dir = sys::open(c"/proc/self/fd", sys::O_RDONLY | sys::O_DIRECTORY | sys::O_CLOEXEC)?;
     let mut listed = Ok(());
     loop {
-        let len = match sys::getdents64(dir, dents) {
+        let len = match sys::getdents64(&dir, dents) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
@@ -186,7 +186,7 @@ fn scan(plan: &mut Plan, scratch: &mut [u8]) -> Result<bool, Errno> {
         for name in sys::dirent_names(&dents[..len]) {
             let Some((fd, _)) = fdinfo::number(name, 10) else { continue };
             let fd = fd as i32;
-            let regular = fd != dir && sys::fstat(fd).is_ok_and(|st| st.mode & sys::S_IFMT == sys::S_IFREG);
+            let regular = fd != dir.as_raw() && sys::fstat(fd).is_ok_and(|st| st.mode & sys::S_IFMT == sys::S_IFREG);
             if !regular {
                 continue;
             }
@@ -207,7 +207,7 @@ fn scan(plan: &mut Plan, scratch: &mut [u8]) -> Result<bool, Errno> {
             }
         }
     }
-    sys::close(dir);
+    drop(dir);
     listed?;
     for fd in 0..MAX_FDS {
         if plan.kept(fd) && !sys::fstat(fd as i32).is_ok_and(|st| plan.locked(&st)) {
@@ -220,11 +220,12 @@ fn scan(plan: &mut Plan, scratch: &mut [u8]) -> Result<bool, Errno> {
 /// The keeper's socket, named after this image, and a pidfd of the program.
 fn listen(plan: &mut Plan) -> Result<(), Errno> {
     let addr = KeeperAddr::new(sys::geteuid(), sys::getpid() as u32, CREATED_NS.load(SeqCst));
-    plan.listen = ev::socket(ev::AF_UNIX, ev::SOCK_STREAM | ev::SOCK_CLOEXEC, 0)?;
+    // Both are the plan's: the keeper's, or closed by `start` on failure.
+    plan.listen = ev::socket(ev::AF_UNIX, ev::SOCK_STREAM | ev::SOCK_CLOEXEC, 0)?.into_raw();
     ev::bind(plan.listen, addr.as_bytes())?;
     ev::listen(plan.listen, 8)?;
     plan.set(plan.listen as usize, true);
-    plan.pidfd = sys::pidfd_open(sys::getpid())?;
+    plan.pidfd = sys::pidfd_open(sys::getpid())?.into_raw();
     Ok(())
 }
 
@@ -300,17 +301,16 @@ unsafe extern "C" fn keeper(arg: u64) -> ! {
             // (Not to be: the locks go with this process.)
             Err(_) => sys::exit_group(1),
         };
-        if ev::peer_cred(conn).is_ok_and(|(_, uid)| uid == sys::geteuid()) && asks_release(conn) {
-            close_all_but(|fd| fd == conn as u32);
-            let _ = ev::send(conn, &[KEEPER_RELEASED], ev::MSG_NOSIGNAL);
+        if ev::peer_cred(&conn).is_ok_and(|(_, uid)| uid == sys::geteuid()) && asks_release(&conn) {
+            close_all_but(|fd| fd == conn.as_raw() as u32);
+            let _ = ev::send(&conn, &[KEEPER_RELEASED], ev::MSG_NOSIGNAL);
             sys::exit_group(0);
         }
-        sys::close(conn);
     }
 }
 
 /// Whether connection `conn` sends the release request (within 2 s).
-fn asks_release(conn: i32) -> bool {
+fn asks_release(conn: &OwnedFd) -> bool {
     let mut b = [0u8; 1];
     sys::poll_readable(conn, 2_000_000_000) == Ok(true) && ev::recv(conn, &mut b, 0) == Ok(1) && b[0] == KEEPER_RELEASE
 }

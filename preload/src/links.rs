@@ -215,9 +215,8 @@ fn pipe_bytes(e: &Entry, strings: &mut dyn Strings, scratch: &mut [u8]) -> Resul
     let mut p = [0u8; 48];
     let path: &CStr = msg::c_path(&mut p, format_args!("/proc/{}/fd/{}", e.pid, e.fd), c"/proc/0/fd/0");
     let Ok(fd) = sys::open(path, sys::O_RDONLY | sys::O_NONBLOCK) else { return Ok((StrRef::default(), false)) };
-    let result = files::peek_pipe(fd, strings, scratch);
+    let result = files::peek_pipe(fd.as_raw(), strings, scratch);
     let ended = sys::pipe_widowed(fd);
-    sys::close(fd);
     result.map(|(data, _)| (data, ended))
 }
 
@@ -225,12 +224,8 @@ fn pipe_bytes(e: &Entry, strings: &mut dyn Strings, scratch: &mut [u8]) -> Resul
 /// through a copy of its descriptor; nothing if no copy can be had.
 fn socket_queue(e: &Entry, strings: &mut dyn Strings, scratch: &mut [u8]) -> Result<StrRef, Errno> {
     let Ok(pidfd) = sys::pidfd_open(e.pid as i32) else { return Ok(StrRef::default()) };
-    let copy = sys::pidfd_getfd(pidfd, e.fd as i32);
-    sys::close(pidfd);
-    let Ok(fd) = copy else { return Ok(StrRef::default()) };
-    let result = crate::sockets::save_queue(fd, strings, scratch);
-    sys::close(fd);
-    result
+    let Ok(fd) = sys::pidfd_getfd(pidfd, e.fd as i32) else { return Ok(StrRef::default()) };
+    crate::sockets::save_queue(fd.as_raw(), strings, scratch)
 }
 
 /// One shared mapping of one member.
@@ -308,14 +303,11 @@ pub fn capture_shared(
 fn listen_address(e: &Entry, strings: &mut dyn Strings, scratch: &mut [u8]) -> Option<StrRef> {
     use ckpt_sys::events as ev;
     let pidfd = sys::pidfd_open(e.pid as i32).ok()?;
-    let copy = sys::pidfd_getfd(pidfd, e.fd as i32);
-    sys::close(pidfd);
-    let fd = copy.ok()?;
-    let listening = ev::getsockopt_int(fd, ev::SOL_SOCKET, ev::SO_ACCEPTCONN) == Ok(1);
-    let ty = ev::getsockopt_int(fd, ev::SOL_SOCKET, ev::SO_TYPE).unwrap_or(ev::SOCK_STREAM);
+    let fd = sys::pidfd_getfd(pidfd, e.fd as i32).ok()?;
+    let listening = ev::getsockopt_int(&fd, ev::SOL_SOCKET, ev::SO_ACCEPTCONN) == Ok(1);
+    let ty = ev::getsockopt_int(&fd, ev::SOL_SOCKET, ev::SO_TYPE).unwrap_or(ev::SOCK_STREAM);
     let (head, addr) = scratch.split_at_mut(4);
     let len = ev::getsockname(fd, &mut addr[..110]);
-    sys::close(fd);
     let len = len.ok().filter(|&n| listening && n > 2 && addr[..2] == (ev::AF_UNIX as u16).to_le_bytes())?;
     head.copy_from_slice(&(ty as u32).to_le_bytes());
     strings.add(&scratch[..4 + len])

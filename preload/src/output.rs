@@ -27,7 +27,7 @@
 
 use core::ffi::CStr;
 
-use ckpt_sys::{self as sys, Errno};
+use ckpt_sys::{self as sys, BorrowedFd, Errno, OwnedFd};
 
 use crate::capture::{failed, refuse, Failure};
 
@@ -106,7 +106,7 @@ fn random_u64() -> u64 {
 
 /// The image's temporary file, open for writing.
 pub struct Temp {
-    pub fd: i32,
+    pub fd: OwnedFd,
     /// Whether it has a name yet (the fallback path, or after linking).
     named: bool,
 }
@@ -122,8 +122,10 @@ pub struct Output {
     keep: u32,
     allow_foreign: bool,
     /// A delta's parent (the image at the path when it was taken, open),
-    /// and its identity; -1: a full image.
-    parent_fd: i32,
+    /// and its identity; None: a full image. (Dropped, so closed, when a
+    /// checkpoint fails before its commit: it must not stay open in the
+    /// program.)
+    parent_fd: Option<OwnedFd>,
     parent_id: u64,
 }
 
@@ -141,7 +143,7 @@ impl Output {
             tmp_len: 0,
             keep,
             allow_foreign,
-            parent_fd: -1,
+            parent_fd: None,
             parent_id: 0,
         };
         let slash = path.iter().rposition(|&c| c == b'/').unwrap_or(0);
@@ -190,8 +192,8 @@ impl Output {
 
     /// The image being written is a delta on the image open at `fd`, of
     /// identity `id`: the commit gives that one its chain name first.
-    pub fn set_parent(&mut self, fd: i32, id: u64) {
-        self.parent_fd = fd;
+    pub fn set_parent(&mut self, fd: OwnedFd, id: u64) {
+        self.parent_fd = Some(fd);
         self.parent_id = id;
     }
 
@@ -255,15 +257,14 @@ impl Output {
         let me = sys::geteuid();
         const NAME_MAX: usize = 255;
         let mut name_buf = [0u8; NAME_MAX + 1];
-        while let Ok(n @ 1..) = sys::getdents64(dir, scratch) {
+        while let Ok(n @ 1..) = sys::getdents64(&dir, scratch) {
             let names = sys::dirent_names(&scratch[..n]);
             for name in names.filter(|name| name.len() <= NAME_MAX && self.is_temporary(name)) {
                 name_buf[..name.len()].copy_from_slice(name);
                 name_buf[name.len()] = 0;
-                remove_if_stale(dir, cstr(&name_buf, name.len()), me);
+                remove_if_stale(dir.borrow(), cstr(&name_buf, name.len()), me);
             }
         }
-        sys::close(dir);
     }
 
     /// Whether `name` is `<image name>.<hex digits>.tmp` (the random names,
@@ -297,7 +298,7 @@ impl Output {
         };
         // The mode the file was created with is 0600 less the umask: with a
         // umask of 0777 that would be an image nobody can read.
-        let ready = sys::fchmod(temp.fd, 0o600).and_then(|()| sys::flock(temp.fd, sys::LOCK_EX | sys::LOCK_NB));
+        let ready = sys::fchmod(&temp.fd, 0o600).and_then(|()| sys::flock(&temp.fd, sys::LOCK_EX | sys::LOCK_NB));
         match ready {
             Ok(()) => Ok(temp),
             Err(e) => {
@@ -321,10 +322,9 @@ impl Output {
             self.abandon(temp);
             return done;
         }
-        sys::close(temp.fd);
+        drop(temp);
         if let Ok(dir) = sys::open(self.dir(), sys::O_RDONLY | sys::O_DIRECTORY) {
             let _ = sys::fsync(dir);
-            sys::close(dir);
         }
         Ok(())
     }
@@ -333,12 +333,10 @@ impl Output {
     /// to the very file the delta was computed from (through its open
     /// descriptor). A file already at that name must be the same image.
     fn link_parent(&mut self) -> Result<(), Failure> {
-        if self.parent_fd < 0 {
-            return Ok(());
-        }
+        let Some(parent) = self.parent_fd.take() else { return Ok(()) };
         let mut proc_path = [0u8; 32];
         let mut c = Cursor { buf: &mut proc_path, pos: 0 };
-        c.push(b"/proc/self/fd/").number(self.parent_fd as u64);
+        c.push(b"/proc/self/fd/").number(parent.as_raw() as u64);
         let len = c.finish();
         let mut name = [0u8; NAME_BUF];
         let mut c = Cursor { buf: &mut name, pos: 0 };
@@ -348,15 +346,12 @@ impl Output {
         let name_len = c.finish();
         let target = cstr(&name, name_len);
         let linked = sys::linkat(cstr(&proc_path, len), target, sys::AT_SYMLINK_FOLLOW);
-        let same = |st: sys::Stat| sys::fstat(self.parent_fd).is_ok_and(|p| p.ino == st.ino && p.dev == st.dev);
-        let done = match linked {
+        let same = |st: sys::Stat| sys::fstat(&parent).is_ok_and(|p| p.ino == st.ino && p.dev == st.dev);
+        match linked {
             Ok(()) => Ok(()),
             Err(Errno::EEXIST) if sys::lstat(target).is_ok_and(same) => Ok(()),
             Err(e) => Err(failed("linking the previous image as the delta's parent")(e)),
-        };
-        sys::close(self.parent_fd);
-        self.parent_fd = -1;
-        done
+        }
     }
 
     /// With `--incremental`, after a commit: removes this image's chain
@@ -367,7 +362,7 @@ impl Output {
         let Ok(dir) = sys::open(self.dir(), sys::O_RDONLY | sys::O_DIRECTORY) else { return };
         let me = sys::geteuid();
         let mut name_buf = [0u8; 256];
-        while let Ok(n @ 1..) = sys::getdents64(dir, scratch) {
+        while let Ok(n @ 1..) = sys::getdents64(&dir, scratch) {
             for name in sys::dirent_names(&scratch[..n]).filter(|name| name.len() < 256) {
                 let Some(id) = self.is_parent_name(name) else { continue };
                 if self.kept_images_name(id) {
@@ -377,12 +372,11 @@ impl Output {
                 name_buf[name.len()] = 0;
                 let name = cstr(&name_buf, name.len());
                 let ours = |st: sys::Stat| st.mode & sys::S_IFMT == sys::S_IFREG && st.uid == me;
-                if sys::fstatat(dir, name, sys::AT_SYMLINK_NOFOLLOW).is_ok_and(ours) {
-                    let _ = sys::unlinkat(dir, name);
+                if sys::fstatat(&dir, name, sys::AT_SYMLINK_NOFOLLOW).is_ok_and(ours) {
+                    let _ = sys::unlinkat(&dir, name);
                 }
             }
         }
-        sys::close(dir);
     }
 
     /// Whether the image or a kept older one names the image of identity
@@ -395,11 +389,10 @@ impl Output {
                 return false; // absent: names nothing
             };
             let mut head = [0u8; ckpt_image::HEADER_SIZE];
-            let h = sys::fstat(fd)
+            let h = sys::fstat(&fd)
                 .ok()
-                .filter(|_| sys::pread(fd, &mut head, 0).ok() == Some(head.len()))
+                .filter(|_| sys::pread(&fd, &mut head, 0).ok() == Some(head.len()))
                 .and_then(|st| ckpt_image::Header::parse(&head, st.size as u64).ok());
-            sys::close(fd);
             h.is_none_or(|h| h.parents[..h.chain_depth as usize].iter().any(|p| p.id == id))
         })
     }
@@ -412,7 +405,7 @@ impl Output {
         }
         let mut buf = [0u8; 32];
         let mut c = Cursor { buf: &mut buf, pos: 0 };
-        c.push(b"/proc/self/fd/").number(temp.fd as u64);
+        c.push(b"/proc/self/fd/").number(temp.fd.as_raw() as u64);
         let len = c.finish();
         let mut tries = 0;
         loop {
@@ -433,7 +426,7 @@ impl Output {
         if temp.named {
             let _ = sys::unlink(self.tmp());
         }
-        sys::close(temp.fd);
+        drop(temp);
     }
 
     /// Makes room for the new image when `keep` images are kept: the image
@@ -474,38 +467,27 @@ impl Output {
     }
 }
 
-impl Drop for Output {
-    /// A checkpoint that failed before its commit: the parent's descriptor
-    /// must not stay open in the program.
-    fn drop(&mut self) {
-        if self.parent_fd >= 0 {
-            sys::close(self.parent_fd);
-        }
-    }
-}
-
 /// Removes `name` (in `dir`) if it is a regular file of `owner`'s that no
 /// one holds locked. Opened without following links and without blocking
 /// (a FIFO planted at the name).
-fn remove_if_stale(dir: i32, name: &CStr, owner: u32) {
+fn remove_if_stale(dir: BorrowedFd, name: &CStr, owner: u32) {
     let ours = |st: sys::Stat| st.mode & sys::S_IFMT == sys::S_IFREG && st.uid == owner;
     if !sys::fstatat(dir, name, sys::AT_SYMLINK_NOFOLLOW).is_ok_and(ours) {
         return; // not even opened: a device planted at the name
     }
     let flags = sys::O_RDONLY | sys::O_NOFOLLOW | sys::O_NONBLOCK | sys::O_NOCTTY;
     let Ok(fd) = sys::openat(dir, name, flags, 0) else { return };
-    if sys::fstat(fd).is_ok_and(ours) && sys::flock(fd, sys::LOCK_EX | sys::LOCK_NB).is_ok() {
+    if sys::fstat(&fd).is_ok_and(ours) && sys::flock(&fd, sys::LOCK_EX | sys::LOCK_NB).is_ok() {
         // Still the same file at the name? (Only its owner or the
         // directory's could have swapped it meanwhile.)
         let same = sys::fstatat(dir, name, sys::AT_SYMLINK_NOFOLLOW)
             .ok()
-            .zip(sys::fstat(fd).ok())
+            .zip(sys::fstat(&fd).ok())
             .is_some_and(|(a, b)| a.ino == b.ino && a.dev == b.dev);
         if same {
             let _ = sys::unlinkat(dir, name);
         }
     }
-    sys::close(fd);
 }
 
 #[cfg(test)]

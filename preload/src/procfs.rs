@@ -10,19 +10,17 @@ use ckpt_sys::{self as sys, Errno};
 pub fn read_file(path: &CStr, buf: &mut [u8]) -> Result<usize, Errno> {
     let fd = sys::open(path, sys::O_RDONLY)?;
     let mut len = 0;
-    let result = loop {
+    loop {
         if len == buf.len() {
             break Err(Errno::E2BIG);
         }
-        match sys::read(fd, &mut buf[len..]) {
+        match sys::read(&fd, &mut buf[len..]) {
             Ok(0) => break Ok(len),
             Ok(n) => len += n,
             Err(Errno::EINTR) => {}
             Err(e) => break Err(e),
         }
-    };
-    sys::close(fd);
-    result
+    }
 }
 
 /// The numeric fields of a `/proc/PID/stat` text, by their number in
@@ -71,7 +69,7 @@ pub fn mm_layout(buf: &mut [u8]) -> Result<MmLayout, Errno> {
 
 /// The threads of this process: a listing of `/proc/self/task`.
 pub struct Tasks {
-    fd: i32,
+    fd: sys::OwnedFd,
 }
 
 impl Tasks {
@@ -97,7 +95,7 @@ impl Tasks {
         // entries than `out` can take.
         let len = buf.len().min(out.len() * 24);
         loop {
-            let n = sys::getdents64(self.fd, &mut buf[..len])?;
+            let n = sys::getdents64(&self.fd, &mut buf[..len])?;
             if n == 0 {
                 return Ok(0);
             }
@@ -113,12 +111,6 @@ impl Tasks {
                 return Ok(count);
             }
         }
-    }
-}
-
-impl Drop for Tasks {
-    fn drop(&mut self) {
-        sys::close(self.fd);
     }
 }
 

@@ -21,7 +21,7 @@ pub fn live_path<'o>(name: &[u8], ino: u64, out: &'o mut [u8; 512]) -> Option<&'
     let dir = sys::open(c"/dev/shm", sys::O_RDONLY | sys::O_DIRECTORY | sys::O_CLOEXEC).ok()?;
     let mut buf = [0u8; 4096];
     let mut found = None;
-    'scan: while let Ok(len) = sys::getdents64(dir, &mut buf) {
+    'scan: while let Ok(len) = sys::getdents64(&dir, &mut buf) {
         if len == 0 {
             break;
         }
@@ -34,6 +34,5 @@ pub fn live_path<'o>(name: &[u8], ino: u64, out: &'o mut [u8; 512]) -> Option<&'
             }
         }
     }
-    sys::close(dir);
     found.map(|n| &out[..n])
 }

@@ -126,13 +126,12 @@ fn peek_all(
 
 /// The kernel's sock_diag netlink, asked for the peers of UNIX sockets.
 struct Diag {
-    fd: i32,
+    fd: Option<sys::OwnedFd>,
 }
 
 impl Diag {
     fn open() -> Diag {
-        let fd = ev::socket(ev::AF_NETLINK, ev::SOCK_DGRAM | ev::SOCK_CLOEXEC, ev::NETLINK_SOCK_DIAG).unwrap_or(-1);
-        Diag { fd }
+        Diag { fd: ev::socket(ev::AF_NETLINK, ev::SOCK_DGRAM | ev::SOCK_CLOEXEC, ev::NETLINK_SOCK_DIAG).ok() }
     }
 
     /// Calls `each(inode, peer's inode)` for every UNIX socket of the
@@ -144,9 +143,7 @@ impl Diag {
         const NLMSG_DONE: u16 = 3;
         const UDIAG_SHOW_PEER: u32 = 4;
         const UNIX_DIAG_PEER: u16 = 2;
-        if self.fd < 0 {
-            return;
-        }
+        let Some(fd) = &self.fd else { return };
         // struct nlmsghdr (16 bytes) + struct unix_diag_req (24 bytes).
         let mut req = [0u8; 40];
         req[0..4].copy_from_slice(&40u32.to_le_bytes());
@@ -155,11 +152,11 @@ impl Diag {
         req[16] = ev::AF_UNIX as u8;
         req[20..24].copy_from_slice(&u32::MAX.to_le_bytes()); // every state
         req[28..32].copy_from_slice(&UDIAG_SHOW_PEER.to_le_bytes());
-        if ev::send_netlink(self.fd, &req).is_err() {
+        if ev::send_netlink(fd, &req).is_err() {
             return;
         }
         loop {
-            let n = match ev::recv(self.fd, scratch, 0) {
+            let n = match ev::recv(fd, scratch, 0) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
@@ -203,12 +200,4 @@ fn attribute(mut attrs: &[u8], want: u16) -> Option<u32> {
         attrs = attrs.get((len + 3) & !3..).unwrap_or(&[]);
     }
     None
-}
-
-impl Drop for Diag {
-    fn drop(&mut self) {
-        if self.fd >= 0 {
-            sys::close(self.fd);
-        }
-    }
 }

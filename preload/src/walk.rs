@@ -240,7 +240,8 @@ impl<'a> Builder<'a> {
         'a: 'b,
     {
         let Builder { strings, regions, extents: found, pagemap_words, strings_len, n_regions, late, .. } = self;
-        let pagemap = sys::open(c"/proc/self/pagemap", sys::O_RDONLY).map_err(failed("opening /proc/self/pagemap"))?;
+        let file = sys::open(c"/proc/self/pagemap", sys::O_RDONLY).map_err(failed("opening /proc/self/pagemap"))?;
+        let pagemap = file.as_raw(); // lent for the scan
         let mut b = Builder {
             strings,
             regions,
@@ -269,7 +270,7 @@ impl<'a> Builder<'a> {
             b.regions[i].n_extents = (b.n_extents - first) as u32;
             Ok(())
         });
-        sys::close(pagemap);
+        drop(file);
         scanned.map(|()| b)
     }
 

@@ -42,7 +42,7 @@ pub(crate) struct Compress<'a> {
 /// (the steps are in output.rs).
 pub(crate) fn write(out: &mut Output, fill: impl FnOnce(i32) -> Result<(), Failure>) -> Result<(), Failure> {
     let temp = out.create()?;
-    let fd = temp.fd;
+    let fd = temp.fd.as_raw();
     // A write past the program's RLIMIT_FSIZE raises SIGXFSZ (blocked
     // in here) as well as failing with EFBIG: that signal is ours, and
     // must not kill the program once the handler returns.

@@ -3,7 +3,7 @@
 
 use syscalls::{syscall, Sysno};
 
-use crate::{getpid, Errno, Result};
+use crate::{getpid, AsFd, Errno, Result};
 
 pub const EFD_SEMAPHORE: i32 = 1;
 pub const TFD_TIMER_ABSTIME: i32 = 1;
@@ -43,44 +43,44 @@ pub struct EpollEvent {
     pub data: u64,
 }
 
-pub fn eventfd2(initval: u32, flags: i32) -> Result<i32> {
+pub fn eventfd2(initval: u32, flags: i32) -> Result<crate::OwnedFd> {
     // SAFETY: no pointer: an integer and flags.
-    unsafe { syscall!(Sysno::eventfd2, initval, flags) }.map(|fd| fd as i32)
+    crate::fd::created(unsafe { syscall!(Sysno::eventfd2, initval, flags) })
 }
 
-pub fn timerfd_create(clockid: i32, flags: i32) -> Result<i32> {
+pub fn timerfd_create(clockid: i32, flags: i32) -> Result<crate::OwnedFd> {
     // SAFETY: no pointer: a clock id and flags.
-    unsafe { syscall!(Sysno::timerfd_create, clockid, flags) }.map(|fd| fd as i32)
+    crate::fd::created(unsafe { syscall!(Sysno::timerfd_create, clockid, flags) })
 }
 
-pub fn timerfd_settime(fd: i32, flags: i32, new: &ITimerSpec) -> Result<()> {
+pub fn timerfd_settime(fd: impl AsFd, flags: i32, new: &ITimerSpec) -> Result<()> {
     // SAFETY: `new` is a live ITimerSpec the kernel only reads; no old value is asked for.
-    unsafe { syscall!(Sysno::timerfd_settime, fd, flags, new as *const ITimerSpec, 0usize) }.map(drop)
+    unsafe { syscall!(Sysno::timerfd_settime, fd.raw(), flags, new as *const ITimerSpec, 0usize) }.map(drop)
 }
 
 /// `ioctl(fd, TFD_IOC_SET_TICKS)`: sets a timerfd's count of expirations
 /// not yet read (needs CONFIG_CHECKPOINT_RESTORE).
-pub fn timerfd_set_ticks(fd: i32, ticks: u64) -> Result<()> {
+pub fn timerfd_set_ticks(fd: impl AsFd, ticks: u64) -> Result<()> {
     const TFD_IOC_SET_TICKS: u64 = 0x4008_5400;
     // SAFETY: the kernel reads one u64 from `ticks`, a live local.
-    unsafe { syscall!(Sysno::ioctl, fd, TFD_IOC_SET_TICKS, &ticks as *const u64) }.map(drop)
+    unsafe { syscall!(Sysno::ioctl, fd.raw(), TFD_IOC_SET_TICKS, &ticks as *const u64) }.map(drop)
 }
 
 /// `signalfd4(-1, mask)`: a new signalfd for the signals of `mask`.
-pub fn signalfd4(mask: u64, flags: i32) -> Result<i32> {
+pub fn signalfd4(mask: u64, flags: i32) -> Result<crate::OwnedFd> {
     // SAFETY: the kernel reads the 8-byte mask from `mask`, a live local.
-    unsafe { syscall!(Sysno::signalfd4, -1i32, &mask as *const u64, 8usize, flags) }.map(|fd| fd as i32)
+    crate::fd::created(unsafe { syscall!(Sysno::signalfd4, -1i32, &mask as *const u64, 8usize, flags) })
 }
 
-pub fn epoll_create1(flags: i32) -> Result<i32> {
+pub fn epoll_create1(flags: i32) -> Result<crate::OwnedFd> {
     // SAFETY: no pointer: flags only.
-    unsafe { syscall!(Sysno::epoll_create1, flags) }.map(|fd| fd as i32)
+    crate::fd::created(unsafe { syscall!(Sysno::epoll_create1, flags) })
 }
 
-pub fn epoll_ctl(epfd: i32, op: i32, fd: i32, events: u32, data: u64) -> Result<()> {
+pub fn epoll_ctl(epfd: impl AsFd, op: i32, fd: impl AsFd, events: u32, data: u64) -> Result<()> {
     let ev = EpollEvent { events, data };
     // SAFETY: the kernel reads one epoll_event from `ev`, a live local.
-    unsafe { syscall!(Sysno::epoll_ctl, epfd, op, fd, &ev as *const EpollEvent) }.map(drop)
+    unsafe { syscall!(Sysno::epoll_ctl, epfd.raw(), op, fd.raw(), &ev as *const EpollEvent) }.map(drop)
 }
 
 /// Whether the open file of descriptor `tfd` is registered in epoll `epfd`
@@ -113,92 +113,93 @@ pub fn kcmp_epoll_tfd(fd: i32, epfd: i32, tfd: i32, nth: u32) -> Result<usize> {
     unsafe { syscall!(Sysno::kcmp, pid, pid, KCMP_EPOLL_TFD, fd, slot.as_ptr()) }
 }
 
-pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<i32> {
+pub fn socket(domain: i32, ty: i32, protocol: i32) -> Result<crate::OwnedFd> {
     // SAFETY: no pointer: three integers.
-    unsafe { syscall!(Sysno::socket, domain, ty, protocol) }.map(|fd| fd as i32)
+    crate::fd::created(unsafe { syscall!(Sysno::socket, domain, ty, protocol) })
 }
 
-pub fn socketpair(domain: i32, ty: i32, protocol: i32) -> Result<(i32, i32)> {
+pub fn socketpair(domain: i32, ty: i32, protocol: i32) -> Result<(crate::OwnedFd, crate::OwnedFd)> {
     let mut fds = [0i32; 2];
     // SAFETY: the kernel writes two ints into `fds`, a live array of two.
-    unsafe { syscall!(Sysno::socketpair, domain, ty, protocol, fds.as_mut_ptr()) }.map(|_| (fds[0], fds[1]))
+    let r = unsafe { syscall!(Sysno::socketpair, domain, ty, protocol, fds.as_mut_ptr()) };
+    crate::fd::created_pair(r, fds)
 }
 
 pub const SO_ACCEPTCONN: i32 = 30;
 
 /// The address socket `fd` is bound to (`getsockname`), into `buf`: its
 /// length.
-pub fn getsockname(fd: i32, buf: &mut [u8]) -> Result<usize> {
+pub fn getsockname(fd: impl AsFd, buf: &mut [u8]) -> Result<usize> {
     let mut len = buf.len() as u32;
     // SAFETY: the kernel writes at most `len` bytes into `buf` (borrowed mutably) and updates `len`, a live local.
-    unsafe { syscall!(Sysno::getsockname, fd, buf.as_mut_ptr(), &mut len as *mut u32) }
+    unsafe { syscall!(Sysno::getsockname, fd.raw(), buf.as_mut_ptr(), &mut len as *mut u32) }
         .map(|_| (len as usize).min(buf.len()))
 }
 
 /// `bind(fd, addr)`: `addr` is a whole `struct sockaddr_*`.
-pub fn bind(fd: i32, addr: &[u8]) -> Result<()> {
+pub fn bind(fd: impl AsFd, addr: &[u8]) -> Result<()> {
     // SAFETY: the kernel reads `addr.len()` bytes from `addr`, borrowed for the call.
-    unsafe { syscall!(Sysno::bind, fd, addr.as_ptr(), addr.len()) }.map(drop)
+    unsafe { syscall!(Sysno::bind, fd.raw(), addr.as_ptr(), addr.len()) }.map(drop)
 }
 
 /// `connect(fd, addr)`: `addr` is a whole `struct sockaddr_*`.
-pub fn connect(fd: i32, addr: &[u8]) -> Result<()> {
+pub fn connect(fd: impl AsFd, addr: &[u8]) -> Result<()> {
     // SAFETY: the kernel reads `addr.len()` bytes from `addr`, borrowed for the call.
-    unsafe { syscall!(Sysno::connect, fd, addr.as_ptr(), addr.len()) }.map(drop)
+    unsafe { syscall!(Sysno::connect, fd.raw(), addr.as_ptr(), addr.len()) }.map(drop)
 }
 
 /// `accept4(fd, NULL, NULL, flags)`: the new connection.
-pub fn accept4(fd: i32, flags: i32) -> Result<i32> {
+pub fn accept4(fd: impl AsFd, flags: i32) -> Result<crate::OwnedFd> {
     // SAFETY: no address is asked for: the kernel writes no memory of ours.
-    unsafe { syscall!(Sysno::accept4, fd, 0usize, 0usize, flags) }.map(|c| c as i32)
+    crate::fd::created(unsafe { syscall!(Sysno::accept4, fd.raw(), 0usize, 0usize, flags) })
 }
 
 /// The process at the other end of UNIX socket `fd` (`SO_PEERCRED`):
 /// its pid and user id, as the caller's namespaces see them.
-pub fn peer_cred(fd: i32) -> Result<(i32, u32)> {
+pub fn peer_cred(fd: impl AsFd) -> Result<(i32, u32)> {
     const SO_PEERCRED: i32 = 17;
     let mut cred = [0u32; 3]; // struct ucred { pid, uid, gid }
     let mut len: u32 = 12;
     // SAFETY: the kernel writes at most `len` (12) bytes into `cred` and updates `len`, both live locals.
-    unsafe { syscall!(Sysno::getsockopt, fd, SOL_SOCKET, SO_PEERCRED, cred.as_mut_ptr(), &mut len as *mut u32) }
+    unsafe { syscall!(Sysno::getsockopt, fd.raw(), SOL_SOCKET, SO_PEERCRED, cred.as_mut_ptr(), &mut len as *mut u32) }
         .map(|_| (cred[0] as i32, cred[1]))
 }
 
-pub fn listen(fd: i32, backlog: i32) -> Result<()> {
+pub fn listen(fd: impl AsFd, backlog: i32) -> Result<()> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::listen, fd, backlog) }.map(drop)
+    unsafe { syscall!(Sysno::listen, fd.raw(), backlog) }.map(drop)
 }
 
-pub fn getsockopt_int(fd: i32, level: i32, name: i32) -> Result<i32> {
+pub fn getsockopt_int(fd: impl AsFd, level: i32, name: i32) -> Result<i32> {
     let mut v: i32 = 0;
     let mut len: u32 = 4;
     // SAFETY: the kernel writes at most `len` (4) bytes into `v` and updates `len`, both live locals.
-    unsafe { syscall!(Sysno::getsockopt, fd, level, name, &mut v as *mut i32, &mut len as *mut u32) }.map(|_| v)
+    unsafe { syscall!(Sysno::getsockopt, fd.raw(), level, name, &mut v as *mut i32, &mut len as *mut u32) }.map(|_| v)
 }
 
-pub fn setsockopt_int(fd: i32, level: i32, name: i32, value: i32) -> Result<()> {
+pub fn setsockopt_int(fd: impl AsFd, level: i32, name: i32, value: i32) -> Result<()> {
     // SAFETY: the kernel reads 4 bytes from `value`, a live local.
-    unsafe { syscall!(Sysno::setsockopt, fd, level, name, &value as *const i32, 4usize) }.map(drop)
+    unsafe { syscall!(Sysno::setsockopt, fd.raw(), level, name, &value as *const i32, 4usize) }.map(drop)
 }
 
 /// `recvfrom(fd, buf, flags)` without an address: bytes received (with
 /// MSG_TRUNC on a datagram socket, the message's whole length).
-pub fn recv(fd: i32, buf: &mut [u8], flags: i32) -> Result<usize> {
+pub fn recv(fd: impl AsFd, buf: &mut [u8], flags: i32) -> Result<usize> {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, borrowed mutably for the call.
-    unsafe { syscall!(Sysno::recvfrom, fd, buf.as_mut_ptr(), buf.len(), flags, 0usize, 0usize) }
+    unsafe { syscall!(Sysno::recvfrom, fd.raw(), buf.as_mut_ptr(), buf.len(), flags, 0usize, 0usize) }
 }
 
 /// `sendto(fd, buf, flags)` without an address.
-pub fn send(fd: i32, buf: &[u8], flags: i32) -> Result<usize> {
+pub fn send(fd: impl AsFd, buf: &[u8], flags: i32) -> Result<usize> {
     // SAFETY: the kernel reads `buf.len()` bytes from `buf`, borrowed for the call.
-    unsafe { syscall!(Sysno::sendto, fd, buf.as_ptr(), buf.len(), flags, 0usize, 0usize) }
+    unsafe { syscall!(Sysno::sendto, fd.raw(), buf.as_ptr(), buf.len(), flags, 0usize, 0usize) }
 }
 
 /// `sendto` the kernel's netlink (`struct sockaddr_nl` with pid 0).
-pub fn send_netlink(fd: i32, buf: &[u8]) -> Result<usize> {
+pub fn send_netlink(fd: impl AsFd, buf: &[u8]) -> Result<usize> {
     let addr: [u32; 3] = [AF_NETLINK as u32, 0, 0];
     // SAFETY: the kernel reads `buf` and the 12-byte sockaddr_nl `addr`, both live for the call.
-    unsafe { syscall!(Sysno::sendto, fd, buf.as_ptr(), buf.len(), 0, addr.as_ptr(), 12usize) }
+    unsafe { syscall!(Sysno::sendto, fd.raw(), buf.as_ptr(), buf.len(), 0, addr.as_ptr(), 12usize) }
 }
 
 pub const MFD_CLOEXEC: u32 = 1;
@@ -206,31 +207,31 @@ pub const MFD_ALLOW_SEALING: u32 = 2;
 pub const F_ADD_SEALS: i32 = 1033;
 pub const F_GET_SEALS: i32 = 1034;
 
-pub fn memfd_create(name: &core::ffi::CStr, flags: u32) -> Result<i32> {
+pub fn memfd_create(name: &core::ffi::CStr, flags: u32) -> Result<crate::OwnedFd> {
     // SAFETY: `name` is a NUL-terminated string the kernel only reads.
-    unsafe { syscall!(Sysno::memfd_create, name.as_ptr(), flags) }.map(|fd| fd as i32)
+    crate::fd::created(unsafe { syscall!(Sysno::memfd_create, name.as_ptr(), flags) })
 }
 
 /// `pwrite` of a whole buffer at `offset`.
-pub fn pwrite(fd: i32, buf: &[u8], offset: u64) -> Result<usize> {
+pub fn pwrite(fd: impl AsFd, buf: &[u8], offset: u64) -> Result<usize> {
     // SAFETY: the kernel reads `buf.len()` bytes from `buf`, borrowed for the call.
-    unsafe { syscall!(Sysno::pwrite64, fd, buf.as_ptr(), buf.len(), offset) }
+    unsafe { syscall!(Sysno::pwrite64, fd.raw(), buf.as_ptr(), buf.len(), offset) }
 }
 
-pub fn inotify_init1(flags: i32) -> Result<i32> {
+pub fn inotify_init1(flags: i32) -> Result<crate::OwnedFd> {
     // SAFETY: no pointer: flags only.
-    unsafe { syscall!(Sysno::inotify_init1, flags) }.map(|fd| fd as i32)
+    crate::fd::created(unsafe { syscall!(Sysno::inotify_init1, flags) })
 }
 
-pub fn inotify_add_watch(fd: i32, path: &core::ffi::CStr, mask: u32) -> Result<i32> {
+pub fn inotify_add_watch(fd: impl AsFd, path: &core::ffi::CStr, mask: u32) -> Result<i32> {
     // SAFETY: `path` is a NUL-terminated string the kernel only reads.
-    unsafe { syscall!(Sysno::inotify_add_watch, fd, path.as_ptr(), mask) }.map(|wd| wd as i32)
+    unsafe { syscall!(Sysno::inotify_add_watch, fd.raw(), path.as_ptr(), mask) }.map(|wd| wd as i32)
 }
 
 /// `ioctl(fd, INOTIFY_IOC_SETNEXTWD)`: the watch descriptor the next
 /// `inotify_add_watch` of a new inode gets (needs CONFIG_CHECKPOINT_RESTORE).
-pub fn inotify_set_next_wd(fd: i32, wd: i32) -> Result<()> {
+pub fn inotify_set_next_wd(fd: impl AsFd, wd: i32) -> Result<()> {
     const INOTIFY_IOC_SETNEXTWD: u64 = 0x4004_4900;
     // SAFETY: no pointer: the watch descriptor is passed by value.
-    unsafe { syscall!(Sysno::ioctl, fd, INOTIFY_IOC_SETNEXTWD, wd as i64) }.map(drop)
+    unsafe { syscall!(Sysno::ioctl, fd.raw(), INOTIFY_IOC_SETNEXTWD, wd as i64) }.map(drop)
 }

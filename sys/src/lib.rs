@@ -12,6 +12,7 @@ use core::ffi::CStr;
 
 pub mod cpu;
 pub mod events;
+pub mod fd;
 pub mod lines;
 pub mod locks;
 pub mod msg;
@@ -23,8 +24,9 @@ pub mod ticker;
 pub mod timers;
 pub mod wp;
 
-use syscalls::syscall;
+pub use fd::{AsFd, BorrowedFd, OwnedFd};
 pub use syscalls::{Errno, Sysno};
+use syscalls::syscall;
 
 pub type Result<T> = core::result::Result<T, Errno>;
 
@@ -159,12 +161,12 @@ pub struct IoVec {
 // reads or writes past them. Wrappers that take raw addresses are
 // `unsafe fn` and say what the caller must uphold.
 
-pub fn openat(dir: i32, path: &CStr, flags: i32, mode: u32) -> Result<i32> {
+pub fn openat(dir: impl AsFd, path: &CStr, flags: i32, mode: u32) -> Result<OwnedFd> {
     // SAFETY: the path is a NUL-terminated CStr that lives through the call; the kernel only reads it.
-    unsafe { syscall!(Sysno::openat, dir, path.as_ptr(), flags | O_CLOEXEC, mode) }.map(|fd| fd as i32)
+    fd::created(unsafe { syscall!(Sysno::openat, dir.raw(), path.as_ptr(), flags | O_CLOEXEC, mode) })
 }
 
-pub fn open(path: &CStr, flags: i32) -> Result<i32> {
+pub fn open(path: &CStr, flags: i32) -> Result<OwnedFd> {
     openat(AT_FDCWD, path, flags, 0)
 }
 
@@ -173,35 +175,35 @@ pub fn close(fd: i32) {
     let _ = unsafe { syscall!(Sysno::close, fd) };
 }
 
-pub fn read(fd: i32, buf: &mut [u8]) -> Result<usize> {
+pub fn read(fd: impl AsFd, buf: &mut [u8]) -> Result<usize> {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, borrowed mutably for the call.
-    unsafe { syscall!(Sysno::read, fd, buf.as_mut_ptr(), buf.len()) }
+    unsafe { syscall!(Sysno::read, fd.raw(), buf.as_mut_ptr(), buf.len()) }
 }
 
-pub fn pread(fd: i32, buf: &mut [u8], offset: u64) -> Result<usize> {
+pub fn pread(fd: impl AsFd, buf: &mut [u8], offset: u64) -> Result<usize> {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, borrowed mutably for the call.
-    unsafe { syscall!(Sysno::pread64, fd, buf.as_mut_ptr(), buf.len(), offset) }
+    unsafe { syscall!(Sysno::pread64, fd.raw(), buf.as_mut_ptr(), buf.len(), offset) }
 }
 
 /// Reads `len` bytes from `fd` at `offset` into memory at `addr`.
 ///
 /// # Safety
 /// `[addr, addr+len)` must be writable memory that no Rust reference covers.
-pub unsafe fn pread_raw(fd: i32, addr: u64, len: usize, offset: u64) -> Result<usize> {
-    syscall!(Sysno::pread64, fd, addr, len, offset)
+pub unsafe fn pread_raw(fd: impl AsFd, addr: u64, len: usize, offset: u64) -> Result<usize> {
+    syscall!(Sysno::pread64, fd.raw(), addr, len, offset)
 }
 
-pub fn write(fd: i32, buf: &[u8]) -> Result<usize> {
+pub fn write(fd: impl AsFd, buf: &[u8]) -> Result<usize> {
     // SAFETY: the kernel reads at most `buf.len()` bytes of `buf`, borrowed for the call.
-    unsafe { syscall!(Sysno::write, fd, buf.as_ptr(), buf.len()) }
+    unsafe { syscall!(Sysno::write, fd.raw(), buf.as_ptr(), buf.len()) }
 }
 
 /// Writes `len` bytes of memory at `addr` to `fd` at `offset`.
 ///
 /// # Safety
 /// None beyond the kernel's own checks: a bad address gives EFAULT.
-pub unsafe fn pwrite_raw(fd: i32, addr: u64, len: usize, offset: u64) -> Result<usize> {
-    syscall!(Sysno::pwrite64, fd, addr, len, offset)
+pub unsafe fn pwrite_raw(fd: impl AsFd, addr: u64, len: usize, offset: u64) -> Result<usize> {
+    syscall!(Sysno::pwrite64, fd.raw(), addr, len, offset)
 }
 
 /// Why a whole-range transfer stopped: the kernel's error, or no progress
@@ -217,9 +219,14 @@ pub enum Short {
 ///
 /// # Safety
 /// `[addr, addr+len)` must be writable memory that no Rust reference covers.
-pub unsafe fn pread_all(fd: i32, mut addr: u64, mut len: u64, mut offset: u64) -> core::result::Result<(), Short> {
+pub unsafe fn pread_all(
+    fd: impl AsFd,
+    mut addr: u64,
+    mut len: u64,
+    mut offset: u64,
+) -> core::result::Result<(), Short> {
     while len > 0 {
-        match pread_raw(fd, addr, len.min(1 << 30) as usize, offset) {
+        match pread_raw(&fd, addr, len.min(1 << 30) as usize, offset) {
             Ok(0) => return Err(Short::End),
             Ok(n) => {
                 addr += n as u64;
@@ -238,9 +245,14 @@ pub unsafe fn pread_all(fd: i32, mut addr: u64, mut len: u64, mut offset: u64) -
 ///
 /// # Safety
 /// None beyond the kernel's own checks: a bad address gives EFAULT.
-pub unsafe fn pwrite_all(fd: i32, mut addr: u64, mut len: u64, mut offset: u64) -> core::result::Result<(), Short> {
+pub unsafe fn pwrite_all(
+    fd: impl AsFd,
+    mut addr: u64,
+    mut len: u64,
+    mut offset: u64,
+) -> core::result::Result<(), Short> {
     while len > 0 {
-        match pwrite_raw(fd, addr, len.min(1 << 30) as usize, offset) {
+        match pwrite_raw(&fd, addr, len.min(1 << 30) as usize, offset) {
             Ok(0) => return Err(Short::End),
             Ok(n) => {
                 addr += n as u64;
@@ -255,9 +267,9 @@ pub unsafe fn pwrite_all(fd: i32, mut addr: u64, mut len: u64, mut offset: u64) 
 }
 
 /// Writes all of `buf` (retrying short writes and EINTR).
-pub fn write_all(fd: i32, mut buf: &[u8]) -> Result<()> {
+pub fn write_all(fd: impl AsFd, mut buf: &[u8]) -> Result<()> {
     while !buf.is_empty() {
-        match write(fd, buf) {
+        match write(&fd, buf) {
             Ok(0) => return Err(Errno::EIO),
             Ok(n) => buf = &buf[n..],
             Err(Errno::EINTR) => {}
@@ -267,20 +279,20 @@ pub fn write_all(fd: i32, mut buf: &[u8]) -> Result<()> {
     Ok(())
 }
 
-pub fn fsync(fd: i32) -> Result<()> {
+pub fn fsync(fd: impl AsFd) -> Result<()> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::fsync, fd) }.map(drop)
+    unsafe { syscall!(Sysno::fsync, fd.raw()) }.map(drop)
 }
 
-pub fn ftruncate(fd: i32, len: u64) -> Result<()> {
+pub fn ftruncate(fd: impl AsFd, len: u64) -> Result<()> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::ftruncate, fd, len) }.map(drop)
+    unsafe { syscall!(Sysno::ftruncate, fd.raw(), len) }.map(drop)
 }
 
-pub fn fstat(fd: i32) -> Result<Stat> {
+pub fn fstat(fd: impl AsFd) -> Result<Stat> {
     let mut st = Stat::default();
     // SAFETY: the kernel writes one `struct stat` into the local `st`, which has its layout.
-    unsafe { syscall!(Sysno::fstat, fd, &mut st as *mut Stat) }.map(|_| st)
+    unsafe { syscall!(Sysno::fstat, fd.raw(), &mut st as *mut Stat) }.map(|_| st)
 }
 
 pub fn renameat(old: &CStr, new: &CStr) -> Result<()> {
@@ -305,9 +317,9 @@ pub fn chdir(path: &CStr) -> Result<()> {
     unsafe { syscall!(Sysno::chdir, path.as_ptr()) }.map(drop)
 }
 
-pub fn getdents64(fd: i32, buf: &mut [u8]) -> Result<usize> {
+pub fn getdents64(fd: impl AsFd, buf: &mut [u8]) -> Result<usize> {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, borrowed mutably for the call.
-    unsafe { syscall!(Sysno::getdents64, fd, buf.as_mut_ptr(), buf.len()) }
+    unsafe { syscall!(Sysno::getdents64, fd.raw(), buf.as_mut_ptr(), buf.len()) }
 }
 
 /// The entries, (inode, name), in the bytes a `getdents64` returned
@@ -356,8 +368,8 @@ pub fn readlink(path: &CStr, buf: &mut [u8]) -> Result<usize> {
 
 /// # Safety
 /// With MAP_FIXED, whatever was mapped at `addr` is replaced.
-pub unsafe fn mmap(addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: u64) -> Result<u64> {
-    syscall!(Sysno::mmap, addr, len, prot, flags, fd, off).map(|a| a as u64)
+pub unsafe fn mmap(addr: u64, len: u64, prot: i32, flags: i32, fd: impl AsFd, off: u64) -> Result<u64> {
+    syscall!(Sysno::mmap, addr, len, prot, flags, fd.raw(), off).map(|a| a as u64)
 }
 
 /// # Safety
@@ -665,43 +677,51 @@ pub const S_IFSOCK: u32 = 0o140000;
 pub const SPLICE_F_NONBLOCK: u32 = 2;
 
 /// `fcntl` with an integer argument (F_GETFL, F_SETFD, F_DUPFD_CLOEXEC…).
-pub fn fcntl(fd: i32, cmd: i32, arg: u64) -> Result<i32> {
+pub fn fcntl(fd: impl AsFd, cmd: i32, arg: u64) -> Result<i32> {
     // SAFETY: the commands this takes have an integer argument (see above): no memory is touched.
-    unsafe { syscall!(Sysno::fcntl, fd, cmd, arg) }.map(|r| r as i32)
+    unsafe { syscall!(Sysno::fcntl, fd.raw(), cmd, arg) }.map(|r| r as i32)
 }
 
 /// Moves (or, with SEEK_CUR and 0, reads) the file offset; returns the new one.
-pub fn lseek(fd: i32, offset: i64, whence: i32) -> Result<u64> {
+pub fn lseek(fd: impl AsFd, offset: i64, whence: i32) -> Result<u64> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::lseek, fd, offset, whence) }.map(|r| r as u64)
+    unsafe { syscall!(Sysno::lseek, fd.raw(), offset, whence) }.map(|r| r as u64)
+}
+
+/// A copy of `fd` at the lowest free number from `min` up, close-on-exec
+/// (`fcntl(F_DUPFD_CLOEXEC)`).
+pub fn dup_from(fd: impl AsFd, min: i32) -> Result<OwnedFd> {
+    // SAFETY: integer arguments only: the kernel touches no memory of ours.
+    fd::created(unsafe { syscall!(Sysno::fcntl, fd.raw(), F_DUPFD_CLOEXEC, min) })
 }
 
 /// Makes `new` a copy of `old` (closing what `new` was); `flags`: O_CLOEXEC or 0.
-pub fn dup3(old: i32, new: i32, flags: i32) -> Result<i32> {
+pub fn dup3(old: impl AsFd, new: i32, flags: i32) -> Result<i32> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::dup3, old, new, flags) }.map(|r| r as i32)
+    unsafe { syscall!(Sysno::dup3, old.raw(), new, flags) }.map(|r| r as i32)
 }
 
 /// A new pipe: (read end, write end).
-pub fn pipe2(flags: i32) -> Result<(i32, i32)> {
+pub fn pipe2(flags: i32) -> Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0i32; 2];
     // SAFETY: the kernel writes two ints into the local `fds`.
-    unsafe { syscall!(Sysno::pipe2, fds.as_mut_ptr(), flags) }.map(|_| (fds[0], fds[1]))
+    let r = unsafe { syscall!(Sysno::pipe2, fds.as_mut_ptr(), flags) };
+    fd::created_pair(r, fds)
 }
 
 /// Copies up to `len` bytes from pipe `fd_in` to pipe `fd_out` without
 /// consuming them.
-pub fn tee(fd_in: i32, fd_out: i32, len: usize, flags: u32) -> Result<usize> {
+pub fn tee(fd_in: impl AsFd, fd_out: impl AsFd, len: usize, flags: u32) -> Result<usize> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::tee, fd_in, fd_out, len, flags) }
+    unsafe { syscall!(Sysno::tee, fd_in.raw(), fd_out.raw(), len, flags) }
 }
 
 /// `ioctl(fd, FIONREAD)`: bytes waiting to be read (pipes, FIFOs, sockets, ttys).
-pub fn fionread(fd: i32) -> Result<usize> {
+pub fn fionread(fd: impl AsFd) -> Result<usize> {
     const FIONREAD: u64 = 0x541b;
     let mut n: i32 = 0;
     // SAFETY: FIONREAD writes one int into the local `n`.
-    unsafe { syscall!(Sysno::ioctl, fd, FIONREAD, &mut n as *mut i32) }.map(|_| n.max(0) as usize)
+    unsafe { syscall!(Sysno::ioctl, fd.raw(), FIONREAD, &mut n as *mut i32) }.map(|_| n.max(0) as usize)
 }
 
 /// `stat` of a path (following symbolic links).
@@ -774,35 +794,35 @@ pub fn setpgid(pid: i32, pgid: i32) -> Result<()> {
 /// A pidfd of process `pid` (close-on-exec).
 /// A copy, in this process, of descriptor `fd` of the process of `pidfd`
 /// (close-on-exec; the caller must be allowed to ptrace it).
-pub fn pidfd_getfd(pidfd: i32, fd: i32) -> Result<i32> {
+pub fn pidfd_getfd(pidfd: impl AsFd, fd: i32) -> Result<OwnedFd> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::pidfd_getfd, pidfd, fd, 0) }.map(|fd| fd as i32)
+    fd::created(unsafe { syscall!(Sysno::pidfd_getfd, pidfd.raw(), fd, 0) })
 }
 
-pub fn pidfd_open(pid: i32) -> Result<i32> {
+pub fn pidfd_open(pid: i32) -> Result<OwnedFd> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::pidfd_open, pid, 0) }.map(|fd| fd as i32)
+    fd::created(unsafe { syscall!(Sysno::pidfd_open, pid, 0) })
 }
 
-pub fn pidfd_send_signal(pidfd: i32, sig: i32) -> Result<()> {
+pub fn pidfd_send_signal(pidfd: impl AsFd, sig: i32) -> Result<()> {
     // SAFETY: integer arguments and a null siginfo: no memory of ours is touched.
-    unsafe { syscall!(Sysno::pidfd_send_signal, pidfd, sig, 0, 0) }.map(drop)
+    unsafe { syscall!(Sysno::pidfd_send_signal, pidfd.raw(), sig, 0, 0) }.map(drop)
 }
 
 /// Waits until `fd` is readable or `timeout_ns` passed; true if readable.
-pub fn poll_readable(fd: i32, timeout_ns: u64) -> Result<bool> {
-    poll_in(fd, timeout_ns).map(|revents| revents != 0)
+pub fn poll_readable(fd: impl AsFd, timeout_ns: u64) -> Result<bool> {
+    poll_in(&fd, timeout_ns).map(|revents| revents != 0)
 }
 
 /// Whether the pipe that `fd` reads from has no write end left anywhere
 /// (`POLLHUP`, at once).
-pub fn pipe_widowed(fd: i32) -> bool {
+pub fn pipe_widowed(fd: impl AsFd) -> bool {
     const POLLHUP: i16 = 0x10;
-    poll_in(fd, 0).is_ok_and(|revents| revents & POLLHUP != 0)
+    poll_in(&fd, 0).is_ok_and(|revents| revents & POLLHUP != 0)
 }
 
 /// `ppoll` of one descriptor for POLLIN: its `revents` (0: timed out).
-fn poll_in(fd: i32, timeout_ns: u64) -> Result<i16> {
+fn poll_in(fd: impl AsFd, timeout_ns: u64) -> Result<i16> {
     #[repr(C)]
     struct PollFd {
         fd: i32,
@@ -810,7 +830,7 @@ fn poll_in(fd: i32, timeout_ns: u64) -> Result<i16> {
         revents: i16,
     }
     const POLLIN: i16 = 1;
-    let mut p = PollFd { fd, events: POLLIN, revents: 0 };
+    let mut p = PollFd { fd: fd.raw(), events: POLLIN, revents: 0 };
     let ts = [(timeout_ns / 1_000_000_000) as i64, (timeout_ns % 1_000_000_000) as i64];
     // SAFETY: the kernel reads and writes the local `p` (one pollfd) and reads the local timeout `ts`; no mask (null).
     let n = unsafe { syscall!(Sysno::ppoll, &mut p as *mut PollFd, 1, ts.as_ptr(), 0, 8) }?;
@@ -831,10 +851,10 @@ pub const LOCK_NB: i32 = 4;
 
 /// `stat` of `name` in directory `dir` (`AT_FDCWD`: the working directory),
 /// with `flags` (`AT_SYMLINK_NOFOLLOW`: a symbolic link itself).
-pub fn fstatat(dir: i32, name: &CStr, flags: i32) -> Result<Stat> {
+pub fn fstatat(dir: impl AsFd, name: &CStr, flags: i32) -> Result<Stat> {
     let mut st = Stat::default();
     // SAFETY: the path is a CStr the kernel reads; it writes one `struct stat` into the local `st`.
-    unsafe { syscall!(Sysno::newfstatat, dir, name.as_ptr(), &mut st as *mut Stat, flags) }.map(|_| st)
+    unsafe { syscall!(Sysno::newfstatat, dir.raw(), name.as_ptr(), &mut st as *mut Stat, flags) }.map(|_| st)
 }
 
 /// `stat` of a path, not following a final symbolic link.
@@ -842,9 +862,9 @@ pub fn lstat(path: &CStr) -> Result<Stat> {
     fstatat(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW)
 }
 
-pub fn fchmod(fd: i32, mode: u32) -> Result<()> {
+pub fn fchmod(fd: impl AsFd, mode: u32) -> Result<()> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::fchmod, fd, mode) }.map(drop)
+    unsafe { syscall!(Sysno::fchmod, fd.raw(), mode) }.map(drop)
 }
 
 pub fn geteuid() -> u32 {
@@ -861,9 +881,9 @@ pub fn getrandom(buf: &mut [u8]) -> Result<usize> {
 }
 
 /// Removes `name` from directory `dir`.
-pub fn unlinkat(dir: i32, name: &CStr) -> Result<()> {
+pub fn unlinkat(dir: impl AsFd, name: &CStr) -> Result<()> {
     // SAFETY: the path is a NUL-terminated CStr that lives through the call; the kernel only reads it.
-    unsafe { syscall!(Sysno::unlinkat, dir, name.as_ptr(), 0) }.map(drop)
+    unsafe { syscall!(Sysno::unlinkat, dir.raw(), name.as_ptr(), 0) }.map(drop)
 }
 
 pub const R_OK: i32 = 4;
@@ -877,9 +897,9 @@ pub fn access(path: &CStr, mode: i32) -> Result<()> {
 }
 
 /// `flock(fd, op)`.
-pub fn flock(fd: i32, op: i32) -> Result<()> {
+pub fn flock(fd: impl AsFd, op: i32) -> Result<()> {
     // SAFETY: integer arguments only: the kernel touches no memory of ours.
-    unsafe { syscall!(Sysno::flock, fd, op) }.map(drop)
+    unsafe { syscall!(Sysno::flock, fd.raw(), op) }.map(drop)
 }
 
 // ---------------------------------------------------------------------------

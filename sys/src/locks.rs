@@ -3,7 +3,7 @@
 
 use syscalls::{syscall, Sysno};
 
-use crate::Result;
+use crate::{AsFd, Result};
 
 pub const F_GETLK: i32 = 5;
 pub const F_SETLK: i32 = 6;
@@ -31,21 +31,21 @@ pub struct Flock {
 }
 
 /// `fcntl(fd, F_SETLK or F_OFD_SETLK, lock)`.
-pub fn set_lock(fd: i32, cmd: i32, lock: &Flock) -> Result<()> {
+pub fn set_lock(fd: impl AsFd, cmd: i32, lock: &Flock) -> Result<()> {
     // SAFETY: the kernel reads one Flock from `lock`, borrowed for the call.
-    unsafe { syscall!(Sysno::fcntl, fd, cmd, lock as *const Flock) }.map(drop)
+    unsafe { syscall!(Sysno::fcntl, fd.raw(), cmd, lock as *const Flock) }.map(drop)
 }
 
 /// `fcntl(fd, F_GETLK or F_OFD_GETLK, lock)`: `lock` becomes the first
 /// conflicting lock, or has `l_type` F_UNLCK.
-pub fn get_lock(fd: i32, cmd: i32, lock: &mut Flock) -> Result<()> {
+pub fn get_lock(fd: impl AsFd, cmd: i32, lock: &mut Flock) -> Result<()> {
     // SAFETY: the kernel reads and writes one Flock at `lock`, borrowed mutably for the call.
-    unsafe { syscall!(Sysno::fcntl, fd, cmd, lock as *mut Flock) }.map(drop)
+    unsafe { syscall!(Sysno::fcntl, fd.raw(), cmd, lock as *mut Flock) }.map(drop)
 }
 
-pub fn flock(fd: i32, op: i32) -> Result<()> {
+pub fn flock(fd: impl AsFd, op: i32) -> Result<()> {
     // SAFETY: no pointer: a descriptor and an operation.
-    unsafe { syscall!(Sysno::flock, fd, op) }.map(drop)
+    unsafe { syscall!(Sysno::flock, fd.raw(), op) }.map(drop)
 }
 
 /// A lock keeper's process name (its `comm`).

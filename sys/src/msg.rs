@@ -2,6 +2,8 @@
 
 use core::fmt::{self, Write};
 
+use crate::AsFd;
+
 /// A fixed buffer that `core::fmt` can write into; what does not fit is cut.
 pub struct Line {
     buf: [u8; 1024],
@@ -55,10 +57,10 @@ const SIGPIPE: u64 = 1 << (13 - 1);
 /// write, and the one this write raised is taken back (a write to a broken
 /// pipe sends it to the calling thread); one the program already had
 /// pending stays. Signal-handler safe: raw system calls only.
-pub fn write_quietly(fd: i32, bytes: &[u8]) {
+pub fn write_quietly(fd: impl AsFd, bytes: &[u8]) {
     let had = crate::rt_sigpending() & SIGPIPE != 0;
     let old = crate::rt_sigprocmask(crate::SIG_BLOCK, SIGPIPE);
-    let written = crate::write_all(fd, bytes);
+    let written = crate::write_all(&fd, bytes);
     if written == Err(crate::Errno::EPIPE) && !had {
         let _ = crate::rt_sigtimedwait_now(SIGPIPE);
     }

@@ -7,7 +7,7 @@ use core::ffi::CStr;
 
 use syscalls::{syscall, Sysno};
 
-use crate::Result;
+use crate::{AsFd, Result};
 
 pub const CLONE_NEWNS: u64 = 0x0002_0000;
 pub const CLONE_NEWUSER: u64 = 0x1000_0000;
@@ -76,10 +76,10 @@ pub fn mount(source: Option<&CStr>, target: &CStr, fstype: Option<&CStr>, flags:
 
 /// A signalfd for the signals in `mask` (which the caller keeps blocked),
 /// close-on-exec.
-pub fn signalfd(mask: u64) -> Result<i32> {
+pub fn signalfd(mask: u64) -> Result<crate::OwnedFd> {
     const SFD_CLOEXEC: i32 = 0o2000000;
     // SAFETY: the kernel reads the local 8-byte mask.
-    unsafe { syscall!(Sysno::signalfd4, -1i32, &mask as *const u64, 8, SFD_CLOEXEC) }.map(|fd| fd as i32)
+    crate::fd::created(unsafe { syscall!(Sysno::signalfd4, -1i32, &mask as *const u64, 8, SFD_CLOEXEC) })
 }
 
 /// What `signalfd` says of one signal: its number and `si_code` (positive
@@ -97,10 +97,10 @@ pub struct SigInfo {
 pub const SI_QUEUE: i32 = -1;
 
 /// Reads one signal from a signalfd (blocks until there is one).
-pub fn read_signal(fd: i32) -> Result<SigInfo> {
+pub fn read_signal(fd: impl AsFd) -> Result<SigInfo> {
     // struct signalfd_siginfo: 128 bytes, ssi_signo (u32) at 0, ssi_code (i32) at 8.
     let mut buf = [0u8; 128];
-    let n = crate::read(fd, &mut buf)?;
+    let n = crate::read(&fd, &mut buf)?;
     if n < 12 {
         return Err(crate::Errno::EIO);
     }
@@ -172,9 +172,7 @@ pub fn drop_capabilities() -> Result<()> {
 /// created): for `/proc` files such as `uid_map`.
 pub fn write_file(path: &CStr, text: &[u8]) -> Result<()> {
     let fd = crate::open(path, crate::O_WRONLY)?;
-    let r = crate::write(fd, text).and_then(|n| if n == text.len() { Ok(()) } else { Err(crate::Errno::EIO) });
-    crate::close(fd);
-    r
+    crate::write(fd, text).and_then(|n| if n == text.len() { Ok(()) } else { Err(crate::Errno::EIO) })
 }
 
 pub fn getegid() -> u32 {

@@ -12,6 +12,7 @@ use core::fmt::Write as _;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 
 use crate::msg::{Line, Size};
+use crate::AsFd;
 
 /// After how long progress is shown, by default (`CKPT_PROGRESS_AFTER`, ms).
 pub const AFTER_MS: u64 = 1000;
@@ -19,11 +20,11 @@ pub const AFTER_MS: u64 = 1000;
 const EVERY_NS: u64 = 250_000_000;
 
 /// Whether `fd` is a terminal (it answers TCGETS).
-pub fn is_terminal(fd: i32) -> bool {
+pub fn is_terminal(fd: impl AsFd) -> bool {
     const TCGETS: u64 = 0x5401;
     let mut termios = [0u8; 64];
     // SAFETY: TCGETS writes a struct termios (60 bytes) into the buffer.
-    unsafe { crate::syscall!(crate::Sysno::ioctl, fd, TCGETS, termios.as_mut_ptr()) }.is_ok()
+    unsafe { crate::syscall!(crate::Sysno::ioctl, fd.raw(), TCGETS, termios.as_mut_ptr()) }.is_ok()
 }
 
 /// The threshold in ms from the value of `CKPT_PROGRESS_AFTER` (digits);

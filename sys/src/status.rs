@@ -38,9 +38,7 @@ fn number(digits: &[u8], radix: u32) -> Option<u64> {
 /// for a field missing or malformed, or all when the file cannot be read.
 pub fn read_hex<const N: usize>(path: &CStr, names: [&[u8]; N]) -> [Option<u64>; N] {
     let Ok(fd) = crate::open(path, crate::O_RDONLY) else { return [None; N] };
-    let found = scan_hex(|buf| crate::read(fd, buf), names);
-    crate::close(fd);
-    found
+    scan_hex(|buf| crate::read(&fd, buf), names)
 }
 
 /// [`read_hex`] over `read`, which fills a buffer as read(2) does.

@@ -19,15 +19,15 @@ const FD: i32 = 3;
 
 /// The ticker's life: `pidfd` refers to process `pid`; every `period_ns`,
 /// `signal` to it. Never returns.
-pub fn run(pidfd: i32, pid: i32, signal: i32, period_ns: u64) -> ! {
+pub fn run(pidfd: impl sys::AsFd, pid: i32, signal: i32, period_ns: u64) -> ! {
     let _ = sys::setsid();
     // SAFETY: PR_SET_NAME reads a NUL-terminated name, a static string.
     let _ = unsafe { sys::prctl(sys::PR_SET_NAME, c"ckpt-ticker".as_ptr() as u64, 0, 0, 0) };
     let _ = sys::chdir(c"/");
     // Keep the pidfd only: holding the program's stdout or stderr open would
     // keep a reader of its pipes waiting after it ended.
-    if pidfd != FD {
-        let _ = sys::dup3(pidfd, FD, 0);
+    if pidfd.raw() != FD {
+        let _ = sys::dup3(&pidfd, FD, 0);
     }
     let low = sys::close_range(0, (FD - 1) as u32, 0);
     let high = sys::close_range((FD + 1) as u32, u32::MAX, 0);
@@ -36,7 +36,8 @@ pub fn run(pidfd: i32, pid: i32, signal: i32, period_ns: u64) -> ! {
         (0..1 << 16).filter(|&fd| fd != FD).for_each(sys::close);
     }
     for _ in 0..3 {
-        let _ = sys::open(c"/dev/null", sys::O_RDWR);
+        // Standard input, output and error from here on: kept open.
+        let _ = sys::open(c"/dev/null", sys::O_RDWR).map(sys::OwnedFd::into_raw);
     }
     let _ = sys::rt_sigprocmask(sys::SIG_SETMASK, 0);
     let mut path = [0u8; 32];

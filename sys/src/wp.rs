@@ -12,7 +12,7 @@
 
 use syscalls::{syscall, Sysno};
 
-use crate::Result;
+use crate::{AsFd, Result};
 
 const UFFD_USER_MODE_ONLY: u64 = 1;
 const UFFD_API: u64 = 0xaa;
@@ -73,30 +73,24 @@ struct PmScanArg {
 
 /// A userfaultfd ready for asynchronous write protection (close-on-exec,
 /// non-blocking: it never has anything to read).
-pub fn open_async_wp() -> Result<i32> {
+pub fn open_async_wp() -> Result<crate::OwnedFd> {
     let flags = crate::O_CLOEXEC as u64 | crate::O_NONBLOCK as u64 | UFFD_USER_MODE_ONLY;
     // SAFETY: integer arguments only.
-    let fd = unsafe { syscall!(Sysno::userfaultfd, flags) }? as i32;
+    let fd = crate::fd::created(unsafe { syscall!(Sysno::userfaultfd, flags) })?;
     let mut api = UffdioApi { api: UFFD_API, features: UFFD_FEATURE_WP_ASYNC | UFFD_FEATURE_WP_UNPOPULATED, ioctls: 0 };
     // SAFETY: the kernel reads and writes the local `api`, of the size the
     // command encodes.
-    match unsafe { syscall!(Sysno::ioctl, fd, UFFDIO_API, &mut api as *mut UffdioApi) } {
-        Ok(_) => Ok(fd),
-        Err(e) => {
-            crate::close(fd);
-            Err(e)
-        }
-    }
+    unsafe { syscall!(Sysno::ioctl, fd.as_raw(), UFFDIO_API, &mut api as *mut UffdioApi) }.map(|_| fd)
 }
 
 /// Registers `[start, start+len)` for write protection (every mapping in
 /// it must allow it: private anonymous, shmem, hugetlb; already registered
 /// with another userfaultfd is EBUSY).
-pub fn register(uffd: i32, start: u64, len: u64) -> Result<()> {
+pub fn register(uffd: impl AsFd, start: u64, len: u64) -> Result<()> {
     let mut r = UffdioRegister { start, len, mode: UFFDIO_REGISTER_MODE_WP, ioctls: 0 };
     // SAFETY: the kernel reads and writes the local `r`; registration
     // changes no memory contents.
-    unsafe { syscall!(Sysno::ioctl, uffd, UFFDIO_REGISTER, &mut r as *mut UffdioRegister) }.map(drop)
+    unsafe { syscall!(Sysno::ioctl, uffd.raw(), UFFDIO_REGISTER, &mut r as *mut UffdioRegister) }.map(drop)
 }
 
 /// One `PAGEMAP_SCAN` of `[start, end)` on the open `/proc/self/pagemap`:
@@ -105,7 +99,7 @@ pub fn register(uffd: i32, start: u64, len: u64) -> Result<()> {
 /// registered for asynchronous write protection (else EPERM). Returns the
 /// runs found and where the walk stopped (`end`, unless `out` filled up).
 pub fn scan(
-    pagemap: i32,
+    pagemap: impl AsFd,
     start: u64,
     end: u64,
     categories: u64,
@@ -129,6 +123,6 @@ pub fn scan(
     // SAFETY: the kernel reads `arg` and writes at most `vec_len` entries
     // into `out` and `walk_end` into `arg`, both ours for the call; it
     // write-protects pages of our own, which changes no contents.
-    let n = unsafe { syscall!(Sysno::ioctl, pagemap, PAGEMAP_SCAN, &mut arg as *mut PmScanArg) }?;
+    let n = unsafe { syscall!(Sysno::ioctl, pagemap.raw(), PAGEMAP_SCAN, &mut arg as *mut PmScanArg) }?;
     Ok((n, arg.walk_end))
 }

@@ -445,7 +445,7 @@ pub const UNSHARE_PROBE: (&str, [&str; 6]) =
     ("/usr/bin/unshare", ["--user", "--map-current-user", "--pid", "--mount", "--fork", "true"]);
 
 /// The children of process `p` (its main thread's).
-fn children(p: i32) -> Vec<i32> {
+pub fn children(p: i32) -> Vec<i32> {
     let text = fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
     text.split_whitespace().filter_map(|c| c.parse().ok()).collect()
 }
