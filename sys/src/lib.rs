@@ -25,8 +25,8 @@ pub mod timers;
 pub mod wp;
 
 pub use fd::{AsFd, BorrowedFd, OwnedFd};
-pub use syscalls::{Errno, Sysno};
 use syscalls::syscall;
+pub use syscalls::{Errno, Sysno};
 
 pub type Result<T> = core::result::Result<T, Errno>;
 
