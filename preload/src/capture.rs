@@ -329,7 +329,10 @@ fn capture(
         joined.leave();
         return result;
     }
-    if !cfg.tree {
+    // The program alone (no child, running or exited: its threads are
+    // stopped, none can come now): the image of one process, without the
+    // job's barrier.
+    if !cfg.tree || children::each(&mut t.dents, |_, _| {}) == 0 {
         return capture_one(t, n_threads, cfg, t0, Role::Single, cow);
     }
     let mut root = job::start(job_tables)?;
