@@ -749,24 +749,34 @@ fn children_in_flight_are_named() {
 /// exec'ed never ends it (the kernel resets the library's handler at exec;
 /// the request is held for the new program's library), so every checkpoint
 /// is written and every command exits 0.
-#[test]
-fn checkpoints_during_execs_end_no_command() {
-    let dir = TempDir::new("exec-storm");
-    let image = dir.join("img");
+fn exec_storm(tools: &Tools, work: &Path) {
+    let image = work.join("img");
     let script = "echo start; i=0; while [ ! -e stop ]; do sh -c 'exec /bin/true' || echo \"status $? at $i\"; \
                   i=$((i+1)); done; echo \"done\"";
-    let mut run =
-        spawn("ckpt sh", &mut ckpt(&["--continue"], &image, Path::new("/bin/bash"), &["-c", script], &dir.path));
+    let mut cmd = tools.ckpt_with(&["--continue"], Some(&image), Path::new("/bin/bash"), &["-c", script], work);
+    let mut run = spawn("ckpt sh", &mut cmd);
     run.wait_line(Stream::Stdout, |l| l == "start\n", "start");
     for n in 1..=100 {
         run.checkpoint();
         wait_written(&mut run, &format!("checkpoint {n}"));
     }
-    fs::write(dir.join("stop"), b"").unwrap();
+    fs::write(work.join("stop"), b"").unwrap();
     let o = run.finish();
     o.expect_code(0);
     assert_eq!(o.stdout_text(), "start\ndone\n", "{}", o.describe());
     assert!(!o.stderr_text().contains("failed"), "{}", o.describe());
+}
+
+#[test]
+fn checkpoints_during_execs_end_no_command() {
+    let work = TempDir::new("exec-storm");
+    exec_storm(&Tools::new(), &work.path);
+}
+
+#[test]
+fn checkpoints_during_execs_end_no_command_as_nobody() {
+    let (_bins, tools, work) = unprivileged("exec-storm-nobody", &[]);
+    exec_storm(&tools, &work.path);
 }
 
 /// By default the child is a member of the job: nothing is named, the one
