@@ -697,7 +697,7 @@ fn shell_with(dir: &TempDir, child: &str, options: &[&str], env: &[(&str, &str)]
     cmd.stdin(Stdio::piped()).envs(env.iter().copied());
     let mut run = spawn("ckpt sh", &mut cmd);
     run.wait_line(Stream::Stdout, |l| l == "start\n", "start");
-    let comm = child.split(' ').next().unwrap();
+    let comm = child.split(' ').next().and_then(|p| p.rsplit('/').next()).unwrap();
     let start = std::time::Instant::now();
     let pid = loop {
         if let Some(&p) = children_named(run.pid, comm).first() {
@@ -777,6 +777,36 @@ fn checkpoints_during_execs_end_no_command() {
 fn checkpoints_during_execs_end_no_command_as_nobody() {
     let (_bins, tools, work) = unprivileged("exec-storm-nobody", &[]);
     exec_storm(&tools, &work.path);
+}
+
+/// A statically linked child cannot be in the job: the checkpoint is
+/// refused in one line naming it, after half a second (not the 5 s a
+/// dynamic program that has not armed yet is waited for: the whole job is
+/// paused meanwhile); the previous image stays and the program goes on.
+#[test]
+fn a_static_child_is_refused_without_the_whole_wait() {
+    let dir = TempDir::new("static-child");
+    let prog = build_static(&dir, "static-wait", STATIC_WAIT);
+    fs::write(dir.join("img"), b"the previous image").unwrap();
+    let (mut run, pid, image) = shell_with(&dir, prog.to_str().unwrap(), &[], &[]);
+    let asked = std::time::Instant::now();
+    let l = run.wait_line(Stream::Stderr, |l| l.starts_with("ckpt: "), "ckpt's line").text();
+    let took = asked.elapsed();
+    assert_eq!(
+        l,
+        format!(
+            "ckpt: checkpoint failed: process {pid} ({}) never took the checkpoint signal (a static executable, or a \
+             program run without the capture library: it cannot be in the job); the program continues, any previous \
+             image is unchanged\n",
+            prog.display()
+        )
+    );
+    assert!(took < std::time::Duration::from_secs(4), "the refusal took {took:?}");
+    run.write_stdin(b"\n");
+    let o = run.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "start\nready\nstatus 4\n");
+    assert_eq!(read(&image), b"the previous image");
 }
 
 /// By default the child is a member of the job: nothing is named, the one

@@ -118,31 +118,57 @@ unsafe fn armed_env(envp: *const *const c_char) -> bool {
 /// program, neither setuid nor setgid.
 fn runs_the_library(path: &CStr) -> bool {
     let Ok(fd) = sys::open(path, sys::O_RDONLY | sys::O_CLOEXEC) else { return false };
-    let dynamic = sys::fstat(fd).is_ok_and(|st| st.mode & (libc::S_ISUID | libc::S_ISGID) == 0) && has_interpreter(fd);
+    let setid = sys::fstat(fd).map_or(true, |st| st.mode & (libc::S_ISUID | libc::S_ISGID) != 0);
+    let kind = kind(fd);
     sys::close(fd);
-    dynamic
+    !setid && matches!(kind, Kind::Script | Kind::Dynamic)
 }
 
-/// A script (`#!`), or an ELF file with a PT_INTERP program header.
-fn has_interpreter(fd: i32) -> bool {
+/// Whether process `pid` runs a statically linked program: one that will
+/// never take the checkpoint signal (job.rs refuses it without waiting
+/// long).
+pub fn is_static(pid: u32) -> bool {
+    let mut p = [0u8; 32];
+    let path = crate::msg::c_path(&mut p, format_args!("/proc/{pid}/exe"), c"/proc/0/exe");
+    let Ok(fd) = sys::open(path, sys::O_RDONLY | sys::O_CLOEXEC) else { return false };
+    let kind = kind(fd);
+    sys::close(fd);
+    matches!(kind, Kind::Static)
+}
+
+enum Kind {
+    /// `#!`
+    Script,
+    /// An ELF file with a PT_INTERP program header.
+    Dynamic,
+    /// An ELF file without one.
+    Static,
+    Other,
+}
+
+fn kind(fd: i32) -> Kind {
     let mut h = [0u8; 64];
-    if sys::pread(fd, &mut h, 0) != Ok(64) {
-        return h.starts_with(b"#!");
-    }
-    if h.starts_with(b"#!") {
-        return true;
+    let n = sys::pread(fd, &mut h, 0).unwrap_or(0);
+    if h[..n].starts_with(b"#!") {
+        return Kind::Script;
     }
     let u16_at = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]) as usize;
     let phoff = u64::from_le_bytes(h[32..40].try_into().unwrap_or([0; 8]));
     let (entsize, count) = (u16_at(54), u16_at(56));
     let mut ph = [0u8; 4096];
     let len = entsize * count;
-    if !h.starts_with(b"\x7fELF\x02") || entsize < 4 || len > ph.len() {
-        return false;
+    if n < 64 || !h.starts_with(b"\x7fELF\x02") || entsize < 4 || len > ph.len() {
+        return Kind::Other;
     }
     let ph = &mut ph[..len];
-    sys::pread(fd, ph, phoff) == Ok(len)
-        && ph.chunks(entsize).any(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]]) == libc::PT_INTERP)
+    if sys::pread(fd, ph, phoff) != Ok(len) {
+        return Kind::Other;
+    }
+    if ph.chunks(entsize).any(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]]) == libc::PT_INTERP) {
+        Kind::Dynamic
+    } else {
+        Kind::Static
+    }
 }
 
 /// The file `execvp` would run for `file` (the first executable one in
