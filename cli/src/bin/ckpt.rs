@@ -105,10 +105,10 @@ struct Cli {
     /// chain is removed
     #[arg(long, value_name = "N", env = "CKPT_MAX_CHAIN", hide_env_values = true, allow_hyphen_values = true)]
     max_chain: Option<String>,
-    /// Refuse to write an image that cannot hold the whole job: while the
-    /// program has child processes, or one that would lose an open
-    /// descriptor (a socket to another process...): one line names it, the
-    /// program continues, the previous image stays
+    /// Refuse to write an image that cannot hold the whole job: one that
+    /// would lose an open descriptor (a socket to another process...), or
+    /// with --no-tree while the program has child processes: one line names
+    /// it, the program continues, the previous image stays
     #[arg(long, env = "CKPT_STRICT", hide_env_values = true, value_parser = parse_flag, action = ArgAction::SetTrue)]
     strict: bool,
     /// The whole process tree is the job (the default): every descendant of
