@@ -166,6 +166,33 @@ wait_asleep() {
     return 1
 }
 
+# elapsed_ms CMD...: the wall time of one run of CMD (output discarded), ms.
+elapsed_ms() {
+    local t0 t1
+    t0=$EPOCHREALTIME
+    "$@" >/dev/null 2>&1 || true
+    t1=$EPOCHREALTIME
+    ms_between "$t0" "$t1"
+}
+
+# launch_costs: medians of 5*REPS interleaved runs of /bin/true alone and
+# under ckpt, and of a shell running 50 commands (each a member of the
+# job) alone, under ckpt and under ckpt --no-tree. Sets L_PLAIN, L_CKPT,
+# SH_PLAIN, SH_CKPT, SH_NOTREE.
+launch_costs() {
+    local lp=() lc=() sp=() sc=() sn=() i
+    local script='i=0; while [ $i -lt 50 ]; do /bin/true; i=$((i + 1)); done'
+    for ((i = 0; i < 5 * REPS; i++)); do
+        lp+=("$(elapsed_ms /bin/true)")
+        lc+=("$(elapsed_ms ./ckpt -o "$T/launch.dat" /bin/true)")
+        sp+=("$(elapsed_ms /bin/sh -c "$script")")
+        sc+=("$(elapsed_ms ./ckpt -o "$T/launch.dat" /bin/sh -c "$script")")
+        sn+=("$(elapsed_ms ./ckpt --no-tree -o "$T/launch.dat" /bin/sh -c "$script")")
+    done
+    L_PLAIN=$(median "${lp[@]}") L_CKPT=$(median "${lc[@]}")
+    SH_PLAIN=$(median "${sp[@]}") SH_CKPT=$(median "${sc[@]}") SH_NOTREE=$(median "${sn[@]}")
+}
+
 hello_checkpoint() {
     local img=$T/hello.dat st=0 t0 t1
     rm -f "$img"
@@ -335,6 +362,9 @@ echo "ckpt benchmark: $(nproc) CPUs, $(uname -r), images and baselines in $T ($(
 echo "each figure is the median of $REPS runs"
 echo
 
+launch_costs
+L_EXTRA=$(awk -v a="$L_CKPT" -v b="$L_PLAIN" 'BEGIN { printf "%.1f", a - b }')
+
 # hello-test, and the restart of a small program.
 ck=() pre=() rs=()
 for ((i = 0; i < REPS; i++)); do
@@ -491,6 +521,9 @@ CHECKSUMS=$(cargo test -q --release -p ckpt-image -- --ignored checksum_speed --
 row() { printf '%-44s %12s %12s %10s %8s %6s\n' "$@"; }
 row "measure" "ckpt" "baseline" "ratio" "target" ""
 row "-------" "----" "--------" "-----" "------" ""
+row "launch: ckpt /bin/true vs /bin/true, ms" "$L_CKPT" "$L_PLAIN" "+$L_EXTRA" "<+2" "$(verdict "$L_EXTRA" 2)"
+row "sh running 50 commands: ckpt vs plain, ms" "$SH_CKPT" "$SH_PLAIN" "$(ratio "$SH_CKPT" "$SH_PLAIN")" "" ""
+row "  ckpt --no-tree vs plain, ms" "$SH_NOTREE" "$SH_PLAIN" "$(ratio "$SH_NOTREE" "$SH_PLAIN")" "" ""
 row "hello-test: checkpoint (USR2 -> exit), ms" "$H_CK" "-" "-" "<10" "$(verdict "$H_CK" 10)"
 row "hello-test: checkpoint, preload's own, ms" "$H_PRE" "-" "-" "" ""
 row "hello-test: image, MiB" "$(mib "$H_SIZE")" "-" "-" "<5" "$(verdict "$(mib "$H_SIZE")" 5)"

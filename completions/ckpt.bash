@@ -52,13 +52,13 @@ _ckpt_common() {
 
 _ckpt() {
     _ckpt_common "-o --output --continue --no-cow -i --interval --keep --incremental --max-chain -s --signal --portable
-        --portable= --strict --tree --compress --compress= --allow-foreign-output --release-locks -q --quiet -v --verbose
-        -h --help -V --version" "-o --output -i --interval --keep --max-chain -s --signal"
+        --portable= --strict --tree --no-tree --compress --compress= --allow-foreign-output --release-locks -q --quiet
+        -v --verbose -h --help -V --version" "-o --output -i --interval --keep --max-chain -s --signal"
 }
 
 _ckpt_slurm() {
     _ckpt_common "-o --output -w --warning --keep-images --continue --no-cow -i --interval --keep --incremental
-        --max-chain --strict -s --signal --portable --portable= --tree --compress --compress= --allow-foreign-output
+        --max-chain --strict -s --signal --portable --portable= --tree --no-tree --compress --compress= --allow-foreign-output
         -q --quiet -v --verbose -h --help -V --version" \
         "-o --output -w --warning -i --interval --keep --max-chain -s --signal"
 }

@@ -512,6 +512,45 @@ fn help_and_version() {
     {
         assert!(help.contains(needle), "ckpt --help should mention {needle}\n{help}");
     }
+    for needle in ["--tree", "whole process tree is the job (the default)", "--no-tree", "Only the program is the job"]
+    {
+        assert!(help.contains(needle), "ckpt --help should say {needle:?}\n{help}");
+    }
+}
+
+/// The process tree is the job unless --no-tree or CKPT_TREE=0 says
+/// otherwise; of --tree and --no-tree the last one wins, and either wins
+/// over the variable (an empty one is unset). What ckpt decided is what it
+/// exports to the program, which `env` prints.
+#[test]
+fn tree_is_the_default() {
+    let dir = TempDir::new("cli-tree");
+    let cases: &[(&[&str], Option<&str>, &str)] = &[
+        (&[], None, "1"),
+        (&["--no-tree"], None, "0"),
+        (&["--tree"], None, "1"),
+        (&["--tree", "--no-tree"], None, "0"),
+        (&["--no-tree", "--tree"], None, "1"),
+        (&[], Some("0"), "0"),
+        (&[], Some("off"), "0"),
+        (&[], Some("1"), "1"),
+        (&[], Some(""), "1"),
+        (&["--tree"], Some("0"), "1"),
+        (&["--no-tree"], Some("1"), "0"),
+    ];
+    for &(options, var, want) in cases {
+        let mut args = options.to_vec();
+        args.push("/usr/bin/env");
+        let mut c = ckpt(&args, &dir);
+        c.env_remove("CKPT_TREE");
+        if let Some(v) = var {
+            c.env("CKPT_TREE", v);
+        }
+        let o = spawn("ckpt env", &mut c).finish();
+        o.expect_code(0);
+        let got: Vec<_> = o.text_lines(Stream::Stdout).into_iter().filter(|l| l.starts_with("CKPT_TREE=")).collect();
+        assert_eq!(got, [format!("CKPT_TREE={want}\n")], "ckpt {options:?} with CKPT_TREE={var:?}\n{}", o.describe());
+    }
 }
 
 #[test]
@@ -599,16 +638,17 @@ _, st = os.waitpid(pid, 0)
 print("child killed by", os.WTERMSIG(st) if os.WIFSIGNALED(st) else None, flush=True)
 "#;
 
-/// A child forked by the program (no exec) is not the process ckpt runs:
-/// the checkpoint signal does to it what it would without ckpt (SIGUSR2
-/// terminates it), and no image is written over the parent's.
+/// With --no-tree, a child forked by the program (no exec) is not the
+/// process ckpt runs: the checkpoint signal does to it what it would
+/// without ckpt (SIGUSR2 terminates it), and no image is written over the
+/// parent's.
 #[test]
 fn forked_child_is_not_checkpointed() {
     let dir = TempDir::new("fork");
     let script = dir.join("fork.py");
     fs::write(&script, FORK_SCRIPT).unwrap();
-    let o =
-        spawn("forking program", &mut ckpt(&["-o", "img.dat", "/usr/bin/python3", path_str(&script)], &dir)).finish();
+    let args = ["--no-tree", "-o", "img.dat", "/usr/bin/python3", path_str(&script)];
+    let o = spawn("forking program", &mut ckpt(&args, &dir)).finish();
     o.expect_code(0);
     assert_eq!(o.stdout_text(), format!("child killed by {}\n", libc::SIGUSR2), "{}", o.describe());
     assert!(!dir.join("img.dat").exists(), "the child wrote an image\n{}", o.describe());

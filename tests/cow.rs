@@ -173,6 +173,65 @@ fn the_programs_wait_never_sees_the_writer() {
     assert_same("cow-wait under copy-on-write checkpoints", &o.stdout(), &reference.stdout());
 }
 
+/// A job is judged at each checkpoint: bash alone is checkpointed
+/// copy-on-write (a plain image); with a child running, the image is the
+/// job's, written in place, and one line says so; alone again, copy-on-write
+/// again. The program ends as it would, and the first image (--keep 3)
+/// restarts to the rest of its output.
+#[test]
+fn a_job_is_copy_on_write_only_while_it_is_one_process() {
+    let dir = TempDir::new("cow-job");
+    let tools = Tools::new();
+    let image = dir.join("job.dat");
+    let script = "echo started; read a; sleep 60 & echo child; read b; kill $!; wait; echo alone; read c; echo done";
+    let mut cmd = tools.ckpt_with(
+        &["-v", "--continue", "--keep", "3"],
+        Some(&image),
+        Path::new("/bin/bash"),
+        &["-c", script],
+        &dir.path,
+    );
+    cmd.stdin(std::process::Stdio::piped());
+    let mut run = spawn("ckpt --continue bash", &mut cmd);
+    let checkpoint = |run: &mut Run, n: usize| {
+        run.checkpoint();
+        let line = run.wait_line(Stream::Stderr, is_written, &format!("checkpoint {n}")).text();
+        wait_for("the writer to end", || writers_of(&image).is_empty().then_some(()));
+        line
+    };
+    run.wait_line(Stream::Stdout, |l| l == "started\n", "started");
+    let alone = checkpoint(&mut run, 1);
+    assert!(alone.contains("copy-on-write writer") && !alone.contains("processes"), "bash alone: {alone:?}");
+    run.write_stdin(b"\n");
+    run.wait_line(Stream::Stdout, |l| l == "child\n", "child");
+    let job = checkpoint(&mut run, 2);
+    assert!(job.contains(", 2 processes)") && !job.contains("copy-on-write"), "bash and sleep: {job:?}");
+    run.write_stdin(b"\n");
+    run.wait_line(Stream::Stdout, |l| l == "alone\n", "alone");
+    let again = checkpoint(&mut run, 3);
+    assert!(again.contains("copy-on-write writer") && !again.contains("processes"), "bash alone again: {again:?}");
+    run.close_stdin();
+    let o = run.finish();
+    o.expect_code(0);
+    assert_eq!(o.stdout_text(), "started\nchild\nalone\ndone\n");
+    let notice = "ckpt: the job has 2 processes: the image is written with the job paused (not copy-on-write); those \
+                  are for a job of one process\n";
+    let lines = o.text_lines(Stream::Stderr);
+    assert_eq!(
+        lines.iter().filter(|l| *l == notice).count(),
+        1,
+        "one notice, for the second checkpoint\n{}",
+        o.describe()
+    );
+    // The first image: bash alone, waiting for its first line; from
+    // /dev/null it reads none, and goes on to the end.
+    let first = dir.join("job.2.dat");
+    verify(&first, &dir);
+    let r = spawn("restart of the first image", &mut tools.restart(Some(&first), &dir.path)).finish();
+    r.expect_code(0);
+    assert_eq!(r.stdout_text(), "child\nalone\ndone\n", "{}", r.describe());
+}
+
 /// memtouch under `ckpt -v --continue`, started ("ready"), with `mib` MiB
 /// reserved and touched.
 fn memtouch(tools: &Tools, dir: &TempDir, image: &Path, mib: &str) -> Run {

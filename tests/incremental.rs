@@ -315,6 +315,24 @@ fn a_failed_delta_leaves_the_previous_chain() {
     assert_same("restart of the next delta", &later.stdout(), &steps(&out, 4, 6));
 }
 
+/// In a job (`--tree`, the default) that is the program alone at each
+/// checkpoint, the images are deltas as for one process, and the chain
+/// restarts to what the program goes on to print.
+#[test]
+fn a_job_of_one_process_writes_deltas() {
+    let tools = Tools::new();
+    let work = TempDir::new("incr-tree");
+    let mut s = Subject::start(&tools, &work.path, &["--tree"]);
+    s.checkpoint_ok();
+    let full = read_meta(&s.image).1;
+    assert_eq!(full.chain_depth, 0, "the first image is a full one");
+    s.deltas(2, &full);
+    let o = restart_with(&tools, &work.path, &s.image, 3, 4);
+    o.expect_code(0);
+    let out = s.finish(4);
+    assert_same("restart of the job's chain", &o.stdout(), &steps(&out, 3, 4));
+}
+
 /// The image's directory: names and sizes, sorted.
 fn listing(dir: &Path) -> Vec<(String, u64)> {
     let mut v: Vec<(String, u64)> = fs::read_dir(dir)

@@ -560,14 +560,10 @@ fn unprivileged_python3_loop() {
 #[test]
 fn static_program_is_refused() {
     let dir = TempDir::new("static");
-    let src = dir.join("static-hello.c");
-    fs::write(&src, "#include <stdio.h>\nint main(void) { puts(\"static hello\"); return 0; }\n").unwrap();
-    let prog = dir.join("static-hello");
-    let cc = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&prog).arg(&src).output().expect("cannot run gcc");
-    assert!(
-        cc.status.success(),
-        "gcc -static failed (is libc6-dev installed?):\n{}",
-        String::from_utf8_lossy(&cc.stderr)
+    let prog = build_static(
+        &dir,
+        "static-hello",
+        "#include <stdio.h>\nint main(void) { puts(\"static hello\"); return 0; }\n",
     );
     let tools = Tools::new();
     let o =

@@ -332,15 +332,7 @@ fn run_pid(table: &[(Member, String)]) -> u32 {
 #[test]
 fn static_descendant_is_named_and_refused() {
     let work = TempDir::new("tree-static");
-    let src = work.join("static-wait.c");
-    fs::write(&src, "#include <stdio.h>\n#include <unistd.h>\nint main(void) { puts(\"ready\"); fflush(stdout); read(0, (char[1]){0}, 1); return 4; }\n").unwrap();
-    let prog = work.join("static-wait");
-    let cc = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&prog).arg(&src).output().expect("cannot run gcc");
-    assert!(
-        cc.status.success(),
-        "gcc -static failed (is libc6-dev installed?):\n{}",
-        String::from_utf8_lossy(&cc.stderr)
-    );
+    let prog = build_static(&work, "static-wait", STATIC_WAIT);
     let image = work.join("s.dat");
     fs::write(&image, b"the previous image").unwrap();
     let script = format!("{}; echo status $?", prog.to_str().unwrap());

@@ -169,11 +169,11 @@ pub extern "C" fn run(arg: *mut c_void) {
         Ok(n) => {
             n_threads = n;
             // Copy-on-write when the program goes on after the image
-            // (not when it stops: it would only wait for the writer); not in
-            // a job of several processes (job.rs writes in place), nor for
-            // deltas (the write tracking restarts in the program itself).
+            // (not when it stops: it would only wait for the writer); not
+            // for deltas (the write tracking restarts in the program itself).
+            // A job found to have several processes writes in place anyway
+            // ([`capture`]).
             let cow = cfg.cow
-                && !cfg.tree
                 && !cfg.incremental
                 && join == 0
                 && !stop
@@ -333,20 +333,43 @@ fn capture(
         joined.leave();
         return result;
     }
-    if !cfg.tree {
+    // The program alone (no child, running or exited: its threads are
+    // stopped, none can come now): the image of one process, without the
+    // job's barrier.
+    if !cfg.tree || children::each(&mut t.dents, |_, _| {}) == 0 {
         return capture_one(t, n_threads, cfg, t0, Role::Single, cow);
     }
     let mut root = job::start(job_tables)?;
     let gathered = root.gather(cfg.signal, &mut t.dents);
     if gathered.is_ok() && root.len() == 1 {
-        root.end(false); // no one else: an image of one process
-        return capture_one(t, n_threads, cfg, t0, Role::Single, false);
+        // No one else: an image of one process, as without --tree
+        // (copy-on-write, deltas).
+        root.end(false);
+        return capture_one(t, n_threads, cfg, t0, Role::Single, cow);
+    }
+    if gathered.is_ok() && (cow || cfg.incremental) && !cfg.quiet {
+        job_in_place(root.len(), cow, cfg.incremental);
     }
     let result = gathered.and_then(|()| root.describe(&mut t.dents));
     // The tables are lent again below: the root's job part stays in `root`.
     let result = result.and_then(|()| capture_one(t, n_threads, cfg, t0, Role::Root(&mut root), false));
     root.end(result.is_ok());
     result
+}
+
+/// Says that this checkpoint of a job of `n` processes is a full image
+/// written in place, though copy-on-write (`cow`) or a delta
+/// (`incremental`) was asked for: those are for a job of one process.
+fn job_in_place(n: usize, cow: bool, incremental: bool) {
+    let mut l = msg::Line::new();
+    let _ = write!(l, "ckpt: the job has {n} processes: ");
+    l.push(match (incremental, cow) {
+        (true, true) => b"a full image (not a delta), written with the job paused (not copy-on-write)",
+        (true, false) => b"a full image (not a delta)",
+        _ => b"the image is written with the job paused (not copy-on-write)",
+    });
+    l.push(b"; those are for a job of one process");
+    l.emit();
 }
 
 /// What this process is in the checkpoint.
@@ -392,7 +415,7 @@ fn capture_one(
     } = t;
     let threads = &threads[..n_threads];
     // Children are not in the image: named, or with --strict a refusal
-    // (in a job, they are members).
+    // (unless --no-tree, they are members).
     let n_children = if cfg.tree { 0 } else { children::report(cfg.strict, dents) };
     if cfg.strict && n_children != 0 {
         return Err(Failure {
@@ -438,7 +461,7 @@ fn capture_one(
         pagemap: -1,
         late: &mut late[..],
         defer: cow,
-        block: if cfg.incremental && !cfg.tree { delta::BLOCK } else { MAX_EXTENT },
+        block: if cfg.incremental && matches!(role, Role::Single) { delta::BLOCK } else { MAX_EXTENT },
     };
     h.mm = procfs::mm_layout(dents).map_err(failed("reading /proc/self/stat"))?;
     let n = procfs::read_file(c"/proc/self/auxv", dents).map_err(failed("reading /proc/self/auxv"))?;
@@ -494,7 +517,7 @@ fn capture_one(
     };
     // Deltas are for a single process that writes its images in place.
     let tracking = match (&role, out.as_mut()) {
-        (Role::Single, Some(out)) if cfg.incremental && !cfg.tree && !cow => {
+        (Role::Single, Some(out)) if cfg.incremental && !cow => {
             let program_has_uffd = fds[..n_fds].iter().any(|f| {
                 let path = &b.strings[f.path.offset as usize..][..f.path.len as usize];
                 path == b"anon_inode:[userfaultfd]"

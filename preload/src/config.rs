@@ -28,7 +28,7 @@
 //! | `CKPT_COMPRESS` | `lz4`, or as `CKPT_CONTINUE` (on: `lz4`) | `lz4`, unset for none |
 //! | `CKPT_PROGRESS_AFTER` | ms (not read by ckpt)    | the same: on a terminal, progress after that long |
 //! | `CKPT_PID`      | (set by ckpt only)             | pid of the process ckpt exec'ed, 10 digits: only it is armed (restart puts its own pid there) |
-//! | `CKPT_TREE`     | as `CKPT_CONTINUE`             | `1` or `0`: its descendants are armed too, members of its job |
+//! | `CKPT_TREE`     | as `CKPT_CONTINUE` (unset: on) | `1` or `0`: its descendants are armed too, members of its job (unset: `1`) |
 //!
 //! `CKPT_INTERVAL` is informational for the library: the periodic signals
 //! come from ckpt's ticker process, outside the program. The library
@@ -63,8 +63,9 @@ pub struct Config {
     pub strict: bool,
     /// Keep running after a checkpoint instead of stopping (exit status 99).
     pub cont: bool,
-    /// `ckpt --tree`: every descendant of the process ckpt started is a
-    /// member of the job, and one checkpoint takes them all (`job.rs`).
+    /// Every descendant of the process ckpt started is a member of the job,
+    /// and one checkpoint takes them all (`job.rs`); the default, off with
+    /// `ckpt --no-tree`.
     pub tree: bool,
     /// In a job, the pid of its root (the process ckpt started) when this
     /// process is another member; 0 in the root.
@@ -202,12 +203,12 @@ pub fn write_signal(l: &mut impl core::fmt::Write, sig: i32) {
     let _ = write!(l, "{}", ckpt_image::signals::Name(sig));
 }
 
-/// The configuration, if this process is the one `ckpt` started, or (with
-/// `CKPT_TREE`) one of its descendants, a member of its job.
+/// The configuration, if this process is the one `ckpt` started, or (unless
+/// `CKPT_TREE=0`) one of its descendants, a member of its job.
 pub fn from_env() -> Option<Config> {
     let pid = number(env(c"CKPT_PID")?)?;
     let mut cfg = DEFAULT;
-    cfg.tree = flag(env(c"CKPT_TREE"));
+    cfg.tree = env(c"CKPT_TREE").is_none_or(|v| flag(Some(v)));
     if pid != sys::getpid() as i64 {
         if !cfg.tree || pid <= 1 || pid > i32::MAX as i64 {
             return None;

@@ -131,18 +131,23 @@ extern "C" fn disarm_in_child() {
 }
 
 fn real(i: usize) -> usize {
-    let f = REAL[i].load(Relaxed);
+    next(NAMES[i], &REAL[i])
+}
+
+/// The definition of `name` after this library's (libc's), looked up once
+/// into `slot` (0: none).
+pub fn next(name: &CStr, slot: &AtomicUsize) -> usize {
+    let f = slot.load(Relaxed);
     if f != 0 {
         return f;
     }
-    // SAFETY: dlsym with a NUL-terminated name; RTLD_NEXT finds the
-    // definition after this library's (libc's).
-    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, NAMES[i].as_ptr() as *const c_char) } as usize;
-    REAL[i].store(f, Relaxed);
+    // SAFETY: dlsym with a NUL-terminated name.
+    let f = unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr() as *const c_char) } as usize;
+    slot.store(f, Relaxed);
     f
 }
 
-fn set_errno(e: c_int) {
+pub fn set_errno(e: c_int) {
     // SAFETY: the calling thread's errno.
     unsafe { *libc::__errno_location() = e };
 }
@@ -160,6 +165,11 @@ pub unsafe fn real_sigaction(sig: c_int, act: *const Action, oact: *mut Action) 
         // SAFETY: the address dlsym gave for "sigaction".
         f => core::mem::transmute::<usize, SigactionFn>(f)(sig, act, oact),
     }
+}
+
+/// The checkpoint signal once armed; 0: not armed.
+pub fn armed_signal() -> i32 {
+    ARMED.load(Relaxed)
 }
 
 /// Which recorded slot `sig` uses, if the process is armed and it is ours.

@@ -53,6 +53,8 @@ const JOIN_TAG: u64 = 0xc4b7;
 
 /// How long the root waits for a descendant to arrive at the barrier.
 const ARRIVAL_TIMEOUT_NS: u64 = 5_000_000_000;
+/// How long it waits for a descendant that runs a statically linked program.
+const STATIC_GRACE_NS: u64 = 500_000_000;
 /// How often a waiting side checks that the other is still alive.
 const TICK_NS: u64 = 50_000_000;
 
@@ -295,7 +297,10 @@ impl Root<'_> {
             if new == 0 && unarmed == 0 && waiting == 0 {
                 return Ok(());
             }
-            if now() - start > ARRIVAL_TIMEOUT_NS {
+            // A statically linked program never takes it: refused after a
+            // short grace (in which it may exit), not the whole timeout.
+            let static_one = unarmed != 0 && crate::exec::is_static(unarmed);
+            if now() - start > if static_one { STATIC_GRACE_NS } else { ARRIVAL_TIMEOUT_NS } {
                 let pid = if unarmed != 0 { unarmed } else { waiting };
                 return Err(Failure::member(
                     pid,

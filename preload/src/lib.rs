@@ -34,6 +34,7 @@ mod cow;
 mod delta;
 mod dirty;
 mod events;
+mod exec;
 mod fdinfo;
 mod files;
 mod inotify;
@@ -71,6 +72,7 @@ extern "C" fn init() {
     // The real signal functions, looked up now: the interceptors may be
     // called from signal handlers, where dlsym must not run.
     intercept::resolve();
+    exec::resolve();
     let _ = rawsig::resolve();
     // Only the process that `ckpt` exec'ed is armed: children that inherit
     // LD_PRELOAD run as they would alone.
@@ -115,6 +117,8 @@ fn arm(cfg: config::Config) -> Result<(), &'static str> {
     install_handler(cfg.signal, handler)?;
     // From now on the program cannot replace, ignore or block the two.
     intercept::arm(cfg.signal);
+    // A checkpoint request held across the exec that started this program.
+    exec::release(cfg.signal);
     config::announce();
     rawsig::check_go();
     Ok(())

@@ -914,3 +914,24 @@ pub fn raise_own_nofile(want: u64) -> u64 {
     }
     lim.rlim_max
 }
+
+/// A program (for [`build_static`]) that prints "ready", waits for a byte on
+/// its stdin, and exits 4.
+pub const STATIC_WAIT: &str =
+    "#include <stdio.h>\n#include <unistd.h>\nint main(void) { puts(\"ready\"); fflush(stdout); \
+                               read(0, (char[1]){0}, 1); return 4; }\n";
+
+/// Compiles C `source` into the statically linked program `dir/name`
+/// (gcc -static: libc6-dev has the static libc).
+pub fn build_static(dir: &TempDir, name: &str, source: &str) -> PathBuf {
+    let src = dir.join(&format!("{name}.c"));
+    fs::write(&src, source).unwrap();
+    let prog = dir.join(name);
+    let cc = Command::new("gcc").args(["-static", "-O2", "-o"]).arg(&prog).arg(&src).output().expect("cannot run gcc");
+    assert!(
+        cc.status.success(),
+        "gcc -static failed (is libc6-dev installed?):\n{}",
+        String::from_utf8_lossy(&cc.stderr)
+    );
+    prog
+}

@@ -45,6 +45,10 @@ Examples:
 
   ckpt -s USR1 ./server           # for a program that uses SIGUSR2 itself
 
+The job is the program and every process it starts (a script's commands,
+forked workers): one signal checkpoints them all into one image. With
+--no-tree only the program is checkpointed; its children are named.
+
 The program must not use the checkpoint signal itself: ckpt keeps it (and
 signal 62, with which it stops threads) for itself, and says so if the
 program tries to set a handler for it. Periodic checkpoints go on after a
@@ -101,17 +105,21 @@ struct Cli {
     /// chain is removed
     #[arg(long, value_name = "N", env = "CKPT_MAX_CHAIN", hide_env_values = true, allow_hyphen_values = true)]
     max_chain: Option<String>,
-    /// Refuse to write an image that cannot hold the whole job: while the
-    /// program has child processes, or one that would lose an open
-    /// descriptor (a socket to another process...): one line names it, the
-    /// program continues, the previous image stays
+    /// Refuse to write an image that cannot hold the whole job: one that
+    /// would lose an open descriptor (a socket to another process...), or
+    /// with --no-tree while the program has child processes: one line names
+    /// it, the program continues, the previous image stays
     #[arg(long, env = "CKPT_STRICT", hide_env_values = true, value_parser = parse_flag, action = ArgAction::SetTrue)]
     strict: bool,
-    /// The whole process tree is the job: every descendant of the program
-    /// (fork, exec of a dynamic program) is checkpointed with it, into one
-    /// image, by one signal to the program
+    /// The whole process tree is the job (the default): every descendant of
+    /// the program (fork, exec of a dynamic program) is checkpointed with
+    /// it, into one image, by one signal to the program
     #[arg(long, env = "CKPT_TREE", hide_env_values = true, value_parser = parse_flag, action = ArgAction::SetTrue)]
     tree: bool,
+    /// Only the program is the job: its children are named at each
+    /// checkpoint and are not in the image (with --strict, refused)
+    #[arg(long = "no-tree", action = ArgAction::SetTrue)]
+    no_tree: bool,
     /// The checkpoint signal: a name (USR1, SIGUSR1, RTMIN+2) or a number
     /// (default USR2); not KILL, STOP, CHLD, CONT, a fault signal (SEGV,
     /// BUS, ...), 32, 33 or 62
@@ -186,7 +194,8 @@ struct Options {
     /// `--strict`: a checkpoint the image cannot hold whole (children, a
     /// descriptor that cannot come back) fails.
     strict: bool,
-    /// `--tree`: every descendant is a member of the job.
+    /// Every descendant is a member of the job (the default; `--no-tree`:
+    /// only the program).
     tree: bool,
     /// Period of the ticker, ms; 0: none.
     interval_ms: u64,
@@ -386,6 +395,16 @@ fn parse_args() -> Options {
         (false, true) => Verbosity::Verbose,
         (false, false) => Verbosity::Normal,
     };
+    // The tree is the job unless --no-tree (or CKPT_TREE=0) says otherwise;
+    // of --tree and --no-tree, the last one given wins.
+    let tree = match (last("tree"), last("no_tree")) {
+        (t, n) if t > n => true,
+        (_, Some(_)) => false,
+        _ if m.value_source("tree") == Some(ValueSource::EnvVariable) => {
+            cli.tree || std::env::var_os("CKPT_TREE").is_some_and(|v| v.is_empty())
+        }
+        _ => true,
+    };
     let mut command = cli.command.into_iter();
     let Some(program) = command.next() else { usage("no program given") };
     Options {
@@ -395,7 +414,7 @@ fn parse_args() -> Options {
         allow_foreign: cli.allow_foreign_output,
         release_locks: cli.release_locks,
         strict: cli.strict,
-        tree: cli.tree,
+        tree,
         interval_ms,
         keep,
         incremental: cli.incremental,
