@@ -58,7 +58,8 @@ _ckpt() {
 
 _ckpt_slurm() {
     _ckpt_common "-o --output -w --warning --keep-images --continue --no-cow -i --interval --keep --incremental
-        --max-chain --strict -s --signal --portable --portable= --tree --no-tree --compress --compress= --allow-foreign-output
+        --max-chain --strict -s --signal --portable --portable= --tree --no-tree --release-locks --compress --compress=
+        --allow-foreign-output
         -q --quiet -v --verbose -h --help -V --version" \
         "-o --output -w --warning -i --interval --keep --max-chain -s --signal"
 }

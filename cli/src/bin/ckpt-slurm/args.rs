@@ -103,6 +103,9 @@ struct Ckpt {
     /// Only the program is the job
     #[arg(long)]
     no_tree: bool,
+    /// Let the file locks go when the program stops (no lock keeper)
+    #[arg(long)]
+    release_locks: bool,
     /// Store the memory in the images compressed with CODEC (lz4, the default)
     #[arg(long, value_name = "CODEC", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     compress: Option<String>,
@@ -191,6 +194,7 @@ fn ckpt_options(m: &ArgMatches, c: &Ckpt) -> Vec<OsString> {
     add("max_chain", valued("max-chain", &c.max_chain));
     add("tree", flag("tree"));
     add("no_tree", flag("no-tree"));
+    add("release_locks", flag("release-locks"));
     let codec = c.compress.as_deref().unwrap_or_default();
     add("compress", vec![if codec.is_empty() { "--compress".into() } else { format!("--compress={codec}") }]);
     add("quiet", flag("quiet"));
@@ -252,8 +256,8 @@ mod tests {
         let o = parse(&["--incremental", "--max-chain", "3", "--compress", "--no-cow", "--tree", "prog"]);
         let want = ["--incremental", "--max-chain", "3", "--compress", "--no-cow", "--tree"];
         assert_eq!(o.ckpt_options, want.map(OsString::from));
-        let o2 = parse(&["--tree", "--no-tree", "prog"]);
-        assert_eq!(o2.ckpt_options, ["--tree", "--no-tree"].map(OsString::from));
+        let o2 = parse(&["--tree", "--no-tree", "--release-locks", "prog"]);
+        assert_eq!(o2.ckpt_options, ["--tree", "--no-tree", "--release-locks"].map(OsString::from));
         assert_eq!(parse(&["--compress=lz4", "prog"]).ckpt_options, ["--compress=lz4"].map(OsString::from));
         assert!(o.output.is_none() && !o.keep_images);
     }
