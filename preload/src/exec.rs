@@ -27,7 +27,7 @@
 use core::ffi::{c_char, c_int, CStr};
 use core::sync::atomic::AtomicUsize;
 
-use ckpt_sys as sys;
+use ckpt_sys::{self as sys, OwnedFd};
 
 use crate::config;
 use crate::intercept;
@@ -118,10 +118,8 @@ unsafe fn armed_env(envp: *const *const c_char) -> bool {
 /// program, neither setuid nor setgid.
 fn runs_the_library(path: &CStr) -> bool {
     let Ok(fd) = sys::open(path, sys::O_RDONLY | sys::O_CLOEXEC) else { return false };
-    let setid = sys::fstat(fd).map_or(true, |st| st.mode & (libc::S_ISUID | libc::S_ISGID) != 0);
-    let kind = kind(fd);
-    sys::close(fd);
-    !setid && matches!(kind, Kind::Script | Kind::Dynamic)
+    let setid = sys::fstat(&fd).map_or(true, |st| st.mode & (libc::S_ISUID | libc::S_ISGID) != 0);
+    !setid && matches!(kind(&fd), Kind::Script | Kind::Dynamic)
 }
 
 /// Whether process `pid` runs a statically linked program: one that will
@@ -131,9 +129,7 @@ pub fn is_static(pid: u32) -> bool {
     let mut p = [0u8; 32];
     let path = crate::msg::c_path(&mut p, format_args!("/proc/{pid}/exe"), c"/proc/0/exe");
     let Ok(fd) = sys::open(path, sys::O_RDONLY | sys::O_CLOEXEC) else { return false };
-    let kind = kind(fd);
-    sys::close(fd);
-    matches!(kind, Kind::Static)
+    matches!(kind(&fd), Kind::Static)
 }
 
 enum Kind {
@@ -146,7 +142,7 @@ enum Kind {
     Other,
 }
 
-fn kind(fd: i32) -> Kind {
+fn kind(fd: &OwnedFd) -> Kind {
     let mut h = [0u8; 64];
     let n = sys::pread(fd, &mut h, 0).unwrap_or(0);
     if h[..n].starts_with(b"#!") {
