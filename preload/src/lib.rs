@@ -136,6 +136,12 @@ fn install_handler(signal: i32, handler: Handler) -> Result<(), &'static str> {
         act.sa_sigaction = handler as *const () as usize;
         act.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
         libc::sigfillset(&mut act.sa_mask);
+        // glibc's sigfillset leaves out its own SIGCANCEL (32) and
+        // SIGSETXID (33); block them too. nudge.rs sends SIGSETXID, with
+        // this handler, to a thread that blocks the thread signal: a thread
+        // already in the handler (which blocks it) must not enter it again
+        // and claim a second slot that it never fills.
+        *(&mut act.sa_mask as *mut libc::sigset_t as *mut u64) |= 3 << 31;
         intercept::real_sigaction(signal, &act, core::ptr::null_mut()) == 0
     };
     if ok {
