@@ -214,17 +214,33 @@ fn ns_pid(pid: u32) -> u32 {
     line.split_whitespace().last().and_then(|p| p.parse().ok()).unwrap_or(0)
 }
 
-#[test]
-fn whole_tree_stops_at_one_signal() {
-    let work = TempDir::new("tree-stop");
-    whole_tree_stops(&Tools::new(), &work);
+/// A test run by the caller (`$name`) and its twin run as `nobody`
+/// (`$twin`), each in a directory named after `$dir`: both call `$body`
+/// with their tools and directory (two tests, so that a failure names who
+/// ran it).
+macro_rules! as_caller_and_nobody {
+    ($name:ident, $twin:ident, $dir:literal, $body:expr) => {
+        #[test]
+        fn $name() {
+            let body: fn(&Tools, &TempDir) = $body;
+            body(&Tools::new(), &TempDir::new($dir));
+        }
+
+        #[test]
+        fn $twin() {
+            let body: fn(&Tools, &TempDir) = $body;
+            let (_bins, tools, work) = unprivileged(concat!("nobody-", $dir), &[]);
+            body(&tools, &work);
+        }
+    };
 }
 
-#[test]
-fn unprivileged_whole_tree_stops_at_one_signal() {
-    let (_bins, tools, work) = unprivileged("nobody-tree-stop", &[]);
-    whole_tree_stops(&tools, &work);
-}
+as_caller_and_nobody!(
+    whole_tree_stops_at_one_signal,
+    unprivileged_whole_tree_stops_at_one_signal,
+    "tree-stop",
+    whole_tree_stops
+);
 
 /// With --continue every process of the job goes on: a shell loop whose
 /// external command is in flight at the checkpoint, then a command
@@ -258,17 +274,12 @@ fn tree_continues(tools: &Tools, work: &TempDir) {
     assert!(table.iter().any(|(_, c)| c.starts_with("sh -c sleep 0.2; exit")), "{table:?}");
 }
 
-#[test]
-fn tree_continues_after_a_checkpoint() {
-    let work = TempDir::new("tree-continue");
-    tree_continues(&Tools::new(), &work);
-}
-
-#[test]
-fn unprivileged_tree_continues_after_a_checkpoint() {
-    let (_bins, tools, work) = unprivileged("nobody-tree-continue", &[]);
-    tree_continues(&tools, &work);
-}
+as_caller_and_nobody!(
+    tree_continues_after_a_checkpoint,
+    unprivileged_tree_continues_after_a_checkpoint,
+    "tree-continue",
+    tree_continues
+);
 
 const ZOMBIE_SCRIPT: &str = r#"
 import os, sys
@@ -608,24 +619,18 @@ fn job_round_trip(tools: &Tools, work: &TempDir, script: &str, ready: &str, comm
 const LOOP_SCRIPT: &str = "echo start; for i in 1 2 3; do sh -c 'sleep 0.3; exit 3'; echo \"status $?\"; done; \
                            x=$(sh -c 'sleep 0.3; echo inner'); echo \"got $x\"; exit 7";
 
-/// A shell loop whose external command is in flight at the checkpoint:
-/// after restart the shell gets that command's status (3), not 0.
-#[test]
-fn loop_command_in_flight_keeps_its_status() {
-    let work = TempDir::new("tree-loop");
-    let tools = Tools::new();
-    if job_namespaces(&tools, &work) {
-        job_round_trip(&tools, &work, LOOP_SCRIPT, "start\n", "sleep", 1);
+// A shell loop whose external command is in flight at the checkpoint:
+// after restart the shell gets that command's status (3), not 0.
+as_caller_and_nobody!(
+    loop_command_in_flight_keeps_its_status,
+    unprivileged_loop_command_in_flight_keeps_its_status,
+    "tree-loop",
+    |tools, work| {
+        if job_namespaces(tools, work) {
+            job_round_trip(tools, work, LOOP_SCRIPT, "start\n", "sleep", 1);
+        }
     }
-}
-
-#[test]
-fn unprivileged_loop_command_in_flight_keeps_its_status() {
-    let (_bins, tools, work) = unprivileged("nobody-tree-loop", &[]);
-    if job_namespaces(&tools, &work) {
-        job_round_trip(&tools, &work, LOOP_SCRIPT, "start\n", "sleep", 1);
-    }
-}
+);
 
 const SUBST_SCRIPT: &str = "echo start; x=$(sh -c 'sleep 0.5; echo inner; sleep 0.5; echo more'); echo \"got $x\"";
 
@@ -653,25 +658,19 @@ wait $bg; echo "background $?"
 exit 4
 "#;
 
-/// A pipeline (producer | filter | consumer), a command substitution and a
-/// background job: the same output and exit status as an uninterrupted
-/// run, across two restarts.
-#[test]
-fn pipeline_substitution_and_background_job() {
-    let work = TempDir::new("tree-pipeline");
-    let tools = Tools::new();
-    if job_namespaces(&tools, &work) {
-        job_round_trip(&tools, &work, PIPELINE_SCRIPT, "start\n", "sleep", 2);
+// A pipeline (producer | filter | consumer), a command substitution and a
+// background job: the same output and exit status as an uninterrupted
+// run, across two restarts.
+as_caller_and_nobody!(
+    pipeline_substitution_and_background_job,
+    unprivileged_pipeline_substitution_and_background_job,
+    "tree-pipeline",
+    |tools, work| {
+        if job_namespaces(tools, work) {
+            job_round_trip(tools, work, PIPELINE_SCRIPT, "start\n", "sleep", 2);
+        }
     }
-}
-
-#[test]
-fn unprivileged_pipeline_substitution_and_background_job() {
-    let (_bins, tools, work) = unprivileged("nobody-tree-pipeline", &[]);
-    if job_namespaces(&tools, &work) {
-        job_round_trip(&tools, &work, PIPELINE_SCRIPT, "start\n", "sleep", 1);
-    }
-}
+);
 
 /// A zombie at the checkpoint (stop mode) is a zombie after restart: its
 /// parent reaps it and gets its status.
@@ -824,17 +823,12 @@ fn python_pool(tools: &Tools, work: &TempDir) {
     job_round_trip(tools, work, &run, "start\n", "python3", 1);
 }
 
-#[test]
-fn python_pool_with_shared_value_lock_and_queue() {
-    let work = TempDir::new("tree-pool");
-    python_pool(&Tools::new(), &work);
-}
-
-#[test]
-fn unprivileged_python_pool_with_shared_value_lock_and_queue() {
-    let (_bins, tools, work) = unprivileged("nobody-tree-pool", &[]);
-    python_pool(&tools, &work);
-}
+as_caller_and_nobody!(
+    python_pool_with_shared_value_lock_and_queue,
+    unprivileged_python_pool_with_shared_value_lock_and_queue,
+    "tree-pool",
+    python_pool
+);
 
 /// `make -j2` of a small C project whose compile steps are slow,
 /// checkpointed mid-build and restarted: the build completes, with the
@@ -1115,41 +1109,26 @@ fn shared_file_round_trip(tools: &Tools, work: &TempDir, mode: &str) {
     assert_eq!(shared.iter().any(|l| l.fd == 9), mode == "dup2", "{mode}: {shared:?}");
 }
 
-#[test]
-fn file_shared_by_parent_and_child_is_one_description() {
-    let work = TempDir::new("tree-shared-file");
-    shared_file_round_trip(&Tools::new(), &work, "parent");
-}
+as_caller_and_nobody!(
+    file_shared_by_parent_and_child_is_one_description,
+    unprivileged_file_shared_by_parent_and_child_is_one_description,
+    "tree-shared-file",
+    |tools, work| shared_file_round_trip(tools, work, "parent")
+);
 
-#[test]
-fn unprivileged_file_shared_by_parent_and_child_is_one_description() {
-    let (_bins, tools, work) = unprivileged("nobody-tree-shared-file", &[]);
-    shared_file_round_trip(&tools, &work, "parent");
-}
+as_caller_and_nobody!(
+    file_shared_by_siblings_is_one_description,
+    unprivileged_file_shared_by_siblings_is_one_description,
+    "tree-shared-siblings",
+    |tools, work| shared_file_round_trip(tools, work, "siblings")
+);
 
-#[test]
-fn file_shared_by_siblings_is_one_description() {
-    let work = TempDir::new("tree-shared-siblings");
-    shared_file_round_trip(&Tools::new(), &work, "siblings");
-}
-
-#[test]
-fn unprivileged_file_shared_by_siblings_is_one_description() {
-    let (_bins, tools, work) = unprivileged("nobody-tree-shared-siblings", &[]);
-    shared_file_round_trip(&tools, &work, "siblings");
-}
-
-#[test]
-fn file_shared_under_another_number_is_one_description() {
-    let work = TempDir::new("tree-shared-dup2");
-    shared_file_round_trip(&Tools::new(), &work, "dup2");
-}
-
-#[test]
-fn unprivileged_file_shared_under_another_number_is_one_description() {
-    let (_bins, tools, work) = unprivileged("nobody-tree-shared-dup2", &[]);
-    shared_file_round_trip(&tools, &work, "dup2");
-}
+as_caller_and_nobody!(
+    file_shared_under_another_number_is_one_description,
+    unprivileged_file_shared_under_another_number_is_one_description,
+    "tree-shared-dup2",
+    |tools, work| shared_file_round_trip(tools, work, "dup2")
+);
 
 const EVENTFD_SCRIPT: &str = r#"
 import os, select, sys
@@ -1186,41 +1165,30 @@ fn shared_eventfd(tools: &Tools, work: &TempDir) {
     assert!(text.ends_with("events [(True, 1)] counter 7\n"), "{text}");
 }
 
-#[test]
-fn eventfd_shared_by_parent_and_child_is_one() {
-    let work = TempDir::new("tree-shared-eventfd");
-    shared_eventfd(&Tools::new(), &work);
-}
-
-#[test]
-fn unprivileged_eventfd_shared_by_parent_and_child_is_one() {
-    let (_bins, tools, work) = unprivileged("nobody-tree-shared-eventfd", &[]);
-    shared_eventfd(&tools, &work);
-}
+as_caller_and_nobody!(
+    eventfd_shared_by_parent_and_child_is_one,
+    unprivileged_eventfd_shared_by_parent_and_child_is_one,
+    "tree-shared-eventfd",
+    shared_eventfd
+);
 
 const BLOCK_SCRIPT: &str = "echo start; \
     sh -c '{ echo a; ( echo b; sleep 0.5; echo b2; sleep 0.5; echo b3 ); echo c; } > out.log'; cat out.log";
 
-/// A shell block redirected to a file, with a subshell in it: the shell and
-/// its subshell write through one description (one offset), in flight at
-/// each checkpoint (two generations): the file ends as an uninterrupted
-/// run's (the subshell's lines, then the shell's), not overwritten. (The
-/// block runs in a shell of its own: a shell's copy of its launcher's
-/// stdout, kept while the block's redirection lasts, is a pipe out of the
-/// job, /dev/null after a restart.)
-#[test]
-fn shell_block_redirect_is_one_description() {
-    let work = TempDir::new("tree-block");
-    let tools = Tools::new();
-    if job_namespaces(&tools, &work) {
-        job_round_trip(&tools, &work, BLOCK_SCRIPT, "start\n", "sleep", 2);
+// A shell block redirected to a file, with a subshell in it: the shell and
+// its subshell write through one description (one offset), in flight at
+// each checkpoint (two generations): the file ends as an uninterrupted
+// run's (the subshell's lines, then the shell's), not overwritten. (The
+// block runs in a shell of its own: a shell's copy of its launcher's
+// stdout, kept while the block's redirection lasts, is a pipe out of the
+// job, /dev/null after a restart.)
+as_caller_and_nobody!(
+    shell_block_redirect_is_one_description,
+    unprivileged_shell_block_redirect_is_one_description,
+    "tree-block",
+    |tools, work| {
+        if job_namespaces(tools, work) {
+            job_round_trip(tools, work, BLOCK_SCRIPT, "start\n", "sleep", 2);
+        }
     }
-}
-
-#[test]
-fn unprivileged_shell_block_redirect_is_one_description() {
-    let (_bins, tools, work) = unprivileged("nobody-tree-block", &[]);
-    if job_namespaces(&tools, &work) {
-        job_round_trip(&tools, &work, BLOCK_SCRIPT, "start\n", "sleep", 2);
-    }
-}
+);
