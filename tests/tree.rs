@@ -577,6 +577,14 @@ fn job_namespaces(tools: &Tools, work: &TempDir) -> bool {
     namespaces_available(tools.cmd(Path::new(program), &args, &work.path), "restart of a whole job")
 }
 
+/// [`job_round_trip`] of a bash `script` that prints "start" and runs
+/// `sleep` in the tree, where restart can make the job's namespaces.
+fn bash_job(tools: &Tools, work: &TempDir, script: &str, generations: usize) {
+    if job_namespaces(tools, work) {
+        job_round_trip(tools, work, script, "start\n", "sleep", generations);
+    }
+}
+
 /// Runs `script` with bash uninterrupted, then under `ckpt --tree`,
 /// checkpointed once `ready` is seen and `comm` runs in the tree; restarts
 /// the image `generations` times (each restarted job checkpointed again
@@ -625,11 +633,7 @@ as_caller_and_nobody!(
     loop_command_in_flight_keeps_its_status,
     unprivileged_loop_command_in_flight_keeps_its_status,
     "tree-loop",
-    |tools, work| {
-        if job_namespaces(tools, work) {
-            job_round_trip(tools, work, LOOP_SCRIPT, "start\n", "sleep", 1);
-        }
-    }
+    |tools, work| bash_job(tools, work, LOOP_SCRIPT, 1)
 );
 
 const SUBST_SCRIPT: &str = "echo start; x=$(sh -c 'sleep 0.5; echo inner; sleep 0.5; echo more'); echo \"got $x\"";
@@ -665,11 +669,7 @@ as_caller_and_nobody!(
     pipeline_substitution_and_background_job,
     unprivileged_pipeline_substitution_and_background_job,
     "tree-pipeline",
-    |tools, work| {
-        if job_namespaces(tools, work) {
-            job_round_trip(tools, work, PIPELINE_SCRIPT, "start\n", "sleep", 2);
-        }
-    }
+    |tools, work| bash_job(tools, work, PIPELINE_SCRIPT, 2)
 );
 
 /// A zombie at the checkpoint (stop mode) is a zombie after restart: its
@@ -1186,9 +1186,5 @@ as_caller_and_nobody!(
     shell_block_redirect_is_one_description,
     unprivileged_shell_block_redirect_is_one_description,
     "tree-block",
-    |tools, work| {
-        if job_namespaces(tools, work) {
-            job_round_trip(tools, work, BLOCK_SCRIPT, "start\n", "sleep", 2);
-        }
-    }
+    |tools, work| bash_job(tools, work, BLOCK_SCRIPT, 2)
 );
