@@ -242,6 +242,44 @@ as_caller_and_nobody!(
     whole_tree_stops
 );
 
+/// A descriptor every member inherited from outside the job (a pipe to
+/// the test, at 200) is named once at the checkpoint, by the topmost member
+/// that holds it, not once per process (it was 3 lines for 3 processes).
+#[test]
+fn an_outside_pipe_the_members_share_is_named_once() {
+    let work = TempDir::new("tree-outside-pipe");
+    let mut ends = [0i32; 2];
+    // SAFETY: pipe writes two descriptors into `ends`, a live local.
+    assert_eq!(unsafe { libc::pipe(ends.as_mut_ptr()) }, 0);
+    let image = work.join("tree.dat");
+    // The shell opens the test's pipe through /proc (the test's commands
+    // inherit no descriptor above 2).
+    let script =
+        format!("exec 200>/proc/{}/fd/{}; echo start; sleep 60 & sleep 61 & wait", std::process::id(), ends[1]);
+    let mut run = spawn(
+        "ckpt bash with a pipe at 200",
+        &mut Tools::new().ckpt_with(&[], Some(&image), Path::new("/bin/bash"), &["-c", &script], &work.path),
+    );
+    run.wait_line(Stream::Stdout, |l| l == "start\n", "start");
+    let start = Instant::now();
+    while descendants(run.pid as u32).values().filter(|p| p.3 == "sleep").count() < 2 {
+        assert!(start.elapsed() < TIMEOUT, "the sleeps never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    run.checkpoint();
+    run.wait_line(Stream::Stderr, is_written, "checkpoint written");
+    let o = run.finish();
+    for fd in ends {
+        // SAFETY: the test's own ends of its pipe, no longer needed.
+        unsafe { libc::close(fd) };
+    }
+    o.expect_code(CHECKPOINTED);
+    let named: Vec<String> =
+        o.text_lines(Stream::Stderr).into_iter().filter(|l| l.starts_with("ckpt: warning: fd 200 ")).collect();
+    assert_eq!(named.len(), 1, "one line for the shared pipe at 200\n{}", o.describe());
+    assert!(o.stderr_text().contains("3 processes"), "the job is bash and its two sleeps\n{}", o.describe());
+}
+
 /// With --continue every process of the job goes on: a shell loop whose
 /// external command is in flight at the checkpoint, then a command
 /// substitution, give the same output and exit status as an uninterrupted

@@ -51,7 +51,7 @@ pub fn each(buf: &mut [u8], mut each: impl FnMut(Child, &mut [u8])) -> usize {
 }
 
 /// Field 4 (ppid) and field 3 (state) of /proc/PID/stat.
-fn parent_and_state(pid: u32, buf: &mut [u8]) -> Option<(u64, u8)> {
+pub fn parent_and_state(pid: u32, buf: &mut [u8]) -> Option<(u64, u8)> {
     let n = read_proc(pid, "stat", buf)?;
     let text = &buf[..n];
     let close = text.iter().rposition(|&c| c == b')')?;

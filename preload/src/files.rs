@@ -114,7 +114,7 @@ pub fn capture(
     }
     // (With --strict the checkpoint fails instead, naming the first one.)
     for f in fds.iter().filter(|_| !crate::config::get().strict) {
-        if is_lost(f) {
+        if is_lost(f) && !parent_warns(f.fd, scratch) {
             warn_lost(f, link_of(f.fd, scratch));
         }
     }
@@ -478,6 +478,29 @@ pub fn is_lost(f: &Fd) -> bool {
 pub fn name_lost(l: &mut msg::Line, fd: i32, scratch: &mut [u8]) {
     let _ = write!(l, "fd {fd} (");
     l.push(link_of(fd, scratch)).push(b") ");
+}
+
+/// In a job, whether this process's parent is a member holding the same
+/// open file at the same number: then it names it (once for the job, by
+/// the topmost member that holds it, not once per process).
+fn parent_warns(fd: i32, scratch: &mut [u8]) -> bool {
+    let root = crate::config::get().root;
+    let parent = sys::getppid();
+    root != 0
+        && sys::kcmp_files(sys::getpid(), fd, parent, fd) == Ok(0)
+        && descends_from(parent as u32, root as u32, scratch)
+}
+
+/// Whether process `pid` is `root` or one of its descendants (a member of
+/// its job).
+fn descends_from(mut pid: u32, root: u32, scratch: &mut [u8]) -> bool {
+    while pid != root {
+        match crate::children::parent_and_state(pid, scratch) {
+            Some((ppid, _)) if ppid > 1 && ppid != pid as u64 => pid = ppid as u32,
+            _ => return false,
+        }
+    }
+    true
 }
 
 fn warn_lost(f: &Fd, link: &[u8]) {
