@@ -615,6 +615,13 @@ fn job_namespaces(tools: &Tools, work: &TempDir) -> bool {
     namespaces_available(tools.cmd(Path::new(program), &args, &work.path), "restart of a whole job")
 }
 
+/// The tools and a directory for a test of a job's restart, or None (after
+/// a skip line) where restart cannot make the job's namespaces here.
+fn job_test(dir: &str) -> Option<(Tools, TempDir)> {
+    let (tools, work) = (Tools::new(), TempDir::new(dir));
+    job_namespaces(&tools, &work).then_some((tools, work))
+}
+
 /// [`job_round_trip`] of a bash `script` that prints "start" and runs
 /// `sleep` in the tree, where restart can make the job's namespaces.
 fn bash_job(tools: &Tools, work: &TempDir, script: &str, generations: usize) {
@@ -714,11 +721,7 @@ as_caller_and_nobody!(
 /// parent reaps it and gets its status.
 #[test]
 fn zombie_reaped_after_restart_gets_its_status() {
-    let work = TempDir::new("tree-zombie-restart");
-    let tools = Tools::new();
-    if !job_namespaces(&tools, &work) {
-        return;
-    }
+    let Some((tools, work)) = job_test("tree-zombie-restart") else { return };
     let (_, image) = checkpointed_python(&tools, &work, "z", ZOMBIE_SCRIPT, &[], |l| l.starts_with("zombie "));
     let mut r = restart_piped(&tools, &work, &image);
     r.write_stdin(b"\n");
@@ -755,11 +758,7 @@ say(f"children ended {st}")
 /// signal to the group reaches them all.
 #[test]
 fn process_group_signal_after_restart_reaches_all() {
-    let work = TempDir::new("tree-pgid");
-    let tools = Tools::new();
-    if !job_namespaces(&tools, &work) {
-        return;
-    }
+    let Some((tools, work)) = job_test("tree-pgid") else { return };
     let (_, image) = checkpointed_python(&tools, &work, "g", GROUP_SCRIPT, &[], |l| l == "ready\n");
     let table = members(&image);
     assert_eq!(table.len(), 3, "{table:?}");
@@ -812,11 +811,7 @@ print("counter", struct.unpack_from("q", m, 0)[0], flush=True)
 /// writes after the restart, the parent reads what it wrote.
 #[test]
 fn shared_memory_comes_back_shared() {
-    let work = TempDir::new("tree-shm-restart");
-    let tools = Tools::new();
-    if !job_namespaces(&tools, &work) {
-        return;
-    }
+    let Some((tools, work)) = job_test("tree-shm-restart") else { return };
     let (_, image) = checkpointed_python(&tools, &work, "c", COUNTER_SCRIPT, &[], |l| l == "ready\n");
     let mut r = restart_piped(&tools, &work, &image);
     r.write_stdin(b"\n");
@@ -873,11 +868,7 @@ as_caller_and_nobody!(
 /// same artefacts as an uninterrupted build.
 #[test]
 fn make_j2_completes_after_restart() {
-    let work = TempDir::new("tree-make");
-    let tools = Tools::new();
-    if !job_namespaces(&tools, &work) {
-        return;
-    }
+    let Some((tools, work)) = job_test("tree-make") else { return };
     let project = |dir: &Path| {
         fs::create_dir_all(dir).unwrap();
         for (name, body) in
@@ -958,11 +949,7 @@ for _ in ends:
 /// path, and answer the requests that were waiting.
 #[test]
 fn preforking_server_serves_after_restart() {
-    let work = TempDir::new("tree-server");
-    let tools = Tools::new();
-    if !job_namespaces(&tools, &work) {
-        return;
-    }
+    let Some((tools, work)) = job_test("tree-server") else { return };
     let sock = work.join("server.sock");
     let args = [sock.to_str().unwrap()];
     let (_, image) = checkpointed_python(&tools, &work, "server", SERVER_SCRIPT, &args, |l| l == "ready\n");
